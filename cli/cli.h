@@ -1,0 +1,46 @@
+/* The command table and what every cmd_<name>.c shares. */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+#include "util/error.h"
+
+struct pipefile;
+
+struct cli {
+	const char *pipefile_path;	/* --pipefile, $PIPEFILE, or "Pipefile" */
+	int argc;			/* the command's own arguments */
+	char **argv;			/* argv[0] is the command name */
+};
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *cli);
+	const char *usage;		/* "pipe dag [--dot|--mermaid]" */
+	const char *summary;		/* one line for `pipe --help` */
+	const char *help;		/* the rest, for `pipe help CMD` */
+};
+
+extern const struct command commands[];
+const struct command *cli_find_command(const char *name);
+
+/* Print the error and return its exit code. */
+int cli_fail(struct error *err);
+
+/* Print "pipe: error: MSG" and a usage hint for cmd; returns EXIT_USAGE. */
+__attribute__((format(printf, 2, 3)))
+int cli_usage_error(const struct cli *cli, const char *fmt, ...);
+
+/* Load the Pipefile named by cli; on error prints it and returns its exit
+ * code (> 0); 0 on success. */
+int cli_load_pipefile(const struct cli *cli, struct pipefile **out);
+
+/* Parse a non-negative integer option value; -1 when it is not one. */
+long cli_parse_count(const char *s);
+
+#define DECLARE_CMD(name) int cmd_##name(struct cli *cli)
+DECLARE_CMD(init);
+DECLARE_CMD(validate);
+
+DECLARE_CMD(help);
+
+#endif

@@ -1,0 +1,172 @@
+/* pipe's entry point: global options, then one command from the table. */
+#include "cli/cli.h"
+#include "pipefile/pipefile.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PIPE_VERSION
+#define PIPE_VERSION "0.1.0"
+#endif
+
+const struct command commands[] = {
+	{ "init", cmd_init, "pipe init",
+	  "write a starter Pipefile and .pipe/",
+	  "Writes a starter Pipefile (unless one exists) that validates, creates\n"
+	  ".pipe/ and adds it to .gitignore." },
+	{ "validate", cmd_validate, "pipe validate",
+	  "parse and check the Pipefile and its graph",
+	  "Exits 0 with a one-line summary, or prints every error with\n"
+	  "Pipefile:LINE:COL and a caret under the column, and exits 2." },
+	{ "help", cmd_help, "pipe help [COMMAND]", "show help for a command",
+	  NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+const struct command *cli_find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+int cli_fail(struct error *err)
+{
+	int code = err->exit_code ? err->exit_code : EXIT_FAILED;
+
+	error_print(err, stderr);
+	error_release(err);
+	return code;
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	const struct command *c = cli_find_command(cli->argv[0]);
+	va_list ap;
+
+	fputs("pipe: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c)
+		fprintf(stderr, "usage: %s\n", c->usage);
+	return EXIT_USAGE;
+}
+
+int cli_load_pipefile(const struct cli *cli, struct pipefile **out)
+{
+	struct error err = ERROR_INIT;
+
+	if (pipefile_load(out, cli->pipefile_path, &err))
+		return cli_fail(&err);
+	return 0;
+}
+
+long cli_parse_count(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	return v;
+}
+
+static void print_usage(FILE *fp)
+{
+	fprintf(fp, "usage: pipe [-q|-v] [--pipefile PATH] COMMAND [ARGS]\n\n"
+		    "pipe is make for data: it reruns only the stale stages of "
+		    "a Pipefile.\n\ncommands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(fp, "  %-10s %s\n", c->name, c->summary);
+	fprintf(fp, "\noptions:\n"
+		    "  --pipefile PATH  the Pipefile (default: ./Pipefile, or "
+		    "$PIPEFILE)\n"
+		    "  -q, --quiet      only errors\n"
+		    "  -v, --verbose    more detail\n"
+		    "  --version        print the version\n"
+		    "  -h, --help       this help; `pipe help COMMAND` for one "
+		    "command\n");
+}
+
+int cmd_help(struct cli *cli)
+{
+	const struct command *c;
+
+	if (cli->argc < 2) {
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	if (cli->argc > 2)
+		return cli_usage_error(cli, "too many arguments");
+	c = cli_find_command(cli->argv[1]);
+	if (!c) {
+		fprintf(stderr, "pipe: error: unknown command '%s'\n",
+			cli->argv[1]);
+		return EXIT_USAGE;
+	}
+	printf("usage: %s\n\n%s\n", c->usage, c->summary);
+	if (c->help)
+		printf("\n%s\n", c->help);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	const struct command *c;
+	int i;
+
+	cli.pipefile_path = getenv("PIPEFILE");
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			print_usage(stdout);
+			return EXIT_OK;
+		} else if (!strcmp(a, "--version")) {
+			printf("pipe %s\n", PIPE_VERSION);
+			return EXIT_OK;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			log_verbosity = LOG_QUIET;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			log_verbosity++;
+		} else if (!strcmp(a, "--pipefile") && i + 1 < argc) {
+			cli.pipefile_path = argv[++i];
+		} else if (!strncmp(a, "--pipefile=", 11)) {
+			cli.pipefile_path = a + 11;
+		} else {
+			fprintf(stderr, "pipe: error: unknown option '%s'\n"
+					"usage: pipe [-q|-v] [--pipefile PATH] "
+					"COMMAND [ARGS]\n",
+				a);
+			return EXIT_USAGE;
+		}
+	}
+	if (!cli.pipefile_path || !*cli.pipefile_path)
+		cli.pipefile_path = "Pipefile";
+	if (i >= argc) {
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	c = cli_find_command(argv[i]);
+	if (!c) {
+		fprintf(stderr,
+			"pipe: error: unknown command '%s' (see 'pipe --help')\n",
+			argv[i]);
+		return EXIT_USAGE;
+	}
+	cli.argc = argc - i;
+	cli.argv = argv + i;
+	return c->fn(&cli);
+}

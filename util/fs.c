@@ -1,0 +1,158 @@
+/* Filesystem helpers. Metadata is written temp + fsync + rename + fsync of
+ * the folder, so a crash leaves the old or the new file, never half. */
+#include "util/fs.h"
+#include "util/error.h"
+#include "util/strbuf.h"
+#include "util/path.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fs_fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, (size_t)(slash - path) + 1)
+			  : xstrdup(".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = -1;
+
+	if (fd >= 0) {
+		ret = fsync(fd);
+		close(fd);
+	}
+	free(dir);
+	return ret;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len,
+		    struct error *err)
+{
+	struct strbuf tmp = STRBUF_INIT;
+	int fd, ret = -1;
+
+	strbuf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_set(err, EXIT_ENV, "cannot create '%s': %s", tmp.buf,
+			  strerror(errno));
+		goto out;
+	}
+	if (write_all(fd, data, len) || fsync(fd)) {
+		error_set(err, EXIT_ENV, "cannot write '%s': %s", tmp.buf,
+			  strerror(errno));
+		close(fd);
+		unlink(tmp.buf);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp.buf, path)) {
+		error_set(err, EXIT_ENV, "cannot rename '%s' to '%s': %s",
+			  tmp.buf, path, strerror(errno));
+		unlink(tmp.buf);
+		goto out;
+	}
+	fs_fsync_parent(path);
+	ret = 0;
+out:
+	strbuf_release(&tmp);
+	return ret;
+}
+
+int fs_mkdir_p(const char *path, mode_t mode)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *p = path;
+	int ret = 0;
+
+	while (*p) {
+		const char *e = strchr(p + (*p == '/'), '/');
+		size_t n = e ? (size_t)(e - path) : strlen(path);
+
+		strbuf_reset(&sb);
+		strbuf_add(&sb, path, n);
+		if (sb.len && mkdir(sb.buf, mode) && errno != EEXIST) {
+			ret = -1;
+			break;
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	if (!ret) {
+		struct stat st;
+
+		if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+			if (!errno)
+				errno = ENOTDIR;
+			ret = -1;
+		}
+	}
+	strbuf_release(&sb);
+	return ret;
+}
+
+int fs_mkdir_parent(const char *path, mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int ret;
+
+	if (!slash || slash == path)
+		return 0;
+	dir = xstrndup(path, (size_t)(slash - path));
+	ret = fs_mkdir_p(dir, mode);
+	free(dir);
+	return ret;
+}
+
+int fs_remove_tree(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int ret = 0;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		char *child;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		child = path_join(path, de->d_name);
+		if (fs_remove_tree(child))
+			ret = -1;
+		free(child);
+	}
+	closedir(d);
+	if (rmdir(path))
+		ret = -1;
+	return ret;
+}

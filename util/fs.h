@@ -1,0 +1,28 @@
+/* Filesystem helpers: atomic metadata writes (git's lockfile), mkdir -p,
+ * rm -r. */
+#ifndef UTIL_FS_H
+#define UTIL_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct error;
+
+/* Write data to path atomically: temp file beside it, fsync, rename, fsync
+ * the folder. Readers see the old or the new file, never a mix. */
+int fs_write_atomic(const char *path, const void *data, size_t len,
+		    struct error *err);
+
+/* mkdir -p; existing folders are fine. Returns 0 or -1 (errno). */
+int fs_mkdir_p(const char *path, mode_t mode);
+
+/* mkdir -p of the folder that would hold path. */
+int fs_mkdir_parent(const char *path, mode_t mode);
+
+/* rm -rf; a missing path is fine. Returns 0 or -1 (errno). */
+int fs_remove_tree(const char *path);
+
+/* fsync the folder holding path (after a rename into it). */
+int fs_fsync_parent(const char *path);
+
+#endif

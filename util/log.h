@@ -1,0 +1,23 @@
+/* The one way pipe talks to people: everything but requested output goes
+ * to stderr through here. */
+#ifndef UTIL_LOG_H
+#define UTIL_LOG_H
+
+enum log_level {
+	LOG_QUIET = -1,
+	LOG_NORMAL = 0,
+	LOG_VERBOSE = 1,
+	LOG_DEBUG = 2,
+};
+
+extern int log_verbosity;
+
+__attribute__((format(printf, 1, 2))) void log_error(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void log_warn(const char *fmt, ...);
+/* Shown unless -q. */
+__attribute__((format(printf, 1, 2))) void log_info(const char *fmt, ...);
+/* Shown with -v. */
+__attribute__((format(printf, 1, 2))) void log_verbose(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void log_debug(const char *fmt, ...);
+
+#endif
