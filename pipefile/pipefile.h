@@ -88,7 +88,7 @@ struct pf_stage {
 	struct pf_resources resources;
 	int retries;		/* >= 0 */
 	long long timeout_ms;	/* 0 = none */
-	struct pf_kvs matrix;	/* this expansion's values, sorted by key */
+	struct pf_kvs matrix;	/* this expansion's values, in the order written */
 };
 
 struct pf_kube {

@@ -1,8 +1,8 @@
 /* Content hashing: XXH3-128 of files and buffers, printed as 32 lowercase
  * hex digits in the canonical (big-endian) form of `xxhsum -H2`. xxhash is
- * included only by engine/hash.c. */
-#ifndef ENGINE_HASH_H
-#define ENGINE_HASH_H
+ * included only by util/hash.c (the store and the engine both hash). */
+#ifndef UTIL_HASH_H
+#define UTIL_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
