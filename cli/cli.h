@@ -40,6 +40,7 @@ long cli_parse_count(const char *s);
 #define DECLARE_CMD(name) int cmd_##name(struct cli *cli)
 DECLARE_CMD(init);
 DECLARE_CMD(validate);
+DECLARE_CMD(dag);
 
 DECLARE_CMD(help);
 

@@ -22,6 +22,9 @@ const struct command commands[] = {
 	  "parse and check the Pipefile and its graph",
 	  "Exits 0 with a one-line summary, or prints every error with\n"
 	  "Pipefile:LINE:COL and a caret under the column, and exits 2." },
+	{ "dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
+	  "Without options: one line per stage in run order, with the stages it\n"
+	  "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart." },
 	{ "help", cmd_help, "pipe help [COMMAND]", "show help for a command",
 	  NULL },
 	{ NULL, NULL, NULL, NULL, NULL },

@@ -143,3 +143,30 @@ size_t glob_literal_prefix(const char *pattern)
 		n--;
 	return n;
 }
+
+/* Matches one pattern component [p, pe) against one path component. */
+static int match_component(const char *p, const char *pe, const char *s,
+			   const char *se)
+{
+	return match(p, s, pe, se);
+}
+
+int glob_match_under(const char *pattern, const char *dir)
+{
+	const char *p = pattern, *d = dir;
+
+	if (glob_match(pattern, dir))
+		return 1;
+	while (*d) {
+		const char *pe = strchrnul(p, '/'), *de = strchrnul(d, '/');
+
+		if (pe - p == 2 && p[0] == '*' && p[1] == '*')
+			return 1;
+		if (!*p || !match_component(p, pe, d, de))
+			return 0;
+		p = *pe ? pe + 1 : pe;
+		d = *de ? de + 1 : de;
+	}
+	/* dir is exhausted: anything left in the pattern can match below */
+	return *p != '\0';
+}

@@ -20,4 +20,10 @@ int glob_match(const char *pattern, const char *path);
  * below this prefix finds every match. */
 size_t glob_literal_prefix(const char *pattern);
 
+/* True when some path at or below dir could match pattern: the pattern's
+ * leading components match dir's components and then either ends, hits
+ * '**', or has components left. Used to find which outputs a glob input
+ * reads. */
+int glob_match_under(const char *pattern, const char *dir);
+
 #endif
