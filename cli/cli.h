@@ -41,6 +41,8 @@ long cli_parse_count(const char *s);
 DECLARE_CMD(init);
 DECLARE_CMD(validate);
 DECLARE_CMD(dag);
+DECLARE_CMD(run);
+DECLARE_CMD(status);
 
 DECLARE_CMD(help);
 

@@ -137,6 +137,18 @@ __attribute__((format(printf, 5, 6)))
 int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 		      int col, const char *fmt, ...);
 
+/* Values of params keys, read from YAML or JSON params files (each file
+ * parsed once per cache). */
+struct pf_params;
+struct pf_params *pipefile_params_new(void);
+void pipefile_params_free(struct pf_params *pp);
+/* The value of p as canonical text: a scalar as written ("5", "0.1",
+ * "true"), a list or mapping in YAML flow form ("[1, 2]", "{a: 1, b: x}").
+ * Errors (EXIT_USAGE): the file cannot be read or parsed, the key is not
+ * in it ("param 'pre.min_len' is not in 'params.yaml'"). */
+int pipefile_params_get(struct pf_params *pp, const struct pf_param *p,
+			struct strbuf *out, struct error *err);
+
 /* A starter Pipefile that validates (pipe init). */
 extern const char pipefile_starter[];
 

@@ -1,0 +1,15 @@
+/* JSON output for --json (jansson lives in cli/json.c only). */
+#ifndef CLI_JSON_H
+#define CLI_JSON_H
+
+#include <stddef.h>
+
+struct engine;
+struct stage_status;
+
+/* {"stages":[{"name","state","reasons":[{"kind","path","old","new",
+ * "message"}]}]} on stdout. */
+void cli_json_status(const struct engine *e, const struct stage_status *v,
+		     size_t nr);
+
+#endif

@@ -1,0 +1,197 @@
+/* Opening a workspace: Pipefile, graph, .pipe/ state, lock, executors. */
+#include "engine/engine.h"
+#include "engine/graph.h"
+#include "engine/lock.h"
+#include "engine/scan.h"
+#include "engine/state.h"
+#include "engine/statcache.h"
+#include "executors/executor.h"
+#include "pipefile/pipefile.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int engine_ignore_pipe_dir(struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ret = 0;
+
+	if (strbuf_read_file(&sb, ".gitignore", 0) && errno != ENOENT) {
+		ret = error_set(err, EXIT_ENV, "cannot read '.gitignore': %s",
+				strerror(errno));
+		goto out;
+	}
+	for (const char *p = sb.buf; *p;) {
+		const char *e = strchrnul(p, '\n');
+		size_t n = (size_t)(e - p);
+
+		if ((n == 6 && !memcmp(p, ".pipe/", 6)) ||
+		    (n == 5 && !memcmp(p, ".pipe", 5)) ||
+		    (n == 7 && !memcmp(p, "/.pipe/", 7)))
+			goto out;
+		p = *e ? e + 1 : e;
+	}
+	if (sb.len && sb.buf[sb.len - 1] != '\n')
+		strbuf_addch(&sb, '\n');
+	strbuf_addstr(&sb, ".pipe/\n");
+	ret = fs_write_atomic(".gitignore", sb.buf, sb.len, err);
+out:
+	strbuf_release(&sb);
+	return ret;
+}
+
+static int enter_workspace(struct engine *e, struct error *err)
+{
+	const char *dir = e->pf->dir && *e->pf->dir ? e->pf->dir : ".";
+	char *cwd;
+
+	if (chdir(dir))
+		return error_set(err, EXIT_ENV, "cannot enter '%s': %s", dir,
+				 strerror(errno));
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return error_set(err, EXIT_ENV, "cannot get the workspace "
+				 "path: %s", strerror(errno));
+	e->workspace = cwd;
+	return 0;
+}
+
+static int open_state(struct engine *e, struct error *err)
+{
+	if (e->opt.write) {
+		if (fs_mkdir_p(PIPE_DIR, 0755))
+			return error_set(err, EXIT_ENV,
+					 "cannot create '%s': %s", PIPE_DIR,
+					 strerror(errno));
+		e->lock_fd = lock_acquire(PIPE_DIR "/lock", e->opt.wait_lock,
+					  e->opt.command ? e->opt.command
+							 : "pipe run",
+					  err);
+		if (e->lock_fd < 0)
+			return -1;
+		if (engine_ignore_pipe_dir(err))
+			return -1;
+	}
+	if (state_load(&e->state, PIPE_DIR "/state", err))
+		return -1;
+	return statcache_open(&e->sc, PIPE_DIR "/statcache", err);
+}
+
+int engine_open(struct engine **out, const char *pipefile_path,
+		const struct engine_options *opt, struct error *err)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+
+	*out = NULL;
+	e->lock_fd = -1;
+	e->opt = *opt;
+	if (pipefile_load(&e->pf, pipefile_path, err) ||
+	    graph_build(&e->g, e->pf, err) || enter_workspace(e, err) ||
+	    open_state(e, err)) {
+		engine_close(e);
+		return -1;
+	}
+	e->params = pipefile_params_new();
+	e->image_ids = xcalloc(e->pf->nr + 1, sizeof(*e->image_ids));
+	*out = e;
+	return 0;
+}
+
+void engine_close(struct engine *e)
+{
+	struct error err = ERROR_INIT;
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->execs_nr; i++)
+		e->execs[i].ops->close(e->execs[i].ctx);
+	if (e->sc && (e->opt.write || access(PIPE_DIR, W_OK) == 0) &&
+	    statcache_save(e->sc, &err)) {
+		log_verbose("could not save the stat cache: %s", err.msg.buf);
+		error_release(&err);
+	}
+	statcache_free(e->sc);
+	state_free(e->state);
+	lock_release(e->lock_fd);
+	if (e->image_ids)
+		for (size_t i = 0; i < e->pf->nr; i++)
+			free(e->image_ids[i]);
+	free(e->image_ids);
+	if (e->params)
+		pipefile_params_free(e->params);
+	graph_free(e->g);
+	pipefile_free(e->pf);
+	free(e->workspace);
+	free(e);
+}
+
+const char *engine_executor_name(const struct engine *e, size_t stage)
+{
+	if (e->opt.executor)
+		return e->opt.executor;
+	return e->pf->stages[stage].executor ? e->pf->stages[stage].executor
+					      : "local";
+}
+
+int engine_executor(struct engine *e, size_t stage,
+		    const struct executor **ops, struct exec_ctx **ctx,
+		    struct error *err)
+{
+	const char *name = engine_executor_name(e, stage);
+	const struct executor *x;
+	struct exec_options eo = { 0 };
+
+	for (size_t i = 0; i < e->execs_nr; i++) {
+		if (!strcmp(e->execs[i].ops->name, name)) {
+			*ops = e->execs[i].ops;
+			*ctx = e->execs[i].ctx;
+			return 0;
+		}
+	}
+	x = executor_find(name);
+	if (!x)
+		return error_set(err, EXIT_USAGE,
+				 "stage '%s': executor '%s' is not available "
+				 "in this build of pipe",
+				 e->pf->stages[stage].name, name);
+	if (e->execs_nr == ARRAY_SIZE(e->execs))
+		return error_set(err, EXIT_FAILED, "too many executors");
+	eo.stream = log_verbosity >= LOG_NORMAL;
+	if (x->open(ctx, &eo, err))
+		return -1;
+	e->execs[e->execs_nr].ops = x;
+	e->execs[e->execs_nr].ctx = *ctx;
+	e->execs_nr++;
+	*ops = x;
+	return 0;
+}
+
+int engine_image_id(struct engine *e, size_t stage, char **out,
+		    struct error *err)
+{
+	const struct pf_stage *s = &e->pf->stages[stage];
+	const struct executor *ops;
+	struct exec_ctx *ctx;
+	struct strbuf id = STRBUF_INIT;
+
+	*out = NULL;
+	if (!s->image)
+		return 0;
+	if (!e->image_ids[stage]) {
+		if (engine_executor(e, stage, &ops, &ctx, err))
+			return -1;
+		if (!ops->resolve_image)
+			return 0;
+		if (ops->resolve_image(ctx, s->image, &id, err))
+			return -1;
+		e->image_ids[stage] = strbuf_detach(&id, NULL);
+	}
+	*out = xstrdup(e->image_ids[stage]);
+	return 0;
+}

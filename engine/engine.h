@@ -1,0 +1,73 @@
+/* One `pipe` invocation's view of a workspace: the Pipefile, its graph,
+ * the recorded state, the stat cache, the write lock, and the executors in
+ * use. Commands open an engine, ask it things, and close it. */
+#ifndef ENGINE_ENGINE_H
+#define ENGINE_ENGINE_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+
+struct pipefile;
+struct graph;
+struct state;
+struct statcache;
+struct exec_ctx;
+struct executor;
+struct pf_params;
+
+#define PIPE_DIR ".pipe"
+
+struct engine_options {
+	int write;		/* take the workspace lock (pipe run) */
+	int wait_lock;		/* --wait: block until the lock is free */
+	const char *executor;	/* --executor override, or NULL */
+	const char *command;	/* "pipe run", for the lock message */
+};
+
+struct open_executor {
+	const struct executor *ops;
+	struct exec_ctx *ctx;
+};
+
+struct engine {
+	struct pipefile *pf;
+	struct graph *g;
+	struct state *state;
+	struct statcache *sc;
+	struct pf_params *params;
+	char *workspace;	/* absolute; the process's cwd while open */
+	int lock_fd;		/* -1 when not locked */
+	struct engine_options opt;
+	struct open_executor execs[4];
+	size_t execs_nr;
+	char **image_ids;	/* per stage, resolved lazily; NULL if none */
+};
+
+/* Add ".pipe/" to the project's .gitignore unless a line says so. */
+int engine_ignore_pipe_dir(struct error *err);
+
+/* Load the Pipefile at path, build its graph, chdir into its folder, open
+ * .pipe/ (state, stat cache) and, with opt->write, take the lock. */
+int engine_open(struct engine **out, const char *pipefile_path,
+		const struct engine_options *opt, struct error *err);
+
+/* Save the stat cache (best effort), release the lock, free everything. */
+void engine_close(struct engine *e);
+
+/* The executor for a stage (opened on first use). */
+int engine_executor(struct engine *e, size_t stage,
+		    const struct executor **ops, struct exec_ctx **ctx,
+		    struct error *err);
+
+/* The image id that enters a stage's key: resolved through its executor
+ * (once per run) into *out (caller frees), or NULL for executors without
+ * images. */
+int engine_image_id(struct engine *e, size_t stage, char **out,
+		    struct error *err);
+
+/* The executor name a stage runs with (the --executor override, or the
+ * stage's own). */
+const char *engine_executor_name(const struct engine *e, size_t stage);
+
+#endif

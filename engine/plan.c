@@ -1,0 +1,505 @@
+/* Fingerprints and reasons. The key is an XXH3-128 over a tagged, ordered
+ * encoding of everything that decides a stage's outputs (SPEC §2); the
+ * same parts are kept in the state record so that a changed key can be
+ * explained part by part. */
+#include "engine/plan.h"
+#include "engine/engine.h"
+#include "engine/graph.h"
+#include "engine/scan.h"
+#include "engine/state.h"
+#include "executors/executor.h"
+#include "pipefile/pipefile.h"
+#include "util/glob.h"
+#include "util/hash.h"
+#include "util/path.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Reasons listed per input before the rest are summed up. */
+#define MAX_FILE_REASONS 10
+
+void reasons_add(struct reasons *rs, enum reason_kind kind, const char *path,
+		 const char *old_value, const char *new_value)
+{
+	struct reason *r;
+
+	ALLOC_GROW(rs->v, rs->nr + 1, rs->alloc);
+	r = &rs->v[rs->nr++];
+	r->kind = kind;
+	r->path = path ? xstrdup(path) : NULL;
+	r->old_value = old_value ? xstrdup(old_value) : NULL;
+	r->new_value = new_value ? xstrdup(new_value) : NULL;
+}
+
+void reasons_release(struct reasons *rs)
+{
+	for (size_t i = 0; i < rs->nr; i++) {
+		free(rs->v[i].path);
+		free(rs->v[i].old_value);
+		free(rs->v[i].new_value);
+	}
+	free(rs->v);
+	rs->v = NULL;
+	rs->nr = rs->alloc = 0;
+}
+
+static const struct {
+	const char *name;	/* for --json */
+	const char *fmt;	/* %1 path, %2 old, %3 new: see reason_format */
+} kinds[] = {
+	[REASON_NEVER_RUN] = { "never_run", "never run" },
+	[REASON_DEFINITION] = { "definition", "definition changed" },
+	[REASON_FORCED] = { "forced", "forced" },
+	[REASON_COMMAND] = { "command", "command changed" },
+	[REASON_EXECUTOR] = { "executor", "executor changed" },
+	[REASON_IMAGE] = { "image", "image" },
+	[REASON_ENV] = { "env", "env" },
+	[REASON_PARAM] = { "param", "param" },
+	[REASON_MATRIX] = { "matrix", "matrix value" },
+	[REASON_DATUMS] = { "datums", "datums changed" },
+	[REASON_INPUT_CHANGED] = { "input_changed", "changed" },
+	[REASON_INPUT_ADDED] = { "input_added", "added" },
+	[REASON_INPUT_REMOVED] = { "input_removed", "removed" },
+	[REASON_UPSTREAM] = { "upstream", "changed" },
+	[REASON_OUTPUT_MODIFIED] = { "output_modified", "modified" },
+	[REASON_OUTPUT_MISSING] = { "output_missing", "missing" },
+};
+
+const char *reason_kind_name(enum reason_kind kind)
+{
+	return kinds[kind].name;
+}
+
+void reason_format(const struct reason *r, struct strbuf *out)
+{
+	const char *p = r->path ? r->path : "";
+
+	switch (r->kind) {
+	case REASON_IMAGE:
+		strbuf_addf(out, "image '%s' now %s", p,
+			    r->new_value ? r->new_value : "missing");
+		break;
+	case REASON_ENV:
+		strbuf_addf(out, "env '%s' %s", p,
+			    !r->old_value ? "added" :
+			    !r->new_value ? "removed" : "changed");
+		break;
+	case REASON_PARAM:
+	case REASON_MATRIX:
+		strbuf_addf(out, "%s '%s' %s -> %s", kinds[r->kind].fmt, p,
+			    r->old_value ? r->old_value : "(none)",
+			    r->new_value ? r->new_value : "(none)");
+		break;
+	case REASON_INPUT_CHANGED:
+	case REASON_INPUT_ADDED:
+	case REASON_INPUT_REMOVED:
+		strbuf_addf(out, "input '%s' %s", p, kinds[r->kind].fmt);
+		if (r->new_value)
+			strbuf_addf(out, " (%s)", r->new_value);
+		break;
+	case REASON_UPSTREAM:
+		strbuf_addf(out, "upstream '%s' changed", p);
+		break;
+	case REASON_OUTPUT_MODIFIED:
+	case REASON_OUTPUT_MISSING:
+		strbuf_addf(out, "output '%s' %s", p, kinds[r->kind].fmt);
+		break;
+	default:
+		strbuf_addstr(out, kinds[r->kind].fmt);
+	}
+}
+
+/* --- fingerprints --- */
+
+static void hash_cmd(const struct pf_stage *s, struct hash128 *out)
+{
+	struct hasher *h = hasher_new();
+
+	if (s->cmd_kind == PF_CMD_SHELL) {
+		hasher_add_str(h, "sh");
+		hasher_add_str(h, s->cmd);
+	} else {
+		hasher_add_str(h, "argv");
+		for (size_t i = 0; i < s->argv.nr; i++)
+			hasher_add_str(h, s->argv.v[i]);
+	}
+	hasher_final(h, out);
+	hasher_free(h);
+}
+
+static struct state_kv *copy_kvs(const struct pf_kvs *src, int hash_values)
+{
+	struct state_kv *v = xcalloc(src->nr + 1, sizeof(*v));
+
+	for (size_t i = 0; i < src->nr; i++) {
+		v[i].key = xstrdup(src->v[i].key);
+		if (hash_values) {
+			/* env values may hold secrets: keep only a hash */
+			struct hash128 hv;
+			char hex[HASH_HEX_LEN + 1];
+
+			hash_buf(src->v[i].value, strlen(src->v[i].value), &hv);
+			hash_to_hex(&hv, hex);
+			v[i].value = xstrdup(hex);
+		} else {
+			v[i].value = xstrdup(src->v[i].value);
+		}
+	}
+	return v;
+}
+
+static int read_params(struct engine *e, const struct pf_stage *s,
+		       struct stage_record *rec, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	rec->params = xcalloc(s->params_nr + 1, sizeof(*rec->params));
+	for (size_t i = 0; i < s->params_nr; i++) {
+		strbuf_reset(&sb);
+		if (pipefile_params_get(e->params, &s->params[i], &sb, err)) {
+			strbuf_release(&sb);
+			return -1;
+		}
+		rec->params[i].key = xstrdup(s->params[i].key);
+		rec->params[i].value = strbuf_detach(&sb, NULL);
+		rec->params_nr++;
+	}
+	strbuf_release(&sb);
+	return 0;
+}
+
+/* True when an upstream stage of si writes something the input may read. */
+static int produced_upstream(struct engine *e, size_t si,
+			     const struct pf_path *in)
+{
+	const struct graph_node *n = &e->g->nodes[si];
+
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+
+		for (size_t j = 0; j < outs->nr; j++) {
+			const char *o = outs->v[j].path;
+
+			if (in->is_glob ? glob_match_under(in->path, o)
+					: path_overlaps(in->path, o))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static void take_files(struct state_path *p, struct scan_list *l)
+{
+	p->files = xcalloc(l->nr + 1, sizeof(*p->files));
+	for (size_t i = 0; i < l->nr; i++) {
+		p->files[i].path = l->v[i].path;
+		p->files[i].hash = l->v[i].hash;
+		l->v[i].path = NULL;
+	}
+	p->files_nr = p->files_alloc = l->nr;
+}
+
+static int scan_one(struct engine *e, const struct pf_path *pp,
+		    struct state_path *out, int keep_files, int *found,
+		    struct error *err)
+{
+	struct scan_list l = { 0 };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->path = xstrdup(pp->path);
+	ret = scan_path(e->sc, ".", pp->path, pp->is_glob, &l, found,
+			&out->hash, err);
+	if (!ret && keep_files)
+		take_files(out, &l);
+	out->missing = !*found;
+	scan_list_release(&l);
+	return ret;
+}
+
+static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
+		       struct error *err)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+
+	rec->inputs = xcalloc(s->inputs.nr + 1, sizeof(*rec->inputs));
+	for (size_t i = 0; i < s->inputs.nr; i++) {
+		const struct pf_path *in = &s->inputs.v[i];
+		int found = 0;
+
+		if (scan_one(e, in, &rec->inputs[i], 1, &found, err))
+			return -1;
+		rec->inputs_nr++;
+		if (!found && !produced_upstream(e, si, in))
+			return pipefile_error_at(
+				e->pf, err, in->line, in->col,
+				"input '%s' of stage '%s' %s and no stage "
+				"writes it",
+				in->path, s->name,
+				in->is_glob ? "matches nothing" : "does not exist");
+	}
+	return 0;
+}
+
+static void compute_key(const struct stage_record *r, struct hash128 *key)
+{
+	struct hasher *h = hasher_new();
+
+	hasher_add_str(h, "pipe-key 1");
+	hasher_add_hash(h, &r->cmd);
+	hasher_add_str(h, r->executor);
+	hasher_add_str(h, r->image ? r->image : "");
+	hasher_add_str(h, r->datums ? r->datums : "");
+	for (size_t i = 0; i < r->env_nr; i++) {
+		hasher_add_str(h, r->env[i].key);
+		hasher_add_str(h, r->env[i].value);
+	}
+	hasher_add_str(h, "params");
+	for (size_t i = 0; i < r->params_nr; i++) {
+		hasher_add_str(h, r->params[i].key);
+		hasher_add_str(h, r->params[i].value);
+	}
+	hasher_add_str(h, "matrix");
+	for (size_t i = 0; i < r->matrix_nr; i++) {
+		hasher_add_str(h, r->matrix[i].key);
+		hasher_add_str(h, r->matrix[i].value);
+	}
+	hasher_add_str(h, "inputs");
+	for (size_t i = 0; i < r->inputs_nr; i++) {
+		hasher_add_str(h, r->inputs[i].path);
+		hasher_add_str(h, r->inputs[i].missing ? "-" : "+");
+		hasher_add_hash(h, &r->inputs[i].hash);
+	}
+	hasher_final(h, key);
+	hasher_free(h);
+}
+
+int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
+		     struct error *err)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+	struct stage_record *rec = xcalloc(1, sizeof(*rec));
+
+	*out = NULL;
+	rec->name = xstrdup(s->name);
+	hash_cmd(s, &rec->cmd);
+	rec->executor = xstrdup(engine_executor_name(e, si));
+	if (engine_image_id(e, si, &rec->image, err))
+		goto fail;
+	rec->datums = s->datums.path ? xstrdup(s->datums.path) : NULL;
+	rec->env = copy_kvs(&s->env, 1);
+	rec->env_nr = s->env.nr;
+	rec->matrix = copy_kvs(&s->matrix, 0);
+	rec->matrix_nr = s->matrix.nr;
+	if (read_params(e, s, rec, err) || scan_inputs(e, si, rec, err))
+		goto fail;
+	compute_key(rec, &rec->key);
+	*out = rec;
+	return 0;
+fail:
+	error_prefix(err, "stage '%s': ", s->name);
+	stage_record_free(rec);
+	return -1;
+}
+
+int plan_hash_outputs(struct engine *e, size_t si, struct stage_record *rec,
+		      struct error *err)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+
+	rec->outputs = xcalloc(s->outputs.nr + 1, sizeof(*rec->outputs));
+	rec->outputs_nr = 0;
+	for (size_t i = 0; i < s->outputs.nr; i++) {
+		int found = 0;
+
+		if (scan_one(e, &s->outputs.v[i], &rec->outputs[i], 0, &found,
+			     err))
+			return -1;
+		rec->outputs_nr++;
+	}
+	return 0;
+}
+
+/* --- comparing --- */
+
+static const struct state_kv *find_kv(const struct state_kv *v, size_t n,
+				      const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].key, key))
+			return &v[i];
+	return NULL;
+}
+
+static int str_differ(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "");
+}
+
+static void diff_kvs(struct reasons *rs, enum reason_kind kind,
+		     const struct state_kv *o, size_t onr,
+		     const struct state_kv *n, size_t nnr, int show_values)
+{
+	for (size_t i = 0; i < nnr; i++) {
+		const struct state_kv *old = find_kv(o, onr, n[i].key);
+
+		if (!old || strcmp(old->value, n[i].value))
+			reasons_add(rs, kind, n[i].key,
+				    old ? (show_values ? old->value : "") : NULL,
+				    show_values ? n[i].value : "");
+	}
+	for (size_t i = 0; i < onr; i++)
+		if (!find_kv(n, nnr, o[i].key))
+			reasons_add(rs, kind, o[i].key,
+				    show_values ? o[i].value : "", NULL);
+}
+
+static const struct state_path *find_path(const struct state_path *v,
+					  size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].path, path))
+			return &v[i];
+	return NULL;
+}
+
+/* Both file lists are sorted by path: a merge walk names each change. */
+static void diff_files(struct reasons *rs, const struct state_path *o,
+		       const struct state_path *n)
+{
+	size_t i = 0, j = 0, listed = 0, more = 0;
+
+	while (i < o->files_nr || j < n->files_nr) {
+		int c = i >= o->files_nr ? 1 :
+			j >= n->files_nr ? -1 :
+			strcmp(o->files[i].path, n->files[j].path);
+		enum reason_kind k;
+		const char *p;
+
+		if (c == 0) {
+			int same = hash_equal(&o->files[i].hash,
+					      &n->files[j].hash);
+
+			p = n->files[j].path;
+			i++, j++;
+			if (same)
+				continue;
+			k = REASON_INPUT_CHANGED;
+		} else if (c < 0) {
+			k = REASON_INPUT_REMOVED;
+			p = o->files[i++].path;
+		} else {
+			k = REASON_INPUT_ADDED;
+			p = n->files[j++].path;
+		}
+		if (listed++ < MAX_FILE_REASONS)
+			reasons_add(rs, k, p, NULL, NULL);
+		else
+			more++;
+	}
+	if (more) {
+		struct strbuf sb = STRBUF_INIT;
+
+		strbuf_addf(&sb, "and %zu more file%s", more,
+			    more == 1 ? "" : "s");
+		reasons_add(rs, REASON_INPUT_CHANGED, n->path, NULL, sb.buf);
+		strbuf_release(&sb);
+	}
+	if (!listed) /* same files, other Merkle hash: types or modes */
+		reasons_add(rs, REASON_INPUT_CHANGED, n->path, NULL, NULL);
+}
+
+static void diff_inputs(struct reasons *rs, const struct stage_record *o,
+			const struct stage_record *n)
+{
+	for (size_t i = 0; i < n->inputs_nr; i++) {
+		const struct state_path *np = &n->inputs[i];
+		const struct state_path *op =
+			find_path(o->inputs, o->inputs_nr, np->path);
+
+		if (!op || op->missing != np->missing)
+			reasons_add(rs, np->missing ? REASON_INPUT_REMOVED
+						    : REASON_INPUT_ADDED,
+				    np->path, NULL, NULL);
+		else if (!hash_equal(&op->hash, &np->hash))
+			diff_files(rs, op, np);
+	}
+	for (size_t i = 0; i < o->inputs_nr; i++)
+		if (!find_path(n->inputs, n->inputs_nr, o->inputs[i].path))
+			reasons_add(rs, REASON_INPUT_REMOVED, o->inputs[i].path,
+				    NULL, NULL);
+}
+
+static void diff_definition(struct reasons *rs, const struct pf_stage *s,
+			    const struct stage_record *o,
+			    const struct stage_record *n)
+{
+	size_t before = rs->nr;
+
+	if (!hash_equal(&o->cmd, &n->cmd))
+		reasons_add(rs, REASON_COMMAND, NULL, NULL, NULL);
+	if (str_differ(o->executor, n->executor))
+		reasons_add(rs, REASON_EXECUTOR, NULL, o->executor,
+			    n->executor);
+	if (str_differ(o->image, n->image))
+		reasons_add(rs, REASON_IMAGE, s->image, o->image, n->image);
+	if (str_differ(o->datums, n->datums))
+		reasons_add(rs, REASON_DATUMS, NULL, o->datums, n->datums);
+	diff_kvs(rs, REASON_ENV, o->env, o->env_nr, n->env, n->env_nr, 0);
+	diff_kvs(rs, REASON_PARAM, o->params, o->params_nr, n->params,
+		 n->params_nr, 1);
+	diff_kvs(rs, REASON_MATRIX, o->matrix, o->matrix_nr, n->matrix,
+		 n->matrix_nr, 1);
+	diff_inputs(rs, o, n);
+	if (rs->nr == before)
+		reasons_add(rs, REASON_DEFINITION, NULL, NULL, NULL);
+}
+
+static void check_outputs(struct engine *e, size_t si,
+			  const struct stage_record *o, struct reasons *rs,
+			  struct error *err, int *failed)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+
+	for (size_t i = 0; i < s->outputs.nr && !*failed; i++) {
+		const struct pf_path *pp = &s->outputs.v[i];
+		const struct state_path *rec =
+			find_path(o->outputs, o->outputs_nr, pp->path);
+		struct state_path now;
+		int found = 0;
+
+		if (scan_one(e, pp, &now, 0, &found, err)) {
+			*failed = 1;
+			break;
+		}
+		if (!found)
+			reasons_add(rs, REASON_OUTPUT_MISSING, pp->path, NULL,
+				    NULL);
+		else if (!rec || rec->missing ||
+			 !hash_equal(&rec->hash, &now.hash))
+			reasons_add(rs, REASON_OUTPUT_MODIFIED, pp->path, NULL,
+				    NULL);
+		free(now.path);
+	}
+}
+
+int plan_compare(struct engine *e, size_t si, const struct stage_record *old,
+		 const struct stage_record *cur, struct reasons *rs,
+		 struct error *err)
+{
+	size_t before = rs->nr;
+	int failed = 0;
+
+	if (!old) {
+		reasons_add(rs, REASON_NEVER_RUN, NULL, NULL, NULL);
+		return 1;
+	}
+	if (!hash_equal(&old->key, &cur->key))
+		diff_definition(rs, &e->pf->stages[si], old, cur);
+	check_outputs(e, si, old, rs, err, &failed);
+	if (failed)
+		return -1;
+	return rs->nr > before;
+}

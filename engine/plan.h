@@ -1,0 +1,73 @@
+/* Staleness: a stage's current fingerprint (its key and the parts it is
+ * made of) compared with what was recorded, with every reason in words. */
+#ifndef ENGINE_PLAN_H
+#define ENGINE_PLAN_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+#include "util/strbuf.h"
+
+struct engine;
+struct pf_stage;
+struct stage_record;
+
+enum reason_kind {
+	REASON_NEVER_RUN,
+	REASON_DEFINITION,
+	REASON_FORCED,
+	REASON_COMMAND,
+	REASON_EXECUTOR,
+	REASON_IMAGE,
+	REASON_ENV,
+	REASON_PARAM,
+	REASON_MATRIX,
+	REASON_DATUMS,
+	REASON_INPUT_CHANGED,
+	REASON_INPUT_ADDED,
+	REASON_INPUT_REMOVED,
+	REASON_UPSTREAM,
+	REASON_OUTPUT_MODIFIED,
+	REASON_OUTPUT_MISSING,
+};
+
+struct reason {
+	enum reason_kind kind;
+	char *path;		/* file, env or param key, stage; or NULL */
+	char *old_value;	/* params, images: the old value, or NULL */
+	char *new_value;
+};
+
+struct reasons {
+	struct reason *v;
+	size_t nr, alloc;
+};
+
+void reasons_add(struct reasons *rs, enum reason_kind kind, const char *path,
+		 const char *old_value, const char *new_value);
+void reasons_release(struct reasons *rs);
+/* "input 'data/a.csv' changed", "param 'pre.min_len' 3 -> 5", ... */
+void reason_format(const struct reason *r, struct strbuf *out);
+/* Stable identifier for --json: "never_run", "input_changed", ... */
+const char *reason_kind_name(enum reason_kind kind);
+
+/* Compute stage's current fingerprint: definition, resolved image, param
+ * values and the hash of every input file (through the stat cache). The
+ * record has no outputs yet. Errors: unreadable inputs, params, an input
+ * that is missing and that no stage writes (EXIT_USAGE, located). */
+int plan_fingerprint(struct engine *e, size_t stage,
+		     struct stage_record **out, struct error *err);
+
+/* Compare the recorded run (old, may be NULL) with the current
+ * fingerprint (cur) and the outputs in the workspace; append every reason
+ * to rs. Returns 1 when stale, 0 when fresh, -1 on error. */
+int plan_compare(struct engine *e, size_t stage, const struct stage_record *old,
+		 const struct stage_record *cur, struct reasons *rs,
+		 struct error *err);
+
+/* Hash the stage's declared outputs into rec->outputs. A missing output
+ * gets missing = 1. */
+int plan_hash_outputs(struct engine *e, size_t stage, struct stage_record *rec,
+		      struct error *err);
+
+#endif

@@ -1,0 +1,614 @@
+/* The scheduler: stages become ready when everything upstream is done, are
+ * fingerprinted then (with their upstream's real outputs), skipped when
+ * fresh, and otherwise started on their executor while slots are free
+ * (-j). A stage's record is written only after it succeeded and its
+ * outputs were hashed, so an interrupted run never leaves a stage that
+ * looks fresh but is not. */
+#include "engine/engine.h"
+#include "engine/graph.h"
+#include "engine/run.h"
+#include "engine/state.h"
+#include "executors/executor.h"
+#include "pipefile/pipefile.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/path.h"
+#include "util/strbuf.h"
+#include "util/strvec.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum job_state {
+	JOB_OFF,	/* not selected */
+	JOB_WAITING,	/* upstream not done yet */
+	JOB_RUNNING,
+	JOB_FRESH,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_SKIPPED,	/* an upstream stage failed */
+};
+
+struct job {
+	size_t stage;
+	enum job_state state;
+	struct stage_record *cur;	/* fingerprint while running */
+	const struct executor *ops;
+	struct exec_ctx *ctx;
+	struct strvec env;
+	char *log_path;
+	long long started_ms;
+	int moved_aside;		/* outputs are in .pipe/trash */
+};
+
+struct sched {
+	struct engine *e;
+	const struct run_options *o;
+	struct run_summary *sum;
+	struct job *jobs;
+	unsigned char *forced;
+	size_t total, finished;
+	int running, slots;
+	int stop;			/* a stage failed without -k */
+	long long start_ms;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* SIGINT/SIGTERM set a flag and interrupt the executors' waits (no
+ * SA_RESTART), so the loop can stop every unit and record nothing. */
+static void catch_signals(struct sigaction *old_int, struct sigaction *old_term)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, old_int);
+	sigaction(SIGTERM, &sa, old_term);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *stage_name(const struct sched *s, size_t i)
+{
+	return s->e->pf->stages[i].name;
+}
+
+/* --- moving stale outputs aside --- */
+
+static char *trash_path(const char *stage, size_t i)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, PIPE_DIR "/trash/%s/%zu", stage, i);
+	return strbuf_detach(&sb, NULL);
+}
+
+static int move_aside(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct strbuf dir = STRBUF_INIT;
+	int ret = 0;
+
+	strbuf_addf(&dir, PIPE_DIR "/trash/%s", st->name);
+	fs_remove_tree(dir.buf);
+	for (size_t i = 0; i < st->outputs.nr && !ret; i++) {
+		const char *out = st->outputs.v[i].path;
+		char *to = trash_path(st->name, i);
+		struct stat sb;
+
+		if (fs_mkdir_parent(out, 0755) && errno != EEXIST)
+			ret = error_set(err, EXIT_FAILED,
+					"cannot create the folder of '%s': %s",
+					out, strerror(errno));
+		else if (lstat(out, &sb) == 0 &&
+			 (fs_mkdir_p(dir.buf, 0755) || rename(out, to)))
+			ret = error_set(err, EXIT_FAILED,
+					"cannot move '%s' aside: %s", out,
+					strerror(errno));
+		free(to);
+	}
+	j->moved_aside = 1;
+	strbuf_release(&dir);
+	return ret;
+}
+
+/* Put moved-aside outputs back (after a failure) or drop them. */
+static void put_back(struct sched *s, struct job *j, int restore)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct strbuf dir = STRBUF_INIT;
+
+	if (!j->moved_aside)
+		return;
+	for (size_t i = 0; restore && i < st->outputs.nr; i++) {
+		const char *out = st->outputs.v[i].path;
+		char *from = trash_path(st->name, i);
+
+		if (access(from, F_OK) == 0) {
+			fs_remove_tree(out);
+			if (rename(from, out))
+				log_warn("cannot put '%s' back: %s", out,
+					 strerror(errno));
+		}
+		free(from);
+	}
+	strbuf_addf(&dir, PIPE_DIR "/trash/%s", st->name);
+	fs_remove_tree(dir.buf);
+	strbuf_release(&dir);
+	j->moved_aside = 0;
+}
+
+/* A run killed with SIGKILL leaves outputs in .pipe/trash: put back those
+ * whose place is still empty (the stage is stale anyway: its record was
+ * never updated), drop the rest. */
+static void recover_trash(struct sched *s)
+{
+	for (size_t i = 0; i < s->e->pf->nr; i++) {
+		const struct pf_stage *st = &s->e->pf->stages[i];
+		struct strbuf dir = STRBUF_INIT;
+
+		strbuf_addf(&dir, PIPE_DIR "/trash/%s", st->name);
+		if (access(dir.buf, F_OK) == 0) {
+			for (size_t k = 0; k < st->outputs.nr; k++) {
+				char *from = trash_path(st->name, k);
+
+				if (access(from, F_OK) == 0 &&
+				    access(st->outputs.v[k].path, F_OK) &&
+				    rename(from, st->outputs.v[k].path))
+					log_warn("cannot restore '%s'",
+						 st->outputs.v[k].path);
+				free(from);
+			}
+			fs_remove_tree(dir.buf);
+		}
+		strbuf_release(&dir);
+	}
+}
+
+/* --- starting --- */
+
+static char *log_file_path(const char *workspace, const char *stage)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s.log", workspace, stage);
+	return strbuf_detach(&sb, NULL);
+}
+
+static void print_reasons(const char *verb, const char *name,
+			  const struct reasons *rs)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s %s", verb, name);
+	for (size_t i = 0; i < rs->nr && i < 3; i++) {
+		strbuf_addstr(&sb, i ? ", " : ": ");
+		reason_format(&rs->v[i], &sb);
+	}
+	if (rs->nr > 3)
+		strbuf_addf(&sb, " (and %zu more)", rs->nr - 3);
+	log_info("%s", sb.buf);
+	strbuf_release(&sb);
+}
+
+static int start_job(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct exec_unit u;
+
+	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err) ||
+	    move_aside(s, j, err))
+		return -1;
+	strvec_clear(&j->env);
+	for (size_t i = 0; i < st->env.nr; i++)
+		strvec_pushf(&j->env, "%s=%s", st->env.v[i].key,
+			     st->env.v[i].value);
+	free(j->log_path);
+	j->log_path = log_file_path(s->e->workspace, st->name);
+	if (fs_mkdir_parent(j->log_path, 0755) && errno != EEXIST)
+		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
+				 j->log_path, strerror(errno));
+	memset(&u, 0, sizeof(u));
+	u.stage = st->name;
+	u.workspace = s->e->workspace;
+	u.shell = st->cmd_kind == PF_CMD_SHELL;
+	u.cmd = st->cmd;
+	u.argv = st->argv.v;
+	u.env = j->env.v;
+	u.log_path = j->log_path;
+	u.timeout_ms = st->timeout_ms;
+	u.image = j->cur->image;
+	u.network = st->network;
+	u.cpu_milli = st->resources.cpu_milli;
+	u.memory_bytes = st->resources.memory_bytes;
+	u.gpu = st->resources.gpu;
+	u.data = j;
+	j->started_ms = now_ms();
+	if (j->ops->start(j->ctx, &u, err))
+		return -1;
+	j->state = JOB_RUNNING;
+	s->running++;
+	return 0;
+}
+
+/* --- finishing --- */
+
+static void fail_job(struct sched *s, struct job *j)
+{
+	j->state = JOB_FAILED;
+	s->sum->failed++;
+	if (!s->o->keep_going)
+		s->stop = 1;
+}
+
+/* Every declared output must exist; then hash them and record the run. */
+static int record_success(struct sched *s, struct job *j, long long dur,
+			  struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	for (size_t i = 0; i < st->outputs.nr; i++)
+		if (access(st->outputs.v[i].path, F_OK))
+			return error_set(err, EXIT_FAILED,
+					 "stage '%s' did not write '%s'",
+					 st->name, st->outputs.v[i].path);
+	if (plan_hash_outputs(s->e, j->stage, j->cur, err))
+		return -1;
+	j->cur->started_ms = j->started_ms;
+	j->cur->duration_ms = dur;
+	state_put(s->e->state, j->cur);
+	j->cur = NULL;
+	return state_save(s->e->state, err);
+}
+
+static void describe_end(const struct exec_done *d, struct strbuf *sb)
+{
+	if (d->message)
+		strbuf_addstr(sb, d->message);
+	else if (d->timed_out)
+		strbuf_addstr(sb, "timed out");
+	else if (d->cancelled)
+		strbuf_addstr(sb, "interrupted");
+	else if (d->term_signal)
+		strbuf_addf(sb, "killed by signal %d (%s)", d->term_signal,
+			    strsignal(d->term_signal));
+	else
+		strbuf_addf(sb, "exit status %d", d->exit_code);
+	if (d->oom_killed)
+		strbuf_addstr(sb, " (out of memory)");
+}
+
+static void finish_job(struct sched *s, struct exec_done *d)
+{
+	struct job *j = d->data;
+	const char *name = stage_name(s, j->stage);
+	long long dur = now_ms() - j->started_ms;
+	struct error err = ERROR_INIT;
+
+	s->running--;
+	s->finished++;
+	if (d->exit_code == 0 && !d->term_signal && !d->cancelled &&
+	    !d->timed_out && !record_success(s, j, dur, &err)) {
+		put_back(s, j, 0);
+		j->state = JOB_DONE;
+		s->sum->ran++;
+		log_info("ok   %s (%.2fs)", name, (double)dur / 1000);
+	} else {
+		struct strbuf why = STRBUF_INIT;
+
+		if (err.exit_code)
+			error_format(&err, &why);
+		else
+			describe_end(d, &why);
+		put_back(s, j, 1);
+		fail_job(s, j);
+		if (!d->cancelled)
+			log_error("stage '%s' failed: %s (log: %s)", name,
+				  why.buf, j->log_path);
+		strbuf_release(&why);
+	}
+	error_release(&err);
+	free(d->message);
+	stage_record_free(j->cur);
+	j->cur = NULL;
+}
+
+/* --- the loop --- */
+
+/* 1: every upstream stage is done or fresh; 0: not yet; -1: one failed. */
+static int deps_ready(const struct sched *s, size_t si)
+{
+	const struct graph_node *n = &s->e->g->nodes[si];
+	int ready = 1;
+
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		enum job_state st = s->jobs[n->deps[d]].state;
+
+		if (st == JOB_FAILED || st == JOB_SKIPPED)
+			return -1;
+		if (st != JOB_DONE && st != JOB_FRESH && st != JOB_OFF)
+			ready = 0;
+	}
+	return ready;
+}
+
+/* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
+ * was started or settled, 0 when no slot is free, -1 on error. */
+static int consider(struct sched *s, struct job *j, struct error *err)
+{
+	struct reasons rs = { 0 };
+	int stale;
+
+	if (!j->cur && plan_fingerprint(s->e, j->stage, &j->cur, err))
+		return -1;
+	if (s->forced[j->stage])
+		reasons_add(&rs, REASON_FORCED, NULL, NULL, NULL);
+	stale = plan_compare(s->e, j->stage,
+			     state_find(s->e->state, stage_name(s, j->stage)),
+			     j->cur, &rs, err);
+	if (stale < 0) {
+		reasons_release(&rs);
+		return -1;
+	}
+	if (!rs.nr) {
+		j->state = JOB_FRESH;
+		s->sum->fresh++;
+		s->finished++;
+		log_verbose("fresh %s", stage_name(s, j->stage));
+		stage_record_free(j->cur);
+		j->cur = NULL;
+		reasons_release(&rs);
+		return 1;
+	}
+	if (s->running >= s->slots) {
+		reasons_release(&rs);
+		return 0;
+	}
+	print_reasons("run ", stage_name(s, j->stage), &rs);
+	reasons_release(&rs);
+	return start_job(s, j, err) ? -1 : 1;
+}
+
+/* Walk the stages in run order and start what can start. */
+static int launch(struct sched *s, struct error *err)
+{
+	int progress;
+
+	do {
+		progress = 0;
+		for (size_t k = 0; k < s->e->g->nr; k++) {
+			struct job *j = &s->jobs[s->e->g->order[k]];
+			int r;
+
+			if (j->state != JOB_WAITING || s->stop || interrupted)
+				continue;
+			r = deps_ready(s, j->stage);
+			if (r < 0) {
+				j->state = JOB_SKIPPED;
+				s->sum->skipped++;
+				s->finished++;
+				progress = 1;
+				continue;
+			}
+			if (!r)
+				continue;
+			r = consider(s, j, err);
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				return 0;	/* no free slot */
+			progress = 1;
+		}
+	} while (progress);
+	return 0;
+}
+
+/* Wait on every executor with running units and handle what finished. */
+static int reap(struct sched *s, struct error *err)
+{
+	struct exec_done done[16];
+	int busy = 0;
+
+	for (size_t i = 0; i < s->e->execs_nr; i++)
+		if (s->e->execs[i].ops->running(s->e->execs[i].ctx))
+			busy++;
+	for (size_t i = 0; i < s->e->execs_nr; i++) {
+		const struct open_executor *x = &s->e->execs[i];
+		int n;
+
+		if (!x->ops->running(x->ctx))
+			continue;
+		n = x->ops->wait(x->ctx, busy > 1 ? 20 : -1, done,
+				 (int)ARRAY_SIZE(done), err);
+		if (n < 0)
+			return -1;
+		for (int k = 0; k < n; k++)
+			finish_job(s, &done[k]);
+	}
+	return 0;
+}
+
+static void cancel_everything(struct sched *s)
+{
+	for (size_t i = 0; i < s->e->execs_nr; i++)
+		s->e->execs[i].ops->cancel_all(s->e->execs[i].ctx);
+}
+
+static int loop(struct sched *s, struct error *err)
+{
+	int cancelled = 0;
+
+	for (;;) {
+		if (!interrupted && launch(s, err))
+			goto fail;
+		if (interrupted && !cancelled) {
+			log_error("interrupted: stopping %d running stage%s",
+				  s->running, s->running == 1 ? "" : "s");
+			cancel_everything(s);
+			cancelled = 1;
+		}
+		if (!s->running)
+			break;
+		if (reap(s, err))
+			goto fail;
+	}
+	return 0;
+fail:
+	/* an engine error: stop what runs, record nothing more */
+	cancel_everything(s);
+	while (s->running) {
+		struct error ignored = ERROR_INIT;
+
+		if (reap(s, &ignored))
+			break;
+		error_release(&ignored);
+	}
+	return -1;
+}
+
+static void list_skipped(const struct sched *s)
+{
+	for (size_t k = 0; k < s->e->g->nr; k++) {
+		const struct job *j = &s->jobs[s->e->g->order[k]];
+
+		if (j->state == JOB_SKIPPED)
+			log_error("skipped '%s': an upstream stage failed",
+				  stage_name(s, j->stage));
+	}
+}
+
+static int setup(struct sched *s, struct error *err)
+{
+	struct engine *e = s->e;
+	unsigned char *mark = xcalloc(e->g->nr + 1, 1);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	s->jobs = xcalloc(e->g->nr + 1, sizeof(*s->jobs));
+	s->forced = xcalloc(e->g->nr + 1, 1);
+	s->slots = s->o->jobs > 0 ? s->o->jobs : (ncpu > 0 ? (int)ncpu : 1);
+	if (graph_select(e->g, s->o->targets, s->o->targets_nr, mark, err)) {
+		free(mark);
+		return -1;
+	}
+	for (size_t i = 0; i < e->g->nr; i++) {
+		s->jobs[i].stage = i;
+		s->jobs[i].state = mark[i] ? JOB_WAITING : JOB_OFF;
+		strvec_init(&s->jobs[i].env);
+		s->total += mark[i];
+	}
+	if (s->o->force) {
+		/* -f forces the named stages, not what they need */
+		if (!s->o->targets_nr)
+			memcpy(s->forced, mark, e->g->nr);
+		for (size_t t = 0; t < s->o->targets_nr; t++)
+			for (size_t i = 0; i < e->g->nr; i++) {
+				const struct pf_stage *st = &e->pf->stages[i];
+
+				if (!strcmp(st->name, s->o->targets[t]) ||
+				    (st->base &&
+				     !strcmp(st->base, s->o->targets[t])))
+					s->forced[i] = 1;
+			}
+	}
+	free(mark);
+	return 0;
+}
+
+static void teardown(struct sched *s)
+{
+	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++) {
+		stage_record_free(s->jobs[i].cur);
+		strvec_clear(&s->jobs[i].env);
+		free(s->jobs[i].log_path);
+	}
+	free(s->jobs);
+	free(s->forced);
+}
+
+static int dry_run(struct sched *s, struct error *err)
+{
+	unsigned char *mark = xcalloc(s->e->g->nr + 1, 1);
+	struct stage_status *v = NULL;
+	size_t nr = 0;
+
+	for (size_t i = 0; i < s->e->g->nr; i++)
+		mark[i] = s->jobs[i].state != JOB_OFF;
+	if (engine_explain(s->e, mark, s->forced, &v, &nr, err)) {
+		free(mark);
+		return -1;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		if (v[i].stale) {
+			print_reasons("would run", stage_name(s, v[i].stage),
+				      &v[i].reasons);
+			s->sum->ran++;
+		} else {
+			log_verbose("fresh %s", stage_name(s, v[i].stage));
+			s->sum->fresh++;
+		}
+	}
+	engine_status_free(v, nr);
+	free(mark);
+	return 0;
+}
+
+int engine_run(struct engine *e, const struct run_options *o,
+	       struct run_summary *sum, struct error *err)
+{
+	struct sched s = { 0 };
+	struct sigaction old_int, old_term;
+	int ret;
+
+	memset(sum, 0, sizeof(*sum));
+	s.e = e;
+	s.o = o;
+	s.sum = sum;
+	s.start_ms = now_ms();
+	if (setup(&s, err)) {
+		teardown(&s);
+		return err->exit_code;
+	}
+	if (o->dry_run) {
+		ret = dry_run(&s, err) ? err->exit_code : EXIT_OK;
+		teardown(&s);
+		return ret;
+	}
+	recover_trash(&s);
+	interrupted = 0;
+	catch_signals(&old_int, &old_term);
+	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	list_skipped(&s);
+	sum->interrupted = interrupted;
+	if (!ret && interrupted)
+		ret = EXIT_INTERRUPTED;
+	else if (!ret && sum->failed)
+		ret = EXIT_FAILED;
+	log_info("%zu ran, %zu fresh, %zu failed, %zu skipped in %.2fs",
+		 sum->ran, sum->fresh, sum->failed, sum->skipped,
+		 (double)(now_ms() - s.start_ms) / 1000);
+	teardown(&s);
+	return ret;
+}

@@ -1,0 +1,457 @@
+/* The state file: one record per stage, line-based and tab-separated with
+ * C-style escapes, a version line first and a checksum line last, so a
+ * truncated or edited file is caught (ninja's build log does the same). */
+#include "engine/state.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_MAGIC "pipe-state 1\n"
+
+static void kvs_free(struct state_kv *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+static void paths_free(struct state_path *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < v[i].files_nr; j++)
+			free(v[i].files[j].path);
+		free(v[i].files);
+		free(v[i].path);
+	}
+	free(v);
+}
+
+void stage_record_free(struct stage_record *rec)
+{
+	if (!rec)
+		return;
+	free(rec->name);
+	free(rec->executor);
+	free(rec->image);
+	free(rec->datums);
+	kvs_free(rec->env, rec->env_nr);
+	kvs_free(rec->params, rec->params_nr);
+	kvs_free(rec->matrix, rec->matrix_nr);
+	paths_free(rec->inputs, rec->inputs_nr);
+	paths_free(rec->outputs, rec->outputs_nr);
+	free(rec);
+}
+
+static void clear(struct state *st)
+{
+	for (size_t i = 0; i < st->nr; i++)
+		stage_record_free(st->recs[i]);
+	free(st->recs);
+	st->recs = NULL;
+	st->nr = st->alloc = 0;
+}
+
+void state_free(struct state *st)
+{
+	if (!st)
+		return;
+	clear(st);
+	free(st->path);
+	free(st);
+}
+
+/* Binary search; *at gets the insertion point. */
+static struct stage_record *lookup(const struct state *st, const char *name,
+				   size_t *at)
+{
+	size_t lo = 0, hi = st->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(st->recs[mid]->name, name);
+
+		if (!c) {
+			if (at)
+				*at = mid;
+			return st->recs[mid];
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (at)
+		*at = lo;
+	return NULL;
+}
+
+struct stage_record *state_find(const struct state *st, const char *name)
+{
+	return lookup(st, name, NULL);
+}
+
+void state_put(struct state *st, struct stage_record *rec)
+{
+	size_t at;
+	struct stage_record *old = lookup(st, rec->name, &at);
+
+	if (old) {
+		stage_record_free(old);
+		st->recs[at] = rec;
+		return;
+	}
+	ALLOC_GROW(st->recs, st->nr + 1, st->alloc);
+	memmove(st->recs + at + 1, st->recs + at,
+		(st->nr - at) * sizeof(*st->recs));
+	st->recs[at] = rec;
+	st->nr++;
+}
+
+void state_drop(struct state *st, const char *name)
+{
+	size_t at;
+	struct stage_record *old = lookup(st, name, &at);
+
+	if (!old)
+		return;
+	stage_record_free(old);
+	memmove(st->recs + at, st->recs + at + 1,
+		(st->nr - at - 1) * sizeof(*st->recs));
+	st->nr--;
+}
+
+/* --- writing --- */
+
+static void add_escaped(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '\\': strbuf_addstr(sb, "\\\\"); break;
+		case '\t': strbuf_addstr(sb, "\\t"); break;
+		case '\n': strbuf_addstr(sb, "\\n"); break;
+		case '\r': strbuf_addstr(sb, "\\r"); break;
+		default: strbuf_addch(sb, *s);
+		}
+	}
+}
+
+static void add_field(struct strbuf *sb, const char *s)
+{
+	strbuf_addch(sb, '\t');
+	add_escaped(sb, s ? s : "");
+}
+
+static void add_hash(struct strbuf *sb, const struct hash128 *h)
+{
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_to_hex(h, hex);
+	strbuf_addch(sb, '\t');
+	strbuf_addstr(sb, hex);
+}
+
+static void add_kvs(struct strbuf *sb, char tag, const struct state_kv *v,
+		    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		strbuf_addch(sb, tag);
+		add_field(sb, v[i].key);
+		add_field(sb, v[i].value);
+		strbuf_addch(sb, '\n');
+	}
+}
+
+static void add_paths(struct strbuf *sb, char tag, const struct state_path *v,
+		      size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		strbuf_addch(sb, tag);
+		add_field(sb, v[i].path);
+		add_hash(sb, &v[i].hash);
+		strbuf_addf(sb, "\t%d\n", v[i].missing);
+		for (size_t j = 0; j < v[i].files_nr; j++) {
+			strbuf_addch(sb, 'f');
+			add_field(sb, v[i].files[j].path);
+			add_hash(sb, &v[i].files[j].hash);
+			strbuf_addch(sb, '\n');
+		}
+	}
+}
+
+static void add_record(struct strbuf *sb, const struct stage_record *r)
+{
+	strbuf_addch(sb, 'S');
+	add_field(sb, r->name);
+	strbuf_addstr(sb, "\nK");
+	add_hash(sb, &r->key);
+	strbuf_addstr(sb, "\nC");
+	add_hash(sb, &r->cmd);
+	strbuf_addstr(sb, "\nX");
+	add_field(sb, r->executor);
+	strbuf_addch(sb, '\n');
+	if (r->image) {
+		strbuf_addch(sb, 'I');
+		add_field(sb, r->image);
+		strbuf_addch(sb, '\n');
+	}
+	if (r->datums) {
+		strbuf_addch(sb, 'D');
+		add_field(sb, r->datums);
+		strbuf_addch(sb, '\n');
+	}
+	add_kvs(sb, 'E', r->env, r->env_nr);
+	add_kvs(sb, 'P', r->params, r->params_nr);
+	add_kvs(sb, 'M', r->matrix, r->matrix_nr);
+	add_paths(sb, 'i', r->inputs, r->inputs_nr);
+	add_paths(sb, 'o', r->outputs, r->outputs_nr);
+	strbuf_addf(sb, "T\t%lld\t%lld\n.\n", r->started_ms, r->duration_ms);
+}
+
+void state_serialize(const struct state *st, struct strbuf *out)
+{
+	struct hash128 sum;
+	size_t start = out->len;
+
+	strbuf_addstr(out, STATE_MAGIC);
+	for (size_t i = 0; i < st->nr; i++)
+		add_record(out, st->recs[i]);
+	hash_buf(out->buf + start, out->len - start, &sum);
+	strbuf_addch(out, '#');
+	add_hash(out, &sum);
+	strbuf_addch(out, '\n');
+}
+
+int state_save(const struct state *st, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ret;
+
+	state_serialize(st, &sb);
+	ret = fs_write_atomic(st->path, sb.buf, sb.len, err);
+	strbuf_release(&sb);
+	return ret;
+}
+
+/* --- reading --- */
+
+#define MAX_FIELDS 4
+
+/* Splits one line in place into unescaped fields; returns their count or
+ * -1 on a bad escape. */
+static int split_line(char *line, char **f)
+{
+	int n = 0;
+	char *w = line, *r = line;
+
+	f[n++] = w;
+	for (; *r; r++) {
+		if (*r == '\t') {
+			*w++ = '\0';
+			if (n == MAX_FIELDS)
+				return -1;
+			f[n++] = w;
+		} else if (*r == '\\') {
+			static const char from[] = "\\tnr", to[] = "\\\t\n\r";
+			const char *p = r[1] ? strchr(from, r[1]) : NULL;
+
+			if (!p)
+				return -1;
+			*w++ = to[p - from];
+			r++;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return n;
+}
+
+struct reader {
+	struct stage_record *rec;
+	struct state_path *cur;	/* the input/output 'f' lines belong to */
+};
+
+static int parse_hash(const char *s, struct hash128 *h)
+{
+	return hash_from_hex(s, h);
+}
+
+static struct state_kv *push_kv(struct state_kv **v, size_t *nr, char **f)
+{
+	struct state_kv *kv;
+
+	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	kv = &(*v)[(*nr)++];
+	kv->key = xstrdup(f[1]);
+	kv->value = xstrdup(f[2]);
+	return kv;
+}
+
+static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
+		     char **f, int n)
+{
+	struct state_path *p;
+
+	if (n != 4)
+		return -1;
+	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	p = &(*v)[(*nr)++];
+	memset(p, 0, sizeof(*p));
+	p->path = xstrdup(f[1]);
+	p->missing = !strcmp(f[3], "1");
+	rd->cur = p;
+	return parse_hash(f[2], &p->hash);
+}
+
+static int parse_field_line(struct reader *rd, char **f, int n)
+{
+	struct stage_record *r = rd->rec;
+
+	switch (f[0][0]) {
+	case 'K': return n == 2 ? parse_hash(f[1], &r->key) : -1;
+	case 'C': return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
+	case 'X': return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
+	case 'I': return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
+	case 'D': return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
+	case 'E': return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
+	case 'P':
+		return n == 3 ? (push_kv(&r->params, &r->params_nr, f), 0) : -1;
+	case 'M':
+		return n == 3 ? (push_kv(&r->matrix, &r->matrix_nr, f), 0) : -1;
+	case 'i': return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
+	case 'o': return push_path(rd, &r->outputs, &r->outputs_nr, f, n);
+	case 'T':
+		if (n != 3)
+			return -1;
+		r->started_ms = atoll(f[1]);
+		r->duration_ms = atoll(f[2]);
+		return 0;
+	case 'f': {
+		struct state_path *p = rd->cur;
+		struct state_file *sf;
+
+		if (n != 3 || !p)
+			return -1;
+		ALLOC_GROW(p->files, p->files_nr + 1, p->files_alloc);
+		sf = &p->files[p->files_nr++];
+		sf->path = xstrdup(f[1]);
+		return parse_hash(f[2], &sf->hash);
+	}
+	}
+	return -1;
+}
+
+static int parse_line(struct state *st, struct reader *rd, char *line)
+{
+	char *f[MAX_FIELDS];
+	int n = split_line(line, f);
+
+	if (n < 1 || strlen(f[0]) != 1)
+		return -1;
+	if (f[0][0] == 'S') {
+		if (n != 2 || rd->rec)
+			return -1;
+		rd->rec = xcalloc(1, sizeof(*rd->rec));
+		rd->rec->name = xstrdup(f[1]);
+		rd->cur = NULL;
+		return 0;
+	}
+	if (!rd->rec)
+		return -1;
+	if (f[0][0] == '.') {
+		if (!rd->rec->executor || state_find(st, rd->rec->name))
+			return -1;
+		state_put(st, rd->rec);
+		rd->rec = NULL;
+		return 0;
+	}
+	return parse_field_line(rd, f, n);
+}
+
+/* Checks the version line and the trailing checksum; returns the length
+ * of the body (records) or -1. */
+static long check_envelope(const char *buf, size_t len)
+{
+	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1;	/* "#\t<hex>\n" */
+	struct hash128 want, got;
+	char hex[HASH_HEX_LEN + 1];
+	size_t mlen = strlen(STATE_MAGIC);
+
+	if (len < mlen + tail || memcmp(buf, STATE_MAGIC, mlen))
+		return -1;
+	if (buf[len - tail] != '#' || buf[len - tail + 1] != '\t' ||
+	    buf[len - 1] != '\n')
+		return -1;
+	memcpy(hex, buf + len - tail + 2, HASH_HEX_LEN);
+	hex[HASH_HEX_LEN] = '\0';
+	if (hash_from_hex(hex, &want))
+		return -1;
+	hash_buf(buf, len - tail, &got);
+	if (!hash_equal(&want, &got))
+		return -1;
+	return (long)(len - tail);
+}
+
+int state_parse(struct state *st, const char *buf, size_t len)
+{
+	struct reader rd = { NULL, NULL };
+	long body = check_envelope(buf, len);
+	char *copy, *p, *end;
+	int ret = 0;
+
+	if (body < 0)
+		return -1;
+	copy = xmemdupz(buf, (size_t)body);
+	end = copy + body;
+	for (p = copy + strlen(STATE_MAGIC); p < end && !ret;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if (!nl) {
+			ret = -1;
+			break;
+		}
+		*nl = '\0';
+		ret = parse_line(st, &rd, p);
+		p = nl + 1;
+	}
+	if (rd.rec) {
+		stage_record_free(rd.rec);
+		ret = -1;
+	}
+	if (ret)
+		clear(st);
+	free(copy);
+	return ret;
+}
+
+int state_load(struct state **out, const char *path, struct error *err)
+{
+	struct state *st = xcalloc(1, sizeof(*st));
+	struct strbuf sb = STRBUF_INIT;
+
+	st->path = xstrdup(path);
+	*out = NULL;
+	if (strbuf_read_file(&sb, path, 0)) {
+		if (errno != ENOENT) {
+			error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+				  strerror(errno));
+			strbuf_release(&sb);
+			state_free(st);
+			return -1;
+		}
+	} else if (state_parse(st, sb.buf, sb.len)) {
+		log_warn("'%s' is corrupt or truncated; ignoring it (every "
+			 "stage will be treated as never run)",
+			 path);
+	}
+	strbuf_release(&sb);
+	*out = st;
+	return 0;
+}

@@ -1,0 +1,76 @@
+/* What pipe recorded about each stage's last successful run (.pipe/state):
+ * its key and the parts the key was made of, so that staleness can be
+ * explained component by component. Versioned, checksummed, written
+ * atomically; a truncated or corrupt file is detected and ignored (every
+ * stage is then "never run"), never trusted. */
+#ifndef ENGINE_STATE_H
+#define ENGINE_STATE_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+#include "util/hash.h"
+
+struct state_file {		/* one file under an input or output */
+	char *path;
+	struct hash128 hash;
+};
+
+struct state_path {		/* one declared input or output */
+	char *path;		/* as declared (normalized) */
+	struct hash128 hash;	/* combined hash of everything under it */
+	int missing;		/* declared but absent (inputs only) */
+	struct state_file *files;
+	size_t files_nr, files_alloc;
+};
+
+struct state_kv {
+	char *key;
+	char *value;		/* env: hash hex; params: the value text */
+};
+
+struct stage_record {
+	char *name;
+	struct hash128 key;
+	struct hash128 cmd;	/* hash of the command (kind + text) */
+	char *executor;
+	char *image;		/* resolved image id, or NULL */
+	char *datums;		/* datums glob, or NULL */
+	struct state_kv *env, *params, *matrix;
+	size_t env_nr, params_nr, matrix_nr;
+	struct state_path *inputs, *outputs;
+	size_t inputs_nr, outputs_nr;
+	long long started_ms;	/* unix time */
+	long long duration_ms;
+};
+
+struct state {
+	char *path;
+	struct stage_record **recs;	/* sorted by name */
+	size_t nr, alloc;
+};
+
+/* Load path; a missing file gives an empty state. A corrupt or truncated
+ * one is reported with log_warn and treated as empty. Fails only on I/O
+ * errors (EXIT_ENV). */
+int state_load(struct state **out, const char *path, struct error *err);
+void state_free(struct state *st);
+
+/* The record of stage name, or NULL (borrowed). */
+struct stage_record *state_find(const struct state *st, const char *name);
+
+/* Insert or replace (takes ownership of rec); drop removes a record. */
+void state_put(struct state *st, struct stage_record *rec);
+void state_drop(struct state *st, const char *name);
+
+/* Write atomically (temp + fsync + rename + fsync folder). */
+int state_save(const struct state *st, struct error *err);
+
+void stage_record_free(struct stage_record *rec);
+
+/* Serialize / parse, exposed for tests and fuzzing. state_parse returns
+ * -1 (and no records) on any malformed or truncated input. */
+void state_serialize(const struct state *st, struct strbuf *out);
+int state_parse(struct state *st, const char *buf, size_t len);
+
+#endif
