@@ -23,7 +23,8 @@ struct exec_unit {
 	char *const *env;	/* "KEY=VALUE" added to the caller's
 				 * environment, NULL-terminated; may be NULL */
 	const char *log_path;	/* absolute; the unit's output is kept here
-				 * (created or truncated) */
+				 * (created or truncated, its folder too);
+				 * NULL: not kept */
 	long long timeout_ms;	/* 0: none; then TERM, KILL after grace */
 
 	/* For container executors; local ignores them. */
@@ -66,14 +67,19 @@ struct executor {
 	int (*open)(struct exec_ctx **out, const struct exec_options *opt,
 		    struct error *err);
 
-	/* Start a unit. Returns 0, or -1 when it could not be started. */
+	/* Start a unit. Returns 0, or -1 when it could not be started (no
+	 * done entry follows). A command that cannot be executed is started:
+	 * wait() reports it with exit code 127 (126: not executable) and a
+	 * message. */
 	int (*start)(struct exec_ctx *ctx, const struct exec_unit *unit,
 		     struct error *err);
 
 	/* Wait up to timeout_ms (-1: until something happens) for running
 	 * units, streaming their output meanwhile. Fills up to max entries of
 	 * done[] and returns how many, 0 on timeout or when a signal
-	 * interrupted the wait, -1 on an executor error. */
+	 * interrupted the wait, -1 on an executor error. A unit ends when its
+	 * main process does; what it left running (its process group, its
+	 * container) is killed then, as a container's processes would be. */
 	int (*wait)(struct exec_ctx *ctx, int timeout_ms, struct exec_done *done,
 		    int max, struct error *err);
 
@@ -81,8 +87,8 @@ struct executor {
 	int (*running)(struct exec_ctx *ctx);
 
 	/* Stop every running unit: TERM (or the backend's stop), then KILL
-	 * after the grace period. Units are still reported by wait(), with
-	 * cancelled set. */
+	 * after the grace period; a second call KILLs at once. Units are
+	 * still reported by wait(), with cancelled set. */
 	void (*cancel_all)(struct exec_ctx *ctx);
 
 	/* Resolve an image name to the id that enters the stage key. NULL

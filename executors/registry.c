@@ -1,0 +1,17 @@
+/* The executors the engine can pick by name (Pipefile `executor:`). */
+#include "executors/executor.h"
+#include "util/xalloc.h"
+
+#include <string.h>
+
+static const struct executor *const executors[] = {
+	&executor_local,
+};
+
+const struct executor *executor_find(const char *name)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(executors); i++)
+		if (!strcmp(executors[i]->name, name))
+			return executors[i];
+	return NULL;
+}
