@@ -651,9 +651,8 @@ static void check_exit(struct exec_ctx *ctx, struct lunit *u)
 }
 
 /* The child could not exec: reap it and keep the reason, in the log too. */
-static void spawn_failed(struct exec_ctx *ctx, struct lunit *u,
-			 const struct spawn_failure *f, const char *prog,
-			 const char *cwd)
+static void spawn_failed(struct lunit *u, const struct spawn_failure *f,
+			 const char *prog, const char *cwd)
 {
 	struct strbuf sb = STRBUF_INIT;
 	int status;
@@ -679,7 +678,6 @@ static void spawn_failed(struct exec_ctx *ctx, struct lunit *u,
 					     : 126;
 	u->reaped = u->finished = 1;
 	u->duration_ms = now_ms() - u->started_ms;
-	(void)ctx;
 }
 
 static void spawned(struct exec_ctx *ctx, struct lunit *u)
@@ -731,7 +729,7 @@ static int start_child(struct exec_ctx *ctx, struct lunit *u, struct spawn *sp,
 		n = read(pipes[2][0], &f, sizeof(f));
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(f))
-		spawn_failed(ctx, u, &f, sp->argv[0], sp->cwd);
+		spawn_failed(u, &f, sp->argv[0], sp->cwd);
 	else
 		spawned(ctx, u);
 	return 0;
