@@ -40,4 +40,9 @@ void hasher_free(struct hasher *h);
 int hash_file(const char *path, struct hash128 *out, unsigned long long *bytes,
 	      struct error *err);
 
+/* The same for an open file, read from its current offset to the end; name
+ * is used in the error message. The caller keeps fd. */
+int hash_fd(int fd, const char *name, struct hash128 *out,
+	    unsigned long long *bytes, struct error *err);
+
 #endif

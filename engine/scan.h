@@ -1,0 +1,85 @@
+/* Scanning inputs: one Pipefile path (a file, a folder or a glob) becomes
+ * the sorted list of files it covers, each with its content hash, plus one
+ * combined hash for the whole path. */
+#ifndef ENGINE_SCAN_H
+#define ENGINE_SCAN_H
+
+#include <stddef.h>
+
+#include "engine/statcache.h"
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/strvec.h"
+
+struct scan_entry {
+	char *path;	     /* workspace-relative, no trailing '/'; owned */
+	struct hash128 hash; /* content; for a symlink, its target text */
+	char type;	     /* 'f' file, 'x' executable file, 'l' symlink */
+	unsigned long long size;
+};
+
+struct scan_list {
+	struct scan_entry *v;
+	size_t nr, alloc;
+};
+
+#define SCAN_LIST_INIT                                                         \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
+
+/*
+ * Append to out the files that path covers, sorted by path (byte order),
+ * hashed through sc (NULL: read every file). path is normalized and
+ * workspace-relative (util/path.h); "" is the whole workspace.
+ *
+ *   a file or symlink   one entry
+ *   a folder            every file and symlink below it, recursively;
+ *                       ".pipe" and ".git" are skipped at the top of the
+ *                       workspace; empty folders contribute nothing (as
+ *                       in git)
+ *   a glob (is_glob)    every file matching it, and everything below a
+ *                       folder matching it; a pattern ending in '/'
+ *                       matches folders only
+ *
+ * Symlinks are never followed: an entry of type 'l' is hashed over the
+ * target text, and a target that, resolved lexically from the link's
+ * folder, leaves the workspace is an error. So is a path that goes through
+ * a symlink, and anything that is not a file, folder or symlink.
+ *
+ * *found is 0 when path does not exist (or the glob matches nothing); that
+ * is not an error, and out is left as it was. Otherwise *combined is:
+ *
+ *   a file        type 'f': its content hash, what `xxhsum -H2` prints;
+ *                 type 'x' or 'l': XXH3-128 over the type byte followed by
+ *                 the 16 canonical bytes of the content hash
+ *   a folder      its Merkle hash. The hash of a folder is XXH3-128 over
+ *                 its children that hold files, in byte order of their
+ *                 names with '/' appended to folder names (git's tree
+ *                 order), each child as
+ *                   type byte ('f', 'x', 'l', or 'd' for a folder),
+ *                   name length (u64 little-endian), name bytes,
+ *                   16 canonical bytes of the child's hash
+ *                 (a file's content hash, a link's target hash, a
+ *                 folder's own hash). Names are relative to their folder,
+ *                 so the hash does not depend on where the folder lies.
+ *   a glob        XXH3-128 over the sorted list, each entry as
+ *                   path length (u64 little-endian), path bytes,
+ *                   type byte, 16 canonical bytes of the hash
+ *
+ * Returns 0, or -1 with err naming the file or folder at fault.
+ */
+int scan_path(struct statcache *sc, const char *workspace, const char *path,
+	      int is_glob, struct scan_list *out, int *found,
+	      struct hash128 *combined, struct error *err);
+
+/* The paths matching pattern themselves (files, symlinks or folders, at
+ * whatever depth they match; nothing below a matching folder), sorted, no
+ * trailing '/'. A pattern ending in '/' matches folders only. For `datums:`,
+ * one unit of work per match. No match leaves out as it was. */
+int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
+	      struct error *err);
+
+void scan_list_release(struct scan_list *list);
+
+#endif

@@ -1,0 +1,74 @@
+/* The stat cache: content hashes remembered by (dev, inode, size, mtime,
+ * ctime, mode), so that an unchanged file is never read twice (git's index,
+ * DVC's state). Kept in one file, `.pipe/statcache`. */
+#ifndef ENGINE_STATCACHE_H
+#define ENGINE_STATCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "util/error.h"
+#include "util/hash.h"
+
+struct statcache;
+
+/* What a session did, for `-v` and for tests. */
+struct statcache_stats {
+	size_t entries; /* files known, loaded or added */
+	size_t hits;	/* answered without reading the file */
+	size_t misses;	/* files read and hashed */
+	unsigned long long bytes_hashed;
+};
+
+/* A cached entry is trusted only when the file's last change (the later of
+ * mtime and ctime) is at least this much older than the moment the entry
+ * was hashed; see "racily clean" in statcache.c. */
+#define STATCACHE_RACY_NS (3LL * 1000 * 1000 * 1000)
+
+/* Load the cache kept at cache_path. A missing file gives an empty cache; a
+ * truncated, corrupt or foreign-version file is logged (log_verbose) and
+ * replaced by an empty cache, never trusted. Fails only when the file exists
+ * but cannot be read. The caller owns *out (statcache_free). */
+int statcache_open(struct statcache **out, const char *cache_path,
+		   struct error *err);
+
+/* The content hash of the regular file workspace_dir/relpath, whose lstat
+ * the caller took (st; NULL makes statcache lstat it). relpath is the
+ * workspace-relative key. Reads the file only when its stat data differ
+ * from the cached entry, or the entry is racy. Symlinks are not followed:
+ * anything but a regular file is an error. */
+int statcache_hash_file(struct statcache *sc, const char *workspace_dir,
+			const char *relpath, const struct stat *st,
+			struct hash128 *out, struct error *err);
+
+/* The same, for a file named name inside the open folder dirfd (scan's
+ * fast path: no path resolution per file). */
+int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
+		      const char *relpath, const struct stat *st,
+		      struct hash128 *out, struct error *err);
+
+/* Tell the cache that every existing file at or below dir (a
+ * workspace-relative path, "" for the whole workspace) was looked up in
+ * this session, or, with glob, every existing file matching glob or lying in
+ * a folder that matches it. Entries there that were not looked up belong to
+ * deleted files and are dropped by the next save. */
+void statcache_note_walked(struct statcache *sc, const char *dir,
+			   const char *glob);
+
+/* Write the cache back when anything changed (temp file, fsync, rename,
+ * fsync of the folder; the folder is created if needed). Entries not looked
+ * up in this session are kept, except deleted ones (statcache_note_walked).
+ * Returns 0, or -1 with err set. */
+int statcache_save(struct statcache *sc, struct error *err);
+
+void statcache_get_stats(const struct statcache *sc,
+			 struct statcache_stats *out);
+
+/* Replace the wall clock (nanoseconds since the epoch) used to stamp
+ * entries; for tests of the racy-entry guard. NULL restores the real one. */
+void statcache_set_clock(struct statcache *sc, int64_t (*now_ns)(void));
+
+void statcache_free(struct statcache *sc);
+
+#endif
