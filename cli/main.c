@@ -4,6 +4,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,8 @@ int main(int argc, char **argv)
 	const struct command *c;
 	int i;
 
+	/* `pipe run | head` must not kill pipe and orphan its stages */
+	signal(SIGPIPE, SIG_IGN);
 	cli.pipefile_path = getenv("PIPEFILE");
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];

@@ -277,14 +277,25 @@ static int report_cycle(const struct graph *g, const size_t *indeg,
 			}
 		}
 	}
-	/* path[pos[cur]..] walks upstream; print it reversed */
-	strbuf_addstr(&sb, "dependency cycle: ");
-	for (size_t k = path_nr; k-- > pos[cur];)
-		strbuf_addf(&sb, "%s -> ", g->pf->stages[path[k]].name);
-	strbuf_addstr(&sb, g->pf->stages[path[path_nr - 1]].name);
+	/* path[pos[cur]..] walks upstream: data flows the other way. Print
+	 * it in flow order, starting from the stage written first. */
 	{
-		const struct pf_stage *s = &g->pf->stages[path[path_nr - 1]];
+		size_t from = pos[cur], len = path_nr - from, first = 0;
+		const struct pf_stage *s;
 
+		for (size_t k = 1; k < len; k++)
+			if (path[from + k] < path[from + first])
+				first = k;
+		strbuf_addstr(&sb, "dependency cycle: ");
+		for (size_t k = 0; k <= len; k++) {
+			size_t at = (first + len - k % len) % len;
+
+			if (k == len)
+				at = first;
+			strbuf_addf(&sb, "%s%s", k ? " -> " : "",
+				    g->pf->stages[path[from + at]].name);
+		}
+		s = &g->pf->stages[path[from + first]];
 		ret = pipefile_error_at(g->pf, err, s->line, s->col, "%s",
 					sb.buf);
 	}

@@ -439,7 +439,7 @@ static int reap(struct sched *s, struct error *err)
 
 		if (!x->ops->running(x->ctx))
 			continue;
-		n = x->ops->wait(x->ctx, busy > 1 ? 20 : -1, done,
+		n = x->ops->wait(x->ctx, busy > 1 ? 20 : 500, done,
 				 (int)ARRAY_SIZE(done), err);
 		if (n < 0)
 			return -1;

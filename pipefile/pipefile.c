@@ -49,3 +49,21 @@ int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 	strbuf_release(&sb);
 	return -1;
 }
+
+struct pf_params *pipefile_params_new(void)
+{
+	return NULL;
+}
+
+void pipefile_params_free(struct pf_params *pp)
+{
+	(void)pp;
+}
+
+int pipefile_params_get(struct pf_params *pp, const struct pf_param *p,
+			struct strbuf *out, struct error *err)
+{
+	(void)pp;
+	(void)out;
+	return error_set(err, EXIT_USAGE, "param '%s': not built yet", p->key);
+}
