@@ -1,4 +1,5 @@
 /* The executors the engine can pick by name (Pipefile `executor:`). */
+#include "executors/docker.h"
 #include "executors/executor.h"
 #include "util/xalloc.h"
 
@@ -6,6 +7,7 @@
 
 static const struct executor *const executors[] = {
 	&executor_local,
+	&executor_docker,
 };
 
 const struct executor *executor_find(const char *name)
