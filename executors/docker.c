@@ -34,10 +34,14 @@
  * PIPE_WORKSPACE=/workspace; values naming a host path in the workspace
  * are rewritten under /workspace.
  *
- * A unit goes create -> start -> logs and wait -> inspect (only after exit
- * 137: was it OOMKilled?) -> done. Its container is removed (force) in the
- * background once the unit is reported; close() waits for every removal.
- * Timeouts and cancel_all() send TERM through /kill, KILL after the grace
+ * A unit goes create -> attach -> start -> wait -> inspect (only after exit
+ * 137: was it OOMKilled?) -> done. Its output comes from the attach stream,
+ * as docker run's does: multiplexed (8-byte frame headers, no TTY), in
+ * place before the start, ending with the container; the logs endpoint
+ * with follow=1 was the plan, but it loses the end of the output (seen
+ * with Docker 20.10). The container is removed (force) in the background
+ * once the unit is reported; close() waits for every removal. Timeouts and
+ * cancel_all() send TERM through /kill, KILL after the grace
  * period. */
 #include "executors/docker.h"
 #include "executors/executor.h"
@@ -67,11 +71,11 @@
 #define DEFAULT_SOCKET "/var/run/docker.sock"
 #define DEFAULT_GRACE_MS 5000
 #define PING_MS 10000
-#define REQUEST_MS 120000	 /* create, start, inspect, kill, remove */
-#define LOGS_AFTER_EXIT_MS 10000 /* the log stream's time to end */
+#define REQUEST_MS 120000	   /* create, start, inspect, kill, remove */
+#define OUTPUT_AFTER_EXIT_MS 10000 /* the output stream's time to end */
 #define WS "/workspace"
 
-enum step { CREATING, STARTING, RUNNING, INSPECTING, FINISHED };
+enum step { CREATING, ATTACHING, STARTING, RUNNING, INSPECTING, FINISHED };
 
 /* A file output, written in staging, moved into the workspace. */
 struct staged {
@@ -87,14 +91,14 @@ struct dunit {
 	struct strbuf pending[3]; /* [1] stdout, [2] stderr */
 	struct docker_demux demux;
 	enum step step;
-	struct http_xfer *req, *logs, *waiter;
+	struct http_xfer *req, *out, *waiter;
 	char *staging; /* this unit's staging root, or NULL */
 	struct staged *staged;
 	size_t nr_staged, alloc_staged;
-	long long timeout_ms, started_ms, deadline_ms, kill_ms, logs_until;
+	long long timeout_ms, started_ms, deadline_ms, kill_ms, out_until;
 	int exit_code;
 	unsigned running : 1; /* started, exit not yet seen */
-	unsigned waited : 1, logs_done : 1;
+	unsigned waited : 1, out_done : 1;
 	unsigned timed_out : 1, cancelled : 1, oom_killed : 1;
 	char *message;
 	long long duration_ms;
@@ -373,7 +377,7 @@ static void emit(void *arg, int stream, const char *data, size_t len)
 	strbuf_reset(&ctx->out);
 }
 
-static void on_logs_data(void *arg, const char *data, size_t len)
+static void on_output(void *arg, const char *data, size_t len)
 {
 	struct dunit *u = arg;
 
@@ -447,9 +451,9 @@ static void finish(struct dunit *u)
 	if (u->step == FINISHED)
 		return;
 	http_xfer_free(u->req);
-	http_xfer_free(u->logs);
+	http_xfer_free(u->out);
 	http_xfer_free(u->waiter);
-	u->req = u->logs = u->waiter = NULL;
+	u->req = u->out = u->waiter = NULL;
 	flush_streams(u);
 	move_outputs(u);
 	if (u->cancelled) {
@@ -501,7 +505,7 @@ static void on_req(void *arg, struct http_xfer *x);
 
 static void exited(struct dunit *u)
 {
-	if (!u->waited || !u->logs_done || u->step != RUNNING)
+	if (!u->waited || !u->out_done || u->step != RUNNING)
 		return;
 	u->running = 0;
 	if (u->exit_code != 137) {
@@ -540,15 +544,21 @@ static void on_wait(void *arg, struct http_xfer *x)
 	http_xfer_free(x);
 	u->waiter = NULL;
 	u->waited = 1;
-	u->logs_until = now_ms() + LOGS_AFTER_EXIT_MS;
+	u->out_until = now_ms() + OUTPUT_AFTER_EXIT_MS;
 	exited(u);
 }
 
-static void on_logs_end(void *arg, struct http_xfer *x)
+static void on_output_end(void *arg, struct http_xfer *x)
 {
 	struct dunit *u = arg;
 
-	if (http_xfer_status(x) != 200) {
+	u->out = NULL;
+	if (u->step == ATTACHING) {
+		fail(u, x);
+		http_xfer_free(x);
+		return;
+	}
+	if (http_xfer_status(x) != 200 || *http_xfer_error(x)) {
 		struct strbuf sb = STRBUF_INIT;
 
 		strbuf_addstr(&sb, "cannot read the container's output: ");
@@ -557,26 +567,58 @@ static void on_logs_end(void *arg, struct http_xfer *x)
 		strbuf_release(&sb);
 	}
 	http_xfer_free(x);
-	u->logs = NULL;
-	u->logs_done = 1;
+	u->out_done = 1;
 	exited(u);
 }
 
-static void follow(struct dunit *u)
+/* The exit code: asked once the container runs (a container that has
+ * already exited answers at once). */
+static void wait_exit(struct dunit *u)
+{
+	struct strbuf path = STRBUF_INIT;
+
+	strbuf_addf(&path, "/containers/%s/wait", u->id);
+	u->waiter = api_start(u->ctx, "POST", path.buf, NULL, 0, on_wait, u);
+	strbuf_release(&path);
+}
+
+/* The attach stream is in place: the container may start, none of its
+ * output can be missed. */
+static void on_attached(void *arg, struct http_xfer *x)
+{
+	struct dunit *u = arg;
+	struct strbuf path = STRBUF_INIT;
+
+	if (u->step != ATTACHING || http_xfer_status(x) != 200)
+		return; /* a failure: on_output_end says why */
+	if (u->cancelled || u->timed_out) {
+		finish(u);
+		return;
+	}
+	strbuf_addf(&path, "/containers/%s/start", u->id);
+	u->step = STARTING;
+	u->req = api_start(u->ctx, "POST", path.buf, NULL, REQUEST_MS, on_req,
+			   u);
+	strbuf_release(&path);
+}
+
+/* Its output, as `docker run` gets it: attached before the start, the
+ * stream ends when the container does. (The logs endpoint with follow=1
+ * loses the end of the output: seen with Docker 20.10.) */
+static void attach(struct dunit *u)
 {
 	struct exec_ctx *ctx = u->ctx;
 	struct strbuf path = STRBUF_INIT;
-	struct http_request req = {.method = "GET"};
+	struct http_request req = {.method = "POST"};
 
-	strbuf_addf(&path, "%s/containers/%s/logs?follow=1&stdout=1&stderr=1",
+	strbuf_addf(&path, "%s/containers/%s/attach?stream=1&stdout=1&stderr=1",
 		    ctx->api, u->id);
 	req.path = path.buf;
-	req.on_data = on_logs_data;
+	req.on_data = on_output;
 	req.data_arg = u;
-	u->logs = http_start(ctx->http, &req, on_logs_end, u);
-	strbuf_reset(&path);
-	strbuf_addf(&path, "/containers/%s/wait", u->id);
-	u->waiter = api_start(ctx, "POST", path.buf, NULL, 0, on_wait, u);
+	req.on_response = on_attached;
+	u->step = ATTACHING;
+	u->out = http_start(ctx->http, &req, on_output_end, u);
 	strbuf_release(&path);
 }
 
@@ -603,13 +645,7 @@ static void created(struct dunit *u, struct http_xfer *x)
 		finish(u);
 		return;
 	}
-	struct strbuf path = STRBUF_INIT;
-
-	strbuf_addf(&path, "/containers/%s/start", u->id);
-	u->step = STARTING;
-	u->req = api_start(u->ctx, "POST", path.buf, NULL, REQUEST_MS, on_req,
-			   u);
-	strbuf_release(&path);
+	attach(u);
 }
 
 /* docker run's exit codes when the runtime cannot exec the command. */
@@ -641,7 +677,7 @@ static void started(struct dunit *u, struct http_xfer *x)
 	}
 	u->step = RUNNING;
 	u->running = 1;
-	follow(u);
+	wait_exit(u);
 	if (u->cancelled || u->timed_out)
 		send_signal(u, "TERM");
 }
@@ -1135,7 +1171,7 @@ static struct dunit *unit_new(struct exec_ctx *ctx,
 static void unit_free(struct dunit *u)
 {
 	http_xfer_free(u->req);
-	http_xfer_free(u->logs);
+	http_xfer_free(u->out);
 	http_xfer_free(u->waiter);
 	for (int i = 0; i < 3; i++)
 		strbuf_release(&u->pending[i]);
@@ -1224,10 +1260,10 @@ static void run_timers(struct exec_ctx *ctx, long long now)
 			u->kill_ms = 0;
 			send_signal(u, "KILL");
 		}
-		if (u->waited && !u->logs_done && now >= u->logs_until) {
-			http_xfer_free(u->logs);
-			u->logs = NULL;
-			u->logs_done = 1;
+		if (u->waited && !u->out_done && now >= u->out_until) {
+			http_xfer_free(u->out);
+			u->out = NULL;
+			u->out_done = 1;
 			log_note(u, "the container's output did not end");
 			exited(u);
 		}
@@ -1248,8 +1284,8 @@ static long long poll_timeout(struct exec_ctx *ctx, long long now,
 			t = min_timeout(t, u->deadline_ms - now);
 		if (u->kill_ms && u->running)
 			t = min_timeout(t, u->kill_ms - now);
-		if (u->waited && !u->logs_done)
-			t = min_timeout(t, u->logs_until - now);
+		if (u->waited && !u->out_done)
+			t = min_timeout(t, u->out_until - now);
 	}
 	return t > INT_MAX ? INT_MAX : t;
 }

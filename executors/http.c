@@ -31,6 +31,7 @@ struct http {
 	struct pollfd *pfd;
 	size_t alloc_pfd;
 	long long timer_at;	 /* when curl wants a timeout call; -1: never */
+	int responses;		 /* xfers whose on_response is due */
 	struct http_xfer *first; /* every xfer not yet freed */
 	int in_flight;
 };
@@ -43,6 +44,7 @@ struct http_xfer {
 	char *url, *body;
 	void (*on_data)(void *arg, const char *data, size_t len);
 	void *data_arg;
+	void (*on_response)(void *arg, struct http_xfer *x);
 	http_done_fn *done_fn;
 	void *done_arg;
 	struct strbuf resp_body, resp_headers, scratch;
@@ -50,6 +52,7 @@ struct http_xfer {
 	char *error;
 	long status;
 	unsigned added : 1, done : 1;
+	unsigned responded : 1, told : 1; /* headers in; on_response called */
 };
 
 static long long now_ms(void)
@@ -127,9 +130,21 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
 	struct http_xfer *x = arg;
 
+	long status = 0;
+
 	if (size * n >= 5 && !strncmp(data, "HTTP/", 5))
 		strbuf_reset(&x->resp_headers);
 	strbuf_add(&x->resp_headers, data, size * n);
+	/* the blank line that ends a final (not 1xx) response's headers */
+	if (strspn(data, "\r\n") == size * n && x->on_response &&
+	    !x->responded) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200) {
+			x->status = status;
+			x->responded = 1;
+			x->h->responses++;
+		}
+	}
 	return size * n;
 }
 
@@ -289,6 +304,7 @@ static struct http_xfer *xfer_new(struct http *h,
 	x->url = strbuf_detach(&url, NULL);
 	x->on_data = req->on_data;
 	x->data_arg = req->data_arg;
+	x->on_response = req->on_response;
 	curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
 	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
@@ -470,14 +486,37 @@ static int reap_unadded(struct http *h)
 	return n;
 }
 
+/* on_response, outside curl's callbacks (it may start requests). */
+static int tell_responses(struct http *h)
+{
+	int n = 0;
+
+	while (h->responses > 0) {
+		struct http_xfer *x = h->first;
+
+		while (x && !(x->responded && !x->told))
+			x = x->next;
+		if (!x)
+			break;
+		x->told = 1;
+		h->responses--;
+		n++;
+		x->on_response(x->data_arg, x);
+	}
+	h->responses = 0;
+	return n;
+}
+
 static int poll_timeout(struct http *h, long long now, long long until)
 {
 	long long t = until < 0 ? -1 : until - now;
 
-	if (h->timer_at >= 0 && (t < 0 || h->timer_at - now < t))
-		t = h->timer_at - now;
-	if (t < 0 && until >= 0)
-		t = 0;
+	if (h->timer_at >= 0) {
+		long long due = h->timer_at > now ? h->timer_at - now : 0;
+
+		if (t < 0 || due < t)
+			t = due;
+	}
 	if (t < -1)
 		t = 0;
 	return t > INT_MAX ? INT_MAX : (int)t;
@@ -529,9 +568,11 @@ int http_poll(struct http *h, int timeout_ms, struct error *err)
 	for (;;) {
 		long long now = now_ms();
 		size_t n;
-		int t;
+		int t, ended = tell_responses(h);
 
-		if (reap_unadded(h) + reap(h))
+		ended += reap_unadded(h);
+		ended += reap(h);
+		if (ended)
 			return 0;
 		if (!h->in_flight || (until >= 0 && now >= until))
 			return 0;

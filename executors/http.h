@@ -9,6 +9,9 @@
 #include "util/error.h"
 #include "util/strbuf.h"
 
+struct http;	  /* a target, its connections and requests in flight */
+struct http_xfer; /* one request */
+
 /* Where requests go and how. Strings are copied by http_new(). */
 struct http_target {
 	const char *base_url;	 /* "http://localhost", "https://h:6443" */
@@ -34,10 +37,10 @@ struct http_request {
 	 * must not start or free requests. */
 	void (*on_data)(void *arg, const char *data, size_t len);
 	void *data_arg;
+	/* Called (with data_arg) once the response's headers are in, before
+	 * done, from http_poll(): it may start requests. NULL: not called. */
+	void (*on_response)(void *arg, struct http_xfer *x);
 };
-
-struct http;	  /* a target, its connections and requests in flight */
-struct http_xfer; /* one request */
 
 /* Called from http_poll() when a request has ended (response complete or
  * transport error). It may start new requests and free x. */
@@ -56,10 +59,10 @@ struct http_xfer *http_start(struct http *h, const struct http_request *req,
 /* Abort (if still running) and free; NULL is fine. Never calls done. */
 void http_xfer_free(struct http_xfer *x);
 
-/* After done: the HTTP status (0 when no response came), the body (unless
- * streamed), a response header's value (case-insensitive name; NULL when
- * absent), and the transport error ("" when none), e.g. "couldn't connect
- * to server: No such file or directory". */
+/* After done (or on_response): the HTTP status (0 when no response came), the
+ * body (unless streamed), a response header's value (case-insensitive name;
+ * NULL when absent), and the transport error ("" when none), e.g. "couldn't
+ * connect to server: No such file or directory". */
 int http_xfer_done(const struct http_xfer *x);
 long http_xfer_status(const struct http_xfer *x);
 const struct strbuf *http_xfer_body(const struct http_xfer *x);
