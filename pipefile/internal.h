@@ -147,7 +147,8 @@ struct pf_matrix {
 	int started;
 };
 
-/* Read node (NULL: no matrix) for stage. Returns 0, or -1 with a located
+/* Read node (NULL: no matrix; its duplicate keys checked already) for
+ * stage. Returns 0, or -1 with a located
  * error: not a mapping, a key that is not a name, an empty or non-scalar
  * value list, a value with characters unfit for a stage name, or more
  * than PIPEFILE_MAX_STAGES combinations. */
@@ -216,6 +217,9 @@ struct pf_ctx {
 /* Located errors about a value: each returns -1. */
 int pipefile_bad_type(struct pf_ctx *c, const char *key, const struct ynode *n,
 		      const struct pf_where *w, const char *want);
+/* map->dup as "duplicate WHAT 'k' WHERE (first at line N)". */
+int pipefile_dup_error(struct pf_ctx *c, const struct ynode *map,
+		       const char *what, const struct pf_where *w);
 /* Values of key: a non-empty string; a whole number in [min, max]. */
 int pipefile_get_string(struct pf_ctx *c, const char *key,
 			const struct ynode *n, const struct pf_where *w,

@@ -181,14 +181,6 @@ int pipefile_matrix_init(struct pf_matrix *m, const struct ynode *node,
 			"'matrix' in stage '%s' must be a mapping of keys to "
 			"lists of values, e.g. { lr: [0.1, 0.01] }",
 			stage);
-	if (node->dup)
-		return pipefile_src_error(
-			src, err, node->items[2 * (node->dup - 1)]->line,
-			node->items[2 * (node->dup - 1)]->col,
-			"duplicate key '%s' in 'matrix' of stage '%s' (first "
-			"at line %d)",
-			node->items[2 * (node->dup - 1)]->str, stage,
-			node->items[2 * (node->dup_first - 1)]->line);
 	m->nr = node->nr;
 	m->keys = xcalloc(m->nr, sizeof(*m->keys));
 	m->vals = xcalloc(m->nr, sizeof(*m->vals));

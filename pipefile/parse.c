@@ -154,18 +154,23 @@ static const char *suggest(const char *key, const char *const *table, size_t n,
 	return best;
 }
 
-static int dup_error(struct pf_ctx *c, const struct ynode *map,
-		     const char *what, const struct pf_where *w)
+int pipefile_dup_error(struct pf_ctx *c, const struct ynode *map,
+		       const char *what, const struct pf_where *w)
 {
 	const struct ynode *k = map->items[2 * (map->dup - 1)];
 	const struct ynode *first = map->items[2 * (map->dup_first - 1)];
-	struct strbuf where = STRBUF_INIT;
+	struct strbuf where = STRBUF_INIT, at = STRBUF_INIT;
 
 	pipefile_where(w, &where);
+	if (first->line == k->line)
+		strbuf_addf(&at, "column %d", first->col);
+	else
+		strbuf_addf(&at, "line %d", first->line);
 	pipefile_src_error(c->src, c->err, k->line, k->col,
-			   "duplicate %s '%s' %s (first at line %d)", what,
-			   k->str, where.buf, first->line);
+			   "duplicate %s '%s' %s (first at %s)", what, k->str,
+			   where.buf, at.buf);
 	strbuf_release(&where);
+	strbuf_release(&at);
 	return -1;
 }
 
@@ -191,7 +196,7 @@ int pipefile_collect(struct pf_ctx *c, const struct ynode *map,
 		     const struct ynode **keys)
 {
 	if (map->dup)
-		return dup_error(c, map, "key", w);
+		return pipefile_dup_error(c, map, "key", w);
 	for (size_t i = 0; i < n; i++)
 		vals[i] = keys[i] = NULL;
 	for (uint32_t i = 0; i < map->nr; i++) {
@@ -235,7 +240,7 @@ static int check_env(struct pf_ctx *c, const struct ynode *env,
 					 "a mapping of names to values");
 	ew.section = "env";
 	if (env->dup)
-		return dup_error(c, env, "key", &ew);
+		return pipefile_dup_error(c, env, "key", &ew);
 	for (uint32_t i = 0; i < env->nr; i++) {
 		const struct ynode *k = env->items[2 * i];
 		const struct ynode *v = env->items[2 * i + 1];
@@ -546,7 +551,7 @@ static int read_stages(struct pf_ctx *c, const struct ynode *n,
 		return pipefile_bad_type(c, "stages", n, &w,
 					 "a mapping of stage names to stages");
 	if (n->dup)
-		return dup_error(c, n, "stage", &w);
+		return pipefile_dup_error(c, n, "stage", &w);
 	for (uint32_t i = 0; i < n->nr; i++)
 		if (pipefile_add_stage(c, n->items[2 * i], n->items[2 * i + 1]))
 			return -1;

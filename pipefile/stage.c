@@ -215,6 +215,10 @@ static int read_source(struct pf_ctx *c, struct stage_src *s)
 		return pipefile_bad_type(c, "datums", dat, &w,
 					 "one glob, e.g. \"data/*.csv\"");
 	merge_env(s);
+	if (s->vals[K_MATRIX] && s->vals[K_MATRIX]->dup) {
+		w.section = "matrix";
+		return pipefile_dup_error(c, s->vals[K_MATRIX], "key", &w);
+	}
 	if (pipefile_matrix_init(&s->matrix, s->vals[K_MATRIX], s->name, c->src,
 				 c->err))
 		return -1;
@@ -258,13 +262,23 @@ static int expand(struct pf_ctx *c, const struct stage_src *s,
 	return 0;
 }
 
-static int path_error(struct pf_ctx *c, const struct ynode *n, int col,
-		      const char *text, const char *key, const char *stage,
-		      const char *why)
+/* What is wrong with a normalized path, or NULL; *detail says more about
+ * a bad glob, at byte *off. */
+static const char *path_problem(const char *p, int output, const char **detail,
+				int *off)
 {
-	return pipefile_src_error(c->src, c->err, n->line, col,
-				  "'%s' in '%s' of stage '%s' %s", text, key,
-				  stage, why);
+	if (!*p)
+		return "is the whole workspace (name a file or folder in it)";
+	if (path_is_inside(p, ".pipe"))
+		return "is inside '.pipe/', which holds pipe's own state";
+	if (!glob_has_magic(p))
+		return NULL;
+	if (output)
+		return "is a glob (outputs are files, or folders ending in "
+		       "'/')";
+	if (glob_check(p, detail, off))
+		return "is a bad glob";
+	return NULL;
 }
 
 /* Normalize and check one path written at n (text: after substitution). */
@@ -273,32 +287,31 @@ static int make_path(struct pf_ctx *c, const struct ynode *n, const char *text,
 		     struct pf_path *p)
 {
 	struct strbuf sb = STRBUF_INIT;
-	const char *why = NULL;
+	const char *problem, *detail = NULL;
 	int off = 0, col = n->col;
 
-	if (path_normalize(text, &sb, &why))
-		why = !strcmp(why, "absolute path")
-			      ? "is an absolute path (paths are relative to "
-				"the Pipefile's folder)"
-		      : !strcmp(why, "empty path") ? "is empty"
-						   : "escapes the workspace";
-	else if (!sb.len)
-		why = "is the whole workspace (name a file or folder in it)";
-	else if (path_is_inside(sb.buf, ".pipe"))
-		why = "is inside '.pipe/', which holds pipe's own state";
-	else if (glob_has_magic(sb.buf) && output)
-		why = "is a glob (outputs are files, or folders ending in '/')";
-	else if (glob_has_magic(sb.buf) && glob_check(sb.buf, &why, &off)) {
-		if (!strcmp(sb.buf, n->str))
+	if (!*text)
+		return pipefile_src_error(c->src, c->err, n->line, n->col,
+					  "empty path in '%s' of stage '%s'",
+					  key, stage);
+	if (path_normalize(text, &sb, &detail)) {
+		problem = strcmp(detail, "absolute path")
+				  ? "escapes the workspace"
+				  : "is an absolute path (paths are relative "
+				    "to the Pipefile's folder)";
+		detail = NULL;
+	} else {
+		problem = path_problem(sb.buf, output, &detail, &off);
+	}
+	if (problem) {
+		if (detail && !strcmp(sb.buf, n->str))
 			col = pipefile_yaml_col_at(n, c->src, (size_t)off);
-		path_error(c, n, col, text, key, stage, "is a bad glob: ");
-		strbuf_addstr(&c->err->msg, why);
+		pipefile_src_error(c->src, c->err, n->line, col,
+				   "'%s' in '%s' of stage '%s' %s%s%s", text,
+				   key, stage, problem, detail ? ": " : "",
+				   detail ? detail : "");
 		strbuf_release(&sb);
 		return -1;
-	}
-	if (why) {
-		strbuf_release(&sb);
-		return path_error(c, n, col, text, key, stage, why);
 	}
 	p->line = n->line;
 	p->col = n->col;
@@ -540,7 +553,7 @@ int pipefile_add_stage(struct pf_ctx *c, const struct ynode *key,
 		       const struct ynode *val)
 {
 	struct stage_src s = {.key = key, .name = key->str};
-	struct pf_where w = {.stage = key->str}, top = {0};
+	struct pf_where w = {.stage = key->str};
 	int ret = -1;
 
 	if (check_name(c, key))
@@ -552,9 +565,12 @@ int pipefile_add_stage(struct pf_ctx *c, const struct ynode *key,
 			"a 'cmd')",
 			key->str);
 	if (val->kind != YNODE_MAP)
-		return pipefile_bad_type(c, key->str, val, &top,
-					 "a stage: a mapping with at least "
-					 "'cmd'");
+		return pipefile_src_error(
+			c->src, c->err, val->line, val->col,
+			"stage '%s' must be a mapping with at "
+			"least 'cmd', not %s",
+			key->str,
+			val->kind == YNODE_SEQ ? "a list" : "a string");
 	if (pipefile_collect(c, val, pipefile_stage_keys, K__NR, ~0ul, &w,
 			     s.vals, s.keys))
 		return -1;

@@ -503,9 +503,13 @@ static int reader_error(struct loader *l, yaml_parser_t *p)
 			line++;
 			start = i + 1;
 		}
+	if (p->problem_value < 0)
+		return pipefile_src_error(l->src, l->err, line,
+					  (int)(off - start) + 1,
+					  "YAML syntax error: %s", p->problem);
 	return pipefile_src_error(l->src, l->err, line, (int)(off - start) + 1,
 				  "YAML syntax error: %s (byte 0x%02x)",
-				  p->problem ? p->problem : "unreadable text",
+				  p->problem,
 				  (unsigned)p->problem_value & 0xff);
 }
 
