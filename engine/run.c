@@ -11,6 +11,7 @@
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
 #include "util/fs.h"
+#include "util/glob.h"
 #include "util/log.h"
 #include "util/path.h"
 #include "util/strbuf.h"
@@ -43,6 +44,7 @@ struct job {
 	const struct executor *ops;
 	struct exec_ctx *ctx;
 	struct strvec env;
+	struct strvec ro, rw;		/* container mounts */
 	char *log_path;
 	long long started_ms;
 	int moved_aside;		/* outputs are in .pipe/trash */
@@ -212,6 +214,37 @@ static void print_reasons(const char *verb, const char *name,
 	strbuf_release(&sb);
 }
 
+/* What a container may see: inputs (a glob by the folder it walks),
+ * params files and the datums read-only, outputs read-write. */
+static void mounts(const struct pf_stage *st, struct job *j)
+{
+	strvec_clear(&j->ro);
+	strvec_clear(&j->rw);
+	for (size_t i = 0; i < st->inputs.nr; i++) {
+		const struct pf_path *in = &st->inputs.v[i];
+
+		if (in->is_glob) {
+			size_t n = glob_literal_prefix(in->path);
+
+			strvec_push_nodup(&j->ro, n ? xstrndup(in->path, n)
+						    : xstrdup("./"));
+		} else {
+			strvec_push(&j->ro, in->path);
+		}
+	}
+	for (size_t i = 0; i < st->params_nr; i++)
+		if (st->params[i].file)
+			strvec_push(&j->ro, st->params[i].file);
+	if (st->datums.path) {
+		size_t n = glob_literal_prefix(st->datums.path);
+
+		strvec_push_nodup(&j->ro, n ? xstrndup(st->datums.path, n)
+					    : xstrdup("./"));
+	}
+	for (size_t i = 0; i < st->outputs.nr; i++)
+		strvec_push(&j->rw, st->outputs.v[i].path);
+}
+
 static int start_job(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
@@ -239,6 +272,9 @@ static int start_job(struct sched *s, struct job *j, struct error *err)
 	u.log_path = j->log_path;
 	u.timeout_ms = st->timeout_ms;
 	u.image = j->cur->image;
+	mounts(st, j);
+	u.ro_paths = j->ro.v;
+	u.rw_paths = j->rw.v;
 	u.network = st->network;
 	u.cpu_milli = st->resources.cpu_milli;
 	u.memory_bytes = st->resources.memory_bytes;
@@ -487,13 +523,22 @@ fail:
 	return -1;
 }
 
-static void list_skipped(const struct sched *s)
+/* After a failure: name what did not run, and why. */
+static void list_skipped(struct sched *s)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
-		const struct job *j = &s->jobs[s->e->g->order[k]];
+		struct job *j = &s->jobs[s->e->g->order[k]];
 
+		if (j->state == JOB_WAITING && deps_ready(s, j->stage) < 0) {
+			j->state = JOB_SKIPPED;
+			s->sum->skipped++;
+		}
 		if (j->state == JOB_SKIPPED)
 			log_error("skipped '%s': an upstream stage failed",
+				  stage_name(s, j->stage));
+		else if (j->state == JOB_WAITING && !interrupted)
+			log_error("not run '%s': stopped after a failure "
+				  "(-k keeps going)",
 				  stage_name(s, j->stage));
 	}
 }
@@ -515,6 +560,8 @@ static int setup(struct sched *s, struct error *err)
 		s->jobs[i].stage = i;
 		s->jobs[i].state = mark[i] ? JOB_WAITING : JOB_OFF;
 		strvec_init(&s->jobs[i].env);
+		strvec_init(&s->jobs[i].ro);
+		strvec_init(&s->jobs[i].rw);
 		s->total += mark[i];
 	}
 	if (s->o->force) {
@@ -540,6 +587,8 @@ static void teardown(struct sched *s)
 	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++) {
 		stage_record_free(s->jobs[i].cur);
 		strvec_clear(&s->jobs[i].env);
+		strvec_clear(&s->jobs[i].ro);
+		strvec_clear(&s->jobs[i].rw);
 		free(s->jobs[i].log_path);
 	}
 	free(s->jobs);

@@ -278,21 +278,3 @@ const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 	i = (size_t)pipefile_strmap_get(pf->names, name);
 	return i ? &pf->stages[i - 1] : NULL;
 }
-
-struct pf_params *pipefile_params_new(void)
-{
-	return NULL;
-}
-
-void pipefile_params_free(struct pf_params *pp)
-{
-	(void)pp;
-}
-
-int pipefile_params_get(struct pf_params *pp, const struct pf_param *p,
-			struct strbuf *out, struct error *err)
-{
-	(void)pp;
-	(void)out;
-	return error_set(err, EXIT_USAGE, "param '%s': not built yet", p->key);
-}

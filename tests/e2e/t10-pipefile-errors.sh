@@ -69,6 +69,6 @@ new_ws
 run pipe init
 run pipe validate
 expect_rc "starter: exit 0" 0
-expect_eq "starter: stdout" "$out" "Pipefile: ok, 2 stages"
+expect_eq "starter: stdout" "$out" "Pipefile: ok: 2 stages, 1 edge"
 
 finish

@@ -99,7 +99,7 @@ static void test_glob_edges(void **state)
 				   "    outputs: [c/]\n"
 				   "  d:\n"
 				   "    cmd: d\n"
-				   "    inputs: [\"*/t.csv\"]\n"
+				   "    inputs: [\"cs*/t.csv\"]\n"
 				   "    outputs: [d/]\n"),
 			 0);
 	assert_int_equal(f.g->nodes[1].deps_nr, 1);
