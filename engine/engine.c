@@ -56,8 +56,10 @@ static int enter_workspace(struct engine *e, struct error *err)
 				 strerror(errno));
 	cwd = getcwd(NULL, 0);
 	if (!cwd)
-		return error_set(err, EXIT_ENV, "cannot get the workspace "
-				 "path: %s", strerror(errno));
+		return error_set(err, EXIT_ENV,
+				 "cannot get the workspace "
+				 "path: %s",
+				 strerror(errno));
 	e->workspace = cwd;
 	return 0;
 }
@@ -69,10 +71,9 @@ static int open_state(struct engine *e, struct error *err)
 			return error_set(err, EXIT_ENV,
 					 "cannot create '%s': %s", PIPE_DIR,
 					 strerror(errno));
-		e->lock_fd = lock_acquire(PIPE_DIR "/lock", e->opt.wait_lock,
-					  e->opt.command ? e->opt.command
-							 : "pipe run",
-					  err);
+		e->lock_fd = lock_acquire(
+			PIPE_DIR "/lock", e->opt.wait_lock,
+			e->opt.command ? e->opt.command : "pipe run", err);
 		if (e->lock_fd < 0)
 			return -1;
 		if (engine_ignore_pipe_dir(err))
@@ -136,16 +137,15 @@ const char *engine_executor_name(const struct engine *e, size_t stage)
 	if (e->opt.executor)
 		return e->opt.executor;
 	return e->pf->stages[stage].executor ? e->pf->stages[stage].executor
-					      : "local";
+					     : "local";
 }
 
-int engine_executor(struct engine *e, size_t stage,
-		    const struct executor **ops, struct exec_ctx **ctx,
-		    struct error *err)
+int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
+		    struct exec_ctx **ctx, struct error *err)
 {
 	const char *name = engine_executor_name(e, stage);
 	const struct executor *x;
-	struct exec_options eo = { 0 };
+	struct exec_options eo = {0};
 
 	for (size_t i = 0; i < e->execs_nr; i++) {
 		if (!strcmp(e->execs[i].ops->name, name)) {

@@ -46,25 +46,25 @@ void reasons_release(struct reasons *rs)
 }
 
 static const struct {
-	const char *name;	/* for --json */
-	const char *fmt;	/* %1 path, %2 old, %3 new: see reason_format */
+	const char *name; /* for --json */
+	const char *fmt;  /* %1 path, %2 old, %3 new: see reason_format */
 } kinds[] = {
-	[REASON_NEVER_RUN] = { "never_run", "never run" },
-	[REASON_DEFINITION] = { "definition", "definition changed" },
-	[REASON_FORCED] = { "forced", "forced" },
-	[REASON_COMMAND] = { "command", "command changed" },
-	[REASON_EXECUTOR] = { "executor", "executor changed" },
-	[REASON_IMAGE] = { "image", "image" },
-	[REASON_ENV] = { "env", "env" },
-	[REASON_PARAM] = { "param", "param" },
-	[REASON_MATRIX] = { "matrix", "matrix value" },
-	[REASON_DATUMS] = { "datums", "datums changed" },
-	[REASON_INPUT_CHANGED] = { "input_changed", "changed" },
-	[REASON_INPUT_ADDED] = { "input_added", "added" },
-	[REASON_INPUT_REMOVED] = { "input_removed", "removed" },
-	[REASON_UPSTREAM] = { "upstream", "changed" },
-	[REASON_OUTPUT_MODIFIED] = { "output_modified", "modified" },
-	[REASON_OUTPUT_MISSING] = { "output_missing", "missing" },
+	[REASON_NEVER_RUN] = {"never_run", "never run"},
+	[REASON_DEFINITION] = {"definition", "definition changed"},
+	[REASON_FORCED] = {"forced", "forced"},
+	[REASON_COMMAND] = {"command", "command changed"},
+	[REASON_EXECUTOR] = {"executor", "executor changed"},
+	[REASON_IMAGE] = {"image", "image"},
+	[REASON_ENV] = {"env", "env"},
+	[REASON_PARAM] = {"param", "param"},
+	[REASON_MATRIX] = {"matrix", "matrix value"},
+	[REASON_DATUMS] = {"datums", "datums changed"},
+	[REASON_INPUT_CHANGED] = {"input_changed", "changed"},
+	[REASON_INPUT_ADDED] = {"input_added", "added"},
+	[REASON_INPUT_REMOVED] = {"input_removed", "removed"},
+	[REASON_UPSTREAM] = {"upstream", "changed"},
+	[REASON_OUTPUT_MODIFIED] = {"output_modified", "modified"},
+	[REASON_OUTPUT_MISSING] = {"output_missing", "missing"},
 };
 
 const char *reason_kind_name(enum reason_kind kind)
@@ -83,8 +83,9 @@ void reason_format(const struct reason *r, struct strbuf *out)
 		break;
 	case REASON_ENV:
 		strbuf_addf(out, "env '%s' %s", p,
-			    !r->old_value ? "added" :
-			    !r->new_value ? "removed" : "changed");
+			    !r->old_value   ? "added"
+			    : !r->new_value ? "removed"
+					    : "changed");
 		break;
 	case REASON_PARAM:
 	case REASON_MATRIX:
@@ -177,7 +178,8 @@ static int produced_upstream(struct engine *e, size_t si,
 	const struct graph_node *n = &e->g->nodes[si];
 
 	for (size_t d = 0; d < n->deps_nr; d++) {
-		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+		const struct pf_paths *outs =
+			&e->pf->stages[n->deps[d]].outputs;
 
 		for (size_t j = 0; j < outs->nr; j++) {
 			const char *o = outs->v[j].path;
@@ -205,7 +207,7 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 		    struct state_path *out, int keep_files, int *found,
 		    struct error *err)
 {
-	struct scan_list l = { 0 };
+	struct scan_list l = {0};
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -238,7 +240,8 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 				"input '%s' of stage '%s' %s and no stage "
 				"writes it",
 				in->path, s->name,
-				in->is_glob ? "matches nothing" : "does not exist");
+				in->is_glob ? "matches nothing"
+					    : "does not exist");
 	}
 	return 0;
 }
@@ -347,7 +350,8 @@ static void diff_kvs(struct reasons *rs, enum reason_kind kind,
 
 		if (!old || strcmp(old->value, n[i].value))
 			reasons_add(rs, kind, n[i].key,
-				    old ? (show_values ? old->value : "") : NULL,
+				    old ? (show_values ? old->value : "")
+					: NULL,
 				    show_values ? n[i].value : "");
 	}
 	for (size_t i = 0; i < onr; i++)
@@ -356,8 +360,8 @@ static void diff_kvs(struct reasons *rs, enum reason_kind kind,
 				    show_values ? o[i].value : "", NULL);
 }
 
-static const struct state_path *find_path(const struct state_path *v,
-					  size_t n, const char *path)
+static const struct state_path *find_path(const struct state_path *v, size_t n,
+					  const char *path)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(v[i].path, path))
@@ -372,9 +376,10 @@ static void diff_files(struct reasons *rs, const struct state_path *o,
 	size_t i = 0, j = 0, listed = 0, more = 0;
 
 	while (i < o->files_nr || j < n->files_nr) {
-		int c = i >= o->files_nr ? 1 :
-			j >= n->files_nr ? -1 :
-			strcmp(o->files[i].path, n->files[j].path);
+		int c = i >= o->files_nr ? 1
+			: j >= n->files_nr
+				? -1
+				: strcmp(o->files[i].path, n->files[j].path);
 		enum reason_kind k;
 		const char *p;
 
@@ -420,8 +425,9 @@ static void diff_inputs(struct reasons *rs, const struct stage_record *o,
 			find_path(o->inputs, o->inputs_nr, np->path);
 
 		if (!op || op->missing != np->missing)
-			reasons_add(rs, np->missing ? REASON_INPUT_REMOVED
-						    : REASON_INPUT_ADDED,
+			reasons_add(rs,
+				    np->missing ? REASON_INPUT_REMOVED
+						: REASON_INPUT_ADDED,
 				    np->path, NULL, NULL);
 		else if (!hash_equal(&op->hash, &np->hash))
 			diff_files(rs, op, np);

@@ -28,26 +28,26 @@
 #include <unistd.h>
 
 enum job_state {
-	JOB_OFF,	/* not selected */
-	JOB_WAITING,	/* upstream not done yet */
+	JOB_OFF,     /* not selected */
+	JOB_WAITING, /* upstream not done yet */
 	JOB_RUNNING,
 	JOB_FRESH,
 	JOB_DONE,
 	JOB_FAILED,
-	JOB_SKIPPED,	/* an upstream stage failed */
+	JOB_SKIPPED, /* an upstream stage failed */
 };
 
 struct job {
 	size_t stage;
 	enum job_state state;
-	struct stage_record *cur;	/* fingerprint while running */
+	struct stage_record *cur; /* fingerprint while running */
 	const struct executor *ops;
 	struct exec_ctx *ctx;
 	struct strvec env;
-	struct strvec ro, rw;		/* container mounts */
+	struct strvec ro, rw; /* container mounts */
 	char *log_path;
 	long long started_ms;
-	int moved_aside;		/* outputs are in .pipe/trash */
+	int moved_aside; /* outputs are in .pipe/trash */
 };
 
 struct sched {
@@ -58,7 +58,7 @@ struct sched {
 	unsigned char *forced;
 	size_t total, finished;
 	int running, slots;
-	int stop;			/* a stage failed without -k */
+	int stop; /* a stage failed without -k */
 	long long start_ms;
 };
 
@@ -393,7 +393,7 @@ static int deps_ready(const struct sched *s, size_t si)
  * was started or settled, 0 when no slot is free, -1 on error. */
 static int consider(struct sched *s, struct job *j, struct error *err)
 {
-	struct reasons rs = { 0 };
+	struct reasons rs = {0};
 	int stale;
 
 	if (!j->cur && plan_fingerprint(s->e, j->stage, &j->cur, err))
@@ -453,7 +453,7 @@ static int launch(struct sched *s, struct error *err)
 			if (r < 0)
 				return -1;
 			if (r == 0)
-				return 0;	/* no free slot */
+				return 0; /* no free slot */
 			progress = 1;
 		}
 	} while (progress);
@@ -625,7 +625,7 @@ static int dry_run(struct sched *s, struct error *err)
 int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err)
 {
-	struct sched s = { 0 };
+	struct sched s = {0};
 	struct sigaction old_int, old_term;
 	int ret;
 

@@ -133,11 +133,20 @@ static void add_escaped(struct strbuf *sb, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '\\': strbuf_addstr(sb, "\\\\"); break;
-		case '\t': strbuf_addstr(sb, "\\t"); break;
-		case '\n': strbuf_addstr(sb, "\\n"); break;
-		case '\r': strbuf_addstr(sb, "\\r"); break;
-		default: strbuf_addch(sb, *s);
+		case '\\':
+			strbuf_addstr(sb, "\\\\");
+			break;
+		case '\t':
+			strbuf_addstr(sb, "\\t");
+			break;
+		case '\n':
+			strbuf_addstr(sb, "\\n");
+			break;
+		case '\r':
+			strbuf_addstr(sb, "\\r");
+			break;
+		default:
+			strbuf_addch(sb, *s);
 		}
 	}
 }
@@ -275,7 +284,7 @@ static int split_line(char *line, char **f)
 
 struct reader {
 	struct stage_record *rec;
-	struct state_path *cur;	/* the input/output 'f' lines belong to */
+	struct state_path *cur; /* the input/output 'f' lines belong to */
 };
 
 static int parse_hash(const char *s, struct hash128 *h)
@@ -315,18 +324,26 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 	struct stage_record *r = rd->rec;
 
 	switch (f[0][0]) {
-	case 'K': return n == 2 ? parse_hash(f[1], &r->key) : -1;
-	case 'C': return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
-	case 'X': return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
-	case 'I': return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
-	case 'D': return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
-	case 'E': return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
+	case 'K':
+		return n == 2 ? parse_hash(f[1], &r->key) : -1;
+	case 'C':
+		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
+	case 'X':
+		return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
+	case 'I':
+		return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
+	case 'D':
+		return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
+	case 'E':
+		return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
 		return n == 3 ? (push_kv(&r->params, &r->params_nr, f), 0) : -1;
 	case 'M':
 		return n == 3 ? (push_kv(&r->matrix, &r->matrix_nr, f), 0) : -1;
-	case 'i': return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
-	case 'o': return push_path(rd, &r->outputs, &r->outputs_nr, f, n);
+	case 'i':
+		return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
+	case 'o':
+		return push_path(rd, &r->outputs, &r->outputs_nr, f, n);
 	case 'T':
 		if (n != 3)
 			return -1;
@@ -379,7 +396,7 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
  * of the body (records) or -1. */
 static long check_envelope(const char *buf, size_t len)
 {
-	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1;	/* "#\t<hex>\n" */
+	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1; /* "#\t<hex>\n" */
 	struct hash128 want, got;
 	char hex[HASH_HEX_LEN + 1];
 	size_t mlen = strlen(STATE_MAGIC);
@@ -401,7 +418,7 @@ static long check_envelope(const char *buf, size_t len)
 
 int state_parse(struct state *st, const char *buf, size_t len)
 {
-	struct reader rd = { NULL, NULL };
+	struct reader rd = {NULL, NULL};
 	long body = check_envelope(buf, len);
 	char *copy, *p, *end;
 	int ret = 0;

@@ -11,42 +11,42 @@
 #include "util/error.h"
 #include "util/hash.h"
 
-struct state_file {		/* one file under an input or output */
+struct state_file { /* one file under an input or output */
 	char *path;
 	struct hash128 hash;
 };
 
-struct state_path {		/* one declared input or output */
-	char *path;		/* as declared (normalized) */
-	struct hash128 hash;	/* combined hash of everything under it */
-	int missing;		/* declared but absent (inputs only) */
+struct state_path {	     /* one declared input or output */
+	char *path;	     /* as declared (normalized) */
+	struct hash128 hash; /* combined hash of everything under it */
+	int missing;	     /* declared but absent (inputs only) */
 	struct state_file *files;
 	size_t files_nr, files_alloc;
 };
 
 struct state_kv {
 	char *key;
-	char *value;		/* env: hash hex; params: the value text */
+	char *value; /* env: hash hex; params: the value text */
 };
 
 struct stage_record {
 	char *name;
 	struct hash128 key;
-	struct hash128 cmd;	/* hash of the command (kind + text) */
+	struct hash128 cmd; /* hash of the command (kind + text) */
 	char *executor;
-	char *image;		/* resolved image id, or NULL */
-	char *datums;		/* datums glob, or NULL */
+	char *image;  /* resolved image id, or NULL */
+	char *datums; /* datums glob, or NULL */
 	struct state_kv *env, *params, *matrix;
 	size_t env_nr, params_nr, matrix_nr;
 	struct state_path *inputs, *outputs;
 	size_t inputs_nr, outputs_nr;
-	long long started_ms;	/* unix time */
+	long long started_ms; /* unix time */
 	long long duration_ms;
 };
 
 struct state {
 	char *path;
-	struct stage_record **recs;	/* sorted by name */
+	struct stage_record **recs; /* sorted by name */
 	size_t nr, alloc;
 };
 

@@ -13,7 +13,7 @@ struct params_file {
 	char *path;
 	struct strbuf text;
 	struct ydoc doc;
-	struct error err;	/* set when it could not be read or parsed */
+	struct error err; /* set when it could not be read or parsed */
 };
 
 struct pf_params {
@@ -55,8 +55,9 @@ static struct params_file *load(struct pf_params *pp, const char *path)
 	strbuf_init(&f->text, 0);
 	error_init(&f->err);
 	if (strbuf_read_file(&f->text, path, 0)) {
-		error_set(&f->err, EXIT_USAGE, "cannot read params file '%s': %s",
-			  path, strerror(errno));
+		error_set(&f->err, EXIT_USAGE,
+			  "cannot read params file '%s': %s", path,
+			  strerror(errno));
 		return f;
 	}
 	src.name = f->path;
@@ -146,8 +147,8 @@ int pipefile_params_get(struct pf_params *pp, const struct pf_param *p,
 	}
 	v = lookup(f->doc.root, p->key);
 	if (!v)
-		return error_set(err, EXIT_USAGE,
-				 "param '%s' is not in '%s'", p->key, file);
+		return error_set(err, EXIT_USAGE, "param '%s' is not in '%s'",
+				 p->key, file);
 	format_node(v, out);
 	return 0;
 }

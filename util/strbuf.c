@@ -121,8 +121,8 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 
 void strbuf_trim_trailing_newline(struct strbuf *sb)
 {
-	while (sb->len && (sb->buf[sb->len - 1] == '\n' ||
-			   sb->buf[sb->len - 1] == '\r'))
+	while (sb->len &&
+	       (sb->buf[sb->len - 1] == '\n' || sb->buf[sb->len - 1] == '\r'))
 		strbuf_setlen(sb, sb->len - 1);
 }
 
