@@ -205,7 +205,9 @@ static void finish_edges(struct graph *g)
 		struct graph_node *n = &g->nodes[i];
 		size_t k = 0;
 
-		qsort(n->deps, n->deps_nr, sizeof(*n->deps), cmp_size);
+		if (n->deps_nr > 1)
+			qsort(n->deps, n->deps_nr, sizeof(*n->deps),
+			      cmp_size);
 		for (size_t j = 0; j < n->deps_nr; j++)
 			if (!k || n->deps[k - 1] != n->deps[j])
 				n->deps[k++] = n->deps[j];

@@ -12,6 +12,7 @@
 #include "util/glob.h"
 #include "util/hash.h"
 #include "util/path.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -279,6 +280,101 @@ static void compute_key(const struct stage_record *r, struct hash128 *key)
 	hasher_free(h);
 }
 
+/* True when f is one of the datums' matches or lies inside one. */
+static int in_datum(const char *glob, const char *f)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int hit = glob_match(glob, f);
+
+	strbuf_addstr(&sb, f);
+	while (!hit) {
+		char *slash = strrchr(sb.buf, '/');
+
+		if (!slash)
+			break;
+		strbuf_setlen(&sb, (size_t)(slash - sb.buf));
+		hit = glob_match(glob, sb.buf);
+	}
+	strbuf_release(&sb);
+	return hit;
+}
+
+/* Files matched by the datums glob count only for their own datum: drop
+ * them from the other inputs, and rehash what is left. */
+static void drop_datum_files(struct state_path *p, const char *glob)
+{
+	struct hasher *h;
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->files_nr; i++) {
+		if (in_datum(glob, p->files[i].path))
+			free(p->files[i].path);
+		else
+			p->files[k++] = p->files[i];
+	}
+	if (k == p->files_nr)
+		return;
+	p->files_nr = k;
+	h = hasher_new();
+	hasher_add_str(h, "without datums");
+	for (size_t i = 0; i < k; i++) {
+		hasher_add_str(h, p->files[i].path);
+		hasher_add_hash(h, &p->files[i].hash);
+	}
+	hasher_final(h, &p->hash);
+	hasher_free(h);
+}
+
+static int scan_datums(struct engine *e, const struct pf_stage *s,
+		       struct stage_record *rec, struct error *err)
+{
+	struct strvec matches = STRVEC_INIT;
+	struct hasher *all = hasher_new();
+	int ret = 0;
+
+	for (size_t i = 0; i < rec->inputs_nr; i++)
+		drop_datum_files(&rec->inputs[i], s->datums.path);
+	compute_key(rec, &rec->key);
+	if (scan_glob(".", s->datums.path, &matches, err)) {
+		ret = -1;
+		goto out;
+	}
+	rec->datum_list = xcalloc(matches.nr + 1, sizeof(*rec->datum_list));
+	rec->datum_alloc = matches.nr + 1;
+	hasher_add_hash(all, &rec->key);
+	for (size_t i = 0; i < matches.nr; i++) {
+		struct state_datum *d = &rec->datum_list[rec->datum_nr];
+		struct scan_list l = SCAN_LIST_INIT;
+		struct hasher *h;
+		int found = 0;
+
+		if (scan_path(e->sc, ".", matches.v[i], 0, &l, &found,
+			      &d->content, err)) {
+			scan_list_release(&l);
+			ret = -1;
+			goto out;
+		}
+		scan_list_release(&l);
+		if (!found)
+			continue;
+		d->path = xstrdup(matches.v[i]);
+		h = hasher_new();
+		hasher_add_str(h, "datum");
+		hasher_add_hash(h, &rec->key);
+		hasher_add_str(h, d->path);
+		hasher_add_hash(h, &d->content);
+		hasher_final(h, &d->key);
+		hasher_free(h);
+		hasher_add_hash(all, &d->key);
+		rec->datum_nr++;
+	}
+	hasher_final(all, &rec->key);
+out:
+	hasher_free(all);
+	strvec_clear(&matches);
+	return ret;
+}
+
 int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 		     struct error *err)
 {
@@ -298,7 +394,12 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 	rec->matrix_nr = s->matrix.nr;
 	if (read_params(e, s, rec, err) || scan_inputs(e, si, rec, err))
 		goto fail;
-	compute_key(rec, &rec->key);
+	if (s->datums.path) {
+		if (scan_datums(e, s, rec, err))
+			goto fail;
+	} else {
+		compute_key(rec, &rec->key);
+	}
 	*out = rec;
 	return 0;
 fail:
@@ -438,6 +539,63 @@ static void diff_inputs(struct reasons *rs, const struct stage_record *o,
 				    NULL, NULL);
 }
 
+static const struct state_datum *find_datum(const struct stage_record *r,
+					    const char *path)
+{
+	size_t lo = 0, hi = r->datum_nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(r->datum_list[mid].path, path);
+
+		if (!c)
+			return &r->datum_list[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void diff_datums(struct reasons *rs, const struct stage_record *o,
+			const struct stage_record *n)
+{
+	size_t listed = 0, more = 0;
+
+	for (size_t i = 0; i < n->datum_nr; i++) {
+		const struct state_datum *d = &n->datum_list[i];
+		const struct state_datum *od = find_datum(o, d->path);
+		enum reason_kind k = REASON_INPUT_CHANGED;
+
+		if (od && hash_equal(&od->content, &d->content))
+			continue;
+		if (!od)
+			k = REASON_INPUT_ADDED;
+		if (listed++ < MAX_FILE_REASONS)
+			reasons_add(rs, k, d->path, NULL, NULL);
+		else
+			more++;
+	}
+	for (size_t i = 0; i < o->datum_nr; i++) {
+		if (find_datum(n, o->datum_list[i].path))
+			continue;
+		if (listed++ < MAX_FILE_REASONS)
+			reasons_add(rs, REASON_INPUT_REMOVED,
+				    o->datum_list[i].path, NULL, NULL);
+		else
+			more++;
+	}
+	if (more) {
+		struct strbuf sb = STRBUF_INIT;
+
+		strbuf_addf(&sb, "and %zu more datum%s", more,
+			    more == 1 ? "" : "s");
+		reasons_add(rs, REASON_INPUT_CHANGED, n->datums, NULL, sb.buf);
+		strbuf_release(&sb);
+	}
+}
+
 static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 			    const struct stage_record *o,
 			    const struct stage_record *n)
@@ -459,6 +617,7 @@ static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 	diff_kvs(rs, REASON_MATRIX, o->matrix, o->matrix_nr, n->matrix,
 		 n->matrix_nr, 1);
 	diff_inputs(rs, o, n);
+	diff_datums(rs, o, n);
 	if (rs->nr == before)
 		reasons_add(rs, REASON_DEFINITION, NULL, NULL, NULL);
 }

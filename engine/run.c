@@ -4,6 +4,7 @@
  * (-j). A stage's record is written only after it succeeded and its
  * outputs were hashed, so an interrupted run never leaves a stage that
  * looks fresh but is not. */
+#include "engine/datums.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
 #include "engine/run.h"
@@ -43,11 +44,15 @@ struct job {
 	struct stage_record *cur; /* fingerprint while running */
 	const struct executor *ops;
 	struct exec_ctx *ctx;
-	struct strvec env;
 	struct strvec ro, rw; /* container mounts */
-	char *log_path;
 	long long started_ms;
-	int moved_aside; /* outputs are in .pipe/trash */
+	int moved_aside;	/* outputs are in .pipe/trash */
+	size_t running;		/* units running now */
+	int failed;		/* a unit failed for good */
+	struct strbuf fail_msg;
+	size_t *pending;	/* datums to run (indices) */
+	size_t pending_nr, next_datum;
+	size_t datums_done, datums_skipped;
 };
 
 struct sched {
@@ -245,46 +250,182 @@ static void mounts(const struct pf_stage *st, struct job *j)
 		strvec_push(&j->rw, st->outputs.v[i].path);
 }
 
-static int start_job(struct sched *s, struct job *j, struct error *err)
+/* One process or container: a whole stage, or one datum of it. */
+struct unit {
+	struct job *job;
+	long datum;		/* index in job->cur->datum_list, or -1 */
+	int tries;
+	struct strvec env;
+	char *log_path;
+	char *out_dir;		/* PIPE_OUT, workspace-relative (datums) */
+	long long started_ms;
+};
+
+static void unit_free(struct unit *u)
+{
+	strvec_clear(&u->env);
+	free(u->log_path);
+	free(u->out_dir);
+	free(u);
+}
+
+static void finish_stage(struct sched *s, struct job *j);
+
+/* Datum units get a log and a label named after their match. */
+static char *datum_log_path(const char *workspace, const char *stage,
+			    const char *datum)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, stage);
+	for (const char *p = datum; *p; p++)
+		strbuf_addch(&sb, *p == '/' ? '_' : *p);
+	strbuf_addstr(&sb, ".log");
+	return strbuf_detach(&sb, NULL);
+}
+
+static int start_unit(struct sched *s, struct job *j, struct unit *un,
+		      struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct strbuf label = STRBUF_INIT;
 	struct exec_unit u;
+	int ret;
 
-	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err) ||
-	    move_aside(s, j, err))
-		return -1;
-	strvec_clear(&j->env);
+	strvec_clear(&un->env);
 	for (size_t i = 0; i < st->env.nr; i++)
-		strvec_pushf(&j->env, "%s=%s", st->env.v[i].key,
+		strvec_pushf(&un->env, "%s=%s", st->env.v[i].key,
 			     st->env.v[i].value);
-	free(j->log_path);
-	j->log_path = log_file_path(s->e->workspace, st->name);
-	if (fs_mkdir_parent(j->log_path, 0755) && errno != EEXIST)
-		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
-				 j->log_path, strerror(errno));
 	memset(&u, 0, sizeof(u));
+	strbuf_addstr(&label, st->name);
+	if (un->datum >= 0) {
+		const char *path = j->cur->datum_list[un->datum].path;
+
+		free(un->out_dir);
+		un->out_dir = xstrfmt(PIPE_DIR "/tmp/%s/%ld", st->name,
+				      un->datum);
+		fs_remove_tree(un->out_dir);
+		if (fs_mkdir_p(un->out_dir, 0755))
+			return error_set(err, EXIT_ENV,
+					 "cannot create '%s': %s", un->out_dir,
+					 strerror(errno));
+		strvec_pushf(&un->env, "PIPE_DATUM=%s", path);
+		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
+		strbuf_addf(&label, " %s", path);
+		if (!un->log_path)
+			un->log_path = datum_log_path(s->e->workspace,
+						      st->name, path);
+	} else if (!un->log_path) {
+		un->log_path = log_file_path(s->e->workspace, st->name);
+	}
 	u.stage = st->name;
+	u.label = label.buf;
 	u.workspace = s->e->workspace;
 	u.shell = st->cmd_kind == PF_CMD_SHELL;
 	u.cmd = st->cmd;
 	u.argv = st->argv.v;
-	u.env = j->env.v;
-	u.log_path = j->log_path;
+	u.env = un->env.v;
+	u.log_path = un->log_path;
 	u.timeout_ms = st->timeout_ms;
 	u.image = j->cur->image;
-	mounts(st, j);
+	u.network = st->network;
 	u.ro_paths = j->ro.v;
 	u.rw_paths = j->rw.v;
-	u.network = st->network;
 	u.cpu_milli = st->resources.cpu_milli;
 	u.memory_bytes = st->resources.memory_bytes;
 	u.gpu = st->resources.gpu;
-	u.data = j;
-	j->started_ms = now_ms();
-	if (j->ops->start(j->ctx, &u, err))
+	u.data = un;
+	un->started_ms = now_ms();
+	ret = j->ops->start(j->ctx, &u, err);
+	strbuf_release(&label);
+	if (ret)
 		return -1;
-	j->state = JOB_RUNNING;
+	j->running++;
 	s->running++;
+	return 0;
+}
+
+static char *datum_cache_dir(const char *stage, const struct hash128 *key)
+{
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_to_hex(key, hex);
+	return xstrfmt(PIPE_DIR "/datums/%s/%s", stage, hex);
+}
+
+/* Start pending datums while the stage's parallelism and -j allow. */
+static int fill(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	while (j->next_datum < j->pending_nr && !j->failed &&
+	       j->running < (size_t)st->parallelism && s->running < s->slots &&
+	       !interrupted) {
+		struct unit *un = xcalloc(1, sizeof(*un));
+
+		un->job = j;
+		un->datum = (long)j->pending[j->next_datum++];
+		strvec_init(&un->env);
+		if (start_unit(s, j, un, err)) {
+			unit_free(un);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A stale datums stage: datums whose key has a result in the cache are
+ * done already (a reverted datum is restored, not rerun); the rest run. */
+static int start_datums(struct sched *s, struct job *j, struct error *err)
+{
+	const char *name = stage_name(s, j->stage);
+	struct state_datum *v = j->cur->datum_list;
+	size_t k = 0;
+
+	/* cached datums first out of the way: keep the rest contiguous */
+	j->pending = xcalloc(j->cur->datum_nr + 1, sizeof(*j->pending));
+	for (size_t i = 0; i < j->cur->datum_nr; i++) {
+		char *dir = datum_cache_dir(name, &v[i].key);
+
+		if (access(dir, F_OK) == 0 && !s->forced[j->stage])
+			j->datums_skipped++;
+		else
+			j->pending[k++] = i;
+		free(dir);
+	}
+	j->pending_nr = k;
+	if (fill(s, j, err))
+		return -1;
+	if (!j->running && !j->pending_nr)
+		finish_stage(s, j); /* every datum came from the cache */
+	return 0;
+}
+
+static int start_job(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct unit *un;
+
+	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err))
+		return -1;
+	mounts(st, j);
+	if (fs_mkdir_p(PIPE_DIR "/logs", 0755))
+		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
+				 PIPE_DIR "/logs", strerror(errno));
+	j->started_ms = now_ms();
+	j->state = JOB_RUNNING;
+	if (st->datums.path)
+		return start_datums(s, j, err);
+	if (move_aside(s, j, err))
+		return -1;
+	un = xcalloc(1, sizeof(*un));
+	un->job = j;
+	un->datum = -1;
+	strvec_init(&un->env);
+	if (start_unit(s, j, un, err)) {
+		unit_free(un);
+		return -1;
+	}
 	return 0;
 }
 
@@ -331,43 +472,132 @@ static void describe_end(const struct exec_done *d, struct strbuf *sb)
 			    strsignal(d->term_signal));
 	else
 		strbuf_addf(sb, "exit status %d", d->exit_code);
-	if (d->oom_killed)
+	if (d->oom_killed && !strstr(sb->buf, "memory"))
 		strbuf_addstr(sb, " (out of memory)");
 }
 
-static void finish_job(struct sched *s, struct exec_done *d)
+static void finish_stage(struct sched *s, struct job *j)
 {
-	struct job *j = d->data;
 	const char *name = stage_name(s, j->stage);
 	long long dur = now_ms() - j->started_ms;
 	struct error err = ERROR_INIT;
+	int ok = !j->failed;
 
-	s->running--;
 	s->finished++;
-	if (d->exit_code == 0 && !d->term_signal && !d->cancelled &&
-	    !d->timed_out && !record_success(s, j, dur, &err)) {
+	if (ok && j->cur->datum_list &&
+	    datums_merge(s->e, j->stage, j->cur, &err))
+		ok = 0;
+	if (ok && record_success(s, j, dur, &err))
+		ok = 0;
+	if (ok) {
 		put_back(s, j, 0);
 		j->state = JOB_DONE;
 		s->sum->ran++;
-		log_info("ok   %s (%.2fs)", name, (double)dur / 1000);
+		if (s->e->pf->stages[j->stage].datums.path)
+			log_info("ok   %s (%zu datums: %zu processed, %zu "
+				 "skipped) (%.2fs)",
+				 name, j->datums_done + j->datums_skipped,
+				 j->datums_done, j->datums_skipped,
+				 (double)dur / 1000);
+		else
+			log_info("ok   %s (%.2fs)", name, (double)dur / 1000);
+	} else {
+		put_back(s, j, 1);
+		fail_job(s, j);
+		if (err.exit_code)
+			log_error("stage '%s' failed: %s", name, err.msg.buf);
+		else if (j->fail_msg.len)
+			log_error("%s", j->fail_msg.buf);
+	}
+	error_release(&err);
+	stage_record_free(j->cur);
+	j->cur = NULL;
+}
+
+/* Save a datum's PIPE_OUT under its key; it becomes part of the output
+ * folder when every datum is done. */
+static int keep_datum(struct sched *s, struct unit *un, struct error *err)
+{
+	struct job *j = un->job;
+	char *dir = datum_cache_dir(stage_name(s, j->stage),
+				    &j->cur->datum_list[un->datum].key);
+	int ret = 0;
+
+	fs_remove_tree(dir);
+	if (fs_mkdir_parent(dir, 0755) || rename(un->out_dir, dir))
+		ret = error_set(err, EXIT_ENV, "cannot keep '%s' as '%s': %s",
+				un->out_dir, dir, strerror(errno));
+	free(dir);
+	return ret;
+}
+
+static void unit_done(struct sched *s, struct exec_done *d)
+{
+	struct unit *un = d->data;
+	struct job *j = un->job;
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct error err = ERROR_INIT;
+	int ok = d->exit_code == 0 && !d->term_signal && !d->cancelled &&
+		 !d->timed_out;
+
+	s->running--;
+	j->running--;
+	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
+		ok = 0;
+	if (ok) {
+		if (un->datum >= 0)
+			j->datums_done++;
+	} else if (!d->cancelled && !interrupted && un->tries < st->retries) {
+		struct strbuf why = STRBUF_INIT;
+
+		describe_end(d, &why);
+		un->tries++;
+		log_info("retry %s (%d of %d): %s", un->datum >= 0 ?
+			 j->cur->datum_list[un->datum].path : st->name,
+			 un->tries, st->retries, why.buf);
+		strbuf_release(&why);
+		if (un->datum < 0) {
+			for (size_t i = 0; i < st->outputs.nr; i++)
+				fs_remove_tree(st->outputs.v[i].path);
+		}
+		if (!start_unit(s, j, un, &err)) {
+			free(d->message);
+			error_release(&err);
+			return;
+		}
+		j->failed = 1;
+		strbuf_addf(&j->fail_msg, "stage '%s': %s", st->name,
+			    err.msg.buf);
 	} else {
 		struct strbuf why = STRBUF_INIT;
 
 		if (err.exit_code)
-			error_format(&err, &why);
+			strbuf_addstr(&why, err.msg.buf);
 		else
 			describe_end(d, &why);
-		put_back(s, j, 1);
-		fail_job(s, j);
-		if (!d->cancelled)
-			log_error("stage '%s' failed: %s (log: %s)", name,
-				  why.buf, j->log_path);
+		if (!j->failed && !d->cancelled) {
+			if (un->datum >= 0)
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: datum '%s': %s "
+					    "(log: %s)",
+					    st->name,
+					    j->cur->datum_list[un->datum].path,
+					    why.buf, un->log_path);
+			else
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: %s (log: %s)",
+					    st->name, why.buf, un->log_path);
+		}
+		j->failed = 1;
 		strbuf_release(&why);
 	}
-	error_release(&err);
 	free(d->message);
-	stage_record_free(j->cur);
-	j->cur = NULL;
+	error_release(&err);
+	if (un->out_dir)
+		fs_remove_tree(un->out_dir);
+	unit_free(un);
+	if (!j->running && (j->failed || j->next_datum >= j->pending_nr))
+		finish_stage(s, j);
 }
 
 /* --- the loop --- */
@@ -437,6 +667,15 @@ static int launch(struct sched *s, struct error *err)
 			struct job *j = &s->jobs[s->e->g->order[k]];
 			int r;
 
+			if (j->state == JOB_RUNNING && j->cur &&
+			    j->next_datum < j->pending_nr) {
+				size_t before = j->next_datum;
+
+				if (fill(s, j, err))
+					return -1;
+				progress |= j->next_datum != before;
+				continue;
+			}
 			if (j->state != JOB_WAITING || s->stop || interrupted)
 				continue;
 			r = deps_ready(s, j->stage);
@@ -480,7 +719,7 @@ static int reap(struct sched *s, struct error *err)
 		if (n < 0)
 			return -1;
 		for (int k = 0; k < n; k++)
-			finish_job(s, &done[k]);
+			unit_done(s, &done[k]);
 	}
 	return 0;
 }
@@ -552,6 +791,10 @@ static int setup(struct sched *s, struct error *err)
 	s->jobs = xcalloc(e->g->nr + 1, sizeof(*s->jobs));
 	s->forced = xcalloc(e->g->nr + 1, 1);
 	s->slots = s->o->jobs > 0 ? s->o->jobs : (ncpu > 0 ? (int)ncpu : 1);
+	/* without -j, a stage's own parallelism may go past the cores */
+	for (size_t i = 0; !s->o->jobs && i < e->g->nr; i++)
+		if (e->pf->stages[i].parallelism > s->slots)
+			s->slots = e->pf->stages[i].parallelism;
 	if (graph_select(e->g, s->o->targets, s->o->targets_nr, mark, err)) {
 		free(mark);
 		return -1;
@@ -559,8 +802,8 @@ static int setup(struct sched *s, struct error *err)
 	for (size_t i = 0; i < e->g->nr; i++) {
 		s->jobs[i].stage = i;
 		s->jobs[i].state = mark[i] ? JOB_WAITING : JOB_OFF;
-		strvec_init(&s->jobs[i].env);
 		strvec_init(&s->jobs[i].ro);
+		strbuf_init(&s->jobs[i].fail_msg, 0);
 		strvec_init(&s->jobs[i].rw);
 		s->total += mark[i];
 	}
@@ -586,10 +829,10 @@ static void teardown(struct sched *s)
 {
 	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++) {
 		stage_record_free(s->jobs[i].cur);
-		strvec_clear(&s->jobs[i].env);
 		strvec_clear(&s->jobs[i].ro);
 		strvec_clear(&s->jobs[i].rw);
-		free(s->jobs[i].log_path);
+		strbuf_release(&s->jobs[i].fail_msg);
+		free(s->jobs[i].pending);
 	}
 	free(s->jobs);
 	free(s->forced);

@@ -33,10 +33,22 @@ static void paths_free(struct state_path *v, size_t n)
 	free(v);
 }
 
+void state_datums_free(struct state_datum *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < v[i].files_nr; j++)
+			free(v[i].files[j]);
+		free(v[i].files);
+		free(v[i].path);
+	}
+	free(v);
+}
+
 void stage_record_free(struct stage_record *rec)
 {
 	if (!rec)
 		return;
+	state_datums_free(rec->datum_list, rec->datum_nr);
 	free(rec->name);
 	free(rec->executor);
 	free(rec->image);
@@ -220,6 +232,20 @@ static void add_record(struct strbuf *sb, const struct stage_record *r)
 	add_kvs(sb, 'M', r->matrix, r->matrix_nr);
 	add_paths(sb, 'i', r->inputs, r->inputs_nr);
 	add_paths(sb, 'o', r->outputs, r->outputs_nr);
+	for (size_t i = 0; i < r->datum_nr; i++) {
+		const struct state_datum *d = &r->datum_list[i];
+
+		strbuf_addch(sb, 'd');
+		add_field(sb, d->path);
+		add_hash(sb, &d->content);
+		add_hash(sb, &d->key);
+		strbuf_addch(sb, '\n');
+		for (size_t j = 0; j < d->files_nr; j++) {
+			strbuf_addch(sb, 'g');
+			add_field(sb, d->files[j]);
+			strbuf_addch(sb, '\n');
+		}
+	}
 	strbuf_addf(sb, "T\t%lld\t%lld\n.\n", r->started_ms, r->duration_ms);
 }
 
@@ -350,6 +376,30 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		r->started_ms = atoll(f[1]);
 		r->duration_ms = atoll(f[2]);
 		return 0;
+	case 'd': {
+		struct state_datum *d;
+
+		if (n != 4)
+			return -1;
+		ALLOC_GROW(r->datum_list, r->datum_nr + 1, r->datum_alloc);
+		d = &r->datum_list[r->datum_nr++];
+		memset(d, 0, sizeof(*d));
+		d->path = xstrdup(f[1]);
+		return parse_hash(f[2], &d->content) ||
+				       parse_hash(f[3], &d->key)
+			       ? -1
+			       : 0;
+	}
+	case 'g': {
+		struct state_datum *d;
+
+		if (n != 2 || !r->datum_nr)
+			return -1;
+		d = &r->datum_list[r->datum_nr - 1];
+		ALLOC_GROW(d->files, d->files_nr + 1, d->files_alloc);
+		d->files[d->files_nr++] = xstrdup(f[1]);
+		return 0;
+	}
 	case 'f': {
 		struct state_path *p = rd->cur;
 		struct state_file *sf;

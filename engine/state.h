@@ -29,6 +29,16 @@ struct state_kv {
 	char *value; /* env: hash hex; params: the value text */
 };
 
+/* One datum of a `datums:` stage: its match, its content, its own key,
+ * and the files it put into the stage's output folder. */
+struct state_datum {
+	char *path;
+	struct hash128 content;
+	struct hash128 key;
+	char **files; /* relative to the output folder */
+	size_t files_nr, files_alloc;
+};
+
 struct stage_record {
 	char *name;
 	struct hash128 key;
@@ -40,6 +50,8 @@ struct stage_record {
 	size_t env_nr, params_nr, matrix_nr;
 	struct state_path *inputs, *outputs;
 	size_t inputs_nr, outputs_nr;
+	struct state_datum *datum_list; /* sorted by path */
+	size_t datum_nr, datum_alloc;
 	long long started_ms; /* unix time */
 	long long duration_ms;
 };
@@ -67,6 +79,7 @@ void state_drop(struct state *st, const char *name);
 int state_save(const struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
+void state_datums_free(struct state_datum *v, size_t n);
 
 /* Serialize / parse, exposed for tests and fuzzing. state_parse returns
  * -1 (and no records) on any malformed or truncated input. */

@@ -169,3 +169,14 @@ int strbuf_read_file(struct strbuf *sb, const char *path, size_t hint)
 	errno = saved;
 	return n < 0 ? -1 : 0;
 }
+
+char *xstrfmt(const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	return strbuf_detach(&sb, NULL);
+}

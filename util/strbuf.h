@@ -36,6 +36,9 @@ __attribute__((format(printf, 2, 0))) void strbuf_vaddf(struct strbuf *sb,
 							va_list ap);
 void strbuf_trim_trailing_newline(struct strbuf *sb);
 
+/* A newly allocated formatted string (caller frees). */
+__attribute__((format(printf, 1, 2))) char *xstrfmt(const char *fmt, ...);
+
 /* Appends the whole file; returns 0, or -1 with errno set. */
 int strbuf_read_file(struct strbuf *sb, const char *path, size_t hint);
 /* Appends at most max bytes of fd; returns bytes read or -1. */
