@@ -13,7 +13,7 @@
 /* Bounds on the node tree against hostile input (see pipefile.h). */
 #define PIPEFILE_MAX_NODES 2000000u /* nodes written in the file */
 #define PIPEFILE_ALIAS_RATIO 4u	    /* alias budget per written node */
-#define PIPEFILE_MAX_MODEL_BYTES (512u << 20) /* expanded stages, estimate */
+#define PIPEFILE_MAX_MODEL_BYTES (256u << 20) /* expanded stages, estimate */
 
 /* A source: the name used in messages and the text, for excerpts. */
 struct pf_src {

@@ -72,7 +72,8 @@ static int vsrc_error(const struct pf_src *src, struct error *err, int line,
 
 	strbuf_vaddf(&msg, fmt, ap);
 	s = pipefile_src_line(src, line, &len);
-	if (s)
+	/* a megabyte-long line makes a useless excerpt: keep the location */
+	if (s && len <= 1024)
 		text = xmemdupz(s, len);
 	error_set_at(err, EXIT_USAGE, src->name, s ? line : 0, s ? col : 0,
 		     text, "%s", msg.buf);

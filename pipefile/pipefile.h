@@ -13,10 +13,11 @@
 struct pf_strmap;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
-#define PIPEFILE_MAX_BYTES (16u << 20)	/* 16 MiB */
-#define PIPEFILE_MAX_DEPTH 64		/* nested collections */
-#define PIPEFILE_MAX_ALIAS_NODES 100000 /* nodes reached through aliases */
-#define PIPEFILE_MAX_STAGES 1000000	/* after matrix expansion */
+#define PIPEFILE_MAX_BYTES (16u << 20) /* 16 MiB */
+#define PIPEFILE_MAX_DEPTH 64	       /* nested collections */
+/* Nodes reached through aliases: this many, plus 4 per node written. */
+#define PIPEFILE_MAX_ALIAS_NODES 100000
+#define PIPEFILE_MAX_STAGES 1000000 /* after matrix expansion */
 
 /* One entry of inputs, outputs or datums. */
 struct pf_path {

@@ -232,16 +232,23 @@ static void release_source(struct stage_src *s)
 	pipefile_matrix_release(&s->matrix);
 }
 
-/* Account for n more bytes of model; -1 past PIPEFILE_MAX_MODEL_BYTES. */
-static int charge(struct pf_ctx *c, const struct stage_src *s, size_t n)
+/* The model's memory is counted as it is built, close to what malloc
+ * really uses, so that no matrix or ${var} bomb can exhaust memory. */
+#define COST(n) ((((size_t)(n)) + 16 + 15) & ~(size_t)15)
+
+static char *own(struct pf_ctx *c, const char *str)
 {
-	if (n <= PIPEFILE_MAX_MODEL_BYTES - c->model_bytes) {
-		c->model_bytes += n;
-		return 0;
-	}
+	size_t n = strlen(str);
+
+	c->model_bytes += COST(n + 1);
+	return xmemdupz(str, n);
+}
+
+static int too_big(struct pf_ctx *c, const struct stage_src *s)
+{
 	return pipefile_src_error(c->src, c->err, s->key->line, s->key->col,
-				  "stage '%s' expands the Pipefile past %u "
-				  "MiB (too large a matrix?)",
+				  "stage '%s' makes the Pipefile larger than "
+				  "%u MiB in memory (too large a matrix?)",
 				  s->name, PIPEFILE_MAX_MODEL_BYTES >> 20);
 }
 
@@ -250,16 +257,16 @@ static int expand(struct pf_ctx *c, const struct stage_src *s,
 		  const struct ynode *n, char **out)
 {
 	struct strbuf sb = STRBUF_INIT;
-	size_t room = PIPEFILE_MAX_MODEL_BYTES - c->model_bytes;
+	size_t room = c->model_bytes < PIPEFILE_MAX_MODEL_BYTES
+			      ? PIPEFILE_MAX_MODEL_BYTES - c->model_bytes
+			      : 0;
+	int rc = pipefile_substitute(&sb, n->str, s->matrix.vars, s->matrix.nr,
+				     room);
 
-	if (pipefile_substitute(&sb, n->str, s->matrix.vars, s->matrix.nr,
-				room) ||
-	    charge(c, s, sb.len + 16)) {
-		strbuf_release(&sb);
-		return charge(c, s, room + 1);
-	}
-	*out = strbuf_detach(&sb, NULL);
-	return 0;
+	if (!rc)
+		*out = own(c, sb.buf);
+	strbuf_release(&sb);
+	return rc ? too_big(c, s) : 0;
 }
 
 /* What is wrong with a normalized path, or NULL; *detail says more about
@@ -317,7 +324,8 @@ static int make_path(struct pf_ctx *c, const struct ynode *n, const char *text,
 	p->col = n->col;
 	p->is_glob = glob_has_magic(sb.buf);
 	p->is_dir = sb.buf[sb.len - 1] == '/';
-	p->path = strbuf_detach(&sb, NULL);
+	p->path = own(c, sb.buf);
+	strbuf_release(&sb);
 	return 0;
 }
 
@@ -328,14 +336,17 @@ static int add_paths(struct pf_ctx *c, const struct stage_src *s,
 	struct pf_paths *list = output ? &st->outputs : &st->inputs;
 	const char *key = output ? "outputs" : "inputs";
 
+	if (!nr)
+		return 0;
+	list->v = xcalloc(nr, sizeof(*list->v));
+	list->alloc = nr;
+	c->model_bytes += COST(nr * sizeof(*list->v));
 	for (size_t i = 0; i < nr; i++) {
 		char *text;
 		int rc;
 
 		if (expand(c, s, items[i], &text))
 			return -1;
-		ALLOC_GROW(list->v, list->nr + 1, list->alloc);
-		memset(&list->v[list->nr], 0, sizeof(list->v[0]));
 		rc = make_path(c, items[i], text, key, st->name, output,
 			       &list->v[list->nr]);
 		free(text);
@@ -343,7 +354,7 @@ static int add_paths(struct pf_ctx *c, const struct stage_src *s,
 			return -1;
 		list->nr++;
 	}
-	return charge(c, s, nr * sizeof(struct pf_path));
+	return 0;
 }
 
 /* A datums stage writes exactly one output folder, which pipe assembles
@@ -418,7 +429,8 @@ static int read_param(struct pf_ctx *c, const struct ynode *n,
 			strbuf_release(&sb);
 			return bad_param(c, n, stage);
 		}
-		p->file = strbuf_detach(&sb, NULL);
+		p->file = xstrdup(sb.buf);
+		strbuf_release(&sb);
 	}
 	p->key = xstrdup(key);
 	p->line = n->line;
@@ -432,12 +444,15 @@ static int add_params(struct pf_ctx *c, const struct stage_src *s,
 	if (!s->par_nr)
 		return 0;
 	st->params = xcalloc(s->par_nr, sizeof(*st->params));
+	c->model_bytes += COST(s->par_nr * sizeof(*st->params));
 	for (size_t i = 0; i < s->par_nr; i++) {
 		if (read_param(c, s->par[i], st->name, &st->params[i]))
 			return -1;
+		c->model_bytes += COST(strlen(st->params[i].file) + 1) +
+				  COST(strlen(st->params[i].key) + 1);
 		st->params_nr++;
 	}
-	return charge(c, s, s->par_nr * (sizeof(*st->params) + 32));
+	return 0;
 }
 
 static int add_cmd(struct pf_ctx *c, const struct stage_src *s,
@@ -453,6 +468,9 @@ static int add_cmd(struct pf_ctx *c, const struct stage_src *s,
 		return expand(c, s, n, &st->cmd);
 	}
 	st->cmd_kind = PF_CMD_ARGV;
+	st->argv.v = xcalloc(s->cmd_nr + 1, sizeof(*st->argv.v));
+	st->argv.alloc = s->cmd_nr + 1;
+	c->model_bytes += COST((s->cmd_nr + 1) * sizeof(*st->argv.v));
 	for (size_t i = 0; i < s->cmd_nr; i++) {
 		if (expand(c, s, s->cmd[i], &word))
 			return -1;
@@ -466,14 +484,17 @@ static int add_env_matrix(struct pf_ctx *c, const struct stage_src *s,
 {
 	const struct pf_matrix *m = &s->matrix;
 
-	st->env.v = xcalloc(s->env_nr + 1, sizeof(*st->env.v));
-	st->env.alloc = s->env_nr + 1;
+	if (s->env_nr) {
+		st->env.v = xcalloc(s->env_nr, sizeof(*st->env.v));
+		st->env.alloc = s->env_nr;
+		c->model_bytes += COST(s->env_nr * sizeof(*st->env.v));
+	}
 	for (size_t i = 0; i < s->env_nr; i++) {
 		struct pf_kv *kv = &st->env.v[i];
 
 		if (expand(c, s, s->env[i].val, &kv->value))
 			return -1;
-		kv->key = xstrdup(s->env[i].key->str);
+		kv->key = own(c, s->env[i].key->str);
 		kv->line = s->env[i].key->line;
 		kv->col = s->env[i].key->col;
 		st->env.nr++;
@@ -482,9 +503,10 @@ static int add_env_matrix(struct pf_ctx *c, const struct stage_src *s,
 		return 0;
 	st->matrix.v = xcalloc(m->nr, sizeof(*st->matrix.v));
 	st->matrix.alloc = m->nr;
+	c->model_bytes += COST(m->nr * sizeof(*st->matrix.v));
 	for (size_t i = 0; i < m->nr; i++) {
-		st->matrix.v[i].key = xstrdup(m->vars[i].name);
-		st->matrix.v[i].value = xstrdup(m->vars[i].value);
+		st->matrix.v[i].key = own(c, m->vars[i].name);
+		st->matrix.v[i].value = own(c, m->vars[i].value);
 		st->matrix.v[i].line = m->keys[i]->line;
 		st->matrix.v[i].col = m->keys[i]->col;
 	}
@@ -492,11 +514,12 @@ static int add_env_matrix(struct pf_ctx *c, const struct stage_src *s,
 	return 0;
 }
 
-static void copy_settings(const struct pf_settings *set, struct pf_stage *st)
+static void copy_settings(struct pf_ctx *c, const struct pf_settings *set,
+			  struct pf_stage *st)
 {
-	st->executor = xstrdup(set->executor);
-	st->image = set->image ? xstrdup(set->image) : NULL;
-	st->network = set->network ? xstrdup(set->network) : NULL;
+	st->executor = own(c, set->executor);
+	st->image = set->image ? own(c, set->image) : NULL;
+	st->network = set->network ? own(c, set->network) : NULL;
 	st->parallelism = set->parallelism;
 	st->retries = set->retries;
 	st->timeout_ms = set->timeout_ms;
@@ -528,17 +551,22 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 					  "expansion)",
 					  PIPEFILE_MAX_STAGES);
 	st = new_stage(c->pf);
+	/* the stages array grows by half; the name index holds two
+	 * pointers per slot at most half full */
+	c->model_bytes += sizeof(*st) * 3 / 2 + 64;
 	pipefile_matrix_name(&s->matrix, s->name, &name);
-	st->name = strbuf_detach(&name, NULL);
-	st->base = xstrdup(s->name);
+	st->name = own(c, name.buf);
+	strbuf_release(&name);
+	st->base = own(c, s->name);
 	st->line = s->key->line;
 	st->col = s->key->col;
-	copy_settings(&s->set, st);
-	if (charge(c, s, sizeof(*st) + 2 * strlen(st->name) + 64) ||
-	    add_cmd(c, s, st) || add_paths(c, s, st, s->in, s->in_nr, 0) ||
+	copy_settings(c, &s->set, st);
+	if (add_cmd(c, s, st) || add_paths(c, s, st, s->in, s->in_nr, 0) ||
 	    add_paths(c, s, st, s->out, s->out_nr, 1) || add_datums(c, s, st) ||
 	    add_params(c, s, st) || add_env_matrix(c, s, st))
 		return -1;
+	if (c->model_bytes > PIPEFILE_MAX_MODEL_BYTES)
+		return too_big(c, s);
 	if (pipefile_strmap_put(c->pf->names, st->name, (void *)(at + 1)))
 		return pipefile_src_error(
 			c->src, c->err, s->vals[K_MATRIX]->line,

@@ -156,6 +156,17 @@ static struct ynode *new_node(struct loader *l, int kind, const yaml_mark_t *m)
 	return n;
 }
 
+/* A collection's children, moved from the loader's stack to the arena. */
+static struct ynode **copy_items(struct loader *l, struct ynode **v, size_t n)
+{
+	struct ynode **items = arena_alloc(l->arena, (n + 1) * sizeof(*v));
+
+	if (n)
+		memcpy(items, v, n * sizeof(*v));
+	items[n] = NULL;
+	return items;
+}
+
 static uint32_t add_weight(uint32_t a, uint32_t b)
 {
 	return a > UINT32_MAX - b ? UINT32_MAX : a + b;
@@ -308,16 +319,32 @@ static void merge_from(struct ynode *src, struct pf_strmap *have,
 	}
 }
 
-static int merge_sources_ok(const struct ynode *v)
+/* A merge takes a mapping or a list of mappings; a repeated key inside
+ * one is an error here, as the mapping vanishes into the merge. */
+static int check_merge(struct loader *l, const struct ynode *v)
 {
-	if (v->kind == YNODE_MAP)
-		return 1;
-	if (v->kind != YNODE_SEQ)
-		return 0;
-	for (uint32_t i = 0; i < v->nr; i++)
-		if (v->items[i]->kind != YNODE_MAP)
-			return 0;
-	return 1;
+	const struct ynode *m = v, *k, *first;
+
+	for (uint32_t i = 0; i < (v->kind == YNODE_SEQ ? v->nr : 1); i++) {
+		if (v->kind == YNODE_SEQ)
+			m = v->items[i];
+		if (m->kind != YNODE_MAP)
+			return pipefile_src_error(
+				l->src, l->err, m->line, m->col,
+				"'<<' merges a mapping or a list of mappings "
+				"(e.g. '<<: *base')");
+		if (!m->dup)
+			continue;
+		k = m->items[2 * (m->dup - 1)];
+		first = m->items[2 * (m->dup_first - 1)];
+		return pipefile_src_error(
+			l->src, l->err, k->line, k->col,
+			"duplicate key '%s' in a merged mapping (first at %s "
+			"%d)",
+			k->str, first->line == k->line ? "column" : "line",
+			first->line == k->line ? first->col : first->line);
+	}
+	return 0;
 }
 
 /* Apply merge keys: the mapping's own keys win, then the sources in the
@@ -340,13 +367,10 @@ static int apply_merges(struct loader *l, struct ynode *map, struct ynode **own,
 			ALLOC_GROW(out, out_nr + 2, alloc);
 			out[out_nr++] = k;
 			out[out_nr++] = v;
-		} else if (!merge_sources_ok(v)) {
+		} else if (check_merge(l, v)) {
 			free(out);
 			pipefile_strmap_release(&have);
-			return pipefile_src_error(
-				l->src, l->err, v->line, v->col,
-				"'<<' merges a mapping or a list of mappings "
-				"(e.g. '<<: *base')");
+			return -1;
 		} else if (v->kind == YNODE_MAP) {
 			merge_from(v, &have, &out, &out_nr, &alloc);
 		} else {
@@ -356,8 +380,7 @@ static int apply_merges(struct loader *l, struct ynode *map, struct ynode **own,
 		}
 	}
 	map->nr = (uint32_t)(out_nr / 2);
-	map->items = arena_alloc(l->arena, (out_nr + 1) * sizeof(*out));
-	memcpy(map->items, out, out_nr * sizeof(*out));
+	map->items = copy_items(l, out, out_nr);
 	free(out);
 	pipefile_strmap_release(&have);
 	return 0;
@@ -404,8 +427,7 @@ static int finish_map(struct loader *l, struct ynode *map, struct ynode **pairs,
 		return 0;
 	}
 	map->nr = (uint32_t)(n / 2);
-	map->items = arena_alloc(l->arena, (n + 1) * sizeof(*pairs));
-	memcpy(map->items, pairs, n * sizeof(*pairs));
+	map->items = copy_items(l, pairs, n);
 	map->dup = dup;
 	map->dup_first = first;
 	return 0;
@@ -425,8 +447,7 @@ static int on_end(struct loader *l)
 			return -1;
 	} else {
 		n->nr = (uint32_t)nr;
-		n->items = arena_alloc(l->arena, (nr + 1) * sizeof(*kids));
-		memcpy(n->items, kids, nr * sizeof(*kids));
+		n->items = copy_items(l, kids, nr);
 	}
 	l->items_nr = f->start;
 	if (f->anchor)
