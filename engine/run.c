@@ -64,6 +64,8 @@ struct sched {
 	size_t total, finished;
 	int running, slots;
 	int stop; /* a stage failed without -k */
+	int dirty; /* records not saved yet */
+	long long saved_ms;
 	long long start_ms;
 };
 
@@ -439,6 +441,23 @@ static void fail_job(struct sched *s, struct job *j)
 		s->stop = 1;
 }
 
+/* Records are saved at most every STATE_SAVE_MS and at the end: a record
+ * lost to a kill only makes its stage look stale, never fresh, and saving
+ * (with fsync) after each of 2,000 trivial stages would cost more than
+ * running them. */
+#define STATE_SAVE_MS 1000
+
+static int save_state(struct sched *s, int force, struct error *err)
+{
+	long long now = now_ms();
+
+	if (!s->dirty || (!force && now - s->saved_ms < STATE_SAVE_MS))
+		return 0;
+	s->dirty = 0;
+	s->saved_ms = now;
+	return state_save(s->e->state, err);
+}
+
 /* Every declared output must exist; then hash them and record the run. */
 static int record_success(struct sched *s, struct job *j, long long dur,
 			  struct error *err)
@@ -456,7 +475,8 @@ static int record_success(struct sched *s, struct job *j, long long dur,
 	j->cur->duration_ms = dur;
 	state_put(s->e->state, j->cur);
 	j->cur = NULL;
-	return state_save(s->e->state, err);
+	s->dirty = 1;
+	return save_state(s, 0, err);
 }
 
 static void describe_end(const struct exec_done *d, struct strbuf *sb)
@@ -889,7 +909,19 @@ int engine_run(struct engine *e, const struct run_options *o,
 	recover_trash(&s);
 	interrupted = 0;
 	catch_signals(&old_int, &old_term);
+	s.saved_ms = now_ms();
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
+	{
+		struct error serr = ERROR_INIT;
+
+		if (save_state(&s, 1, &serr) && !ret) {
+			error_release(err);
+			*err = serr;
+			error_init(&serr);
+			ret = err->exit_code;
+		}
+		error_release(&serr);
+	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	list_skipped(&s);
