@@ -479,7 +479,8 @@ static void finish(struct walk *w, struct scan_list *out, size_t first,
 	struct scan_entry *v = out->v + first;
 	size_t n = out->nr - first;
 
-	qsort(v, n, sizeof(*v), cmp_entry);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_entry);
 	if (w->glob)
 		hash_glob_list(v, n, combined);
 	else if (n == 1 && !strcmp(v[0].path, start))
@@ -534,7 +535,8 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 	start = glob_start(&w, pattern);
 	ret = walk_from(&w, start, 0, &any);
 	if (!ret) {
-		qsort(found.v, found.nr, sizeof(char *), cmp_str);
+		if (found.nr > 1)
+			qsort(found.v, found.nr, sizeof(char *), cmp_str);
 		strvec_pushv(out, found.v);
 	}
 	strvec_clear(&found);
