@@ -1,6 +1,10 @@
-/* Walking the workspace for scan_path and scan_glob: readdir and fstatat
- * relative to open folders (no path resolution per file), symlinks never
- * followed, one allocation per file (its path), one sort at the end. */
+/* Walking the workspace for scan_path and scan_glob. Each folder is read
+ * whole, sorted (a folder as "name/": git's tree order) and walked depth
+ * first, so files come out in byte order of their paths with no global
+ * sort. Files are stat'ed and hashed in batches on a few threads, with
+ * fstatat and openat relative to their open folder (no path resolution per
+ * file); the results are applied in order on the calling thread. Symlinks
+ * are never followed. */
 #include "engine/scan.h"
 #include "util/glob.h"
 #include "util/path.h"
@@ -11,10 +15,37 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define BATCH 4096     /* files stat'ed and hashed together */
+#define MAX_HELD 128   /* read folders kept open for a pending batch */
+#define PER_THREAD 512 /* a thread gets at least this many files */
+#define MAX_THREADS 8
+
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+/* A file or symlink waiting in the batch. */
+struct item {
+	char *path;	 /* owned until it moves into the list */
+	size_t name_off; /* the file name within path */
+	int dirfd;
+	int gone; /* deleted since the folder was read */
+	struct stat st;
+	struct statcache_probe probe;
+};
+
+/* One name read from a folder. */
+struct dent {
+	char *path;
+	uint32_t name_off, name_len;
+	unsigned char type; /* DT_DIR, DT_REG, DT_LNK, ... */
+};
 
 struct walk {
 	struct statcache *sc; /* NULL: hash every file */
@@ -24,13 +55,15 @@ struct walk {
 	const char *glob;	/* NULL: take everything below the start */
 	int dirs_only;		/* the glob ends in '/' */
 	int max_depth;		/* components a match can have; 0: any */
-	struct strbuf path;	/* workspace-relative path being visited */
+	int nthreads;
+	struct item *items;
+	size_t nitems, items_alloc;
+	DIR **held;
+	size_t nheld, held_alloc;
 	struct strbuf link;
 	char *ws_abs; /* realpath of ws, for absolute link targets */
 	struct error *err;
 };
-
-#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 static int skip_name(const char *name, int at_top)
 {
@@ -118,17 +151,17 @@ static int abs_link_inside(struct walk *w, const char *target)
 	return ok;
 }
 
-/* True when target, read from the link at w->path, stays inside. */
-static int link_inside(struct walk *w, const char *target)
+/* True when target, read from the link at path, stays inside. */
+static int link_inside(struct walk *w, const char *path, const char *target)
 {
 	struct strbuf sb = STRBUF_INIT, norm = STRBUF_INIT;
-	const char *slash = strrchr(w->path.buf, '/'), *why;
+	const char *slash = strrchr(path, '/'), *why;
 	int ok;
 
 	if (target[0] == '/')
 		return abs_link_inside(w, target);
 	if (slash)
-		strbuf_add(&sb, w->path.buf, (size_t)(slash - w->path.buf) + 1);
+		strbuf_add(&sb, path, (size_t)(slash - path) + 1);
 	strbuf_addstr(&sb, target);
 	ok = !path_normalize(sb.buf, &norm, &why);
 	strbuf_release(&sb);
@@ -136,117 +169,293 @@ static int link_inside(struct walk *w, const char *target)
 	return ok;
 }
 
-static int hash_link(struct walk *w, int dfd, const char *name,
-		     struct hash128 *out)
+static int hash_link(struct walk *w, const struct item *it, struct hash128 *out)
 {
 	ssize_t n;
 
 	for (size_t size = 256;; size *= 2) {
 		strbuf_reset(&w->link);
 		strbuf_grow(&w->link, size);
-		n = readlinkat(dfd, name, w->link.buf, size);
+		n = readlinkat(it->dirfd, it->path + it->name_off, w->link.buf,
+			       size);
 		if (n < 0)
 			return error_set(w->err, EXIT_ENV,
 					 "cannot read symlink '%s': %s",
-					 w->path.buf, strerror(errno));
+					 it->path, strerror(errno));
 		if ((size_t)n < size)
 			break;
 	}
 	strbuf_setlen(&w->link, (size_t)n);
-	if (!link_inside(w, w->link.buf))
+	if (!link_inside(w, it->path, w->link.buf))
 		return error_set(w->err, EXIT_USAGE,
 				 "symlink '%s' points outside the workspace",
-				 w->path.buf);
+				 it->path);
 	hash_buf(w->link.buf, w->link.len, out);
 	return 0;
 }
 
-static int hash_uncached(struct walk *w, int dfd, const char *name,
-			 struct hash128 *out)
+/* The batch: stat and hash on worker threads (nothing shared is written),
+ * then apply in order on the calling thread. */
+
+struct worker {
+	struct walk *w;
+	size_t lo, hi, failed; /* failed: the item at fault, or SIZE_MAX */
+	struct error err;
+	int started;
+	pthread_t thread;
+};
+
+static int hash_uncached(struct item *it, struct error *err)
 {
-	int fd = openat(dfd, name,
+	int fd = openat(it->dirfd, it->path + it->name_off,
 			O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	int ret;
 
 	if (fd < 0)
-		return error_set(w->err, EXIT_ENV, "cannot open '%s': %s",
-				 w->path.buf, strerror(errno));
-	ret = hash_fd(fd, w->path.buf, out, NULL, w->err);
+		return error_set(err, EXIT_ENV, "cannot open '%s': %s",
+				 it->path, strerror(errno));
+	ret = hash_fd(fd, it->path, &it->probe.hash, NULL, err);
 	close(fd);
 	return ret;
 }
 
-/* Adds the file or symlink at w->path (named name in dfd) to w->out. */
-static int add_leaf(struct walk *w, int dfd, const char *name,
-		    const struct stat *st)
+/* Stats the item and hashes a regular file (through the cache, trying the
+ * entry after the previous one first: *hint). */
+static int prepare_item(struct walk *w, struct item *it, size_t *hint,
+			struct error *err)
 {
-	struct scan_entry e = {NULL, {0, 0}, 0, 0};
-	int ret;
+	const char *name = it->path + it->name_off;
 
-	if (S_ISREG(st->st_mode)) {
-		e.type = st->st_mode & S_IXUSR ? 'x' : 'f';
-		ret = w->sc ? statcache_hash_at(w->sc, dfd, name, w->path.buf,
-						st, &e.hash, w->err)
-			    : hash_uncached(w, dfd, name, &e.hash);
-	} else if (S_ISLNK(st->st_mode)) {
-		e.type = 'l';
-		ret = hash_link(w, dfd, name, &e.hash);
-	} else {
-		ret = error_set(w->err, EXIT_USAGE,
-				"'%s' is not a file, folder or symlink",
-				w->path.buf);
+	if (fstatat(it->dirfd, name, &it->st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno == ENOENT) {
+			it->gone = 1;
+			return 0;
+		}
+		return error_set(err, EXIT_ENV, "cannot stat '%s': %s",
+				 it->path, strerror(errno));
 	}
-	if (ret)
-		return ret;
-	e.size = (unsigned long long)st->st_size;
-	e.path = xmemdupz(w->path.buf, w->path.len);
-	ALLOC_GROW(w->out->v, w->out->nr + 1, w->out->alloc);
-	w->out->v[w->out->nr++] = e;
+	if (!S_ISREG(it->st.st_mode))
+		return 0; /* applied on the calling thread */
+	if (!w->sc)
+		return hash_uncached(it, err);
+	it->probe.hint = *hint;
+	if (statcache_probe(w->sc, it->dirfd, name, it->path, &it->st,
+			    &it->probe, err))
+		return -1;
+	*hint = it->probe.entry == SIZE_MAX ? SIZE_MAX : it->probe.entry + 1;
 	return 0;
 }
 
-static int walk_dir(struct walk *w, int fd, int depth, int all);
+static void *work(void *arg)
+{
+	struct worker *wk = arg;
+	size_t hint = SIZE_MAX;
 
-static int descend(struct walk *w, int dfd, const char *name, int depth,
+	for (size_t i = wk->lo; i < wk->hi; i++) {
+		if (prepare_item(wk->w, &wk->w->items[i], &hint, &wk->err)) {
+			wk->failed = i;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int prepare_batch(struct walk *w)
+{
+	size_t n = w->nitems / PER_THREAD, per, failed = SIZE_MAX;
+	struct worker wk[MAX_THREADS];
+
+	n = n < 1 ? 1 : n > (size_t)w->nthreads ? (size_t)w->nthreads : n;
+	per = (w->nitems + n - 1) / n;
+	for (size_t k = 0; k < n; k++) {
+		wk[k] = (struct worker){.w = w,
+					.lo = k * per,
+					.hi = (k + 1) * per,
+					.failed = SIZE_MAX};
+		error_init(&wk[k].err);
+		if (wk[k].hi > w->nitems)
+			wk[k].hi = w->nitems;
+		wk[k].started =
+			k && !pthread_create(&wk[k].thread, NULL, work, &wk[k]);
+		if (k && !wk[k].started)
+			work(&wk[k]); /* no thread: do it here */
+	}
+	work(&wk[0]);
+	for (size_t k = 0; k < n; k++) {
+		if (wk[k].started)
+			pthread_join(wk[k].thread, NULL);
+		if (wk[k].failed < failed) {
+			failed = wk[k].failed;
+			error_set(w->err, wk[k].err.exit_code, "%s",
+				  wk[k].err.msg.buf);
+		}
+		error_release(&wk[k].err);
+	}
+	return failed == SIZE_MAX ? 0 : -1;
+}
+
+/* Moves the prepared item into the list. */
+static int apply_item(struct walk *w, struct item *it)
+{
+	struct scan_entry e = {it->path, it->probe.hash, 0,
+			       (unsigned long long)it->st.st_size};
+	mode_t mode = it->st.st_mode;
+
+	if (S_ISREG(mode)) {
+		e.type = mode & S_IXUSR ? 'x' : 'f';
+		if (w->sc)
+			statcache_commit(w->sc, it->path, &it->probe);
+	} else if (S_ISLNK(mode)) {
+		e.type = 'l';
+		if (hash_link(w, it, &e.hash))
+			return -1;
+	} else {
+		return error_set(
+			w->err, EXIT_USAGE,
+			S_ISDIR(mode) ? "'%s' changed while being scanned"
+				      : "'%s' is not a file, folder or symlink",
+			it->path);
+	}
+	ALLOC_GROW(w->out->v, w->out->nr + 1, w->out->alloc);
+	w->out->v[w->out->nr++] = e;
+	it->path = NULL;
+	return 0;
+}
+
+/* Stats and hashes the pending files, adds them to the list in order, and
+ * closes the folders that were waiting for them. */
+static int flush(struct walk *w)
+{
+	int ret = w->nitems ? prepare_batch(w) : 0;
+
+	for (size_t i = 0; i < w->nitems; i++) {
+		struct item *it = &w->items[i];
+
+		if (!ret && !it->gone)
+			ret = apply_item(w, it);
+		free(it->path);
+	}
+	w->nitems = 0;
+	for (size_t i = 0; i < w->nheld; i++)
+		closedir(w->held[i]);
+	w->nheld = 0;
+	return ret;
+}
+
+static int add_item(struct walk *w, int dfd, struct dent *d)
+{
+	struct item *it;
+
+	ALLOC_GROW(w->items, w->nitems + 1, w->items_alloc);
+	it = &w->items[w->nitems++];
+	it->path = d->path;
+	it->name_off = d->name_off;
+	it->dirfd = dfd;
+	it->gone = 0;
+	d->path = NULL;
+	return w->nitems >= BATCH ? flush(w) : 0;
+}
+
+/* Reading folders. */
+
+static unsigned char mode_type(mode_t m)
+{
+	return S_ISDIR(m)   ? DT_DIR
+	       : S_ISREG(m) ? DT_REG
+	       : S_ISLNK(m) ? DT_LNK
+			    : DT_UNKNOWN;
+}
+
+/* readdir gave no type (some filesystems): ask. */
+static int dent_type(struct walk *w, DIR *d, struct dent *t)
+{
+	struct stat st;
+
+	if (fstatat(dirfd(d), t->path + t->name_off, &st, AT_SYMLINK_NOFOLLOW))
+		return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s",
+				 t->path, strerror(errno));
+	t->type = mode_type(st.st_mode);
+	return 0;
+}
+
+/* Reads the names of folder d (named base) into *v, with their paths. */
+static int list_dir(struct walk *w, DIR *d, const char *base, int at_top,
+		    struct dent **v, size_t *n, size_t *alloc)
+{
+	size_t blen = strlen(base);
+	struct dirent *de;
+
+	while ((errno = 0, de = readdir(d))) {
+		struct dent *t;
+		size_t nlen;
+
+		if (skip_name(de->d_name, at_top))
+			continue;
+		ALLOC_GROW(*v, *n + 1, *alloc);
+		t = &(*v)[(*n)++];
+		nlen = strlen(de->d_name);
+		t->name_off = (uint32_t)(blen ? blen + 1 : 0);
+		t->name_len = (uint32_t)nlen;
+		t->path = xmalloc(t->name_off + nlen + 1);
+		memcpy(t->path, base, blen);
+		t->path[blen] = '/';
+		memcpy(t->path + t->name_off, de->d_name, nlen + 1);
+		t->type = de->d_type;
+		if (t->type == DT_UNKNOWN && dent_type(w, d, t))
+			return -1;
+	}
+	if (errno)
+		return error_set(w->err, EXIT_ENV,
+				 "cannot read folder '%s': %s", base,
+				 strerror(errno));
+	return 0;
+}
+
+/* Byte order of names, a folder's name taken with '/' appended. */
+static int cmp_dent(const void *pa, const void *pb)
+{
+	const struct dent *a = pa, *b = pb;
+	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->path + a->name_off, b->path + b->name_off, n), x, y;
+
+	if (c || a->name_len == b->name_len)
+		return c;
+	x = n < a->name_len	? (unsigned char)a->path[a->name_off + n]
+	    : a->type == DT_DIR ? '/'
+				: 0;
+	y = n < b->name_len	? (unsigned char)b->path[b->name_off + n]
+	    : b->type == DT_DIR ? '/'
+				: 0;
+	return x - y;
+}
+
+static int walk_dir(struct walk *w, int fd, const char *base, int depth,
+		    int all);
+
+static int descend(struct walk *w, int dfd, const struct dent *d, int depth,
 		   int all)
 {
-	int fd = openat(dfd, name, DIR_FLAGS);
+	int fd = openat(dfd, d->path + d->name_off, DIR_FLAGS);
 
 	if (fd < 0)
 		return error_set(w->err, EXIT_ENV,
-				 "cannot open folder '%s': %s", w->path.buf,
+				 "cannot open folder '%s': %s", d->path,
 				 strerror(errno));
-	return walk_dir(w, fd, depth, all);
+	return walk_dir(w, fd, d->path, depth, all);
 }
 
-static int stat_entry(struct walk *w, int dfd, const char *name,
-		      struct stat *st)
+/* One name of a folder, at depth components. all: inside a match. */
+static int visit(struct walk *w, int dfd, struct dent *d, int depth, int all)
 {
-	if (!fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW))
-		return 0;
-	if (errno == ENOENT)
-		return 1; /* deleted meanwhile */
-	return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s", w->path.buf,
-			 strerror(errno));
-}
+	int is_dir = d->type == DT_DIR;
 
-/* One entry of a folder; w->path names it. all: inside a match. The entry
- * is stat'ed only when it is kept, or readdir did not give its type. */
-static int visit(struct walk *w, int dfd, const struct dirent *de, int depth,
-		 int all)
-{
-	struct stat st;
-	int have_st = de->d_type == DT_UNKNOWN, is_dir, ret;
-
-	if (have_st && (ret = stat_entry(w, dfd, de->d_name, &st)))
-		return ret > 0 ? 0 : ret;
-	is_dir = have_st ? S_ISDIR(st.st_mode) : de->d_type == DT_DIR;
 	if (w->glob && !all) {
 		int hit = (is_dir || !w->dirs_only) &&
-			  glob_match(w->glob, w->path.buf);
+			  glob_match(w->glob, d->path);
 
 		if (hit && w->matches) {
-			strvec_push(w->matches, w->path.buf);
+			strvec_push_nodup(w->matches, d->path);
+			d->path = NULL;
 			return 0;
 		}
 		if (hit)
@@ -255,40 +464,42 @@ static int visit(struct walk *w, int dfd, const struct dirent *de, int depth,
 			return 0;
 	}
 	if (is_dir)
-		return descend(w, dfd, de->d_name, depth, all);
-	if (!have_st && (ret = stat_entry(w, dfd, de->d_name, &st)))
-		return ret > 0 ? 0 : ret;
-	return add_leaf(w, dfd, de->d_name, &st);
+		return descend(w, dfd, d, depth, all);
+	if (w->matches)
+		return 0;
+	return add_item(w, dfd, d);
 }
 
-/* Walks the open folder fd (closed here), named by w->path, which has
- * depth components. */
-static int walk_dir(struct walk *w, int fd, int depth, int all)
+/* Walks the open folder fd, named base, which has depth components. The
+ * folder stays open (held) until the files queued from it are done. */
+static int walk_dir(struct walk *w, int fd, const char *base, int depth,
+		    int all)
 {
 	DIR *d = fdopendir(fd);
-	size_t base = w->path.len;
-	struct dirent *de;
-	int ret = 0;
+	struct dent *v = NULL;
+	size_t n = 0, alloc = 0, i = 0;
+	int ret;
 
 	if (!d) {
 		close(fd);
 		return error_set(w->err, EXIT_ENV,
-				 "cannot read folder '%s': %s", w->path.buf,
+				 "cannot read folder '%s': %s", base,
 				 strerror(errno));
 	}
-	while (!ret && (errno = 0, de = readdir(d))) {
-		if (skip_name(de->d_name, depth == 0))
-			continue;
-		if (base)
-			strbuf_addch(&w->path, '/');
-		strbuf_addstr(&w->path, de->d_name);
-		ret = visit(w, dirfd(d), de, depth + 1, all);
-		strbuf_setlen(&w->path, base);
+	ret = list_dir(w, d, base, depth == 0, &v, &n, &alloc);
+	if (!ret && n > 1)
+		qsort(v, n, sizeof(*v), cmp_dent);
+	for (; !ret && i < n; i++) {
+		ret = visit(w, dirfd(d), &v[i], depth + 1, all);
+		free(v[i].path);
 	}
-	if (!ret && errno)
-		ret = error_set(w->err, EXIT_ENV, "cannot read folder '%s': %s",
-				w->path.buf, strerror(errno));
-	closedir(d);
+	for (; i < n; i++)
+		free(v[i].path);
+	free(v);
+	ALLOC_GROW(w->held, w->nheld + 1, w->held_alloc);
+	w->held[w->nheld++] = d;
+	if (!ret && w->nheld >= MAX_HELD)
+		ret = flush(w);
 	return ret;
 }
 
@@ -301,20 +512,23 @@ static int depth_of(const char *path)
 	return n;
 }
 
-/* Walks from path (trimmed; "" is the workspace). A folder is walked; a
- * file or symlink is added (or, for a glob's start, ignored). */
+/* Walks from path (trimmed; "" is the workspace): a folder is walked, a
+ * file or symlink is queued (or, at a glob's start, ignored). */
 static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 {
-	const char *leaf;
+	struct dent d = {NULL, 0, 0, DT_UNKNOWN};
 	struct stat st;
+	const char *leaf;
 	int fd, ret;
 
 	if (open_parent(w, path, &fd, &leaf, found) || fd < 0)
 		return *found ? -1 : 0;
-	strbuf_reset(&w->path);
-	strbuf_addstr(&w->path, path);
-	if (!*leaf)
-		return walk_dir(w, fd, 0, 0);
+	if (!*leaf) {
+		ret = walk_dir(w, fd, "", 0, 0);
+		return ret ? ret : flush(w);
+	}
+	d.path = xstrdup(path);
+	d.name_off = (uint32_t)(leaf - path);
 	if (fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW)) {
 		*found = 0;
 		ret = errno == ENOENT || errno == ENOTDIR
@@ -322,8 +536,8 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 			      : error_set(w->err, EXIT_ENV,
 					  "cannot stat '%s': %s", path,
 					  strerror(errno));
-	} else if (S_ISDIR(st.st_mode)) {
-		ret = descend(w, fd, leaf, depth_of(path), 0);
+	} else if ((d.type = mode_type(st.st_mode)) == DT_DIR) {
+		ret = descend(w, fd, &d, depth_of(path), 0);
 	} else if (w->glob) {
 		*found = 0; /* a glob's start that is not a folder */
 		ret = 0;
@@ -331,16 +545,13 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 		ret = error_set(w->err, EXIT_USAGE, "'%s/' is not a folder",
 				path);
 	} else {
-		ret = add_leaf(w, fd, leaf, &st);
+		ret = add_item(w, fd, &d);
 	}
+	if (!ret)
+		ret = flush(w); /* before fd closes */
+	free(d.path);
 	close(fd);
 	return ret;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-	return strcmp(((const struct scan_entry *)a)->path,
-		      ((const struct scan_entry *)b)->path);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -442,20 +653,35 @@ static void hash_one(const struct scan_entry *e, struct hash128 *out)
 	hasher_free(h);
 }
 
+static int cpu_count(void)
+{
+	cpu_set_t set;
+	int n = 1;
+
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+}
+
 static void walk_init(struct walk *w, struct statcache *sc, const char *ws,
 		      struct error *err)
 {
 	memset(w, 0, sizeof(*w));
+	w->nthreads = cpu_count();
 	w->sc = sc;
 	w->ws = ws;
 	w->err = err;
-	strbuf_init(&w->path, 0);
 	strbuf_init(&w->link, 0);
 }
 
 static void walk_release(struct walk *w)
 {
-	strbuf_release(&w->path);
+	for (size_t i = 0; i < w->nitems; i++)
+		free(w->items[i].path);
+	for (size_t i = 0; i < w->nheld; i++)
+		closedir(w->held[i]);
+	free(w->items);
+	free(w->held);
 	strbuf_release(&w->link);
 	free(w->ws_abs);
 }
@@ -473,14 +699,13 @@ static char *glob_start(struct walk *w, const char *pattern)
 	return xstrndup(pattern, plen ? plen - 1 : 0);
 }
 
+/* The list is already in byte order (see the top of this file). */
 static void finish(struct walk *w, struct scan_list *out, size_t first,
 		   const char *start, struct hash128 *combined)
 {
 	struct scan_entry *v = out->v + first;
 	size_t n = out->nr - first;
 
-	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_entry);
 	if (w->glob)
 		hash_glob_list(v, n, combined);
 	else if (n == 1 && !strcmp(v[0].path, start))
@@ -513,10 +738,8 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 		statcache_note_walked(sc, start, w.glob);
 	if (!ret && *found)
 		finish(&w, out, first, start, combined);
-	if (ret) {
-		while (out->nr > first)
-			free(out->v[--out->nr].path);
-	}
+	while (ret && out->nr > first)
+		free(out->v[--out->nr].path);
 	free(start);
 	walk_release(&w);
 	return ret;
@@ -535,6 +758,7 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 	start = glob_start(&w, pattern);
 	ret = walk_from(&w, start, 0, &any);
 	if (!ret) {
+		/* the walk gives git's order ("a.txt" before folder "a") */
 		if (found.nr > 1)
 			qsort(found.v, found.nr, sizeof(char *), cmp_str);
 		strvec_pushv(out, found.v);

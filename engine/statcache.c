@@ -1,16 +1,24 @@
-/* The stat cache: an open-addressing table from workspace-relative path to
- * stat data and content hash, loaded from and saved to one binary file.
+/* The stat cache: workspace-relative path -> stat data and content hash,
+ * loaded from and saved to one binary file.
  *
  * File format (integers little-endian):
  *   "pipe-statcache 1\n"
  *   u64 count
- *   count records: u32 path_len, u32 mode, u64 dev, u64 ino, u64 size,
+ *   count records, in byte order of their paths:
+ *                  u32 path_len, u32 mode, u64 dev, u64 ino, u64 size,
  *                  i64 mtime_ns, i64 ctime_ns, i64 hashed_ns,
  *                  16-byte hash (canonical), path_len bytes of path
  *   16-byte XXH3-128 (canonical) of everything before it
  * A file that fails any check is rebuilt empty, never trusted (ninja's
  * build log). Loaded paths point into the file's buffer: 100,000 entries
  * load with one read, one checksum and no allocation per entry.
+ *
+ * Lookups. The loaded entries stay in path order, which is the order in
+ * which scans ask for files (engine/scan.c walks folders sorted), so a
+ * lookup first tries the entry after the previous one: a no-op scan finds
+ * every file there, without hashing a path or building any table. Other
+ * loaded paths are found by binary search; paths added in this session go
+ * into an open-addressing hash table. Saving merges both in path order.
  *
  * Racily clean entries (git's racy-git problem). Stat data name a version
  * of a file only as finely as the filesystem's timestamps: 1 s on ext3 or
@@ -41,6 +49,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +57,7 @@
 
 static const char MAGIC[] = "pipe-statcache 1\n";
 #define MAGIC_LEN (sizeof(MAGIC) - 1)
+#define FAMILY_LEN (sizeof("pipe-statcache ") - 1)
 #define REC_FIXED 72
 #define SUM_LEN 16
 
@@ -69,14 +79,16 @@ struct walked_glob {
 struct statcache {
 	char *path;
 	struct strbuf file; /* the loaded file; loaded paths point here */
-	struct entry *e;
-	size_t nr, alloc;
-	uint32_t *slots;      /* index + 1 into e; 0 is empty */
-	size_t nslots;	      /* a power of two, at least twice nr */
+	struct entry *e;    /* loaded (sorted by path), then added */
+	size_t nr, alloc, nsorted;
+	uint32_t *slots;      /* added entries: index + 1 into e; 0: empty */
+	size_t nslots;	      /* 0, or a power of two >= twice the added */
+	size_t cursor;	      /* where the next lookup probably lands */
 	struct strvec walked; /* folders walked in full, sorted at save */
 	struct walked_glob *globs;
 	size_t nglobs, globs_alloc;
 	int dirty;
+	uid_t euid;
 	int64_t (*now_ns)(void);
 	struct statcache_stats stats;
 };
@@ -97,61 +109,114 @@ static uint64_t path_hash(const char *p, size_t len)
 	return h.low;
 }
 
-static uint32_t *find_slot(struct statcache *sc, const char *p, size_t len,
-			   uint64_t ph)
+/* Paths compare as strcmp would: bytes, then length. */
+static int cmp_path(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int is_path(const struct entry *e, const char *p, size_t len)
+{
+	return e->len == len && !memcmp(e->path, p, len);
+}
+
+/* Loaded entries are sorted: binary search. */
+static size_t find_sorted(const struct statcache *sc, const char *p, size_t len)
+{
+	size_t lo = 0, hi = sc->nsorted;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct entry *e = &sc->e[mid];
+		int c = cmp_path(e->path, e->len, p, len);
+
+		if (!c)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+/* Entries added in this session: open addressing on the path hash. */
+static uint32_t *find_slot(const struct statcache *sc, const char *p,
+			   size_t len, uint64_t ph)
 {
 	size_t mask = sc->nslots - 1, i = (size_t)ph & mask;
 
 	for (;; i = (i + 1) & mask) {
-		struct entry *e;
+		const struct entry *e;
 
 		if (!sc->slots[i])
 			return &sc->slots[i];
 		e = &sc->e[sc->slots[i] - 1];
-		if (e->phash == ph && e->len == len && !memcmp(e->path, p, len))
+		if (e->phash == ph && is_path(e, p, len))
 			return &sc->slots[i];
 	}
 }
 
-static void grow_table(struct statcache *sc, size_t want)
+static void index_added(struct statcache *sc, size_t idx)
 {
-	size_t n = 1024;
+	size_t added = sc->nr - sc->nsorted, n = 1024;
+	struct entry *e = &sc->e[idx];
 
-	while (n < 2 * want)
-		n *= 2;
-	if (n <= sc->nslots)
+	if (2 * added <= sc->nslots) {
+		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)idx + 1;
 		return;
+	}
+	while (n < 2 * added)
+		n *= 2;
 	free(sc->slots);
 	sc->slots = xcalloc(n, sizeof(*sc->slots));
 	sc->nslots = n;
-	for (size_t i = 0; i < sc->nr; i++) {
-		struct entry *e = &sc->e[i];
-
+	for (size_t i = sc->nsorted; i < sc->nr; i++) {
+		e = &sc->e[i];
 		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)i + 1;
 	}
 }
 
-/* The entry for path, or a new blank one (path not copied: the caller sets
- * it) when absent. */
-static struct entry *lookup(struct statcache *sc, const char *p, size_t len,
-			    int *created)
+/* The index of path's entry, or SIZE_MAX. hint is where it probably is:
+ * scans look files up in path order, the order of the loaded entries, so
+ * a no-op scan finds each entry next to the one before, never hashing a
+ * path. Changes nothing, so it is safe on several threads. */
+static size_t find(const struct statcache *sc, const char *p, size_t len,
+		   size_t hint)
 {
-	uint64_t ph = path_hash(p, len);
-	uint32_t *slot;
+	size_t i;
 
-	if (2 * (sc->nr + 1) > sc->nslots)
-		grow_table(sc, sc->nr + 1);
-	slot = find_slot(sc, p, len, ph);
-	*created = !*slot;
-	if (*slot)
-		return &sc->e[*slot - 1];
-	ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
-	memset(&sc->e[sc->nr], 0, sizeof(sc->e[0]));
-	sc->e[sc->nr].path = p;
-	sc->e[sc->nr].len = (uint32_t)len;
-	sc->e[sc->nr].phash = ph;
-	*slot = (uint32_t)++sc->nr;
-	return &sc->e[sc->nr - 1];
+	if (hint < sc->nr && is_path(&sc->e[hint], p, len))
+		return hint;
+	i = find_sorted(sc, p, len);
+	if (i != SIZE_MAX || !sc->nslots)
+		return i;
+	i = *find_slot(sc, p, len, path_hash(p, len));
+	return i ? i - 1 : SIZE_MAX;
+}
+
+/* The entry for path; a blank one is added when there is none. */
+static struct entry *find_or_add(struct statcache *sc, const char *p,
+				 size_t len)
+{
+	size_t i = find(sc, p, len, sc->cursor);
+	struct entry *e;
+
+	if (i == SIZE_MAX) {
+		ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
+		i = sc->nr++;
+		e = &sc->e[i];
+		memset(e, 0, sizeof(*e));
+		e->path = xmemdupz(p, len);
+		e->len = (uint32_t)len;
+		e->owned = 1;
+		e->phash = path_hash(p, len);
+		index_added(sc, i);
+	}
+	sc->cursor = i + 1;
+	return &sc->e[i];
 }
 
 static uint64_t get64(const unsigned char *p)
@@ -198,9 +263,8 @@ static const char *parse_record(struct statcache *sc, const unsigned char **pp,
 				const unsigned char *end)
 {
 	const unsigned char *p = *pp;
-	struct entry *e;
+	struct entry *e, *prev;
 	uint32_t len;
-	int created;
 
 	if ((size_t)(end - p) < REC_FIXED)
 		return "truncated record";
@@ -209,9 +273,14 @@ static const char *parse_record(struct statcache *sc, const unsigned char **pp,
 		return "bad path length";
 	if (memchr(p + REC_FIXED, '\0', len))
 		return "NUL in a path";
-	e = lookup(sc, (const char *)p + REC_FIXED, len, &created);
-	if (!created)
-		return "duplicate path";
+	ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
+	e = &sc->e[sc->nr++];
+	memset(e, 0, sizeof(*e));
+	e->path = (const char *)p + REC_FIXED;
+	e->len = len;
+	prev = sc->nr > 1 ? e - 1 : NULL;
+	if (prev && cmp_path(prev->path, prev->len, e->path, e->len) >= 0)
+		return "paths out of order";
 	e->mode = get32(p + 4);
 	e->dev = get64(p + 8);
 	e->ino = get64(p + 16);
@@ -234,7 +303,8 @@ static const char *parse(struct statcache *sc)
 	uint64_t count;
 
 	if (sc->file.len < MAGIC_LEN || memcmp(p, MAGIC, MAGIC_LEN))
-		return sc->file.len >= 15 && !memcmp(p, MAGIC, 15)
+		return sc->file.len >= FAMILY_LEN &&
+				       !memcmp(p, MAGIC, FAMILY_LEN)
 			       ? "unknown version"
 			       : "not a stat cache (or truncated)";
 	if (sc->file.len < MAGIC_LEN + 8 + SUM_LEN)
@@ -246,7 +316,8 @@ static const char *parse(struct statcache *sc)
 	count = get64(p + MAGIC_LEN);
 	if (count > (uint64_t)(end - p) / REC_FIXED)
 		return "bad entry count";
-	grow_table(sc, (size_t)count);
+	sc->e = xmalloc((size_t)count * sizeof(*sc->e) + 1);
+	sc->alloc = (size_t)count;
 	p += MAGIC_LEN + 8;
 	for (uint64_t i = 0; i < count; i++) {
 		const char *why = parse_record(sc, &p, end);
@@ -254,7 +325,10 @@ static const char *parse(struct statcache *sc)
 		if (why)
 			return why;
 	}
-	return p == end ? NULL : "trailing bytes";
+	if (p != end)
+		return "trailing bytes";
+	sc->nsorted = sc->nr;
+	return NULL;
 }
 
 static void clear_entries(struct statcache *sc)
@@ -262,8 +336,10 @@ static void clear_entries(struct statcache *sc)
 	for (size_t i = 0; i < sc->nr; i++)
 		if (sc->e[i].owned)
 			free((char *)sc->e[i].path);
-	sc->nr = 0;
-	memset(sc->slots, 0, sc->nslots * sizeof(*sc->slots));
+	sc->nr = sc->nsorted = sc->cursor = 0;
+	free(sc->slots);
+	sc->slots = NULL;
+	sc->nslots = 0;
 }
 
 int statcache_open(struct statcache **out, const char *cache_path,
@@ -276,7 +352,7 @@ int statcache_open(struct statcache **out, const char *cache_path,
 	strbuf_init(&sc->file, 0);
 	strvec_init(&sc->walked);
 	sc->now_ns = real_now_ns;
-	grow_table(sc, 0);
+	sc->euid = geteuid();
 	*out = sc;
 	if (strbuf_read_file(&sc->file, cache_path, 0)) {
 		if (errno == ENOENT)
@@ -335,15 +411,13 @@ static void record(struct entry *e, const struct stat *st, int64_t hashed_ns,
 
 /* Opens name without following a symlink or blocking on a FIFO swapped in
  * since the caller's lstat, and without touching atime where allowed. */
-static int open_file(int dirfd, const char *name, const struct stat *st)
+static int open_file(const struct statcache *sc, int dirfd, const char *name,
+		     const struct stat *st)
 {
-	static uid_t euid = (uid_t)-1;
 	int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
 	int fd;
 
-	if (euid == (uid_t)-1)
-		euid = geteuid();
-	if (euid == 0 || st->st_uid == euid)
+	if (sc->euid == 0 || st->st_uid == sc->euid)
 		flags |= O_NOATIME;
 	fd = openat(dirfd, name, flags);
 	if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
@@ -351,69 +425,80 @@ static int open_file(int dirfd, const char *name, const struct stat *st)
 	return fd;
 }
 
-/* Reads and hashes the file, and records the stat data of what was read. */
-static int rehash(struct statcache *sc, struct entry *e, int dirfd,
-		  const char *name, const char *relpath, const struct stat *st,
-		  struct error *err)
+/* Reads and hashes the file into p, with the stat data of what was read. */
+static int read_file(const struct statcache *sc, int dirfd, const char *name,
+		     const char *relpath, const struct stat *st,
+		     struct statcache_probe *p, struct error *err)
 {
-	int64_t now = sc->now_ns();
-	unsigned long long bytes = 0;
-	struct stat fst;
-	struct hash128 h;
-	int fd = open_file(dirfd, name, st), ret = -1;
+	int fd, ret = -1;
 
+	p->hashed_ns = sc->now_ns();
+	fd = open_file(sc, dirfd, name, st);
 	if (fd < 0)
 		return error_set(err, EXIT_ENV, "cannot open '%s': %s", relpath,
 				 strerror(errno));
-	if (fstat(fd, &fst)) {
+	if (fstat(fd, &p->st))
 		error_set(err, EXIT_ENV, "cannot stat '%s': %s", relpath,
 			  strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(fst.st_mode)) {
+	else if (!S_ISREG(p->st.st_mode))
 		error_set(err, EXIT_USAGE, "'%s' is not a regular file",
 			  relpath);
-		goto out;
-	}
-	if (hash_fd(fd, relpath, &h, &bytes, err))
-		goto out;
-	record(e, &fst, now, &h);
-	sc->stats.misses++;
-	sc->stats.bytes_hashed += bytes;
-	sc->dirty = 1;
-	ret = 0;
-out:
+	else
+		ret = hash_fd(fd, relpath, &p->hash, &p->bytes, err);
 	close(fd);
 	return ret;
+}
+
+int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
+		    const char *relpath, const struct stat *st,
+		    struct statcache_probe *p, struct error *err)
+{
+	size_t i = find(sc, relpath, strlen(relpath), p->hint);
+	const struct entry *e = i == SIZE_MAX ? NULL : &sc->e[i];
+
+	p->hit = 0;
+	p->entry = i;
+	if (e && !e->dropped && same_stat(e, st) && !is_racy(e)) {
+		p->hit = 1;
+		p->hash = e->hash;
+		return 0;
+	}
+	if (!S_ISREG(st->st_mode))
+		return error_set(err, EXIT_USAGE, "'%s' is not a regular file",
+				 relpath);
+	return read_file(sc, dirfd, name, relpath, st, p, err);
+}
+
+void statcache_commit(struct statcache *sc, const char *relpath,
+		      const struct statcache_probe *p)
+{
+	struct entry *e;
+
+	if (p->hit) {
+		sc->e[p->entry].seen = 1;
+		sc->cursor = p->entry + 1;
+		sc->stats.hits++;
+		return;
+	}
+	e = find_or_add(sc, relpath, strlen(relpath));
+	e->seen = 1;
+	record(e, &p->st, p->hashed_ns, &p->hash);
+	sc->stats.misses++;
+	sc->stats.bytes_hashed += p->bytes;
+	sc->dirty = 1;
 }
 
 int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 		      const char *relpath, const struct stat *st,
 		      struct hash128 *out, struct error *err)
 {
-	size_t len = strlen(relpath);
-	int created;
-	struct entry *e = lookup(sc, relpath, len, &created);
+	struct statcache_probe p;
 
-	if (created) {
-		e->path = xmemdupz(relpath, len);
-		e->owned = 1;
-	}
-	e->seen = 1;
-	if (!created && !e->dropped && same_stat(e, st) && !is_racy(e)) {
-		sc->stats.hits++;
-		*out = e->hash;
-		return 0;
-	}
-	if (!S_ISREG(st->st_mode))
-		return error_set(err, EXIT_USAGE, "'%s' is not a regular file",
-				 relpath);
-	if (rehash(sc, e, dirfd, name, relpath, st, err)) {
-		/* never leave a half-made entry to be trusted later */
-		e->dropped = 1;
+	p.hint = sc->cursor;
+	if (statcache_probe(sc, dirfd, name, relpath, st, &p, err))
 		return -1;
-	}
-	*out = e->hash;
+	statcache_commit(sc, relpath, &p);
+	*out = p.hash;
 	return 0;
 }
 
@@ -495,9 +580,54 @@ static int in_walked(const struct statcache *sc, const char *p, size_t len)
 	return hit;
 }
 
+static void put_entry(struct strbuf *sb, const struct entry *e)
+{
+	put32(sb, e->len);
+	put32(sb, e->mode);
+	put64(sb, e->dev);
+	put64(sb, e->ino);
+	put64(sb, e->size);
+	put64(sb, (uint64_t)e->mtime_ns);
+	put64(sb, (uint64_t)e->ctime_ns);
+	put64(sb, (uint64_t)e->hashed_ns);
+	put_hash(sb, &e->hash);
+	strbuf_add(sb, e->path, e->len);
+}
+
+static int cmp_index(const void *a, const void *b, void *arg)
+{
+	const struct entry *e = arg, *x = &e[*(const size_t *)a],
+			   *y = &e[*(const size_t *)b];
+
+	return cmp_path(x->path, x->len, y->path, y->len);
+}
+
+/* Every entry's index, in path order: the loaded ones are sorted already,
+ * the added ones are sorted and merged in. */
+static size_t *path_order(struct statcache *sc)
+{
+	size_t nadd = sc->nr - sc->nsorted, *add, *out, a = 0, b = 0, k = 0;
+
+	add = xmalloc((nadd + 1) * sizeof(*add));
+	out = xmalloc((sc->nr + 1) * sizeof(*out));
+	for (size_t i = 0; i < nadd; i++)
+		add[i] = sc->nsorted + i;
+	qsort_r(add, nadd, sizeof(*add), cmp_index, sc->e);
+	while (a < sc->nsorted || b < nadd) {
+		if (b == nadd ||
+		    (a < sc->nsorted && cmp_index(&a, &add[b], sc->e) < 0))
+			out[k++] = a++;
+		else
+			out[k++] = add[b++];
+	}
+	free(add);
+	return out;
+}
+
 static void serialize(struct statcache *sc, struct strbuf *sb)
 {
-	size_t count_at, count = 0;
+	size_t count_at, count = 0, *order = path_order(sc);
+	int prune = sc->walked.nr || sc->nglobs;
 	struct hash128 sum;
 
 	qsort(sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str);
@@ -505,29 +635,21 @@ static void serialize(struct statcache *sc, struct strbuf *sb)
 	count_at = sb->len;
 	put64(sb, 0);
 	for (size_t i = 0; i < sc->nr; i++) {
-		struct entry *e = &sc->e[i];
+		struct entry *e = &sc->e[order[i]];
 
-		if (!e->seen && !e->dropped && (sc->walked.nr || sc->nglobs) &&
+		if (prune && !e->seen && !e->dropped &&
 		    in_walked(sc, e->path, e->len))
 			e->dropped = 1;
 		if (e->dropped)
 			continue;
-		put32(sb, e->len);
-		put32(sb, e->mode);
-		put64(sb, e->dev);
-		put64(sb, e->ino);
-		put64(sb, e->size);
-		put64(sb, (uint64_t)e->mtime_ns);
-		put64(sb, (uint64_t)e->ctime_ns);
-		put64(sb, (uint64_t)e->hashed_ns);
-		put_hash(sb, &e->hash);
-		strbuf_add(sb, e->path, e->len);
+		put_entry(sb, e);
 		count++;
 	}
 	for (int i = 0; i < 8; i++)
 		sb->buf[count_at + i] = (char)(count >> (8 * i));
 	hash_buf(sb->buf, sb->len, &sum);
 	put_hash(sb, &sum);
+	free(order);
 }
 
 int statcache_save(struct statcache *sc, struct error *err)

@@ -497,6 +497,58 @@ static void test_symlinks(void **state)
 	expect_error("top.txt/", 0, "'top.txt/' is not a folder");
 }
 
+/* Enough files for the batch to be split across threads. */
+static void test_many_files(void **state)
+{
+	struct statcache *sc = NULL;
+	struct error err = ERROR_INIT;
+	struct scan_list a = SCAN_LIST_INIT, b = SCAN_LIST_INIT;
+	struct statcache_stats st;
+	struct hash128 ha, hb;
+	char name[64], *fifo;
+
+	(void)state;
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "big/d%d/f%04d", i % 3, i);
+		put(name, name);
+	}
+	assert_int_equal(statcache_open(&sc, "/nonexistent/sc", &err), 0);
+	statcache_set_clock(sc, later_ns);
+	ha = scan_ok(sc, "big/", 0, &a);
+	hb = scan_ok(NULL, "big/", 0, &b);
+	assert_true(hash_equal(&ha, &hb));
+	assert_int_equal(a.nr, 3000);
+	assert_int_equal(b.nr, 3000);
+	for (size_t i = 0; i < a.nr; i++) {
+		struct hash128 want;
+
+		snprintf(name, sizeof(name), "big/d%zu/f%04zu", i / 1000,
+			 (i % 1000) * 3 + i / 1000);
+		want = content_hash(name);
+		assert_string_equal(a.v[i].path, name);
+		assert_true(hash_equal(&a.v[i].hash, &want));
+		assert_true(hash_equal(&b.v[i].hash, &want));
+	}
+	scan_list_release(&b);
+	hb = scan_ok(sc, "big/", 0, &b);
+	assert_true(hash_equal(&ha, &hb));
+	statcache_get_stats(sc, &st);
+	assert_int_equal(st.misses, 3000);
+	assert_int_equal(st.hits, 3000);
+
+	/* an error in the middle of a batch names the file */
+	fifo = full("big/d0/f1500");
+	assert_int_equal(unlink(fifo), 0);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	expect_error("big/", 0,
+		     "'big/d0/f1500' is not a file, folder or "
+		     "symlink");
+	free(fifo);
+	scan_list_release(&a);
+	scan_list_release(&b);
+	statcache_free(sc);
+}
+
 static void expect_glob(const char *pattern, const char *const *want)
 {
 	struct strvec sv = STRVEC_INIT;
@@ -554,6 +606,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlinks, make_tree,
 						clear_tree),
 		cmocka_unit_test_setup_teardown(test_scan_glob, make_tree,
+						clear_tree),
+		cmocka_unit_test_setup_teardown(test_many_files, NULL,
 						clear_tree),
 	};
 
