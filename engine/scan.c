@@ -23,16 +23,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH 4096     /* files stat'ed and hashed together */
-#define MAX_HELD 128   /* read folders kept open for a pending batch */
-#define PER_THREAD 512 /* a thread gets at least this many files */
+#define BATCH 4096   /* files queued before their results are applied */
+#define CHUNK 256    /* files a thread takes at once */
+#define MAX_HELD 128 /* read folders kept open for a pending batch */
 #define MAX_THREADS 8
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 /* A file or symlink waiting in the batch. */
 struct item {
-	char *path;	 /* owned until it moves into the list */
+	char *path;	 /* in the list's arena */
 	size_t name_off; /* the file name within path */
 	int dirfd;
 	int gone; /* deleted since the folder was read */
@@ -40,11 +40,13 @@ struct item {
 	struct statcache_probe probe;
 };
 
-/* One name read from a folder. */
+/* One name read from a folder; its path lies in the folder's buffer. */
 struct dent {
-	char *path;
-	uint32_t name_off, name_len;
+	uint32_t path_off; /* of "base/name" in the buffer */
+	uint32_t name_off; /* of the name within that path */
+	uint32_t name_len;
 	unsigned char type; /* DT_DIR, DT_REG, DT_LNK, ... */
+	uint64_t key;	    /* sort_key() */
 };
 
 struct walk {
@@ -56,8 +58,11 @@ struct walk {
 	int dirs_only;		/* the glob ends in '/' */
 	int max_depth;		/* components a match can have; 0: any */
 	int nthreads;
-	struct item *items;
-	size_t nitems, items_alloc;
+	struct pool *pool;  /* NULL until the scan needs threads */
+	struct item *items; /* room for BATCH */
+	size_t nitems;
+	size_t failed;		/* the first item at fault, or SIZE_MAX */
+	struct error batch_err; /* its error */
 	DIR **held;
 	size_t nheld, held_alloc;
 	struct strbuf link;
@@ -194,15 +199,22 @@ static int hash_link(struct walk *w, const struct item *it, struct hash128 *out)
 	return 0;
 }
 
-/* The batch: stat and hash on worker threads (nothing shared is written),
- * then apply in order on the calling thread. */
+/* The batch. Files are stat'ed and hashed by a few threads while the
+ * calling thread goes on reading folders: it hands them out in chunks as
+ * they are queued and, at a flush, helps finish them, then applies the
+ * results in order. Workers only read the stat cache and write their own
+ * items; the mutex orders everything else. */
 
-struct worker {
-	struct walk *w;
-	size_t lo, hi, failed; /* failed: the item at fault, or SIZE_MAX */
-	struct error err;
-	int started;
-	pthread_t thread;
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t more; /* chunks were queued, or stop */
+	pthread_cond_t idle; /* the last chunk in progress finished */
+	size_t queued;	     /* items [0, queued) are handed out */
+	size_t next;	     /* the first item not taken yet */
+	size_t busy;	     /* chunks in progress */
+	int stop;
+	int nthreads;
+	pthread_t th[MAX_THREADS];
 };
 
 static int hash_uncached(struct item *it, struct error *err)
@@ -242,56 +254,143 @@ static int prepare_item(struct walk *w, struct item *it, size_t *hint,
 	if (statcache_probe(w->sc, it->dirfd, name, it->path, &it->st,
 			    &it->probe, err))
 		return -1;
-	*hint = it->probe.entry == SIZE_MAX ? SIZE_MAX : it->probe.entry + 1;
+	*hint = it->probe.next;
 	return 0;
 }
 
-static void *work(void *arg)
+/* Prepares items [lo, hi); on a failure, keeps the earliest one's error. */
+static void run_chunk(struct walk *w, size_t lo, size_t hi)
 {
-	struct worker *wk = arg;
-	size_t hint = SIZE_MAX;
+	struct error err = ERROR_INIT;
+	size_t hint = SIZE_MAX, i;
 
-	for (size_t i = wk->lo; i < wk->hi; i++) {
-		if (prepare_item(wk->w, &wk->w->items[i], &hint, &wk->err)) {
-			wk->failed = i;
+	for (i = lo; i < hi; i++)
+		if (prepare_item(w, &w->items[i], &hint, &err))
 			break;
+	if (i < hi) {
+		if (w->pool)
+			pthread_mutex_lock(&w->pool->mu);
+		if (i < w->failed) {
+			w->failed = i;
+			error_set(&w->batch_err, err.exit_code, "%s",
+				  err.msg.buf);
 		}
+		if (w->pool)
+			pthread_mutex_unlock(&w->pool->mu);
 	}
+	error_release(&err);
+}
+
+/* Takes the next chunk, with the mutex held; 0 when there is none. */
+static int take(struct pool *p, size_t *lo, size_t *hi)
+{
+	if (p->next >= p->queued)
+		return 0;
+	*lo = p->next;
+	*hi = p->next + CHUNK < p->queued ? p->next + CHUNK : p->queued;
+	p->next = *hi;
+	p->busy++;
+	return 1;
+}
+
+/* Runs chunks until none is queued; with the mutex held. */
+static void drain(struct walk *w)
+{
+	struct pool *p = w->pool;
+	size_t lo, hi;
+
+	while (!p->stop && take(p, &lo, &hi)) {
+		pthread_mutex_unlock(&p->mu);
+		run_chunk(w, lo, hi);
+		pthread_mutex_lock(&p->mu);
+		if (!--p->busy && p->next >= p->queued)
+			pthread_cond_signal(&p->idle);
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct walk *w = arg;
+	struct pool *p = w->pool;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		drain(w);
+		if (!p->stop)
+			pthread_cond_wait(&p->more, &p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
+static void start_pool(struct walk *w)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->more, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	w->pool = p;
+	for (int k = 1; k < w->nthreads; k++)
+		if (!pthread_create(&p->th[p->nthreads], NULL, worker, w))
+			p->nthreads++;
+}
+
+static void stop_pool(struct walk *w)
+{
+	struct pool *p = w->pool;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->more);
+	pthread_mutex_unlock(&p->mu);
+	for (int k = 0; k < p->nthreads; k++)
+		pthread_join(p->th[k], NULL);
+	pthread_cond_destroy(&p->idle);
+	pthread_cond_destroy(&p->more);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	w->pool = NULL;
+}
+
+/* Hands the items queued so far to the workers, starting them when a
+ * scan turns out big enough to need them. */
+static void publish(struct walk *w)
+{
+	if (!w->pool && w->nthreads > 1)
+		start_pool(w);
+	if (!w->pool)
+		return;
+	pthread_mutex_lock(&w->pool->mu);
+	w->pool->queued = w->nitems;
+	pthread_cond_broadcast(&w->pool->more);
+	pthread_mutex_unlock(&w->pool->mu);
+}
+
+/* Prepares every queued item, with the workers' help. */
 static int prepare_batch(struct walk *w)
 {
-	size_t n = w->nitems / PER_THREAD, per, failed = SIZE_MAX;
-	struct worker wk[MAX_THREADS];
+	struct pool *p = w->pool;
 
-	n = n < 1 ? 1 : n > (size_t)w->nthreads ? (size_t)w->nthreads : n;
-	per = (w->nitems + n - 1) / n;
-	for (size_t k = 0; k < n; k++) {
-		wk[k] = (struct worker){.w = w,
-					.lo = k * per,
-					.hi = (k + 1) * per,
-					.failed = SIZE_MAX};
-		error_init(&wk[k].err);
-		if (wk[k].hi > w->nitems)
-			wk[k].hi = w->nitems;
-		wk[k].started =
-			k && !pthread_create(&wk[k].thread, NULL, work, &wk[k]);
-		if (k && !wk[k].started)
-			work(&wk[k]); /* no thread: do it here */
+	if (!p) {
+		run_chunk(w, 0, w->nitems);
+	} else {
+		pthread_mutex_lock(&p->mu);
+		p->queued = w->nitems;
+		pthread_cond_broadcast(&p->more);
+		drain(w);
+		while (p->busy)
+			pthread_cond_wait(&p->idle, &p->mu);
+		p->queued = p->next = 0;
+		pthread_mutex_unlock(&p->mu);
 	}
-	work(&wk[0]);
-	for (size_t k = 0; k < n; k++) {
-		if (wk[k].started)
-			pthread_join(wk[k].thread, NULL);
-		if (wk[k].failed < failed) {
-			failed = wk[k].failed;
-			error_set(w->err, wk[k].err.exit_code, "%s",
-				  wk[k].err.msg.buf);
-		}
-		error_release(&wk[k].err);
-	}
-	return failed == SIZE_MAX ? 0 : -1;
+	if (w->failed == SIZE_MAX)
+		return 0;
+	error_set(w->err, w->batch_err.exit_code, "%s", w->batch_err.msg.buf);
+	w->failed = SIZE_MAX;
+	return -1;
 }
 
 /* Moves the prepared item into the list. */
@@ -333,7 +432,6 @@ static int flush(struct walk *w)
 
 		if (!ret && !it->gone)
 			ret = apply_item(w, it);
-		free(it->path);
 	}
 	w->nitems = 0;
 	for (size_t i = 0; i < w->nheld; i++)
@@ -342,18 +440,52 @@ static int flush(struct walk *w)
 	return ret;
 }
 
-static int add_item(struct walk *w, int dfd, struct dent *d)
+/* Strings of a scan_list live in chunks it owns. */
+struct scan_chunk {
+	struct scan_chunk *next;
+	size_t used, size;
+	char data[];
+};
+
+static char *list_strdup(struct scan_list *l, const char *s, size_t len)
+{
+	struct scan_chunk *c = l->chunks;
+	char *p;
+
+	if (!c || c->size - c->used < len + 1) {
+		size_t size = len + 1 > 65536 ? len + 1 : 65536;
+
+		c = xmalloc(sizeof(*c) + size);
+		c->next = l->chunks;
+		c->used = 0;
+		c->size = size;
+		l->chunks = c;
+	}
+	p = c->data + c->used;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	c->used += len + 1;
+	return p;
+}
+
+/* Queues the file at path (name at name_off) in folder dfd. */
+static int add_item(struct walk *w, int dfd, const char *path, size_t len,
+		    size_t name_off)
 {
 	struct item *it;
 
-	ALLOC_GROW(w->items, w->nitems + 1, w->items_alloc);
+	if (!w->items) /* fixed: workers hold pointers into it */
+		w->items = xmalloc(BATCH * sizeof(*w->items));
 	it = &w->items[w->nitems++];
-	it->path = d->path;
-	it->name_off = d->name_off;
+	it->path = list_strdup(w->out, path, len);
+	it->name_off = name_off;
 	it->dirfd = dfd;
 	it->gone = 0;
-	d->path = NULL;
-	return w->nitems >= BATCH ? flush(w) : 0;
+	if (w->nitems >= BATCH)
+		return flush(w);
+	if (w->nthreads > 1 && w->nitems % CHUNK == 0)
+		publish(w);
+	return 0;
 }
 
 /* Reading folders. */
@@ -366,43 +498,68 @@ static unsigned char mode_type(mode_t m)
 			    : DT_UNKNOWN;
 }
 
+/* The first 8 bytes of the name with '/' appended to a folder's, padded
+ * with NULs, as a big-endian number: most names differ there, so most
+ * comparisons are one integer comparison. */
+static uint64_t sort_key(const char *name, uint32_t len, int is_dir)
+{
+	uint64_t k = 0;
+
+	for (uint32_t i = 0; i < 8; i++) {
+		unsigned c = i < len		  ? (unsigned char)name[i]
+			     : i == len && is_dir ? '/'
+						  : 0;
+
+		k = k << 8 | c;
+	}
+	return k;
+}
+
 /* readdir gave no type (some filesystems): ask. */
-static int dent_type(struct walk *w, DIR *d, struct dent *t)
+static int dent_type(struct walk *w, DIR *d, const char *path, const char *name,
+		     unsigned char *type)
 {
 	struct stat st;
 
-	if (fstatat(dirfd(d), t->path + t->name_off, &st, AT_SYMLINK_NOFOLLOW))
-		return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s",
-				 t->path, strerror(errno));
-	t->type = mode_type(st.st_mode);
+	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW))
+		return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s", path,
+				 strerror(errno));
+	*type = mode_type(st.st_mode);
 	return 0;
 }
 
-/* Reads the names of folder d (named base) into *v, with their paths. */
+/* Reads the names of folder d (named base) into *v, their paths into buf
+ * ("base/name", NUL-terminated). */
 static int list_dir(struct walk *w, DIR *d, const char *base, int at_top,
-		    struct dent **v, size_t *n, size_t *alloc)
+		    struct strbuf *buf, struct dent **v, size_t *n,
+		    size_t *alloc)
 {
 	size_t blen = strlen(base);
 	struct dirent *de;
 
 	while ((errno = 0, de = readdir(d))) {
+		size_t nlen = strlen(de->d_name);
 		struct dent *t;
-		size_t nlen;
+		const char *path;
 
 		if (skip_name(de->d_name, at_top))
 			continue;
 		ALLOC_GROW(*v, *n + 1, *alloc);
 		t = &(*v)[(*n)++];
-		nlen = strlen(de->d_name);
+		t->path_off = (uint32_t)buf->len;
 		t->name_off = (uint32_t)(blen ? blen + 1 : 0);
 		t->name_len = (uint32_t)nlen;
-		t->path = xmalloc(t->name_off + nlen + 1);
-		memcpy(t->path, base, blen);
-		t->path[blen] = '/';
-		memcpy(t->path + t->name_off, de->d_name, nlen + 1);
+		if (blen) {
+			strbuf_add(buf, base, blen);
+			strbuf_addch(buf, '/');
+		}
+		strbuf_add(buf, de->d_name, nlen + 1);
+		path = buf->buf + t->path_off;
 		t->type = de->d_type;
-		if (t->type == DT_UNKNOWN && dent_type(w, d, t))
+		if (t->type == DT_UNKNOWN &&
+		    dent_type(w, d, path, de->d_name, &t->type))
 			return -1;
+		t->key = sort_key(de->d_name, t->name_len, t->type == DT_DIR);
 	}
 	if (errno)
 		return error_set(w->err, EXIT_ENV,
@@ -412,50 +569,91 @@ static int list_dir(struct walk *w, DIR *d, const char *base, int at_top,
 }
 
 /* Byte order of names, a folder's name taken with '/' appended. */
-static int cmp_dent(const void *pa, const void *pb)
+static int cmp_dent(const char *buf, const struct dent *a, const struct dent *b)
 {
-	const struct dent *a = pa, *b = pb;
-	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = memcmp(a->path + a->name_off, b->path + b->name_off, n), x, y;
+	const char *x = buf + a->path_off + a->name_off;
+	const char *y = buf + b->path_off + b->name_off;
+	uint32_t n;
+	int c, cx, cy;
 
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	c = memcmp(x, y, n);
 	if (c || a->name_len == b->name_len)
 		return c;
-	x = n < a->name_len	? (unsigned char)a->path[a->name_off + n]
-	    : a->type == DT_DIR ? '/'
-				: 0;
-	y = n < b->name_len	? (unsigned char)b->path[b->name_off + n]
-	    : b->type == DT_DIR ? '/'
-				: 0;
-	return x - y;
+	cx = n < a->name_len	 ? (unsigned char)x[n]
+	     : a->type == DT_DIR ? '/'
+				 : 0;
+	cy = n < b->name_len	 ? (unsigned char)y[n]
+	     : b->type == DT_DIR ? '/'
+				 : 0;
+	return cx - cy;
+}
+
+/* A stable merge sort: qsort's call through a pointer per comparison
+ * cost more than the comparisons themselves. */
+static void sort_dents(const char *buf, struct dent *v, size_t n)
+{
+	struct dent *tmp, *src = v, *dst, *t;
+
+	if (n < 2)
+		return;
+	tmp = xmalloc(n * sizeof(*v));
+	dst = tmp;
+	for (size_t width = 1; width < n; width *= 2) {
+		for (size_t i = 0; i < n; i += 2 * width) {
+			size_t mid = i + width < n ? i + width : n;
+			size_t end = i + 2 * width < n ? i + 2 * width : n;
+			size_t a = i, b = mid, k = i;
+
+			while (a < mid && b < end)
+				dst[k++] = cmp_dent(buf, &src[b], &src[a]) < 0
+						   ? src[b++]
+						   : src[a++];
+			while (a < mid)
+				dst[k++] = src[a++];
+			while (b < end)
+				dst[k++] = src[b++];
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	free(tmp);
 }
 
 static int walk_dir(struct walk *w, int fd, const char *base, int depth,
 		    int all);
 
-static int descend(struct walk *w, int dfd, const struct dent *d, int depth,
-		   int all)
+/* Walks the folder name in dfd, whose path is path. */
+static int descend(struct walk *w, int dfd, const char *path, const char *name,
+		   int depth, int all)
 {
-	int fd = openat(dfd, d->path + d->name_off, DIR_FLAGS);
+	int fd = openat(dfd, name, DIR_FLAGS);
 
 	if (fd < 0)
 		return error_set(w->err, EXIT_ENV,
-				 "cannot open folder '%s': %s", d->path,
+				 "cannot open folder '%s': %s", path,
 				 strerror(errno));
-	return walk_dir(w, fd, d->path, depth, all);
+	return walk_dir(w, fd, path, depth, all);
 }
 
 /* One name of a folder, at depth components. all: inside a match. */
-static int visit(struct walk *w, int dfd, struct dent *d, int depth, int all)
+static int visit(struct walk *w, int dfd, const char *buf, const struct dent *d,
+		 int depth, int all)
 {
+	const char *path = buf + d->path_off, *name = path + d->name_off;
 	int is_dir = d->type == DT_DIR;
 
 	if (w->glob && !all) {
-		int hit = (is_dir || !w->dirs_only) &&
-			  glob_match(w->glob, d->path);
+		int hit =
+			(is_dir || !w->dirs_only) && glob_match(w->glob, path);
 
 		if (hit && w->matches) {
-			strvec_push_nodup(w->matches, d->path);
-			d->path = NULL;
+			strvec_push(w->matches, path);
 			return 0;
 		}
 		if (hit)
@@ -464,10 +662,10 @@ static int visit(struct walk *w, int dfd, struct dent *d, int depth, int all)
 			return 0;
 	}
 	if (is_dir)
-		return descend(w, dfd, d, depth, all);
+		return descend(w, dfd, path, name, depth, all);
 	if (w->matches)
 		return 0;
-	return add_item(w, dfd, d);
+	return add_item(w, dfd, path, d->name_off + d->name_len, d->name_off);
 }
 
 /* Walks the open folder fd, named base, which has depth components. The
@@ -476,8 +674,9 @@ static int walk_dir(struct walk *w, int fd, const char *base, int depth,
 		    int all)
 {
 	DIR *d = fdopendir(fd);
+	struct strbuf buf = STRBUF_INIT;
 	struct dent *v = NULL;
-	size_t n = 0, alloc = 0, i = 0;
+	size_t n = 0, alloc = 0;
 	int ret;
 
 	if (!d) {
@@ -486,16 +685,13 @@ static int walk_dir(struct walk *w, int fd, const char *base, int depth,
 				 "cannot read folder '%s': %s", base,
 				 strerror(errno));
 	}
-	ret = list_dir(w, d, base, depth == 0, &v, &n, &alloc);
-	if (!ret && n > 1)
-		qsort(v, n, sizeof(*v), cmp_dent);
-	for (; !ret && i < n; i++) {
-		ret = visit(w, dirfd(d), &v[i], depth + 1, all);
-		free(v[i].path);
-	}
-	for (; i < n; i++)
-		free(v[i].path);
+	ret = list_dir(w, d, base, depth == 0, &buf, &v, &n, &alloc);
+	if (!ret)
+		sort_dents(buf.buf, v, n);
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = visit(w, dirfd(d), buf.buf, &v[i], depth + 1, all);
 	free(v);
+	strbuf_release(&buf);
 	ALLOC_GROW(w->held, w->nheld + 1, w->held_alloc);
 	w->held[w->nheld++] = d;
 	if (!ret && w->nheld >= MAX_HELD)
@@ -516,7 +712,6 @@ static int depth_of(const char *path)
  * file or symlink is queued (or, at a glob's start, ignored). */
 static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 {
-	struct dent d = {NULL, 0, 0, DT_UNKNOWN};
 	struct stat st;
 	const char *leaf;
 	int fd, ret;
@@ -527,8 +722,6 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 		ret = walk_dir(w, fd, "", 0, 0);
 		return ret ? ret : flush(w);
 	}
-	d.path = xstrdup(path);
-	d.name_off = (uint32_t)(leaf - path);
 	if (fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW)) {
 		*found = 0;
 		ret = errno == ENOENT || errno == ENOTDIR
@@ -536,8 +729,8 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 			      : error_set(w->err, EXIT_ENV,
 					  "cannot stat '%s': %s", path,
 					  strerror(errno));
-	} else if ((d.type = mode_type(st.st_mode)) == DT_DIR) {
-		ret = descend(w, fd, &d, depth_of(path), 0);
+	} else if (S_ISDIR(st.st_mode)) {
+		ret = descend(w, fd, path, leaf, depth_of(path), 0);
 	} else if (w->glob) {
 		*found = 0; /* a glob's start that is not a folder */
 		ret = 0;
@@ -545,11 +738,11 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 		ret = error_set(w->err, EXIT_USAGE, "'%s/' is not a folder",
 				path);
 	} else {
-		ret = add_item(w, fd, &d);
+		ret = add_item(w, fd, path, strlen(path),
+			       (size_t)(leaf - path));
 	}
 	if (!ret)
 		ret = flush(w); /* before fd closes */
-	free(d.path);
 	close(fd);
 	return ret;
 }
@@ -559,21 +752,26 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void add_child(struct hasher *h, char type, const char *name, size_t len,
-		      const struct hash128 *hash)
+/* Appends one child, as scan.h describes, to a folder's serialization. */
+static void add_child(struct strbuf *sb, char type, const char *name,
+		      size_t len, const struct hash128 *hash)
 {
-	unsigned char n[8];
+	unsigned char b[8 + 16];
 
-	for (int i = 0; i < 8; i++)
-		n[i] = (unsigned char)((uint64_t)len >> (8 * i));
-	hasher_add(h, &type, 1);
-	hasher_add(h, n, sizeof(n));
-	hasher_add(h, name, len);
-	hasher_add_hash(h, hash);
+	for (int i = 0; i < 8; i++) {
+		b[i] = (unsigned char)((uint64_t)len >> (8 * i));
+		b[8 + i] = (unsigned char)(hash->high >> (56 - 8 * i));
+		b[16 + i] = (unsigned char)(hash->low >> (56 - 8 * i));
+	}
+	strbuf_addch(sb, type);
+	strbuf_add(sb, b, 8);
+	strbuf_add(sb, name, len);
+	strbuf_add(sb, b + 8, 16);
 }
 
+/* An open folder: its children so far, hashed in one go when it closes. */
 struct level {
-	struct hasher *h;
+	struct strbuf buf;
 	size_t end; /* length of the folder's prefix "a/b/" */
 };
 
@@ -582,12 +780,24 @@ static void close_level(struct level *lv, size_t *nr, struct strbuf *prefix)
 	struct level *top = &lv[*nr - 1], *up = &lv[*nr - 2];
 	struct hash128 h;
 
-	hasher_final(top->h, &h);
-	hasher_free(top->h);
-	add_child(up->h, 'd', prefix->buf + up->end, top->end - up->end - 1,
+	hash_buf(top->buf.buf, top->buf.len, &h);
+	strbuf_reset(&top->buf);
+	add_child(&up->buf, 'd', prefix->buf + up->end, top->end - up->end - 1,
 		  &h);
 	(*nr)--;
 	strbuf_setlen(prefix, up->end);
+}
+
+/* Opens a level for the folder whose prefix is now prefix; the strbufs of
+ * closed levels are kept for reuse. */
+static void open_level(struct level **lv, size_t *nr, size_t *alloc, size_t end)
+{
+	if (*nr == *alloc) {
+		ALLOC_GROW(*lv, *nr + 1, *alloc);
+		for (size_t i = *nr; i < *alloc; i++)
+			strbuf_init(&(*lv)[i].buf, 0);
+	}
+	(*lv)[(*nr)++].end = end;
 }
 
 /* The Merkle hash (see scan.h) of v[0..n), sorted, whose paths all start
@@ -601,8 +811,7 @@ static void merkle(const struct scan_entry *v, size_t n, size_t skip,
 	size_t nr = 0, alloc = 0;
 	struct strbuf prefix = STRBUF_INIT;
 
-	ALLOC_GROW(lv, 1, alloc);
-	lv[nr++] = (struct level){hasher_new(), 0};
+	open_level(&lv, &nr, &alloc, 0);
 	for (size_t i = 0; i < n; i++) {
 		const char *rel = v[i].path + skip, *p, *slash;
 
@@ -611,15 +820,15 @@ static void merkle(const struct scan_entry *v, size_t n, size_t skip,
 		for (p = rel + lv[nr - 1].end; (slash = strchr(p, '/'));
 		     p = slash + 1) {
 			strbuf_add(&prefix, p, (size_t)(slash - p) + 1);
-			ALLOC_GROW(lv, nr + 1, alloc);
-			lv[nr++] = (struct level){hasher_new(), prefix.len};
+			open_level(&lv, &nr, &alloc, prefix.len);
 		}
-		add_child(lv[nr - 1].h, v[i].type, p, strlen(p), &v[i].hash);
+		add_child(&lv[nr - 1].buf, v[i].type, p, strlen(p), &v[i].hash);
 	}
 	while (nr > 1)
 		close_level(lv, &nr, &prefix);
-	hasher_final(lv[0].h, out);
-	hasher_free(lv[0].h);
+	hash_buf(lv[0].buf.buf, lv[0].buf.len, out);
+	for (size_t i = 0; i < alloc; i++)
+		strbuf_release(&lv[i].buf);
 	free(lv);
 	strbuf_release(&prefix);
 }
@@ -668,6 +877,8 @@ static void walk_init(struct walk *w, struct statcache *sc, const char *ws,
 {
 	memset(w, 0, sizeof(*w));
 	w->nthreads = cpu_count();
+	w->failed = SIZE_MAX;
+	error_init(&w->batch_err);
 	w->sc = sc;
 	w->ws = ws;
 	w->err = err;
@@ -676,12 +887,12 @@ static void walk_init(struct walk *w, struct statcache *sc, const char *ws,
 
 static void walk_release(struct walk *w)
 {
-	for (size_t i = 0; i < w->nitems; i++)
-		free(w->items[i].path);
+	stop_pool(w); /* before the items and folders it uses go */
 	for (size_t i = 0; i < w->nheld; i++)
 		closedir(w->held[i]);
 	free(w->items);
 	free(w->held);
+	error_release(&w->batch_err);
 	strbuf_release(&w->link);
 	free(w->ws_abs);
 }
@@ -738,8 +949,9 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 		statcache_note_walked(sc, start, w.glob);
 	if (!ret && *found)
 		finish(&w, out, first, start, combined);
-	while (ret && out->nr > first)
-		free(out->v[--out->nr].path);
+	if (ret)
+		out->nr = first; /* their paths stay in the arena until released
+				  */
 	free(start);
 	walk_release(&w);
 	return ret;
@@ -771,8 +983,12 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 
 void scan_list_release(struct scan_list *list)
 {
-	for (size_t i = 0; i < list->nr; i++)
-		free(list->v[i].path);
+	while (list->chunks) {
+		struct scan_chunk *c = list->chunks;
+
+		list->chunks = c->next;
+		free(c);
+	}
 	free(list->v);
 	list->v = NULL;
 	list->nr = list->alloc = 0;

@@ -59,8 +59,9 @@ struct statcache_probe {
 	size_t hint;
 	struct hash128 hash; /* out: the content hash */
 	int hit;	     /* out: answered without reading the file */
-	size_t entry;	     /* out: the entry's index; SIZE_MAX when new */
+	size_t next;	     /* out: the hint for the next path in order */
 	/* private to statcache */
+	size_t entry;
 	struct stat st;
 	int64_t hashed_ns;
 	unsigned long long bytes;
