@@ -427,6 +427,54 @@ static void test_deleted_files_dropped(void **state)
 	free(gone);
 }
 
+/* Records re-hashed and paths added in a later session are merged back in
+ * path order; lookups in any order find every record. */
+static void test_reload_update_and_order(void **state)
+{
+	static const char *const names[] = {"o/b", "o/d", "o/f", "o/h"};
+	struct statcache *sc = open_cache();
+	struct error err = ERROR_INIT;
+	struct hash128 h, want;
+
+	(void)state;
+	statcache_set_clock(sc, later_ns);
+	for (size_t i = 0; i < 4; i++) {
+		put(names[i], names[i]);
+		hash_rel(sc, names[i]);
+	}
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	sc = open_cache();
+	statcache_set_clock(sc, later_ns);
+	put("o/d", "changed");
+	put("o/a", "o/a");
+	put("o/e", "o/e");
+	put("o/z", "o/z");
+	hash_rel(sc, "o/z");
+	hash_rel(sc, "o/d");
+	hash_rel(sc, "o/a");
+	hash_rel(sc, "o/e");
+	assert_int_equal(misses(sc), 4);
+	assert_int_equal(entries(sc), 7);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	/* backwards, so that no lookup finds its record next to the last */
+	sc = open_cache();
+	assert_int_equal(entries(sc), 7);
+	for (const char *p = "zhfedba"; *p; p++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "o/%c", *p);
+		h = hash_rel(sc, name);
+		want = content_hash(*p == 'd' ? "changed" : name);
+		assert_true(hash_equal(&h, &want));
+	}
+	assert_int_equal(misses(sc), 0);
+	statcache_free(sc);
+}
+
 static void test_not_regular(void **state)
 {
 	struct statcache *sc = open_cache();
@@ -460,6 +508,7 @@ int main(void)
 		cmocka_unit_test_setup(test_corrupt_files_rebuilt, fresh),
 		cmocka_unit_test_setup(test_many_entries, fresh),
 		cmocka_unit_test_setup(test_deleted_files_dropped, fresh),
+		cmocka_unit_test_setup(test_reload_update_and_order, fresh),
 		cmocka_unit_test_setup(test_not_regular, fresh),
 	};
 
