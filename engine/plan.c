@@ -197,9 +197,8 @@ static void take_files(struct state_path *p, struct scan_list *l)
 {
 	p->files = xcalloc(l->nr + 1, sizeof(*p->files));
 	for (size_t i = 0; i < l->nr; i++) {
-		p->files[i].path = l->v[i].path;
+		p->files[i].path = xstrdup(l->v[i].path);
 		p->files[i].hash = l->v[i].hash;
-		l->v[i].path = NULL;
 	}
 	p->files_nr = p->files_alloc = l->nr;
 }
