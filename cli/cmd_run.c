@@ -27,6 +27,8 @@ int cmd_run(struct cli *cli)
 			ro.force = 1;
 		} else if (!strcmp(a, "-k") || !strcmp(a, "--keep-going")) {
 			ro.keep_going = 1;
+		} else if (!strcmp(a, "--no-cache")) {
+			ro.no_cache = 1;
 		} else if (!strcmp(a, "--wait")) {
 			eo.wait_lock = 1;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {

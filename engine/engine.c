@@ -7,6 +7,7 @@
 #include "engine/statcache.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
+#include "store/store.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -118,6 +119,8 @@ void engine_close(struct engine *e)
 		error_release(&err);
 	}
 	statcache_free(e->sc);
+	store_free(e->store);
+	free(e->git_head);
 	state_free(e->state);
 	lock_release(e->lock_fd);
 	if (e->image_ids)
@@ -194,4 +197,43 @@ int engine_image_id(struct engine *e, size_t stage, char **out,
 	}
 	*out = xstrdup(e->image_ids[stage]);
 	return 0;
+}
+
+int engine_store(struct engine *e, struct store **out, struct error *err)
+{
+	if (!e->store && store_open(&e->store, PIPE_DIR, err))
+		return -1;
+	*out = e->store;
+	return 0;
+}
+
+/* Ask git itself: the project's repository is the user's, and git knows
+ * every way it may be set up (worktrees, GIT_DIR, safe.directory). */
+static char *git_output(const char *cmd)
+{
+	struct strbuf sb = STRBUF_INIT;
+	FILE *fp = popen(cmd, "r");
+
+	if (!fp)
+		return xstrdup("");
+	strbuf_read_fd(&sb, fileno(fp), 1 << 20);
+	pclose(fp);
+	strbuf_trim_trailing_newline(&sb);
+	return strbuf_detach(&sb, NULL);
+}
+
+const char *engine_git_head(struct engine *e, int *dirty)
+{
+	if (!e->git_head) {
+		char *status;
+
+		e->git_head = git_output("git rev-parse --verify -q HEAD "
+					 "2>/dev/null");
+		status = git_output("git status --porcelain "
+				    "--untracked-files=no 2>/dev/null");
+		e->git_dirty = *e->git_head && *status;
+		free(status);
+	}
+	*dirty = e->git_dirty;
+	return e->git_head;
 }

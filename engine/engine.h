@@ -42,7 +42,19 @@ struct engine {
 	struct open_executor execs[4];
 	size_t execs_nr;
 	char **image_ids; /* per stage, resolved lazily; NULL if none */
+	struct store *store; /* opened on first use */
+	char *git_head;	     /* the project's HEAD, read on first use */
+	int git_dirty;
 };
+
+struct store;
+
+/* The store (.pipe/store), opened on first use. */
+int engine_store(struct engine *e, struct store **out, struct error *err);
+
+/* The project's git HEAD ("" outside a git repository) and whether the
+ * work tree has changes to tracked files; read once. */
+const char *engine_git_head(struct engine *e, int *dirty);
 
 /* Add ".pipe/" to the project's .gitignore unless a line says so. */
 int engine_ignore_pipe_dir(struct error *err);

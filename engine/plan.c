@@ -216,6 +216,8 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 			&out->hash, err);
 	if (!ret && keep_files)
 		take_files(out, &l);
+	for (size_t i = 0; i < l.nr; i++)
+		out->bytes += l.v[i].size;
 	out->missing = !*found;
 	scan_list_release(&l);
 	return ret;
@@ -233,6 +235,7 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 
 		if (scan_one(e, in, &rec->inputs[i], 1, &found, err))
 			return -1;
+		rec->bytes_in += rec->inputs[i].bytes;
 		rec->inputs_nr++;
 		if (!found && !produced_upstream(e, si, in))
 			return pipefile_error_at(

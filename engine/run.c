@@ -7,10 +7,12 @@
 #include "engine/datums.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
+#include "engine/jobs.h"
 #include "engine/run.h"
 #include "engine/state.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
+#include "store/store.h"
 #include "util/fs.h"
 #include "util/glob.h"
 #include "util/log.h"
@@ -53,6 +55,8 @@ struct job {
 	size_t *pending;	/* datums to run (indices) */
 	size_t pending_nr, next_datum;
 	size_t datums_done, datums_skipped;
+	char id[JOB_ID_LEN + 1];	/* the job's id (pipe jobs) */
+	char commit[STORE_ID_SIZE];	/* its output commit */
 };
 
 struct sched {
@@ -65,6 +69,7 @@ struct sched {
 	int running, slots;
 	int stop; /* a stage failed without -k */
 	int dirty; /* records not saved yet */
+	int store_used; /* something was committed: write a run record */
 	long long saved_ms;
 	long long start_ms;
 };
@@ -197,12 +202,9 @@ static void recover_trash(struct sched *s)
 
 /* --- starting --- */
 
-static char *log_file_path(const char *workspace, const char *stage)
+static char *log_file_path(const char *workspace, const char *job)
 {
-	struct strbuf sb = STRBUF_INIT;
-
-	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s.log", workspace, stage);
-	return strbuf_detach(&sb, NULL);
+	return xstrfmt("%s/" PIPE_DIR "/logs/%s.log", workspace, job);
 }
 
 static void print_reasons(const char *verb, const char *name,
@@ -274,12 +276,12 @@ static void unit_free(struct unit *u)
 static void finish_stage(struct sched *s, struct job *j);
 
 /* Datum units get a log and a label named after their match. */
-static char *datum_log_path(const char *workspace, const char *stage,
+static char *datum_log_path(const char *workspace, const char *job,
 			    const char *datum)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, stage);
+	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, job);
 	for (const char *p = datum; *p; p++)
 		strbuf_addch(&sb, *p == '/' ? '_' : *p);
 	strbuf_addstr(&sb, ".log");
@@ -315,10 +317,10 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
 		strbuf_addf(&label, " %s", path);
 		if (!un->log_path)
-			un->log_path = datum_log_path(s->e->workspace,
-						      st->name, path);
+			un->log_path = datum_log_path(s->e->workspace, j->id,
+						      path);
 	} else if (!un->log_path) {
-		un->log_path = log_file_path(s->e->workspace, st->name);
+		un->log_path = log_file_path(s->e->workspace, j->id);
 	}
 	u.stage = st->name;
 	u.label = label.buf;
@@ -416,6 +418,7 @@ static int start_job(struct sched *s, struct job *j, struct error *err)
 				 PIPE_DIR "/logs", strerror(errno));
 	j->started_ms = now_ms();
 	j->state = JOB_RUNNING;
+	jobs_new_id(st->name, j->id);
 	if (st->datums.path)
 		return start_datums(s, j, err);
 	if (move_aside(s, j, err))
@@ -439,6 +442,111 @@ static void fail_job(struct sched *s, struct job *j)
 	s->sum->failed++;
 	if (!s->o->keep_going)
 		s->stop = 1;
+}
+
+/* Provenance of j's stage commit (SPEC §5). */
+static int fill_prov(struct sched *s, struct job *j, struct store *st,
+		     struct store_prov *p, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	const struct graph_node *n = &s->e->g->nodes[j->stage];
+	const struct stage_record *r = j->cur;
+	char commit[STORE_ID_SIZE];
+	const char *head;
+
+	hash_to_hex(&r->key, p->key);
+	for (size_t i = 0; i < r->inputs_nr; i++) {
+		char hex[HASH_HEX_LEN + 1];
+
+		if (r->inputs[i].missing)
+			continue;
+		hash_to_hex(&r->inputs[i].hash, hex);
+		store_prov_add_input(p, r->inputs[i].path, hex);
+	}
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		int found = store_stage_head(
+			st, s->e->pf->stages[n->deps[d]].name, commit, err);
+
+		if (found < 0)
+			return -1;
+		if (found)
+			store_prov_add_upstream(
+				p, s->e->pf->stages[n->deps[d]].name, commit);
+	}
+	for (size_t i = 0; i < r->params_nr; i++)
+		store_prov_add_param(p, r->params[i].key, r->params[i].value);
+	if (ps->image)
+		p->image = r->image ? xstrfmt("%s@%s", ps->image, r->image)
+				    : xstrdup(ps->image);
+	p->executor = xstrdup(r->executor);
+	head = engine_git_head(s->e, &p->git_dirty);
+	p->git_head = *head ? xstrdup(head) : NULL;
+	p->started = j->started_ms / 1000;
+	p->duration_ms = now_ms() - j->started_ms;
+	p->datums_processed = j->datums_done;
+	p->datums_skipped = j->datums_skipped;
+	p->datums_total = r->datum_nr;
+	p->bytes_in = r->bytes_in;
+	return 0;
+}
+
+/* Commit the stage's outputs with their provenance (state "success", or
+ * "cached" with the commit they came from). */
+static int commit_outputs(struct sched *s, struct job *j, const char *state,
+			  const char *cached_from, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct strvec outs = STRVEC_INIT;
+	struct store_prov p;
+	struct store *st;
+	int ret = -1;
+
+	if (engine_store(s->e, &st, err))
+		return -1;
+	store_prov_init(&p);
+	p.stage = xstrdup(ps->name);
+	p.state = xstrdup(state);
+	p.cached_from = cached_from ? xstrdup(cached_from) : NULL;
+	for (size_t i = 0; i < ps->outputs.nr; i++)
+		strvec_push(&outs, ps->outputs.v[i].path);
+	if (!fill_prov(s, j, st, &p, err))
+		ret = store_commit_stage(st, s->e->workspace, ps->name, outs.v,
+					 &p, j->commit, err);
+	s->store_used = 1;
+	strvec_clear(&outs);
+	store_prov_release(&p);
+	return ret;
+}
+
+static void record_job(struct sched *s, struct job *j, const char *state)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct job_rec r;
+	struct error err = ERROR_INIT;
+	char *log = ps->datums.path ? xstrfmt(PIPE_DIR "/logs/%s/", j->id)
+				    : xstrfmt(PIPE_DIR "/logs/%s.log", j->id);
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.id, j->id, sizeof(r.id));
+	r.stage = (char *)ps->name;
+	r.commit = j->commit;
+	r.state = (char *)state;
+	r.log = log;
+	r.started_ms = j->started_ms;
+	r.duration_ms = now_ms() - j->started_ms;
+	if (j->cur) {
+		r.processed = j->datums_done;
+		r.skipped = j->datums_skipped;
+		r.total = j->cur->datum_nr;
+		r.bytes_in = j->cur->bytes_in;
+		for (size_t i = 0; i < j->cur->outputs_nr; i++)
+			r.bytes_out += j->cur->outputs[i].bytes;
+	}
+	if (jobs_append(PIPE_DIR "/jobs", &r, &err)) {
+		log_warn("%s", err.msg.buf);
+		error_release(&err);
+	}
+	free(log);
 }
 
 /* Records are saved at most every STATE_SAVE_MS and at the end: a record
@@ -473,6 +581,9 @@ static int record_success(struct sched *s, struct job *j, long long dur,
 		return -1;
 	j->cur->started_ms = j->started_ms;
 	j->cur->duration_ms = dur;
+	if (commit_outputs(s, j, "success", NULL, err))
+		return -1;
+	record_job(s, j, "success");
 	state_put(s->e->state, j->cur);
 	j->cur = NULL;
 	s->dirty = 1;
@@ -524,6 +635,7 @@ static void finish_stage(struct sched *s, struct job *j)
 	} else {
 		put_back(s, j, 1);
 		fail_job(s, j);
+		record_job(s, j, interrupted ? "killed" : "failed");
 		if (err.exit_code)
 			log_error("stage '%s' failed: %s", name, err.msg.buf);
 		else if (j->fail_msg.len)
@@ -639,6 +751,8 @@ static int deps_ready(const struct sched *s, size_t si)
 	return ready;
 }
 
+static int try_cache(struct sched *s, struct job *j, struct error *err);
+
 /* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
  * was started or settled, 0 when no slot is free, -1 on error. */
 static int consider(struct sched *s, struct job *j, struct error *err)
@@ -671,9 +785,50 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		reasons_release(&rs);
 		return 0;
 	}
+	stale = try_cache(s, j, err);
+	if (stale) {
+		reasons_release(&rs);
+		return stale;
+	}
 	print_reasons("run ", stage_name(s, j->stage), &rs);
 	reasons_release(&rs);
 	return start_job(s, j, err) ? -1 : 1;
+}
+
+/* Run-cache: a stale stage whose key some earlier commit has (any branch,
+ * any run, another machine after a pull) gets that commit's outputs back
+ * instead of running. Returns 1 restored, 0 not cached, -1 error. */
+static int try_cache(struct sched *s, struct job *j, struct error *err)
+{
+	const char *name = stage_name(s, j->stage);
+	char key[HASH_HEX_LEN + 1], from[STORE_ID_SIZE];
+	struct store *st;
+	int found;
+
+	if (s->o->no_cache || s->forced[j->stage] || !s->e->pf->nr)
+		return 0;
+	hash_to_hex(&j->cur->key, key);
+	if (engine_store(s->e, &st, err))
+		return -1;
+	found = store_find_key(st, name, key, from, err);
+	if (found <= 0)
+		return found;
+	j->started_ms = now_ms();
+	jobs_new_id(name, j->id);
+	if (store_restore(st, from, s->e->workspace, err) ||
+	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
+	    commit_outputs(s, j, "cached", from, err))
+		return -1;
+	log_info("cache %s: restored from %.12s", name, from);
+	record_job(s, j, "cached");
+	j->cur->started_ms = j->started_ms;
+	state_put(s->e->state, j->cur);
+	j->cur = NULL;
+	s->dirty = 1;
+	j->state = JOB_DONE;
+	s->sum->cached++;
+	s->finished++;
+	return save_state(s, 0, err) ? -1 : 1;
 }
 
 /* Walk the stages in run order and start what can start. */
@@ -885,6 +1040,41 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
+/* One id for the whole pipeline state: every selected stage's commit. */
+static int write_run(struct sched *s, int ret, struct error *err)
+{
+	struct store_run run;
+	struct store *st;
+	char commit[STORE_ID_SIZE], id[STORE_ID_SIZE];
+	const char *head;
+	int r = 0;
+
+	if (!s->store_used || engine_store(s->e, &st, err))
+		return s->store_used ? -1 : 0;
+	store_run_init(&run);
+	for (size_t k = 0; k < s->e->g->nr && r >= 0; k++) {
+		size_t i = s->e->g->order[k];
+
+		if (s->jobs[i].state == JOB_OFF)
+			continue;
+		r = store_stage_head(st, stage_name(s, i), commit, err);
+		if (r > 0)
+			store_run_add_stage(&run, stage_name(s, i), commit);
+	}
+	run.state = xstrdup(ret == EXIT_OK ? "success" :
+			    ret == EXIT_INTERRUPTED ? "killed" : "failed");
+	head = engine_git_head(s->e, &run.git_dirty);
+	run.git_head = *head ? xstrdup(head) : NULL;
+	run.started = s->start_ms / 1000;
+	run.duration_ms = now_ms() - s->start_ms;
+	if (r >= 0)
+		r = store_write_run(st, &run, id, err);
+	if (r >= 0)
+		log_verbose("run %.12s", id);
+	store_run_release(&run);
+	return r < 0 ? -1 : 0;
+}
+
 int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err)
 {
@@ -925,13 +1115,24 @@ int engine_run(struct engine *e, const struct run_options *o,
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	list_skipped(&s);
+	{
+		struct error werr = ERROR_INIT;
+
+		if (write_run(&s, ret ? ret : sum->failed ? EXIT_FAILED :
+				     interrupted ? EXIT_INTERRUPTED : EXIT_OK,
+			      &werr))
+			log_warn("could not record the run: %s",
+				 werr.msg.buf);
+		error_release(&werr);
+	}
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
 		ret = EXIT_INTERRUPTED;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
-	log_info("%zu ran, %zu fresh, %zu failed, %zu skipped in %.2fs",
-		 sum->ran, sum->fresh, sum->failed, sum->skipped,
+	log_info("%zu ran, %zu cached, %zu fresh, %zu failed, %zu skipped in "
+		 "%.2fs",
+		 sum->ran, sum->cached, sum->fresh, sum->failed, sum->skipped,
 		 (double)(now_ms() - s.start_ms) / 1000);
 	teardown(&s);
 	return ret;

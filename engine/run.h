@@ -33,10 +33,11 @@ struct run_options {
 	int dry_run;	/* -n */
 	int force;	/* -f: force the targets (all when none) */
 	int keep_going; /* -k */
+	int no_cache;	/* --no-cache: never restore from the store */
 };
 
 struct run_summary {
-	size_t ran, fresh, failed, skipped;
+	size_t ran, cached, fresh, failed, skipped;
 	int interrupted;
 };
 
