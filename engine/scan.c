@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -23,13 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH 4096    /* files queued before their results are applied */
-#define CHUNK 256     /* files a thread takes at once */
-#define MAX_HELD 128  /* read folders kept open for a pending batch */
-#define CPU_THREADS 8 /* threads for stat and cache lookups, at most */
-#define IO_THREADS                                                             \
-	16 /* threads once files are being read: more reads in                 \
-	    * flight when they come from disk */
+#define BATCH 4096   /* files queued before their results are applied */
+#define CHUNK 256    /* files a thread takes at once */
+#define MAX_HELD 128 /* read folders kept open for a pending batch */
+/* Threads, at most: for stat calls and cache lookups, and once files are
+ * being read (more reads in flight when they come from disk). */
+#define CPU_THREADS 8
+#define IO_THREADS 16
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
