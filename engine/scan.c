@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -26,7 +25,10 @@
 #define BATCH 4096   /* files queued before their results are applied */
 #define CHUNK 256    /* files a thread takes at once */
 #define MAX_HELD 128 /* read folders kept open for a pending batch */
-#define MAX_THREADS 8
+/* Threads, at most: for stat calls and cache lookups, and once files are
+ * being read (more reads in flight when they come from disk). */
+#define CPU_THREADS 8
+#define IO_THREADS 16
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
@@ -61,7 +63,8 @@ struct walk {
 	struct pool *pool;  /* NULL until the scan needs threads */
 	struct item *items; /* room for BATCH */
 	size_t nitems;
-	size_t failed;		/* the first item at fault, or SIZE_MAX */
+	size_t reads;  /* files read so far (not answered by the cache) */
+	size_t failed; /* the first item at fault, or SIZE_MAX */
 	struct error batch_err; /* its error */
 	DIR **held;
 	size_t nheld, held_alloc;
@@ -214,7 +217,7 @@ struct pool {
 	size_t busy;	     /* chunks in progress */
 	int stop;
 	int nthreads;
-	pthread_t th[MAX_THREADS];
+	pthread_t th[IO_THREADS];
 };
 
 static int hash_uncached(struct item *it, struct error *err)
@@ -258,26 +261,35 @@ static int prepare_item(struct walk *w, struct item *it, size_t *hint,
 	return 0;
 }
 
+static int was_read(const struct walk *w, const struct item *it)
+{
+	return !it->gone && S_ISREG(it->st.st_mode) &&
+	       (!w->sc || !it->probe.hit);
+}
+
 /* Prepares items [lo, hi); on a failure, keeps the earliest one's error. */
 static void run_chunk(struct walk *w, size_t lo, size_t hi)
 {
 	struct error err = ERROR_INIT;
-	size_t hint = SIZE_MAX, i;
+	size_t hint = SIZE_MAX, i, reads = 0;
 
-	for (i = lo; i < hi; i++)
+	for (i = lo; i < hi; i++) {
 		if (prepare_item(w, &w->items[i], &hint, &err))
 			break;
+		reads += was_read(w, &w->items[i]);
+	}
+	if (w->pool)
+		pthread_mutex_lock(&w->pool->mu);
+	w->reads += reads;
 	if (i < hi) {
-		if (w->pool)
-			pthread_mutex_lock(&w->pool->mu);
 		if (i < w->failed) {
 			w->failed = i;
 			error_set(&w->batch_err, err.exit_code, "%s",
 				  err.msg.buf);
 		}
-		if (w->pool)
-			pthread_mutex_unlock(&w->pool->mu);
 	}
+	if (w->pool)
+		pthread_mutex_unlock(&w->pool->mu);
 	error_release(&err);
 }
 
@@ -331,9 +343,18 @@ static void start_pool(struct walk *w)
 	pthread_cond_init(&p->more, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	w->pool = p;
-	for (int k = 1; k < w->nthreads; k++)
-		if (!pthread_create(&p->th[p->nthreads], NULL, worker, w))
-			p->nthreads++;
+}
+
+/* Adds workers up to n (the calling thread is one more); mutex held. */
+static void grow_pool(struct walk *w, int n)
+{
+	struct pool *p = w->pool;
+
+	while (p->nthreads < n) {
+		if (pthread_create(&p->th[p->nthreads], NULL, worker, w))
+			break;
+		p->nthreads++;
+	}
 }
 
 static void stop_pool(struct walk *w)
@@ -355,15 +376,21 @@ static void stop_pool(struct walk *w)
 	w->pool = NULL;
 }
 
-/* Hands the items queued so far to the workers, starting them when a
- * scan turns out big enough to need them. */
+/* Hands the items queued so far to the workers. They start when a scan
+ * turns out big enough to need them: one per CPU for stat calls and cache
+ * lookups (more would only contend), IO_THREADS once files are being read,
+ * which is I/O-bound when they come from disk. */
 static void publish(struct walk *w)
 {
-	if (!w->pool && w->nthreads > 1)
-		start_pool(w);
-	if (!w->pool)
+	int io;
+
+	if (!w->pool && w->nthreads == 1 && w->reads < CHUNK)
 		return;
+	if (!w->pool)
+		start_pool(w);
 	pthread_mutex_lock(&w->pool->mu);
+	io = w->reads >= CHUNK;
+	grow_pool(w, io ? IO_THREADS - 1 : w->nthreads - 1);
 	w->pool->queued = w->nitems;
 	pthread_cond_broadcast(&w->pool->more);
 	pthread_mutex_unlock(&w->pool->mu);
@@ -483,7 +510,7 @@ static int add_item(struct walk *w, int dfd, const char *path, size_t len,
 	it->gone = 0;
 	if (w->nitems >= BATCH)
 		return flush(w);
-	if (w->nthreads > 1 && w->nitems % CHUNK == 0)
+	if (w->nitems % CHUNK == 0)
 		publish(w);
 	return 0;
 }
@@ -869,7 +896,7 @@ static int cpu_count(void)
 
 	if (!sched_getaffinity(0, sizeof(set), &set))
 		n = CPU_COUNT(&set);
-	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+	return n < 1 ? 1 : n > CPU_THREADS ? CPU_THREADS : n;
 }
 
 static void walk_init(struct walk *w, struct statcache *sc, const char *ws,

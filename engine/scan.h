@@ -27,10 +27,9 @@ struct scan_list {
 	struct scan_chunk *chunks; /* the paths, 64 KiB at a time */
 };
 
-#define SCAN_LIST_INIT                                                         \
-	{                                                                      \
-		NULL, 0, 0, NULL                                               \
-	}
+/* clang-format off */
+#define SCAN_LIST_INIT { NULL, 0, 0, NULL }
+/* clang-format on */
 
 /*
  * Append to out the files that path covers, sorted by path (byte order),

@@ -54,8 +54,8 @@ int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
  * each successful probe, on one thread. statcache_hash_at is the two in
  * one. */
 struct statcache_probe {
-	/* in: where the entry probably is; when files are probed in path
-	 * order, the previous probe's entry + 1 (SIZE_MAX: no idea) */
+	/* in: where the entry probably is: when files are probed in path
+	 * order, the previous probe's next (SIZE_MAX: no idea) */
 	size_t hint;
 	struct hash128 hash; /* out: the content hash */
 	int hit;	     /* out: answered without reading the file */
