@@ -208,7 +208,7 @@ static char *log_file_path(const char *workspace, const char *job)
 }
 
 static void print_reasons(const char *verb, const char *name,
-			  const struct reasons *rs)
+			  const struct reasons *rs, const char *tail)
 {
 	struct strbuf sb = STRBUF_INIT;
 
@@ -219,6 +219,8 @@ static void print_reasons(const char *verb, const char *name,
 	}
 	if (rs->nr > 3)
 		strbuf_addf(&sb, " (and %zu more)", rs->nr - 3);
+	if (tail)
+		strbuf_addf(&sb, " %s", tail);
 	log_info("%s", sb.buf);
 	strbuf_release(&sb);
 }
@@ -751,7 +753,8 @@ static int deps_ready(const struct sched *s, size_t si)
 	return ready;
 }
 
-static int try_cache(struct sched *s, struct job *j, struct error *err);
+static int try_cache(struct sched *s, struct job *j,
+		     const struct reasons *rs, struct error *err);
 
 /* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
  * was started or settled, 0 when no slot is free, -1 on error. */
@@ -785,12 +788,12 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		reasons_release(&rs);
 		return 0;
 	}
-	stale = try_cache(s, j, err);
+	stale = try_cache(s, j, &rs, err);
 	if (stale) {
 		reasons_release(&rs);
 		return stale;
 	}
-	print_reasons("run ", stage_name(s, j->stage), &rs);
+	print_reasons("run ", stage_name(s, j->stage), &rs, NULL);
 	reasons_release(&rs);
 	return start_job(s, j, err) ? -1 : 1;
 }
@@ -798,8 +801,10 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 /* Run-cache: a stale stage whose key some earlier commit has (any branch,
  * any run, another machine after a pull) gets that commit's outputs back
  * instead of running. Returns 1 restored, 0 not cached, -1 error. */
-static int try_cache(struct sched *s, struct job *j, struct error *err)
+static int try_cache(struct sched *s, struct job *j,
+		     const struct reasons *rs, struct error *err)
 {
+	struct strbuf why = STRBUF_INIT;
 	const char *name = stage_name(s, j->stage);
 	char key[HASH_HEX_LEN + 1], from[STORE_ID_SIZE];
 	struct store *st;
@@ -819,7 +824,9 @@ static int try_cache(struct sched *s, struct job *j, struct error *err)
 	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
 	    commit_outputs(s, j, "cached", from, err))
 		return -1;
-	log_info("cache %s: restored from %.12s", name, from);
+	strbuf_addf(&why, "(restored from %.12s)", from);
+	print_reasons("cache", name, rs, why.buf);
+	strbuf_release(&why);
 	record_job(s, j, "cached");
 	j->cur->started_ms = j->started_ms;
 	state_put(s->e->state, j->cur);
@@ -1028,7 +1035,7 @@ static int dry_run(struct sched *s, struct error *err)
 	for (size_t i = 0; i < nr; i++) {
 		if (v[i].stale) {
 			print_reasons("would run", stage_name(s, v[i].stage),
-				      &v[i].reasons);
+				      &v[i].reasons, NULL);
 			s->sum->ran++;
 		} else {
 			log_verbose("fresh %s", stage_name(s, v[i].stage));

@@ -24,7 +24,7 @@ overlap=$(awk -v as="$(cat a.start)" -v ae="$(cat a.end)" -v bs="$(cat b.start)"
 	'BEGIN { print (as < be && bs < ae) ? "yes" : "no" }')
 expect_eq "-j 2 overlaps independent stages" "$overlap" "yes"
 rm -f a.txt b.txt
-run pipe run -j 1
+run pipe run -j 1 --no-cache
 overlap=$(awk -v as="$(cat a.start)" -v ae="$(cat a.end)" -v bs="$(cat b.start)" -v be="$(cat b.end)" \
 	'BEGIN { print (as < be && bs < ae) ? "yes" : "no" }')
 expect_eq "-j 1 runs them one at a time" "$overlap" "no"
