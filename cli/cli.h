@@ -7,17 +7,17 @@
 struct pipefile;
 
 struct cli {
-	const char *pipefile_path;	/* --pipefile, $PIPEFILE, or "Pipefile" */
-	int argc;			/* the command's own arguments */
-	char **argv;			/* argv[0] is the command name */
+	const char *pipefile_path; /* --pipefile, $PIPEFILE, or "Pipefile" */
+	int argc;		   /* the command's own arguments */
+	char **argv;		   /* argv[0] is the command name */
 };
 
 struct command {
 	const char *name;
 	int (*fn)(struct cli *cli);
-	const char *usage;		/* "pipe dag [--dot|--mermaid]" */
-	const char *summary;		/* one line for `pipe --help` */
-	const char *help;		/* the rest, for `pipe help CMD` */
+	const char *usage;   /* "pipe dag [--dot|--mermaid]" */
+	const char *summary; /* one line for `pipe --help` */
+	const char *help;    /* the rest, for `pipe help CMD` */
 };
 
 extern const struct command commands[];
@@ -27,8 +27,8 @@ const struct command *cli_find_command(const char *name);
 int cli_fail(struct error *err);
 
 /* Print "pipe: error: MSG" and a usage hint for cmd; returns EXIT_USAGE. */
-__attribute__((format(printf, 2, 3)))
-int cli_usage_error(const struct cli *cli, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) int cli_usage_error(const struct cli *cli,
+							  const char *fmt, ...);
 
 /* Load the Pipefile named by cli; on error prints it and returns its exit
  * code (> 0); 0 on success. */

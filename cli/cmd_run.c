@@ -9,8 +9,8 @@
 
 int cmd_run(struct cli *cli)
 {
-	struct engine_options eo = { .write = 1, .command = "pipe run" };
-	struct run_options ro = { 0 };
+	struct engine_options eo = {.write = 1, .command = "pipe run"};
+	struct run_options ro = {0};
 	struct run_summary sum;
 	struct engine *e = NULL;
 	struct error err = ERROR_INIT;
@@ -27,6 +27,8 @@ int cmd_run(struct cli *cli)
 			ro.force = 1;
 		} else if (!strcmp(a, "-k") || !strcmp(a, "--keep-going")) {
 			ro.keep_going = 1;
+		} else if (!strcmp(a, "--no-cache")) {
+			ro.no_cache = 1;
 		} else if (!strcmp(a, "--wait")) {
 			eo.wait_lock = 1;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -35,16 +37,17 @@ int cmd_run(struct cli *cli)
 			log_verbosity++;
 		} else if (!strcmp(a, "-j") || !strncmp(a, "-j", 2) ||
 			   !strcmp(a, "--jobs")) {
-			const char *v = a[2] && a[1] == 'j' ? a + 2 :
-					i + 1 < cli->argc ? cli->argv[++i] :
-							    NULL;
+			const char *v = a[2] && a[1] == 'j' ? a + 2
+					: i + 1 < cli->argc ? cli->argv[++i]
+							    : NULL;
 			long n = cli_parse_count(v);
 
 			if (n < 1 || n > 100000) {
 				free(targets);
 				return cli_usage_error(
-					cli, "-j needs a number of jobs >= 1, "
-					     "not '%s'",
+					cli,
+					"-j needs a number of jobs >= 1, "
+					"not '%s'",
 					v ? v : "");
 			}
 			ro.jobs = (int)n;

@@ -28,7 +28,7 @@ static void print_text(const struct engine *e, const struct stage_status *v,
 
 int cmd_status(struct cli *cli)
 {
-	struct engine_options eo = { 0 };
+	struct engine_options eo = {0};
 	struct engine *e = NULL;
 	struct error err = ERROR_INIT;
 	struct stage_status *v = NULL;

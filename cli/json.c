@@ -35,10 +35,11 @@ void cli_json_status(const struct engine *e, const struct stage_status *v,
 	for (size_t i = 0; i < nr; i++) {
 		json_t *s = json_object(), *rs = json_array();
 
-		json_object_set_new(s, "name",
-				    json_string(e->pf->stages[v[i].stage].name));
-		json_object_set_new(s, "state",
-				    json_string(v[i].stale ? "stale" : "fresh"));
+		json_object_set_new(
+			s, "name", json_string(e->pf->stages[v[i].stage].name));
+		json_object_set_new(
+			s, "state",
+			json_string(v[i].stale ? "stale" : "fresh"));
 		for (size_t k = 0; k < v[i].reasons.nr; k++)
 			json_array_append_new(rs,
 					      reason_json(&v[i].reasons.v[k]));

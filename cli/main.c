@@ -15,40 +15,39 @@
 #endif
 
 const struct command commands[] = {
-	{ "init", cmd_init, "pipe init",
-	  "write a starter Pipefile and .pipe/",
-	  "Writes a starter Pipefile (unless one exists) that validates, creates\n"
-	  ".pipe/ and adds it to .gitignore." },
-	{ "validate", cmd_validate, "pipe validate",
-	  "parse and check the Pipefile and its graph",
-	  "Exits 0 with a one-line summary, or prints every error with\n"
-	  "Pipefile:LINE:COL and a caret under the column, and exits 2." },
-	{ "run", cmd_run,
-	  "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--wait] [--executor E]",
-	  "bring stages and what they need up to date",
-	  "Runs the stale stages among STAGE... (default: all) and the stale\n"
-	  "stages they need, skipping fresh ones.\n\n"
-	  "  -j N            run up to N stages at once (default: cores)\n"
-	  "  -n, --dry-run   print the plan with reasons; run nothing\n"
-	  "  -f, --force     run the named stages (all if none) even if fresh\n"
-	  "  -k, --keep-going  after a failure, keep running independent "
-	  "stages\n"
-	  "  --wait          wait for another pipe run in this workspace\n"
-	  "  --executor E    run every stage with executor E\n"
-	  "  -q, -v          less or more output\n\n"
-	  "Exit: 0 all up to date, 1 a stage failed, 2 bad usage or Pipefile,\n"
-	  "3 environment (workspace locked, daemon down), 130 interrupted." },
-	{ "status", cmd_status, "pipe status [--json]",
-	  "show every stage fresh or stale, with reasons",
-	  "Exit 0 when every stage is fresh, 1 when any is stale, 2 on a bad\n"
-	  "Pipefile. --json prints {\"stages\":[{\"name\",\"state\",\"reasons\":\n"
-	  "[{\"kind\",\"path\",\"old\",\"new\",\"message\"}]}]}." },
-	{ "dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
-	  "Without options: one line per stage in run order, with the stages it\n"
-	  "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart." },
-	{ "help", cmd_help, "pipe help [COMMAND]", "show help for a command",
-	  NULL },
-	{ NULL, NULL, NULL, NULL, NULL },
+	{"init", cmd_init, "pipe init", "write a starter Pipefile and .pipe/",
+	 "Writes a starter Pipefile (unless one exists) that validates, creates\n"
+	 ".pipe/ and adds it to .gitignore."},
+	{"validate", cmd_validate, "pipe validate",
+	 "parse and check the Pipefile and its graph",
+	 "Exits 0 with a one-line summary, or prints every error with\n"
+	 "Pipefile:LINE:COL and a caret under the column, and exits 2."},
+	{"run", cmd_run,
+	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--wait] [--executor E]",
+	 "bring stages and what they need up to date",
+	 "Runs the stale stages among STAGE... (default: all) and the stale\n"
+	 "stages they need, skipping fresh ones.\n\n"
+	 "  -j N            run up to N stages at once (default: cores)\n"
+	 "  -n, --dry-run   print the plan with reasons; run nothing\n"
+	 "  -f, --force     run the named stages (all if none) even if fresh\n"
+	 "  -k, --keep-going  after a failure, keep running independent "
+	 "stages\n"
+	 "  --wait          wait for another pipe run in this workspace\n"
+	 "  --executor E    run every stage with executor E\n"
+	 "  -q, -v          less or more output\n\n"
+	 "Exit: 0 all up to date, 1 a stage failed, 2 bad usage or Pipefile,\n"
+	 "3 environment (workspace locked, daemon down), 130 interrupted."},
+	{"status", cmd_status, "pipe status [--json]",
+	 "show every stage fresh or stale, with reasons",
+	 "Exit 0 when every stage is fresh, 1 when any is stale, 2 on a bad\n"
+	 "Pipefile. --json prints {\"stages\":[{\"name\",\"state\",\"reasons\":\n"
+	 "[{\"kind\",\"path\",\"old\",\"new\",\"message\"}]}]}."},
+	{"dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
+	 "Without options: one line per stage in run order, with the stages it\n"
+	 "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart."},
+	{"help", cmd_help, "pipe help [COMMAND]", "show help for a command",
+	 NULL},
+	{NULL, NULL, NULL, NULL, NULL},
 };
 
 const struct command *cli_find_command(const char *name)
@@ -147,7 +146,7 @@ int cmd_help(struct cli *cli)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { 0 };
+	struct cli cli = {0};
 	const struct command *c;
 	int i;
 
@@ -172,9 +171,10 @@ int main(int argc, char **argv)
 		} else if (!strncmp(a, "--pipefile=", 11)) {
 			cli.pipefile_path = a + 11;
 		} else {
-			fprintf(stderr, "pipe: error: unknown option '%s'\n"
-					"usage: pipe [-q|-v] [--pipefile PATH] "
-					"COMMAND [ARGS]\n",
+			fprintf(stderr,
+				"pipe: error: unknown option '%s'\n"
+				"usage: pipe [-q|-v] [--pipefile PATH] "
+				"COMMAND [ARGS]\n",
 				a);
 			return EXIT_USAGE;
 		}

@@ -7,6 +7,7 @@
 #include "engine/statcache.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
+#include "store/store.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -56,8 +57,10 @@ static int enter_workspace(struct engine *e, struct error *err)
 				 strerror(errno));
 	cwd = getcwd(NULL, 0);
 	if (!cwd)
-		return error_set(err, EXIT_ENV, "cannot get the workspace "
-				 "path: %s", strerror(errno));
+		return error_set(err, EXIT_ENV,
+				 "cannot get the workspace "
+				 "path: %s",
+				 strerror(errno));
 	e->workspace = cwd;
 	return 0;
 }
@@ -69,10 +72,9 @@ static int open_state(struct engine *e, struct error *err)
 			return error_set(err, EXIT_ENV,
 					 "cannot create '%s': %s", PIPE_DIR,
 					 strerror(errno));
-		e->lock_fd = lock_acquire(PIPE_DIR "/lock", e->opt.wait_lock,
-					  e->opt.command ? e->opt.command
-							 : "pipe run",
-					  err);
+		e->lock_fd = lock_acquire(
+			PIPE_DIR "/lock", e->opt.wait_lock,
+			e->opt.command ? e->opt.command : "pipe run", err);
 		if (e->lock_fd < 0)
 			return -1;
 		if (engine_ignore_pipe_dir(err))
@@ -117,6 +119,8 @@ void engine_close(struct engine *e)
 		error_release(&err);
 	}
 	statcache_free(e->sc);
+	store_free(e->store);
+	free(e->git_head);
 	state_free(e->state);
 	lock_release(e->lock_fd);
 	if (e->image_ids)
@@ -136,16 +140,15 @@ const char *engine_executor_name(const struct engine *e, size_t stage)
 	if (e->opt.executor)
 		return e->opt.executor;
 	return e->pf->stages[stage].executor ? e->pf->stages[stage].executor
-					      : "local";
+					     : "local";
 }
 
-int engine_executor(struct engine *e, size_t stage,
-		    const struct executor **ops, struct exec_ctx **ctx,
-		    struct error *err)
+int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
+		    struct exec_ctx **ctx, struct error *err)
 {
 	const char *name = engine_executor_name(e, stage);
 	const struct executor *x;
-	struct exec_options eo = { 0 };
+	struct exec_options eo = {0};
 
 	for (size_t i = 0; i < e->execs_nr; i++) {
 		if (!strcmp(e->execs[i].ops->name, name)) {
@@ -194,4 +197,43 @@ int engine_image_id(struct engine *e, size_t stage, char **out,
 	}
 	*out = xstrdup(e->image_ids[stage]);
 	return 0;
+}
+
+int engine_store(struct engine *e, struct store **out, struct error *err)
+{
+	if (!e->store && store_open(&e->store, PIPE_DIR, err))
+		return -1;
+	*out = e->store;
+	return 0;
+}
+
+/* Ask git itself: the project's repository is the user's, and git knows
+ * every way it may be set up (worktrees, GIT_DIR, safe.directory). */
+static char *git_output(const char *cmd)
+{
+	struct strbuf sb = STRBUF_INIT;
+	FILE *fp = popen(cmd, "r");
+
+	if (!fp)
+		return xstrdup("");
+	strbuf_read_fd(&sb, fileno(fp), 1 << 20);
+	pclose(fp);
+	strbuf_trim_trailing_newline(&sb);
+	return strbuf_detach(&sb, NULL);
+}
+
+const char *engine_git_head(struct engine *e, int *dirty)
+{
+	if (!e->git_head) {
+		char *status;
+
+		e->git_head = git_output("git rev-parse --verify -q HEAD "
+					 "2>/dev/null");
+		status = git_output("git status --porcelain "
+				    "--untracked-files=no 2>/dev/null");
+		e->git_dirty = *e->git_head && *status;
+		free(status);
+	}
+	*dirty = e->git_dirty;
+	return e->git_head;
 }

@@ -19,10 +19,10 @@ struct pf_params;
 #define PIPE_DIR ".pipe"
 
 struct engine_options {
-	int write;		/* take the workspace lock (pipe run) */
-	int wait_lock;		/* --wait: block until the lock is free */
-	const char *executor;	/* --executor override, or NULL */
-	const char *command;	/* "pipe run", for the lock message */
+	int write;	      /* take the workspace lock (pipe run) */
+	int wait_lock;	      /* --wait: block until the lock is free */
+	const char *executor; /* --executor override, or NULL */
+	const char *command;  /* "pipe run", for the lock message */
 };
 
 struct open_executor {
@@ -36,13 +36,25 @@ struct engine {
 	struct state *state;
 	struct statcache *sc;
 	struct pf_params *params;
-	char *workspace;	/* absolute; the process's cwd while open */
-	int lock_fd;		/* -1 when not locked */
+	char *workspace; /* absolute; the process's cwd while open */
+	int lock_fd;	 /* -1 when not locked */
 	struct engine_options opt;
 	struct open_executor execs[4];
 	size_t execs_nr;
-	char **image_ids;	/* per stage, resolved lazily; NULL if none */
+	char **image_ids; /* per stage, resolved lazily; NULL if none */
+	struct store *store; /* opened on first use */
+	char *git_head;	     /* the project's HEAD, read on first use */
+	int git_dirty;
 };
+
+struct store;
+
+/* The store (.pipe/store), opened on first use. */
+int engine_store(struct engine *e, struct store **out, struct error *err);
+
+/* The project's git HEAD ("" outside a git repository) and whether the
+ * work tree has changes to tracked files; read once. */
+const char *engine_git_head(struct engine *e, int *dirty);
 
 /* Add ".pipe/" to the project's .gitignore unless a line says so. */
 int engine_ignore_pipe_dir(struct error *err);
@@ -56,9 +68,8 @@ int engine_open(struct engine **out, const char *pipefile_path,
 void engine_close(struct engine *e);
 
 /* The executor for a stage (opened on first use). */
-int engine_executor(struct engine *e, size_t stage,
-		    const struct executor **ops, struct exec_ctx **ctx,
-		    struct error *err);
+int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
+		    struct exec_ctx **ctx, struct error *err);
 
 /* The image id that enters a stage's key: resolved through its executor
  * (once per run) into *out (caller frees), or NULL for executors without

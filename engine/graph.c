@@ -14,8 +14,8 @@
 #include <string.h>
 
 struct out_ref {
-	const char *path;	/* borrowed from the model */
-	size_t len;		/* without trailing slashes */
+	const char *path; /* borrowed from the model */
+	size_t len;	  /* without trailing slashes */
 	size_t stage;
 	const struct pf_path *pp;
 };
@@ -97,10 +97,11 @@ static int link_ancestors(struct builder *b, size_t reader,
 	for (size_t cut = n; cut > 0;) {
 		size_t i = lower_bound(b, s, cut);
 
-		for (; i < b->outs_nr && !cmp_prefix(b->outs[i].path,
-						      b->outs[i].len, s, cut);
+		for (; i < b->outs_nr &&
+		       !cmp_prefix(b->outs[i].path, b->outs[i].len, s, cut);
 		     i++) {
-			if (is_glob && !glob_match_under(in->path, b->outs[i].path))
+			if (is_glob &&
+			    !glob_match_under(in->path, b->outs[i].path))
 				continue;
 			if (link(b, reader, in, &b->outs[i], err))
 				return -1;
@@ -204,7 +205,9 @@ static void finish_edges(struct graph *g)
 		struct graph_node *n = &g->nodes[i];
 		size_t k = 0;
 
-		qsort(n->deps, n->deps_nr, sizeof(*n->deps), cmp_size);
+		if (n->deps_nr > 1)
+			qsort(n->deps, n->deps_nr, sizeof(*n->deps),
+			      cmp_size);
 		for (size_t j = 0; j < n->deps_nr; j++)
 			if (!k || n->deps[k - 1] != n->deps[j])
 				n->deps[k++] = n->deps[j];
@@ -212,7 +215,8 @@ static void finish_edges(struct graph *g)
 		for (size_t j = 0; j < k; j++) {
 			struct graph_node *up = &g->nodes[n->deps[j]];
 
-			ALLOC_GROW(up->rdeps, up->rdeps_nr + 1, up->rdeps_alloc);
+			ALLOC_GROW(up->rdeps, up->rdeps_nr + 1,
+				   up->rdeps_alloc);
 			up->rdeps[up->rdeps_nr++] = i;
 		}
 	}
@@ -371,7 +375,7 @@ static int link_stage(struct builder *b, size_t i, struct error *err)
 int graph_build(struct graph **out, const struct pipefile *pf,
 		struct error *err)
 {
-	struct builder b = { pf, NULL, NULL, 0 };
+	struct builder b = {pf, NULL, NULL, 0};
 	struct graph *g = xcalloc(1, sizeof(*g));
 	int ret = -1;
 

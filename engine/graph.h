@@ -11,17 +11,17 @@
 struct pipefile;
 
 struct graph_node {
-	size_t *deps;		/* upstream stage indices, ascending, unique */
+	size_t *deps; /* upstream stage indices, ascending, unique */
 	size_t deps_nr, deps_alloc;
-	size_t *rdeps;		/* downstream stage indices, ascending */
+	size_t *rdeps; /* downstream stage indices, ascending */
 	size_t rdeps_nr, rdeps_alloc;
 };
 
 struct graph {
-	const struct pipefile *pf;	/* borrowed */
-	struct graph_node *nodes;	/* nodes[i] is pf->stages[i] */
+	const struct pipefile *pf; /* borrowed */
+	struct graph_node *nodes;  /* nodes[i] is pf->stages[i] */
 	size_t nr;
-	size_t *order;		/* topological; ties keep file order */
+	size_t *order; /* topological; ties keep file order */
 };
 
 /* Build the graph of pf. An edge A -> B exists when an input (or the datums

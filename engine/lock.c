@@ -33,11 +33,13 @@ static void describe_holder(int fd, struct strbuf *out)
 		line = nl ? nl + 1 : NULL;
 	}
 	if (pid)
-		strbuf_addf(out, "workspace is locked by pid %s (%s, started %s)",
+		strbuf_addf(out,
+			    "workspace is locked by pid %s (%s, started %s)",
 			    pid, what ? what : "pipe",
 			    started ? started : "at an unknown time");
 	else
-		strbuf_addstr(out, "workspace is locked by another pipe process");
+		strbuf_addstr(out,
+			      "workspace is locked by another pipe process");
 	strbuf_release(&sb);
 }
 
@@ -50,8 +52,8 @@ static void write_holder(int fd, const char *what)
 
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	strbuf_addf(&sb, "pid %ld\nwhat %s\nstarted %s\n", (long)getpid(),
-		    what, when);
+	strbuf_addf(&sb, "pid %ld\nwhat %s\nstarted %s\n", (long)getpid(), what,
+		    when);
 	if (ftruncate(fd, 0) == 0 &&
 	    pwrite(fd, sb.buf, sb.len, 0) != (ssize_t)sb.len)
 		log_verbose("could not describe the lock holder");
@@ -79,8 +81,8 @@ int lock_acquire(const char *path, int wait, const char *what,
 		}
 		describe_holder(fd, &sb);
 		if (!wait) {
-			error_set(err, EXIT_ENV, "%s (use --wait to wait for it)",
-				  sb.buf);
+			error_set(err, EXIT_ENV,
+				  "%s (use --wait to wait for it)", sb.buf);
 			strbuf_release(&sb);
 			close(fd);
 			return -1;

@@ -12,6 +12,7 @@
 #include "util/glob.h"
 #include "util/hash.h"
 #include "util/path.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -46,25 +47,25 @@ void reasons_release(struct reasons *rs)
 }
 
 static const struct {
-	const char *name;	/* for --json */
-	const char *fmt;	/* %1 path, %2 old, %3 new: see reason_format */
+	const char *name; /* for --json */
+	const char *fmt;  /* %1 path, %2 old, %3 new: see reason_format */
 } kinds[] = {
-	[REASON_NEVER_RUN] = { "never_run", "never run" },
-	[REASON_DEFINITION] = { "definition", "definition changed" },
-	[REASON_FORCED] = { "forced", "forced" },
-	[REASON_COMMAND] = { "command", "command changed" },
-	[REASON_EXECUTOR] = { "executor", "executor changed" },
-	[REASON_IMAGE] = { "image", "image" },
-	[REASON_ENV] = { "env", "env" },
-	[REASON_PARAM] = { "param", "param" },
-	[REASON_MATRIX] = { "matrix", "matrix value" },
-	[REASON_DATUMS] = { "datums", "datums changed" },
-	[REASON_INPUT_CHANGED] = { "input_changed", "changed" },
-	[REASON_INPUT_ADDED] = { "input_added", "added" },
-	[REASON_INPUT_REMOVED] = { "input_removed", "removed" },
-	[REASON_UPSTREAM] = { "upstream", "changed" },
-	[REASON_OUTPUT_MODIFIED] = { "output_modified", "modified" },
-	[REASON_OUTPUT_MISSING] = { "output_missing", "missing" },
+	[REASON_NEVER_RUN] = {"never_run", "never run"},
+	[REASON_DEFINITION] = {"definition", "definition changed"},
+	[REASON_FORCED] = {"forced", "forced"},
+	[REASON_COMMAND] = {"command", "command changed"},
+	[REASON_EXECUTOR] = {"executor", "executor changed"},
+	[REASON_IMAGE] = {"image", "image"},
+	[REASON_ENV] = {"env", "env"},
+	[REASON_PARAM] = {"param", "param"},
+	[REASON_MATRIX] = {"matrix", "matrix value"},
+	[REASON_DATUMS] = {"datums", "datums changed"},
+	[REASON_INPUT_CHANGED] = {"input_changed", "changed"},
+	[REASON_INPUT_ADDED] = {"input_added", "added"},
+	[REASON_INPUT_REMOVED] = {"input_removed", "removed"},
+	[REASON_UPSTREAM] = {"upstream", "changed"},
+	[REASON_OUTPUT_MODIFIED] = {"output_modified", "modified"},
+	[REASON_OUTPUT_MISSING] = {"output_missing", "missing"},
 };
 
 const char *reason_kind_name(enum reason_kind kind)
@@ -83,8 +84,9 @@ void reason_format(const struct reason *r, struct strbuf *out)
 		break;
 	case REASON_ENV:
 		strbuf_addf(out, "env '%s' %s", p,
-			    !r->old_value ? "added" :
-			    !r->new_value ? "removed" : "changed");
+			    !r->old_value   ? "added"
+			    : !r->new_value ? "removed"
+					    : "changed");
 		break;
 	case REASON_PARAM:
 	case REASON_MATRIX:
@@ -177,7 +179,8 @@ static int produced_upstream(struct engine *e, size_t si,
 	const struct graph_node *n = &e->g->nodes[si];
 
 	for (size_t d = 0; d < n->deps_nr; d++) {
-		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+		const struct pf_paths *outs =
+			&e->pf->stages[n->deps[d]].outputs;
 
 		for (size_t j = 0; j < outs->nr; j++) {
 			const char *o = outs->v[j].path;
@@ -194,9 +197,8 @@ static void take_files(struct state_path *p, struct scan_list *l)
 {
 	p->files = xcalloc(l->nr + 1, sizeof(*p->files));
 	for (size_t i = 0; i < l->nr; i++) {
-		p->files[i].path = l->v[i].path;
+		p->files[i].path = xstrdup(l->v[i].path);
 		p->files[i].hash = l->v[i].hash;
-		l->v[i].path = NULL;
 	}
 	p->files_nr = p->files_alloc = l->nr;
 }
@@ -205,7 +207,7 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 		    struct state_path *out, int keep_files, int *found,
 		    struct error *err)
 {
-	struct scan_list l = { 0 };
+	struct scan_list l = {0};
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -214,6 +216,8 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 			&out->hash, err);
 	if (!ret && keep_files)
 		take_files(out, &l);
+	for (size_t i = 0; i < l.nr; i++)
+		out->bytes += l.v[i].size;
 	out->missing = !*found;
 	scan_list_release(&l);
 	return ret;
@@ -231,6 +235,7 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 
 		if (scan_one(e, in, &rec->inputs[i], 1, &found, err))
 			return -1;
+		rec->bytes_in += rec->inputs[i].bytes;
 		rec->inputs_nr++;
 		if (!found && !produced_upstream(e, si, in))
 			return pipefile_error_at(
@@ -238,7 +243,8 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 				"input '%s' of stage '%s' %s and no stage "
 				"writes it",
 				in->path, s->name,
-				in->is_glob ? "matches nothing" : "does not exist");
+				in->is_glob ? "matches nothing"
+					    : "does not exist");
 	}
 	return 0;
 }
@@ -276,6 +282,101 @@ static void compute_key(const struct stage_record *r, struct hash128 *key)
 	hasher_free(h);
 }
 
+/* True when f is one of the datums' matches or lies inside one. */
+static int in_datum(const char *glob, const char *f)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int hit = glob_match(glob, f);
+
+	strbuf_addstr(&sb, f);
+	while (!hit) {
+		char *slash = strrchr(sb.buf, '/');
+
+		if (!slash)
+			break;
+		strbuf_setlen(&sb, (size_t)(slash - sb.buf));
+		hit = glob_match(glob, sb.buf);
+	}
+	strbuf_release(&sb);
+	return hit;
+}
+
+/* Files matched by the datums glob count only for their own datum: drop
+ * them from the other inputs, and rehash what is left. */
+static void drop_datum_files(struct state_path *p, const char *glob)
+{
+	struct hasher *h;
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->files_nr; i++) {
+		if (in_datum(glob, p->files[i].path))
+			free(p->files[i].path);
+		else
+			p->files[k++] = p->files[i];
+	}
+	if (k == p->files_nr)
+		return;
+	p->files_nr = k;
+	h = hasher_new();
+	hasher_add_str(h, "without datums");
+	for (size_t i = 0; i < k; i++) {
+		hasher_add_str(h, p->files[i].path);
+		hasher_add_hash(h, &p->files[i].hash);
+	}
+	hasher_final(h, &p->hash);
+	hasher_free(h);
+}
+
+static int scan_datums(struct engine *e, const struct pf_stage *s,
+		       struct stage_record *rec, struct error *err)
+{
+	struct strvec matches = STRVEC_INIT;
+	struct hasher *all = hasher_new();
+	int ret = 0;
+
+	for (size_t i = 0; i < rec->inputs_nr; i++)
+		drop_datum_files(&rec->inputs[i], s->datums.path);
+	compute_key(rec, &rec->key);
+	if (scan_glob(".", s->datums.path, &matches, err)) {
+		ret = -1;
+		goto out;
+	}
+	rec->datum_list = xcalloc(matches.nr + 1, sizeof(*rec->datum_list));
+	rec->datum_alloc = matches.nr + 1;
+	hasher_add_hash(all, &rec->key);
+	for (size_t i = 0; i < matches.nr; i++) {
+		struct state_datum *d = &rec->datum_list[rec->datum_nr];
+		struct scan_list l = SCAN_LIST_INIT;
+		struct hasher *h;
+		int found = 0;
+
+		if (scan_path(e->sc, ".", matches.v[i], 0, &l, &found,
+			      &d->content, err)) {
+			scan_list_release(&l);
+			ret = -1;
+			goto out;
+		}
+		scan_list_release(&l);
+		if (!found)
+			continue;
+		d->path = xstrdup(matches.v[i]);
+		h = hasher_new();
+		hasher_add_str(h, "datum");
+		hasher_add_hash(h, &rec->key);
+		hasher_add_str(h, d->path);
+		hasher_add_hash(h, &d->content);
+		hasher_final(h, &d->key);
+		hasher_free(h);
+		hasher_add_hash(all, &d->key);
+		rec->datum_nr++;
+	}
+	hasher_final(all, &rec->key);
+out:
+	hasher_free(all);
+	strvec_clear(&matches);
+	return ret;
+}
+
 int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 		     struct error *err)
 {
@@ -295,7 +396,12 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 	rec->matrix_nr = s->matrix.nr;
 	if (read_params(e, s, rec, err) || scan_inputs(e, si, rec, err))
 		goto fail;
-	compute_key(rec, &rec->key);
+	if (s->datums.path) {
+		if (scan_datums(e, s, rec, err))
+			goto fail;
+	} else {
+		compute_key(rec, &rec->key);
+	}
 	*out = rec;
 	return 0;
 fail:
@@ -347,7 +453,8 @@ static void diff_kvs(struct reasons *rs, enum reason_kind kind,
 
 		if (!old || strcmp(old->value, n[i].value))
 			reasons_add(rs, kind, n[i].key,
-				    old ? (show_values ? old->value : "") : NULL,
+				    old ? (show_values ? old->value : "")
+					: NULL,
 				    show_values ? n[i].value : "");
 	}
 	for (size_t i = 0; i < onr; i++)
@@ -356,8 +463,8 @@ static void diff_kvs(struct reasons *rs, enum reason_kind kind,
 				    show_values ? o[i].value : "", NULL);
 }
 
-static const struct state_path *find_path(const struct state_path *v,
-					  size_t n, const char *path)
+static const struct state_path *find_path(const struct state_path *v, size_t n,
+					  const char *path)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(v[i].path, path))
@@ -372,9 +479,10 @@ static void diff_files(struct reasons *rs, const struct state_path *o,
 	size_t i = 0, j = 0, listed = 0, more = 0;
 
 	while (i < o->files_nr || j < n->files_nr) {
-		int c = i >= o->files_nr ? 1 :
-			j >= n->files_nr ? -1 :
-			strcmp(o->files[i].path, n->files[j].path);
+		int c = i >= o->files_nr ? 1
+			: j >= n->files_nr
+				? -1
+				: strcmp(o->files[i].path, n->files[j].path);
 		enum reason_kind k;
 		const char *p;
 
@@ -420,8 +528,9 @@ static void diff_inputs(struct reasons *rs, const struct stage_record *o,
 			find_path(o->inputs, o->inputs_nr, np->path);
 
 		if (!op || op->missing != np->missing)
-			reasons_add(rs, np->missing ? REASON_INPUT_REMOVED
-						    : REASON_INPUT_ADDED,
+			reasons_add(rs,
+				    np->missing ? REASON_INPUT_REMOVED
+						: REASON_INPUT_ADDED,
 				    np->path, NULL, NULL);
 		else if (!hash_equal(&op->hash, &np->hash))
 			diff_files(rs, op, np);
@@ -430,6 +539,63 @@ static void diff_inputs(struct reasons *rs, const struct stage_record *o,
 		if (!find_path(n->inputs, n->inputs_nr, o->inputs[i].path))
 			reasons_add(rs, REASON_INPUT_REMOVED, o->inputs[i].path,
 				    NULL, NULL);
+}
+
+static const struct state_datum *find_datum(const struct stage_record *r,
+					    const char *path)
+{
+	size_t lo = 0, hi = r->datum_nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(r->datum_list[mid].path, path);
+
+		if (!c)
+			return &r->datum_list[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void diff_datums(struct reasons *rs, const struct stage_record *o,
+			const struct stage_record *n)
+{
+	size_t listed = 0, more = 0;
+
+	for (size_t i = 0; i < n->datum_nr; i++) {
+		const struct state_datum *d = &n->datum_list[i];
+		const struct state_datum *od = find_datum(o, d->path);
+		enum reason_kind k = REASON_INPUT_CHANGED;
+
+		if (od && hash_equal(&od->content, &d->content))
+			continue;
+		if (!od)
+			k = REASON_INPUT_ADDED;
+		if (listed++ < MAX_FILE_REASONS)
+			reasons_add(rs, k, d->path, NULL, NULL);
+		else
+			more++;
+	}
+	for (size_t i = 0; i < o->datum_nr; i++) {
+		if (find_datum(n, o->datum_list[i].path))
+			continue;
+		if (listed++ < MAX_FILE_REASONS)
+			reasons_add(rs, REASON_INPUT_REMOVED,
+				    o->datum_list[i].path, NULL, NULL);
+		else
+			more++;
+	}
+	if (more) {
+		struct strbuf sb = STRBUF_INIT;
+
+		strbuf_addf(&sb, "and %zu more datum%s", more,
+			    more == 1 ? "" : "s");
+		reasons_add(rs, REASON_INPUT_CHANGED, n->datums, NULL, sb.buf);
+		strbuf_release(&sb);
+	}
 }
 
 static void diff_definition(struct reasons *rs, const struct pf_stage *s,
@@ -453,6 +619,7 @@ static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 	diff_kvs(rs, REASON_MATRIX, o->matrix, o->matrix_nr, n->matrix,
 		 n->matrix_nr, 1);
 	diff_inputs(rs, o, n);
+	diff_datums(rs, o, n);
 	if (rs->nr == before)
 		reasons_add(rs, REASON_DEFINITION, NULL, NULL, NULL);
 }

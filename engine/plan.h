@@ -33,8 +33,8 @@ enum reason_kind {
 
 struct reason {
 	enum reason_kind kind;
-	char *path;		/* file, env or param key, stage; or NULL */
-	char *old_value;	/* params, images: the old value, or NULL */
+	char *path;	 /* file, env or param key, stage; or NULL */
+	char *old_value; /* params, images: the old value, or NULL */
 	char *new_value;
 };
 
@@ -55,8 +55,8 @@ const char *reason_kind_name(enum reason_kind kind);
  * values and the hash of every input file (through the stat cache). The
  * record has no outputs yet. Errors: unreadable inputs, params, an input
  * that is missing and that no stage writes (EXIT_USAGE, located). */
-int plan_fingerprint(struct engine *e, size_t stage,
-		     struct stage_record **out, struct error *err);
+int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
+		     struct error *err);
 
 /* Compare the recorded run (old, may be NULL) with the current
  * fingerprint (cur) and the outputs in the workspace; append every reason

@@ -4,13 +4,17 @@
  * (-j). A stage's record is written only after it succeeded and its
  * outputs were hashed, so an interrupted run never leaves a stage that
  * looks fresh but is not. */
+#include "engine/datums.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
+#include "engine/jobs.h"
 #include "engine/run.h"
 #include "engine/state.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
+#include "store/store.h"
 #include "util/fs.h"
+#include "util/glob.h"
 #include "util/log.h"
 #include "util/path.h"
 #include "util/strbuf.h"
@@ -27,25 +31,32 @@
 #include <unistd.h>
 
 enum job_state {
-	JOB_OFF,	/* not selected */
-	JOB_WAITING,	/* upstream not done yet */
+	JOB_OFF,     /* not selected */
+	JOB_WAITING, /* upstream not done yet */
 	JOB_RUNNING,
 	JOB_FRESH,
 	JOB_DONE,
 	JOB_FAILED,
-	JOB_SKIPPED,	/* an upstream stage failed */
+	JOB_SKIPPED, /* an upstream stage failed */
 };
 
 struct job {
 	size_t stage;
 	enum job_state state;
-	struct stage_record *cur;	/* fingerprint while running */
+	struct stage_record *cur; /* fingerprint while running */
 	const struct executor *ops;
 	struct exec_ctx *ctx;
-	struct strvec env;
-	char *log_path;
+	struct strvec ro, rw; /* container mounts */
 	long long started_ms;
-	int moved_aside;		/* outputs are in .pipe/trash */
+	int moved_aside;	/* outputs are in .pipe/trash */
+	size_t running;		/* units running now */
+	int failed;		/* a unit failed for good */
+	struct strbuf fail_msg;
+	size_t *pending;	/* datums to run (indices) */
+	size_t pending_nr, next_datum;
+	size_t datums_done, datums_skipped;
+	char id[JOB_ID_LEN + 1];	/* the job's id (pipe jobs) */
+	char commit[STORE_ID_SIZE];	/* its output commit */
 };
 
 struct sched {
@@ -56,7 +67,10 @@ struct sched {
 	unsigned char *forced;
 	size_t total, finished;
 	int running, slots;
-	int stop;			/* a stage failed without -k */
+	int stop; /* a stage failed without -k */
+	int dirty; /* records not saved yet */
+	int store_used; /* something was committed: write a run record */
+	long long saved_ms;
 	long long start_ms;
 };
 
@@ -188,16 +202,13 @@ static void recover_trash(struct sched *s)
 
 /* --- starting --- */
 
-static char *log_file_path(const char *workspace, const char *stage)
+static char *log_file_path(const char *workspace, const char *job)
 {
-	struct strbuf sb = STRBUF_INIT;
-
-	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s.log", workspace, stage);
-	return strbuf_detach(&sb, NULL);
+	return xstrfmt("%s/" PIPE_DIR "/logs/%s.log", workspace, job);
 }
 
 static void print_reasons(const char *verb, const char *name,
-			  const struct reasons *rs)
+			  const struct reasons *rs, const char *tail)
 {
 	struct strbuf sb = STRBUF_INIT;
 
@@ -208,47 +219,220 @@ static void print_reasons(const char *verb, const char *name,
 	}
 	if (rs->nr > 3)
 		strbuf_addf(&sb, " (and %zu more)", rs->nr - 3);
+	if (tail)
+		strbuf_addf(&sb, " %s", tail);
 	log_info("%s", sb.buf);
 	strbuf_release(&sb);
+}
+
+/* What a container may see: inputs (a glob by the folder it walks),
+ * params files and the datums read-only, outputs read-write. */
+static void mounts(const struct pf_stage *st, struct job *j)
+{
+	strvec_clear(&j->ro);
+	strvec_clear(&j->rw);
+	for (size_t i = 0; i < st->inputs.nr; i++) {
+		const struct pf_path *in = &st->inputs.v[i];
+
+		if (in->is_glob) {
+			size_t n = glob_literal_prefix(in->path);
+
+			strvec_push_nodup(&j->ro, n ? xstrndup(in->path, n)
+						    : xstrdup("./"));
+		} else {
+			strvec_push(&j->ro, in->path);
+		}
+	}
+	for (size_t i = 0; i < st->params_nr; i++)
+		if (st->params[i].file)
+			strvec_push(&j->ro, st->params[i].file);
+	if (st->datums.path) {
+		size_t n = glob_literal_prefix(st->datums.path);
+
+		strvec_push_nodup(&j->ro, n ? xstrndup(st->datums.path, n)
+					    : xstrdup("./"));
+	}
+	for (size_t i = 0; i < st->outputs.nr; i++)
+		strvec_push(&j->rw, st->outputs.v[i].path);
+}
+
+/* One process or container: a whole stage, or one datum of it. */
+struct unit {
+	struct job *job;
+	long datum;		/* index in job->cur->datum_list, or -1 */
+	int tries;
+	struct strvec env;
+	char *log_path;
+	char *out_dir;		/* PIPE_OUT, workspace-relative (datums) */
+	long long started_ms;
+};
+
+static void unit_free(struct unit *u)
+{
+	strvec_clear(&u->env);
+	free(u->log_path);
+	free(u->out_dir);
+	free(u);
+}
+
+static void finish_stage(struct sched *s, struct job *j);
+
+/* Datum units get a log and a label named after their match. */
+static char *datum_log_path(const char *workspace, const char *job,
+			    const char *datum)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, job);
+	for (const char *p = datum; *p; p++)
+		strbuf_addch(&sb, *p == '/' ? '_' : *p);
+	strbuf_addstr(&sb, ".log");
+	return strbuf_detach(&sb, NULL);
+}
+
+static int start_unit(struct sched *s, struct job *j, struct unit *un,
+		      struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct strbuf label = STRBUF_INIT;
+	struct exec_unit u;
+	int ret;
+
+	strvec_clear(&un->env);
+	for (size_t i = 0; i < st->env.nr; i++)
+		strvec_pushf(&un->env, "%s=%s", st->env.v[i].key,
+			     st->env.v[i].value);
+	memset(&u, 0, sizeof(u));
+	strbuf_addstr(&label, st->name);
+	if (un->datum >= 0) {
+		const char *path = j->cur->datum_list[un->datum].path;
+
+		free(un->out_dir);
+		un->out_dir = xstrfmt(PIPE_DIR "/tmp/%s/%ld", st->name,
+				      un->datum);
+		fs_remove_tree(un->out_dir);
+		if (fs_mkdir_p(un->out_dir, 0755))
+			return error_set(err, EXIT_ENV,
+					 "cannot create '%s': %s", un->out_dir,
+					 strerror(errno));
+		strvec_pushf(&un->env, "PIPE_DATUM=%s", path);
+		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
+		strbuf_addf(&label, " %s", path);
+		if (!un->log_path)
+			un->log_path = datum_log_path(s->e->workspace, j->id,
+						      path);
+	} else if (!un->log_path) {
+		un->log_path = log_file_path(s->e->workspace, j->id);
+	}
+	u.stage = st->name;
+	u.label = label.buf;
+	u.workspace = s->e->workspace;
+	u.shell = st->cmd_kind == PF_CMD_SHELL;
+	u.cmd = st->cmd;
+	u.argv = st->argv.v;
+	u.env = un->env.v;
+	u.log_path = un->log_path;
+	u.timeout_ms = st->timeout_ms;
+	u.image = j->cur->image;
+	u.network = st->network;
+	u.ro_paths = j->ro.v;
+	u.rw_paths = j->rw.v;
+	u.cpu_milli = st->resources.cpu_milli;
+	u.memory_bytes = st->resources.memory_bytes;
+	u.gpu = st->resources.gpu;
+	u.data = un;
+	un->started_ms = now_ms();
+	ret = j->ops->start(j->ctx, &u, err);
+	strbuf_release(&label);
+	if (ret)
+		return -1;
+	j->running++;
+	s->running++;
+	return 0;
+}
+
+static char *datum_cache_dir(const char *stage, const struct hash128 *key)
+{
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_to_hex(key, hex);
+	return xstrfmt(PIPE_DIR "/datums/%s/%s", stage, hex);
+}
+
+/* Start pending datums while the stage's parallelism and -j allow. */
+static int fill(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	while (j->next_datum < j->pending_nr && !j->failed &&
+	       j->running < (size_t)st->parallelism && s->running < s->slots &&
+	       !interrupted) {
+		struct unit *un = xcalloc(1, sizeof(*un));
+
+		un->job = j;
+		un->datum = (long)j->pending[j->next_datum++];
+		strvec_init(&un->env);
+		if (start_unit(s, j, un, err)) {
+			unit_free(un);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A stale datums stage: datums whose key has a result in the cache are
+ * done already (a reverted datum is restored, not rerun); the rest run. */
+static int start_datums(struct sched *s, struct job *j, struct error *err)
+{
+	const char *name = stage_name(s, j->stage);
+	struct state_datum *v = j->cur->datum_list;
+	size_t k = 0;
+
+	/* cached datums first out of the way: keep the rest contiguous */
+	j->pending = xcalloc(j->cur->datum_nr + 1, sizeof(*j->pending));
+	for (size_t i = 0; i < j->cur->datum_nr; i++) {
+		char *dir = datum_cache_dir(name, &v[i].key);
+
+		if (access(dir, F_OK) == 0 && !s->forced[j->stage])
+			j->datums_skipped++;
+		else
+			j->pending[k++] = i;
+		free(dir);
+	}
+	j->pending_nr = k;
+	if (fill(s, j, err))
+		return -1;
+	if (!j->running && !j->pending_nr)
+		finish_stage(s, j); /* every datum came from the cache */
+	return 0;
 }
 
 static int start_job(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
-	struct exec_unit u;
+	struct unit *un;
 
-	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err) ||
-	    move_aside(s, j, err))
+	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err))
 		return -1;
-	strvec_clear(&j->env);
-	for (size_t i = 0; i < st->env.nr; i++)
-		strvec_pushf(&j->env, "%s=%s", st->env.v[i].key,
-			     st->env.v[i].value);
-	free(j->log_path);
-	j->log_path = log_file_path(s->e->workspace, st->name);
-	if (fs_mkdir_parent(j->log_path, 0755) && errno != EEXIST)
+	mounts(st, j);
+	if (fs_mkdir_p(PIPE_DIR "/logs", 0755))
 		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
-				 j->log_path, strerror(errno));
-	memset(&u, 0, sizeof(u));
-	u.stage = st->name;
-	u.workspace = s->e->workspace;
-	u.shell = st->cmd_kind == PF_CMD_SHELL;
-	u.cmd = st->cmd;
-	u.argv = st->argv.v;
-	u.env = j->env.v;
-	u.log_path = j->log_path;
-	u.timeout_ms = st->timeout_ms;
-	u.image = j->cur->image;
-	u.network = st->network;
-	u.cpu_milli = st->resources.cpu_milli;
-	u.memory_bytes = st->resources.memory_bytes;
-	u.gpu = st->resources.gpu;
-	u.data = j;
+				 PIPE_DIR "/logs", strerror(errno));
 	j->started_ms = now_ms();
-	if (j->ops->start(j->ctx, &u, err))
-		return -1;
 	j->state = JOB_RUNNING;
-	s->running++;
+	jobs_new_id(st->name, j->id);
+	if (st->datums.path)
+		return start_datums(s, j, err);
+	if (move_aside(s, j, err))
+		return -1;
+	un = xcalloc(1, sizeof(*un));
+	un->job = j;
+	un->datum = -1;
+	strvec_init(&un->env);
+	if (start_unit(s, j, un, err)) {
+		unit_free(un);
+		return -1;
+	}
 	return 0;
 }
 
@@ -260,6 +444,128 @@ static void fail_job(struct sched *s, struct job *j)
 	s->sum->failed++;
 	if (!s->o->keep_going)
 		s->stop = 1;
+}
+
+/* Provenance of j's stage commit (SPEC §5). */
+static int fill_prov(struct sched *s, struct job *j, struct store *st,
+		     struct store_prov *p, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	const struct graph_node *n = &s->e->g->nodes[j->stage];
+	const struct stage_record *r = j->cur;
+	char commit[STORE_ID_SIZE];
+	const char *head;
+
+	hash_to_hex(&r->key, p->key);
+	for (size_t i = 0; i < r->inputs_nr; i++) {
+		char hex[HASH_HEX_LEN + 1];
+
+		if (r->inputs[i].missing)
+			continue;
+		hash_to_hex(&r->inputs[i].hash, hex);
+		store_prov_add_input(p, r->inputs[i].path, hex);
+	}
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		int found = store_stage_head(
+			st, s->e->pf->stages[n->deps[d]].name, commit, err);
+
+		if (found < 0)
+			return -1;
+		if (found)
+			store_prov_add_upstream(
+				p, s->e->pf->stages[n->deps[d]].name, commit);
+	}
+	for (size_t i = 0; i < r->params_nr; i++)
+		store_prov_add_param(p, r->params[i].key, r->params[i].value);
+	if (ps->image)
+		p->image = r->image ? xstrfmt("%s@%s", ps->image, r->image)
+				    : xstrdup(ps->image);
+	p->executor = xstrdup(r->executor);
+	head = engine_git_head(s->e, &p->git_dirty);
+	p->git_head = *head ? xstrdup(head) : NULL;
+	p->started = j->started_ms / 1000;
+	p->duration_ms = now_ms() - j->started_ms;
+	p->datums_processed = j->datums_done;
+	p->datums_skipped = j->datums_skipped;
+	p->datums_total = r->datum_nr;
+	p->bytes_in = r->bytes_in;
+	return 0;
+}
+
+/* Commit the stage's outputs with their provenance (state "success", or
+ * "cached" with the commit they came from). */
+static int commit_outputs(struct sched *s, struct job *j, const char *state,
+			  const char *cached_from, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct strvec outs = STRVEC_INIT;
+	struct store_prov p;
+	struct store *st;
+	int ret = -1;
+
+	if (engine_store(s->e, &st, err))
+		return -1;
+	store_prov_init(&p);
+	p.stage = xstrdup(ps->name);
+	p.state = xstrdup(state);
+	p.cached_from = cached_from ? xstrdup(cached_from) : NULL;
+	for (size_t i = 0; i < ps->outputs.nr; i++)
+		strvec_push(&outs, ps->outputs.v[i].path);
+	if (!fill_prov(s, j, st, &p, err))
+		ret = store_commit_stage(st, s->e->workspace, ps->name, outs.v,
+					 &p, j->commit, err);
+	s->store_used = 1;
+	strvec_clear(&outs);
+	store_prov_release(&p);
+	return ret;
+}
+
+static void record_job(struct sched *s, struct job *j, const char *state)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct job_rec r;
+	struct error err = ERROR_INIT;
+	char *log = ps->datums.path ? xstrfmt(PIPE_DIR "/logs/%s/", j->id)
+				    : xstrfmt(PIPE_DIR "/logs/%s.log", j->id);
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.id, j->id, sizeof(r.id));
+	r.stage = (char *)ps->name;
+	r.commit = j->commit;
+	r.state = (char *)state;
+	r.log = log;
+	r.started_ms = j->started_ms;
+	r.duration_ms = now_ms() - j->started_ms;
+	if (j->cur) {
+		r.processed = j->datums_done;
+		r.skipped = j->datums_skipped;
+		r.total = j->cur->datum_nr;
+		r.bytes_in = j->cur->bytes_in;
+		for (size_t i = 0; i < j->cur->outputs_nr; i++)
+			r.bytes_out += j->cur->outputs[i].bytes;
+	}
+	if (jobs_append(PIPE_DIR "/jobs", &r, &err)) {
+		log_warn("%s", err.msg.buf);
+		error_release(&err);
+	}
+	free(log);
+}
+
+/* Records are saved at most every STATE_SAVE_MS and at the end: a record
+ * lost to a kill only makes its stage look stale, never fresh, and saving
+ * (with fsync) after each of 2,000 trivial stages would cost more than
+ * running them. */
+#define STATE_SAVE_MS 1000
+
+static int save_state(struct sched *s, int force, struct error *err)
+{
+	long long now = now_ms();
+
+	if (!s->dirty || (!force && now - s->saved_ms < STATE_SAVE_MS))
+		return 0;
+	s->dirty = 0;
+	s->saved_ms = now;
+	return state_save(s->e->state, err);
 }
 
 /* Every declared output must exist; then hash them and record the run. */
@@ -277,9 +583,13 @@ static int record_success(struct sched *s, struct job *j, long long dur,
 		return -1;
 	j->cur->started_ms = j->started_ms;
 	j->cur->duration_ms = dur;
+	if (commit_outputs(s, j, "success", NULL, err))
+		return -1;
+	record_job(s, j, "success");
 	state_put(s->e->state, j->cur);
 	j->cur = NULL;
-	return state_save(s->e->state, err);
+	s->dirty = 1;
+	return save_state(s, 0, err);
 }
 
 static void describe_end(const struct exec_done *d, struct strbuf *sb)
@@ -295,43 +605,133 @@ static void describe_end(const struct exec_done *d, struct strbuf *sb)
 			    strsignal(d->term_signal));
 	else
 		strbuf_addf(sb, "exit status %d", d->exit_code);
-	if (d->oom_killed)
+	if (d->oom_killed && !strstr(sb->buf, "memory"))
 		strbuf_addstr(sb, " (out of memory)");
 }
 
-static void finish_job(struct sched *s, struct exec_done *d)
+static void finish_stage(struct sched *s, struct job *j)
 {
-	struct job *j = d->data;
 	const char *name = stage_name(s, j->stage);
 	long long dur = now_ms() - j->started_ms;
 	struct error err = ERROR_INIT;
+	int ok = !j->failed;
 
-	s->running--;
 	s->finished++;
-	if (d->exit_code == 0 && !d->term_signal && !d->cancelled &&
-	    !d->timed_out && !record_success(s, j, dur, &err)) {
+	if (ok && j->cur->datum_list &&
+	    datums_merge(s->e, j->stage, j->cur, &err))
+		ok = 0;
+	if (ok && record_success(s, j, dur, &err))
+		ok = 0;
+	if (ok) {
 		put_back(s, j, 0);
 		j->state = JOB_DONE;
 		s->sum->ran++;
-		log_info("ok   %s (%.2fs)", name, (double)dur / 1000);
+		if (s->e->pf->stages[j->stage].datums.path)
+			log_info("ok   %s (%zu datums: %zu processed, %zu "
+				 "skipped) (%.2fs)",
+				 name, j->datums_done + j->datums_skipped,
+				 j->datums_done, j->datums_skipped,
+				 (double)dur / 1000);
+		else
+			log_info("ok   %s (%.2fs)", name, (double)dur / 1000);
+	} else {
+		put_back(s, j, 1);
+		fail_job(s, j);
+		record_job(s, j, interrupted ? "killed" : "failed");
+		if (err.exit_code)
+			log_error("stage '%s' failed: %s", name, err.msg.buf);
+		else if (j->fail_msg.len)
+			log_error("%s", j->fail_msg.buf);
+	}
+	error_release(&err);
+	stage_record_free(j->cur);
+	j->cur = NULL;
+}
+
+/* Save a datum's PIPE_OUT under its key; it becomes part of the output
+ * folder when every datum is done. */
+static int keep_datum(struct sched *s, struct unit *un, struct error *err)
+{
+	struct job *j = un->job;
+	char *dir = datum_cache_dir(stage_name(s, j->stage),
+				    &j->cur->datum_list[un->datum].key);
+	int ret = 0;
+
+	fs_remove_tree(dir);
+	if (fs_mkdir_parent(dir, 0755) || rename(un->out_dir, dir))
+		ret = error_set(err, EXIT_ENV, "cannot keep '%s' as '%s': %s",
+				un->out_dir, dir, strerror(errno));
+	free(dir);
+	return ret;
+}
+
+static void unit_done(struct sched *s, struct exec_done *d)
+{
+	struct unit *un = d->data;
+	struct job *j = un->job;
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct error err = ERROR_INIT;
+	int ok = d->exit_code == 0 && !d->term_signal && !d->cancelled &&
+		 !d->timed_out;
+
+	s->running--;
+	j->running--;
+	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
+		ok = 0;
+	if (ok) {
+		if (un->datum >= 0)
+			j->datums_done++;
+	} else if (!d->cancelled && !interrupted && un->tries < st->retries) {
+		struct strbuf why = STRBUF_INIT;
+
+		describe_end(d, &why);
+		un->tries++;
+		log_info("retry %s (%d of %d): %s", un->datum >= 0 ?
+			 j->cur->datum_list[un->datum].path : st->name,
+			 un->tries, st->retries, why.buf);
+		strbuf_release(&why);
+		if (un->datum < 0) {
+			for (size_t i = 0; i < st->outputs.nr; i++)
+				fs_remove_tree(st->outputs.v[i].path);
+		}
+		if (!start_unit(s, j, un, &err)) {
+			free(d->message);
+			error_release(&err);
+			return;
+		}
+		j->failed = 1;
+		strbuf_addf(&j->fail_msg, "stage '%s': %s", st->name,
+			    err.msg.buf);
 	} else {
 		struct strbuf why = STRBUF_INIT;
 
 		if (err.exit_code)
-			error_format(&err, &why);
+			strbuf_addstr(&why, err.msg.buf);
 		else
 			describe_end(d, &why);
-		put_back(s, j, 1);
-		fail_job(s, j);
-		if (!d->cancelled)
-			log_error("stage '%s' failed: %s (log: %s)", name,
-				  why.buf, j->log_path);
+		if (!j->failed && !d->cancelled) {
+			if (un->datum >= 0)
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: datum '%s': %s "
+					    "(log: %s)",
+					    st->name,
+					    j->cur->datum_list[un->datum].path,
+					    why.buf, un->log_path);
+			else
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: %s (log: %s)",
+					    st->name, why.buf, un->log_path);
+		}
+		j->failed = 1;
 		strbuf_release(&why);
 	}
-	error_release(&err);
 	free(d->message);
-	stage_record_free(j->cur);
-	j->cur = NULL;
+	error_release(&err);
+	if (un->out_dir)
+		fs_remove_tree(un->out_dir);
+	unit_free(un);
+	if (!j->running && (j->failed || j->next_datum >= j->pending_nr))
+		finish_stage(s, j);
 }
 
 /* --- the loop --- */
@@ -353,11 +753,14 @@ static int deps_ready(const struct sched *s, size_t si)
 	return ready;
 }
 
+static int try_cache(struct sched *s, struct job *j,
+		     const struct reasons *rs, struct error *err);
+
 /* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
  * was started or settled, 0 when no slot is free, -1 on error. */
 static int consider(struct sched *s, struct job *j, struct error *err)
 {
-	struct reasons rs = { 0 };
+	struct reasons rs = {0};
 	int stale;
 
 	if (!j->cur && plan_fingerprint(s->e, j->stage, &j->cur, err))
@@ -385,9 +788,54 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		reasons_release(&rs);
 		return 0;
 	}
-	print_reasons("run ", stage_name(s, j->stage), &rs);
+	stale = try_cache(s, j, &rs, err);
+	if (stale) {
+		reasons_release(&rs);
+		return stale;
+	}
+	print_reasons("run ", stage_name(s, j->stage), &rs, NULL);
 	reasons_release(&rs);
 	return start_job(s, j, err) ? -1 : 1;
+}
+
+/* Run-cache: a stale stage whose key some earlier commit has (any branch,
+ * any run, another machine after a pull) gets that commit's outputs back
+ * instead of running. Returns 1 restored, 0 not cached, -1 error. */
+static int try_cache(struct sched *s, struct job *j,
+		     const struct reasons *rs, struct error *err)
+{
+	struct strbuf why = STRBUF_INIT;
+	const char *name = stage_name(s, j->stage);
+	char key[HASH_HEX_LEN + 1], from[STORE_ID_SIZE];
+	struct store *st;
+	int found;
+
+	if (s->o->no_cache || s->forced[j->stage] || !s->e->pf->nr)
+		return 0;
+	hash_to_hex(&j->cur->key, key);
+	if (engine_store(s->e, &st, err))
+		return -1;
+	found = store_find_key(st, name, key, from, err);
+	if (found <= 0)
+		return found;
+	j->started_ms = now_ms();
+	jobs_new_id(name, j->id);
+	if (store_restore(st, from, s->e->workspace, err) ||
+	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
+	    commit_outputs(s, j, "cached", from, err))
+		return -1;
+	strbuf_addf(&why, "(restored from %.12s)", from);
+	print_reasons("cache", name, rs, why.buf);
+	strbuf_release(&why);
+	record_job(s, j, "cached");
+	j->cur->started_ms = j->started_ms;
+	state_put(s->e->state, j->cur);
+	j->cur = NULL;
+	s->dirty = 1;
+	j->state = JOB_DONE;
+	s->sum->cached++;
+	s->finished++;
+	return save_state(s, 0, err) ? -1 : 1;
 }
 
 /* Walk the stages in run order and start what can start. */
@@ -401,6 +849,15 @@ static int launch(struct sched *s, struct error *err)
 			struct job *j = &s->jobs[s->e->g->order[k]];
 			int r;
 
+			if (j->state == JOB_RUNNING && j->cur &&
+			    j->next_datum < j->pending_nr) {
+				size_t before = j->next_datum;
+
+				if (fill(s, j, err))
+					return -1;
+				progress |= j->next_datum != before;
+				continue;
+			}
 			if (j->state != JOB_WAITING || s->stop || interrupted)
 				continue;
 			r = deps_ready(s, j->stage);
@@ -417,7 +874,7 @@ static int launch(struct sched *s, struct error *err)
 			if (r < 0)
 				return -1;
 			if (r == 0)
-				return 0;	/* no free slot */
+				return 0; /* no free slot */
 			progress = 1;
 		}
 	} while (progress);
@@ -444,7 +901,7 @@ static int reap(struct sched *s, struct error *err)
 		if (n < 0)
 			return -1;
 		for (int k = 0; k < n; k++)
-			finish_job(s, &done[k]);
+			unit_done(s, &done[k]);
 	}
 	return 0;
 }
@@ -487,13 +944,22 @@ fail:
 	return -1;
 }
 
-static void list_skipped(const struct sched *s)
+/* After a failure: name what did not run, and why. */
+static void list_skipped(struct sched *s)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
-		const struct job *j = &s->jobs[s->e->g->order[k]];
+		struct job *j = &s->jobs[s->e->g->order[k]];
 
+		if (j->state == JOB_WAITING && deps_ready(s, j->stage) < 0) {
+			j->state = JOB_SKIPPED;
+			s->sum->skipped++;
+		}
 		if (j->state == JOB_SKIPPED)
 			log_error("skipped '%s': an upstream stage failed",
+				  stage_name(s, j->stage));
+		else if (j->state == JOB_WAITING && !interrupted)
+			log_error("not run '%s': stopped after a failure "
+				  "(-k keeps going)",
 				  stage_name(s, j->stage));
 	}
 }
@@ -507,6 +973,10 @@ static int setup(struct sched *s, struct error *err)
 	s->jobs = xcalloc(e->g->nr + 1, sizeof(*s->jobs));
 	s->forced = xcalloc(e->g->nr + 1, 1);
 	s->slots = s->o->jobs > 0 ? s->o->jobs : (ncpu > 0 ? (int)ncpu : 1);
+	/* without -j, a stage's own parallelism may go past the cores */
+	for (size_t i = 0; !s->o->jobs && i < e->g->nr; i++)
+		if (e->pf->stages[i].parallelism > s->slots)
+			s->slots = e->pf->stages[i].parallelism;
 	if (graph_select(e->g, s->o->targets, s->o->targets_nr, mark, err)) {
 		free(mark);
 		return -1;
@@ -514,7 +984,9 @@ static int setup(struct sched *s, struct error *err)
 	for (size_t i = 0; i < e->g->nr; i++) {
 		s->jobs[i].stage = i;
 		s->jobs[i].state = mark[i] ? JOB_WAITING : JOB_OFF;
-		strvec_init(&s->jobs[i].env);
+		strvec_init(&s->jobs[i].ro);
+		strbuf_init(&s->jobs[i].fail_msg, 0);
+		strvec_init(&s->jobs[i].rw);
 		s->total += mark[i];
 	}
 	if (s->o->force) {
@@ -539,8 +1011,10 @@ static void teardown(struct sched *s)
 {
 	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++) {
 		stage_record_free(s->jobs[i].cur);
-		strvec_clear(&s->jobs[i].env);
-		free(s->jobs[i].log_path);
+		strvec_clear(&s->jobs[i].ro);
+		strvec_clear(&s->jobs[i].rw);
+		strbuf_release(&s->jobs[i].fail_msg);
+		free(s->jobs[i].pending);
 	}
 	free(s->jobs);
 	free(s->forced);
@@ -561,7 +1035,7 @@ static int dry_run(struct sched *s, struct error *err)
 	for (size_t i = 0; i < nr; i++) {
 		if (v[i].stale) {
 			print_reasons("would run", stage_name(s, v[i].stage),
-				      &v[i].reasons);
+				      &v[i].reasons, NULL);
 			s->sum->ran++;
 		} else {
 			log_verbose("fresh %s", stage_name(s, v[i].stage));
@@ -573,10 +1047,45 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
+/* One id for the whole pipeline state: every selected stage's commit. */
+static int write_run(struct sched *s, int ret, struct error *err)
+{
+	struct store_run run;
+	struct store *st;
+	char commit[STORE_ID_SIZE], id[STORE_ID_SIZE];
+	const char *head;
+	int r = 0;
+
+	if (!s->store_used || engine_store(s->e, &st, err))
+		return s->store_used ? -1 : 0;
+	store_run_init(&run);
+	for (size_t k = 0; k < s->e->g->nr && r >= 0; k++) {
+		size_t i = s->e->g->order[k];
+
+		if (s->jobs[i].state == JOB_OFF)
+			continue;
+		r = store_stage_head(st, stage_name(s, i), commit, err);
+		if (r > 0)
+			store_run_add_stage(&run, stage_name(s, i), commit);
+	}
+	run.state = xstrdup(ret == EXIT_OK ? "success" :
+			    ret == EXIT_INTERRUPTED ? "killed" : "failed");
+	head = engine_git_head(s->e, &run.git_dirty);
+	run.git_head = *head ? xstrdup(head) : NULL;
+	run.started = s->start_ms / 1000;
+	run.duration_ms = now_ms() - s->start_ms;
+	if (r >= 0)
+		r = store_write_run(st, &run, id, err);
+	if (r >= 0)
+		log_verbose("run %.12s", id);
+	store_run_release(&run);
+	return r < 0 ? -1 : 0;
+}
+
 int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err)
 {
-	struct sched s = { 0 };
+	struct sched s = {0};
 	struct sigaction old_int, old_term;
 	int ret;
 
@@ -597,17 +1106,40 @@ int engine_run(struct engine *e, const struct run_options *o,
 	recover_trash(&s);
 	interrupted = 0;
 	catch_signals(&old_int, &old_term);
+	s.saved_ms = now_ms();
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
+	{
+		struct error serr = ERROR_INIT;
+
+		if (save_state(&s, 1, &serr) && !ret) {
+			error_release(err);
+			*err = serr;
+			error_init(&serr);
+			ret = err->exit_code;
+		}
+		error_release(&serr);
+	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	list_skipped(&s);
+	{
+		struct error werr = ERROR_INIT;
+
+		if (write_run(&s, ret ? ret : sum->failed ? EXIT_FAILED :
+				     interrupted ? EXIT_INTERRUPTED : EXIT_OK,
+			      &werr))
+			log_warn("could not record the run: %s",
+				 werr.msg.buf);
+		error_release(&werr);
+	}
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
 		ret = EXIT_INTERRUPTED;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
-	log_info("%zu ran, %zu fresh, %zu failed, %zu skipped in %.2fs",
-		 sum->ran, sum->fresh, sum->failed, sum->skipped,
+	log_info("%zu ran, %zu cached, %zu fresh, %zu failed, %zu skipped in "
+		 "%.2fs",
+		 sum->ran, sum->cached, sum->fresh, sum->failed, sum->skipped,
 		 (double)(now_ms() - s.start_ms) / 1000);
 	teardown(&s);
 	return ret;

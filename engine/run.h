@@ -11,7 +11,7 @@
 struct engine;
 
 struct stage_status {
-	size_t stage;		/* index into the Pipefile's stages */
+	size_t stage; /* index into the Pipefile's stages */
 	int stale;
 	struct reasons reasons;
 };
@@ -27,16 +27,17 @@ int engine_explain(struct engine *e, const unsigned char *mark,
 void engine_status_free(struct stage_status *v, size_t nr);
 
 struct run_options {
-	char *const *targets;	/* stage names; none: every stage */
+	char *const *targets; /* stage names; none: every stage */
 	size_t targets_nr;
-	int jobs;		/* -j; <= 0: number of cores */
-	int dry_run;		/* -n */
-	int force;		/* -f: force the targets (all when none) */
-	int keep_going;		/* -k */
+	int jobs;	/* -j; <= 0: number of cores */
+	int dry_run;	/* -n */
+	int force;	/* -f: force the targets (all when none) */
+	int keep_going; /* -k */
+	int no_cache;	/* --no-cache: never restore from the store */
 };
 
 struct run_summary {
-	size_t ran, fresh, failed, skipped;
+	size_t ran, cached, fresh, failed, skipped;
 	int interrupted;
 };
 

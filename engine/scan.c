@@ -1,6 +1,10 @@
-/* Walking the workspace for scan_path and scan_glob: readdir and fstatat
- * relative to open folders (no path resolution per file), symlinks never
- * followed, one allocation per file (its path), one sort at the end. */
+/* Walking the workspace for scan_path and scan_glob. Each folder is read
+ * whole, sorted (a folder as "name/": git's tree order) and walked depth
+ * first, so files come out in byte order of their paths with no global
+ * sort. Files are stat'ed and hashed in batches on a few threads, with
+ * fstatat and openat relative to their open folder (no path resolution per
+ * file); the results are applied in order on the calling thread. Symlinks
+ * are never followed. */
 #include "engine/scan.h"
 #include "util/glob.h"
 #include "util/path.h"
@@ -10,11 +14,42 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define BATCH 4096   /* files queued before their results are applied */
+#define CHUNK 256    /* files a thread takes at once */
+#define MAX_HELD 128 /* read folders kept open for a pending batch */
+/* Threads, at most: for stat calls and cache lookups, and once files are
+ * being read (more reads in flight when they come from disk). */
+#define CPU_THREADS 8
+#define IO_THREADS 16
+
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+/* A file or symlink waiting in the batch. */
+struct item {
+	char *path;	 /* in the list's arena */
+	size_t name_off; /* the file name within path */
+	int dirfd;
+	int gone; /* deleted since the folder was read */
+	struct stat st;
+	struct statcache_probe probe;
+};
+
+/* One name read from a folder; its path lies in the folder's buffer. */
+struct dent {
+	uint32_t path_off; /* of "base/name" in the buffer */
+	uint32_t name_off; /* of the name within that path */
+	uint32_t name_len;
+	unsigned char type; /* DT_DIR, DT_REG, DT_LNK, ... */
+	uint64_t key;	    /* sort_key() */
+};
 
 struct walk {
 	struct statcache *sc; /* NULL: hash every file */
@@ -24,13 +59,19 @@ struct walk {
 	const char *glob;	/* NULL: take everything below the start */
 	int dirs_only;		/* the glob ends in '/' */
 	int max_depth;		/* components a match can have; 0: any */
-	struct strbuf path;	/* workspace-relative path being visited */
+	int nthreads;
+	struct pool *pool;  /* NULL until the scan needs threads */
+	struct item *items; /* room for BATCH */
+	size_t nitems;
+	size_t reads;  /* files read so far (not answered by the cache) */
+	size_t failed; /* the first item at fault, or SIZE_MAX */
+	struct error batch_err; /* its error */
+	DIR **held;
+	size_t nheld, held_alloc;
 	struct strbuf link;
 	char *ws_abs; /* realpath of ws, for absolute link targets */
 	struct error *err;
 };
-
-#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 static int skip_name(const char *name, int at_top)
 {
@@ -118,17 +159,17 @@ static int abs_link_inside(struct walk *w, const char *target)
 	return ok;
 }
 
-/* True when target, read from the link at w->path, stays inside. */
-static int link_inside(struct walk *w, const char *target)
+/* True when target, read from the link at path, stays inside. */
+static int link_inside(struct walk *w, const char *path, const char *target)
 {
 	struct strbuf sb = STRBUF_INIT, norm = STRBUF_INIT;
-	const char *slash = strrchr(w->path.buf, '/'), *why;
+	const char *slash = strrchr(path, '/'), *why;
 	int ok;
 
 	if (target[0] == '/')
 		return abs_link_inside(w, target);
 	if (slash)
-		strbuf_add(&sb, w->path.buf, (size_t)(slash - w->path.buf) + 1);
+		strbuf_add(&sb, path, (size_t)(slash - path) + 1);
 	strbuf_addstr(&sb, target);
 	ok = !path_normalize(sb.buf, &norm, &why);
 	strbuf_release(&sb);
@@ -136,117 +177,510 @@ static int link_inside(struct walk *w, const char *target)
 	return ok;
 }
 
-static int hash_link(struct walk *w, int dfd, const char *name,
-		     struct hash128 *out)
+static int hash_link(struct walk *w, const struct item *it, struct hash128 *out)
 {
 	ssize_t n;
 
 	for (size_t size = 256;; size *= 2) {
 		strbuf_reset(&w->link);
 		strbuf_grow(&w->link, size);
-		n = readlinkat(dfd, name, w->link.buf, size);
+		n = readlinkat(it->dirfd, it->path + it->name_off, w->link.buf,
+			       size);
 		if (n < 0)
 			return error_set(w->err, EXIT_ENV,
 					 "cannot read symlink '%s': %s",
-					 w->path.buf, strerror(errno));
+					 it->path, strerror(errno));
 		if ((size_t)n < size)
 			break;
 	}
 	strbuf_setlen(&w->link, (size_t)n);
-	if (!link_inside(w, w->link.buf))
+	if (!link_inside(w, it->path, w->link.buf))
 		return error_set(w->err, EXIT_USAGE,
 				 "symlink '%s' points outside the workspace",
-				 w->path.buf);
+				 it->path);
 	hash_buf(w->link.buf, w->link.len, out);
 	return 0;
 }
 
-static int hash_uncached(struct walk *w, int dfd, const char *name,
-			 struct hash128 *out)
+/* The batch. Files are stat'ed and hashed by a few threads while the
+ * calling thread goes on reading folders: it hands them out in chunks as
+ * they are queued and, at a flush, helps finish them, then applies the
+ * results in order. Workers only read the stat cache and write their own
+ * items; the mutex orders everything else. */
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t more; /* chunks were queued, or stop */
+	pthread_cond_t idle; /* the last chunk in progress finished */
+	size_t queued;	     /* items [0, queued) are handed out */
+	size_t next;	     /* the first item not taken yet */
+	size_t busy;	     /* chunks in progress */
+	int stop;
+	int nthreads;
+	pthread_t th[IO_THREADS];
+};
+
+static int hash_uncached(struct item *it, struct error *err)
 {
-	int fd = openat(dfd, name,
+	int fd = openat(it->dirfd, it->path + it->name_off,
 			O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	int ret;
 
 	if (fd < 0)
-		return error_set(w->err, EXIT_ENV, "cannot open '%s': %s",
-				 w->path.buf, strerror(errno));
-	ret = hash_fd(fd, w->path.buf, out, NULL, w->err);
+		return error_set(err, EXIT_ENV, "cannot open '%s': %s",
+				 it->path, strerror(errno));
+	ret = hash_fd(fd, it->path, &it->probe.hash, NULL, err);
 	close(fd);
 	return ret;
 }
 
-/* Adds the file or symlink at w->path (named name in dfd) to w->out. */
-static int add_leaf(struct walk *w, int dfd, const char *name,
-		    const struct stat *st)
+/* Stats the item and hashes a regular file (through the cache, trying the
+ * entry after the previous one first: *hint). */
+static int prepare_item(struct walk *w, struct item *it, size_t *hint,
+			struct error *err)
 {
-	struct scan_entry e = {NULL, {0, 0}, 0, 0};
-	int ret;
+	const char *name = it->path + it->name_off;
 
-	if (S_ISREG(st->st_mode)) {
-		e.type = st->st_mode & S_IXUSR ? 'x' : 'f';
-		ret = w->sc ? statcache_hash_at(w->sc, dfd, name, w->path.buf,
-						st, &e.hash, w->err)
-			    : hash_uncached(w, dfd, name, &e.hash);
-	} else if (S_ISLNK(st->st_mode)) {
-		e.type = 'l';
-		ret = hash_link(w, dfd, name, &e.hash);
-	} else {
-		ret = error_set(w->err, EXIT_USAGE,
-				"'%s' is not a file, folder or symlink",
-				w->path.buf);
+	if (fstatat(it->dirfd, name, &it->st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno == ENOENT) {
+			it->gone = 1;
+			return 0;
+		}
+		return error_set(err, EXIT_ENV, "cannot stat '%s': %s",
+				 it->path, strerror(errno));
 	}
-	if (ret)
-		return ret;
-	e.size = (unsigned long long)st->st_size;
-	e.path = xmemdupz(w->path.buf, w->path.len);
-	ALLOC_GROW(w->out->v, w->out->nr + 1, w->out->alloc);
-	w->out->v[w->out->nr++] = e;
+	if (!S_ISREG(it->st.st_mode))
+		return 0; /* applied on the calling thread */
+	if (!w->sc)
+		return hash_uncached(it, err);
+	it->probe.hint = *hint;
+	if (statcache_probe(w->sc, it->dirfd, name, it->path, &it->st,
+			    &it->probe, err))
+		return -1;
+	*hint = it->probe.next;
 	return 0;
 }
 
-static int walk_dir(struct walk *w, int fd, int depth, int all);
+static int was_read(const struct walk *w, const struct item *it)
+{
+	return !it->gone && S_ISREG(it->st.st_mode) &&
+	       (!w->sc || !it->probe.hit);
+}
 
-static int descend(struct walk *w, int dfd, const char *name, int depth,
-		   int all)
+/* Prepares items [lo, hi); on a failure, keeps the earliest one's error. */
+static void run_chunk(struct walk *w, size_t lo, size_t hi)
+{
+	struct error err = ERROR_INIT;
+	size_t hint = SIZE_MAX, i, reads = 0;
+
+	for (i = lo; i < hi; i++) {
+		if (prepare_item(w, &w->items[i], &hint, &err))
+			break;
+		reads += was_read(w, &w->items[i]);
+	}
+	if (w->pool)
+		pthread_mutex_lock(&w->pool->mu);
+	w->reads += reads;
+	if (i < hi) {
+		if (i < w->failed) {
+			w->failed = i;
+			error_set(&w->batch_err, err.exit_code, "%s",
+				  err.msg.buf);
+		}
+	}
+	if (w->pool)
+		pthread_mutex_unlock(&w->pool->mu);
+	error_release(&err);
+}
+
+/* Takes the next chunk, with the mutex held; 0 when there is none. */
+static int take(struct pool *p, size_t *lo, size_t *hi)
+{
+	if (p->next >= p->queued)
+		return 0;
+	*lo = p->next;
+	*hi = p->next + CHUNK < p->queued ? p->next + CHUNK : p->queued;
+	p->next = *hi;
+	p->busy++;
+	return 1;
+}
+
+/* Runs chunks until none is queued; with the mutex held. */
+static void drain(struct walk *w)
+{
+	struct pool *p = w->pool;
+	size_t lo, hi;
+
+	while (!p->stop && take(p, &lo, &hi)) {
+		pthread_mutex_unlock(&p->mu);
+		run_chunk(w, lo, hi);
+		pthread_mutex_lock(&p->mu);
+		if (!--p->busy && p->next >= p->queued)
+			pthread_cond_signal(&p->idle);
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct walk *w = arg;
+	struct pool *p = w->pool;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		drain(w);
+		if (!p->stop)
+			pthread_cond_wait(&p->more, &p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void start_pool(struct walk *w)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->more, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	w->pool = p;
+}
+
+/* Adds workers up to n (the calling thread is one more); mutex held. */
+static void grow_pool(struct walk *w, int n)
+{
+	struct pool *p = w->pool;
+
+	while (p->nthreads < n) {
+		if (pthread_create(&p->th[p->nthreads], NULL, worker, w))
+			break;
+		p->nthreads++;
+	}
+}
+
+static void stop_pool(struct walk *w)
+{
+	struct pool *p = w->pool;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->more);
+	pthread_mutex_unlock(&p->mu);
+	for (int k = 0; k < p->nthreads; k++)
+		pthread_join(p->th[k], NULL);
+	pthread_cond_destroy(&p->idle);
+	pthread_cond_destroy(&p->more);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	w->pool = NULL;
+}
+
+/* Hands the items queued so far to the workers. They start when a scan
+ * turns out big enough to need them: one per CPU for stat calls and cache
+ * lookups (more would only contend), IO_THREADS once files are being read,
+ * which is I/O-bound when they come from disk. */
+static void publish(struct walk *w)
+{
+	int io;
+
+	if (!w->pool && w->nthreads == 1 && w->reads < CHUNK)
+		return;
+	if (!w->pool)
+		start_pool(w);
+	pthread_mutex_lock(&w->pool->mu);
+	io = w->reads >= CHUNK;
+	grow_pool(w, io ? IO_THREADS - 1 : w->nthreads - 1);
+	w->pool->queued = w->nitems;
+	pthread_cond_broadcast(&w->pool->more);
+	pthread_mutex_unlock(&w->pool->mu);
+}
+
+/* Prepares every queued item, with the workers' help. */
+static int prepare_batch(struct walk *w)
+{
+	struct pool *p = w->pool;
+
+	if (!p) {
+		run_chunk(w, 0, w->nitems);
+	} else {
+		pthread_mutex_lock(&p->mu);
+		p->queued = w->nitems;
+		pthread_cond_broadcast(&p->more);
+		drain(w);
+		while (p->busy)
+			pthread_cond_wait(&p->idle, &p->mu);
+		p->queued = p->next = 0;
+		pthread_mutex_unlock(&p->mu);
+	}
+	if (w->failed == SIZE_MAX)
+		return 0;
+	error_set(w->err, w->batch_err.exit_code, "%s", w->batch_err.msg.buf);
+	w->failed = SIZE_MAX;
+	return -1;
+}
+
+/* Moves the prepared item into the list. */
+static int apply_item(struct walk *w, struct item *it)
+{
+	struct scan_entry e = {it->path, it->probe.hash, 0,
+			       (unsigned long long)it->st.st_size};
+	mode_t mode = it->st.st_mode;
+
+	if (S_ISREG(mode)) {
+		e.type = mode & S_IXUSR ? 'x' : 'f';
+		if (w->sc)
+			statcache_commit(w->sc, it->path, &it->probe);
+	} else if (S_ISLNK(mode)) {
+		e.type = 'l';
+		if (hash_link(w, it, &e.hash))
+			return -1;
+	} else {
+		return error_set(
+			w->err, EXIT_USAGE,
+			S_ISDIR(mode) ? "'%s' changed while being scanned"
+				      : "'%s' is not a file, folder or symlink",
+			it->path);
+	}
+	ALLOC_GROW(w->out->v, w->out->nr + 1, w->out->alloc);
+	w->out->v[w->out->nr++] = e;
+	it->path = NULL;
+	return 0;
+}
+
+/* Stats and hashes the pending files, adds them to the list in order, and
+ * closes the folders that were waiting for them. */
+static int flush(struct walk *w)
+{
+	int ret = w->nitems ? prepare_batch(w) : 0;
+
+	for (size_t i = 0; i < w->nitems; i++) {
+		struct item *it = &w->items[i];
+
+		if (!ret && !it->gone)
+			ret = apply_item(w, it);
+	}
+	w->nitems = 0;
+	for (size_t i = 0; i < w->nheld; i++)
+		closedir(w->held[i]);
+	w->nheld = 0;
+	return ret;
+}
+
+/* Strings of a scan_list live in chunks it owns. */
+struct scan_chunk {
+	struct scan_chunk *next;
+	size_t used, size;
+	char data[];
+};
+
+static char *list_strdup(struct scan_list *l, const char *s, size_t len)
+{
+	struct scan_chunk *c = l->chunks;
+	char *p;
+
+	if (!c || c->size - c->used < len + 1) {
+		size_t size = len + 1 > 65536 ? len + 1 : 65536;
+
+		c = xmalloc(sizeof(*c) + size);
+		c->next = l->chunks;
+		c->used = 0;
+		c->size = size;
+		l->chunks = c;
+	}
+	p = c->data + c->used;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	c->used += len + 1;
+	return p;
+}
+
+/* Queues the file at path (name at name_off) in folder dfd. */
+static int add_item(struct walk *w, int dfd, const char *path, size_t len,
+		    size_t name_off)
+{
+	struct item *it;
+
+	if (!w->items) /* fixed: workers hold pointers into it */
+		w->items = xmalloc(BATCH * sizeof(*w->items));
+	it = &w->items[w->nitems++];
+	it->path = list_strdup(w->out, path, len);
+	it->name_off = name_off;
+	it->dirfd = dfd;
+	it->gone = 0;
+	if (w->nitems >= BATCH)
+		return flush(w);
+	if (w->nitems % CHUNK == 0)
+		publish(w);
+	return 0;
+}
+
+/* Reading folders. */
+
+static unsigned char mode_type(mode_t m)
+{
+	return S_ISDIR(m)   ? DT_DIR
+	       : S_ISREG(m) ? DT_REG
+	       : S_ISLNK(m) ? DT_LNK
+			    : DT_UNKNOWN;
+}
+
+/* The first 8 bytes of the name with '/' appended to a folder's, padded
+ * with NULs, as a big-endian number: most names differ there, so most
+ * comparisons are one integer comparison. */
+static uint64_t sort_key(const char *name, uint32_t len, int is_dir)
+{
+	uint64_t k = 0;
+
+	for (uint32_t i = 0; i < 8; i++) {
+		unsigned c = i < len		  ? (unsigned char)name[i]
+			     : i == len && is_dir ? '/'
+						  : 0;
+
+		k = k << 8 | c;
+	}
+	return k;
+}
+
+/* readdir gave no type (some filesystems): ask. */
+static int dent_type(struct walk *w, DIR *d, const char *path, const char *name,
+		     unsigned char *type)
+{
+	struct stat st;
+
+	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW))
+		return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s", path,
+				 strerror(errno));
+	*type = mode_type(st.st_mode);
+	return 0;
+}
+
+/* Reads the names of folder d (named base) into *v, their paths into buf
+ * ("base/name", NUL-terminated). */
+static int list_dir(struct walk *w, DIR *d, const char *base, int at_top,
+		    struct strbuf *buf, struct dent **v, size_t *n,
+		    size_t *alloc)
+{
+	size_t blen = strlen(base);
+	struct dirent *de;
+
+	while ((errno = 0, de = readdir(d))) {
+		size_t nlen = strlen(de->d_name);
+		struct dent *t;
+		const char *path;
+
+		if (skip_name(de->d_name, at_top))
+			continue;
+		ALLOC_GROW(*v, *n + 1, *alloc);
+		t = &(*v)[(*n)++];
+		t->path_off = (uint32_t)buf->len;
+		t->name_off = (uint32_t)(blen ? blen + 1 : 0);
+		t->name_len = (uint32_t)nlen;
+		if (blen) {
+			strbuf_add(buf, base, blen);
+			strbuf_addch(buf, '/');
+		}
+		strbuf_add(buf, de->d_name, nlen + 1);
+		path = buf->buf + t->path_off;
+		t->type = de->d_type;
+		if (t->type == DT_UNKNOWN &&
+		    dent_type(w, d, path, de->d_name, &t->type))
+			return -1;
+		t->key = sort_key(de->d_name, t->name_len, t->type == DT_DIR);
+	}
+	if (errno)
+		return error_set(w->err, EXIT_ENV,
+				 "cannot read folder '%s': %s", base,
+				 strerror(errno));
+	return 0;
+}
+
+/* Byte order of names, a folder's name taken with '/' appended. */
+static int cmp_dent(const char *buf, const struct dent *a, const struct dent *b)
+{
+	const char *x = buf + a->path_off + a->name_off;
+	const char *y = buf + b->path_off + b->name_off;
+	uint32_t n;
+	int c, cx, cy;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	c = memcmp(x, y, n);
+	if (c || a->name_len == b->name_len)
+		return c;
+	cx = n < a->name_len	 ? (unsigned char)x[n]
+	     : a->type == DT_DIR ? '/'
+				 : 0;
+	cy = n < b->name_len	 ? (unsigned char)y[n]
+	     : b->type == DT_DIR ? '/'
+				 : 0;
+	return cx - cy;
+}
+
+/* A stable merge sort: qsort's call through a pointer per comparison
+ * cost more than the comparisons themselves. */
+static void sort_dents(const char *buf, struct dent *v, size_t n)
+{
+	struct dent *tmp, *src = v, *dst, *t;
+
+	if (n < 2)
+		return;
+	tmp = xmalloc(n * sizeof(*v));
+	dst = tmp;
+	for (size_t width = 1; width < n; width *= 2) {
+		for (size_t i = 0; i < n; i += 2 * width) {
+			size_t mid = i + width < n ? i + width : n;
+			size_t end = i + 2 * width < n ? i + 2 * width : n;
+			size_t a = i, b = mid, k = i;
+
+			while (a < mid && b < end)
+				dst[k++] = cmp_dent(buf, &src[b], &src[a]) < 0
+						   ? src[b++]
+						   : src[a++];
+			while (a < mid)
+				dst[k++] = src[a++];
+			while (b < end)
+				dst[k++] = src[b++];
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	free(tmp);
+}
+
+static int walk_dir(struct walk *w, int fd, const char *base, int depth,
+		    int all);
+
+/* Walks the folder name in dfd, whose path is path. */
+static int descend(struct walk *w, int dfd, const char *path, const char *name,
+		   int depth, int all)
 {
 	int fd = openat(dfd, name, DIR_FLAGS);
 
 	if (fd < 0)
 		return error_set(w->err, EXIT_ENV,
-				 "cannot open folder '%s': %s", w->path.buf,
+				 "cannot open folder '%s': %s", path,
 				 strerror(errno));
-	return walk_dir(w, fd, depth, all);
+	return walk_dir(w, fd, path, depth, all);
 }
 
-static int stat_entry(struct walk *w, int dfd, const char *name,
-		      struct stat *st)
+/* One name of a folder, at depth components. all: inside a match. */
+static int visit(struct walk *w, int dfd, const char *buf, const struct dent *d,
+		 int depth, int all)
 {
-	if (!fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW))
-		return 0;
-	if (errno == ENOENT)
-		return 1; /* deleted meanwhile */
-	return error_set(w->err, EXIT_ENV, "cannot stat '%s': %s", w->path.buf,
-			 strerror(errno));
-}
+	const char *path = buf + d->path_off, *name = path + d->name_off;
+	int is_dir = d->type == DT_DIR;
 
-/* One entry of a folder; w->path names it. all: inside a match. The entry
- * is stat'ed only when it is kept, or readdir did not give its type. */
-static int visit(struct walk *w, int dfd, const struct dirent *de, int depth,
-		 int all)
-{
-	struct stat st;
-	int have_st = de->d_type == DT_UNKNOWN, is_dir, ret;
-
-	if (have_st && (ret = stat_entry(w, dfd, de->d_name, &st)))
-		return ret > 0 ? 0 : ret;
-	is_dir = have_st ? S_ISDIR(st.st_mode) : de->d_type == DT_DIR;
 	if (w->glob && !all) {
-		int hit = (is_dir || !w->dirs_only) &&
-			  glob_match(w->glob, w->path.buf);
+		int hit =
+			(is_dir || !w->dirs_only) && glob_match(w->glob, path);
 
 		if (hit && w->matches) {
-			strvec_push(w->matches, w->path.buf);
+			strvec_push(w->matches, path);
 			return 0;
 		}
 		if (hit)
@@ -255,40 +689,40 @@ static int visit(struct walk *w, int dfd, const struct dirent *de, int depth,
 			return 0;
 	}
 	if (is_dir)
-		return descend(w, dfd, de->d_name, depth, all);
-	if (!have_st && (ret = stat_entry(w, dfd, de->d_name, &st)))
-		return ret > 0 ? 0 : ret;
-	return add_leaf(w, dfd, de->d_name, &st);
+		return descend(w, dfd, path, name, depth, all);
+	if (w->matches)
+		return 0;
+	return add_item(w, dfd, path, d->name_off + d->name_len, d->name_off);
 }
 
-/* Walks the open folder fd (closed here), named by w->path, which has
- * depth components. */
-static int walk_dir(struct walk *w, int fd, int depth, int all)
+/* Walks the open folder fd, named base, which has depth components. The
+ * folder stays open (held) until the files queued from it are done. */
+static int walk_dir(struct walk *w, int fd, const char *base, int depth,
+		    int all)
 {
 	DIR *d = fdopendir(fd);
-	size_t base = w->path.len;
-	struct dirent *de;
-	int ret = 0;
+	struct strbuf buf = STRBUF_INIT;
+	struct dent *v = NULL;
+	size_t n = 0, alloc = 0;
+	int ret;
 
 	if (!d) {
 		close(fd);
 		return error_set(w->err, EXIT_ENV,
-				 "cannot read folder '%s': %s", w->path.buf,
+				 "cannot read folder '%s': %s", base,
 				 strerror(errno));
 	}
-	while (!ret && (errno = 0, de = readdir(d))) {
-		if (skip_name(de->d_name, depth == 0))
-			continue;
-		if (base)
-			strbuf_addch(&w->path, '/');
-		strbuf_addstr(&w->path, de->d_name);
-		ret = visit(w, dirfd(d), de, depth + 1, all);
-		strbuf_setlen(&w->path, base);
-	}
-	if (!ret && errno)
-		ret = error_set(w->err, EXIT_ENV, "cannot read folder '%s': %s",
-				w->path.buf, strerror(errno));
-	closedir(d);
+	ret = list_dir(w, d, base, depth == 0, &buf, &v, &n, &alloc);
+	if (!ret)
+		sort_dents(buf.buf, v, n);
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = visit(w, dirfd(d), buf.buf, &v[i], depth + 1, all);
+	free(v);
+	strbuf_release(&buf);
+	ALLOC_GROW(w->held, w->nheld + 1, w->held_alloc);
+	w->held[w->nheld++] = d;
+	if (!ret && w->nheld >= MAX_HELD)
+		ret = flush(w);
 	return ret;
 }
 
@@ -301,20 +735,20 @@ static int depth_of(const char *path)
 	return n;
 }
 
-/* Walks from path (trimmed; "" is the workspace). A folder is walked; a
- * file or symlink is added (or, for a glob's start, ignored). */
+/* Walks from path (trimmed; "" is the workspace): a folder is walked, a
+ * file or symlink is queued (or, at a glob's start, ignored). */
 static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 {
-	const char *leaf;
 	struct stat st;
+	const char *leaf;
 	int fd, ret;
 
 	if (open_parent(w, path, &fd, &leaf, found) || fd < 0)
 		return *found ? -1 : 0;
-	strbuf_reset(&w->path);
-	strbuf_addstr(&w->path, path);
-	if (!*leaf)
-		return walk_dir(w, fd, 0, 0);
+	if (!*leaf) {
+		ret = walk_dir(w, fd, "", 0, 0);
+		return ret ? ret : flush(w);
+	}
 	if (fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW)) {
 		*found = 0;
 		ret = errno == ENOENT || errno == ENOTDIR
@@ -323,7 +757,7 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 					  "cannot stat '%s': %s", path,
 					  strerror(errno));
 	} else if (S_ISDIR(st.st_mode)) {
-		ret = descend(w, fd, leaf, depth_of(path), 0);
+		ret = descend(w, fd, path, leaf, depth_of(path), 0);
 	} else if (w->glob) {
 		*found = 0; /* a glob's start that is not a folder */
 		ret = 0;
@@ -331,16 +765,13 @@ static int walk_from(struct walk *w, const char *path, int want_dir, int *found)
 		ret = error_set(w->err, EXIT_USAGE, "'%s/' is not a folder",
 				path);
 	} else {
-		ret = add_leaf(w, fd, leaf, &st);
+		ret = add_item(w, fd, path, strlen(path),
+			       (size_t)(leaf - path));
 	}
+	if (!ret)
+		ret = flush(w); /* before fd closes */
 	close(fd);
 	return ret;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-	return strcmp(((const struct scan_entry *)a)->path,
-		      ((const struct scan_entry *)b)->path);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -348,21 +779,26 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void add_child(struct hasher *h, char type, const char *name, size_t len,
-		      const struct hash128 *hash)
+/* Appends one child, as scan.h describes, to a folder's serialization. */
+static void add_child(struct strbuf *sb, char type, const char *name,
+		      size_t len, const struct hash128 *hash)
 {
-	unsigned char n[8];
+	unsigned char b[8 + 16];
 
-	for (int i = 0; i < 8; i++)
-		n[i] = (unsigned char)((uint64_t)len >> (8 * i));
-	hasher_add(h, &type, 1);
-	hasher_add(h, n, sizeof(n));
-	hasher_add(h, name, len);
-	hasher_add_hash(h, hash);
+	for (int i = 0; i < 8; i++) {
+		b[i] = (unsigned char)((uint64_t)len >> (8 * i));
+		b[8 + i] = (unsigned char)(hash->high >> (56 - 8 * i));
+		b[16 + i] = (unsigned char)(hash->low >> (56 - 8 * i));
+	}
+	strbuf_addch(sb, type);
+	strbuf_add(sb, b, 8);
+	strbuf_add(sb, name, len);
+	strbuf_add(sb, b + 8, 16);
 }
 
+/* An open folder: its children so far, hashed in one go when it closes. */
 struct level {
-	struct hasher *h;
+	struct strbuf buf;
 	size_t end; /* length of the folder's prefix "a/b/" */
 };
 
@@ -371,12 +807,24 @@ static void close_level(struct level *lv, size_t *nr, struct strbuf *prefix)
 	struct level *top = &lv[*nr - 1], *up = &lv[*nr - 2];
 	struct hash128 h;
 
-	hasher_final(top->h, &h);
-	hasher_free(top->h);
-	add_child(up->h, 'd', prefix->buf + up->end, top->end - up->end - 1,
+	hash_buf(top->buf.buf, top->buf.len, &h);
+	strbuf_reset(&top->buf);
+	add_child(&up->buf, 'd', prefix->buf + up->end, top->end - up->end - 1,
 		  &h);
 	(*nr)--;
 	strbuf_setlen(prefix, up->end);
+}
+
+/* Opens a level for the folder whose prefix is now prefix; the strbufs of
+ * closed levels are kept for reuse. */
+static void open_level(struct level **lv, size_t *nr, size_t *alloc, size_t end)
+{
+	if (*nr == *alloc) {
+		ALLOC_GROW(*lv, *nr + 1, *alloc);
+		for (size_t i = *nr; i < *alloc; i++)
+			strbuf_init(&(*lv)[i].buf, 0);
+	}
+	(*lv)[(*nr)++].end = end;
 }
 
 /* The Merkle hash (see scan.h) of v[0..n), sorted, whose paths all start
@@ -390,8 +838,7 @@ static void merkle(const struct scan_entry *v, size_t n, size_t skip,
 	size_t nr = 0, alloc = 0;
 	struct strbuf prefix = STRBUF_INIT;
 
-	ALLOC_GROW(lv, 1, alloc);
-	lv[nr++] = (struct level){hasher_new(), 0};
+	open_level(&lv, &nr, &alloc, 0);
 	for (size_t i = 0; i < n; i++) {
 		const char *rel = v[i].path + skip, *p, *slash;
 
@@ -400,15 +847,15 @@ static void merkle(const struct scan_entry *v, size_t n, size_t skip,
 		for (p = rel + lv[nr - 1].end; (slash = strchr(p, '/'));
 		     p = slash + 1) {
 			strbuf_add(&prefix, p, (size_t)(slash - p) + 1);
-			ALLOC_GROW(lv, nr + 1, alloc);
-			lv[nr++] = (struct level){hasher_new(), prefix.len};
+			open_level(&lv, &nr, &alloc, prefix.len);
 		}
-		add_child(lv[nr - 1].h, v[i].type, p, strlen(p), &v[i].hash);
+		add_child(&lv[nr - 1].buf, v[i].type, p, strlen(p), &v[i].hash);
 	}
 	while (nr > 1)
 		close_level(lv, &nr, &prefix);
-	hasher_final(lv[0].h, out);
-	hasher_free(lv[0].h);
+	hash_buf(lv[0].buf.buf, lv[0].buf.len, out);
+	for (size_t i = 0; i < alloc; i++)
+		strbuf_release(&lv[i].buf);
 	free(lv);
 	strbuf_release(&prefix);
 }
@@ -442,20 +889,37 @@ static void hash_one(const struct scan_entry *e, struct hash128 *out)
 	hasher_free(h);
 }
 
+static int cpu_count(void)
+{
+	cpu_set_t set;
+	int n = 1;
+
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > CPU_THREADS ? CPU_THREADS : n;
+}
+
 static void walk_init(struct walk *w, struct statcache *sc, const char *ws,
 		      struct error *err)
 {
 	memset(w, 0, sizeof(*w));
+	w->nthreads = cpu_count();
+	w->failed = SIZE_MAX;
+	error_init(&w->batch_err);
 	w->sc = sc;
 	w->ws = ws;
 	w->err = err;
-	strbuf_init(&w->path, 0);
 	strbuf_init(&w->link, 0);
 }
 
 static void walk_release(struct walk *w)
 {
-	strbuf_release(&w->path);
+	stop_pool(w); /* before the items and folders it uses go */
+	for (size_t i = 0; i < w->nheld; i++)
+		closedir(w->held[i]);
+	free(w->items);
+	free(w->held);
+	error_release(&w->batch_err);
 	strbuf_release(&w->link);
 	free(w->ws_abs);
 }
@@ -473,13 +937,13 @@ static char *glob_start(struct walk *w, const char *pattern)
 	return xstrndup(pattern, plen ? plen - 1 : 0);
 }
 
+/* The list is already in byte order (see the top of this file). */
 static void finish(struct walk *w, struct scan_list *out, size_t first,
 		   const char *start, struct hash128 *combined)
 {
 	struct scan_entry *v = out->v + first;
 	size_t n = out->nr - first;
 
-	qsort(v, n, sizeof(*v), cmp_entry);
 	if (w->glob)
 		hash_glob_list(v, n, combined);
 	else if (n == 1 && !strcmp(v[0].path, start))
@@ -512,10 +976,9 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 		statcache_note_walked(sc, start, w.glob);
 	if (!ret && *found)
 		finish(&w, out, first, start, combined);
-	if (ret) {
-		while (out->nr > first)
-			free(out->v[--out->nr].path);
-	}
+	if (ret)
+		out->nr = first; /* their paths stay in the arena until released
+				  */
 	free(start);
 	walk_release(&w);
 	return ret;
@@ -534,7 +997,9 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 	start = glob_start(&w, pattern);
 	ret = walk_from(&w, start, 0, &any);
 	if (!ret) {
-		qsort(found.v, found.nr, sizeof(char *), cmp_str);
+		/* the walk gives git's order ("a.txt" before folder "a") */
+		if (found.nr > 1)
+			qsort(found.v, found.nr, sizeof(char *), cmp_str);
 		strvec_pushv(out, found.v);
 	}
 	strvec_clear(&found);
@@ -545,8 +1010,12 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 
 void scan_list_release(struct scan_list *list)
 {
-	for (size_t i = 0; i < list->nr; i++)
-		free(list->v[i].path);
+	while (list->chunks) {
+		struct scan_chunk *c = list->chunks;
+
+		list->chunks = c->next;
+		free(c);
+	}
 	free(list->v);
 	list->v = NULL;
 	list->nr = list->alloc = 0;

@@ -12,21 +12,24 @@
 #include "util/strvec.h"
 
 struct scan_entry {
-	char *path;	     /* workspace-relative, no trailing '/'; owned */
+	char *path; /* workspace-relative, no trailing '/'; in the list's
+		     * arena, so copy it to keep it past scan_list_release */
 	struct hash128 hash; /* content; for a symlink, its target text */
 	char type;	     /* 'f' file, 'x' executable file, 'l' symlink */
 	unsigned long long size;
 };
 
+struct scan_chunk;
+
 struct scan_list {
 	struct scan_entry *v;
 	size_t nr, alloc;
+	struct scan_chunk *chunks; /* the paths, 64 KiB at a time */
 };
 
-#define SCAN_LIST_INIT                                                         \
-	{                                                                      \
-		NULL, 0, 0                                                     \
-	}
+/* clang-format off */
+#define SCAN_LIST_INIT { NULL, 0, 0, NULL }
+/* clang-format on */
 
 /*
  * Append to out the files that path covers, sorted by path (byte order),

@@ -1,16 +1,28 @@
-/* The stat cache: an open-addressing table from workspace-relative path to
- * stat data and content hash, loaded from and saved to one binary file.
+/* The stat cache: workspace-relative path -> stat data and content hash,
+ * loaded from and saved to one binary file.
  *
  * File format (integers little-endian):
  *   "pipe-statcache 1\n"
  *   u64 count
- *   count records: u32 path_len, u32 mode, u64 dev, u64 ino, u64 size,
+ *   count records, in byte order of their paths:
+ *                  u32 path_len, u32 mode, u64 dev, u64 ino, u64 size,
  *                  i64 mtime_ns, i64 ctime_ns, i64 hashed_ns,
  *                  16-byte hash (canonical), path_len bytes of path
  *   16-byte XXH3-128 (canonical) of everything before it
  * A file that fails any check is rebuilt empty, never trusted (ninja's
- * build log). Loaded paths point into the file's buffer: 100,000 entries
- * load with one read, one checksum and no allocation per entry.
+ * build log).
+ *
+ * In memory. The file is mapped and its records are used where they lie:
+ * loading 100,000 entries is one checksum and one pass noting where each
+ * record starts, with no copy and no allocation per entry. Records stay in
+ * path order, which is the order in which scans ask for files
+ * (engine/scan.c walks folders sorted), so a lookup first tries the record
+ * after the previous one: a no-op scan finds every file there, without
+ * hashing a path or building any table. Other loaded paths are found by
+ * binary search. Paths added or re-hashed in this session become entries
+ * in an open-addressing hash table (a re-hashed record is marked moved).
+ * Saving merges records and entries in path order, copying unchanged
+ * records as they are.
  *
  * Racily clean entries (git's racy-git problem). Stat data name a version
  * of a file only as finely as the filesystem's timestamps: 1 s on ext3 or
@@ -41,18 +53,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char MAGIC[] = "pipe-statcache 1\n";
 #define MAGIC_LEN (sizeof(MAGIC) - 1)
+#define FAMILY_LEN (sizeof("pipe-statcache ") - 1)
+#define HEAD_LEN (MAGIC_LEN + 8)
 #define REC_FIXED 72
 #define SUM_LEN 16
 
+/* Flags of a loaded record. */
+enum { F_SEEN = 1, F_DROPPED = 2, F_MOVED = 4 };
+
+/* An entry added or re-hashed in this session; also the decoded form of a
+ * record. */
 struct entry {
-	const char *path; /* into sc->file, or owned when e->owned */
+	const char *path; /* owned when owned, else into the map */
 	uint32_t len;
 	uint8_t owned, seen, dropped;
 	uint64_t phash;
@@ -68,15 +89,21 @@ struct walked_glob {
 
 struct statcache {
 	char *path;
-	struct strbuf file; /* the loaded file; loaded paths point here */
-	struct entry *e;
+	const unsigned char *map; /* the loaded file, or NULL */
+	size_t map_len;
+	uint32_t *rec;	 /* where each loaded record starts, in path order */
+	uint8_t *flag;	 /* F_* of each loaded record */
+	size_t nloaded;	 /* indexes [0, nloaded) are records */
+	struct entry *e; /* indexes nloaded + i are e[i] */
 	size_t nr, alloc;
-	uint32_t *slots;      /* index + 1 into e; 0 is empty */
-	size_t nslots;	      /* a power of two, at least twice nr */
+	uint32_t *slots;      /* over e: i + 1; 0 is empty */
+	size_t nslots;	      /* 0, or a power of two >= twice nr */
+	size_t cursor;	      /* where the next lookup probably lands */
 	struct strvec walked; /* folders walked in full, sorted at save */
 	struct walked_glob *globs;
 	size_t nglobs, globs_alloc;
 	int dirty;
+	uid_t euid;
 	int64_t (*now_ns)(void);
 	struct statcache_stats stats;
 };
@@ -87,71 +114,6 @@ static int64_t real_now_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t path_hash(const char *p, size_t len)
-{
-	struct hash128 h;
-
-	hash_buf(p, len, &h);
-	return h.low;
-}
-
-static uint32_t *find_slot(struct statcache *sc, const char *p, size_t len,
-			   uint64_t ph)
-{
-	size_t mask = sc->nslots - 1, i = (size_t)ph & mask;
-
-	for (;; i = (i + 1) & mask) {
-		struct entry *e;
-
-		if (!sc->slots[i])
-			return &sc->slots[i];
-		e = &sc->e[sc->slots[i] - 1];
-		if (e->phash == ph && e->len == len && !memcmp(e->path, p, len))
-			return &sc->slots[i];
-	}
-}
-
-static void grow_table(struct statcache *sc, size_t want)
-{
-	size_t n = 1024;
-
-	while (n < 2 * want)
-		n *= 2;
-	if (n <= sc->nslots)
-		return;
-	free(sc->slots);
-	sc->slots = xcalloc(n, sizeof(*sc->slots));
-	sc->nslots = n;
-	for (size_t i = 0; i < sc->nr; i++) {
-		struct entry *e = &sc->e[i];
-
-		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)i + 1;
-	}
-}
-
-/* The entry for path, or a new blank one (path not copied: the caller sets
- * it) when absent. */
-static struct entry *lookup(struct statcache *sc, const char *p, size_t len,
-			    int *created)
-{
-	uint64_t ph = path_hash(p, len);
-	uint32_t *slot;
-
-	if (2 * (sc->nr + 1) > sc->nslots)
-		grow_table(sc, sc->nr + 1);
-	slot = find_slot(sc, p, len, ph);
-	*created = !*slot;
-	if (*slot)
-		return &sc->e[*slot - 1];
-	ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
-	memset(&sc->e[sc->nr], 0, sizeof(sc->e[0]));
-	sc->e[sc->nr].path = p;
-	sc->e[sc->nr].len = (uint32_t)len;
-	sc->e[sc->nr].phash = ph;
-	*slot = (uint32_t)++sc->nr;
-	return &sc->e[sc->nr - 1];
 }
 
 static uint64_t get64(const unsigned char *p)
@@ -193,52 +155,222 @@ static void put_hash(struct strbuf *sb, const struct hash128 *h)
 	put64(sb, h->low);
 }
 
-/* Parses one record at *pp (before end); returns NULL when it is bad. */
-static const char *parse_record(struct statcache *sc, const unsigned char **pp,
-				const unsigned char *end)
+static const unsigned char *rec_at(const struct statcache *sc, size_t i)
 {
-	const unsigned char *p = *pp;
-	struct entry *e;
-	uint32_t len;
-	int created;
+	return sc->map + sc->rec[i];
+}
 
-	if ((size_t)(end - p) < REC_FIXED)
-		return "truncated record";
-	len = get32(p);
-	if (!len || (size_t)(end - p - REC_FIXED) < len)
-		return "bad path length";
-	if (memchr(p + REC_FIXED, '\0', len))
-		return "NUL in a path";
-	e = lookup(sc, (const char *)p + REC_FIXED, len, &created);
-	if (!created)
-		return "duplicate path";
-	e->mode = get32(p + 4);
-	e->dev = get64(p + 8);
-	e->ino = get64(p + 16);
-	e->size = get64(p + 24);
-	e->mtime_ns = (int64_t)get64(p + 32);
-	e->ctime_ns = (int64_t)get64(p + 40);
-	e->hashed_ns = (int64_t)get64(p + 48);
-	e->hash.high = get64(p + 56);
-	e->hash.low = get64(p + 64);
-	*pp = p + REC_FIXED + len;
+static void rec_path(const struct statcache *sc, size_t i, const char **p,
+		     size_t *len)
+{
+	const unsigned char *r = rec_at(sc, i);
+
+	*len = get32(r);
+	*p = (const char *)r + REC_FIXED;
+}
+
+/* The record decoded (its path left in the map). */
+static void rec_decode(const struct statcache *sc, size_t i, struct entry *e)
+{
+	const unsigned char *r = rec_at(sc, i);
+
+	e->path = (const char *)r + REC_FIXED;
+	e->len = get32(r);
+	e->owned = 0;
+	e->seen = !!(sc->flag[i] & F_SEEN);
+	e->dropped = !!(sc->flag[i] & F_DROPPED);
+	e->mode = get32(r + 4);
+	e->dev = get64(r + 8);
+	e->ino = get64(r + 16);
+	e->size = get64(r + 24);
+	e->mtime_ns = (int64_t)get64(r + 32);
+	e->ctime_ns = (int64_t)get64(r + 40);
+	e->hashed_ns = (int64_t)get64(r + 48);
+	e->hash.high = get64(r + 56);
+	e->hash.low = get64(r + 64);
+}
+
+static uint64_t path_hash(const char *p, size_t len)
+{
+	struct hash128 h;
+
+	hash_buf(p, len, &h);
+	return h.low;
+}
+
+/* Paths compare as strcmp would: bytes, then length. */
+static int cmp_path(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int rec_is(const struct statcache *sc, size_t i, const char *p,
+		  size_t len)
+{
+	const char *rp;
+	size_t rlen;
+
+	rec_path(sc, i, &rp, &rlen);
+	return rlen == len && !memcmp(rp, p, len);
+}
+
+/* Loaded records are sorted: binary search. */
+static size_t find_rec(const struct statcache *sc, const char *p, size_t len)
+{
+	size_t lo = 0, hi = sc->nloaded;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2, rlen;
+		const char *rp;
+		int c;
+
+		rec_path(sc, mid, &rp, &rlen);
+		c = cmp_path(rp, rlen, p, len);
+		if (!c)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+static uint32_t *find_slot(const struct statcache *sc, const char *p,
+			   size_t len, uint64_t ph)
+{
+	size_t mask = sc->nslots - 1, i = (size_t)ph & mask;
+
+	for (;; i = (i + 1) & mask) {
+		const struct entry *e;
+
+		if (!sc->slots[i])
+			return &sc->slots[i];
+		e = &sc->e[sc->slots[i] - 1];
+		if (e->phash == ph && e->len == len && !memcmp(e->path, p, len))
+			return &sc->slots[i];
+	}
+}
+
+static void index_entry(struct statcache *sc, size_t idx)
+{
+	size_t n = 1024;
+	struct entry *e = &sc->e[idx];
+
+	if (2 * sc->nr <= sc->nslots) {
+		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)idx + 1;
+		return;
+	}
+	while (n < 2 * sc->nr)
+		n *= 2;
+	free(sc->slots);
+	sc->slots = xcalloc(n, sizeof(*sc->slots));
+	sc->nslots = n;
+	for (size_t i = 0; i < sc->nr; i++) {
+		e = &sc->e[i];
+		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)i + 1;
+	}
+}
+
+/* The index of path (see struct statcache), or SIZE_MAX; *pos gets the
+ * record's position when path is a loaded record, moved or not, for the
+ * next lookup's hint. Changes nothing, so it is safe on several threads. */
+static size_t find(const struct statcache *sc, const char *p, size_t len,
+		   size_t hint, size_t *pos)
+{
+	size_t i = SIZE_MAX;
+
+	if (hint < sc->nloaded && rec_is(sc, hint, p, len))
+		i = hint;
+	else if (sc->nloaded)
+		i = find_rec(sc, p, len);
+	*pos = i;
+	if (i != SIZE_MAX && !(sc->flag[i] & F_MOVED))
+		return i;
+	if (!sc->nslots)
+		return SIZE_MAX;
+	i = *find_slot(sc, p, len, path_hash(p, len));
+	return i ? sc->nloaded + i - 1 : SIZE_MAX;
+}
+
+/* The entry for path in e, added when there is none (a loaded record is
+ * marked moved). */
+static struct entry *entry_for(struct statcache *sc, const char *p, size_t len)
+{
+	size_t pos, i = find(sc, p, len, sc->cursor, &pos);
+	struct entry *e;
+
+	if (pos != SIZE_MAX)
+		sc->cursor = pos + 1;
+	if (i != SIZE_MAX && i >= sc->nloaded)
+		return &sc->e[i - sc->nloaded];
+	ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
+	e = &sc->e[sc->nr];
+	memset(e, 0, sizeof(*e));
+	if (i != SIZE_MAX) {
+		rec_decode(sc, i, e);
+		sc->flag[i] |= F_MOVED;
+	} else {
+		e->path = xmemdupz(p, len);
+		e->len = (uint32_t)len;
+		e->owned = 1;
+	}
+	e->phash = path_hash(p, len);
+	index_entry(sc, sc->nr++);
+	return e;
+}
+
+/* Notes where each record starts; returns why the file is unusable, or
+ * NULL. */
+static const char *index_records(struct statcache *sc, size_t count,
+				 const unsigned char *end)
+{
+	const unsigned char *p = sc->map + HEAD_LEN;
+	const char *prev = NULL;
+	size_t prev_len = 0;
+
+	sc->rec = xmalloc((count + 1) * sizeof(*sc->rec));
+	sc->flag = xcalloc(count + 1, 1);
+	for (size_t i = 0; i < count; i++) {
+		uint32_t len;
+
+		if ((size_t)(end - p) < REC_FIXED)
+			return "truncated record";
+		len = get32(p);
+		if (!len || (size_t)(end - p - REC_FIXED) < len)
+			return "bad path length";
+		if (prev && cmp_path(prev, prev_len,
+				     (const char *)p + REC_FIXED, len) >= 0)
+			return "paths out of order";
+		sc->rec[i] = (uint32_t)(p - sc->map);
+		prev = (const char *)p + REC_FIXED;
+		prev_len = len;
+		p += REC_FIXED + len;
+	}
+	if (p != end)
+		return "trailing bytes";
+	sc->nloaded = count;
 	return NULL;
 }
 
-/* Checks and loads sc->file; returns why it is unusable, or NULL. */
+/* Checks the mapped file; returns why it is unusable, or NULL. */
 static const char *parse(struct statcache *sc)
 {
-	const unsigned char *p = (const unsigned char *)sc->file.buf;
-	const unsigned char *end = p + sc->file.len;
+	const unsigned char *p = sc->map, *end = p + sc->map_len;
 	struct hash128 sum;
 	uint64_t count;
 
-	if (sc->file.len < MAGIC_LEN || memcmp(p, MAGIC, MAGIC_LEN))
-		return sc->file.len >= 15 && !memcmp(p, MAGIC, 15)
+	if (sc->map_len < MAGIC_LEN || memcmp(p, MAGIC, MAGIC_LEN))
+		return sc->map_len >= FAMILY_LEN &&
+				       !memcmp(p, MAGIC, FAMILY_LEN)
 			       ? "unknown version"
 			       : "not a stat cache (or truncated)";
-	if (sc->file.len < MAGIC_LEN + 8 + SUM_LEN)
+	if (sc->map_len < HEAD_LEN + SUM_LEN)
 		return "truncated";
+	if (sc->map_len > UINT32_MAX)
+		return "too big";
 	end -= SUM_LEN;
 	hash_buf(p, (size_t)(end - p), &sum);
 	if (get64(end) != sum.high || get64(end + 8) != sum.low)
@@ -246,24 +378,46 @@ static const char *parse(struct statcache *sc)
 	count = get64(p + MAGIC_LEN);
 	if (count > (uint64_t)(end - p) / REC_FIXED)
 		return "bad entry count";
-	grow_table(sc, (size_t)count);
-	p += MAGIC_LEN + 8;
-	for (uint64_t i = 0; i < count; i++) {
-		const char *why = parse_record(sc, &p, end);
-
-		if (why)
-			return why;
-	}
-	return p == end ? NULL : "trailing bytes";
+	return index_records(sc, (size_t)count, end);
 }
 
-static void clear_entries(struct statcache *sc)
+static void unload(struct statcache *sc)
 {
-	for (size_t i = 0; i < sc->nr; i++)
-		if (sc->e[i].owned)
-			free((char *)sc->e[i].path);
-	sc->nr = 0;
-	memset(sc->slots, 0, sc->nslots * sizeof(*sc->slots));
+	if (sc->map)
+		munmap((void *)sc->map, sc->map_len);
+	sc->map = NULL;
+	sc->map_len = sc->nloaded = 0;
+	free(sc->rec);
+	free(sc->flag);
+	sc->rec = NULL;
+	sc->flag = NULL;
+}
+
+/* Maps the file; 0, or -1 with errno (ENOENT: there is none). An empty
+ * file maps to nothing, which parse calls truncated. The map is private
+ * and read-only: pipe replaces the file by renaming a new one over it,
+ * which leaves this one as it was. */
+static int map_file(struct statcache *sc)
+{
+	int fd = open(sc->path, O_RDONLY | O_CLOEXEC), saved;
+	void *m = NULL;
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st))
+		m = MAP_FAILED;
+	else if (st.st_size > 0)
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
+			 0);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (m == MAP_FAILED)
+		return -1;
+	sc->map = m;
+	sc->map_len = m ? (size_t)st.st_size : 0;
+	return 0;
 }
 
 int statcache_open(struct statcache **out, const char *cache_path,
@@ -273,12 +427,11 @@ int statcache_open(struct statcache **out, const char *cache_path,
 	const char *why;
 
 	sc->path = xstrdup(cache_path);
-	strbuf_init(&sc->file, 0);
 	strvec_init(&sc->walked);
 	sc->now_ns = real_now_ns;
-	grow_table(sc, 0);
+	sc->euid = geteuid();
 	*out = sc;
-	if (strbuf_read_file(&sc->file, cache_path, 0)) {
+	if (map_file(sc)) {
 		if (errno == ENOENT)
 			return 0;
 		error_set(err, EXIT_ENV, "cannot read '%s': %s", cache_path,
@@ -291,8 +444,7 @@ int statcache_open(struct statcache **out, const char *cache_path,
 	if (why) {
 		log_verbose("stat cache '%s': %s; rebuilding it", cache_path,
 			    why);
-		clear_entries(sc);
-		strbuf_release(&sc->file);
+		unload(sc);
 		sc->dirty = 1;
 	}
 	return 0;
@@ -335,15 +487,13 @@ static void record(struct entry *e, const struct stat *st, int64_t hashed_ns,
 
 /* Opens name without following a symlink or blocking on a FIFO swapped in
  * since the caller's lstat, and without touching atime where allowed. */
-static int open_file(int dirfd, const char *name, const struct stat *st)
+static int open_file(const struct statcache *sc, int dirfd, const char *name,
+		     const struct stat *st)
 {
-	static uid_t euid = (uid_t)-1;
 	int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
 	int fd;
 
-	if (euid == (uid_t)-1)
-		euid = geteuid();
-	if (euid == 0 || st->st_uid == euid)
+	if (sc->euid == 0 || st->st_uid == sc->euid)
 		flags |= O_NOATIME;
 	fd = openat(dirfd, name, flags);
 	if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
@@ -351,69 +501,92 @@ static int open_file(int dirfd, const char *name, const struct stat *st)
 	return fd;
 }
 
-/* Reads and hashes the file, and records the stat data of what was read. */
-static int rehash(struct statcache *sc, struct entry *e, int dirfd,
-		  const char *name, const char *relpath, const struct stat *st,
-		  struct error *err)
+/* Reads and hashes the file into p, with the stat data of what was read. */
+static int read_file(const struct statcache *sc, int dirfd, const char *name,
+		     const char *relpath, const struct stat *st,
+		     struct statcache_probe *p, struct error *err)
 {
-	int64_t now = sc->now_ns();
-	unsigned long long bytes = 0;
-	struct stat fst;
-	struct hash128 h;
-	int fd = open_file(dirfd, name, st), ret = -1;
+	int fd, ret = -1;
 
+	p->hashed_ns = sc->now_ns();
+	fd = open_file(sc, dirfd, name, st);
 	if (fd < 0)
 		return error_set(err, EXIT_ENV, "cannot open '%s': %s", relpath,
 				 strerror(errno));
-	if (fstat(fd, &fst)) {
+	if (fstat(fd, &p->st))
 		error_set(err, EXIT_ENV, "cannot stat '%s': %s", relpath,
 			  strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(fst.st_mode)) {
+	else if (!S_ISREG(p->st.st_mode))
 		error_set(err, EXIT_USAGE, "'%s' is not a regular file",
 			  relpath);
-		goto out;
-	}
-	if (hash_fd(fd, relpath, &h, &bytes, err))
-		goto out;
-	record(e, &fst, now, &h);
-	sc->stats.misses++;
-	sc->stats.bytes_hashed += bytes;
-	sc->dirty = 1;
-	ret = 0;
-out:
+	else
+		ret = hash_fd(fd, relpath, &p->hash, &p->bytes, err);
 	close(fd);
 	return ret;
+}
+
+int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
+		    const char *relpath, const struct stat *st,
+		    struct statcache_probe *p, struct error *err)
+{
+	size_t pos, i = find(sc, relpath, strlen(relpath), p->hint, &pos);
+	struct entry view;
+	const struct entry *e = NULL;
+
+	p->hit = 0;
+	p->entry = i;
+	p->next = pos == SIZE_MAX ? SIZE_MAX : pos + 1;
+	if (i != SIZE_MAX && i < sc->nloaded) {
+		rec_decode(sc, i, &view);
+		e = &view;
+	} else if (i != SIZE_MAX) {
+		e = &sc->e[i - sc->nloaded];
+	}
+	if (e && !e->dropped && same_stat(e, st) && !is_racy(e)) {
+		p->hit = 1;
+		p->hash = e->hash;
+		return 0;
+	}
+	if (!S_ISREG(st->st_mode))
+		return error_set(err, EXIT_USAGE, "'%s' is not a regular file",
+				 relpath);
+	return read_file(sc, dirfd, name, relpath, st, p, err);
+}
+
+void statcache_commit(struct statcache *sc, const char *relpath,
+		      const struct statcache_probe *p)
+{
+	struct entry *e;
+
+	if (p->hit) {
+		if (p->entry < sc->nloaded)
+			sc->flag[p->entry] |= F_SEEN;
+		else
+			sc->e[p->entry - sc->nloaded].seen = 1;
+		if (p->next != SIZE_MAX)
+			sc->cursor = p->next;
+		sc->stats.hits++;
+		return;
+	}
+	e = entry_for(sc, relpath, strlen(relpath));
+	e->seen = 1;
+	record(e, &p->st, p->hashed_ns, &p->hash);
+	sc->stats.misses++;
+	sc->stats.bytes_hashed += p->bytes;
+	sc->dirty = 1;
 }
 
 int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 		      const char *relpath, const struct stat *st,
 		      struct hash128 *out, struct error *err)
 {
-	size_t len = strlen(relpath);
-	int created;
-	struct entry *e = lookup(sc, relpath, len, &created);
+	struct statcache_probe p;
 
-	if (created) {
-		e->path = xmemdupz(relpath, len);
-		e->owned = 1;
-	}
-	e->seen = 1;
-	if (!created && !e->dropped && same_stat(e, st) && !is_racy(e)) {
-		sc->stats.hits++;
-		*out = e->hash;
-		return 0;
-	}
-	if (!S_ISREG(st->st_mode))
-		return error_set(err, EXIT_USAGE, "'%s' is not a regular file",
-				 relpath);
-	if (rehash(sc, e, dirfd, name, relpath, st, err)) {
-		/* never leave a half-made entry to be trusted later */
-		e->dropped = 1;
+	p.hint = sc->cursor;
+	if (statcache_probe(sc, dirfd, name, relpath, st, &p, err))
 		return -1;
-	}
-	*out = e->hash;
+	statcache_commit(sc, relpath, &p);
+	*out = p.hash;
 	return 0;
 }
 
@@ -495,39 +668,99 @@ static int in_walked(const struct statcache *sc, const char *p, size_t len)
 	return hit;
 }
 
+static void put_entry(struct strbuf *sb, const struct entry *e)
+{
+	put32(sb, e->len);
+	put32(sb, e->mode);
+	put64(sb, e->dev);
+	put64(sb, e->ino);
+	put64(sb, e->size);
+	put64(sb, (uint64_t)e->mtime_ns);
+	put64(sb, (uint64_t)e->ctime_ns);
+	put64(sb, (uint64_t)e->hashed_ns);
+	put_hash(sb, &e->hash);
+	strbuf_add(sb, e->path, e->len);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = *(struct entry *const *)a;
+	const struct entry *y = *(struct entry *const *)b;
+
+	return cmp_path(x->path, x->len, y->path, y->len);
+}
+
+/* Whether the next thing to write is a record (or an entry); both lists
+ * are in path order. */
+static int record_first(const struct statcache *sc, size_t r, struct entry *e)
+{
+	const char *p;
+	size_t len;
+
+	if (r == sc->nloaded)
+		return 0;
+	if (!e)
+		return 1;
+	rec_path(sc, r, &p, &len);
+	return cmp_path(p, len, e->path, e->len) < 0;
+}
+
+/* Writes a record unless it moved or went; drops unseen ones whose files
+ * are gone. */
+static int put_record(struct statcache *sc, struct strbuf *sb, size_t r,
+		      int prune)
+{
+	const char *p;
+	size_t len;
+
+	if (sc->flag[r] & (F_MOVED | F_DROPPED))
+		return 0;
+	rec_path(sc, r, &p, &len);
+	if (prune && !(sc->flag[r] & F_SEEN) && in_walked(sc, p, len)) {
+		sc->flag[r] |= F_DROPPED;
+		return 0;
+	}
+	strbuf_add(sb, rec_at(sc, r), REC_FIXED + len);
+	return 1;
+}
+
+static int put_added(struct statcache *sc, struct strbuf *sb, struct entry *e,
+		     int prune)
+{
+	if (!e->dropped && prune && !e->seen && in_walked(sc, e->path, e->len))
+		e->dropped = 1;
+	if (e->dropped)
+		return 0;
+	put_entry(sb, e);
+	return 1;
+}
+
 static void serialize(struct statcache *sc, struct strbuf *sb)
 {
-	size_t count_at, count = 0;
+	struct entry **added = xmalloc((sc->nr + 1) * sizeof(*added));
+	int prune = sc->walked.nr || sc->nglobs;
+	size_t count = 0, r = 0, a = 0, count_at;
 	struct hash128 sum;
 
+	for (size_t i = 0; i < sc->nr; i++)
+		added[i] = &sc->e[i];
+	qsort(added, sc->nr, sizeof(*added), cmp_entry);
 	qsort(sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str);
+	strbuf_grow(sb, sc->map_len + sc->nr * (REC_FIXED + 32));
 	strbuf_add(sb, MAGIC, MAGIC_LEN);
 	count_at = sb->len;
 	put64(sb, 0);
-	for (size_t i = 0; i < sc->nr; i++) {
-		struct entry *e = &sc->e[i];
-
-		if (!e->seen && !e->dropped && (sc->walked.nr || sc->nglobs) &&
-		    in_walked(sc, e->path, e->len))
-			e->dropped = 1;
-		if (e->dropped)
-			continue;
-		put32(sb, e->len);
-		put32(sb, e->mode);
-		put64(sb, e->dev);
-		put64(sb, e->ino);
-		put64(sb, e->size);
-		put64(sb, (uint64_t)e->mtime_ns);
-		put64(sb, (uint64_t)e->ctime_ns);
-		put64(sb, (uint64_t)e->hashed_ns);
-		put_hash(sb, &e->hash);
-		strbuf_add(sb, e->path, e->len);
-		count++;
+	while (r < sc->nloaded || a < sc->nr) {
+		if (record_first(sc, r, a < sc->nr ? added[a] : NULL))
+			count += put_record(sc, sb, r++, prune);
+		else
+			count += put_added(sc, sb, added[a++], prune);
 	}
 	for (int i = 0; i < 8; i++)
 		sb->buf[count_at + i] = (char)(count >> (8 * i));
 	hash_buf(sb->buf, sb->len, &sum);
 	put_hash(sb, &sum);
+	free(added);
 }
 
 int statcache_save(struct statcache *sc, struct error *err)
@@ -557,6 +790,8 @@ void statcache_get_stats(const struct statcache *sc,
 {
 	*out = sc->stats;
 	out->entries = 0;
+	for (size_t i = 0; i < sc->nloaded; i++)
+		out->entries += !(sc->flag[i] & (F_MOVED | F_DROPPED));
 	for (size_t i = 0; i < sc->nr; i++)
 		out->entries += !sc->e[i].dropped;
 }
@@ -570,16 +805,18 @@ void statcache_free(struct statcache *sc)
 {
 	if (!sc)
 		return;
-	clear_entries(sc);
+	for (size_t i = 0; i < sc->nr; i++)
+		if (sc->e[i].owned)
+			free((char *)sc->e[i].path);
+	free(sc->e);
+	free(sc->slots);
+	unload(sc);
 	for (size_t i = 0; i < sc->nglobs; i++) {
 		free(sc->globs[i].dir);
 		free(sc->globs[i].glob);
 	}
 	free(sc->globs);
 	strvec_clear(&sc->walked);
-	free(sc->slots);
-	free(sc->e);
-	strbuf_release(&sc->file);
 	free(sc->path);
 	free(sc);
 }

@@ -48,6 +48,31 @@ int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 		      const char *relpath, const struct stat *st,
 		      struct hash128 *out, struct error *err);
 
+/* Hashing on several threads. statcache_probe may run on many threads at
+ * once while no other statcache function runs: it answers from the cache
+ * or reads the file, and changes nothing. statcache_commit then applies
+ * each successful probe, on one thread. statcache_hash_at is the two in
+ * one. */
+struct statcache_probe {
+	/* in: where the entry probably is: when files are probed in path
+	 * order, the previous probe's next (SIZE_MAX: no idea) */
+	size_t hint;
+	struct hash128 hash; /* out: the content hash */
+	int hit;	     /* out: answered without reading the file */
+	size_t next;	     /* out: the hint for the next path in order */
+	/* private to statcache */
+	size_t entry;
+	struct stat st;
+	int64_t hashed_ns;
+	unsigned long long bytes;
+};
+
+int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
+		    const char *relpath, const struct stat *st,
+		    struct statcache_probe *p, struct error *err);
+void statcache_commit(struct statcache *sc, const char *relpath,
+		      const struct statcache_probe *p);
+
 /* Tell the cache that every existing file at or below dir (a
  * workspace-relative path, "" for the whole workspace) was looked up in
  * this session, or, with glob, every existing file matching glob or lying in
@@ -66,7 +91,8 @@ void statcache_get_stats(const struct statcache *sc,
 			 struct statcache_stats *out);
 
 /* Replace the wall clock (nanoseconds since the epoch) used to stamp
- * entries; for tests of the racy-entry guard. NULL restores the real one. */
+ * entries; for tests of the racy-entry guard. NULL restores the real one.
+ * The clock must be safe to call from several threads. */
 void statcache_set_clock(struct statcache *sc, int64_t (*now_ns)(void));
 
 void statcache_free(struct statcache *sc);

@@ -33,10 +33,22 @@ static void paths_free(struct state_path *v, size_t n)
 	free(v);
 }
 
+void state_datums_free(struct state_datum *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < v[i].files_nr; j++)
+			free(v[i].files[j]);
+		free(v[i].files);
+		free(v[i].path);
+	}
+	free(v);
+}
+
 void stage_record_free(struct stage_record *rec)
 {
 	if (!rec)
 		return;
+	state_datums_free(rec->datum_list, rec->datum_nr);
 	free(rec->name);
 	free(rec->executor);
 	free(rec->image);
@@ -133,11 +145,20 @@ static void add_escaped(struct strbuf *sb, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '\\': strbuf_addstr(sb, "\\\\"); break;
-		case '\t': strbuf_addstr(sb, "\\t"); break;
-		case '\n': strbuf_addstr(sb, "\\n"); break;
-		case '\r': strbuf_addstr(sb, "\\r"); break;
-		default: strbuf_addch(sb, *s);
+		case '\\':
+			strbuf_addstr(sb, "\\\\");
+			break;
+		case '\t':
+			strbuf_addstr(sb, "\\t");
+			break;
+		case '\n':
+			strbuf_addstr(sb, "\\n");
+			break;
+		case '\r':
+			strbuf_addstr(sb, "\\r");
+			break;
+		default:
+			strbuf_addch(sb, *s);
 		}
 	}
 }
@@ -211,6 +232,20 @@ static void add_record(struct strbuf *sb, const struct stage_record *r)
 	add_kvs(sb, 'M', r->matrix, r->matrix_nr);
 	add_paths(sb, 'i', r->inputs, r->inputs_nr);
 	add_paths(sb, 'o', r->outputs, r->outputs_nr);
+	for (size_t i = 0; i < r->datum_nr; i++) {
+		const struct state_datum *d = &r->datum_list[i];
+
+		strbuf_addch(sb, 'd');
+		add_field(sb, d->path);
+		add_hash(sb, &d->content);
+		add_hash(sb, &d->key);
+		strbuf_addch(sb, '\n');
+		for (size_t j = 0; j < d->files_nr; j++) {
+			strbuf_addch(sb, 'g');
+			add_field(sb, d->files[j]);
+			strbuf_addch(sb, '\n');
+		}
+	}
 	strbuf_addf(sb, "T\t%lld\t%lld\n.\n", r->started_ms, r->duration_ms);
 }
 
@@ -275,7 +310,7 @@ static int split_line(char *line, char **f)
 
 struct reader {
 	struct stage_record *rec;
-	struct state_path *cur;	/* the input/output 'f' lines belong to */
+	struct state_path *cur; /* the input/output 'f' lines belong to */
 };
 
 static int parse_hash(const char *s, struct hash128 *h)
@@ -315,24 +350,56 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 	struct stage_record *r = rd->rec;
 
 	switch (f[0][0]) {
-	case 'K': return n == 2 ? parse_hash(f[1], &r->key) : -1;
-	case 'C': return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
-	case 'X': return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
-	case 'I': return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
-	case 'D': return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
-	case 'E': return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
+	case 'K':
+		return n == 2 ? parse_hash(f[1], &r->key) : -1;
+	case 'C':
+		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
+	case 'X':
+		return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
+	case 'I':
+		return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
+	case 'D':
+		return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
+	case 'E':
+		return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
 		return n == 3 ? (push_kv(&r->params, &r->params_nr, f), 0) : -1;
 	case 'M':
 		return n == 3 ? (push_kv(&r->matrix, &r->matrix_nr, f), 0) : -1;
-	case 'i': return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
-	case 'o': return push_path(rd, &r->outputs, &r->outputs_nr, f, n);
+	case 'i':
+		return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
+	case 'o':
+		return push_path(rd, &r->outputs, &r->outputs_nr, f, n);
 	case 'T':
 		if (n != 3)
 			return -1;
 		r->started_ms = atoll(f[1]);
 		r->duration_ms = atoll(f[2]);
 		return 0;
+	case 'd': {
+		struct state_datum *d;
+
+		if (n != 4)
+			return -1;
+		ALLOC_GROW(r->datum_list, r->datum_nr + 1, r->datum_alloc);
+		d = &r->datum_list[r->datum_nr++];
+		memset(d, 0, sizeof(*d));
+		d->path = xstrdup(f[1]);
+		return parse_hash(f[2], &d->content) ||
+				       parse_hash(f[3], &d->key)
+			       ? -1
+			       : 0;
+	}
+	case 'g': {
+		struct state_datum *d;
+
+		if (n != 2 || !r->datum_nr)
+			return -1;
+		d = &r->datum_list[r->datum_nr - 1];
+		ALLOC_GROW(d->files, d->files_nr + 1, d->files_alloc);
+		d->files[d->files_nr++] = xstrdup(f[1]);
+		return 0;
+	}
 	case 'f': {
 		struct state_path *p = rd->cur;
 		struct state_file *sf;
@@ -379,7 +446,7 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
  * of the body (records) or -1. */
 static long check_envelope(const char *buf, size_t len)
 {
-	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1;	/* "#\t<hex>\n" */
+	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1; /* "#\t<hex>\n" */
 	struct hash128 want, got;
 	char hex[HASH_HEX_LEN + 1];
 	size_t mlen = strlen(STATE_MAGIC);
@@ -401,7 +468,7 @@ static long check_envelope(const char *buf, size_t len)
 
 int state_parse(struct state *st, const char *buf, size_t len)
 {
-	struct reader rd = { NULL, NULL };
+	struct reader rd = {NULL, NULL};
 	long body = check_envelope(buf, len);
 	char *copy, *p, *end;
 	int ret = 0;

@@ -11,42 +11,56 @@
 #include "util/error.h"
 #include "util/hash.h"
 
-struct state_file {		/* one file under an input or output */
+struct state_file { /* one file under an input or output */
 	char *path;
 	struct hash128 hash;
 };
 
-struct state_path {		/* one declared input or output */
-	char *path;		/* as declared (normalized) */
-	struct hash128 hash;	/* combined hash of everything under it */
-	int missing;		/* declared but absent (inputs only) */
+struct state_path {	     /* one declared input or output */
+	char *path;	     /* as declared (normalized) */
+	struct hash128 hash; /* combined hash of everything under it */
+	int missing;	     /* declared but absent (inputs only) */
+	unsigned long long bytes; /* size of the files; not saved */
 	struct state_file *files;
 	size_t files_nr, files_alloc;
 };
 
 struct state_kv {
 	char *key;
-	char *value;		/* env: hash hex; params: the value text */
+	char *value; /* env: hash hex; params: the value text */
+};
+
+/* One datum of a `datums:` stage: its match, its content, its own key,
+ * and the files it put into the stage's output folder. */
+struct state_datum {
+	char *path;
+	struct hash128 content;
+	struct hash128 key;
+	char **files; /* relative to the output folder */
+	size_t files_nr, files_alloc;
 };
 
 struct stage_record {
 	char *name;
 	struct hash128 key;
-	struct hash128 cmd;	/* hash of the command (kind + text) */
+	struct hash128 cmd; /* hash of the command (kind + text) */
 	char *executor;
-	char *image;		/* resolved image id, or NULL */
-	char *datums;		/* datums glob, or NULL */
+	char *image;  /* resolved image id, or NULL */
+	char *datums; /* datums glob, or NULL */
 	struct state_kv *env, *params, *matrix;
 	size_t env_nr, params_nr, matrix_nr;
 	struct state_path *inputs, *outputs;
 	size_t inputs_nr, outputs_nr;
-	long long started_ms;	/* unix time */
+	struct state_datum *datum_list; /* sorted by path */
+	size_t datum_nr, datum_alloc;
+	unsigned long long bytes_in; /* input bytes; not saved */
+	long long started_ms; /* unix time */
 	long long duration_ms;
 };
 
 struct state {
 	char *path;
-	struct stage_record **recs;	/* sorted by name */
+	struct stage_record **recs; /* sorted by name */
 	size_t nr, alloc;
 };
 
@@ -67,6 +81,7 @@ void state_drop(struct state *st, const char *name);
 int state_save(const struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
+void state_datums_free(struct state_datum *v, size_t n);
 
 /* Serialize / parse, exposed for tests and fuzzing. state_parse returns
  * -1 (and no records) on any malformed or truncated input. */

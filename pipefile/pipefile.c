@@ -1,69 +1,281 @@
-/* Placeholder until the parser lands: pipefile_load() refuses. */
-#include "pipefile/pipefile.h"
+/* The module's front door: read a Pipefile, parse it into the model (see
+ * pipefile.h), free it, find stages, and make located errors. */
+#include "pipefile/internal.h"
+#include "util/xalloc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-const char pipefile_starter[] = "version: 1\n";
+const char pipefile_starter[] =
+	"# Pipefile: the stages of this project. `pipe run` runs each stage's\n"
+	"# command when its command, inputs or upstream outputs changed, and\n"
+	"# keeps every version of its outputs. `pipe validate` checks this "
+	"file.\n"
+	"version: 1\n"
+	"\n"
+	"# defaults:                   # inherited by every stage\n"
+	"#   executor: local           # local | docker | kubernetes\n"
+	"#   image: python:3.12-slim   # needed by docker and kubernetes\n"
+	"#   env: { PYTHONHASHSEED: \"0\" }\n"
+	"\n"
+	"stages:\n"
+	"  # Count the lines of every file in data/ into out/.\n"
+	"  prepare:\n"
+	"    # A string runs with /bin/sh -c; a list runs without a shell.\n"
+	"    cmd: mkdir -p out && wc -l data/* > out/counts.txt\n"
+	"    # Files, folders (ending in '/') and globs (\"data/**/*.csv\"),\n"
+	"    # relative to this file's folder.\n"
+	"    inputs: [data/]\n"
+	"    # What the stage writes; stored as a versioned commit.\n"
+	"    outputs: [out/]\n"
+	"    # datums: \"data/*\"        # one run per match, in $PIPE_DATUM;\n"
+	"    # parallelism: 4          # datums run at once\n"
+	"    # timeout: 30m            # 90s, 30m, 2h, 1h30m\n"
+	"\n"
+	"  # Reading prepare's output makes report run after it.\n"
+	"  report:\n"
+	"    cmd: [sh, -c, \"sort -n out/counts.txt > report.txt\"]\n"
+	"    inputs: [out/]\n"
+	"    outputs: [report.txt]\n";
+
+const char *pipefile_src_line(const struct pf_src *src, int line, size_t *len)
+{
+	const char *p = src->text, *end = src->text + src->len, *nl;
+
+	if (line < 1)
+		return NULL;
+	for (int i = 1; i < line; i++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return NULL;
+		p = nl + 1;
+	}
+	nl = memchr(p, '\n', (size_t)(end - p));
+	*len = (size_t)((nl ? nl : end) - p);
+	if (*len && p[*len - 1] == '\r')
+		(*len)--;
+	return p;
+}
+
+static int vsrc_error(const struct pf_src *src, struct error *err, int line,
+		      int col, const char *fmt, va_list ap)
+{
+	struct strbuf msg = STRBUF_INIT;
+	char *text = NULL;
+	const char *s;
+	size_t len;
+
+	strbuf_vaddf(&msg, fmt, ap);
+	s = pipefile_src_line(src, line, &len);
+	/* a megabyte-long line makes a useless excerpt: keep the location */
+	if (s && len <= 1024)
+		text = xmemdupz(s, len);
+	error_set_at(err, EXIT_USAGE, src->name, s ? line : 0, s ? col : 0,
+		     text, "%s", msg.buf);
+	free(text);
+	strbuf_release(&msg);
+	return -1;
+}
+
+int pipefile_src_error(const struct pf_src *src, struct error *err, int line,
+		       int col, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsrc_error(src, err, line, col, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
+		      int col, const char *fmt, ...)
+{
+	struct pf_src src = {pf->path, pf->text, pf->text_len};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsrc_error(&src, err, line, col, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static struct pipefile *new_pipefile(const char *name, const char *dir,
+				     const char *text, size_t len)
+{
+	struct pipefile *pf = xcalloc(1, sizeof(*pf));
+
+	pf->path = xstrdup(name);
+	pf->dir = xstrdup(dir ? dir : ".");
+	pf->text = xmemdupz(text, len);
+	pf->text_len = len;
+	pf->version = 1;
+	pf->params_file = xstrdup("params.yaml");
+	pf->docker_network = xstrdup("none");
+	pf->names = xcalloc(1, sizeof(*pf->names));
+	pipefile_strmap_init(pf->names, 0);
+	return pf;
+}
 
 int pipefile_parse(struct pipefile **out, const char *name, const char *dir,
 		   const char *text, size_t len, struct error *err)
 {
-	(void)dir;
-	(void)text;
-	(void)len;
+	struct pf_src src = {name, text, len};
+	struct ydoc doc = {0};
+	struct pf_ctx c = {0};
+	int ret;
+
 	*out = NULL;
-	return error_set(err, EXIT_USAGE, "%s: parser not built yet", name);
+	if (len > PIPEFILE_MAX_BYTES)
+		return pipefile_src_error(&src, err, 0, 0,
+					  "file is larger than %u MiB",
+					  PIPEFILE_MAX_BYTES >> 20);
+	c.pf = new_pipefile(name, dir, text, len);
+	src.text = c.pf->text;
+	c.src = &src;
+	c.err = err;
+	c.defaults.executor = "local";
+	c.defaults.parallelism = 1;
+	ret = pipefile_yaml_load(&doc, &src, err);
+	if (!ret)
+		ret = pipefile_build(&c, doc.root);
+	pipefile_yaml_release(&doc);
+	if (ret) {
+		pipefile_free(c.pf);
+		return -1;
+	}
+	*out = c.pf;
+	return 0;
+}
+
+/* The folder holding path, as given: "Pipefile" -> ".", "a/b" -> "a". */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return xstrdup(".");
+	while (slash > path && slash[-1] == '/')
+		slash--;
+	return slash == path ? xstrdup("/")
+			     : xstrndup(path, (size_t)(slash - path));
+}
+
+static int read_error(struct error *err, const char *path)
+{
+	if (errno == ENOENT)
+		return error_set(err, EXIT_USAGE,
+				 "cannot read '%s': %s (run 'pipe init' to "
+				 "create one)",
+				 path, strerror(errno));
+	return error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+			 strerror(errno));
 }
 
 int pipefile_load(struct pipefile **out, const char *path, struct error *err)
 {
-	return pipefile_parse(out, path, NULL, NULL, 0, err);
+	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
+	char *dir = NULL;
+	long n;
+	int fd, ret;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return read_error(err, path);
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		errno = EISDIR;
+		return error_set(err, EXIT_USAGE, "cannot read '%s': %s", path,
+				 strerror(errno));
+	}
+	/* never read more than the limit, whatever the file claims */
+	n = strbuf_read_fd(&sb, fd, PIPEFILE_MAX_BYTES + 1);
+	close(fd);
+	if (n < 0) {
+		strbuf_release(&sb);
+		return read_error(err, path);
+	}
+	dir = dir_of(path);
+	ret = pipefile_parse(out, path, dir, sb.buf, sb.len, err);
+	free(dir);
+	strbuf_release(&sb);
+	return ret;
+}
+
+static void free_paths(struct pf_paths *p)
+{
+	for (size_t i = 0; i < p->nr; i++)
+		free(p->v[i].path);
+	free(p->v);
+}
+
+static void free_kvs(struct pf_kvs *kv)
+{
+	for (size_t i = 0; i < kv->nr; i++) {
+		free(kv->v[i].key);
+		free(kv->v[i].value);
+	}
+	free(kv->v);
+}
+
+static void free_stage(struct pf_stage *st)
+{
+	free(st->name);
+	free(st->base);
+	free(st->cmd);
+	strvec_clear(&st->argv);
+	free(st->executor);
+	free(st->image);
+	free(st->network);
+	free_paths(&st->inputs);
+	free_paths(&st->outputs);
+	free(st->datums.path);
+	for (size_t i = 0; i < st->params_nr; i++) {
+		free(st->params[i].file);
+		free(st->params[i].key);
+	}
+	free(st->params);
+	free_kvs(&st->env);
+	free_kvs(&st->matrix);
 }
 
 void pipefile_free(struct pipefile *pf)
 {
+	if (!pf)
+		return;
+	for (size_t i = 0; i < pf->nr; i++)
+		free_stage(&pf->stages[i]);
+	free(pf->stages);
+	if (pf->names)
+		pipefile_strmap_release(pf->names);
+	free(pf->names);
+	free(pf->kube.context);
+	free(pf->kube.namespace);
+	free(pf->kube.claim);
+	free(pf->kube.host_path);
+	free(pf->kube.mount_path);
+	free(pf->path);
+	free(pf->dir);
+	free(pf->text);
+	free(pf->params_file);
+	free(pf->docker_network);
 	free(pf);
 }
 
 const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 					   const char *name)
 {
-	for (size_t i = 0; pf && i < pf->nr; i++)
-		if (!strcmp(pf->stages[i].name, name))
-			return &pf->stages[i];
-	return NULL;
-}
+	size_t i;
 
-int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
-		      int col, const char *fmt, ...)
-{
-	struct strbuf sb = STRBUF_INIT;
-	va_list ap;
-
-	va_start(ap, fmt);
-	strbuf_vaddf(&sb, fmt, ap);
-	va_end(ap);
-	error_set_at(err, EXIT_USAGE, pf->path, line, col, NULL, "%s", sb.buf);
-	strbuf_release(&sb);
-	return -1;
-}
-
-struct pf_params *pipefile_params_new(void)
-{
-	return NULL;
-}
-
-void pipefile_params_free(struct pf_params *pp)
-{
-	(void)pp;
-}
-
-int pipefile_params_get(struct pf_params *pp, const struct pf_param *p,
-			struct strbuf *out, struct error *err)
-{
-	(void)pp;
-	(void)out;
-	return error_set(err, EXIT_USAGE, "param '%s': not built yet", p->key);
+	if (!pf || !name)
+		return NULL;
+	i = (size_t)pipefile_strmap_get(pf->names, name);
+	return i ? &pf->stages[i - 1] : NULL;
 }

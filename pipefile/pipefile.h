@@ -10,20 +10,23 @@
 #include "util/error.h"
 #include "util/strvec.h"
 
+struct pf_strmap;
+
 /* Largest Pipefile accepted, and other bounds against hostile input. */
-#define PIPEFILE_MAX_BYTES (16u << 20)	/* 16 MiB */
-#define PIPEFILE_MAX_DEPTH 64		/* nested collections */
-#define PIPEFILE_MAX_ALIAS_NODES 100000	/* nodes reached through aliases */
-#define PIPEFILE_MAX_STAGES 1000000	/* after matrix expansion */
+#define PIPEFILE_MAX_BYTES (16u << 20) /* 16 MiB */
+#define PIPEFILE_MAX_DEPTH 64	       /* nested collections */
+/* Nodes reached through aliases: this many, plus 4 per node written. */
+#define PIPEFILE_MAX_ALIAS_NODES 100000
+#define PIPEFILE_MAX_STAGES 1000000 /* after matrix expansion */
 
 /* One entry of inputs, outputs or datums. */
 struct pf_path {
-	char *path;		/* normalized, workspace-relative, e.g.
-				 * "data/raw/" (folder: trailing '/'),
-				 * a glob ("data/raw/?.csv"), "train.py" */
-	int line, col;		/* where it was written, 1-based */
-	unsigned is_glob : 1;	/* has * ? or [ */
-	unsigned is_dir : 1;	/* written with a trailing '/' */
+	char *path;	      /* normalized, workspace-relative, e.g.
+			       * "data/raw/" (folder: trailing '/'),
+			       * a glob ("data/raw/?.csv"), "train.py" */
+	int line, col;	      /* where it was written, 1-based */
+	unsigned is_glob : 1; /* has * ? or [ */
+	unsigned is_dir : 1;  /* written with a trailing '/' */
 };
 
 struct pf_paths {
@@ -35,7 +38,7 @@ struct pf_paths {
 struct pf_kv {
 	char *key;
 	char *value;
-	int line, col;		/* of the key */
+	int line, col; /* of the key */
 };
 
 struct pf_kvs {
@@ -46,77 +49,81 @@ struct pf_kvs {
 /* One entry of a stage's `params:` list: "pre.min_len" (from the top-level
  * params file) or "other.yaml:key" (from another file). */
 struct pf_param {
-	char *file;		/* params file, workspace-relative */
-	char *key;		/* dotted key, e.g. "pre.min_len" */
+	char *file; /* params file, workspace-relative */
+	char *key;  /* dotted key, e.g. "pre.min_len" */
 	int line, col;
 };
 
 enum pf_cmd_kind {
-	PF_CMD_SHELL,		/* cmd: "string" -> /bin/sh -c (or split) */
-	PF_CMD_ARGV,		/* cmd: [list] -> execvp, no shell */
+	PF_CMD_SHELL, /* cmd: "string" -> /bin/sh -c (or split) */
+	PF_CMD_ARGV,  /* cmd: [list] -> execvp, no shell */
 };
 
 struct pf_resources {
 	long long cpu_milli;	/* 2 -> 2000, "500m" -> 500; 0 = unset */
-	long long memory_bytes;	/* "4Gi" -> 4294967296; 0 = unset */
+	long long memory_bytes; /* "4Gi" -> 4294967296; 0 = unset */
 	int gpu;		/* 0 = unset */
 };
 
 struct pf_stage {
-	char *name;		/* "train", or "sweep@depth=3,lr=0.1" */
-	char *base;		/* name before matrix expansion ("sweep") */
-	int line, col;		/* of the stage's key under stages: */
+	char *name;    /* "train", or "sweep@depth=3,lr=0.1" */
+	char *base;    /* name before matrix expansion ("sweep") */
+	int line, col; /* of the stage's key under stages: */
 
 	enum pf_cmd_kind cmd_kind;
-	char *cmd;		/* PF_CMD_SHELL: the string */
-	struct strvec argv;	/* PF_CMD_ARGV: the words */
+	char *cmd;	    /* PF_CMD_SHELL: the string */
+	struct strvec argv; /* PF_CMD_ARGV: the words */
 	int cmd_line, cmd_col;
 
-	char *executor;		/* "local", "docker" or "kubernetes" */
-	char *image;		/* NULL when none (local) */
-	char *network;		/* docker network; NULL: the docker default */
+	char *executor; /* "local", "docker" or "kubernetes" */
+	char *image;	/* NULL when none (local) */
+	char *network;	/* docker network; NULL: the docker default */
 
 	struct pf_paths inputs;
 	struct pf_paths outputs;
-	struct pf_path datums;	/* datums.path == NULL when not set */
+	struct pf_path datums; /* datums.path == NULL when not set */
 
-	int parallelism;	/* >= 1; default 1 */
+	int parallelism; /* >= 1; default 1 */
 	struct pf_param *params;
 	size_t params_nr;
-	struct pf_kvs env;	/* defaults.env overlaid with the stage's
-				 * env, sorted by key */
+	struct pf_kvs env; /* defaults.env overlaid with the stage's
+			    * env, sorted by key */
 	struct pf_resources resources;
-	int retries;		/* >= 0 */
-	long long timeout_ms;	/* 0 = none */
-	struct pf_kvs matrix;	/* this expansion's values, in the order written */
+	int retries;	      /* >= 0 */
+	long long timeout_ms; /* 0 = none */
+	struct pf_kvs
+		matrix; /* this expansion's values, in the order written */
 };
 
 struct pf_kube {
-	char *context;		/* NULL: current-context */
-	char *namespace;	/* NULL: "default" */
-	char *claim;		/* workspace PVC, or NULL */
-	char *host_path;	/* workspace hostPath, or NULL */
-	char *mount_path;	/* NULL: "/workspace" */
+	char *context;	  /* NULL: current-context */
+	char *namespace;  /* NULL: "default" */
+	char *claim;	  /* workspace PVC, or NULL */
+	char *host_path;  /* workspace hostPath, or NULL */
+	char *mount_path; /* NULL: "/workspace" */
 };
 
 struct pipefile {
-	char *path;		/* as given on the command line, for messages */
-	char *dir;		/* the workspace: the folder holding it */
-	char *text;		/* the source, for error excerpts */
+	char *path; /* as given on the command line, for messages */
+	char *dir;  /* the workspace: the folder holding it */
+	char *text; /* the source, for error excerpts */
 	size_t text_len;
-	int version;		/* 1 */
-	char *params_file;	/* default file for params keys, or NULL */
-	char *docker_network;	/* default "none" */
+	int version;	      /* 1 */
+	char *params_file;    /* default file for params keys:
+			       * "params.yaml" unless set */
+	char *docker_network; /* default "none" */
 	struct pf_kube kube;
-	struct pf_stage *stages;	/* in file order; matrix expansions
-					 * in order of their values */
+	struct pf_stage *stages; /* in file order; matrix expansions
+				  * in order of their values */
 	size_t nr, alloc;
+	struct pf_strmap *names; /* stage name -> index + 1, private */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned
  * by the caller (pipefile_free). On error returns -1, *out is NULL, and err
- * names path:LINE:COL with the offending line, exit code EXIT_USAGE (or
- * EXIT_ENV when the file cannot be read). */
+ * names path:LINE:COL with the offending line, exit code EXIT_USAGE (a
+ * missing file too: "run 'pipe init'"; EXIT_ENV when an existing file
+ * cannot be read). */
 int pipefile_load(struct pipefile **out, const char *path, struct error *err);
 
 /* Same from memory; name is used in messages ("Pipefile"), dir is the
@@ -126,16 +133,16 @@ int pipefile_parse(struct pipefile **out, const char *name, const char *dir,
 
 void pipefile_free(struct pipefile *pf);
 
-/* The stage called name, or NULL. */
+/* The stage called name, or NULL. O(1): a hash lookup. */
 const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 					   const char *name);
 
 /* Set err to a located error in this Pipefile (path, line, col and the text
  * of that line), exit code EXIT_USAGE; returns -1. For checks done above
  * the parser, such as the graph's. */
-__attribute__((format(printf, 5, 6)))
-int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
-		      int col, const char *fmt, ...);
+__attribute__((format(printf, 5, 6))) int pipefile_error_at(
+	const struct pipefile *pf, struct error *err, int line, int col,
+	const char *fmt, ...);
 
 /* Values of params keys, read from YAML or JSON params files (each file
  * parsed once per cache). */

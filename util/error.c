@@ -23,8 +23,7 @@ void error_release(struct error *err)
 	error_init(err);
 }
 
-static void vset(struct error *err, int exit_code, const char *fmt,
-		 va_list ap)
+static void vset(struct error *err, int exit_code, const char *fmt, va_list ap)
 {
 	error_release(err);
 	err->exit_code = exit_code ? exit_code : EXIT_FAILED;
@@ -43,9 +42,8 @@ int error_set(struct error *err, int exit_code, const char *fmt, ...)
 	return -1;
 }
 
-int error_set_at(struct error *err, int exit_code, const char *file,
-		 int line, int col, const char *source_line,
-		 const char *fmt, ...)
+int error_set_at(struct error *err, int exit_code, const char *file, int line,
+		 int col, const char *source_line, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -4,6 +4,7 @@
 #include "util/error.h"
 #include "util/strbuf.h"
 #include "util/path.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
@@ -154,5 +155,113 @@ int fs_remove_tree(const char *path)
 	closedir(d);
 	if (rmdir(path))
 		ret = -1;
+	return ret;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_into(struct strbuf *path, size_t root_len, struct strvec *out)
+{
+	DIR *d = opendir(path->buf);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return -1;
+	while (!ret && (de = readdir(d))) {
+		size_t len = path->len;
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		strbuf_addch(path, '/');
+		strbuf_addstr(path, de->d_name);
+		if (lstat(path->buf, &st))
+			ret = -1;
+		else if (S_ISDIR(st.st_mode))
+			ret = list_into(path, root_len, out);
+		else
+			strvec_push(out, path->buf + root_len + 1);
+		strbuf_setlen(path, len);
+	}
+	closedir(d);
+	return ret;
+}
+
+int fs_list_tree(const char *dir, struct strvec *out)
+{
+	struct strbuf path = STRBUF_INIT;
+	size_t start = out->nr;
+	int ret;
+
+	strbuf_addstr(&path, dir);
+	while (path.len > 1 && path.buf[path.len - 1] == '/')
+		strbuf_setlen(&path, path.len - 1);
+	ret = list_into(&path, path.len, out);
+	if (out->nr - start > 1)
+		qsort(out->v + start, out->nr - start, sizeof(char *), cmp_str);
+	strbuf_release(&path);
+	return ret;
+}
+
+static int copy_link(const char *src, const char *dst)
+{
+	struct strbuf target = STRBUF_INIT;
+	ssize_t n;
+
+	strbuf_grow(&target, 4096);
+	n = readlink(src, target.buf, target.alloc - 1);
+	if (n < 0) {
+		strbuf_release(&target);
+		return -1;
+	}
+	strbuf_setlen(&target, (size_t)n);
+	unlink(dst);
+	n = symlink(target.buf, dst);
+	strbuf_release(&target);
+	return n ? -1 : 0;
+}
+
+int fs_copy_file(const char *src, const char *dst)
+{
+	struct stat st;
+	int in, out, ret = 0;
+
+	if (lstat(src, &st))
+		return -1;
+	if (S_ISLNK(st.st_mode))
+		return copy_link(src, dst);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	unlink(dst);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		   st.st_mode & 07777);
+	if (out < 0) {
+		close(in);
+		return -1;
+	}
+	for (off_t left = st.st_size; left > 0 && !ret;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EINVAL || errno == EOPNOTSUPP)) {
+			char buf[65536];
+
+			n = read(in, buf, sizeof(buf));
+			if (n > 0 && write_all(out, buf, (size_t)n))
+				n = -1;
+		}
+		if (n <= 0)
+			ret = -1;
+		else
+			left -= n;
+	}
+	if (close(out))
+		ret = -1;
+	close(in);
 	return ret;
 }

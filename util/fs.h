@@ -25,4 +25,15 @@ int fs_remove_tree(const char *path);
 /* fsync the folder holding path (after a rename into it). */
 int fs_fsync_parent(const char *path);
 
+struct strvec;
+
+/* Every file and symlink at or below dir, as paths relative to dir,
+ * sorted; folders are walked, not listed. Returns 0 or -1 (errno). */
+int fs_list_tree(const char *dir, struct strvec *out);
+
+/* Copy the file (or symlink) src to dst, replacing dst; keeps the mode's
+ * permission bits. Uses copy_file_range (a reflink where the filesystem
+ * can). Returns 0 or -1 (errno). */
+int fs_copy_file(const char *src, const char *dst);
+
 #endif

@@ -14,15 +14,15 @@ static void emit(const char *prefix, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
-#define LOG_FN(name, level, prefix)                 \
-	void name(const char *fmt, ...)             \
-	{                                           \
-		va_list ap;                         \
-		if (log_verbosity < (level))        \
-			return;                     \
-		va_start(ap, fmt);                  \
-		emit((prefix), fmt, ap);            \
-		va_end(ap);                         \
+#define LOG_FN(name, level, prefix)                                            \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		if (log_verbosity < (level))                                   \
+			return;                                                \
+		va_start(ap, fmt);                                             \
+		emit((prefix), fmt, ap);                                       \
+		va_end(ap);                                                    \
 	}
 
 LOG_FN(log_error, LOG_QUIET, "pipe: error: ")

@@ -121,8 +121,8 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 
 void strbuf_trim_trailing_newline(struct strbuf *sb)
 {
-	while (sb->len && (sb->buf[sb->len - 1] == '\n' ||
-			   sb->buf[sb->len - 1] == '\r'))
+	while (sb->len &&
+	       (sb->buf[sb->len - 1] == '\n' || sb->buf[sb->len - 1] == '\r'))
 		strbuf_setlen(sb, sb->len - 1);
 }
 
@@ -168,4 +168,15 @@ int strbuf_read_file(struct strbuf *sb, const char *path, size_t hint)
 	close(fd);
 	errno = saved;
 	return n < 0 ? -1 : 0;
+}
+
+char *xstrfmt(const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	return strbuf_detach(&sb, NULL);
 }

@@ -12,7 +12,10 @@ struct strbuf {
 };
 
 extern char strbuf_slopbuf[];
-#define STRBUF_INIT { 0, 0, strbuf_slopbuf }
+#define STRBUF_INIT                                                            \
+	{                                                                      \
+		0, 0, strbuf_slopbuf                                           \
+	}
 
 void strbuf_init(struct strbuf *sb, size_t hint);
 void strbuf_release(struct strbuf *sb);
@@ -26,11 +29,15 @@ void strbuf_add(struct strbuf *sb, const void *data, size_t len);
 void strbuf_addstr(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, int c);
 void strbuf_addchars(struct strbuf *sb, int c, size_t n);
-__attribute__((format(printf, 2, 3)))
-void strbuf_addf(struct strbuf *sb, const char *fmt, ...);
-__attribute__((format(printf, 2, 0)))
-void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+__attribute__((format(printf, 2, 3))) void strbuf_addf(struct strbuf *sb,
+						       const char *fmt, ...);
+__attribute__((format(printf, 2, 0))) void strbuf_vaddf(struct strbuf *sb,
+							const char *fmt,
+							va_list ap);
 void strbuf_trim_trailing_newline(struct strbuf *sb);
+
+/* A newly allocated formatted string (caller frees). */
+__attribute__((format(printf, 1, 2))) char *xstrfmt(const char *fmt, ...);
 
 /* Appends the whole file; returns 0, or -1 with errno set. */
 int strbuf_read_file(struct strbuf *sb, const char *path, size_t hint);

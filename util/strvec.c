@@ -6,7 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-char *strvec_empty[] = { NULL };
+char *strvec_empty[] = {NULL};
 
 void strvec_init(struct strvec *sv)
 {

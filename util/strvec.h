@@ -5,20 +5,23 @@
 #include <stddef.h>
 
 struct strvec {
-	char **v;	/* never NULL: points at an empty array when nr == 0 */
+	char **v; /* never NULL: points at an empty array when nr == 0 */
 	size_t nr;
 	size_t alloc;
 };
 
 extern char *strvec_empty[];
-#define STRVEC_INIT { strvec_empty, 0, 0 }
+#define STRVEC_INIT                                                            \
+	{                                                                      \
+		strvec_empty, 0, 0                                             \
+	}
 
 void strvec_init(struct strvec *sv);
 void strvec_push(struct strvec *sv, const char *s);
 /* Takes ownership of s. */
 void strvec_push_nodup(struct strvec *sv, char *s);
-__attribute__((format(printf, 2, 3)))
-void strvec_pushf(struct strvec *sv, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void strvec_pushf(struct strvec *sv,
+							const char *fmt, ...);
 void strvec_clear(struct strvec *sv);
 /* Copies every string of src to the end of dst. */
 void strvec_pushv(struct strvec *dst, char *const *src);

@@ -14,15 +14,15 @@ void *xmemdupz(const void *p, size_t n);
 
 /* Grow array x (of type T*) so that at least nr elements fit; alloc holds
  * the current capacity. Amortised doubling, as git's ALLOC_GROW. */
-#define ALLOC_GROW(x, nr, alloc)                                             \
-	do {                                                                 \
-		if ((size_t)(nr) > (size_t)(alloc)) {                        \
-			size_t want_ = ((size_t)(alloc) + 16) * 3 / 2;       \
-			if (want_ < (size_t)(nr))                            \
-				want_ = (size_t)(nr);                        \
-			(x) = xrealloc((x), want_ * sizeof(*(x)));           \
-			(alloc) = want_;                                     \
-		}                                                            \
+#define ALLOC_GROW(x, nr, alloc)                                               \
+	do {                                                                   \
+		if ((size_t)(nr) > (size_t)(alloc)) {                          \
+			size_t want_ = ((size_t)(alloc) + 16) * 3 / 2;         \
+			if (want_ < (size_t)(nr))                              \
+				want_ = (size_t)(nr);                          \
+			(x) = xrealloc((x), want_ * sizeof(*(x)));             \
+			(alloc) = want_;                                       \
+		}                                                              \
 	} while (0)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

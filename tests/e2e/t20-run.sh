@@ -95,9 +95,14 @@ rm -rf model
 run pipe status
 expect_in "deleted output reported" "$out" "output 'model/' missing"
 run pipe run
-expect_eq "deleted output reruns its stage" "$(ran)" "train "
+expect_in "deleted output: restored from the run-cache" "$err" "cache train: output 'model/' missing (restored from "
+expect_eq "restored, not rerun" "$(ran)" ""
+expect_eq "restored output" "$(cat model/m.txt)" "3"
+rm -rf model
+run pipe run --no-cache
+expect_eq "--no-cache: deleted output reruns its stage" "$(ran)" "train "
 echo tampered > side.txt
-run pipe run
+run pipe run --no-cache
 expect_in "edited output reason" "$err" "output 'side.txt' modified"
 expect_eq "edited output reruns its stage" "$(ran)" "side "
 expect_eq "edited output restored" "$(cat side.txt)" "side2"

@@ -99,7 +99,7 @@ static void test_glob_edges(void **state)
 				   "    outputs: [c/]\n"
 				   "  d:\n"
 				   "    cmd: d\n"
-				   "    inputs: [\"*/t.csv\"]\n"
+				   "    inputs: [\"cs*/t.csv\"]\n"
 				   "    outputs: [d/]\n"),
 			 0);
 	assert_int_equal(f.g->nodes[1].deps_nr, 1);
@@ -182,8 +182,8 @@ static void test_select(void **state)
 {
 	struct fixture f;
 	unsigned char mark[3];
-	char *want[] = { "train" };
-	char *bad[] = { "trian" };
+	char *want[] = {"train"};
+	char *bad[] = {"trian"};
 
 	(void)state;
 	assert_int_equal(build(&f, "stages:\n"
@@ -203,8 +203,9 @@ static void test_select(void **state)
 	assert_int_equal(mark[1], 1);
 	assert_int_equal(mark[2], 0);
 	assert_int_equal(graph_select(f.g, bad, 1, mark, &f.err), -1);
-	assert_string_equal(f.err.msg.buf,
-			    "no stage 'trian' in Pipefile (did you mean 'train'?)");
+	assert_string_equal(
+		f.err.msg.buf,
+		"no stage 'trian' in Pipefile (did you mean 'train'?)");
 	release(&f);
 }
 

@@ -1,0 +1,593 @@
+/* The Pipefile schema: tables of the keys allowed at the top level, in
+ * defaults, docker, kubernetes and resources, and the typed readers that
+ * turn nodes into the model with one located error for anything else. */
+#include "pipefile/internal.h"
+#include "util/path.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const pipefile_stage_keys[K__NR] = {
+	[K_CMD] = "cmd",
+	[K_IMAGE] = "image",
+	[K_EXECUTOR] = "executor",
+	[K_NETWORK] = "network",
+	[K_INPUTS] = "inputs",
+	[K_OUTPUTS] = "outputs",
+	[K_DATUMS] = "datums",
+	[K_PARALLELISM] = "parallelism",
+	[K_PARAMS] = "params",
+	[K_ENV] = "env",
+	[K_RESOURCES] = "resources",
+	[K_RETRIES] = "retries",
+	[K_TIMEOUT] = "timeout",
+	[K_MATRIX] = "matrix",
+};
+
+#define BIT(k) (1ul << (k))
+#define DEFAULTS_KEYS                                                          \
+	(BIT(K_EXECUTOR) | BIT(K_IMAGE) | BIT(K_ENV) | BIT(K_NETWORK) |        \
+	 BIT(K_RESOURCES) | BIT(K_RETRIES) | BIT(K_TIMEOUT) |                  \
+	 BIT(K_PARALLELISM))
+#define ALL_KEYS (~0ul)
+
+enum { T_VERSION, T_DEFAULTS, T_PARAMS, T_DOCKER, T_KUBE, T_STAGES, T__NR };
+static const char *const top_keys[T__NR] = {
+	"version", "defaults", "params", "docker", "kubernetes", "stages",
+};
+
+static const char *const executors[] = {"local", "docker", "kubernetes"};
+
+void pipefile_where(const struct pf_where *w, struct strbuf *out)
+{
+	if (w->stage && w->section)
+		strbuf_addf(out, "in '%s' of stage '%s'", w->section, w->stage);
+	else if (w->stage)
+		strbuf_addf(out, "in stage '%s'", w->stage);
+	else if (w->defaults && w->section)
+		strbuf_addf(out, "in '%s' of defaults", w->section);
+	else if (w->defaults)
+		strbuf_addstr(out, "in defaults");
+	else if (w->section)
+		strbuf_addf(out, "in '%s'", w->section);
+	else
+		strbuf_addstr(out, "at the top level");
+}
+
+static void describe(const struct ynode *n, struct strbuf *out)
+{
+	if (pipefile_yaml_is_null(n))
+		strbuf_addstr(out, "empty");
+	else if (n->kind == YNODE_SCALAR && n->nr <= 40)
+		strbuf_addf(out, "'%s'", n->str);
+	else if (n->kind == YNODE_SCALAR)
+		strbuf_addf(out, "'%.37s...'", n->str);
+	else
+		strbuf_addstr(out,
+			      n->kind == YNODE_SEQ ? "a list" : "a mapping");
+}
+
+int pipefile_bad_type(struct pf_ctx *c, const char *key, const struct ynode *n,
+		      const struct pf_where *w, const char *want)
+{
+	struct strbuf where = STRBUF_INIT, got = STRBUF_INIT;
+
+	pipefile_where(w, &where);
+	describe(n, &got);
+	pipefile_src_error(c->src, c->err, n->line, n->col,
+			   "'%s' %s must be %s, not %s", key, where.buf, want,
+			   got.buf);
+	strbuf_release(&where);
+	strbuf_release(&got);
+	return -1;
+}
+
+int pipefile_get_string(struct pf_ctx *c, const char *key,
+			const struct ynode *n, const struct pf_where *w,
+			const char **out)
+{
+	if (n->kind != YNODE_SCALAR || !n->nr)
+		return pipefile_bad_type(c, key, n, w, "a string");
+	*out = n->str;
+	return 0;
+}
+
+int pipefile_get_int(struct pf_ctx *c, const char *key, const struct ynode *n,
+		     const struct pf_where *w, long long min, long long max,
+		     long long *out)
+{
+	struct strbuf want = STRBUF_INIT;
+	long long v;
+
+	if (n->kind == YNODE_SCALAR && !pipefile_parse_int(n->str, &v) &&
+	    v >= min && v <= max) {
+		*out = v;
+		return 0;
+	}
+	strbuf_addf(&want, "a whole number >= %lld", min);
+	pipefile_bad_type(c, key, n, w, want.buf);
+	strbuf_release(&want);
+	return -1;
+}
+
+int pipefile_get_list(struct pf_ctx *c, const char *key, const struct ynode *n,
+		      const struct pf_where *w,
+		      const struct ynode *const **items, size_t *nr,
+		      const struct ynode **one)
+{
+	if (n->kind == YNODE_MAP)
+		return pipefile_bad_type(c, key, n, w,
+					 "a string or a list of strings");
+	if (n->kind == YNODE_SCALAR) {
+		/* a string is a list of one */
+		*one = n;
+		*items = one;
+		*nr = 1;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n->nr; i++)
+		if (n->items[i]->kind != YNODE_SCALAR)
+			return pipefile_bad_type(c, key, n->items[i], w,
+						 "a list of strings");
+	*items = (const struct ynode *const *)n->items;
+	*nr = n->nr;
+	return 0;
+}
+
+/* The table entry closest to key within a small edit distance. */
+static const char *suggest(const char *key, const char *const *table, size_t n,
+			   unsigned long allowed)
+{
+	const char *best = NULL;
+	int best_d = 3;
+
+	for (size_t i = 0; i < n; i++) {
+		int max = strlen(table[i]) <= 3 ? 1 : 2;
+		int d = pipefile_edit_distance(key, table[i], max);
+
+		if ((allowed & BIT(i)) && d <= max && d < best_d) {
+			best = table[i];
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+int pipefile_dup_error(struct pf_ctx *c, const struct ynode *map,
+		       const char *what, const struct pf_where *w)
+{
+	const struct ynode *k = map->items[2 * (map->dup - 1)];
+	const struct ynode *first = map->items[2 * (map->dup_first - 1)];
+	struct strbuf where = STRBUF_INIT, at = STRBUF_INIT;
+
+	pipefile_where(w, &where);
+	if (first->line == k->line)
+		strbuf_addf(&at, "column %d", first->col);
+	else
+		strbuf_addf(&at, "line %d", first->line);
+	pipefile_src_error(c->src, c->err, k->line, k->col,
+			   "duplicate %s '%s' %s (first at %s)", what, k->str,
+			   where.buf, at.buf);
+	strbuf_release(&where);
+	strbuf_release(&at);
+	return -1;
+}
+
+static int unknown_key(struct pf_ctx *c, const struct ynode *k,
+		       const char *const *table, size_t n,
+		       unsigned long allowed, const struct pf_where *w)
+{
+	struct strbuf where = STRBUF_INIT;
+	const char *hint = suggest(k->str, table, n, allowed);
+
+	pipefile_where(w, &where);
+	pipefile_src_error(c->src, c->err, k->line, k->col,
+			   "unknown key '%s' %s%s%s%s", k->str, where.buf,
+			   hint ? " (did you mean '" : "", hint ? hint : "",
+			   hint ? "'?)" : "");
+	strbuf_release(&where);
+	return -1;
+}
+
+int pipefile_collect(struct pf_ctx *c, const struct ynode *map,
+		     const char *const *table, size_t n, unsigned long allowed,
+		     const struct pf_where *w, const struct ynode **vals,
+		     const struct ynode **keys)
+{
+	if (map->dup)
+		return pipefile_dup_error(c, map, "key", w);
+	for (size_t i = 0; i < n; i++)
+		vals[i] = keys[i] = NULL;
+	for (uint32_t i = 0; i < map->nr; i++) {
+		const struct ynode *k = map->items[2 * i];
+		size_t j;
+
+		for (j = 0; j < n && strcmp(k->str, table[j]); j++)
+			;
+		if (j == n)
+			return unknown_key(c, k, table, n, allowed, w);
+		if (!(allowed & BIT(j)))
+			return pipefile_src_error(
+				c->src, c->err, k->line, k->col,
+				"'%s' cannot be set in defaults, only in a "
+				"stage",
+				k->str);
+		/* null means "not set here"; the key stays, for messages */
+		keys[j] = k;
+		if (!pipefile_yaml_is_null(map->items[2 * i + 1]))
+			vals[j] = map->items[2 * i + 1];
+	}
+	return 0;
+}
+
+static int is_env_name(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+	      *s == '_'))
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_") == strlen(s);
+}
+
+static int check_env(struct pf_ctx *c, const struct ynode *env,
+		     const struct pf_where *w)
+{
+	struct pf_where ew = *w;
+
+	if (env->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "env", env, w,
+					 "a mapping of names to values");
+	ew.section = "env";
+	if (env->dup)
+		return pipefile_dup_error(c, env, "key", &ew);
+	for (uint32_t i = 0; i < env->nr; i++) {
+		const struct ynode *k = env->items[2 * i];
+		const struct ynode *v = env->items[2 * i + 1];
+		struct strbuf where = STRBUF_INIT;
+
+		if (!is_env_name(k->str)) {
+			pipefile_where(&ew, &where);
+			pipefile_src_error(c->src, c->err, k->line, k->col,
+					   "bad variable name '%s' %s (use "
+					   "letters, digits and '_', not "
+					   "starting with a digit)",
+					   k->str, where.buf);
+			strbuf_release(&where);
+			return -1;
+		}
+		if (v->kind != YNODE_SCALAR)
+			return pipefile_bad_type(c, k->str, v, &ew, "a string");
+	}
+	return 0;
+}
+
+static int read_executor(struct pf_ctx *c, const struct ynode *n,
+			 const struct pf_where *w, struct pf_settings *s)
+{
+	struct strbuf where = STRBUF_INIT;
+	const char *hint;
+
+	if (pipefile_get_string(c, "executor", n, w, &s->executor))
+		return -1;
+	s->executor_node = n;
+	for (size_t i = 0; i < ARRAY_SIZE(executors); i++)
+		if (!strcmp(n->str, executors[i]))
+			return 0;
+	hint = suggest(n->str, executors, ARRAY_SIZE(executors), ALL_KEYS);
+	pipefile_where(w, &where);
+	pipefile_src_error(c->src, c->err, n->line, n->col,
+			   "unknown executor '%s' %s (%s%s%s)", n->str,
+			   where.buf, hint ? "did you mean '" : "",
+			   hint ? hint : "use local, docker or kubernetes",
+			   hint ? "'?" : "");
+	strbuf_release(&where);
+	return -1;
+}
+
+/* A scalar parsed by fn; on failure, "bad WHAT 'x' for 'key' WHERE
+ * (use e.g. ...)". */
+static int read_unit(struct pf_ctx *c, const char *key, const struct ynode *n,
+		     const struct pf_where *w,
+		     int (*fn)(const char *, long long *), const char *what,
+		     const char *examples, long long *out)
+{
+	struct strbuf where = STRBUF_INIT, got = STRBUF_INIT;
+
+	if (n->kind == YNODE_SCALAR && !fn(n->str, out))
+		return 0;
+	pipefile_where(w, &where);
+	describe(n, &got);
+	pipefile_src_error(c->src, c->err, n->line, n->col,
+			   "bad %s %s for '%s' %s (use e.g. %s)", what, got.buf,
+			   key, where.buf, examples);
+	strbuf_release(&where);
+	strbuf_release(&got);
+	return -1;
+}
+
+enum { R_CPU, R_MEMORY, R_GPU, R__NR };
+static const char *const resource_keys[R__NR] = {"cpu", "memory", "gpu"};
+
+/* A stage's resources override the defaults' key by key. */
+static int read_resources(struct pf_ctx *c, const struct ynode *n,
+			  const struct pf_where *w, struct pf_resources *r)
+{
+	const struct ynode *v[R__NR], *k[R__NR];
+	struct pf_where rw = *w;
+	long long gpu;
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "resources", n, w,
+					 "a mapping, e.g. { cpu: 2, memory: "
+					 "4Gi }");
+	rw.section = "resources";
+	if (pipefile_collect(c, n, resource_keys, R__NR, ALL_KEYS, &rw, v, k))
+		return -1;
+	if (v[R_CPU] &&
+	    read_unit(c, "cpu", v[R_CPU], &rw, pipefile_parse_cpu, "cpu amount",
+		      "2, 0.5 or 500m", &r->cpu_milli))
+		return -1;
+	if (v[R_MEMORY] &&
+	    read_unit(c, "memory", v[R_MEMORY], &rw, pipefile_parse_size,
+		      "size", "512Mi, 4Gi, 1G or a number of bytes",
+		      &r->memory_bytes))
+		return -1;
+	if (v[R_GPU]) {
+		if (pipefile_get_int(c, "gpu", v[R_GPU], &rw, 0, 1 << 20, &gpu))
+			return -1;
+		r->gpu = (int)gpu;
+	}
+	return 0;
+}
+
+static int read_counts(struct pf_ctx *c, const struct ynode **vals,
+		       const struct pf_where *w, struct pf_settings *s)
+{
+	long long v;
+
+	if (vals[K_PARALLELISM]) {
+		if (pipefile_get_int(c, "parallelism", vals[K_PARALLELISM], w,
+				     1, 1 << 20, &v))
+			return -1;
+		s->parallelism = (int)v;
+	}
+	if (vals[K_RETRIES]) {
+		if (pipefile_get_int(c, "retries", vals[K_RETRIES], w, 0, 1000,
+				     &v))
+			return -1;
+		s->retries = (int)v;
+	}
+	if (vals[K_TIMEOUT] &&
+	    read_unit(c, "timeout", vals[K_TIMEOUT], w, pipefile_parse_duration,
+		      "duration", "90s, 30m, 2h, 1h30m or 500ms",
+		      &s->timeout_ms))
+		return -1;
+	return 0;
+}
+
+int pipefile_read_settings(struct pf_ctx *c, const struct ynode **vals,
+			   const struct pf_where *w, struct pf_settings *s)
+{
+	if (vals[K_EXECUTOR] && read_executor(c, vals[K_EXECUTOR], w, s))
+		return -1;
+	if (vals[K_IMAGE] &&
+	    pipefile_get_string(c, "image", vals[K_IMAGE], w, &s->image))
+		return -1;
+	if (vals[K_NETWORK] &&
+	    pipefile_get_string(c, "network", vals[K_NETWORK], w, &s->network))
+		return -1;
+	if (vals[K_RESOURCES] &&
+	    read_resources(c, vals[K_RESOURCES], w, &s->res))
+		return -1;
+	if (vals[K_ENV] && check_env(c, vals[K_ENV], w))
+		return -1;
+	return read_counts(c, vals, w, s);
+}
+
+static int read_defaults(struct pf_ctx *c, const struct ynode *n)
+{
+	const struct ynode *vals[K__NR], *keys[K__NR];
+	struct pf_where w = {.defaults = 1}, top = {0};
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "defaults", n, &top, "a mapping");
+	if (pipefile_collect(c, n, pipefile_stage_keys, K__NR, DEFAULTS_KEYS,
+			     &w, vals, keys) ||
+	    pipefile_read_settings(c, vals, &w, &c->defaults))
+		return -1;
+	c->defaults.env = vals[K_ENV];
+	return 0;
+}
+
+static int read_version(struct pf_ctx *c, const struct ynode *n)
+{
+	struct pf_where w = {0};
+	long long v;
+
+	if (pipefile_get_int(c, "version", n, &w, 1, 1 << 30, &v))
+		return -1;
+	if (v != 1)
+		return pipefile_src_error(c->src, c->err, n->line, n->col,
+					  "unsupported version %lld (this pipe "
+					  "reads version 1)",
+					  v);
+	c->pf->version = 1;
+	return 0;
+}
+
+static int read_params_file(struct pf_ctx *c, const struct ynode *n)
+{
+	struct pf_where w = {0};
+	struct strbuf sb = STRBUF_INIT;
+	const char *s = NULL, *why;
+
+	if (pipefile_get_string(c, "params", n, &w, &s))
+		return -1;
+	if (path_normalize(s, &sb, &why) || !sb.len ||
+	    sb.buf[sb.len - 1] == '/') {
+		strbuf_release(&sb);
+		return pipefile_src_error(c->src, c->err, n->line, n->col,
+					  "'params' must name a file in the "
+					  "workspace, not '%s'",
+					  s);
+	}
+	free(c->pf->params_file);
+	c->pf->params_file = strbuf_detach(&sb, NULL);
+	return 0;
+}
+
+static int read_docker(struct pf_ctx *c, const struct ynode *n)
+{
+	static const char *const keys[] = {"network"};
+	const struct ynode *v[1], *k[1];
+	struct pf_where w = {.section = "docker"}, top = {0};
+	const char *net = NULL;
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "docker", n, &top, "a mapping");
+	if (pipefile_collect(c, n, keys, 1, ALL_KEYS, &w, v, k))
+		return -1;
+	if (v[0]) {
+		if (pipefile_get_string(c, "network", v[0], &w, &net))
+			return -1;
+		free(c->pf->docker_network);
+		c->pf->docker_network = xstrdup(net);
+	}
+	return 0;
+}
+
+enum { W_CLAIM, W_HOSTPATH, W_MOUNTPATH, W__NR };
+static const char *const workspace_keys[W__NR] = {"claim", "hostPath",
+						  "mountPath"};
+
+static int read_abs_path(struct pf_ctx *c, const char *key,
+			 const struct ynode *n, const struct pf_where *w,
+			 char **out)
+{
+	const char *s = NULL;
+
+	if (pipefile_get_string(c, key, n, w, &s))
+		return -1;
+	if (*s != '/')
+		return pipefile_bad_type(c, key, n, w, "an absolute path");
+	*out = xstrdup(s);
+	return 0;
+}
+
+static int read_workspace(struct pf_ctx *c, const struct ynode *n)
+{
+	const struct ynode *v[W__NR], *k[W__NR];
+	struct pf_where w = {.section = "kubernetes.workspace"};
+	struct pf_where up = {.section = "kubernetes"};
+	struct pf_kube *kube = &c->pf->kube;
+	const char *s = NULL;
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "workspace", n, &up,
+					 "a mapping, e.g. { claim: pipe-ws }");
+	if (pipefile_collect(c, n, workspace_keys, W__NR, ALL_KEYS, &w, v, k))
+		return -1;
+	if (v[W_CLAIM] && v[W_HOSTPATH])
+		return pipefile_src_error(c->src, c->err, k[W_HOSTPATH]->line,
+					  k[W_HOSTPATH]->col,
+					  "set either 'claim' or 'hostPath' in "
+					  "'kubernetes.workspace', not both");
+	if (v[W_CLAIM]) {
+		if (pipefile_get_string(c, "claim", v[W_CLAIM], &w, &s))
+			return -1;
+		kube->claim = xstrdup(s);
+	}
+	if (v[W_HOSTPATH] &&
+	    read_abs_path(c, "hostPath", v[W_HOSTPATH], &w, &kube->host_path))
+		return -1;
+	if (v[W_MOUNTPATH] && read_abs_path(c, "mountPath", v[W_MOUNTPATH], &w,
+					    &kube->mount_path))
+		return -1;
+	return 0;
+}
+
+enum { KU_CONTEXT, KU_NAMESPACE, KU_WORKSPACE, KU__NR };
+static const char *const kube_keys[KU__NR] = {"context", "namespace",
+					      "workspace"};
+
+static int read_kube(struct pf_ctx *c, const struct ynode *n)
+{
+	const struct ynode *v[KU__NR], *k[KU__NR];
+	struct pf_where w = {.section = "kubernetes"}, top = {0};
+	struct pf_kube *kube = &c->pf->kube;
+	const char *s = NULL;
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "kubernetes", n, &top, "a mapping");
+	if (pipefile_collect(c, n, kube_keys, KU__NR, ALL_KEYS, &w, v, k))
+		return -1;
+	if (v[KU_CONTEXT]) {
+		if (pipefile_get_string(c, "context", v[KU_CONTEXT], &w, &s))
+			return -1;
+		kube->context = xstrdup(s);
+	}
+	if (v[KU_NAMESPACE]) {
+		if (pipefile_get_string(c, "namespace", v[KU_NAMESPACE], &w,
+					&s))
+			return -1;
+		kube->namespace = xstrdup(s);
+	}
+	if (v[KU_WORKSPACE] && read_workspace(c, v[KU_WORKSPACE]))
+		return -1;
+	return 0;
+}
+
+static int read_stages(struct pf_ctx *c, const struct ynode *n,
+		       const struct ynode *key)
+{
+	struct pf_where w = {0};
+
+	if (!n || pipefile_yaml_is_null(n) || (n->kind == YNODE_MAP && !n->nr))
+		return pipefile_src_error(
+			c->src, c->err, key->line, key->col,
+			"'stages' is empty (add a stage with a 'cmd')");
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "stages", n, &w,
+					 "a mapping of stage names to stages");
+	if (n->dup)
+		return pipefile_dup_error(c, n, "stage", &w);
+	for (uint32_t i = 0; i < n->nr; i++)
+		if (pipefile_add_stage(c, n->items[2 * i], n->items[2 * i + 1]))
+			return -1;
+	return 0;
+}
+
+int pipefile_build(struct pf_ctx *c, const struct ynode *root)
+{
+	const struct ynode *v[T__NR], *k[T__NR];
+	struct pf_where w = {0};
+
+	if (!root || pipefile_yaml_is_null(root))
+		return pipefile_src_error(c->src, c->err, 0, 0,
+					  "file is empty (it needs 'stages:'; "
+					  "'pipe init' writes a starter)");
+	if (root->kind != YNODE_MAP)
+		return pipefile_src_error(c->src, c->err, root->line, root->col,
+					  "the Pipefile must be a mapping with "
+					  "'stages:', not %s",
+					  root->kind == YNODE_SEQ ? "a list"
+								  : "a string");
+	if (pipefile_collect(c, root, top_keys, T__NR, ALL_KEYS, &w, v, k))
+		return -1;
+	if (v[T_VERSION] && read_version(c, v[T_VERSION]))
+		return -1;
+	if (v[T_PARAMS] && read_params_file(c, v[T_PARAMS]))
+		return -1;
+	if (v[T_DOCKER] && read_docker(c, v[T_DOCKER]))
+		return -1;
+	if (v[T_KUBE] && read_kube(c, v[T_KUBE]))
+		return -1;
+	if (v[T_DEFAULTS] && read_defaults(c, v[T_DEFAULTS]))
+		return -1;
+	if (!k[T_STAGES])
+		return pipefile_src_error(c->src, c->err, 0, 0,
+					  "no 'stages' (add 'stages:' with at "
+					  "least one stage)");
+	return read_stages(c, v[T_STAGES], k[T_STAGES]);
+}

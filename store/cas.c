@@ -1,0 +1,325 @@
+/* Large files at copy speed: a content-addressed area filled by reflink or
+ * in-kernel copy, hashed with XXH3-128 from the private copy. */
+#include "store/cas.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Copy this much per copy_file_range call, then hash it back from the page
+ * cache and start its writeback, so the final fsync has little left. */
+#define COPY_CHUNK (8u << 20)
+#define READ_BUF (1u << 20)
+
+char *cas_path(const char *cas_dir, const char *hex)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/%.2s/%s", cas_dir, hex, hex + 2);
+	return strbuf_detach(&sb, NULL);
+}
+
+static int io_fail(struct error *err, const char *what, const char *path)
+{
+	return error_set(err, EXIT_ENV, "cannot %s '%s': %s", what, path,
+			 strerror(errno));
+}
+
+/* Hash len bytes of fd from off. */
+static int hash_range(int fd, off_t off, size_t len, struct hasher *h,
+		      char *buf)
+{
+	while (len) {
+		ssize_t n =
+			pread(fd, buf, len < READ_BUF ? len : READ_BUF, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		hasher_add(h, buf, (size_t)n);
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Plain read/write copy, hashing each block as written; out may be a pipe
+ * or a file opened for appending. */
+static int copy_rw(int in, int out, off_t off, struct hasher *h, char *buf,
+		   unsigned long long *size)
+{
+	for (;;) {
+		ssize_t n = pread(in, buf, READ_BUF, off), w = 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (!n)
+			break;
+		while (w < n) {
+			ssize_t m = write(out, buf + w, (size_t)(n - w));
+
+			if (m < 0 && errno == EINTR)
+				continue;
+			if (m < 0)
+				return -1;
+			w += m;
+		}
+		if (h)
+			hasher_add(h, buf, (size_t)n);
+		off += n;
+	}
+	*size = (unsigned long long)off;
+	return 0;
+}
+
+static int no_cfr(int e)
+{
+	return e == EXDEV || e == ENOSYS || e == EINVAL || e == EOPNOTSUPP ||
+	       e == EBADF;
+}
+
+/* Copy in to the empty file out; when h is set, hash what lands in out.
+ * Reflink first, then copy_file_range, then read/write. */
+static int copy_file(int in, int out, struct hasher *h, int clone,
+		     int writeback, unsigned long long *size)
+{
+	char *buf = h ? xmalloc(READ_BUF) : NULL;
+	off_t off = 0;
+	int ret = -1;
+
+	if (clone && !ioctl(out, FICLONE, in)) {
+		struct stat st;
+
+		if (fstat(out, &st))
+			goto out;
+		*size = (unsigned long long)st.st_size;
+		ret = h ? hash_range(out, 0, (size_t)st.st_size, h, buf) : 0;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = copy_file_range(in, &off, out, NULL, COPY_CHUNK, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && off == 0 && no_cfr(errno)) {
+			if (!buf)
+				buf = xmalloc(READ_BUF);
+			ret = copy_rw(in, out, 0, h, buf, size);
+			goto out;
+		}
+		if (n < 0)
+			goto out;
+		if (!n)
+			break;
+		if (h && hash_range(out, off - n, (size_t)n, h, buf))
+			goto out;
+		if (writeback)
+			sync_file_range(out, off - n, n, SYNC_FILE_RANGE_WRITE);
+	}
+	*size = (unsigned long long)off;
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+static char *temp_name(const char *cas_dir)
+{
+	static unsigned counter;
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/tmp-%ld-%u", cas_dir, (long)getpid(), counter++);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* Give the fsynced temp file its content name, unless an object of that
+ * size is there already (it is never rewritten). */
+static int publish(const char *cas_dir, const char *tmp, const char *hex,
+		   unsigned long long size, struct error *err)
+{
+	char *dst = cas_path(cas_dir, hex);
+	struct stat st;
+	int ret = -1;
+
+	if (!lstat(dst, &st) && S_ISREG(st.st_mode) &&
+	    (unsigned long long)st.st_size == size) {
+		unlink(tmp);
+		ret = 0;
+		goto out;
+	}
+	if (fs_mkdir_parent(dst, 0755)) {
+		io_fail(err, "create the folder of", dst);
+		goto out;
+	}
+	if (rename(tmp, dst)) {
+		io_fail(err, "rename into", dst);
+		goto out;
+	}
+	fs_fsync_parent(dst);
+	ret = 0;
+out:
+	free(dst);
+	return ret;
+}
+
+int cas_put(const char *cas_dir, const char *src, char *hex,
+	    unsigned long long *size, struct error *err)
+{
+	char *tmp = temp_name(cas_dir);
+	struct hasher *h = hasher_new();
+	struct hash128 sum;
+	int in = -1, out = -1, ret = -1;
+
+	if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		io_fail(err, "open", src);
+		goto out;
+	}
+	if (fs_mkdir_p(cas_dir, 0755) ||
+	    (out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) <
+		    0) {
+		io_fail(err, "create", tmp);
+		goto out;
+	}
+	if (copy_file(in, out, h, 1, 1, size)) {
+		io_fail(err, "copy into the store", src);
+		goto out;
+	}
+	if (fsync(out)) {
+		io_fail(err, "fsync", tmp);
+		goto out;
+	}
+	hasher_final(h, &sum);
+	hash_to_hex(&sum, hex);
+	ret = publish(cas_dir, tmp, hex, *size, err);
+out:
+	if (out >= 0)
+		close(out);
+	if (in >= 0)
+		close(in);
+	if (ret)
+		unlink(tmp);
+	hasher_free(h);
+	free(tmp);
+	return ret;
+}
+
+int cas_copy_out(const char *cas_dir, const char *hex, int out_fd, int clone,
+		 struct error *err)
+{
+	char *path = cas_path(cas_dir, hex);
+	unsigned long long size;
+	int in, ret = 0;
+
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		ret = error_set(
+			err, EXIT_FAILED,
+			"cannot open '%s' in the store: %s (run "
+			"'pipe gc' with care; the store may be damaged)",
+			path, strerror(errno));
+		goto out;
+	}
+	if (copy_file(in, out_fd, NULL, clone, 0, &size))
+		ret = io_fail(err, "copy out of the store", path);
+	close(in);
+out:
+	free(path);
+	return ret;
+}
+
+int cas_verify(const char *cas_dir, const char *hex, unsigned long long size,
+	       struct error *err)
+{
+	char *path = cas_path(cas_dir, hex);
+	struct hash128 sum;
+	unsigned long long got = 0;
+	char got_hex[HASH_HEX_LEN + 1];
+	int ret = -1;
+
+	if (hash_file(path, &sum, &got, err))
+		goto out;
+	hash_to_hex(&sum, got_hex);
+	if (got != size || strcmp(got_hex, hex))
+		error_set(err, EXIT_FAILED,
+			  "store file '%s' is corrupt: %llu bytes hashing to "
+			  "%s, want %llu bytes hashing to %s",
+			  path, got, got_hex, size, hex);
+	else
+		ret = 0;
+out:
+	free(path);
+	return ret;
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+static int foreach_in(const char *dir, const char *prefix, cas_fn fn,
+		      void *data)
+{
+	struct strbuf path = STRBUF_INIT;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return 0;
+	while (!ret && (de = readdir(d))) {
+		char hex[HASH_HEX_LEN + 1];
+		struct stat st;
+
+		if (!is_hex(de->d_name, HASH_HEX_LEN - 2))
+			continue;
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s", dir, de->d_name);
+		memcpy(hex, prefix, 2);
+		memcpy(hex + 2, de->d_name, HASH_HEX_LEN - 1);
+		if (!lstat(path.buf, &st))
+			ret = fn(hex, path.buf, (unsigned long long)st.st_size,
+				 data);
+	}
+	closedir(d);
+	strbuf_release(&path);
+	return ret;
+}
+
+int cas_foreach(const char *cas_dir, cas_fn fn, void *data, struct error *err)
+{
+	struct strbuf path = STRBUF_INIT;
+	DIR *d = opendir(cas_dir);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : io_fail(err, "list", cas_dir);
+	while (!ret && (de = readdir(d))) {
+		struct stat st;
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s", cas_dir, de->d_name);
+		if (is_hex(de->d_name, 2))
+			ret = foreach_in(path.buf, de->d_name, fn, data);
+		else if (!strncmp(de->d_name, "tmp-", 4) &&
+			 !lstat(path.buf, &st))
+			ret = fn(NULL, path.buf, (unsigned long long)st.st_size,
+				 data);
+	}
+	closedir(d);
+	strbuf_release(&path);
+	return ret;
+}

@@ -1,0 +1,919 @@
+/* The one file that includes libgit2: a bare repository behind pipe's types,
+ * git_error_last() turned into struct error. */
+#include "store/git.h"
+#include "util/path.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fnmatch.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <git2/sys/commit.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+
+/* Pending objects are written as a pack once they pass this many bytes, so
+ * memory stays bounded however many small files a stage writes. */
+#define FLUSH_BYTES (64u << 20)
+#define MEMPACK_PRIORITY 1000
+
+struct sgit {
+	char *dir;
+	git_repository *repo;
+	git_odb *odb;
+	git_odb_backend *mempack; /* owned by odb */
+	size_t pending;		  /* objects written since the last flush */
+	size_t pending_bytes;
+};
+
+/* Set err to what pipe was doing, then libgit2's reason. */
+__attribute__((format(printf, 2, 3))) static int fail(struct error *err,
+						      const char *fmt, ...)
+{
+	const git_error *e = git_error_last();
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	error_set(err, EXIT_ENV, "%s: %s", sb.buf,
+		  e && e->message ? e->message : "unknown libgit2 error");
+	strbuf_release(&sb);
+	return -1;
+}
+
+static const git_oid *goid(const struct sgit_oid *o)
+{
+	/* struct sgit_oid and git_oid are both the 20 raw bytes of SHA-1. */
+	return (const git_oid *)(const void *)o->id;
+}
+
+static void from_goid(const git_oid *g, struct sgit_oid *o)
+{
+	memcpy(o->id, g->id, SGIT_RAWSZ);
+}
+
+void sgit_oid_hex(const struct sgit_oid *oid, char *out)
+{
+	git_oid_tostr(out, SGIT_HEXSZ + 1, goid(oid));
+}
+
+int sgit_oid_parse(const char *hex, struct sgit_oid *out)
+{
+	git_oid g;
+
+	if (strlen(hex) != SGIT_HEXSZ ||
+	    strspn(hex, "0123456789abcdef") != SGIT_HEXSZ)
+		return -1;
+	if (git_oid_fromstr(&g, hex))
+		return -1;
+	from_goid(&g, out);
+	return 0;
+}
+
+int sgit_oid_equal(const struct sgit_oid *a, const struct sgit_oid *b)
+{
+	return !memcmp(a->id, b->id, SGIT_RAWSZ);
+}
+
+static int open_repo(git_repository **repo, const char *gitdir,
+		     struct error *err)
+{
+	int rc = git_repository_open_ext(
+		repo, gitdir,
+		GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+
+	if (rc == GIT_ENOTFOUND)
+		rc = git_repository_init(repo, gitdir, 1);
+	if (rc)
+		return fail(err, "cannot open store '%s'", gitdir);
+	return 0;
+}
+
+int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
+{
+	struct sgit *g = xcalloc(1, sizeof(*g));
+
+	*out = NULL;
+	git_libgit2_init();
+	g->dir = xstrdup(gitdir);
+	if (git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) ||
+	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1) ||
+	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1)) {
+		fail(err, "cannot configure libgit2");
+		goto fail;
+	}
+	if (open_repo(&g->repo, gitdir, err))
+		goto fail;
+	if (git_repository_odb(&g->odb, g->repo) ||
+	    git_mempack_new(&g->mempack) ||
+	    git_odb_add_backend(g->odb, g->mempack, MEMPACK_PRIORITY)) {
+		fail(err, "cannot open the objects of '%s'", gitdir);
+		goto fail;
+	}
+	*out = g;
+	return 0;
+fail:
+	sgit_free(g);
+	return -1;
+}
+
+void sgit_free(struct sgit *g)
+{
+	if (!g)
+		return;
+	if (g->mempack)
+		git_mempack_reset(g->mempack);
+	git_odb_free(g->odb);
+	git_repository_free(g->repo);
+	free(g->dir);
+	free(g);
+	git_libgit2_shutdown();
+}
+
+const char *sgit_dir(const struct sgit *g)
+{
+	return g->dir;
+}
+
+static int note_pending(struct sgit *g, size_t bytes, struct error *err)
+{
+	g->pending++;
+	g->pending_bytes += bytes;
+	if (g->pending_bytes >= FLUSH_BYTES)
+		return sgit_flush(g, err);
+	return 0;
+}
+
+int sgit_write_blob(struct sgit *g, const void *data, size_t len,
+		    struct sgit_oid *out, struct error *err)
+{
+	git_oid id;
+
+	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB))
+		return fail(err, "cannot hash a blob");
+	from_goid(&id, out);
+	if (git_odb_exists(g->odb, &id))
+		return 0;
+	if (git_odb_write(&id, g->odb, data, len, GIT_OBJECT_BLOB))
+		return fail(err, "cannot write a blob to '%s'", g->dir);
+	return note_pending(g, len, err);
+}
+
+int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
+		    struct sgit_oid *out, struct error *err)
+{
+	git_treebuilder *tb = NULL;
+	git_oid id;
+	int ret = -1;
+
+	if (git_treebuilder_new(&tb, g->repo, NULL)) {
+		fail(err, "cannot build a tree");
+		goto out;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		if (git_treebuilder_insert(NULL, tb, entries[i].name,
+					   goid(&entries[i].oid),
+					   (git_filemode_t)entries[i].mode)) {
+			fail(err, "cannot add '%s' to a tree", entries[i].name);
+			goto out;
+		}
+	}
+	if (git_treebuilder_write(&id, tb)) {
+		fail(err, "cannot write a tree to '%s'", g->dir);
+		goto out;
+	}
+	from_goid(&id, out);
+	ret = note_pending(g, 64 * nr, err);
+out:
+	git_treebuilder_free(tb);
+	return ret;
+}
+
+int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
+		      const struct sgit_oid *parents, size_t nparents,
+		      const char *message, struct sgit_oid *out,
+		      struct error *err)
+{
+	git_signature *sig = NULL;
+	const git_oid **pp = xcalloc(nparents + 1, sizeof(*pp));
+	git_oid id;
+	int ret = -1;
+
+	for (size_t i = 0; i < nparents; i++)
+		pp[i] = goid(&parents[i]);
+	if (git_signature_now(&sig, "pipe", "pipe@localhost")) {
+		fail(err, "cannot make a signature");
+		goto out;
+	}
+	if (git_commit_create_from_ids(&id, g->repo, NULL, sig, sig, NULL,
+				       message, goid(tree), nparents, pp)) {
+		fail(err, "cannot write a commit to '%s'", g->dir);
+		goto out;
+	}
+	from_goid(&id, out);
+	ret = note_pending(g, strlen(message), err);
+out:
+	git_signature_free(sig);
+	free(pp);
+	return ret;
+}
+
+/* A pack's header holds its object count in bytes 8..11 (big-endian). */
+static uint32_t pack_count(const git_buf *pack)
+{
+	const unsigned char *p = (const unsigned char *)pack->ptr;
+
+	if (pack->size < 12)
+		return 0;
+	return (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
+	       (uint32_t)p[10] << 8 | p[11];
+}
+
+int sgit_flush(struct sgit *g, struct error *err)
+{
+	git_buf pack = GIT_BUF_INIT;
+	git_odb_writepack *wp = NULL;
+	git_indexer_progress stats = {0};
+	int ret = -1;
+
+	if (!g->pending)
+		return 0;
+	if (git_mempack_dump(&pack, g->repo, g->mempack)) {
+		fail(err, "cannot pack new objects for '%s'", g->dir);
+		goto out;
+	}
+	if (pack_count(&pack)) {
+		if (git_odb_write_pack(&wp, g->odb, NULL, NULL) ||
+		    wp->append(wp, pack.ptr, pack.size, &stats) ||
+		    wp->commit(wp, &stats)) {
+			fail(err, "cannot write a pack to '%s'", g->dir);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (wp)
+		wp->free(wp);
+	git_buf_dispose(&pack);
+	if (!ret)
+		sgit_discard(g);
+	return ret;
+}
+
+void sgit_discard(struct sgit *g)
+{
+	git_mempack_reset(g->mempack);
+	g->pending = g->pending_bytes = 0;
+}
+
+int sgit_ref_read(struct sgit *g, const char *name, struct sgit_oid *out,
+		  struct error *err)
+{
+	git_oid id;
+	int rc = git_reference_name_to_id(&id, g->repo, name);
+
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc)
+		return fail(err, "cannot read ref '%s'", name);
+	from_goid(&id, out);
+	return 1;
+}
+
+int sgit_ref_update(struct sgit *g, const char *name,
+		    const struct sgit_oid *new_oid,
+		    const struct sgit_oid *old_oid, struct error *err)
+{
+	git_reference *ref = NULL;
+	int rc;
+
+	if (old_oid)
+		rc = git_reference_create_matching(&ref, g->repo, name,
+						   goid(new_oid), 1,
+						   goid(old_oid), NULL);
+	else
+		rc = git_reference_create(&ref, g->repo, name, goid(new_oid), 0,
+					  NULL);
+	git_reference_free(ref);
+	if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS ||
+	    (rc == GIT_ENOTFOUND && old_oid))
+		return error_set(err, EXIT_ENV,
+				 "ref '%s' moved while pipe was writing it; "
+				 "is another pipe running?",
+				 name);
+	if (rc)
+		return fail(err, "cannot update ref '%s'", name);
+	return 0;
+}
+
+int sgit_ref_delete(struct sgit *g, const char *name, struct error *err)
+{
+	int rc = git_reference_remove(g->repo, name);
+
+	if (rc && rc != GIT_ENOTFOUND)
+		return fail(err, "cannot delete ref '%s'", name);
+	return 0;
+}
+
+int sgit_ref_foreach(struct sgit *g, const char *glob, sgit_ref_fn fn,
+		     void *data, struct error *err)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
+	int rc, ret = 0;
+
+	if (git_reference_iterator_glob_new(&it, g->repo, glob))
+		return fail(err, "cannot list refs '%s'", glob);
+	while (!(rc = git_reference_next(&ref, it))) {
+		const git_oid *t = git_reference_target(ref);
+		struct sgit_oid oid;
+
+		if (t) {
+			from_goid(t, &oid);
+			ret = fn(git_reference_name(ref), &oid, data);
+		}
+		git_reference_free(ref);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != GIT_ITEROVER)
+		ret = fail(err, "cannot list refs '%s'", glob);
+	git_reference_iterator_free(it);
+	return ret;
+}
+
+int sgit_ref_name_ok(const char *refname)
+{
+	int valid = 0;
+
+	return !git_reference_name_is_valid(&valid, refname) && valid;
+}
+
+int sgit_read_commit(struct sgit *g, const struct sgit_oid *oid,
+		     struct sgit_commit *out, struct error *err)
+{
+	git_commit *c = NULL;
+	char hex[SGIT_HEXSZ + 1];
+
+	memset(out, 0, sizeof(*out));
+	if (git_commit_lookup(&c, g->repo, goid(oid))) {
+		sgit_oid_hex(oid, hex);
+		return fail(err, "cannot read commit '%s'", hex);
+	}
+	from_goid(git_commit_tree_id(c), &out->tree);
+	out->nparents = git_commit_parentcount(c);
+	out->parents = xcalloc(out->nparents + 1, sizeof(*out->parents));
+	for (size_t i = 0; i < out->nparents; i++)
+		from_goid(git_commit_parent_id(c, (unsigned)i),
+			  &out->parents[i]);
+	out->time = (long long)git_commit_time(c);
+	out->message = xstrdup(git_commit_message_raw(c));
+	git_commit_free(c);
+	return 0;
+}
+
+void sgit_commit_release(struct sgit_commit *c)
+{
+	free(c->parents);
+	free(c->message);
+	memset(c, 0, sizeof(*c));
+}
+
+int sgit_read_blob(struct sgit *g, const struct sgit_oid *oid,
+		   struct strbuf *out, struct error *err)
+{
+	git_blob *b = NULL;
+	char hex[SGIT_HEXSZ + 1];
+
+	if (git_blob_lookup(&b, g->repo, goid(oid))) {
+		sgit_oid_hex(oid, hex);
+		return fail(err, "cannot read blob '%s'", hex);
+	}
+	strbuf_add(out, git_blob_rawcontent(b), (size_t)git_blob_rawsize(b));
+	git_blob_free(b);
+	return 0;
+}
+
+int sgit_tree_lookup(struct sgit *g, const struct sgit_oid *tree,
+		     const char *path, unsigned *mode, struct sgit_oid *oid,
+		     struct error *err)
+{
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	int rc, ret = -1;
+
+	if (git_tree_lookup(&t, g->repo, goid(tree)))
+		return fail(err, "cannot read a tree");
+	rc = git_tree_entry_bypath(&e, t, path);
+	if (rc == GIT_ENOTFOUND) {
+		ret = 0;
+	} else if (rc) {
+		fail(err, "cannot look up '%s'", path);
+	} else {
+		*mode = (unsigned)git_tree_entry_filemode_raw(e);
+		from_goid(git_tree_entry_id(e), oid);
+		ret = 1;
+	}
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	return ret;
+}
+
+struct walk_data {
+	sgit_tree_fn fn;
+	void *data;
+	struct strbuf path;
+	int stopped;
+};
+
+static int tree_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct walk_data *w = payload;
+	struct sgit_oid oid;
+	int rc;
+
+	strbuf_reset(&w->path);
+	strbuf_addstr(&w->path, root);
+	strbuf_addstr(&w->path, git_tree_entry_name(e));
+	from_goid(git_tree_entry_id(e), &oid);
+	rc = w->fn(w->path.buf, (unsigned)git_tree_entry_filemode_raw(e), &oid,
+		   w->data);
+	if (rc < 0)
+		w->stopped = 1;
+	return rc;
+}
+
+int sgit_tree_walk(struct sgit *g, const struct sgit_oid *tree, sgit_tree_fn fn,
+		   void *data, struct error *err)
+{
+	struct walk_data w = {fn, data, STRBUF_INIT, 0};
+	git_tree *t = NULL;
+	int rc;
+
+	if (git_tree_lookup(&t, g->repo, goid(tree)))
+		return fail(err, "cannot read a tree");
+	rc = git_tree_walk(t, GIT_TREEWALK_PRE, tree_cb, &w);
+	git_tree_free(t);
+	strbuf_release(&w.path);
+	if (w.stopped)
+		return -1;
+	if (rc)
+		return fail(err, "cannot walk a tree");
+	return 0;
+}
+
+int sgit_object_exists(struct sgit *g, const struct sgit_oid *oid)
+{
+	return git_odb_exists(g->odb, goid(oid));
+}
+
+int sgit_lookup_prefix(struct sgit *g, const char *hex, struct sgit_oid *out,
+		       struct error *err)
+{
+	git_object *obj = NULL;
+	git_oid id;
+	size_t len = strlen(hex);
+	int rc;
+
+	if (len < GIT_OID_MINPREFIXLEN || len > SGIT_HEXSZ ||
+	    git_oid_fromstrn(&id, hex, len))
+		return 0;
+	rc = git_object_lookup_prefix(&obj, g->repo, &id, len, GIT_OBJECT_ANY);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc == GIT_EAMBIGUOUS)
+		return 2;
+	if (rc)
+		return fail(err, "cannot look up '%s'", hex);
+	rc = git_object_type(obj) == GIT_OBJECT_COMMIT;
+	if (rc)
+		from_goid(git_object_id(obj), out);
+	git_object_free(obj);
+	return rc;
+}
+
+int sgit_walk(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+	      const struct sgit_oid *hide, size_t nhide, int first_parent,
+	      sgit_commit_fn fn, void *data, struct error *err)
+{
+	git_revwalk *w = NULL;
+	git_oid id;
+	int rc, ret = -1;
+
+	if (git_revwalk_new(&w, g->repo) ||
+	    git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME)) {
+		fail(err, "cannot walk history");
+		goto out;
+	}
+	if (first_parent)
+		git_revwalk_simplify_first_parent(w);
+	for (size_t i = 0; i < ntips; i++)
+		if (git_revwalk_push(w, goid(&tips[i]))) {
+			fail(err, "cannot walk history");
+			goto out;
+		}
+	for (size_t i = 0; i < nhide; i++)
+		if (git_revwalk_hide(w, goid(&hide[i]))) {
+			fail(err, "cannot walk history");
+			goto out;
+		}
+	ret = 0;
+	while (!(rc = git_revwalk_next(&id, w))) {
+		struct sgit_oid o;
+
+		from_goid(&id, &o);
+		if ((ret = fn(&o, data)))
+			goto out;
+	}
+	if (rc != GIT_ITEROVER)
+		ret = fail(err, "cannot walk history");
+out:
+	git_revwalk_free(w);
+	return ret;
+}
+
+int sgit_descends(struct sgit *g, const struct sgit_oid *commit,
+		  const struct sgit_oid *ancestor, struct error *err)
+{
+	int rc;
+
+	if (sgit_oid_equal(commit, ancestor))
+		return 1;
+	rc = git_graph_descendant_of(g->repo, goid(commit), goid(ancestor));
+	if (rc < 0)
+		return fail(err, "cannot walk history");
+	return rc;
+}
+
+/* A set of object ids: open addressing on the first 8 bytes. */
+struct oidset {
+	struct sgit_oid *slots;
+	unsigned char *used;
+	size_t nr, cap;
+};
+
+static size_t oidset_slot(const struct oidset *s, const struct sgit_oid *o)
+{
+	uint64_t h;
+	size_t i;
+
+	memcpy(&h, o->id, sizeof(h));
+	i = (size_t)h & (s->cap - 1);
+	while (s->used[i] && !sgit_oid_equal(&s->slots[i], o))
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+static int oidset_has(const struct oidset *s, const struct sgit_oid *o)
+{
+	return s->cap && s->used[oidset_slot(s, o)];
+}
+
+/* Returns 1 when o was added, 0 when it was there. */
+static int oidset_add(struct oidset *s, const struct sgit_oid *o)
+{
+	size_t i;
+
+	if ((s->nr + 1) * 2 > s->cap) {
+		struct oidset n = {0};
+
+		n.cap = s->cap ? s->cap * 2 : 1024;
+		n.slots = xcalloc(n.cap, sizeof(*n.slots));
+		n.used = xcalloc(n.cap, 1);
+		for (size_t j = 0; j < s->cap; j++)
+			if (s->used[j])
+				oidset_add(&n, &s->slots[j]);
+		free(s->slots);
+		free(s->used);
+		*s = n;
+	}
+	i = oidset_slot(s, o);
+	if (s->used[i])
+		return 0;
+	s->used[i] = 1;
+	s->slots[i] = *o;
+	s->nr++;
+	return 1;
+}
+
+static void oidset_clear(struct oidset *s)
+{
+	free(s->slots);
+	free(s->used);
+	memset(s, 0, sizeof(*s));
+}
+
+static int reach_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
+		    void *data)
+{
+	(void)path;
+	if (mode == SGIT_MODE_GITLINK)
+		return 0;
+	/* A subtree seen before was walked before: skip it. */
+	return !oidset_add(data, oid) && mode == SGIT_MODE_TREE;
+}
+
+static int reachable(struct sgit *g, const struct sgit_oid *keep, size_t n,
+		     struct oidset *set, struct error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sgit_commit c;
+		int rc = 0;
+
+		if (!oidset_add(set, &keep[i]))
+			continue;
+		if (sgit_read_commit(g, &keep[i], &c, err))
+			return -1;
+		if (oidset_add(set, &c.tree))
+			rc = sgit_tree_walk(g, &c.tree, reach_cb, set, err);
+		sgit_commit_release(&c);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static unsigned long long file_size(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) ? 0 : (unsigned long long)st.st_size;
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+/* Loose objects not in keep (all of them when all is set), and leftover
+ * temp files: counted, and unlinked unless dry_run. */
+static unsigned long long sweep_loose(struct sgit *g, const struct oidset *keep,
+				      int all, int dry_run)
+{
+	unsigned long long freed = 0;
+	struct strbuf sb = STRBUF_INIT;
+
+	for (int i = 0; i < 256; i++) {
+		DIR *d;
+		struct dirent *de;
+		size_t base;
+
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s/objects/%02x", g->dir, i);
+		if (!(d = opendir(sb.buf)))
+			continue;
+		strbuf_addch(&sb, '/');
+		base = sb.len;
+		while ((de = readdir(d))) {
+			char hex[SGIT_HEXSZ + 1];
+			struct sgit_oid o;
+			int garbage = 1;
+
+			if (de->d_name[0] == '.')
+				continue;
+			if (is_hex(de->d_name, SGIT_HEXSZ - 2)) {
+				snprintf(hex, 3, "%02x", i);
+				memcpy(hex + 2, de->d_name, SGIT_HEXSZ - 1);
+				garbage = sgit_oid_parse(hex, &o) || all ||
+					  !oidset_has(keep, &o);
+			}
+			if (!garbage)
+				continue;
+			strbuf_setlen(&sb, base);
+			strbuf_addstr(&sb, de->d_name);
+			freed += file_size(sb.buf);
+			if (!dry_run)
+				unlink(sb.buf);
+		}
+		closedir(d);
+		if (!dry_run) {
+			strbuf_setlen(&sb, base - 1);
+			rmdir(sb.buf); /* only when empty */
+		}
+	}
+	strbuf_release(&sb);
+	return freed;
+}
+
+struct packed_scan {
+	struct sgit *g;
+	const struct oidset *keep;
+	unsigned long long garbage; /* uncompressed bytes */
+	struct strbuf path;
+};
+
+static int packed_cb(const git_oid *id, void *payload)
+{
+	struct packed_scan *p = payload;
+	struct sgit_oid o;
+	char hex[SGIT_HEXSZ + 1];
+	size_t len;
+	git_object_t type;
+
+	from_goid(id, &o);
+	if (oidset_has(p->keep, &o))
+		return 0;
+	sgit_oid_hex(&o, hex);
+	strbuf_reset(&p->path);
+	strbuf_addf(&p->path, "%s/objects/%.2s/%s", p->g->dir, hex, hex + 2);
+	if (!access(p->path.buf, F_OK))
+		return 0; /* loose: sweep_loose counts it */
+	if (!git_odb_read_header(&len, &type, p->g->odb, id))
+		p->garbage += len ? len : 1;
+	return 0;
+}
+
+/* git_odb_foreach, skipping backends that cannot list (the mempack, whose
+ * missing foreach git_odb_foreach would call). */
+static int foreach_object(struct sgit *g, git_odb_foreach_cb cb, void *data)
+{
+	size_t n = git_odb_num_backends(g->odb);
+
+	for (size_t i = 0; i < n; i++) {
+		git_odb_backend *b;
+		int rc;
+
+		if (git_odb_get_backend(&b, g->odb, i))
+			return -1;
+		if (!b->foreach)
+			continue;
+		if ((rc = b->foreach (b, cb, data)))
+			return rc;
+	}
+	return 0;
+}
+
+static unsigned long long dir_size(const char *path)
+{
+	unsigned long long total = 0;
+	struct strbuf sb = STRBUF_INIT;
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s/%s", path, de->d_name);
+		if (lstat(sb.buf, &st))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			total += dir_size(sb.buf);
+		else
+			total += (unsigned long long)st.st_size;
+	}
+	closedir(d);
+	strbuf_release(&sb);
+	return total;
+}
+
+/* The files in objects/pack; *npacks counts the .pack ones. */
+static void list_packs(struct sgit *g, struct strbuf *dir, char ***names,
+		       size_t *nr, size_t *npacks)
+{
+	size_t alloc = 0;
+	DIR *d;
+	struct dirent *de;
+
+	*names = NULL;
+	*nr = *npacks = 0;
+	strbuf_reset(dir);
+	strbuf_addf(dir, "%s/objects/pack", g->dir);
+	if (!(d = opendir(dir->buf)))
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (n > 5 && !strcmp(de->d_name + n - 5, ".pack"))
+			(*npacks)++;
+		ALLOC_GROW(*names, *nr + 1, alloc);
+		(*names)[(*nr)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+}
+
+static void free_names(char **names, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Write one pack holding every kept object; returns its file name stem
+ * ("pack-<hash>") or NULL with err set. */
+static char *repack(struct sgit *g, const struct oidset *keep,
+		    struct error *err)
+{
+	git_packbuilder *pb = NULL;
+	struct strbuf dir = STRBUF_INIT;
+	char *name = NULL;
+
+	strbuf_addf(&dir, "%s/objects/pack", g->dir);
+	if (git_packbuilder_new(&pb, g->repo)) {
+		fail(err, "cannot repack '%s'", g->dir);
+		goto out;
+	}
+	for (size_t i = 0; i < keep->cap; i++)
+		if (keep->used[i] &&
+		    git_packbuilder_insert(pb, goid(&keep->slots[i]), NULL)) {
+			fail(err, "cannot repack '%s'", g->dir);
+			goto out;
+		}
+	if (git_packbuilder_write(pb, dir.buf, 0, NULL, NULL)) {
+		fail(err, "cannot write a pack to '%s'", g->dir);
+		goto out;
+	}
+	strbuf_reset(&dir);
+	strbuf_addf(&dir, "pack-%s.", git_packbuilder_name(pb));
+	name = strbuf_detach(&dir, NULL);
+out:
+	git_packbuilder_free(pb);
+	strbuf_release(&dir);
+	return name;
+}
+
+/* Replace every pack by one holding the kept objects (written and fsynced
+ * first), then drop all loose objects: each kept one is in the new pack. */
+static int rewrite_packs(struct sgit *g, const struct oidset *keep,
+			 struct error *err)
+{
+	struct strbuf dir = STRBUF_INIT;
+	char *stem = NULL, **names = NULL;
+	size_t nr = 0, npacks;
+
+	if (keep->nr && !(stem = repack(g, keep, err)))
+		return -1;
+	list_packs(g, &dir, &names, &nr, &npacks);
+	for (size_t i = 0; i < nr; i++) {
+		if (stem && !strncmp(names[i], stem, strlen(stem)))
+			continue;
+		strbuf_reset(&dir);
+		strbuf_addf(&dir, "%s/objects/pack/%s", g->dir, names[i]);
+		unlink(dir.buf);
+	}
+	sweep_loose(g, keep, 1, 0);
+	git_odb_refresh(g->odb);
+	free_names(names, nr);
+	free(stem);
+	strbuf_release(&dir);
+	return 0;
+}
+
+int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
+	    int dry_run, unsigned long long *freed, struct error *err)
+{
+	struct oidset set = {0};
+	struct packed_scan scan = {g, &set, 0, STRBUF_INIT};
+	struct strbuf objdir = STRBUF_INIT;
+	char **names = NULL;
+	size_t nr = 0, npacks = 0;
+	unsigned long long before, after;
+	int ret = -1;
+
+	*freed = 0;
+	if (sgit_flush(g, err) || reachable(g, keep, nkeep, &set, err))
+		goto out;
+	if (foreach_object(g, packed_cb, &scan)) {
+		fail(err, "cannot list the objects of '%s'", g->dir);
+		goto out;
+	}
+	list_packs(g, &objdir, &names, &nr, &npacks);
+	strbuf_reset(&objdir);
+	strbuf_addf(&objdir, "%s/objects", g->dir);
+	if (dry_run) {
+		*freed = sweep_loose(g, &set, 0, 1) + scan.garbage;
+		ret = 0;
+		goto out;
+	}
+	before = dir_size(objdir.buf);
+	if (scan.garbage || npacks > 1) {
+		if (rewrite_packs(g, &set, err))
+			goto out;
+	} else {
+		sweep_loose(g, &set, 0, 0);
+	}
+	after = dir_size(objdir.buf);
+	*freed = before > after ? before - after : 0;
+	ret = 0;
+out:
+	free_names(names, nr);
+	strbuf_release(&scan.path);
+	strbuf_release(&objdir);
+	oidset_clear(&set);
+	return ret;
+}

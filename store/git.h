@@ -1,0 +1,145 @@
+/* The store's door to libgit2: a bare repository seen through pipe's types
+ * (raw object ids, strbufs, struct error). Only store/git.c includes
+ * <git2.h>; the rest of store/ goes through these functions. */
+#ifndef STORE_GIT_H
+#define STORE_GIT_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+#include "util/strbuf.h"
+
+#define SGIT_RAWSZ 20
+#define SGIT_HEXSZ 40
+
+/* Tree entry modes, as git writes them. */
+#define SGIT_MODE_TREE 0040000
+#define SGIT_MODE_FILE 0100644
+#define SGIT_MODE_EXEC 0100755
+#define SGIT_MODE_LINK 0120000
+#define SGIT_MODE_GITLINK 0160000
+
+struct sgit_oid {
+	unsigned char id[SGIT_RAWSZ];
+};
+
+/* out holds SGIT_HEXSZ + 1 bytes. */
+void sgit_oid_hex(const struct sgit_oid *oid, char *out);
+/* Parses exactly 40 hex digits; returns 0 or -1. */
+int sgit_oid_parse(const char *hex, struct sgit_oid *out);
+int sgit_oid_equal(const struct sgit_oid *a, const struct sgit_oid *b);
+
+struct sgit;
+
+/* Open the bare repository at gitdir, creating it when missing. Turns on
+ * fsync of everything written below gitdir (objects, packs, refs); hash
+ * verification stays on. */
+int sgit_open(struct sgit **out, const char *gitdir, struct error *err);
+void sgit_free(struct sgit *g);
+const char *sgit_dir(const struct sgit *g);
+
+/*
+ * Writing. New objects collect in memory and are written as one packfile
+ * (one fsync) by sgit_flush(), or earlier when they pass a size bound; a
+ * crash before the flush leaves no trace, a crash after it leaves
+ * unreferenced objects that gc removes.
+ */
+int sgit_write_blob(struct sgit *g, const void *data, size_t len,
+		    struct sgit_oid *out, struct error *err);
+
+struct sgit_entry {
+	const char *name; /* one path component */
+	unsigned mode;	  /* SGIT_MODE_* */
+	struct sgit_oid oid;
+};
+
+/* Entries in any order; names must be unique. */
+int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
+		    struct sgit_oid *out, struct error *err);
+int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
+		      const struct sgit_oid *parents, size_t nparents,
+		      const char *message, struct sgit_oid *out,
+		      struct error *err);
+/* Write pending objects to disk (a packfile, fsynced). */
+int sgit_flush(struct sgit *g, struct error *err);
+/* Forget pending objects (after an error). */
+void sgit_discard(struct sgit *g);
+
+/*
+ * Refs. sgit_ref_update is compare-and-swap: it moves name to new_oid only
+ * when the ref still points at old_oid (old_oid NULL: only when the ref does
+ * not exist yet), else fails with "ref moved" and changes nothing.
+ */
+int sgit_ref_read(struct sgit *g, const char *name, struct sgit_oid *out,
+		  struct error *err); /* 1 found, 0 missing, -1 error */
+int sgit_ref_update(struct sgit *g, const char *name,
+		    const struct sgit_oid *new_oid,
+		    const struct sgit_oid *old_oid, struct error *err);
+int sgit_ref_delete(struct sgit *g, const char *name, struct error *err);
+/* Calls fn for every ref whose name matches glob (fnmatch style, where '*'
+ * also matches '/'); fn returns 0 to go on, non-zero to stop (returned). */
+typedef int (*sgit_ref_fn)(const char *name, const struct sgit_oid *oid,
+			   void *data);
+int sgit_ref_foreach(struct sgit *g, const char *glob, sgit_ref_fn fn,
+		     void *data, struct error *err);
+/* 1 when refname is a valid git ref name. */
+int sgit_ref_name_ok(const char *refname);
+
+/* Reading. */
+struct sgit_commit {
+	struct sgit_oid tree;
+	struct sgit_oid *parents;
+	size_t nparents;
+	long long time; /* committer time, unix seconds */
+	char *message;	/* owned */
+};
+int sgit_read_commit(struct sgit *g, const struct sgit_oid *oid,
+		     struct sgit_commit *out, struct error *err);
+void sgit_commit_release(struct sgit_commit *c);
+int sgit_read_blob(struct sgit *g, const struct sgit_oid *oid,
+		   struct strbuf *out, struct error *err);
+/* Look up path ("a/b/c", no trailing slash) below tree. Returns 1 and
+ * fills mode and oid, 0 when absent, -1 on error. */
+int sgit_tree_lookup(struct sgit *g, const struct sgit_oid *tree,
+		     const char *path, unsigned *mode, struct sgit_oid *oid,
+		     struct error *err);
+/* Pre-order walk of tree; path is relative to tree's root. fn returns 0 to
+ * go on, 1 to skip a subtree, -1 to stop (the walk then returns -1 and fn
+ * should have set err). */
+typedef int (*sgit_tree_fn)(const char *path, unsigned mode,
+			    const struct sgit_oid *oid, void *data);
+int sgit_tree_walk(struct sgit *g, const struct sgit_oid *tree, sgit_tree_fn fn,
+		   void *data, struct error *err);
+int sgit_object_exists(struct sgit *g, const struct sgit_oid *oid);
+
+/* A commit whose id starts with hex (4 to 40 digits). Returns 1 found, 0
+ * when no object starts so, 2 when several objects do (out unset), -1
+ * error. */
+int sgit_lookup_prefix(struct sgit *g, const char *hex, struct sgit_oid *out,
+		       struct error *err);
+
+/* Commits reachable from tips and not from hide, newest first. fn returns
+ * 0 to go on, non-zero to stop (returned). first_parent follows only the
+ * first parent of each commit. */
+typedef int (*sgit_commit_fn)(const struct sgit_oid *oid, void *data);
+int sgit_walk(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+	      const struct sgit_oid *hide, size_t nhide, int first_parent,
+	      sgit_commit_fn fn, void *data, struct error *err);
+
+/* 1 when commit is ancestor or descends from it, 0 when not, -1 error. */
+int sgit_descends(struct sgit *g, const struct sgit_oid *commit,
+		  const struct sgit_oid *ancestor, struct error *err);
+
+/*
+ * Garbage collection: keep every object reachable from the commits in keep
+ * (their trees and blobs; gitlinks are not followed), delete every other
+ * object. Loose garbage is unlinked; when a pack holds garbage, or there is
+ * more than one pack, everything kept is repacked into one pack (written
+ * and fsynced before the old ones go). dry_run changes nothing. *freed gets
+ * the bytes removed (dry run: an estimate). The caller must hold the store
+ * lock: objects written meanwhile would be lost.
+ */
+int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
+	    int dry_run, unsigned long long *freed, struct error *err);
+
+#endif

@@ -1,0 +1,70 @@
+/* Declarations shared by the files of store/ and by nobody else. */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include "store/git.h"
+#include "store/store.h"
+
+struct store {
+	char *pipe_dir;
+	char *git_dir;	 /* <pipe_dir>/store */
+	char *cas_dir;	 /* <git_dir>/cas */
+	char *keys_path; /* <git_dir>/pipe-keys */
+	struct sgit *git;
+};
+
+#define STAGE_REF_PREFIX "refs/pipe/stages/"
+#define RUNS_REF "refs/pipe/runs"
+
+/* refs/pipe/stages/<stage>, with bytes a ref name may not hold written as
+ * %XX; NULL (err set) for an empty stage name. Caller frees. */
+char *store_stage_ref(const char *stage, struct error *err);
+/* The tree entry name of a stage in a run record ("%XX" as for refs). */
+char *store_stage_entry(const char *stage);
+
+/* Trailer blocks (store/prov.c). fn gets each trailer's key and its raw,
+ * still escaped value; returns 0 or -1 with err set. */
+typedef int (*trailer_fn)(const char *key, const char *value, size_t len,
+			  void *data, struct error *err);
+int trailers_parse(const char *msg, trailer_fn fn, void *data,
+		   struct error *err);
+/* "Pipe-Kind" of a message: "stage", "run", or NULL. Caller frees. */
+char *trailers_kind(const char *msg);
+void store_run_format(const struct store_run *r, struct strbuf *out);
+int store_run_parse(const char *msg, struct store_run *out, struct error *err);
+void store_format_time(struct strbuf *out, long long t);
+int store_parse_time(const char *s, long long *out);
+
+/* Manifests (store/manifest.c). */
+void manifest_format(const struct store_manifest *m, struct strbuf *out);
+int manifest_parse(const char *buf, size_t len, struct store_manifest *m,
+		   struct error *err);
+/* The entry for path, or NULL; m->files must be sorted. */
+const struct store_file *manifest_find(const struct store_manifest *m,
+				       const char *path);
+void manifest_sort(struct store_manifest *m);
+/* The pointer blob that stands for a CAS file in a commit's tree. */
+void manifest_pointer(struct strbuf *out, const char *hash_hex,
+		      unsigned long long size);
+
+/* Commit lists (store/store.c). */
+struct oid_list {
+	struct sgit_oid *v;
+	size_t nr, alloc, max;
+};
+/* First-parent history of ref, newest first, at most max (0: all); no
+ * commits when ref is missing. Caller frees out->v. */
+int store_history(struct store *st, const char *ref, size_t max,
+		  struct oid_list *out, struct error *err);
+/* The commits all refs point at. */
+int store_all_tips(struct store *st, struct oid_list *out, struct error *err);
+/* Tests set PIPE_TEST_CRASH=<point> to _exit(99) there, as a crash would. */
+void store_crash_point(const char *point);
+
+/* Reading commits (store/store.c). */
+int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);
+int store_load_manifest(struct store *st, const struct sgit_oid *commit,
+			struct sgit_oid *tree, struct store_manifest *m,
+			struct error *err);
+
+#endif

@@ -1,0 +1,769 @@
+/* The store's entry points: open, commit a stage's outputs, read commits,
+ * files and history, resolve refs, record runs. */
+#include "store/cas.h"
+#include "store/internal.h"
+#include "util/fs.h"
+#include "util/path.h"
+#include "util/strvec.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int store_open(struct store **out, const char *pipe_dir, struct error *err)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+
+	*out = NULL;
+	st->pipe_dir = xstrdup(pipe_dir);
+	st->git_dir = path_join(pipe_dir, "store");
+	st->cas_dir = path_join(st->git_dir, "cas");
+	st->keys_path = path_join(st->git_dir, "pipe-keys");
+	if (fs_mkdir_p(pipe_dir, 0755)) {
+		error_set(err, EXIT_ENV, "cannot create '%s': %s", pipe_dir,
+			  strerror(errno));
+		goto fail;
+	}
+	if (sgit_open(&st->git, st->git_dir, err))
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	store_free(st);
+	return -1;
+}
+
+void store_free(struct store *st)
+{
+	if (!st)
+		return;
+	sgit_free(st->git);
+	free(st->pipe_dir);
+	free(st->git_dir);
+	free(st->cas_dir);
+	free(st->keys_path);
+	free(st);
+}
+
+/* Bytes a ref name (and a tree entry) may hold as they are; the rest,
+ * and dots where git forbids them, become %XX. */
+static int ref_safe(const char *s, size_t i)
+{
+	unsigned char c = (unsigned char)s[i];
+
+	if (c == '.')
+		return i > 0 && s[i + 1] && s[i + 1] != '.' &&
+		       strcmp(s + i, ".lock");
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || strchr("_-+=,@", c);
+}
+
+char *store_stage_entry(const char *stage)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t i = 0; stage[i]; i++)
+		if (ref_safe(stage, i))
+			strbuf_addch(&sb, stage[i]);
+		else
+			strbuf_addf(&sb, "%%%02X", (unsigned char)stage[i]);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *store_stage_ref(const char *stage, struct error *err)
+{
+	char *enc, *ref;
+
+	if (!stage || !*stage) {
+		error_set(err, EXIT_USAGE, "empty stage name");
+		return NULL;
+	}
+	enc = store_stage_entry(stage);
+	ref = xmalloc(strlen(STAGE_REF_PREFIX) + strlen(enc) + 1);
+	strcpy(ref, STAGE_REF_PREFIX);
+	strcat(ref, enc);
+	free(enc);
+	if (!sgit_ref_name_ok(ref)) {
+		error_set(err, EXIT_USAGE, "stage name '%s' cannot be stored",
+			  stage);
+		free(ref);
+		return NULL;
+	}
+	return ref;
+}
+
+int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err)
+{
+	if (!commit || sgit_oid_parse(commit, oid))
+		return error_set(err, EXIT_USAGE,
+				 "'%s' is not a full commit id (40 hex digits)",
+				 commit ? commit : "");
+	return 0;
+}
+
+int store_stage_head(struct store *st, const char *stage, char *out_commit,
+		     struct error *err)
+{
+	char *ref = store_stage_ref(stage, err);
+	struct sgit_oid oid;
+	int rc;
+
+	if (!ref)
+		return -1;
+	rc = sgit_ref_read(st->git, ref, &oid, err);
+	if (rc == 1)
+		sgit_oid_hex(&oid, out_commit);
+	free(ref);
+	return rc;
+}
+
+int store_load_manifest(struct store *st, const struct sgit_oid *commit,
+			struct sgit_oid *tree, struct store_manifest *m,
+			struct error *err)
+{
+	struct sgit_commit c;
+	struct strbuf sb = STRBUF_INIT;
+	struct sgit_oid blob;
+	unsigned mode;
+	char hex[SGIT_HEXSZ + 1];
+	int rc;
+
+	store_manifest_init(m);
+	if (sgit_read_commit(st->git, commit, &c, err))
+		return -1;
+	*tree = c.tree;
+	sgit_commit_release(&c);
+	rc = sgit_tree_lookup(st->git, tree, STORE_MANIFEST, &mode, &blob, err);
+	if (rc < 0)
+		return -1;
+	if (!rc || mode != SGIT_MODE_FILE) {
+		sgit_oid_hex(commit, hex);
+		return error_set(err, EXIT_USAGE,
+				 "commit '%s' is not a stage commit", hex);
+	}
+	if (sgit_read_blob(st->git, &blob, &sb, err))
+		return -1;
+	rc = manifest_parse(sb.buf, sb.len, m, err);
+	strbuf_release(&sb);
+	return rc;
+}
+
+int store_read_manifest(struct store *st, const char *commit,
+			struct store_manifest *out, struct error *err)
+{
+	struct sgit_oid oid, tree;
+
+	store_manifest_init(out);
+	if (store_parse_id(commit, &oid, err))
+		return -1;
+	return store_load_manifest(st, &oid, &tree, out, err);
+}
+
+static int read_prov_oid(struct store *st, const struct sgit_oid *oid,
+			 struct store_prov *out, long long *time, char *parent,
+			 struct error *err)
+{
+	struct sgit_commit c;
+	char hex[SGIT_HEXSZ + 1];
+	int rc;
+
+	store_prov_init(out);
+	if (sgit_read_commit(st->git, oid, &c, err))
+		return -1;
+	rc = store_prov_parse(c.message, out, err);
+	if (rc) {
+		sgit_oid_hex(oid, hex);
+		error_prefix(err, "commit '%s': ", hex);
+	}
+	if (time)
+		*time = c.time;
+	if (parent) {
+		parent[0] = '\0';
+		if (c.nparents)
+			sgit_oid_hex(&c.parents[0], parent);
+	}
+	sgit_commit_release(&c);
+	return rc;
+}
+
+int store_read_prov(struct store *st, const char *commit,
+		    struct store_prov *out, struct error *err)
+{
+	struct sgit_oid oid;
+
+	store_prov_init(out);
+	if (store_parse_id(commit, &oid, err))
+		return -1;
+	return read_prov_oid(st, &oid, out, NULL, NULL, err);
+}
+
+/* ---- history --------------------------------------------------------- */
+
+static int tip_cb(const char *name, const struct sgit_oid *oid, void *data)
+{
+	struct oid_list *l = data;
+
+	(void)name;
+	ALLOC_GROW(l->v, l->nr + 1, l->alloc);
+	l->v[l->nr++] = *oid;
+	return 0;
+}
+
+static int list_cb(const struct sgit_oid *oid, void *data)
+{
+	struct oid_list *l = data;
+
+	ALLOC_GROW(l->v, l->nr + 1, l->alloc);
+	l->v[l->nr++] = *oid;
+	return l->max && l->nr >= l->max;
+}
+
+int store_history(struct store *st, const char *ref, size_t max,
+		  struct oid_list *out, struct error *err)
+{
+	struct sgit_oid tip;
+	int rc = sgit_ref_read(st->git, ref, &tip, err);
+
+	memset(out, 0, sizeof(*out));
+	out->max = max;
+	if (rc <= 0)
+		return rc;
+	return sgit_walk(st->git, &tip, 1, NULL, 0, 1, list_cb, out, err) < 0
+		       ? -1
+		       : 0;
+}
+
+int store_all_tips(struct store *st, struct oid_list *out, struct error *err)
+{
+	memset(out, 0, sizeof(*out));
+	return sgit_ref_foreach(st->git, "refs/*", tip_cb, out, err);
+}
+
+void store_commits_free(struct store_commit *c, size_t nr)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < nr; i++)
+		store_prov_release(&c[i].prov);
+	free(c);
+}
+
+int store_stage_log(struct store *st, const char *stage, size_t max,
+		    struct store_commit **out, size_t *nr, struct error *err)
+{
+	char *ref = store_stage_ref(stage, err);
+	struct oid_list hist = {0};
+	struct store_commit *v = NULL;
+	size_t i = 0;
+	int ret = -1;
+
+	*out = NULL;
+	*nr = 0;
+	if (!ref || store_history(st, ref, max, &hist, err))
+		goto out;
+	v = xcalloc(hist.nr + 1, sizeof(*v));
+	for (i = 0; i < hist.nr; i++) {
+		sgit_oid_hex(&hist.v[i], v[i].id);
+		if (read_prov_oid(st, &hist.v[i], &v[i].prov, &v[i].time,
+				  v[i].parent, err))
+			goto out;
+	}
+	*out = v;
+	*nr = hist.nr;
+	v = NULL;
+	ret = 0;
+out:
+	store_commits_free(v, i);
+	free(hist.v);
+	free(ref);
+	return ret;
+}
+
+/* ---- committing a stage ------------------------------------------------ */
+
+/* A tree under construction: folders hold kids, files an object id. */
+struct tnode {
+	char *name;
+	unsigned mode;
+	struct sgit_oid oid;
+	struct tnode *kids;
+	size_t nr, alloc;
+};
+
+struct committer {
+	struct store *st;
+	const char *workspace;
+	struct tnode root;
+	struct store_manifest man;
+	unsigned long long bytes;
+	struct strbuf abs, data;
+};
+
+static struct tnode *tnode_child(struct tnode *n, const char *name, size_t len,
+				 unsigned mode)
+{
+	struct tnode *k;
+
+	for (size_t i = 0; i < n->nr; i++)
+		if (strlen(n->kids[i].name) == len &&
+		    !memcmp(n->kids[i].name, name, len))
+			return &n->kids[i];
+	ALLOC_GROW(n->kids, n->nr + 1, n->alloc);
+	k = &n->kids[n->nr++];
+	memset(k, 0, sizeof(*k));
+	k->name = xstrndup(name, len);
+	k->mode = mode;
+	return k;
+}
+
+static void tnode_add(struct tnode *root, const char *path, unsigned mode,
+		      const struct sgit_oid *oid)
+{
+	const char *slash;
+	struct tnode *n = root;
+
+	while ((slash = strchr(path, '/'))) {
+		n = tnode_child(n, path, (size_t)(slash - path),
+				SGIT_MODE_TREE);
+		path = slash + 1;
+	}
+	n = tnode_child(n, path, strlen(path), mode);
+	n->oid = *oid;
+}
+
+static void tnode_release(struct tnode *n)
+{
+	for (size_t i = 0; i < n->nr; i++)
+		tnode_release(&n->kids[i]);
+	free(n->kids);
+	free(n->name);
+}
+
+/* Write n's folders bottom-up. Returns 1 written, 0 empty (skipped), -1. */
+static int tnode_write(struct sgit *g, struct tnode *n, struct error *err)
+{
+	struct sgit_entry *e = xcalloc(n->nr + 1, sizeof(*e));
+	size_t nr = 0;
+	int ret = -1;
+
+	for (size_t i = 0; i < n->nr; i++) {
+		struct tnode *k = &n->kids[i];
+
+		if (k->mode == SGIT_MODE_TREE) {
+			int rc = tnode_write(g, k, err);
+
+			if (rc < 0)
+				goto out;
+			if (!rc)
+				continue;
+		}
+		e[nr].name = k->name;
+		e[nr].mode = k->mode;
+		e[nr++].oid = k->oid;
+	}
+	if (!nr) {
+		ret = 0;
+		goto out;
+	}
+	ret = sgit_write_tree(g, e, nr, &n->oid, err) ? -1 : 1;
+out:
+	free(e);
+	return ret;
+}
+
+static struct store_file *add_file_entry(struct committer *c, const char *rel,
+					 enum store_file_kind kind)
+{
+	struct store_file *f;
+
+	ALLOC_GROW(c->man.files, c->man.files_nr + 1, c->man.files_alloc);
+	f = &c->man.files[c->man.files_nr++];
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(rel);
+	f->kind = kind;
+	return f;
+}
+
+static int add_regular(struct committer *c, const char *rel,
+		       const struct stat *sb, struct error *err)
+{
+	int exec = (sb->st_mode & S_IXUSR) != 0;
+	int big = (unsigned long long)sb->st_size >= STORE_CAS_MIN;
+	struct store_file *f;
+	struct sgit_oid oid;
+	struct hash128 h;
+	unsigned long long size;
+	char hex[HASH_HEX_LEN + 1];
+
+	strbuf_reset(&c->data);
+	if (big) {
+		if (cas_put(c->st->cas_dir, c->abs.buf, hex, &size, err))
+			return -1;
+		manifest_pointer(&c->data, hex, size);
+	} else {
+		if (strbuf_read_file(&c->data, c->abs.buf, (size_t)sb->st_size))
+			return error_set(err, EXIT_FAILED,
+					 "cannot read output '%s': %s", rel,
+					 strerror(errno));
+		size = c->data.len;
+		hash_buf(c->data.buf, c->data.len, &h);
+		hash_to_hex(&h, hex);
+	}
+	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &oid, err))
+		return -1;
+	f = add_file_entry(c, rel, big ? STORE_CAS : STORE_BLOB);
+	f->exec = exec;
+	f->size = size;
+	memcpy(f->hash, hex, sizeof(hex));
+	tnode_add(&c->root, rel, exec ? SGIT_MODE_EXEC : SGIT_MODE_FILE, &oid);
+	c->bytes += size;
+	return 0;
+}
+
+static int add_link(struct committer *c, const char *rel, struct error *err)
+{
+	struct store_file *f;
+	struct sgit_oid oid;
+	struct hash128 h;
+	ssize_t n;
+
+	strbuf_reset(&c->data);
+	for (size_t want = 256;; want *= 2) {
+		strbuf_grow(&c->data, want);
+		n = readlink(c->abs.buf, c->data.buf, want);
+		if (n < 0)
+			return error_set(err, EXIT_FAILED,
+					 "cannot read link '%s': %s", rel,
+					 strerror(errno));
+		if ((size_t)n < want)
+			break;
+	}
+	strbuf_setlen(&c->data, (size_t)n);
+	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &oid, err))
+		return -1;
+	f = add_file_entry(c, rel, STORE_LINK);
+	f->size = c->data.len;
+	hash_buf(c->data.buf, c->data.len, &h);
+	hash_to_hex(&h, f->hash);
+	tnode_add(&c->root, rel, SGIT_MODE_LINK, &oid);
+	return 0;
+}
+
+static int add_path(struct committer *c, const char *rel, struct error *err);
+
+static int add_dir(struct committer *c, const char *rel, struct error *err)
+{
+	struct strvec names = STRVEC_INIT;
+	DIR *d = opendir(c->abs.buf);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return error_set(err, EXIT_FAILED,
+				 "cannot read folder '%s': %s", rel,
+				 strerror(errno));
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			strvec_pushf(&names, "%s/%s", rel, de->d_name);
+	closedir(d);
+	if (!names.nr) {
+		struct strbuf dir = STRBUF_INIT;
+
+		strbuf_addf(&dir, "%s/", rel);
+		ALLOC_GROW(c->man.dirs, c->man.dirs_nr + 1, c->man.dirs_alloc);
+		c->man.dirs[c->man.dirs_nr++] = strbuf_detach(&dir, NULL);
+	}
+	for (size_t i = 0; !ret && i < names.nr; i++)
+		ret = add_path(c, names.v[i], err);
+	strvec_clear(&names);
+	return ret;
+}
+
+static int add_path(struct committer *c, const char *rel, struct error *err)
+{
+	struct stat sb;
+
+	strbuf_reset(&c->abs);
+	strbuf_addf(&c->abs, "%s/%s", c->workspace, rel);
+	if (lstat(c->abs.buf, &sb))
+		return error_set(err, EXIT_FAILED, "output '%s' is missing: %s",
+				 rel, strerror(errno));
+	if (S_ISREG(sb.st_mode))
+		return add_regular(c, rel, &sb, err);
+	if (S_ISLNK(sb.st_mode))
+		return add_link(c, rel, err);
+	if (S_ISDIR(sb.st_mode))
+		return add_dir(c, rel, err);
+	return error_set(err, EXIT_FAILED,
+			 "output '%s' is not a file, folder or symlink", rel);
+}
+
+/* Normalize and check the declared outputs; folders keep their '/'. */
+static int check_outputs(char *const *outputs, struct strvec *out,
+			 struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ret = -1;
+
+	for (size_t i = 0; outputs && outputs[i]; i++) {
+		const char *why = NULL;
+		size_t len;
+
+		strbuf_reset(&sb);
+		if (path_normalize(outputs[i], &sb, &why)) {
+			error_set(err, EXIT_USAGE, "output '%s': %s",
+				  outputs[i], why);
+			goto out;
+		}
+		len = path_trimmed_len(sb.buf);
+		if (!len || path_is_inside(sb.buf, ".pipe") ||
+		    (len == strlen(STORE_MANIFEST) &&
+		     !strncmp(sb.buf, STORE_MANIFEST, len))) {
+			error_set(err, EXIT_USAGE,
+				  "output '%s' cannot be stored: it is the "
+				  "workspace, .pipe/ or '%s'",
+				  outputs[i], STORE_MANIFEST);
+			goto out;
+		}
+		for (size_t j = 0; j < out->nr; j++)
+			if (path_overlaps(out->v[j], sb.buf)) {
+				error_set(err, EXIT_USAGE,
+					  "outputs '%s' and '%s' overlap",
+					  out->v[j], sb.buf);
+				goto out;
+			}
+		strvec_push(out, sb.buf);
+	}
+	ret = 0;
+out:
+	strbuf_release(&sb);
+	return ret;
+}
+
+static int add_output(struct committer *c, const char *out, struct error *err)
+{
+	size_t len = path_trimmed_len(out);
+	int folder = out[len] == '/';
+	char *rel = xstrndup(out, len);
+	struct stat sb;
+	int ret = -1;
+
+	strbuf_reset(&c->abs);
+	strbuf_addf(&c->abs, "%s/%s", c->workspace, rel);
+	if (lstat(c->abs.buf, &sb))
+		error_set(err, EXIT_FAILED, "output '%s' is missing: %s", out,
+			  strerror(errno));
+	else if (folder && !S_ISDIR(sb.st_mode))
+		error_set(err, EXIT_FAILED, "output '%s' is not a folder", out);
+	else if (!folder && S_ISDIR(sb.st_mode))
+		error_set(err, EXIT_FAILED,
+			  "output '%s' is a folder; declare it as '%s/'", out,
+			  out);
+	else
+		ret = add_path(c, rel, err);
+	if (!ret) {
+		ALLOC_GROW(c->man.outputs, c->man.outputs_nr + 1,
+			   c->man.outputs_alloc);
+		c->man.outputs[c->man.outputs_nr++] = xstrdup(out);
+	}
+	free(rel);
+	return ret;
+}
+
+/* Tests set PIPE_TEST_CRASH=<point> to die there, as a crash would. */
+void store_crash_point(const char *point)
+{
+	const char *e = getenv("PIPE_TEST_CRASH");
+
+	if (e && !strcmp(e, point))
+		_exit(99);
+}
+
+/* Write the manifest, the trees and the commit; flush them to disk. */
+static int write_stage_commit(struct committer *c, const char *stage,
+			      const struct store_prov *prov,
+			      const struct sgit_oid *parent,
+			      struct sgit_oid *commit, struct error *err)
+{
+	struct store_prov p = *prov; /* shallow: only two fields change */
+	struct strbuf msg = STRBUF_INIT;
+	struct sgit_oid blob;
+	int ret = -1;
+
+	manifest_sort(&c->man);
+	strbuf_reset(&c->data);
+	manifest_format(&c->man, &c->data);
+	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob, err))
+		goto out;
+	tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
+	if (tnode_write(c->st->git, &c->root, err) < 0)
+		goto out;
+	p.stage = (char *)stage;
+	p.bytes_out = c->bytes;
+	store_prov_format(&p, &msg);
+	if (sgit_write_commit(c->st->git, &c->root.oid, parent, parent ? 1 : 0,
+			      msg.buf, commit, err) ||
+	    sgit_flush(c->st->git, err))
+		goto out;
+	ret = 0;
+out:
+	strbuf_release(&msg);
+	return ret;
+}
+
+int store_commit_stage(struct store *st, const char *workspace,
+		       const char *stage, char *const *outputs,
+		       const struct store_prov *prov, char *out_commit,
+		       struct error *err)
+{
+	struct committer c = {st, workspace,   {0},	   {0},
+			      0,  STRBUF_INIT, STRBUF_INIT};
+	struct strvec outs = STRVEC_INIT;
+	char *ref = store_stage_ref(stage, err);
+	struct sgit_oid parent, commit;
+	int has_parent = 0, ret = -1;
+
+	if (!ref || check_outputs(outputs, &outs, err) ||
+	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < outs.nr; i++)
+		if (add_output(&c, outs.v[i], err))
+			goto out;
+	if (write_stage_commit(&c, stage, prov, has_parent ? &parent : NULL,
+			       &commit, err))
+		goto out;
+	store_crash_point("store-before-ref");
+	if (sgit_ref_update(st->git, ref, &commit, has_parent ? &parent : NULL,
+			    err))
+		goto out;
+	sgit_oid_hex(&commit, out_commit);
+	ret = 0;
+out:
+	if (ret) {
+		sgit_discard(st->git);
+		error_prefix(err, "stage '%s': ", stage ? stage : "");
+	}
+	tnode_release(&c.root);
+	store_manifest_release(&c.man);
+	strbuf_release(&c.abs);
+	strbuf_release(&c.data);
+	strvec_clear(&outs);
+	free(ref);
+	return ret;
+}
+
+/* ---- reading files ------------------------------------------------------ */
+
+/* Find the file path in a stage commit: its manifest entry (*f points
+ * into m) and its blob. */
+static int find_file(struct store *st, const char *commit, const char *path,
+		     struct store_manifest *m, const struct store_file **f,
+		     struct sgit_oid *blob, struct error *err)
+{
+	struct sgit_oid oid, tree;
+	struct strbuf norm = STRBUF_INIT;
+	const char *why = NULL;
+	unsigned mode;
+	int rc = -1;
+
+	if (store_parse_id(commit, &oid, err) ||
+	    store_load_manifest(st, &oid, &tree, m, err))
+		goto out;
+	if (path_normalize(path, &norm, &why)) {
+		error_set(err, EXIT_USAGE, "path '%s': %s", path, why);
+		goto out;
+	}
+	strbuf_setlen(&norm, path_trimmed_len(norm.buf));
+	if (!(*f = manifest_find(m, norm.buf))) {
+		error_set(err, EXIT_USAGE, "no file '%s' in commit '%.12s'",
+			  norm.buf, commit);
+		goto out;
+	}
+	rc = sgit_tree_lookup(st->git, &tree, norm.buf, &mode, blob, err);
+	if (!rc)
+		error_set(err, EXIT_FAILED,
+			  "commit '%.12s' lists '%s' but its tree lacks it",
+			  commit, norm.buf);
+	rc = rc > 0 ? 0 : -1;
+out:
+	strbuf_release(&norm);
+	return rc;
+}
+
+int store_read_file(struct store *st, const char *commit, const char *path,
+		    struct strbuf *out, struct error *err)
+{
+	struct store_manifest m;
+	const struct store_file *f;
+	struct sgit_oid blob;
+	char *cas = NULL;
+	int ret = -1;
+
+	if (find_file(st, commit, path, &m, &f, &blob, err))
+		goto out;
+	if (f->kind != STORE_CAS) {
+		ret = sgit_read_blob(st->git, &blob, out, err);
+		goto out;
+	}
+	cas = cas_path(st->cas_dir, f->hash);
+	if (strbuf_read_file(out, cas, (size_t)f->size)) {
+		error_set(err, EXIT_FAILED, "cannot read '%s': %s", cas,
+			  strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(cas);
+	store_manifest_release(&m);
+	return ret;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int store_read_file_fd(struct store *st, const char *commit, const char *path,
+		       int fd, struct error *err)
+{
+	struct store_manifest m;
+	const struct store_file *f;
+	struct sgit_oid blob;
+	struct strbuf sb = STRBUF_INIT;
+	int ret = -1;
+
+	if (find_file(st, commit, path, &m, &f, &blob, err))
+		goto out;
+	if (f->kind == STORE_CAS) {
+		ret = cas_copy_out(st->cas_dir, f->hash, fd, 0, err);
+		goto out;
+	}
+	if (sgit_read_blob(st->git, &blob, &sb, err))
+		goto out;
+	if (write_all(fd, sb.buf, sb.len)) {
+		error_set(err, EXIT_FAILED, "cannot write '%s': %s", path,
+			  strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	strbuf_release(&sb);
+	store_manifest_release(&m);
+	return ret;
+}

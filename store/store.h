@@ -1,0 +1,288 @@
+/* The store: every stage's outputs as a versioned commit with provenance in
+ * a bare git repository (.pipe/store), large files content-addressed.
+ *
+ * Layout of .pipe/store (plain `git --git-dir .pipe/store` reads it):
+ *   refs/pipe/stages/<stage>  a stage's history; each commit's parent is the
+ *                             stage's previous commit
+ *   refs/pipe/runs            run records; each one's parent is the previous
+ *                             run
+ *   cas/ab/cdef...            files of STORE_CAS_MIN bytes or more, named by
+ *                             their XXH3-128 (read-only, never rewritten)
+ *   pipe-keys                 run-cache index: stage key -> commit (a cache,
+ *                             rebuilt from history when missing or corrupt)
+ *
+ * A stage commit's tree holds the outputs at their workspace paths (files
+ * 100644/100755, symlinks 120000) and a top-level blob ".pipe-manifest":
+ *
+ *   pipe-manifest 1
+ *   output out/clean/            declared outputs (folders end in '/')
+ *   dir out/clean/empty/         folders without files, recreated on restore
+ *   blob <xxh128> <size> <path>  a file stored as a git blob
+ *   cas <xxh128> <size> <path>   a file stored in cas/; its blob in the tree
+ *                                is a pointer: "pipe-cas 1\nxxh128 H\nsize N\n"
+ *   link <xxh128> <size> <path>  a symlink (hash and size of its target)
+ *
+ * Only paths the manifest lists as "cas" are pointers: a user file that
+ * looks like a pointer is a plain blob. Paths are escaped as in trailers
+ * (see store_escape). A run record's tree holds one gitlink per stage commit
+ * it used (stages/<stage> -> commit), so gc and git keep them.
+ *
+ * Provenance is a block of git trailers in the commit message (see
+ * store_prov_format). All functions return 0 (or a count) on success and -1
+ * with err set on failure unless documented otherwise. Commit ids are 40
+ * lowercase hex digits plus a NUL (STORE_ID_SIZE).
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stddef.h>
+
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/strbuf.h"
+
+#define STORE_ID_LEN 40
+#define STORE_ID_SIZE (STORE_ID_LEN + 1)
+/* Files this large or larger go to the content-addressed area. */
+#define STORE_CAS_MIN (1024 * 1024)
+/* The manifest's name at the top of a stage commit's tree (reserved). */
+#define STORE_MANIFEST ".pipe-manifest"
+
+struct store;
+
+/* Open (creating when missing) the store below pipe_dir (".pipe"). */
+int store_open(struct store **out, const char *pipe_dir, struct error *err);
+void store_free(struct store *st);
+
+/* ---- provenance ---------------------------------------------------- */
+
+struct store_input {
+	char *path;
+	char hash[HASH_HEX_LEN + 1];
+};
+struct store_upstream {
+	char *stage;
+	char commit[STORE_ID_SIZE];
+};
+struct store_kv {
+	char *key;
+	char *value;
+};
+
+/* Provenance of a stage commit. Strings are owned; NULL or 0 means "not
+ * recorded" and writes no trailer. */
+struct store_prov {
+	char *stage;
+	char key[HASH_HEX_LEN + 1]; /* the stage key; "" when unknown */
+	char *state;		    /* "success" or "cached" */
+	char *cached_from;	    /* state cached: the commit reused */
+	struct store_input *inputs;
+	size_t inputs_nr, inputs_alloc;
+	struct store_upstream *upstreams;
+	size_t upstreams_nr, upstreams_alloc;
+	struct store_kv *params;
+	size_t params_nr, params_alloc;
+	char *image;	/* e.g. "example/pre:1.4@sha256:..." */
+	char *executor; /* local, docker, kubernetes */
+	char *git_head; /* the project's HEAD commit */
+	int git_dirty;
+	long long started; /* unix seconds, UTC */
+	long long duration_ms;
+	unsigned long long datums_processed, datums_skipped, datums_total;
+	unsigned long long bytes_in, bytes_out;
+	struct store_kv *extra; /* trailers pipe does not know, kept */
+	size_t extra_nr, extra_alloc;
+};
+
+void store_prov_init(struct store_prov *p);
+void store_prov_release(struct store_prov *p);
+void store_prov_add_input(struct store_prov *p, const char *path,
+			  const char *hash_hex);
+void store_prov_add_upstream(struct store_prov *p, const char *stage,
+			     const char *commit);
+void store_prov_add_param(struct store_prov *p, const char *key,
+			  const char *value);
+
+/*
+ * The commit message of a stage commit: a subject, a blank line and one
+ * trailer per line, in this order:
+ *   Pipe-Kind: stage            Pipe-Image: <image>
+ *   Pipe-Stage: <stage>         Pipe-Executor: <executor>
+ *   Pipe-Key: <32 hex>          Pipe-Git-Head: <sha> [dirty]
+ *   Pipe-State: success|cached  Pipe-Started: <RFC 3339, UTC>
+ *   Pipe-Cached-From: <commit>  Pipe-Duration-Ms: <n>
+ *   Pipe-Input: <path> <hash>   Pipe-Datums: <processed>/<skipped>/<total>
+ *   Pipe-Upstream: <stage> <c>  Pipe-Bytes-In: <n>
+ *   Pipe-Param: <key>=<value>   Pipe-Bytes-Out: <n>
+ * Values are escaped with store_escape, so any byte survives.
+ */
+void store_prov_format(const struct store_prov *p, struct strbuf *out);
+/* Parse a message written by store_prov_format into out (initialised
+ * here). Fails on a malformed trailer block. */
+int store_prov_parse(const char *msg, struct store_prov *out,
+		     struct error *err);
+
+/* Escape for a trailer value or manifest path: '\' -> "\\", newline ->
+ * "\n", other control bytes, DEL, and a leading or trailing space ->
+ * "\xHH"; extra lists more bytes to write as "\xHH" (may be NULL). */
+void store_escape(struct strbuf *out, const char *s, const char *extra);
+/* Undo store_escape; fails on a bad escape. */
+int store_unescape(struct strbuf *out, const char *s, size_t len);
+
+/* ---- stage commits --------------------------------------------------- */
+
+/*
+ * Commit the outputs of stage (workspace-relative paths, folders ending in
+ * '/', NULL-terminated) as a new commit on refs/pipe/stages/<stage>, its
+ * parent the stage's current commit. Files of STORE_CAS_MIN bytes or more
+ * are copied (reflink, else copy_file_range) into the CAS; the hash is taken
+ * of the copy, so later edits of the workspace never reach the store.
+ * Provenance comes from prov (prov->stage is ignored; Pipe-Bytes-Out is
+ * what was committed). Objects and CAS files are fsynced before the ref
+ * moves, and the ref moves only if nobody moved it meanwhile: a crash
+ * leaves the previous commit in place. A missing output, a special file,
+ * or an output path that is absolute, escapes the workspace, lies in .pipe/
+ * or is STORE_MANIFEST fails.
+ */
+int store_commit_stage(struct store *st, const char *workspace,
+		       const char *stage, char *const *outputs,
+		       const struct store_prov *prov, char *out_commit,
+		       struct error *err);
+
+/* The current commit of stage: 1 found, 0 no commit yet, -1 error. */
+int store_stage_head(struct store *st, const char *stage, char *out_commit,
+		     struct error *err);
+
+/* Run-cache: a commit of stage (any stage when stage is NULL) whose
+ * Pipe-Key is key_hex, on the history of any ref. Returns 1 found, 0 none,
+ * -1 error. Uses the pipe-keys index and brings it up to date. */
+int store_find_key(struct store *st, const char *stage, const char *key_hex,
+		   char *out_commit, struct error *err);
+
+int store_read_prov(struct store *st, const char *commit,
+		    struct store_prov *out, struct error *err);
+
+struct store_commit {
+	char id[STORE_ID_SIZE];
+	char parent[STORE_ID_SIZE]; /* "" for the first */
+	long long time;		    /* commit time, unix seconds */
+	struct store_prov prov;
+};
+
+/* The history of stage, newest first, at most max commits (0: all).
+ * *out is an array the caller frees with store_commits_free. */
+int store_stage_log(struct store *st, const char *stage, size_t max,
+		    struct store_commit **out, size_t *nr, struct error *err);
+void store_commits_free(struct store_commit *c, size_t nr);
+
+/* ---- files of a commit ------------------------------------------------ */
+
+enum store_file_kind { STORE_BLOB, STORE_CAS, STORE_LINK };
+
+struct store_file {
+	char *path; /* workspace-relative */
+	enum store_file_kind kind;
+	int exec;
+	unsigned long long size;
+	char hash[HASH_HEX_LEN + 1]; /* XXH3-128 of the content (link target) */
+};
+
+struct store_manifest {
+	char **outputs; /* as declared; folders end in '/' */
+	size_t outputs_nr, outputs_alloc;
+	char **dirs; /* folders without files, ending in '/' */
+	size_t dirs_nr, dirs_alloc;
+	struct store_file *files; /* sorted by path */
+	size_t files_nr, files_alloc;
+};
+
+void store_manifest_init(struct store_manifest *m);
+void store_manifest_release(struct store_manifest *m);
+/* The outputs and files of a stage commit, with their XXH3-128 hashes. */
+int store_read_manifest(struct store *st, const char *commit,
+			struct store_manifest *out, struct error *err);
+
+/* Append the content of one file of a stage commit to out, or write it to
+ * fd (CAS files are streamed, memory stays flat). A symlink gives its
+ * target. */
+int store_read_file(struct store *st, const char *commit, const char *path,
+		    struct strbuf *out, struct error *err);
+int store_read_file_fd(struct store *st, const char *commit, const char *path,
+		       int fd, struct error *err);
+
+/*
+ * Put a stage commit's outputs back into workspace: each output path is
+ * rebuilt in a temp sibling and renamed into place (swapped with what is
+ * there, which is then removed), so a reader sees the old or the new
+ * output, never a mix. Exec bits and symlinks are restored; CAS files are
+ * reflinked or copied. Given a run record, restores each of its stage
+ * commits. CAS files are not re-hashed here (see store_verify).
+ */
+int store_restore(struct store *st, const char *commit, const char *workspace,
+		  struct error *err);
+
+/* ---- refs and runs ------------------------------------------------------ */
+
+/*
+ * Resolve ref to a commit id: "STAGE" (its latest commit), "STAGE~N" (N
+ * first parents back), "runs" / "runs~N" (run records), or a full or
+ * abbreviated (at least 4 hex digits) commit id. An abbreviation several
+ * commits share fails and lists them. *is_run (may be NULL) is set to 1 for
+ * a run record.
+ */
+int store_resolve(struct store *st, const char *ref, char *out_commit,
+		  int *is_run, struct error *err);
+
+struct store_run_stage {
+	char *stage;
+	char commit[STORE_ID_SIZE];
+};
+
+struct store_run {
+	char id[STORE_ID_SIZE];	    /* filled by reading */
+	char parent[STORE_ID_SIZE]; /* filled by reading; "" for the first */
+	long long time;		    /* filled by reading */
+	struct store_run_stage *stages;
+	size_t stages_nr, stages_alloc;
+	char *state;	/* "success", "failed", ...; may be NULL */
+	char *git_head; /* may be NULL */
+	int git_dirty;
+	long long started, duration_ms;
+	struct store_kv *extra;
+	size_t extra_nr, extra_alloc;
+};
+
+void store_run_init(struct store_run *r);
+void store_run_release(struct store_run *r);
+void store_run_add_stage(struct store_run *r, const char *stage,
+			 const char *commit);
+
+/* Record a run on refs/pipe/runs, its parent the previous run; its message
+ * lists "Pipe-Stage: <stage> <commit>" for every stage commit in run. */
+int store_write_run(struct store *st, const struct store_run *run, char *out_id,
+		    struct error *err);
+int store_read_run(struct store *st, const char *id, struct store_run *out,
+		   struct error *err);
+/* Run records, newest first, at most max (0: all); free with
+ * store_runs_free. */
+int store_list_runs(struct store *st, size_t max, struct store_run **out,
+		    size_t *nr, struct error *err);
+void store_runs_free(struct store_run *r, size_t nr);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/*
+ * Remove what no ref reaches: git objects (loose ones unlinked; packs
+ * rewritten into one when they hold garbage) and CAS files no reachable
+ * commit names. dry_run only counts. *freed gets the bytes removed (dry run:
+ * an estimate; packed objects count at their unpacked size). The caller
+ * holds the workspace lock: a commit running meanwhile could lose objects.
+ */
+int store_gc(struct store *st, int dry_run, unsigned long long *freed,
+	     struct error *err);
+
+/* Re-hash every CAS file that a reachable commit names; fails naming the
+ * first missing or corrupt one. *checked gets the number verified. */
+int store_verify(struct store *st, size_t *checked, struct error *err);
+
+#endif

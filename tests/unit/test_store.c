@@ -1,0 +1,1017 @@
+/* Unit tests for store/: commit + restore, provenance, run-cache, refs,
+ * runs, gc, crash safety; `git fsck --strict` after every test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/strvec.h"
+#include "util/xalloc.h"
+
+struct fx {
+	char *root;	/* temp folder */
+	char *ws;	/* workspace: root/ws */
+	char *pipe_dir; /* ws/.pipe */
+	char *git_dir;	/* ws/.pipe/store */
+	struct store *st;
+	struct error err;
+	struct strvec garbage; /* strings freed at teardown */
+};
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, f);
+	strbuf_vaddf(&sb, f, ap);
+	va_end(ap);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* A formatted string the fixture frees at teardown. */
+static char *own(struct fx *fx, const char *f, ...)
+	__attribute__((format(printf, 2, 3)));
+static char *own(struct fx *fx, const char *f, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, f);
+	strbuf_vaddf(&sb, f, ap);
+	va_end(ap);
+	strvec_push_nodup(&fx->garbage, strbuf_detach(&sb, NULL));
+	return fx->garbage.v[fx->garbage.nr - 1];
+}
+
+#define CHECK(fx, call)                                                        \
+	do {                                                                   \
+		if ((call) < 0) {                                              \
+			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__,     \
+				(fx)->err.msg.buf);                            \
+			fail();                                                \
+		}                                                              \
+	} while (0)
+
+static int setup(void **state)
+{
+	struct fx *fx = xcalloc(1, sizeof(*fx));
+	char tmpl[] = "/tmp/pipe-store-test.XXXXXX";
+
+	if (!mkdtemp(tmpl))
+		return -1;
+	fx->root = xstrdup(tmpl);
+	fx->ws = fmt("%s/ws", fx->root);
+	fx->pipe_dir = fmt("%s/.pipe", fx->ws);
+	fx->git_dir = fmt("%s/store", fx->pipe_dir);
+	error_init(&fx->err);
+	strvec_init(&fx->garbage);
+	if (fs_mkdir_p(fx->ws, 0755) ||
+	    store_open(&fx->st, fx->pipe_dir, &fx->err))
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+/* Run a shell command; returns its exit status. */
+static int sh(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *f, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	int rc;
+
+	va_start(ap, f);
+	strbuf_vaddf(&sb, f, ap);
+	va_end(ap);
+	rc = system(sb.buf);
+	strbuf_release(&sb);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* git fsck --strict; its output (but the notice about an unborn HEAD
+ * before the first run) goes to stderr. */
+static int fsck(struct fx *fx)
+{
+	return sh("out=$(git --git-dir '%s' fsck --strict --no-progress 2>&1);"
+		  " rc=$?; printf '%%s' \"$out\" | "
+		  "grep -v '^notice: HEAD points to an unborn' >&2; exit $rc",
+		  fx->git_dir);
+}
+
+static void assert_fsck(struct fx *fx)
+{
+	assert_int_equal(fsck(fx), 0);
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	int ok = fsck(fx) == 0;
+
+	store_free(fx->st);
+	fs_remove_tree(fx->root);
+	error_release(&fx->err);
+	strvec_clear(&fx->garbage);
+	free(fx->root);
+	free(fx->ws);
+	free(fx->pipe_dir);
+	free(fx->git_dir);
+	free(fx);
+	return ok ? 0 : -1;
+}
+
+/* ---- workspace helpers -------------------------------------------------- */
+
+static void put(struct fx *fx, const char *rel, const void *data, size_t len,
+		mode_t mode)
+{
+	char *path = fmt("%s/%s", fx->ws, rel);
+	int fd;
+
+	assert_int_equal(fs_mkdir_parent(path, 0755), 0);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	chmod(path, mode);
+	free(path);
+}
+
+static void put_str(struct fx *fx, const char *rel, const char *s)
+{
+	put(fx, rel, s, strlen(s), 0644);
+}
+
+/* Deterministic pseudo-random bytes. */
+static char *noise(size_t len, uint64_t seed)
+{
+	char *p = xmalloc(len);
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (char)(x >> 24);
+	}
+	return p;
+}
+
+static void assert_content(struct fx *fx, const char *rel, const void *data,
+			   size_t len)
+{
+	char *path = fmt("%s/%s", fx->ws, rel);
+	struct strbuf sb = STRBUF_INIT;
+
+	assert_int_equal(strbuf_read_file(&sb, path, len), 0);
+	assert_int_equal(sb.len, len);
+	assert_memory_equal(sb.buf, data, len);
+	strbuf_release(&sb);
+	free(path);
+}
+
+static mode_t mode_of(struct fx *fx, const char *rel)
+{
+	char *path = fmt("%s/%s", fx->ws, rel);
+	struct stat st;
+	int rc = lstat(path, &st);
+
+	free(path);
+	return rc ? 0 : st.st_mode;
+}
+
+static int exists(struct fx *fx, const char *rel)
+{
+	return mode_of(fx, rel) != 0;
+}
+
+static void commit(struct fx *fx, const char *stage, char *const *outs,
+		   const char *key, char *id)
+{
+	struct store_prov p;
+
+	store_prov_init(&p);
+	if (key)
+		snprintf(p.key, sizeof(p.key), "%s", key);
+	CHECK(fx, store_commit_stage(fx->st, fx->ws, stage, outs, &p, id,
+				     &fx->err));
+	store_prov_release(&p);
+}
+
+/* ---- tests ----------------------------------------------------------------
+ */
+
+#define BIG (STORE_CAS_MIN * 2 + 12345)
+
+static void make_outputs(struct fx *fx, char *big)
+{
+	put_str(fx, "out/clean/a.csv", "id,name\n1,a\n");
+	put(fx, "out/clean/sub/big.bin", big, BIG, 0644);
+	put_str(fx, "out/clean/deep/er/x.txt", "deep\n");
+	put(fx, "out/clean/run.sh", "#!/bin/sh\necho hi\n", 18, 0755);
+	put(fx, "out/clean/bigexec", big, STORE_CAS_MIN, 0755);
+	assert_int_equal(symlink("a.csv", own(fx, "%s/out/clean/link", fx->ws)),
+			 0);
+	assert_int_equal(
+		fs_mkdir_p(own(fx, "%s/out/clean/empty/inner", fx->ws), 0755),
+		0);
+	put_str(fx, "model/m.txt", "weights\n");
+	assert_int_equal(fs_mkdir_p(own(fx, "%s/logs", fx->ws), 0755), 0);
+}
+
+static void check_outputs(struct fx *fx, const char *big)
+{
+	char target[64] = {0};
+	char *link = own(fx, "%s/out/clean/link", fx->ws);
+
+	assert_content(fx, "out/clean/a.csv", "id,name\n1,a\n", 12);
+	assert_content(fx, "out/clean/sub/big.bin", big, BIG);
+	assert_content(fx, "out/clean/bigexec", big, STORE_CAS_MIN);
+	assert_content(fx, "out/clean/deep/er/x.txt", "deep\n", 5);
+	assert_content(fx, "out/clean/run.sh", "#!/bin/sh\necho hi\n", 18);
+	assert_true(mode_of(fx, "out/clean/run.sh") & S_IXUSR);
+	assert_true(mode_of(fx, "out/clean/bigexec") & S_IXUSR);
+	assert_false(mode_of(fx, "out/clean/a.csv") & S_IXUSR);
+	assert_true(S_ISLNK(mode_of(fx, "out/clean/link")));
+	assert_int_equal(readlink(link, target, sizeof(target) - 1), 5);
+	assert_string_equal(target, "a.csv");
+	assert_true(S_ISDIR(mode_of(fx, "out/clean/empty/inner")));
+	assert_true(S_ISDIR(mode_of(fx, "logs")));
+	assert_content(fx, "model/m.txt", "weights\n", 8);
+}
+
+static void test_roundtrip(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(BIG, 1);
+	char *outs[] = {"out/clean/", "model/m.txt", "logs/", NULL};
+	char id[STORE_ID_SIZE];
+	struct store_manifest m;
+	int fd;
+
+	make_outputs(fx, big);
+	commit(fx, "clean", outs, NULL, id);
+	assert_fsck(fx);
+
+	/* Wreck the workspace, editing the big file in place (same inode): the
+	 * store has its own copy. */
+	fd = open(own(fx, "%s/out/clean/sub/big.bin", fx->ws), O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "XXXX", 4, 100), 4);
+	close(fd);
+	put_str(fx, "out/clean/a.csv", "changed\n");
+	put_str(fx, "out/clean/extra.txt", "not in the commit\n");
+	unlink(own(fx, "%s/out/clean/run.sh", fx->ws));
+	fs_remove_tree(own(fx, "%s/out/clean/empty", fx->ws));
+	fs_remove_tree(own(fx, "%s/model", fx->ws));
+	put_str(fx, "logs/new.log", "x\n");
+
+	CHECK(fx, store_restore(fx->st, id, fx->ws, &fx->err));
+	check_outputs(fx, big);
+	assert_false(exists(fx, "out/clean/extra.txt"));
+	assert_false(exists(fx, "logs/new.log"));
+	assert_false(exists(fx, "out/.clean.pipe-tmp-0")); /* sanity */
+
+	CHECK(fx, store_read_manifest(fx->st, id, &m, &fx->err));
+	assert_int_equal(m.outputs_nr, 3);
+	assert_string_equal(m.outputs[0], "out/clean/");
+	assert_int_equal(m.files_nr, 7);
+	assert_string_equal(m.files[0].path, "model/m.txt");
+	assert_string_equal(m.files[2].path, "out/clean/bigexec");
+	assert_int_equal(m.files[2].kind, STORE_CAS);
+	assert_int_equal(m.files[2].exec, 1);
+	assert_int_equal(m.files[2].size, STORE_CAS_MIN);
+	assert_int_equal(m.files[1].kind, STORE_BLOB);
+	assert_int_equal(m.dirs_nr, 2); /* empty/inner/ and logs/ */
+	store_manifest_release(&m);
+
+	/* Plain git reads it: the pointer blob and the manifest. */
+	assert_int_equal(sh("git --git-dir '%s' cat-file -p "
+			    "refs/pipe/stages/clean:out/clean/sub/big.bin | "
+			    "grep -q '^pipe-cas 1$'",
+			    fx->git_dir),
+			 0);
+	assert_int_equal(sh("git --git-dir '%s' ls-tree -r %s | grep -q "
+			    "'^100755 blob .*out/clean/run.sh$'",
+			    fx->git_dir, id),
+			 0);
+	free(big);
+}
+
+static void test_restore_replaces_kinds(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"out/", "one.txt", NULL};
+	char id[STORE_ID_SIZE];
+
+	put_str(fx, "out/f.txt", "f\n");
+	put_str(fx, "one.txt", "1\n");
+	commit(fx, "s", outs, NULL, id);
+	/* A file where the folder was, a folder where the file was. */
+	fs_remove_tree(own(fx, "%s/out", fx->ws));
+	put_str(fx, "out", "now a file\n");
+	unlink(own(fx, "%s/one.txt", fx->ws));
+	put_str(fx, "one.txt/inside", "now a folder\n");
+	CHECK(fx, store_restore(fx->st, id, fx->ws, &fx->err));
+	assert_content(fx, "out/f.txt", "f\n", 2);
+	assert_content(fx, "one.txt", "1\n", 2);
+	/* And into an empty workspace. */
+	fs_remove_tree(own(fx, "%s/out", fx->ws));
+	unlink(own(fx, "%s/one.txt", fx->ws));
+	CHECK(fx, store_restore(fx->st, id, fx->ws, &fx->err));
+	assert_content(fx, "out/f.txt", "f\n", 2);
+}
+
+static void test_pointer_lookalike(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"fake.txt", NULL};
+	char id[STORE_ID_SIZE];
+	struct strbuf sb = STRBUF_INIT;
+	const char *fake = "pipe-cas 1\nxxh128 "
+			   "00112233445566778899aabbccddeeff\nsize 5\n";
+
+	put_str(fx, "fake.txt", fake);
+	commit(fx, "s", outs, NULL, id);
+	unlink(own(fx, "%s/fake.txt", fx->ws));
+	CHECK(fx, store_restore(fx->st, id, fx->ws, &fx->err));
+	assert_content(fx, "fake.txt", fake, strlen(fake));
+	CHECK(fx, store_read_file(fx->st, id, "fake.txt", &sb, &fx->err));
+	assert_string_equal(sb.buf, fake);
+	strbuf_release(&sb);
+}
+
+static void test_parent_chain(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c1[STORE_ID_SIZE], c2[STORE_ID_SIZE], head[STORE_ID_SIZE];
+	struct store_commit *log;
+	size_t nr;
+
+	assert_int_equal(store_stage_head(fx->st, "s", head, &fx->err), 0);
+	put_str(fx, "o.txt", "1\n");
+	commit(fx, "s", outs, NULL, c1);
+	put_str(fx, "o.txt", "2\n");
+	commit(fx, "s", outs, NULL, c2);
+	assert_int_equal(store_stage_head(fx->st, "s", head, &fx->err), 1);
+	assert_string_equal(head, c2);
+	CHECK(fx, store_stage_log(fx->st, "s", 0, &log, &nr, &fx->err));
+	assert_int_equal(nr, 2);
+	assert_string_equal(log[0].id, c2);
+	assert_string_equal(log[0].parent, c1);
+	assert_string_equal(log[1].id, c1);
+	assert_string_equal(log[1].parent, "");
+	assert_string_equal(log[0].prov.stage, "s");
+	assert_int_equal(log[0].prov.bytes_out, 2);
+	store_commits_free(log, nr);
+	CHECK(fx, store_stage_log(fx->st, "s", 1, &log, &nr, &fx->err));
+	assert_int_equal(nr, 1);
+	store_commits_free(log, nr);
+	CHECK(fx, store_stage_log(fx->st, "none", 0, &log, &nr, &fx->err));
+	assert_int_equal(nr, 0);
+	store_commits_free(log, nr);
+}
+
+static void fill_prov(struct store_prov *p)
+{
+	store_prov_init(p);
+	p->stage = xstrdup("sweep@lr=0.1,depth=3");
+	snprintf(p->key, sizeof(p->key), "%s",
+		 "0123456789abcdef0123456789abcdef");
+	p->state = xstrdup("cached");
+	p->cached_from = xstrdup("1111111111111111111111111111111111111111");
+	store_prov_add_input(p, "data/raw/a b.csv",
+			     "ffffffffffffffffffffffffffffffff");
+	store_prov_add_input(p, "weird\nname\\with\tctl ",
+			     "00000000000000000000000000000000");
+	store_prov_add_upstream(p, "pre process",
+				"2222222222222222222222222222222222222222");
+	store_prov_add_param(p, "pre.min_len", "5");
+	store_prov_add_param(p, "k=ey", " spaced value \n: Pipe-Key: x");
+	store_prov_add_param(p, "empty", "");
+	store_prov_add_param(p, "utf8", "naïve ☃");
+	p->image = xstrdup("example/pre:1.4@sha256:abc");
+	p->executor = xstrdup("docker");
+	p->git_head = xstrdup("3333333333333333333333333333333333333333");
+	p->git_dirty = 1;
+	p->started = 1714564800; /* 2024-05-01T12:00:00Z */
+	p->duration_ms = 1234;
+	p->datums_processed = 3;
+	p->datums_skipped = 1;
+	p->datums_total = 4;
+	p->bytes_in = 99;
+	p->bytes_out = 77;
+	ALLOC_GROW(p->extra, 1, p->extra_alloc);
+	p->extra[0].key = xstrdup("Pipe-Future");
+	p->extra[0].value = xstrdup("kept\x01");
+	p->extra_nr = 1;
+}
+
+static void check_prov(const struct store_prov *a, const struct store_prov *b)
+{
+	assert_string_equal(a->stage, b->stage);
+	assert_string_equal(a->key, b->key);
+	assert_string_equal(a->state, b->state);
+	assert_string_equal(a->cached_from, b->cached_from);
+	assert_int_equal(a->inputs_nr, b->inputs_nr);
+	for (size_t i = 0; i < a->inputs_nr; i++) {
+		assert_string_equal(a->inputs[i].path, b->inputs[i].path);
+		assert_string_equal(a->inputs[i].hash, b->inputs[i].hash);
+	}
+	assert_int_equal(a->upstreams_nr, b->upstreams_nr);
+	assert_string_equal(a->upstreams[0].stage, b->upstreams[0].stage);
+	assert_string_equal(a->upstreams[0].commit, b->upstreams[0].commit);
+	assert_int_equal(a->params_nr, b->params_nr);
+	for (size_t i = 0; i < a->params_nr; i++) {
+		assert_string_equal(a->params[i].key, b->params[i].key);
+		assert_string_equal(a->params[i].value, b->params[i].value);
+	}
+	assert_string_equal(a->image, b->image);
+	assert_string_equal(a->executor, b->executor);
+	assert_string_equal(a->git_head, b->git_head);
+	assert_int_equal(a->git_dirty, b->git_dirty);
+	assert_int_equal(a->started, b->started);
+	assert_int_equal(a->duration_ms, b->duration_ms);
+	assert_int_equal(a->datums_processed, b->datums_processed);
+	assert_int_equal(a->datums_skipped, b->datums_skipped);
+	assert_int_equal(a->datums_total, b->datums_total);
+	assert_int_equal(a->bytes_in, b->bytes_in);
+	assert_int_equal(a->extra_nr, b->extra_nr);
+	assert_string_equal(a->extra[0].key, b->extra[0].key);
+	assert_string_equal(a->extra[0].value, b->extra[0].value);
+}
+
+static void test_prov_roundtrip(void **state)
+{
+	struct fx *fx = *state;
+	struct store_prov p, q;
+	struct strbuf msg = STRBUF_INIT;
+	char *outs[] = {"o.txt", NULL};
+	char id[STORE_ID_SIZE];
+
+	fill_prov(&p);
+	store_prov_format(&p, &msg);
+	assert_non_null(
+		strstr(msg.buf, "\nPipe-Started: 2024-05-01T12:00:00Z\n"));
+	assert_non_null(strstr(msg.buf, "\nPipe-Datums: 3/1/4\n"));
+	assert_non_null(strstr(
+		msg.buf,
+		"\nPipe-Git-Head: 3333333333333333333333333333333333333333 dirty\n"));
+	assert_non_null(strstr(
+		msg.buf,
+		"\nPipe-Param: k\\x3dey=\\x20spaced value \\n: Pipe-Key: x\n"));
+	CHECK(fx, store_prov_parse(msg.buf, &q, &fx->err));
+	check_prov(&p, &q);
+	assert_int_equal(q.bytes_out, 77);
+	store_prov_release(&q);
+
+	/* Through a commit: the store records the bytes it committed. */
+	put_str(fx, "o.txt", "abc");
+	CHECK(fx, store_commit_stage(fx->st, fx->ws, p.stage, outs, &p, id,
+				     &fx->err));
+	CHECK(fx, store_read_prov(fx->st, id, &q, &fx->err));
+	check_prov(&p, &q);
+	assert_int_equal(q.bytes_out, 3);
+	store_prov_release(&q);
+	/* git itself parses the trailers. */
+	assert_int_equal(
+		sh("git --git-dir '%s' log -1 --format=%%B %s | "
+		   "git interpret-trailers --parse | "
+		   "grep -qx 'Pipe-Key: 0123456789abcdef0123456789abcdef'",
+		   fx->git_dir, id),
+		0);
+
+	/* Broken blocks fail. */
+	assert_int_equal(store_prov_parse("no trailers", &q, &fx->err), -1);
+	assert_int_equal(
+		store_prov_parse("s\n\nPipe-Kind: stage\nbroken line\n", &q,
+				 &fx->err),
+		-1);
+	assert_int_equal(
+		store_prov_parse("s\n\nPipe-Kind: stage\nPipe-Key: xyz\n", &q,
+				 &fx->err),
+		-1);
+	assert_int_equal(
+		store_prov_parse("s\n\nPipe-Kind: stage\nPipe-Param: a=\\q\n",
+				 &q, &fx->err),
+		-1);
+	store_prov_release(&p);
+	strbuf_release(&msg);
+}
+
+static void test_escape(void **state)
+{
+	const char *cases[] = {"",     "plain", " lead",    "trail ",
+			       "a\\b", "\n",	"\x01\x7f", "x\\x41"};
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct strbuf e = STRBUF_INIT, u = STRBUF_INIT;
+
+		store_escape(&e, cases[i], "=");
+		assert_null(strchr(e.buf, '\n'));
+		assert_int_equal(store_unescape(&u, e.buf, e.len), 0);
+		assert_string_equal(u.buf, cases[i]);
+		strbuf_release(&e);
+		strbuf_release(&u);
+	}
+}
+
+static const char *key_n(int n)
+{
+	static char k[HASH_HEX_LEN + 1];
+
+	snprintf(k, sizeof(k), "%032x", n);
+	return k;
+}
+
+static void test_find_key(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[3][STORE_ID_SIZE], got[STORE_ID_SIZE];
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	struct strbuf sb = STRBUF_INIT;
+
+	for (int i = 0; i < 3; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, "s", outs, key_n(i + 1), c[i]);
+		if (i == 0) /* the index catches up with later commits */
+			assert_int_equal(store_find_key(fx->st, "s", key_n(1),
+							got, &fx->err),
+					 1);
+	}
+	put_str(fx, "o.txt", "other stage");
+	commit(fx, "t", outs, key_n(9), got);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_find_key(fx->st, "s", key_n(i + 1), got,
+						&fx->err),
+				 1);
+		assert_string_equal(got, c[i]);
+	}
+	assert_int_equal(store_find_key(fx->st, "s", key_n(7), got, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(9), got, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(fx->st, NULL, key_n(9), got, &fx->err),
+			 1);
+	assert_int_equal(store_find_key(fx->st, "s", "nothex", got, &fx->err),
+			 -1);
+
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\n", 12), 0);
+	/* Corrupt, truncated and missing indexes are rebuilt. */
+	assert_int_equal(fs_write_atomic(keys, "garbage\n", 8, &fx->err), 0);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(2), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[1]);
+	assert_int_equal(fs_write_atomic(keys, sb.buf, sb.len / 2, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
+			 1);
+	unlink(keys);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[0]);
+	/* A ref moved behind the index's back (like `pipe pull`). */
+	assert_int_equal(
+		sh("git --git-dir '%s' update-ref refs/pipe/stages/s %s",
+		   fx->git_dir, c[0]),
+		0);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
+			 1);
+	strbuf_release(&sb);
+}
+
+static void test_resolve(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[3][STORE_ID_SIZE], got[STORE_ID_SIZE], abbrev[9];
+	int is_run = -1;
+
+	for (int i = 0; i < 3; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, "train", outs, NULL, c[i]);
+	}
+	CHECK(fx, store_resolve(fx->st, "train", got, &is_run, &fx->err));
+	assert_string_equal(got, c[2]);
+	assert_int_equal(is_run, 0);
+	CHECK(fx, store_resolve(fx->st, "train~2", got, NULL, &fx->err));
+	assert_string_equal(got, c[0]);
+	CHECK(fx, store_resolve(fx->st, "train~", got, NULL, &fx->err));
+	assert_string_equal(got, c[1]);
+	assert_int_equal(store_resolve(fx->st, "train~3", got, NULL, &fx->err),
+			 -1);
+	assert_non_null(strstr(fx->err.msg.buf, "goes back only 2 commits"));
+	CHECK(fx, store_resolve(fx->st, c[1], got, NULL, &fx->err));
+	assert_string_equal(got, c[1]);
+	snprintf(abbrev, sizeof(abbrev), "%.8s", c[0]);
+	CHECK(fx, store_resolve(fx->st, abbrev, got, NULL, &fx->err));
+	assert_string_equal(got, c[0]);
+	abbrev[0] = abbrev[0] == 'f' ? 'e' : 'f';
+	abbrev[1] = abbrev[1] == 'f' ? 'e' : 'f';
+	assert_int_equal(store_resolve(fx->st, abbrev, got, NULL, &fx->err),
+			 -1);
+	assert_int_equal(store_resolve(fx->st, "nosuch", got, NULL, &fx->err),
+			 -1);
+	assert_non_null(strstr(fx->err.msg.buf, "unknown ref 'nosuch'"));
+	assert_int_equal(store_resolve(fx->st, "runs", got, NULL, &fx->err),
+			 -1);
+}
+
+/* Make run records until two share their first 4 hex digits (a birthday
+ * collision: ~300 commits on average, at most a few thousand). */
+static void test_ambiguous(void **state)
+{
+	struct fx *fx = *state;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(5000, sizeof(*ids));
+	unsigned short seen[65536] = {0};
+	struct store_run run;
+	char got[STORE_ID_SIZE], prefix[5] = {0};
+	size_t n;
+	int a = -1, b = -1;
+
+	store_run_init(&run);
+	for (n = 0; n < 5000 && a < 0; n++) {
+		unsigned long v;
+
+		run.started = (long long)n + 1;
+		CHECK(fx, store_write_run(fx->st, &run, ids[n], &fx->err));
+		snprintf(prefix, sizeof(prefix), "%.4s", ids[n]);
+		v = strtoul(prefix, NULL, 16);
+		if (seen[v]) {
+			a = seen[v] - 1;
+			b = (int)n;
+		}
+		seen[v] = (unsigned short)(n + 1);
+	}
+	assert_true(a >= 0);
+	assert_int_equal(store_resolve(fx->st, prefix, got, NULL, &fx->err),
+			 -1);
+	assert_non_null(strstr(fx->err.msg.buf, "is ambiguous"));
+	/* The message names both commits. */
+	assert_non_null(strstr(fx->err.msg.buf, own(fx, "%.12s", ids[a])));
+	assert_non_null(strstr(fx->err.msg.buf, own(fx, "%.12s", ids[b])));
+	CHECK(fx, store_resolve(fx->st, ids[a], got, NULL, &fx->err));
+	assert_string_equal(got, ids[a]);
+	CHECK(fx, store_resolve(fx->st, "runs~1", got, NULL, &fx->err));
+	assert_string_equal(got, ids[n - 2]);
+	free(ids);
+}
+
+static void test_runs(void **state)
+{
+	struct fx *fx = *state;
+	char *o1[] = {"a/", NULL}, *o2[] = {"b.txt", NULL};
+	char a1[STORE_ID_SIZE], a2[STORE_ID_SIZE], b1[STORE_ID_SIZE];
+	char r1[STORE_ID_SIZE], r2[STORE_ID_SIZE], got[STORE_ID_SIZE];
+	struct store_run run, back, *list;
+	size_t nr;
+	int is_run = 0;
+
+	put_str(fx, "a/x", "a1\n");
+	commit(fx, "a", o1, NULL, a1);
+	put_str(fx, "b.txt", "b1\n");
+	commit(fx, "b", o2, NULL, b1);
+	store_run_init(&run);
+	store_run_add_stage(&run, "a", a1);
+	store_run_add_stage(&run, "b", b1);
+	run.state = xstrdup("success");
+	run.git_head = xstrdup("4444444444444444444444444444444444444444");
+	run.started = 1714564800;
+	run.duration_ms = 5;
+	CHECK(fx, store_write_run(fx->st, &run, r1, &fx->err));
+	put_str(fx, "a/x", "a2\n");
+	commit(fx, "a", o1, NULL, a2);
+	store_run_release(&run);
+	store_run_init(&run);
+	store_run_add_stage(&run, "a", a2);
+	store_run_add_stage(&run, "b", b1);
+	CHECK(fx, store_write_run(fx->st, &run, r2, &fx->err));
+
+	CHECK(fx, store_read_run(fx->st, r1, &back, &fx->err));
+	assert_int_equal(back.stages_nr, 2);
+	assert_string_equal(back.stages[0].stage, "a");
+	assert_string_equal(back.stages[0].commit, a1);
+	assert_string_equal(back.state, "success");
+	assert_string_equal(back.git_head,
+			    "4444444444444444444444444444444444444444");
+	assert_int_equal(back.started, 1714564800);
+	assert_string_equal(back.parent, "");
+	store_run_release(&back);
+	CHECK(fx, store_list_runs(fx->st, 0, &list, &nr, &fx->err));
+	assert_int_equal(nr, 2);
+	assert_string_equal(list[0].id, r2);
+	assert_string_equal(list[0].parent, r1);
+	store_runs_free(list, nr);
+	CHECK(fx, store_resolve(fx->st, "runs~1", got, &is_run, &fx->err));
+	assert_string_equal(got, r1);
+	assert_int_equal(is_run, 1);
+	/* The run keeps its stage commits as gitlinks. */
+	assert_int_equal(sh("git --git-dir '%s' ls-tree -r %s | grep -q "
+			    "'^160000 commit %s'",
+			    fx->git_dir, r1, a1),
+			 0);
+	/* Restoring a run restores all its stages. */
+	fs_remove_tree(own(fx, "%s/a", fx->ws));
+	unlink(own(fx, "%s/b.txt", fx->ws));
+	CHECK(fx, store_restore(fx->st, r1, fx->ws, &fx->err));
+	assert_content(fx, "a/x", "a1\n", 3);
+	assert_content(fx, "b.txt", "b1\n", 3);
+	/* A run naming something that is not a stage commit fails. */
+	store_run_add_stage(&run, "c", r1);
+	assert_int_equal(store_write_run(fx->st, &run, got, &fx->err), -1);
+	store_run_release(&run);
+}
+
+static void test_read_file(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(BIG, 2);
+	char *outs[] = {"d/", NULL};
+	char id[STORE_ID_SIZE];
+	struct strbuf sb = STRBUF_INIT;
+	char *path = own(fx, "%s/copy", fx->root);
+	int fd, pfd[2];
+
+	put_str(fx, "d/small", "small\n");
+	put(fx, "d/big", big, BIG, 0644);
+	assert_int_equal(symlink("small", own(fx, "%s/d/ln", fx->ws)), 0);
+	commit(fx, "s", outs, NULL, id);
+	CHECK(fx, store_read_file(fx->st, id, "d/small", &sb, &fx->err));
+	assert_string_equal(sb.buf, "small\n");
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, id, "./d//big", &sb, &fx->err));
+	assert_int_equal(sb.len, BIG);
+	assert_memory_equal(sb.buf, big, BIG);
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, id, "d/ln", &sb, &fx->err));
+	assert_string_equal(sb.buf, "small");
+	/* To a file opened for appending, and to a pipe. */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	assert_int_equal(write(fd, "head", 4), 4);
+	CHECK(fx, store_read_file_fd(fx->st, id, "d/big", fd, &fx->err));
+	close(fd);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, path, 0), 0);
+	assert_int_equal(sb.len, BIG + 4);
+	assert_memory_equal(sb.buf + 4, big, BIG);
+	assert_int_equal(pipe(pfd), 0);
+	CHECK(fx, store_read_file_fd(fx->st, id, "d/small", pfd[1], &fx->err));
+	close(pfd[1]);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_fd(&sb, pfd[0], 100), 6);
+	close(pfd[0]);
+	assert_int_equal(store_read_file(fx->st, id, "d", &sb, &fx->err), -1);
+	assert_int_equal(store_read_file(fx->st, id, "d/none", &sb, &fx->err),
+			 -1);
+	assert_non_null(strstr(fx->err.msg.buf, "no file 'd/none'"));
+	assert_int_equal(
+		store_read_file(fx->st, id, ".pipe-manifest", &sb, &fx->err),
+		-1);
+	strbuf_release(&sb);
+	free(big);
+}
+
+static void test_bad_outputs(void **state)
+{
+	struct fx *fx = *state;
+	char id[STORE_ID_SIZE];
+	char *missing[] = {"nope/", NULL}, *escape[] = {"../x", NULL};
+	char *pipe[] = {".pipe/store/", NULL}, *notdir[] = {"f.txt/", NULL};
+	char *dir[] = {"d", NULL}, *overlap[] = {"d/", "d/x", NULL};
+	char *manifest[] = {".pipe-manifest", NULL}, *abs[] = {"/etc/", NULL};
+	char **bad[] = {missing, escape,  pipe,	    notdir,
+			dir,	 overlap, manifest, abs};
+	struct store_prov p;
+
+	put_str(fx, "f.txt", "f");
+	put_str(fx, "d/x", "x");
+	put_str(fx, ".pipe-manifest", "x");
+	store_prov_init(&p);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(store_commit_stage(fx->st, fx->ws, "s", bad[i],
+						    &p, id, &fx->err),
+				 -1);
+		assert_int_equal(strncmp(fx->err.msg.buf, "stage 's': ", 11),
+				 0);
+	}
+	assert_int_equal(store_stage_head(fx->st, "s", id, &fx->err), 0);
+	assert_int_equal(
+		store_commit_stage(fx->st, fx->ws, "", dir, &p, id, &fx->err),
+		-1);
+}
+
+static char *cas_file(struct fx *fx, const char *commit, const char *path)
+{
+	struct store_manifest m;
+	char *ret = NULL;
+
+	CHECK(fx, store_read_manifest(fx->st, commit, &m, &fx->err));
+	for (size_t i = 0; i < m.files_nr; i++)
+		if (!strcmp(m.files[i].path, path))
+			ret = own(fx, "%s/cas/%.2s/%s", fx->git_dir,
+				  m.files[i].hash, m.files[i].hash + 2);
+	store_manifest_release(&m);
+	return ret;
+}
+
+static void test_gc(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(BIG, 3);
+	char *outs[] = {"big.bin", NULL};
+	char s1[STORE_ID_SIZE], s2[STORE_ID_SIZE], t1[STORE_ID_SIZE];
+	char *cs1, *cs2, *ct1;
+	unsigned long long freed = 0;
+	size_t checked = 0;
+
+	put(fx, "big.bin", big, BIG, 0644);
+	commit(fx, "s", outs, key_n(1), s1);
+	big[0]++;
+	put(fx, "big.bin", big, BIG, 0644);
+	commit(fx, "s", outs, key_n(2), s2);
+	big[0]++;
+	put(fx, "big.bin", big, BIG, 0644);
+	commit(fx, "t", outs, key_n(3), t1);
+	cs1 = cas_file(fx, s1, "big.bin");
+	cs2 = cas_file(fx, s2, "big.bin");
+	ct1 = cas_file(fx, t1, "big.bin");
+	assert_true(access(cs1, F_OK) == 0 && access(ct1, F_OK) == 0);
+	assert_int_equal(store_find_key(fx->st, NULL, key_n(3), t1, &fx->err),
+			 1);
+	CHECK(fx, store_verify(fx->st, &checked, &fx->err));
+	assert_int_equal(checked, 3);
+
+	/* Nothing to collect yet (one pack per commit get merged, though). */
+	CHECK(fx, store_gc(fx->st, 1, &freed, &fx->err));
+	assert_int_equal(freed, 0);
+
+	/* Drop stage t: its commit and CAS file become garbage. */
+	assert_int_equal(
+		sh("git --git-dir '%s' update-ref -d refs/pipe/stages/t",
+		   fx->git_dir),
+		0);
+	CHECK(fx, store_gc(fx->st, 1, &freed, &fx->err));
+	assert_true(freed >= BIG);
+	assert_int_equal(access(ct1, F_OK), 0); /* dry run */
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_true(freed >= BIG);
+	assert_int_equal(access(ct1, F_OK), -1);
+	assert_int_equal(access(cs1, F_OK), 0); /* history keeps s~1 */
+	assert_int_equal(access(cs2, F_OK), 0);
+	assert_int_equal(sh("test -z \"$(git --git-dir '%s' fsck --unreachable "
+			    "--no-reflogs --no-progress 2>&1 | grep -v "
+			    "'^notice: HEAD')\"",
+			    fx->git_dir),
+			 0);
+	assert_int_equal(sh("test $(ls '%s'/objects/pack/*.pack | wc -l) = 1",
+			    fx->git_dir),
+			 0);
+	/* Every ref still restores, and the run-cache forgets t. */
+	unlink(own(fx, "%s/big.bin", fx->ws));
+	CHECK(fx, store_restore(fx->st, s1, fx->ws, &fx->err));
+	big[0] -= 2;
+	assert_content(fx, "big.bin", big, BIG);
+	CHECK(fx, store_restore(fx->st, s2, fx->ws, &fx->err));
+	assert_int_equal(store_find_key(fx->st, NULL, key_n(3), t1, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(fx->st, NULL, key_n(1), t1, &fx->err),
+			 1);
+	assert_string_equal(t1, s1);
+	/* A second gc has nothing left to do. */
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_int_equal(freed, 0);
+	CHECK(fx, store_verify(fx->st, &checked, &fx->err));
+	assert_int_equal(checked, 2);
+	/* A damaged CAS file is found by verify. */
+	assert_int_equal(chmod(cs1, 0644), 0);
+	assert_int_equal(sh("printf x >> '%s'", cs1), 0);
+	assert_int_equal(store_verify(fx->st, &checked, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg.buf, "is corrupt"));
+	free(big);
+}
+
+static void test_crash_before_ref(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o/", NULL};
+	char *big = noise(BIG, 4);
+	char c1[STORE_ID_SIZE], head[STORE_ID_SIZE], c2[STORE_ID_SIZE];
+	unsigned long long freed;
+	pid_t pid;
+	int status;
+
+	put_str(fx, "o/a", "old\n");
+	commit(fx, "s", outs, NULL, c1);
+	put_str(fx, "o/a", "new\n");
+	put(fx, "o/big", big, BIG, 0644);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *st;
+		struct store_prov p;
+
+		setenv("PIPE_TEST_CRASH", "store-before-ref", 1);
+		store_prov_init(&p);
+		if (store_open(&st, fx->pipe_dir, &fx->err))
+			_exit(1);
+		store_commit_stage(st, fx->ws, "s", outs, &p, c2, &fx->err);
+		_exit(2); /* not reached: the crash point exits 99 */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 99);
+	/* The objects are there, the ref is not moved. */
+	assert_int_equal(store_stage_head(fx->st, "s", head, &fx->err), 1);
+	assert_string_equal(head, c1);
+	assert_fsck(fx);
+	CHECK(fx, store_restore(fx->st, c1, fx->ws, &fx->err));
+	assert_content(fx, "o/a", "old\n", 4);
+	assert_false(exists(fx, "o/big"));
+	/* The next commit goes on from c1, and gc drops the orphans. */
+	put(fx, "o/big", big, 10, 0644);
+	commit(fx, "s", outs, NULL, c2);
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_true(freed >= BIG);
+	assert_int_equal(
+		sh("test -z \"$(ls '%s'/cas/*/ 2>/dev/null)\"", fx->git_dir),
+		0);
+	free(big);
+}
+
+static void test_stage_names(void **state)
+{
+	struct fx *fx = *state;
+	const char *names[] = {"sweep@lr=0.1,depth=3",
+			       "a b",
+			       "x..y",
+			       ".hid",
+			       "end.",
+			       "n.lock",
+			       "uni☃",
+			       "p%q",
+			       "a/b"};
+	char *outs[] = {"o.txt", NULL};
+	char id[STORE_ID_SIZE], got[STORE_ID_SIZE];
+
+	put_str(fx, "o.txt", "x");
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		commit(fx, names[i], outs, NULL, id);
+		CHECK(fx, store_resolve(fx->st, names[i], got, NULL, &fx->err));
+		assert_string_equal(got, id);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_restore_replaces_kinds,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pointer_lookalike, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_parent_chain, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_prov_roundtrip, setup,
+						teardown),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ambiguous, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bad_outputs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_before_ref, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stage_names, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
