@@ -12,7 +12,8 @@
  *    .pipe and .git aside. A missing input is not mounted: the command
  *    finds it missing, as it would locally;
  *  - each folder output (rw_paths ending in '/', or an existing folder)
- *    read-write, made on the host first, as the caller;
+ *    read-write, made on the host first, as the caller; so is a datum's
+ *    private folder PIPE_OUT (from the unit's env), listed or not;
  *  - a file output cannot be bound before it exists (Docker would make a
  *    folder of it), so the folder that holds it in the container is a
  *    private staging folder, <workspace>/.pipe/tmp/docker-PID-N/K/, bound
@@ -1202,17 +1203,43 @@ static int check_unit(const struct exec_unit *unit, struct error *err)
 	return 0;
 }
 
+/* The outputs, and the datum's private folder PIPE_OUT (a workspace path,
+ * relative or not) whether the caller listed it or not. */
+static void rw_paths(const struct exec_unit *unit, struct strvec *rw)
+{
+	const char *out = NULL;
+	size_t wl = strlen(unit->workspace);
+
+	strvec_pushv(rw, unit->rw_paths ? unit->rw_paths : strvec_empty);
+	for (char *const *e = unit->env; e && *e; e++)
+		if (!strncmp(*e, "PIPE_OUT=", 9))
+			out = *e + 9;
+	if (!out || !*out)
+		return;
+	if (*out == '/') {
+		if (strncmp(out, unit->workspace, wl) || out[wl] != '/')
+			return; /* not in the workspace: not ours to mount */
+		out += wl + 1;
+	}
+	strvec_pushf(rw, "%s/", out);
+}
+
 static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 			struct error *err)
 {
 	struct mounts m = {0};
 	struct dunit *u;
 	struct strbuf body = STRBUF_INIT;
+	struct strvec rw = STRVEC_INIT;
+	int r;
 
 	if (check_unit(unit, err))
 		return -1;
 	u = unit_new(ctx, unit);
-	if (plan_outputs(u, &m, unit->workspace, unit->rw_paths, err) ||
+	rw_paths(unit, &rw);
+	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
+	strvec_clear(&rw);
+	if (r ||
 	    plan_inputs(&m, unit->workspace, unit->ro_paths, err) ||
 	    open_log(unit->log_path, &u->log_fd, err)) {
 		if (u->staging)

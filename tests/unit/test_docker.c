@@ -813,7 +813,7 @@ static void test_inputs_read_only(void **state)
 	assert_non_null(s);
 	assert_non_null(strstr(s, "in\nx\npy\ncfg\n"));
 	for (int i = 1; i <= 4; i++) {
-		char want[8];
+		char want[16];
 
 		snprintf(want, sizeof(want), "ro%d\n", i);
 		assert_non_null(strstr(s, want));
@@ -926,13 +926,14 @@ static void test_env_user_cwd(void **state)
 }
 
 /* PIPE_DATUM and PIPE_OUT as host paths (a datum's private folder under
- * .pipe): rewritten, and PIPE_OUT writable. */
+ * .pipe), or relative as the engine sets them: rewritten, and PIPE_OUT
+ * writable though not listed in rw_paths. */
 static void test_datum_paths(void **state)
 {
 	char *ws;
 	char *env[3];
-	char *ro[] = {"data/a.csv", NULL};
-	char *rw[] = {".pipe/datums/0/", NULL};
+	char *ro[] = {"data/", NULL};
+	char *dir;
 	struct strvec e = STRVEC_INIT;
 	struct exec_unit u;
 	struct exec_done d;
@@ -941,19 +942,31 @@ static void test_datum_paths(void **state)
 	NEED_DOCKER();
 	ws = ws_new();
 	put_file(ws, "data/a.csv", "1,2\n");
+	dir = ws_path(ws, ".pipe/tmp/st/0");
+	assert_int_equal(fs_mkdir_p(dir, 0755), 0);
+	free(dir);
 	strvec_pushf(&e, "PIPE_DATUM=%s/data/a.csv", ws);
-	strvec_pushf(&e, "PIPE_OUT=%s/.pipe/datums/0", ws);
+	strvec_pushf(&e, "PIPE_OUT=%s/.pipe/tmp/st/0", ws);
 	env[0] = e.v[0];
 	env[1] = e.v[1];
 	env[2] = NULL;
-	u = unit_sh(ws, "cp \"$PIPE_DATUM\" \"$PIPE_OUT/\"");
+	u = unit_sh(ws, "cp \"$PIPE_DATUM\" \"$PIPE_OUT/\" && echo $PIPE_OUT");
 	u.env = env;
 	u.ro_paths = ro;
-	u.rw_paths = rw;
-	u.label = "st@a.csv";
+	u.label = "st data/a.csv";
 	d = run(&u);
 	assert_int_equal(d.exit_code, 0);
-	assert_file(ws, ".pipe/datums/0/a.csv", "1,2\n");
+	assert_file(ws, ".pipe/tmp/st/0/a.csv", "1,2\n");
+	assert_file(ws, ".pipe/logs/st.log", "/workspace/.pipe/tmp/st/0\n");
+	strvec_clear(&e);
+
+	strvec_push(&e, "PIPE_DATUM=data/a.csv");
+	strvec_push(&e, "PIPE_OUT=.pipe/tmp/st/1");
+	env[0] = e.v[0];
+	env[1] = e.v[1];
+	d = run(&u);
+	assert_int_equal(d.exit_code, 0);
+	assert_file(ws, ".pipe/tmp/st/1/a.csv", "1,2\n");
 	strvec_clear(&e);
 	ws_free(ws);
 }
