@@ -1239,8 +1239,7 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	rw_paths(unit, &rw);
 	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
 	strvec_clear(&rw);
-	if (r ||
-	    plan_inputs(&m, unit->workspace, unit->ro_paths, err) ||
+	if (r || plan_inputs(&m, unit->workspace, unit->ro_paths, err) ||
 	    open_log(unit->log_path, &u->log_fd, err)) {
 		if (u->staging)
 			fs_remove_tree(u->staging);
