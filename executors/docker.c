@@ -504,8 +504,12 @@ static struct json *parse_body(struct http_xfer *x)
 
 static void on_req(void *arg, struct http_xfer *x);
 
+/* Both the exit code and the whole output are in: done, unless the exit
+ * says the container may have been OOM-killed. */
 static void exited(struct dunit *u)
 {
+	struct strbuf path = STRBUF_INIT;
+
 	if (!u->waited || !u->out_done || u->step != RUNNING)
 		return;
 	u->running = 0;
@@ -513,8 +517,6 @@ static void exited(struct dunit *u)
 		finish(u);
 		return;
 	}
-	struct strbuf path = STRBUF_INIT;
-
 	strbuf_addf(&path, "/containers/%s/json", u->id);
 	u->step = INSPECTING;
 	u->req =
