@@ -116,6 +116,7 @@ struct exec_ctx {
 	size_t nr_bg, alloc_bg;
 	struct strbuf out;
 	unsigned seq;
+	struct strvec swept; /* workspaces cleared of orphans */
 };
 
 static long long now_ms(void)
@@ -1193,6 +1194,60 @@ static void unit_free(struct dunit *u)
 	free(u);
 }
 
+/* Containers of this workspace that a killed pipe left behind (pipe holds
+ * the workspace's lock while it runs, so every one is an orphan, maybe
+ * still writing to the workspace): removed before the first unit starts. */
+static void sweep(struct exec_ctx *ctx, const char *ws)
+{
+	struct strbuf path = STRBUF_INIT, filters = STRBUF_INIT;
+	struct http_request req = {.method = "GET", .timeout_ms = REQUEST_MS};
+	struct http_xfer *x = NULL;
+	struct error err = ERROR_INIT;
+	struct json *j = NULL, *label = json_new_array();
+	size_t n;
+
+	for (size_t i = 0; i < ctx->swept.nr; i++)
+		if (!strcmp(ctx->swept.v[i], ws))
+			return;
+	strvec_push(&ctx->swept, ws);
+	strbuf_addf(&path, "pipe.workspace=%s", ws);
+	json_push_str(label, path.buf);
+	j = json_new_object();
+	json_set(j, "label", label);
+	json_dump(j, &filters);
+	json_free(j);
+	j = NULL;
+	strbuf_reset(&path);
+	strbuf_addstr(&path, "/containers/json?all=1&filters=");
+	http_escape(&path, filters.buf);
+	req.path = path.buf;
+	if (!api_run(ctx, &req, &x, &err) && http_xfer_status(x) == 200)
+		j = parse_body(x);
+	n = json_array_len(j);
+	if (n)
+		log_warn("removing %zu container%s left in '%s' by an earlier "
+			 "run",
+			 n, n == 1 ? "" : "s", ws);
+	/* one at a time, done before any new container starts */
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_get_str(json_array_at(j, i), "Id");
+
+		http_xfer_free(x);
+		x = NULL;
+		strbuf_reset(&path);
+		strbuf_addf(&path, "/containers/%s?force=1", id ? id : "");
+		req.method = "DELETE";
+		req.path = path.buf;
+		if (id && api_run(ctx, &req, &x, &err))
+			break;
+	}
+	json_free(j);
+	http_xfer_free(x);
+	error_release(&err);
+	strbuf_release(&path);
+	strbuf_release(&filters);
+}
+
 static int check_unit(const struct exec_unit *unit, struct error *err)
 {
 	if (!unit->workspace || unit->workspace[0] != '/')
@@ -1237,6 +1292,7 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 
 	if (check_unit(unit, err))
 		return -1;
+	sweep(ctx, unit->workspace);
 	u = unit_new(ctx, unit);
 	rw_paths(unit, &rw);
 	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
@@ -1624,6 +1680,7 @@ static void ctx_free(struct exec_ctx *ctx)
 	free(ctx->bg);
 	http_free(ctx->http);
 	strbuf_release(&ctx->out);
+	strvec_clear(&ctx->swept);
 	free(ctx->socket);
 	free(ctx->api);
 	free(ctx);
@@ -1642,6 +1699,7 @@ static int docker_open(struct exec_ctx **out, const struct exec_options *opt,
 	if (ctx->opt.grace_ms <= 0)
 		ctx->opt.grace_ms = DEFAULT_GRACE_MS;
 	strbuf_init(&ctx->out, 0);
+	strvec_init(&ctx->swept);
 	ctx->api = xstrdup("");
 	if (docker_socket_path(getenv("DOCKER_HOST"), &sock, err))
 		goto fail;

@@ -192,6 +192,31 @@ expect_eq "interrupted: no container left" "$(containers)" "0"
 run pipe status
 expect_rc "interrupted stage is still stale" 1
 
+# --- pipe killed outright: the next run removes what it left ---
+new_ws
+cat > Pipefile <<YML
+stages:
+  slow:
+    executor: docker
+    image: $IMG
+    cmd: sleep 60
+    outputs: [o/]
+YML
+"$PIPE" run >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+	[ "$(containers running)" = 1 ] && break
+	sleep 0.1
+done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+expect_eq "killed pipe: its container is left running" "$(containers running)" "1"
+sed -i 's/sleep 60/true/' Pipefile
+run pipe run
+expect_rc "next run succeeds" 0
+expect_in "next run removes the orphan" "$err" "removing 1 container left in '$PWD' by an earlier run"
+expect_eq "nothing left after the next run" "$(containers)" "0"
+
 # --- a non-root caller in the docker group ---
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && getent group docker >/dev/null; then
 	id pipetest >/dev/null 2>&1 || useradd -M -N -g docker -s /bin/sh pipetest 2>/dev/null
