@@ -43,6 +43,13 @@ DECLARE_CMD(validate);
 DECLARE_CMD(dag);
 DECLARE_CMD(run);
 DECLARE_CMD(status);
+DECLARE_CMD(jobs);
+DECLARE_CMD(logs);
+DECLARE_CMD(log);
+DECLARE_CMD(inspect);
+DECLARE_CMD(get);
+DECLARE_CMD(checkout);
+DECLARE_CMD(gc);
 
 DECLARE_CMD(help);
 

@@ -1,11 +1,13 @@
 /* --json output through jansson. */
 #include "cli/json.h"
 #include "engine/engine.h"
+#include "engine/jobs.h"
 #include "engine/run.h"
 #include "pipefile/pipefile.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <time.h>
 
 static json_t *str_or_null(const char *s)
 {
@@ -50,4 +52,38 @@ void cli_json_status(const struct engine *e, const struct stage_status *v,
 	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(root);
+}
+
+void cli_json_jobs(const struct job_rec *v, size_t nr)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = nr; i-- > 0;) {
+		const struct job_rec *j = &v[i];
+		json_t *o = json_object(), *d = json_object();
+		char when[32];
+		time_t t = (time_t)(j->started_ms / 1000);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(o, "id", json_string(j->id));
+		json_object_set_new(o, "stage", json_string(j->stage));
+		json_object_set_new(o, "commit", *j->commit ? json_string(j->commit)
+							     : json_null());
+		json_object_set_new(o, "started", json_string(when));
+		json_object_set_new(o, "duration_ms",
+				    json_integer(j->duration_ms));
+		json_object_set_new(d, "processed", json_integer((json_int_t)j->processed));
+		json_object_set_new(d, "skipped", json_integer((json_int_t)j->skipped));
+		json_object_set_new(d, "total", json_integer((json_int_t)j->total));
+		json_object_set_new(o, "datums", d);
+		json_object_set_new(o, "bytes_in", json_integer((json_int_t)j->bytes_in));
+		json_object_set_new(o, "bytes_out", json_integer((json_int_t)j->bytes_out));
+		json_object_set_new(o, "state", json_string(j->state));
+		json_array_append_new(arr, o);
+	}
+	json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(arr);
 }

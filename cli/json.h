@@ -12,4 +12,11 @@ struct stage_status;
 void cli_json_status(const struct engine *e, const struct stage_status *v,
 		     size_t nr);
 
+struct job_rec;
+
+/* [{"id","stage","commit","started","duration_ms","datums":{"processed",
+ * "skipped","total"},"bytes_in","bytes_out","state"}] on stdout, newest
+ * first. */
+void cli_json_jobs(const struct job_rec *v, size_t nr);
+
 #endif

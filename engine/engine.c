@@ -7,6 +7,7 @@
 #include "engine/statcache.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
+#include "store/recover.h"
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -201,6 +202,9 @@ int engine_image_id(struct engine *e, size_t stage, char **out,
 
 int engine_store(struct engine *e, struct store **out, struct error *err)
 {
+	/* holding the workspace lock: locks in the store are a dead pipe's */
+	if (!e->store && e->lock_fd >= 0)
+		store_clear_stale_locks(PIPE_DIR);
 	if (!e->store && store_open(&e->store, PIPE_DIR, err))
 		return -1;
 	*out = e->store;
@@ -236,4 +240,9 @@ const char *engine_git_head(struct engine *e, int *dirty)
 	}
 	*dirty = e->git_dirty;
 	return e->git_head;
+}
+
+int engine_has_stage(const struct engine *e, const char *name)
+{
+	return pipefile_find_stage(e->pf, name) != NULL;
 }

@@ -49,6 +49,14 @@ struct engine {
 
 struct store;
 
+/* Put the outputs of REF (a stage commit or a run) back into the
+ * workspace; a restored stage is recorded fresh when its current inputs
+ * give the commit's key (engine/checkout.c). */
+int engine_checkout(struct engine *e, const char *ref, struct error *err);
+
+/* True when the Pipefile has a stage called name. */
+int engine_has_stage(const struct engine *e, const char *name);
+
 /* The store (.pipe/store), opened on first use. */
 int engine_store(struct engine *e, struct store **out, struct error *err);
 

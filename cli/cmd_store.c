@@ -1,0 +1,263 @@
+/* The commands that read the versioned store: pipe log, inspect, get, and
+ * pipe gc, which trims it. */
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Open the workspace read-only (or locked, for gc) and its store. */
+static int open_store(struct cli *cli, int write, struct engine **e,
+		      struct store **st)
+{
+	struct engine_options eo = { .write = write, .command = cli->argv[0] };
+	struct error err = ERROR_INIT;
+
+	*e = NULL;
+	if (engine_open(e, cli->pipefile_path, &eo, &err))
+		return cli_fail(&err);
+	if (access(PIPE_DIR "/store", F_OK) && !write) {
+		error_set(&err, EXIT_USAGE,
+			  "nothing is stored yet: run 'pipe run' first");
+		engine_close(*e);
+		*e = NULL;
+		return cli_fail(&err);
+	}
+	if (engine_store(*e, st, &err)) {
+		engine_close(*e);
+		*e = NULL;
+		return cli_fail(&err);
+	}
+	return 0;
+}
+
+static void format_time(long long t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int cmd_log(struct cli *cli)
+{
+	struct engine *e;
+	struct store *st;
+	struct store_commit *c = NULL;
+	struct error err = ERROR_INIT;
+	size_t nr = 0;
+	int rc;
+
+	if (cli->argc != 2 || cli->argv[1][0] == '-')
+		return cli_usage_error(cli, "name one stage");
+	if ((rc = open_store(cli, 0, &e, &st)))
+		return rc;
+	if (!engine_has_stage(e, cli->argv[1]))
+		rc = error_set(&err, EXIT_USAGE, "no stage '%s' in %s",
+			       cli->argv[1], cli->pipefile_path),
+		rc = cli_fail(&err);
+	else if (store_stage_log(st, cli->argv[1], 0, &c, &nr, &err))
+		rc = cli_fail(&err);
+	for (size_t i = 0; !rc && i < nr; i++) {
+		char when[32];
+
+		format_time(c[i].prov.started ? c[i].prov.started : c[i].time,
+			    when, sizeof(when));
+		printf("%.12s  %s  %-7s  %6.2fs  key %.12s",
+		       c[i].id, when, c[i].prov.state ? c[i].prov.state : "?",
+		       (double)c[i].prov.duration_ms / 1000, c[i].prov.key);
+		if (c[i].prov.cached_from)
+			printf("  (from %.12s)", c[i].prov.cached_from);
+		putchar('\n');
+	}
+	store_commits_free(c, nr);
+	engine_close(e);
+	return rc;
+}
+
+static void print_prov(const char *id, const struct store_prov *p,
+		       const char *indent)
+{
+	char when[32];
+
+	format_time(p->started, when, sizeof(when));
+	printf("%scommit    %s\n", indent, id);
+	printf("%sstage     %s\n", indent, p->stage ? p->stage : "?");
+	printf("%skey       %s\n", indent, p->key);
+	printf("%sstate     %s", indent, p->state ? p->state : "?");
+	if (p->cached_from)
+		printf(" (from %s)", p->cached_from);
+	printf("\n%sexecutor  %s\n", indent, p->executor ? p->executor : "?");
+	if (p->image)
+		printf("%simage     %s\n", indent, p->image);
+	if (p->git_head)
+		printf("%sgit head  %s%s\n", indent, p->git_head,
+		       p->git_dirty ? " (dirty)" : "");
+	printf("%sstarted   %s\n%sduration  %.3fs\n", indent, when, indent,
+	       (double)p->duration_ms / 1000);
+	if (p->datums_total)
+		printf("%sdatums    %llu processed, %llu skipped, %llu total\n",
+		       indent, p->datums_processed, p->datums_skipped,
+		       p->datums_total);
+	printf("%sbytes     %llu in, %llu out\n", indent, p->bytes_in,
+	       p->bytes_out);
+	for (size_t i = 0; i < p->inputs_nr; i++)
+		printf("%sinput     %s  %s\n", indent, p->inputs[i].hash,
+		       p->inputs[i].path);
+	for (size_t i = 0; i < p->params_nr; i++)
+		printf("%sparam     %s = %s\n", indent, p->params[i].key,
+		       p->params[i].value);
+}
+
+/* A stage commit, then the commits it came from, indented. */
+static int inspect_commit(struct store *st, const char *id, int depth,
+			  struct error *err)
+{
+	struct store_prov p;
+	char indent[64];
+	int ret = 0;
+
+	if (depth > 30)
+		return 0;
+	memset(indent, ' ', (size_t)depth * 2);
+	indent[depth * 2] = '\0';
+	if (store_read_prov(st, id, &p, err))
+		return -1;
+	print_prov(id, &p, indent);
+	for (size_t i = 0; i < p.upstreams_nr && !ret; i++) {
+		printf("%supstream  %s %s\n", indent, p.upstreams[i].stage,
+		       p.upstreams[i].commit);
+		ret = inspect_commit(st, p.upstreams[i].commit, depth + 1, err);
+	}
+	store_prov_release(&p);
+	return ret;
+}
+
+static int inspect_run(struct store *st, const char *id, struct error *err)
+{
+	struct store_run r;
+	char when[32];
+
+	if (store_read_run(st, id, &r, err))
+		return -1;
+	format_time(r.started ? r.started : r.time, when, sizeof(when));
+	printf("run       %s\nstate     %s\nstarted   %s\nduration  %.3fs\n",
+	       r.id, r.state ? r.state : "?", when,
+	       (double)r.duration_ms / 1000);
+	if (r.git_head)
+		printf("git head  %s%s\n", r.git_head,
+		       r.git_dirty ? " (dirty)" : "");
+	for (size_t i = 0; i < r.stages_nr; i++)
+		printf("stage     %s %s\n", r.stages[i].stage,
+		       r.stages[i].commit);
+	store_run_release(&r);
+	return 0;
+}
+
+int cmd_inspect(struct cli *cli)
+{
+	struct engine *e;
+	struct store *st;
+	struct error err = ERROR_INIT;
+	char id[STORE_ID_SIZE];
+	int rc, is_run = 0;
+
+	if (cli->argc != 2 || cli->argv[1][0] == '-')
+		return cli_usage_error(cli, "name one REF");
+	if ((rc = open_store(cli, 0, &e, &st)))
+		return rc;
+	if (store_resolve(st, cli->argv[1], id, &is_run, &err) ||
+	    (is_run ? inspect_run(st, id, &err)
+		    : inspect_commit(st, id, 0, &err)))
+		rc = cli_fail(&err);
+	engine_close(e);
+	return rc;
+}
+
+int cmd_get(struct cli *cli)
+{
+	struct engine *e;
+	struct store *st;
+	struct error err = ERROR_INIT;
+	char id[STORE_ID_SIZE];
+	const char *ref = NULL, *path = NULL, *outfile = NULL;
+	int rc, fd = 1;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if (!strcmp(cli->argv[i], "-o") && i + 1 < cli->argc)
+			outfile = cli->argv[++i];
+		else if (cli->argv[i][0] == '-')
+			return cli_usage_error(cli, "unknown option '%s'",
+					       cli->argv[i]);
+		else if (!ref)
+			ref = cli->argv[i];
+		else if (!path)
+			path = cli->argv[i];
+		else
+			return cli_usage_error(cli, "too many arguments");
+	}
+	if (!ref || !path)
+		return cli_usage_error(cli, "name a REF and a PATH");
+	if ((rc = open_store(cli, 0, &e, &st)))
+		return rc;
+	/* STAGE@REF, as in `pachctl get file repo@commit:path` */
+	if (strchr(ref, '@') && !engine_has_stage(e, ref))
+		ref = strchr(ref, '@') + 1;
+	if (store_resolve(st, ref, id, NULL, &err)) {
+		rc = cli_fail(&err);
+	} else {
+		if (outfile) {
+			fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC |
+						   O_CLOEXEC,
+				  0644);
+			if (fd < 0)
+				error_set(&err, EXIT_ENV,
+					  "cannot create '%s': %s", outfile,
+					  strerror(errno));
+		}
+		if (fd >= 0 && store_read_file_fd(st, id, path, fd, &err))
+			fd = -2;
+		if (err.exit_code)
+			rc = cli_fail(&err);
+		if (outfile && fd >= 0)
+			close(fd);
+	}
+	engine_close(e);
+	return rc;
+}
+
+int cmd_gc(struct cli *cli)
+{
+	struct engine *e;
+	struct store *st;
+	struct error err = ERROR_INIT;
+	unsigned long long freed = 0;
+	int rc, dry = 0;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if (!strcmp(cli->argv[i], "-n") ||
+		    !strcmp(cli->argv[i], "--dry-run"))
+			dry = 1;
+		else
+			return cli_usage_error(cli, "unknown option '%s'",
+					       cli->argv[i]);
+	}
+	if ((rc = open_store(cli, 1, &e, &st)))
+		return rc;
+	if (store_gc(st, dry, &freed, &err))
+		rc = cli_fail(&err);
+	else
+		printf("%s %.1f MiB (%llu bytes)\n",
+		       dry ? "would free" : "freed",
+		       (double)freed / (1024 * 1024), freed);
+	engine_close(e);
+	return rc;
+}
