@@ -1203,13 +1203,14 @@ static void sweep(struct exec_ctx *ctx, const char *ws)
 	struct http_request req = {.method = "GET", .timeout_ms = REQUEST_MS};
 	struct http_xfer *x = NULL;
 	struct error err = ERROR_INIT;
-	struct json *j = NULL, *label = json_new_array();
+	struct json *j = NULL, *label;
 	size_t n;
 
 	for (size_t i = 0; i < ctx->swept.nr; i++)
 		if (!strcmp(ctx->swept.v[i], ws))
 			return;
 	strvec_push(&ctx->swept, ws);
+	label = json_new_array();
 	strbuf_addf(&path, "pipe.workspace=%s", ws);
 	json_push_str(label, path.buf);
 	j = json_new_object();
