@@ -74,6 +74,8 @@
 #define PING_MS 10000
 #define REQUEST_MS 120000	   /* create, start, inspect, kill, remove */
 #define OUTPUT_AFTER_EXIT_MS 10000 /* the output stream's time to end */
+#define OOM_TRIES 10		   /* inspections after an exit 137 */
+#define OOM_RETRY_MS 100	   /* between them */
 #define WS "/workspace"
 
 enum step { CREATING, ATTACHING, STARTING, RUNNING, INSPECTING, FINISHED };
@@ -97,6 +99,8 @@ struct dunit {
 	struct staged *staged;
 	size_t nr_staged, alloc_staged;
 	long long timeout_ms, started_ms, deadline_ms, kill_ms, out_until;
+	long long inspect_at; /* when to look for OOMKilled again; 0: no */
+	int inspections;
 	int exit_code;
 	unsigned running : 1; /* started, exit not yet seen */
 	unsigned waited : 1, out_done : 1;
@@ -507,10 +511,21 @@ static void on_req(void *arg, struct http_xfer *x);
 
 /* Both the exit code and the whole output are in: done, unless the exit
  * says the container may have been OOM-killed. */
-static void exited(struct dunit *u)
+static void inspect(struct dunit *u)
 {
 	struct strbuf path = STRBUF_INIT;
 
+	strbuf_addf(&path, "/containers/%s/json", u->id);
+	u->step = INSPECTING;
+	u->inspect_at = 0;
+	u->inspections++;
+	u->req =
+		api_start(u->ctx, "GET", path.buf, NULL, REQUEST_MS, on_req, u);
+	strbuf_release(&path);
+}
+
+static void exited(struct dunit *u)
+{
 	if (!u->waited || !u->out_done || u->step != RUNNING)
 		return;
 	u->running = 0;
@@ -518,11 +533,7 @@ static void exited(struct dunit *u)
 		finish(u);
 		return;
 	}
-	strbuf_addf(&path, "/containers/%s/json", u->id);
-	u->step = INSPECTING;
-	u->req =
-		api_start(u->ctx, "GET", path.buf, NULL, REQUEST_MS, on_req, u);
-	strbuf_release(&path);
+	inspect(u);
 }
 
 static void on_wait(void *arg, struct http_xfer *x)
@@ -686,15 +697,23 @@ static void started(struct dunit *u, struct http_xfer *x)
 		send_signal(u, "TERM");
 }
 
+/* The daemon may learn of the OOM kill after the exit (both come from
+ * containerd, the OOM event from a watcher of its own): a KILL that pipe
+ * did not send is looked at again, OOM_TRIES times at most. */
 static void inspected(struct dunit *u, struct http_xfer *x)
 {
 	struct json *j = parse_body(x);
+	int oom = json_get_bool(j, "State.OOMKilled");
 
-	if (json_get_bool(j, "State.OOMKilled")) {
+	json_free(j);
+	if (oom) {
 		u->oom_killed = 1;
 		set_message(u, "out of memory (OOM-killed)");
+	} else if (http_xfer_status(x) == 200 && !u->timed_out &&
+		   !u->cancelled && u->inspections < OOM_TRIES) {
+		u->inspect_at = now_ms() + OOM_RETRY_MS;
+		return;
 	}
-	json_free(j);
 	finish(u);
 }
 
@@ -1345,6 +1364,13 @@ static void run_timers(struct exec_ctx *ctx, long long now)
 			u->kill_ms = 0;
 			send_signal(u, "KILL");
 		}
+		if (u->inspect_at && now >= u->inspect_at) {
+			if (u->cancelled)
+				finish(u);
+			else
+				inspect(u);
+			continue;
+		}
 		if (u->waited && !u->out_done && now >= u->out_until) {
 			http_xfer_free(u->out);
 			u->out = NULL;
@@ -1371,6 +1397,8 @@ static long long poll_timeout(struct exec_ctx *ctx, long long now,
 			t = min_timeout(t, u->kill_ms - now);
 		if (u->waited && !u->out_done)
 			t = min_timeout(t, u->out_until - now);
+		if (u->inspect_at)
+			t = min_timeout(t, u->inspect_at - now);
 	}
 	return t > INT_MAX ? INT_MAX : t;
 }

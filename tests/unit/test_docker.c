@@ -989,6 +989,13 @@ static void test_oom(void **state)
 	assert_string_equal(d.message, "out of memory (OOM-killed)");
 	free(d.message);
 
+	/* killed, but not for want of memory */
+	u = unit_sh(ws, "kill -9 $$");
+	d = run(&u);
+	assert_int_equal(d.exit_code, 137);
+	assert_false(d.oom_killed);
+	assert_null(d.message);
+
 	/* the same limit is plenty for a small command */
 	u = unit_sh(ws, "echo fine");
 	u.memory_bytes = 8 << 20;
