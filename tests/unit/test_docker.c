@@ -172,7 +172,8 @@ static struct exec_unit unit_sh(const char *ws, const char *cmd)
 		.workspace = ws,
 		.shell = 1,
 		.cmd = cmd,
-		.image = image_id,
+		/* the tag, not the id: e2e tests rebuild the image */
+		.image = IMAGE,
 	};
 }
 
@@ -518,18 +519,6 @@ static void test_unreachable(void **state)
 /* ------------------------------------------------------------------ */
 /* Images */
 
-static void test_resolve_image(void **state)
-{
-	char *want;
-
-	(void)state;
-	NEED_DOCKER();
-	want = sh_output("docker image inspect -f '{{.Id}}' " IMAGE);
-	assert_string_equal(image_id, want);
-	assert_int_equal(strncmp(image_id, "sha256:", 7), 0);
-	free(want);
-}
-
 static char *resolve(struct exec_ctx *ctx, const char *image)
 {
 	struct strbuf id = STRBUF_INIT;
@@ -538,6 +527,23 @@ static char *resolve(struct exec_ctx *ctx, const char *image)
 	if (ex->resolve_image(ctx, image, &id, &err))
 		fail_msg("resolve '%s': %s", image, err.msg.buf);
 	return strbuf_detach(&id, NULL);
+}
+
+static void test_resolve_image(void **state)
+{
+	struct exec_ctx *ctx;
+	char *want, *id;
+
+	(void)state;
+	NEED_DOCKER();
+	ctx = open_ctx(NULL);
+	id = resolve(ctx, IMAGE);
+	want = sh_output("docker image inspect -f '{{.Id}}' " IMAGE);
+	assert_string_equal(id, want);
+	assert_int_equal(strncmp(id, "sha256:", 7), 0);
+	ex->close(ctx);
+	free(want);
+	free(id);
 }
 
 static void build_image(const char *tag, const char *label)
