@@ -11,7 +11,16 @@ struct store {
 	char *cas_dir;	 /* <git_dir>/cas */
 	char *keys_path; /* <git_dir>/pipe-keys */
 	struct sgit *git;
+	struct keys *keys; /* the run-cache index, synced once per process */
 };
+
+struct keys;
+/* Record a commit this process made in the in-memory index (no-op before
+ * the first lookup), and write the index back if it changed (store_free). */
+void store_keys_note(struct store *st, const char *ref,
+		     const struct sgit_oid *commit, const char *key,
+		     const char *stage);
+void store_keys_close(struct store *st);
 
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
 #define RUNS_REF "refs/pipe/runs"

@@ -334,10 +334,12 @@ static int keys_lookup(struct store *st, const struct keys *k,
 	return rc;
 }
 
+/* The index is loaded and synced with the refs once per process (a run
+ * of 2,000 stages looks up 2,000 keys: syncing each time would be
+ * quadratic); commits made meanwhile are added by store_keys_note. */
 int store_find_key(struct store *st, const char *stage, const char *key_hex,
 		   char *out_commit, struct error *err)
 {
-	struct keys k;
 	struct sgit_oid oid;
 	int rc = -1;
 
@@ -347,10 +349,19 @@ int store_find_key(struct store *st, const char *stage, const char *key_hex,
 				 "'%s' is not a stage key (32 hex digits)",
 				 key_hex ? key_hex : "");
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (keys_open(st, &k, attempt, err))
-			return -1;
-		rc = keys_lookup(st, &k, stage, key_hex, &oid, err);
-		keys_clear(&k);
+		if (attempt || !st->keys) {
+			if (st->keys)
+				keys_clear(st->keys);
+			else
+				st->keys = xcalloc(1, sizeof(*st->keys));
+			if (keys_open(st, st->keys, attempt, err)) {
+				free(st->keys);
+				st->keys = NULL;
+				return -1;
+			}
+			st->keys->dirty = 0;
+		}
+		rc = keys_lookup(st, st->keys, stage, key_hex, &oid, err);
 		if (rc != 2)
 			break;
 	}
@@ -359,4 +370,34 @@ int store_find_key(struct store *st, const char *stage, const char *key_hex,
 	if (rc == 1)
 		sgit_oid_hex(&oid, out_commit);
 	return rc;
+}
+
+void store_keys_note(struct store *st, const char *ref,
+		     const struct sgit_oid *commit, const char *key,
+		     const char *stage)
+{
+	struct key_tip *t;
+
+	if (!st->keys || !key || !*key)
+		return;
+	add_key(st->keys, key, commit, stage);
+	t = (struct key_tip *)find_tip(st->keys, ref);
+	if (t)
+		t->oid = *commit;
+	else
+		add_tip(st->keys, ref, commit);
+	st->keys->dirty = 1;
+}
+
+void store_keys_close(struct store *st)
+{
+	struct error err = ERROR_INIT;
+
+	if (!st->keys)
+		return;
+	if (st->keys->dirty && keys_save(st->keys_path, st->keys, &err))
+		error_release(&err); /* a cache: rebuilt when stale */
+	keys_clear(st->keys);
+	free(st->keys);
+	st->keys = NULL;
 }

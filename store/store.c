@@ -43,6 +43,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	store_keys_close(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
 	free(st->git_dir);
@@ -643,6 +644,7 @@ int store_commit_stage(struct store *st, const char *workspace,
 			    err))
 		goto out;
 	sgit_oid_hex(&commit, out_commit);
+	store_keys_note(st, ref, &commit, prov->key, stage);
 	ret = 0;
 out:
 	if (ret) {
