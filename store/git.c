@@ -98,6 +98,47 @@ static int open_repo(git_repository **repo, const char *gitdir,
 	return 0;
 }
 
+/* Config the store relies on, written once. No delta search when packing:
+ * big files live in the CAS, and searching deltas among thousands of
+ * small new files costs more than zlib itself. libgit2 (up to 1.9 at
+ * least) reads its threshold from pack.deltaCacheSize, git from
+ * pack.bigFileThreshold; objects under 50 bytes never get deltas. */
+static const struct {
+	const char *key;
+	int64_t value;
+} store_config[] = {
+	{"pack.bigFileThreshold", 1},
+	{"pack.deltaCacheSize", 1},
+};
+
+static int configure(struct sgit *g, struct error *err)
+{
+	git_config *cfg = NULL;
+	int ret = -1;
+
+	if (git_repository_config(&cfg, g->repo)) {
+		fail(err, "cannot read the config of '%s'", g->dir);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(store_config) / sizeof(*store_config);
+	     i++) {
+		int64_t v;
+
+		if (!git_config_get_int64(&v, cfg, store_config[i].key) &&
+		    v == store_config[i].value)
+			continue;
+		if (git_config_set_int64(cfg, store_config[i].key,
+					 store_config[i].value)) {
+			fail(err, "cannot write the config of '%s'", g->dir);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	git_config_free(cfg);
+	return ret;
+}
+
 int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 {
 	struct sgit *g = xcalloc(1, sizeof(*g));
@@ -111,7 +152,7 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 		fail(err, "cannot configure libgit2");
 		goto fail;
 	}
-	if (open_repo(&g->repo, gitdir, err))
+	if (open_repo(&g->repo, gitdir, err) || configure(g, err))
 		goto fail;
 	if (git_repository_odb(&g->odb, g->repo) ||
 	    git_mempack_new(&g->mempack) ||
@@ -161,9 +202,11 @@ int sgit_write_blob(struct sgit *g, const void *data, size_t len,
 	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB))
 		return fail(err, "cannot hash a blob");
 	from_goid(&id, out);
-	if (git_odb_exists(g->odb, &id))
+	/* No refresh of the pack list on a miss, and straight into the
+	 * mempack: a new blob costs no file system calls. */
+	if (git_odb_exists_ext(g->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
-	if (git_odb_write(&id, g->odb, data, len, GIT_OBJECT_BLOB))
+	if (g->mempack->write(g->mempack, &id, data, len, GIT_OBJECT_BLOB))
 		return fail(err, "cannot write a blob to '%s'", g->dir);
 	return note_pending(g, len, err);
 }

@@ -303,6 +303,7 @@ struct committer {
 	struct store_manifest man;
 	unsigned long long bytes;
 	struct strbuf abs, data;
+	struct cas_batch cas;
 };
 
 static struct tnode *tnode_child(struct tnode *n, const char *name, size_t len,
@@ -403,7 +404,7 @@ static int add_regular(struct committer *c, const char *rel,
 
 	strbuf_reset(&c->data);
 	if (big) {
-		if (cas_put(c->st->cas_dir, c->abs.buf, hex, &size, err))
+		if (cas_add(&c->cas, c->abs.buf, hex, &size, err))
 			return -1;
 		manifest_pointer(&c->data, hex, size);
 	} else {
@@ -622,19 +623,24 @@ int store_commit_stage(struct store *st, const char *workspace,
 		       const struct store_prov *prov, char *out_commit,
 		       struct error *err)
 {
-	struct committer c = {st, workspace,   {0},	   {0},
-			      0,  STRBUF_INIT, STRBUF_INIT};
+	struct committer c = {.st = st,
+			      .workspace = workspace,
+			      .abs = STRBUF_INIT,
+			      .data = STRBUF_INIT};
 	struct strvec outs = STRVEC_INIT;
 	char *ref = store_stage_ref(stage, err);
 	struct sgit_oid parent, commit;
 	int has_parent = 0, ret = -1;
 
+	cas_batch_init(&c.cas, st->cas_dir);
 	if (!ref || check_outputs(outputs, &outs, err) ||
 	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < outs.nr; i++)
 		if (add_output(&c, outs.v[i], err))
 			goto out;
+	if (cas_commit(&c.cas, err))
+		goto out;
 	if (write_stage_commit(&c, stage, prov, has_parent ? &parent : NULL,
 			       &commit, err))
 		goto out;
@@ -653,6 +659,7 @@ out:
 	store_manifest_release(&c.man);
 	strbuf_release(&c.abs);
 	strbuf_release(&c.data);
+	cas_batch_release(&c.cas);
 	strvec_clear(&outs);
 	free(ref);
 	return ret;
