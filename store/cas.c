@@ -257,6 +257,18 @@ static char *temp_name(const char *cas_dir)
 	return strbuf_detach(&sb, NULL);
 }
 
+/* An object of p's name and size is there already. */
+static int have(const char *cas_dir, const struct cas_pending *p)
+{
+	char *dst = cas_path(cas_dir, p->hex);
+	struct stat st;
+	int rc = !lstat(dst, &st) && S_ISREG(st.st_mode) &&
+		 (unsigned long long)st.st_size == p->size;
+
+	free(dst);
+	return rc;
+}
+
 /* Give the fsynced temp file its content name, unless an object of that
  * size is there already (it is never rewritten). */
 static int publish(struct cas_batch *b, const struct cas_pending *p,
@@ -264,11 +276,9 @@ static int publish(struct cas_batch *b, const struct cas_pending *p,
 {
 	char *dst = cas_path(b->cas_dir, p->hex);
 	char *dir = xstrndup(dst, strlen(b->cas_dir) + 3);
-	struct stat st;
 	int ret = -1;
 
-	if (!lstat(dst, &st) && S_ISREG(st.st_mode) &&
-	    (unsigned long long)st.st_size == p->size) {
+	if (have(b->cas_dir, p)) {
 		unlink(p->tmp);
 		ret = 0;
 		goto out;
@@ -368,7 +378,8 @@ static int fsync_path(const char *path, int flags, struct error *err)
 int cas_commit(struct cas_batch *b, struct error *err)
 {
 	for (size_t i = 0; i < b->nr; i++)
-		if (fsync_path(b->v[i].tmp, O_RDONLY, err))
+		if (!have(b->cas_dir, &b->v[i]) &&
+		    fsync_path(b->v[i].tmp, O_RDONLY, err))
 			return -1;
 	for (size_t i = 0; i < b->nr; i++)
 		if (publish(b, &b->v[i], err))
