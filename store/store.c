@@ -43,6 +43,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
 	free(st->git_dir);

@@ -135,6 +135,12 @@ static int teardown(void **state)
 	return ok ? 0 : -1;
 }
 
+static void reopen(struct fx *fx)
+{
+	store_free(fx->st);
+	CHECK(fx, store_open(&fx->st, fx->pipe_dir, &fx->err));
+}
+
 /* ---- workspace helpers -------------------------------------------------- */
 
 static void put(struct fx *fx, const char *rel, const void *data, size_t len,
@@ -608,16 +614,23 @@ static void test_find_key(void **state)
 
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
 	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\n", 12), 0);
-	/* Corrupt, truncated and missing indexes are rebuilt. */
+	/* Corrupt, truncated and missing indexes are rebuilt (reopening the
+	 * store: an open one keeps its index in memory). */
 	assert_int_equal(fs_write_atomic(keys, "garbage\n", 8, &fx->err), 0);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(2), got, &fx->err),
 			 1);
 	assert_string_equal(got, c[1]);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\ntip ", 16), 0);
 	assert_int_equal(fs_write_atomic(keys, sb.buf, sb.len / 2, &fx->err),
 			 0);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
 			 1);
 	unlink(keys);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
 			 1);
 	assert_string_equal(got, c[0]);
@@ -989,6 +1002,38 @@ static void test_gc(void **state)
 	free(big);
 }
 
+/* Each commit of many objects writes a pack; past 16 the small ones are
+ * merged, and every commit still reads back. */
+static void test_pack_merge(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o/", NULL};
+	char ids[40][STORE_ID_SIZE];
+	struct strbuf sb = STRBUF_INIT;
+
+	for (int i = 0; i < 40; i++) {
+		for (int f = 0; f < 6; f++)
+			put_str(fx, own(fx, "o/f%d", f),
+				own(fx, "%d-%d", i, f));
+		commit(fx, "s", outs, NULL, ids[i]);
+	}
+	assert_int_equal(
+		sh("test $(ls '%s'/objects/pack/*.pack | wc -l) -le 17",
+		   fx->git_dir),
+		0);
+	for (int i = 0; i < 40; i++) {
+		strbuf_reset(&sb);
+		CHECK(fx,
+		      store_read_file(fx->st, ids[i], "o/f3", &sb, &fx->err));
+		assert_string_equal(sb.buf, own(fx, "%d-3", i));
+	}
+	reopen(fx);
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, ids[0], "o/f5", &sb, &fx->err));
+	assert_string_equal(sb.buf, "0-5");
+	strbuf_release(&sb);
+}
+
 static void test_crash_before_ref(void **state)
 {
 	struct fx *fx = *state;
@@ -1087,6 +1132,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_outputs, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_merge, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_ref, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stage_names, setup,
