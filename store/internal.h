@@ -11,16 +11,8 @@ struct store {
 	char *cas_dir;	 /* <git_dir>/cas */
 	char *keys_path; /* <git_dir>/pipe-keys */
 	struct sgit *git;
-	struct keys *keys; /* the run-cache index, synced once per process */
+	struct keys *keys; /* the run-cache index, once loaded */
 };
-
-struct keys;
-/* Record a commit this process made in the in-memory index (no-op before
- * the first lookup), and write the index back if it changed (store_free). */
-void store_keys_note(struct store *st, const char *ref,
-		     const struct sgit_oid *commit, const char *key,
-		     const char *stage);
-void store_keys_close(struct store *st);
 
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
 #define RUNS_REF "refs/pipe/runs"
@@ -69,6 +61,9 @@ int store_history(struct store *st, const char *ref, size_t max,
 int store_all_tips(struct store *st, struct oid_list *out, struct error *err);
 /* Tests set PIPE_TEST_CRASH=<point> to _exit(99) there, as a crash would. */
 void store_crash_point(const char *point);
+
+/* Drop the in-memory run-cache index (store/keys.c). */
+void keys_free(struct store *st);
 
 /* Reading commits (store/store.c). */
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);

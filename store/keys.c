@@ -287,23 +287,42 @@ out:
 	return ret;
 }
 
-/* Load the index and bring it up to date, rebuilding it when needed. */
-static int keys_open(struct store *st, struct keys *k, int rebuild,
-		     struct error *err)
+/* Bring the index up to date: loaded from disk the first time (kept in
+ * st afterwards), synced with the refs every time, rebuilt when needed,
+ * saved when it changed. */
+static int keys_open(struct store *st, int rebuild, struct error *err)
 {
+	struct keys *k = st->keys;
 	int rc = 1;
 
-	memset(k, 0, sizeof(*k));
-	if (!rebuild && !keys_load(st->keys_path, k))
+	if (!k) {
+		k = st->keys = xcalloc(1, sizeof(*k));
+		if (!rebuild && keys_load(st->keys_path, k))
+			rebuild = 1;
+	}
+	if (!rebuild)
 		rc = keys_sync(st, k, err);
 	if (rc == 1) {
 		keys_clear(k);
 		rc = keys_sync(st, k, err);
 		k->dirty = 1;
 	}
-	if (!rc && k->dirty)
+	if (!rc && k->dirty) {
 		rc = keys_save(st->keys_path, k, err);
+		k->dirty = 0;
+	}
+	if (rc)
+		keys_free(st);
 	return rc ? -1 : 0;
+}
+
+void keys_free(struct store *st)
+{
+	if (!st->keys)
+		return;
+	keys_clear(st->keys);
+	free(st->keys);
+	st->keys = NULL;
 }
 
 /* Newest entry first: later syncs append, and each walk goes newest
@@ -334,9 +353,6 @@ static int keys_lookup(struct store *st, const struct keys *k,
 	return rc;
 }
 
-/* The index is loaded and synced with the refs once per process (a run
- * of 2,000 stages looks up 2,000 keys: syncing each time would be
- * quadratic); commits made meanwhile are added by store_keys_note. */
 int store_find_key(struct store *st, const char *stage, const char *key_hex,
 		   char *out_commit, struct error *err)
 {
@@ -349,18 +365,8 @@ int store_find_key(struct store *st, const char *stage, const char *key_hex,
 				 "'%s' is not a stage key (32 hex digits)",
 				 key_hex ? key_hex : "");
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (attempt || !st->keys) {
-			if (st->keys)
-				keys_clear(st->keys);
-			else
-				st->keys = xcalloc(1, sizeof(*st->keys));
-			if (keys_open(st, st->keys, attempt, err)) {
-				free(st->keys);
-				st->keys = NULL;
-				return -1;
-			}
-			st->keys->dirty = 0;
-		}
+		if (keys_open(st, attempt, err))
+			return -1;
 		rc = keys_lookup(st, st->keys, stage, key_hex, &oid, err);
 		if (rc != 2)
 			break;
@@ -370,34 +376,4 @@ int store_find_key(struct store *st, const char *stage, const char *key_hex,
 	if (rc == 1)
 		sgit_oid_hex(&oid, out_commit);
 	return rc;
-}
-
-void store_keys_note(struct store *st, const char *ref,
-		     const struct sgit_oid *commit, const char *key,
-		     const char *stage)
-{
-	struct key_tip *t;
-
-	if (!st->keys || !key || !*key)
-		return;
-	add_key(st->keys, key, commit, stage);
-	t = (struct key_tip *)find_tip(st->keys, ref);
-	if (t)
-		t->oid = *commit;
-	else
-		add_tip(st->keys, ref, commit);
-	st->keys->dirty = 1;
-}
-
-void store_keys_close(struct store *st)
-{
-	struct error err = ERROR_INIT;
-
-	if (!st->keys)
-		return;
-	if (st->keys->dirty && keys_save(st->keys_path, st->keys, &err))
-		error_release(&err); /* a cache: rebuilt when stale */
-	keys_clear(st->keys);
-	free(st->keys);
-	st->keys = NULL;
 }
