@@ -3,12 +3,14 @@
 #include "store/cas.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,9 @@
  * cache and start its writeback, so the final fsync has little left. */
 #define COPY_CHUNK (8u << 20)
 #define READ_BUF (1u << 20)
+/* Files this large are hashed by a second thread while they are copied;
+ * below it, starting a thread costs more than it saves. */
+#define THREAD_MIN (64ull << 20)
 
 char *cas_path(const char *cas_dir, const char *hex)
 {
@@ -91,49 +96,156 @@ static int no_cfr(int e)
 	       e == EBADF;
 }
 
-/* Copy in to the empty file out; when h is set, hash what lands in out.
- * Reflink first, then copy_file_range, then read/write. */
-static int copy_file(int in, int out, struct hasher *h, int clone,
-		     int writeback, unsigned long long *size)
+/* A thread hashing the copy right behind the copier, so that hashing the
+ * copy costs no extra time on a machine with two cores. */
+struct behind {
+	int fd;
+	struct hasher *h;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	off_t ready; /* bytes copied so far */
+	int done;    /* the copier stopped */
+	int failed;  /* a read of the copy failed */
+};
+
+static void *hash_behind(void *arg)
 {
-	char *buf = h ? xmalloc(READ_BUF) : NULL;
+	struct behind *b = arg;
+	char *buf = xmalloc(READ_BUF);
+	off_t off = 0;
+
+	for (;;) {
+		off_t ready;
+		int done;
+
+		pthread_mutex_lock(&b->mu);
+		while (off == b->ready && !b->done)
+			pthread_cond_wait(&b->cv, &b->mu);
+		ready = b->ready;
+		done = b->done;
+		pthread_mutex_unlock(&b->mu);
+		if (off < ready) {
+			if (hash_range(b->fd, off, (size_t)(ready - off), b->h,
+				       buf)) {
+				b->failed = 1;
+				break;
+			}
+			off = ready;
+		} else if (done) {
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void behind_update(struct behind *b, off_t ready, int done)
+{
+	pthread_mutex_lock(&b->mu);
+	b->ready = ready;
+	b->done = done;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* copy_file_range in chunks, each hashed (by the helper thread when there
+ * is one) and its writeback started. Returns 0, -1, or 1 when
+ * copy_file_range cannot copy between these files at all. */
+static int copy_range(int in, int out, struct hasher *h, int writeback,
+		      unsigned long long *size)
+{
+	struct behind b = {
+		out, h, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0,
+		0,   0};
+	struct stat st;
+	pthread_t tid;
+	int threaded = h && !fstat(in, &st) &&
+		       (unsigned long long)st.st_size >= THREAD_MIN &&
+		       !pthread_create(&tid, NULL, hash_behind, &b);
+	char *buf = h && !threaded ? xmalloc(READ_BUF) : NULL;
 	off_t off = 0;
 	int ret = -1;
 
-	if (clone && !ioctl(out, FICLONE, in)) {
-		struct stat st;
-
-		if (fstat(out, &st))
-			goto out;
-		*size = (unsigned long long)st.st_size;
-		ret = h ? hash_range(out, 0, (size_t)st.st_size, h, buf) : 0;
-		goto out;
-	}
 	for (;;) {
 		ssize_t n = copy_file_range(in, &off, out, NULL, COPY_CHUNK, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && off == 0 && no_cfr(errno)) {
-			if (!buf)
-				buf = xmalloc(READ_BUF);
-			ret = copy_rw(in, out, 0, h, buf, size);
-			goto out;
-		}
-		if (n < 0)
-			goto out;
-		if (!n)
+		if (n <= 0) {
+			ret = !n ? 0 : off == 0 && no_cfr(errno) ? 1 : -1;
 			break;
-		if (h && hash_range(out, off - n, (size_t)n, h, buf))
-			goto out;
+		}
+		if (threaded)
+			behind_update(&b, off, 0);
+		else if (h && hash_range(out, off - n, (size_t)n, h, buf))
+			break;
 		if (writeback)
 			sync_file_range(out, off - n, n, SYNC_FILE_RANGE_WRITE);
 	}
-	*size = (unsigned long long)off;
-	ret = 0;
-out:
+	if (threaded) {
+		int saved = errno;
+
+		behind_update(&b, off, 1);
+		pthread_join(tid, NULL);
+		if (b.failed && !ret)
+			ret = -1;
+		errno = saved;
+	}
 	free(buf);
+	*size = (unsigned long long)off;
 	return ret;
+}
+
+/* Copy in to the empty file out; when h is set, hash what lands in out.
+ * Reflink first, then copy_file_range, then read/write. */
+static int copy_file(int in, int out, struct hasher *h, int clone,
+		     int writeback, unsigned long long *size)
+{
+	char *buf = NULL;
+	struct stat st;
+	int rc;
+
+	if (clone && !ioctl(out, FICLONE, in)) {
+		if (fstat(out, &st))
+			return -1;
+		*size = (unsigned long long)st.st_size;
+		if (!h)
+			return 0;
+		buf = xmalloc(READ_BUF);
+		rc = hash_range(out, 0, (size_t)st.st_size, h, buf);
+		free(buf);
+		return rc;
+	}
+	rc = copy_range(in, out, h, writeback, size);
+	if (rc == 1) {
+		buf = xmalloc(READ_BUF);
+		rc = copy_rw(in, out, 0, h, buf, size);
+		free(buf);
+	}
+	return rc;
+}
+
+/* Note that dir's entries changed (once). */
+static void note_dir(struct strvec *dirs, const char *dir)
+{
+	for (size_t i = 0; i < dirs->nr; i++)
+		if (!strcmp(dirs->v[i], dir))
+			return;
+	strvec_push(dirs, dir);
+}
+
+/* mkdir; a new folder changes its parent's entries. */
+static int make_dir(const char *path, struct strvec *dirs)
+{
+	const char *slash = strrchr(path, '/');
+	char *parent;
+
+	if (mkdir(path, 0755))
+		return errno == EEXIST ? 0 : -1;
+	parent = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	note_dir(dirs, parent);
+	free(parent);
+	return 0;
 }
 
 static char *temp_name(const char *cas_dir)
@@ -145,40 +257,70 @@ static char *temp_name(const char *cas_dir)
 	return strbuf_detach(&sb, NULL);
 }
 
+/* An object of p's name and size is there already. */
+static int have(const char *cas_dir, const struct cas_pending *p)
+{
+	char *dst = cas_path(cas_dir, p->hex);
+	struct stat st;
+	int rc = !lstat(dst, &st) && S_ISREG(st.st_mode) &&
+		 (unsigned long long)st.st_size == p->size;
+
+	free(dst);
+	return rc;
+}
+
 /* Give the fsynced temp file its content name, unless an object of that
  * size is there already (it is never rewritten). */
-static int publish(const char *cas_dir, const char *tmp, const char *hex,
-		   unsigned long long size, struct error *err)
+static int publish(struct cas_batch *b, const struct cas_pending *p,
+		   struct error *err)
 {
-	char *dst = cas_path(cas_dir, hex);
-	struct stat st;
+	char *dst = cas_path(b->cas_dir, p->hex);
+	char *dir = xstrndup(dst, strlen(b->cas_dir) + 3);
 	int ret = -1;
 
-	if (!lstat(dst, &st) && S_ISREG(st.st_mode) &&
-	    (unsigned long long)st.st_size == size) {
-		unlink(tmp);
+	if (have(b->cas_dir, p)) {
+		unlink(p->tmp);
 		ret = 0;
 		goto out;
 	}
-	if (fs_mkdir_parent(dst, 0755)) {
-		io_fail(err, "create the folder of", dst);
+	if (make_dir(dir, &b->dirs)) {
+		io_fail(err, "create", dir);
 		goto out;
 	}
-	if (rename(tmp, dst)) {
+	if (rename(p->tmp, dst)) {
 		io_fail(err, "rename into", dst);
 		goto out;
 	}
-	fs_fsync_parent(dst);
+	note_dir(&b->dirs, dir);
 	ret = 0;
 out:
+	free(dir);
 	free(dst);
 	return ret;
 }
 
-int cas_put(const char *cas_dir, const char *src, char *hex,
+void cas_batch_init(struct cas_batch *b, const char *cas_dir)
+{
+	memset(b, 0, sizeof(*b));
+	b->cas_dir = cas_dir;
+	strvec_init(&b->dirs);
+}
+
+void cas_batch_release(struct cas_batch *b)
+{
+	for (size_t i = 0; i < b->nr; i++) {
+		unlink(b->v[i].tmp); /* fails once published */
+		free(b->v[i].tmp);
+	}
+	free(b->v);
+	strvec_clear(&b->dirs);
+	cas_batch_init(b, b->cas_dir);
+}
+
+int cas_add(struct cas_batch *b, const char *src, char *hex,
 	    unsigned long long *size, struct error *err)
 {
-	char *tmp = temp_name(cas_dir);
+	char *tmp = temp_name(b->cas_dir);
 	struct hasher *h = hasher_new();
 	struct hash128 sum;
 	int in = -1, out = -1, ret = -1;
@@ -187,7 +329,7 @@ int cas_put(const char *cas_dir, const char *src, char *hex,
 		io_fail(err, "open", src);
 		goto out;
 	}
-	if (fs_mkdir_p(cas_dir, 0755) ||
+	if (make_dir(b->cas_dir, &b->dirs) ||
 	    (out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) <
 		    0) {
 		io_fail(err, "create", tmp);
@@ -197,23 +339,55 @@ int cas_put(const char *cas_dir, const char *src, char *hex,
 		io_fail(err, "copy into the store", src);
 		goto out;
 	}
-	if (fsync(out)) {
-		io_fail(err, "fsync", tmp);
-		goto out;
-	}
 	hasher_final(h, &sum);
 	hash_to_hex(&sum, hex);
-	ret = publish(cas_dir, tmp, hex, *size, err);
+	ALLOC_GROW(b->v, b->nr + 1, b->alloc);
+	b->v[b->nr].tmp = tmp;
+	memcpy(b->v[b->nr].hex, hex, sizeof(b->v[b->nr].hex));
+	b->v[b->nr++].size = *size;
+	tmp = NULL;
+	ret = 0;
 out:
 	if (out >= 0)
 		close(out);
 	if (in >= 0)
 		close(in);
-	if (ret)
+	if (tmp)
 		unlink(tmp);
 	hasher_free(h);
 	free(tmp);
 	return ret;
+}
+
+static int fsync_path(const char *path, int flags, struct error *err)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd)) {
+		io_fail(err, "fsync", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Data first (its writeback started while copying, and the first fsync's
+ * journal commit covers the files after it), then names, then folders. */
+int cas_commit(struct cas_batch *b, struct error *err)
+{
+	for (size_t i = 0; i < b->nr; i++)
+		if (!have(b->cas_dir, &b->v[i]) &&
+		    fsync_path(b->v[i].tmp, O_RDONLY, err))
+			return -1;
+	for (size_t i = 0; i < b->nr; i++)
+		if (publish(b, &b->v[i], err))
+			return -1;
+	for (size_t i = 0; i < b->dirs.nr; i++)
+		if (fsync_path(b->dirs.v[i], O_RDONLY | O_DIRECTORY, err))
+			return -1;
+	return 0;
 }
 
 int cas_copy_out(const char *cas_dir, const char *hex, int out_fd, int clone,

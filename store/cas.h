@@ -6,17 +6,39 @@
 
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/strvec.h"
 
 /* <cas_dir>/<hex[0..2]>/<hex[2..]>; caller frees. */
 char *cas_path(const char *cas_dir, const char *hex);
 
-/* Copy src into the CAS (reflink when the filesystem can, else
- * copy_file_range, else read/write) and name it by the hash of the copy,
- * never of src, so a file edited meanwhile cannot poison the CAS. The copy
- * is fsynced before it gets its name; an object already there is kept and
- * the copy dropped. hex gets HASH_HEX_LEN + 1 bytes. */
-int cas_put(const char *cas_dir, const char *src, char *hex,
+/*
+ * Adding files, for one commit: cas_add() copies src into the CAS
+ * (reflink when the filesystem can, else copy_file_range, else read/write)
+ * under a temp name and hashes the copy, never src, so a file edited
+ * meanwhile cannot poison the CAS. cas_commit() then fsyncs the copies,
+ * gives them their content names (an object already there is kept and the
+ * copy dropped) and fsyncs the folders; only then may a commit name them.
+ * cas_batch_release() drops what was not committed.
+ */
+struct cas_pending {
+	char *tmp;
+	char hex[HASH_HEX_LEN + 1];
+	unsigned long long size;
+};
+
+struct cas_batch {
+	const char *cas_dir;
+	struct cas_pending *v;
+	size_t nr, alloc;
+	struct strvec dirs; /* folders whose entries changed */
+};
+
+void cas_batch_init(struct cas_batch *b, const char *cas_dir);
+void cas_batch_release(struct cas_batch *b);
+/* hex gets HASH_HEX_LEN + 1 bytes. */
+int cas_add(struct cas_batch *b, const char *src, char *hex,
 	    unsigned long long *size, struct error *err);
+int cas_commit(struct cas_batch *b, struct error *err);
 
 /* Write object hex to out_fd: with clone set, out_fd is an empty file and
  * may get a reflink; otherwise it may be a pipe or an appending file. */

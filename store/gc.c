@@ -173,7 +173,8 @@ int store_gc(struct store *st, int dry_run, unsigned long long *freed,
 	*freed = s.freed + git_freed;
 	ret = 0;
 	if (!dry_run) {
-		/* Drop cached pack handles: reopen. */
+		/* Drop cached pack handles and index: reopen. */
+		keys_free(st);
 		sgit_free(st->git);
 		st->git = NULL;
 		ret = sgit_open(&st->git, st->git_dir, err);

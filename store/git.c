@@ -1,6 +1,7 @@
 /* The one file that includes libgit2: a bare repository behind pipe's types,
  * git_error_last() turned into struct error. */
 #include "store/git.h"
+#include "util/log.h"
 #include "util/path.h"
 #include "util/xalloc.h"
 
@@ -23,14 +24,20 @@
  * memory stays bounded however many small files a stage writes. */
 #define FLUSH_BYTES (64u << 20)
 #define MEMPACK_PRIORITY 1000
+/* A flush of this few objects writes loose objects (one fsync each)
+ * rather than a pack (three fsyncs and one more file to search). */
+#define LOOSE_MAX 4
+/* More packs than this, and the small ones are merged (see merge_packs). */
+#define PACKS_MAX 16
 
 struct sgit {
 	char *dir;
 	git_repository *repo;
 	git_odb *odb;
 	git_odb_backend *mempack; /* owned by odb */
-	size_t pending;		  /* objects written since the last flush */
-	size_t pending_bytes;
+	git_odb_backend *loose;	  /* ours, for tiny flushes; lazily made */
+	struct sgit_oid *pending; /* objects written since the last flush */
+	size_t pending_nr, pending_alloc, pending_bytes;
 };
 
 /* Set err to what pipe was doing, then libgit2's reason. */
@@ -98,6 +105,47 @@ static int open_repo(git_repository **repo, const char *gitdir,
 	return 0;
 }
 
+/* Config the store relies on, written once. No delta search when packing:
+ * big files live in the CAS, and searching deltas among thousands of
+ * small new files costs more than zlib itself. libgit2 (up to 1.9 at
+ * least) reads its threshold from pack.deltaCacheSize, git from
+ * pack.bigFileThreshold; objects under 50 bytes never get deltas. */
+static const struct {
+	const char *key;
+	int64_t value;
+} store_config[] = {
+	{"pack.bigFileThreshold", 1},
+	{"pack.deltaCacheSize", 1},
+};
+
+static int configure(struct sgit *g, struct error *err)
+{
+	git_config *cfg = NULL;
+	int ret = -1;
+
+	if (git_repository_config(&cfg, g->repo)) {
+		fail(err, "cannot read the config of '%s'", g->dir);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(store_config) / sizeof(*store_config);
+	     i++) {
+		int64_t v;
+
+		if (!git_config_get_int64(&v, cfg, store_config[i].key) &&
+		    v == store_config[i].value)
+			continue;
+		if (git_config_set_int64(cfg, store_config[i].key,
+					 store_config[i].value)) {
+			fail(err, "cannot write the config of '%s'", g->dir);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	git_config_free(cfg);
+	return ret;
+}
+
 int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 {
 	struct sgit *g = xcalloc(1, sizeof(*g));
@@ -111,7 +159,7 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 		fail(err, "cannot configure libgit2");
 		goto fail;
 	}
-	if (open_repo(&g->repo, gitdir, err))
+	if (open_repo(&g->repo, gitdir, err) || configure(g, err))
 		goto fail;
 	if (git_repository_odb(&g->odb, g->repo) ||
 	    git_mempack_new(&g->mempack) ||
@@ -132,6 +180,9 @@ void sgit_free(struct sgit *g)
 		return;
 	if (g->mempack)
 		git_mempack_reset(g->mempack);
+	if (g->loose)
+		g->loose->free(g->loose);
+	free(g->pending);
 	git_odb_free(g->odb);
 	git_repository_free(g->repo);
 	free(g->dir);
@@ -144,9 +195,11 @@ const char *sgit_dir(const struct sgit *g)
 	return g->dir;
 }
 
-static int note_pending(struct sgit *g, size_t bytes, struct error *err)
+static int note_pending(struct sgit *g, const struct sgit_oid *oid,
+			size_t bytes, struct error *err)
 {
-	g->pending++;
+	ALLOC_GROW(g->pending, g->pending_nr + 1, g->pending_alloc);
+	g->pending[g->pending_nr++] = *oid;
 	g->pending_bytes += bytes;
 	if (g->pending_bytes >= FLUSH_BYTES)
 		return sgit_flush(g, err);
@@ -161,11 +214,13 @@ int sgit_write_blob(struct sgit *g, const void *data, size_t len,
 	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB))
 		return fail(err, "cannot hash a blob");
 	from_goid(&id, out);
-	if (git_odb_exists(g->odb, &id))
+	/* No refresh of the pack list on a miss, and straight into the
+	 * mempack: a new blob costs no file system calls. */
+	if (git_odb_exists_ext(g->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
-	if (git_odb_write(&id, g->odb, data, len, GIT_OBJECT_BLOB))
+	if (g->mempack->write(g->mempack, &id, data, len, GIT_OBJECT_BLOB))
 		return fail(err, "cannot write a blob to '%s'", g->dir);
-	return note_pending(g, len, err);
+	return note_pending(g, out, len, err);
 }
 
 int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
@@ -192,7 +247,7 @@ int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
 		goto out;
 	}
 	from_goid(&id, out);
-	ret = note_pending(g, 64 * nr, err);
+	ret = note_pending(g, out, 64 * nr, err);
 out:
 	git_treebuilder_free(tb);
 	return ret;
@@ -220,7 +275,7 @@ int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
 		goto out;
 	}
 	from_goid(&id, out);
-	ret = note_pending(g, strlen(message), err);
+	ret = note_pending(g, out, strlen(message), err);
 out:
 	git_signature_free(sig);
 	free(pp);
@@ -238,15 +293,47 @@ static uint32_t pack_count(const git_buf *pack)
 	       (uint32_t)p[10] << 8 | p[11];
 }
 
-int sgit_flush(struct sgit *g, struct error *err)
+/* Copy the pending objects out of the mempack as loose objects. */
+static int write_loose(struct sgit *g, struct error *err)
+{
+	struct strbuf dir = STRBUF_INIT;
+	int ret = -1;
+
+	strbuf_addf(&dir, "%s/objects", g->dir);
+	if (!g->loose &&
+	    git_odb_backend_loose(&g->loose, dir.buf, -1, 1, 0, 0)) {
+		fail(err, "cannot open the objects of '%s'", g->dir);
+		goto out;
+	}
+	for (size_t i = 0; i < g->pending_nr; i++) {
+		git_odb_object *obj = NULL;
+		const git_oid *id = goid(&g->pending[i]);
+		int rc = git_odb_read(&obj, g->odb, id);
+
+		if (!rc)
+			rc = g->loose->write(g->loose, id,
+					     git_odb_object_data(obj),
+					     git_odb_object_size(obj),
+					     git_odb_object_type(obj));
+		git_odb_object_free(obj);
+		if (rc) {
+			fail(err, "cannot write an object to '%s'", g->dir);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	strbuf_release(&dir);
+	return ret;
+}
+
+static int write_pack(struct sgit *g, struct error *err)
 {
 	git_buf pack = GIT_BUF_INIT;
 	git_odb_writepack *wp = NULL;
 	git_indexer_progress stats = {0};
 	int ret = -1;
 
-	if (!g->pending)
-		return 0;
 	if (git_mempack_dump(&pack, g->repo, g->mempack)) {
 		fail(err, "cannot pack new objects for '%s'", g->dir);
 		goto out;
@@ -264,6 +351,27 @@ out:
 	if (wp)
 		wp->free(wp);
 	git_buf_dispose(&pack);
+	return ret;
+}
+
+static int merge_packs(struct sgit *g, struct error *err);
+
+int sgit_flush(struct sgit *g, struct error *err)
+{
+	int ret = 0;
+
+	if (!g->pending_nr)
+		return 0;
+	if (g->pending_nr <= LOOSE_MAX) {
+		ret = write_loose(g, err);
+	} else if (!(ret = write_pack(g, err))) {
+		struct error merr = ERROR_INIT;
+
+		/* The objects are safe; merging is housekeeping. */
+		if (merge_packs(g, &merr))
+			log_warn("%s", merr.msg.buf);
+		error_release(&merr);
+	}
 	if (!ret)
 		sgit_discard(g);
 	return ret;
@@ -272,7 +380,7 @@ out:
 void sgit_discard(struct sgit *g)
 {
 	git_mempack_reset(g->mempack);
-	g->pending = g->pending_bytes = 0;
+	g->pending_nr = g->pending_bytes = 0;
 }
 
 int sgit_ref_read(struct sgit *g, const char *name, struct sgit_oid *out,
@@ -657,7 +765,7 @@ static int is_hex(const char *s, size_t n)
 /* Loose objects not in keep (all of them when all is set), and leftover
  * temp files: counted, and unlinked unless dry_run. */
 static unsigned long long sweep_loose(struct sgit *g, const struct oidset *keep,
-				      int all, int dry_run)
+				      int all, int dry_run, size_t *seen)
 {
 	unsigned long long freed = 0;
 	struct strbuf sb = STRBUF_INIT;
@@ -680,6 +788,8 @@ static unsigned long long sweep_loose(struct sgit *g, const struct oidset *keep,
 
 			if (de->d_name[0] == '.')
 				continue;
+			if (seen)
+				(*seen)++;
 			if (is_hex(de->d_name, SGIT_HEXSZ - 2)) {
 				snprintf(hex, 3, "%02x", i);
 				memcpy(hex + 2, de->d_name, SGIT_HEXSZ - 1);
@@ -866,7 +976,7 @@ static int rewrite_packs(struct sgit *g, const struct oidset *keep,
 		strbuf_addf(&dir, "%s/objects/pack/%s", g->dir, names[i]);
 		unlink(dir.buf);
 	}
-	sweep_loose(g, keep, 1, 0);
+	sweep_loose(g, keep, 1, 0, NULL);
 	git_odb_refresh(g->odb);
 	free_names(names, nr);
 	free(stem);
@@ -881,8 +991,8 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	struct packed_scan scan = {g, &set, 0, STRBUF_INIT};
 	struct strbuf objdir = STRBUF_INIT;
 	char **names = NULL;
-	size_t nr = 0, npacks = 0;
-	unsigned long long before, after;
+	size_t nr = 0, npacks = 0, nloose = 0;
+	unsigned long long before, after, loose_garbage;
 	int ret = -1;
 
 	*freed = 0;
@@ -895,18 +1005,17 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	list_packs(g, &objdir, &names, &nr, &npacks);
 	strbuf_reset(&objdir);
 	strbuf_addf(&objdir, "%s/objects", g->dir);
+	loose_garbage = sweep_loose(g, &set, 0, 1, &nloose);
 	if (dry_run) {
-		*freed = sweep_loose(g, &set, 0, 1) + scan.garbage;
+		*freed = loose_garbage + scan.garbage;
 		ret = 0;
 		goto out;
 	}
 	before = dir_size(objdir.buf);
-	if (scan.garbage || npacks > 1) {
-		if (rewrite_packs(g, &set, err))
-			goto out;
-	} else {
-		sweep_loose(g, &set, 0, 0);
-	}
+	/* Leave one pack of what is kept, unless that is what there is. */
+	if ((scan.garbage || npacks != 1 || nloose) &&
+	    rewrite_packs(g, &set, err))
+		goto out;
 	after = dir_size(objdir.buf);
 	*freed = before > after ? before - after : 0;
 	ret = 0;
@@ -915,5 +1024,152 @@ out:
 	strbuf_release(&scan.path);
 	strbuf_release(&objdir);
 	oidset_clear(&set);
+	return ret;
+}
+
+/* ---- pack merging ------------------------------------------------------ */
+
+struct pack_info {
+	char *stem; /* "pack-<hash>" */
+	unsigned long long size;
+};
+
+static int cmp_pack(const void *a, const void *b)
+{
+	const struct pack_info *x = a, *y = b;
+
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* With packs sorted small to large, how many of the smallest to merge so
+ * that each pack left is at least twice the size of everything smaller (as
+ * `git repack --geometric=2`): merged work stays O(log) per object. */
+static size_t geometric_split(const struct pack_info *p, size_t n)
+{
+	unsigned long long merged = 0;
+	size_t split = 0;
+
+	for (size_t i = n - 1; i > 0; i--)
+		if (p[i - 1].size * 2 > p[i].size) {
+			split = i;
+			break;
+		}
+	for (size_t i = 0; i < split; i++)
+		merged += p[i].size;
+	while (split < n && p[split].size < 2 * merged)
+		merged += p[split++].size;
+	return split < 2 ? 2 : split;
+}
+
+static int insert_cb(const git_oid *id, void *payload)
+{
+	return git_packbuilder_insert(payload, id, NULL);
+}
+
+/* Write one pack of the objects in packs p[0..n); returns its stem. */
+static char *merge_into_one(struct sgit *g, const struct pack_info *p, size_t n,
+			    struct error *err)
+{
+	git_packbuilder *pb = NULL;
+	struct strbuf path = STRBUF_INIT;
+	char *stem = NULL;
+
+	if (git_packbuilder_new(&pb, g->repo))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		git_odb_backend *b = NULL;
+		int rc;
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/objects/pack/%s.idx", g->dir, p[i].stem);
+		rc = git_odb_backend_one_pack(&b, path.buf);
+		if (!rc)
+			rc = b->foreach (b, insert_cb, pb);
+		if (b)
+			b->free(b);
+		if (rc)
+			goto fail;
+	}
+	strbuf_reset(&path);
+	strbuf_addf(&path, "%s/objects/pack", g->dir);
+	if (git_packbuilder_write(pb, path.buf, 0, NULL, NULL))
+		goto fail;
+	strbuf_reset(&path);
+	strbuf_addf(&path, "pack-%s", git_packbuilder_name(pb));
+	stem = strbuf_detach(&path, NULL);
+	goto out;
+fail:
+	fail(err, "cannot merge the packs of '%s'", g->dir);
+out:
+	git_packbuilder_free(pb);
+	strbuf_release(&path);
+	return stem;
+}
+
+/* The .pack files of the store, with their sizes. */
+static size_t pack_infos(struct sgit *g, struct pack_info **out)
+{
+	struct strbuf dir = STRBUF_INIT;
+	char **names;
+	size_t nr, npacks, n = 0, alloc = 0;
+
+	*out = NULL;
+	list_packs(g, &dir, &names, &nr, &npacks);
+	for (size_t i = 0; i < nr; i++) {
+		size_t len = strlen(names[i]);
+		struct stat st;
+
+		if (len < 6 || strcmp(names[i] + len - 5, ".pack"))
+			continue;
+		strbuf_reset(&dir);
+		strbuf_addf(&dir, "%s/objects/pack/%s", g->dir, names[i]);
+		if (stat(dir.buf, &st))
+			continue;
+		ALLOC_GROW(*out, n + 1, alloc);
+		(*out)[n].stem = xstrndup(names[i], len - 5);
+		(*out)[n++].size = (unsigned long long)st.st_size;
+	}
+	free_names(names, nr);
+	strbuf_release(&dir);
+	return n;
+}
+
+/* Keep the number of packs small: past PACKS_MAX, merge the smallest
+ * (written and fsynced before the old ones go; their objects stay
+ * readable throughout). */
+static int merge_packs(struct sgit *g, struct error *err)
+{
+	struct pack_info *p;
+	size_t n = pack_infos(g, &p), split;
+	char *stem = NULL;
+	struct strbuf path = STRBUF_INIT;
+	static const char *const exts[] = {".keep", ".pack", ".idx", ".rev"};
+	int ret = 0;
+
+	if (n <= PACKS_MAX)
+		goto out;
+	qsort(p, n, sizeof(*p), cmp_pack);
+	split = geometric_split(p, n);
+	if (!(stem = merge_into_one(g, p, split, err))) {
+		ret = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < split; i++) {
+		if (!strcmp(p[i].stem, stem))
+			continue;
+		for (size_t e = ARRAY_SIZE(exts); e-- > 0;) {
+			strbuf_reset(&path);
+			strbuf_addf(&path, "%s/objects/pack/%s%s", g->dir,
+				    p[i].stem, exts[e]);
+			unlink(path.buf);
+		}
+	}
+	git_odb_refresh(g->odb);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(p[i].stem);
+	free(p);
+	free(stem);
+	strbuf_release(&path);
 	return ret;
 }

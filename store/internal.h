@@ -11,6 +11,7 @@ struct store {
 	char *cas_dir;	 /* <git_dir>/cas */
 	char *keys_path; /* <git_dir>/pipe-keys */
 	struct sgit *git;
+	struct keys *keys; /* the run-cache index, once loaded */
 };
 
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
@@ -60,6 +61,9 @@ int store_history(struct store *st, const char *ref, size_t max,
 int store_all_tips(struct store *st, struct oid_list *out, struct error *err);
 /* Tests set PIPE_TEST_CRASH=<point> to _exit(99) there, as a crash would. */
 void store_crash_point(const char *point);
+
+/* Drop the in-memory run-cache index (store/keys.c). */
+void keys_free(struct store *st);
 
 /* Reading commits (store/store.c). */
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);

@@ -287,23 +287,42 @@ out:
 	return ret;
 }
 
-/* Load the index and bring it up to date, rebuilding it when needed. */
-static int keys_open(struct store *st, struct keys *k, int rebuild,
-		     struct error *err)
+/* Bring the index up to date: loaded from disk the first time (kept in
+ * st afterwards), synced with the refs every time, rebuilt when needed,
+ * saved when it changed. */
+static int keys_open(struct store *st, int rebuild, struct error *err)
 {
+	struct keys *k = st->keys;
 	int rc = 1;
 
-	memset(k, 0, sizeof(*k));
-	if (!rebuild && !keys_load(st->keys_path, k))
+	if (!k) {
+		k = st->keys = xcalloc(1, sizeof(*k));
+		if (!rebuild && keys_load(st->keys_path, k))
+			rebuild = 1;
+	}
+	if (!rebuild)
 		rc = keys_sync(st, k, err);
 	if (rc == 1) {
 		keys_clear(k);
 		rc = keys_sync(st, k, err);
 		k->dirty = 1;
 	}
-	if (!rc && k->dirty)
+	if (!rc && k->dirty) {
 		rc = keys_save(st->keys_path, k, err);
+		k->dirty = 0;
+	}
+	if (rc)
+		keys_free(st);
 	return rc ? -1 : 0;
+}
+
+void keys_free(struct store *st)
+{
+	if (!st->keys)
+		return;
+	keys_clear(st->keys);
+	free(st->keys);
+	st->keys = NULL;
 }
 
 /* Newest entry first: later syncs append, and each walk goes newest
@@ -337,7 +356,6 @@ static int keys_lookup(struct store *st, const struct keys *k,
 int store_find_key(struct store *st, const char *stage, const char *key_hex,
 		   char *out_commit, struct error *err)
 {
-	struct keys k;
 	struct sgit_oid oid;
 	int rc = -1;
 
@@ -347,10 +365,9 @@ int store_find_key(struct store *st, const char *stage, const char *key_hex,
 				 "'%s' is not a stage key (32 hex digits)",
 				 key_hex ? key_hex : "");
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (keys_open(st, &k, attempt, err))
+		if (keys_open(st, attempt, err))
 			return -1;
-		rc = keys_lookup(st, &k, stage, key_hex, &oid, err);
-		keys_clear(&k);
+		rc = keys_lookup(st, st->keys, stage, key_hex, &oid, err);
 		if (rc != 2)
 			break;
 	}

@@ -1,6 +1,7 @@
 /* The manifest of a stage commit: its declared outputs, its files with
  * their XXH3-128 hashes, and which of them live in the CAS. */
 #include "store/internal.h"
+#include "util/path.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -150,6 +151,55 @@ static int parse_line(struct store_manifest *m, const char *line, size_t len)
 	return ret;
 }
 
+/* A workspace path as pipe writes them: normalized, relative, not in
+ * .pipe/, not the manifest. */
+static int clean_path(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *why;
+	int ok = !path_normalize(path, &sb, &why) && !strcmp(sb.buf, path) &&
+		 path_trimmed_len(path) && !path_is_inside(path, ".pipe") &&
+		 strcmp(path, STORE_MANIFEST);
+
+	strbuf_release(&sb);
+	return ok;
+}
+
+static int in_output(const struct store_manifest *m, const char *path)
+{
+	for (size_t i = 0; i < m->outputs_nr; i++)
+		if (path_is_inside(path, m->outputs[i]))
+			return 1;
+	return 0;
+}
+
+/* A manifest may come from another machine (pipe pull): restore must
+ * never write outside the workspace or through a path it wrote. */
+static int manifest_check(const struct store_manifest *m, struct error *err)
+{
+	const char *bad = NULL;
+
+	for (size_t i = 0; !bad && i < m->outputs_nr; i++) {
+		if (!clean_path(m->outputs[i]))
+			bad = m->outputs[i];
+		for (size_t j = 0; !bad && j < i; j++)
+			if (path_overlaps(m->outputs[i], m->outputs[j]))
+				bad = m->outputs[i];
+	}
+	for (size_t i = 0; !bad && i < m->dirs_nr; i++)
+		if (!clean_path(m->dirs[i]) || !in_output(m, m->dirs[i]))
+			bad = m->dirs[i];
+	for (size_t i = 0; !bad && i < m->files_nr; i++)
+		if (!clean_path(m->files[i].path) ||
+		    !in_output(m, m->files[i].path))
+			bad = m->files[i].path;
+	if (bad)
+		return error_set(err, EXIT_FAILED,
+				 "'%s': unsafe or overlapping path '%s'",
+				 STORE_MANIFEST, bad);
+	return 0;
+}
+
 int manifest_parse(const char *buf, size_t len, struct store_manifest *m,
 		   struct error *err)
 {
@@ -174,5 +224,9 @@ int manifest_parse(const char *buf, size_t len, struct store_manifest *m,
 		p = nl + 1;
 	}
 	manifest_sort(m);
+	if (manifest_check(m, err)) {
+		store_manifest_release(m);
+		return -1;
+	}
 	return 0;
 }

@@ -97,7 +97,14 @@ static int entry_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
 		    void *data)
 {
 	struct restorer *r = data;
+	const char *name = strrchr(path, '/');
 
+	name = name ? name + 1 : path;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		error_set(r->err, EXIT_FAILED, "unsafe path '%s/%s' in a tree",
+			  r->rel, path);
+		return -1;
+	}
 	strbuf_reset(&r->dst);
 	strbuf_addf(&r->dst, "%s/%s", r->tmp, path);
 	strbuf_reset(&r->full);

@@ -43,6 +43,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
 	free(st->git_dir);
@@ -303,6 +304,7 @@ struct committer {
 	struct store_manifest man;
 	unsigned long long bytes;
 	struct strbuf abs, data;
+	struct cas_batch cas;
 };
 
 static struct tnode *tnode_child(struct tnode *n, const char *name, size_t len,
@@ -403,7 +405,7 @@ static int add_regular(struct committer *c, const char *rel,
 
 	strbuf_reset(&c->data);
 	if (big) {
-		if (cas_put(c->st->cas_dir, c->abs.buf, hex, &size, err))
+		if (cas_add(&c->cas, c->abs.buf, hex, &size, err))
 			return -1;
 		manifest_pointer(&c->data, hex, size);
 	} else {
@@ -585,36 +587,52 @@ void store_crash_point(const char *point)
 		_exit(99);
 }
 
-/* Write the manifest, the trees and the commit; flush them to disk. */
-static int write_stage_commit(struct committer *c, const char *stage,
-			      const struct store_prov *prov,
-			      const struct sgit_oid *parent,
-			      struct sgit_oid *commit, struct error *err)
+/* Commit tree on stage's ref (its parent the ref's value when read,
+ * parent, or none), flush, and move the ref only if nobody moved it
+ * meanwhile. */
+static int publish_stage(struct store *st, const char *ref, const char *stage,
+			 const struct sgit_oid *tree,
+			 const struct sgit_oid *parent,
+			 const struct store_prov *prov,
+			 unsigned long long bytes_out, char *out_commit,
+			 struct error *err)
 {
-	struct store_prov p = *prov; /* shallow: only two fields change */
+	struct store_prov empty, p;
 	struct strbuf msg = STRBUF_INIT;
-	struct sgit_oid blob;
+	struct sgit_oid commit;
 	int ret = -1;
+
+	store_prov_init(&empty);
+	p = prov ? *prov : empty; /* shallow: only two fields change */
+	p.stage = (char *)stage;
+	p.bytes_out = bytes_out;
+	store_prov_format(&p, &msg);
+	if (sgit_write_commit(st->git, tree, parent, parent ? 1 : 0, msg.buf,
+			      &commit, err) ||
+	    sgit_flush(st->git, err))
+		goto out;
+	store_crash_point("store-before-ref");
+	if (sgit_ref_update(st->git, ref, &commit, parent, err))
+		goto out;
+	sgit_oid_hex(&commit, out_commit);
+	ret = 0;
+out:
+	strbuf_release(&msg);
+	return ret;
+}
+
+/* Write the manifest and the trees. */
+static int write_stage_tree(struct committer *c, struct error *err)
+{
+	struct sgit_oid blob;
 
 	manifest_sort(&c->man);
 	strbuf_reset(&c->data);
 	manifest_format(&c->man, &c->data);
 	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob, err))
-		goto out;
+		return -1;
 	tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
-	if (tnode_write(c->st->git, &c->root, err) < 0)
-		goto out;
-	p.stage = (char *)stage;
-	p.bytes_out = c->bytes;
-	store_prov_format(&p, &msg);
-	if (sgit_write_commit(c->st->git, &c->root.oid, parent, parent ? 1 : 0,
-			      msg.buf, commit, err) ||
-	    sgit_flush(c->st->git, err))
-		goto out;
-	ret = 0;
-out:
-	strbuf_release(&msg);
-	return ret;
+	return tnode_write(c->st->git, &c->root, err) < 0 ? -1 : 0;
 }
 
 int store_commit_stage(struct store *st, const char *workspace,
@@ -622,27 +640,27 @@ int store_commit_stage(struct store *st, const char *workspace,
 		       const struct store_prov *prov, char *out_commit,
 		       struct error *err)
 {
-	struct committer c = {st, workspace,   {0},	   {0},
-			      0,  STRBUF_INIT, STRBUF_INIT};
+	struct committer c = {.st = st,
+			      .workspace = workspace,
+			      .abs = STRBUF_INIT,
+			      .data = STRBUF_INIT};
 	struct strvec outs = STRVEC_INIT;
 	char *ref = store_stage_ref(stage, err);
-	struct sgit_oid parent, commit;
+	struct sgit_oid parent;
 	int has_parent = 0, ret = -1;
 
+	cas_batch_init(&c.cas, st->cas_dir);
 	if (!ref || check_outputs(outputs, &outs, err) ||
 	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < outs.nr; i++)
 		if (add_output(&c, outs.v[i], err))
 			goto out;
-	if (write_stage_commit(&c, stage, prov, has_parent ? &parent : NULL,
-			       &commit, err))
+	if (cas_commit(&c.cas, err) || write_stage_tree(&c, err) ||
+	    publish_stage(st, ref, stage, &c.root.oid,
+			  has_parent ? &parent : NULL, prov, c.bytes,
+			  out_commit, err))
 		goto out;
-	store_crash_point("store-before-ref");
-	if (sgit_ref_update(st->git, ref, &commit, has_parent ? &parent : NULL,
-			    err))
-		goto out;
-	sgit_oid_hex(&commit, out_commit);
 	ret = 0;
 out:
 	if (ret) {
@@ -653,7 +671,40 @@ out:
 	store_manifest_release(&c.man);
 	strbuf_release(&c.abs);
 	strbuf_release(&c.data);
+	cas_batch_release(&c.cas);
 	strvec_clear(&outs);
+	free(ref);
+	return ret;
+}
+
+int store_commit_reuse(struct store *st, const char *stage, const char *source,
+		       const struct store_prov *prov, char *out_commit,
+		       struct error *err)
+{
+	char *ref = store_stage_ref(stage, err);
+	struct store_manifest m;
+	struct sgit_oid src, tree, parent;
+	unsigned long long bytes = 0;
+	int has_parent = 0, ret = -1;
+
+	store_manifest_init(&m);
+	if (!ref || store_parse_id(source, &src, err) ||
+	    store_load_manifest(st, &src, &tree, &m, err) ||
+	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < m.files_nr; i++)
+		if (m.files[i].kind != STORE_LINK)
+			bytes += m.files[i].size;
+	if (publish_stage(st, ref, stage, &tree, has_parent ? &parent : NULL,
+			  prov, bytes, out_commit, err))
+		goto out;
+	ret = 0;
+out:
+	if (ret) {
+		sgit_discard(st->git);
+		error_prefix(err, "stage '%s': ", stage ? stage : "");
+	}
+	store_manifest_release(&m);
 	free(ref);
 	return ret;
 }

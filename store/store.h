@@ -137,15 +137,22 @@ int store_unescape(struct strbuf *out, const char *s, size_t len);
  * parent the stage's current commit. Files of STORE_CAS_MIN bytes or more
  * are copied (reflink, else copy_file_range) into the CAS; the hash is taken
  * of the copy, so later edits of the workspace never reach the store.
- * Provenance comes from prov (prov->stage is ignored; Pipe-Bytes-Out is
- * what was committed). Objects and CAS files are fsynced before the ref
- * moves, and the ref moves only if nobody moved it meanwhile: a crash
- * leaves the previous commit in place. A missing output, a special file,
+ * Provenance comes from prov (may be NULL; prov->stage is ignored;
+ * Pipe-Bytes-Out is what was committed). Objects and CAS files are fsynced
+ * before the ref moves, and the ref moves only if nobody moved it meanwhile: a
+ * crash leaves the previous commit in place. A missing output, a special file,
  * or an output path that is absolute, escapes the workspace, lies in .pipe/
  * or is STORE_MANIFEST fails.
  */
 int store_commit_stage(struct store *st, const char *workspace,
 		       const char *stage, char *const *outputs,
+		       const struct store_prov *prov, char *out_commit,
+		       struct error *err);
+
+/* A run-cache hit: a new commit on stage (parent its current commit)
+ * holding the outputs of source, a stage commit, without copying anything.
+ * Use prov->state "cached" and prov->cached_from = source. */
+int store_commit_reuse(struct store *st, const char *stage, const char *source,
 		       const struct store_prov *prov, char *out_commit,
 		       struct error *err);
 

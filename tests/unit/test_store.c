@@ -135,6 +135,12 @@ static int teardown(void **state)
 	return ok ? 0 : -1;
 }
 
+static void reopen(struct fx *fx)
+{
+	store_free(fx->st);
+	CHECK(fx, store_open(&fx->st, fx->pipe_dir, &fx->err));
+}
+
 /* ---- workspace helpers -------------------------------------------------- */
 
 static void put(struct fx *fx, const char *rel, const void *data, size_t len,
@@ -357,6 +363,37 @@ static void test_pointer_lookalike(void **state)
 	strbuf_release(&sb);
 }
 
+/* A commit made elsewhere (pipe pull) whose manifest reaches outside the
+ * workspace is refused, and writes nothing. */
+static void test_hostile_manifest(void **state)
+{
+	struct fx *fx = *state;
+	const char *bad[] = {"output ../evil/",	       "output /tmp/evil/",
+			     "output a/\noutput a/b/", "output .pipe/x/",
+			     "output a/\ndir b/",      "output a/./b/"};
+	char *idfile = own(fx, "%s/id", fx->root);
+	struct strbuf id = STRBUF_INIT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(
+			sh("cd '%s' && g='git --git-dir %s' && "
+			   "b=$(printf 'pipe-manifest 1\n%s\n' | $g "
+			   "hash-object -w --stdin) && "
+			   "t=$(printf '100644 blob %%s\t.pipe-manifest\n' $b | "
+			   "$g mktree) && $g commit-tree $t -m x > '%s'",
+			   fx->root, fx->git_dir, bad[i], idfile),
+			0);
+		strbuf_reset(&id);
+		assert_int_equal(strbuf_read_file(&id, idfile, 0), 0);
+		strbuf_trim_trailing_newline(&id);
+		assert_int_equal(
+			store_restore(fx->st, id.buf, fx->ws, &fx->err), -1);
+		assert_non_null(strstr(fx->err.msg.buf, "unsafe"));
+	}
+	assert_int_equal(access(own(fx, "%s/evil", fx->root), F_OK), -1);
+	strbuf_release(&id);
+}
+
 static void test_parent_chain(void **state)
 {
 	struct fx *fx = *state;
@@ -577,16 +614,23 @@ static void test_find_key(void **state)
 
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
 	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\n", 12), 0);
-	/* Corrupt, truncated and missing indexes are rebuilt. */
+	/* Corrupt, truncated and missing indexes are rebuilt (reopening the
+	 * store: an open one keeps its index in memory). */
 	assert_int_equal(fs_write_atomic(keys, "garbage\n", 8, &fx->err), 0);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(2), got, &fx->err),
 			 1);
 	assert_string_equal(got, c[1]);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\ntip ", 16), 0);
 	assert_int_equal(fs_write_atomic(keys, sb.buf, sb.len / 2, &fx->err),
 			 0);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
 			 1);
 	unlink(keys);
+	reopen(fx);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
 			 1);
 	assert_string_equal(got, c[0]);
@@ -600,6 +644,52 @@ static void test_find_key(void **state)
 	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
 			 1);
 	strbuf_release(&sb);
+}
+
+static void test_reuse(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(BIG, 5);
+	char *outs[] = {"o/", NULL};
+	char c1[STORE_ID_SIZE], c2[STORE_ID_SIZE], c3[STORE_ID_SIZE];
+	char got[STORE_ID_SIZE];
+	struct store_prov p, q;
+
+	put(fx, "o/big", big, BIG, 0755);
+	put_str(fx, "o/small", "s\n");
+	commit(fx, "s", outs, key_n(1), c1);
+	put_str(fx, "o/small", "changed\n");
+	CHECK(fx, store_commit_stage(fx->st, fx->ws, "s", outs, NULL, c2,
+				     &fx->err));
+	/* The key comes back: reuse c1's outputs without copying. */
+	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
+			 1);
+	assert_string_equal(got, c1);
+	store_prov_init(&p);
+	snprintf(p.key, sizeof(p.key), "%s", key_n(1));
+	p.state = xstrdup("cached");
+	p.cached_from = xstrdup(c1);
+	CHECK(fx, store_commit_reuse(fx->st, "s", c1, &p, c3, &fx->err));
+	CHECK(fx, store_read_prov(fx->st, c3, &q, &fx->err));
+	assert_string_equal(q.state, "cached");
+	assert_string_equal(q.cached_from, c1);
+	assert_int_equal(q.bytes_out, BIG + 2);
+	store_prov_release(&q);
+	CHECK(fx, store_resolve(fx->st, "s~1", got, NULL, &fx->err));
+	assert_string_equal(got, c2);
+	assert_int_equal(sh("test $(git --git-dir '%s' rev-parse %s^{tree}) = "
+			    "$(git --git-dir '%s' rev-parse %s^{tree})",
+			    fx->git_dir, c1, fx->git_dir, c3),
+			 0);
+	fs_remove_tree(own(fx, "%s/o", fx->ws));
+	CHECK(fx, store_restore(fx->st, c3, fx->ws, &fx->err));
+	assert_content(fx, "o/big", big, BIG);
+	assert_content(fx, "o/small", "s\n", 2);
+	/* Only stage commits can be reused. */
+	assert_int_equal(
+		store_commit_reuse(fx->st, "s", "0123", &p, got, &fx->err), -1);
+	store_prov_release(&p);
+	free(big);
 }
 
 static void test_resolve(void **state)
@@ -912,6 +1002,38 @@ static void test_gc(void **state)
 	free(big);
 }
 
+/* Each commit of many objects writes a pack; past 16 the small ones are
+ * merged, and every commit still reads back. */
+static void test_pack_merge(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o/", NULL};
+	char ids[40][STORE_ID_SIZE];
+	struct strbuf sb = STRBUF_INIT;
+
+	for (int i = 0; i < 40; i++) {
+		for (int f = 0; f < 6; f++)
+			put_str(fx, own(fx, "o/f%d", f),
+				own(fx, "%d-%d", i, f));
+		commit(fx, "s", outs, NULL, ids[i]);
+	}
+	assert_int_equal(
+		sh("test $(ls '%s'/objects/pack/*.pack | wc -l) -le 17",
+		   fx->git_dir),
+		0);
+	for (int i = 0; i < 40; i++) {
+		strbuf_reset(&sb);
+		CHECK(fx,
+		      store_read_file(fx->st, ids[i], "o/f3", &sb, &fx->err));
+		assert_string_equal(sb.buf, own(fx, "%d-3", i));
+	}
+	reopen(fx);
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, ids[0], "o/f5", &sb, &fx->err));
+	assert_string_equal(sb.buf, "0-5");
+	strbuf_release(&sb);
+}
+
 static void test_crash_before_ref(void **state)
 {
 	struct fx *fx = *state;
@@ -992,12 +1114,15 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pointer_lookalike, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_manifest, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_parent_chain, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prov_roundtrip, setup,
 						teardown),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ambiguous, setup,
 						teardown),
@@ -1007,6 +1132,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_outputs, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_merge, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_ref, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stage_names, setup,
