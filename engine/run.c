@@ -54,7 +54,7 @@ struct job {
 	struct strbuf fail_msg;
 	size_t *pending;	/* datums to run (indices) */
 	size_t pending_nr, next_datum;
-	size_t datums_done, datums_skipped;
+	size_t datums_done, datums_skipped, datums_failed;
 	char id[JOB_ID_LEN + 1];	/* the job's id (pipe jobs) */
 	char commit[STORE_ID_SIZE];	/* its output commit */
 };
@@ -262,6 +262,7 @@ struct unit {
 	long datum;		/* index in job->cur->datum_list, or -1 */
 	int tries;
 	struct strvec env;
+	struct strvec rw; /* a datum's PIPE_OUT */
 	char *log_path;
 	char *out_dir;		/* PIPE_OUT, workspace-relative (datums) */
 	long long started_ms;
@@ -270,6 +271,7 @@ struct unit {
 static void unit_free(struct unit *u)
 {
 	strvec_clear(&u->env);
+	strvec_clear(&u->rw);
 	free(u->log_path);
 	free(u->out_dir);
 	free(u);
@@ -334,9 +336,15 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	u.log_path = un->log_path;
 	u.timeout_ms = st->timeout_ms;
 	u.image = j->cur->image;
-	u.network = st->network;
+	u.network = st->network ? st->network : s->e->pf->docker_network;
 	u.ro_paths = j->ro.v;
 	u.rw_paths = j->rw.v;
+	if (un->datum >= 0) {
+		/* a datum writes only its PIPE_OUT */
+		strvec_clear(&un->rw);
+		strvec_pushf(&un->rw, "%s/", un->out_dir);
+		u.rw_paths = un->rw.v;
+	}
 	u.cpu_milli = st->resources.cpu_milli;
 	u.memory_bytes = st->resources.memory_bytes;
 	u.gpu = st->resources.gpu;
@@ -364,7 +372,9 @@ static int fill(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
 
-	while (j->next_datum < j->pending_nr && !j->failed &&
+	/* a failed datum does not stop the others: the rerun then does only
+	 * the failed ones */
+	while (j->next_datum < j->pending_nr &&
 	       j->running < (size_t)st->parallelism && s->running < s->slots &&
 	       !interrupted) {
 		struct unit *un = xcalloc(1, sizeof(*un));
@@ -372,6 +382,7 @@ static int fill(struct sched *s, struct job *j, struct error *err)
 		un->job = j;
 		un->datum = (long)j->pending[j->next_datum++];
 		strvec_init(&un->env);
+		strvec_init(&un->rw);
 		if (start_unit(s, j, un, err)) {
 			unit_free(un);
 			return -1;
@@ -429,6 +440,7 @@ static int start_job(struct sched *s, struct job *j, struct error *err)
 	un->job = j;
 	un->datum = -1;
 	strvec_init(&un->env);
+	strvec_init(&un->rw);
 	if (start_unit(s, j, un, err)) {
 		unit_free(un);
 		return -1;
@@ -640,6 +652,9 @@ static void finish_stage(struct sched *s, struct job *j)
 		record_job(s, j, interrupted ? "killed" : "failed");
 		if (err.exit_code)
 			log_error("stage '%s' failed: %s", name, err.msg.buf);
+		else if (j->fail_msg.len && j->datums_failed > 1)
+			log_error("%s (and %zu more datums failed)",
+				  j->fail_msg.buf, j->datums_failed - 1);
 		else if (j->fail_msg.len)
 			log_error("%s", j->fail_msg.buf);
 	}
@@ -723,6 +738,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 					    st->name, why.buf, un->log_path);
 		}
 		j->failed = 1;
+		j->datums_failed += un->datum >= 0;
 		strbuf_release(&why);
 	}
 	free(d->message);
@@ -730,7 +746,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 	if (un->out_dir)
 		fs_remove_tree(un->out_dir);
 	unit_free(un);
-	if (!j->running && (j->failed || j->next_datum >= j->pending_nr))
+	if (!j->running && (j->next_datum >= j->pending_nr || interrupted))
 		finish_stage(s, j);
 }
 
