@@ -22,7 +22,7 @@
 
 static void human_bytes(unsigned long long n, char *buf, size_t len)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	size_t u = 0;
 
@@ -56,7 +56,7 @@ static void print_job(const struct job_rec *j)
 static int load_jobs(struct cli *cli, struct engine **e, struct job_rec **v,
 		     size_t *nr)
 {
-	struct engine_options eo = { 0 };
+	struct engine_options eo = {0};
 	struct error err = ERROR_INIT;
 
 	if (engine_open(e, cli->pipefile_path, &eo, &err))
@@ -88,8 +88,8 @@ int cmd_jobs(struct cli *cli)
 		cli_json_jobs(v, nr);
 	} else {
 		printf("%-12s  %-20s  %-12s  %-19s  %9s  %-13s  %8s  %8s  %s\n",
-		       "ID", "STAGE", "COMMIT", "STARTED", "DURATION",
-		       "DATUMS", "IN", "OUT", "STATE");
+		       "ID", "STAGE", "COMMIT", "STARTED", "DURATION", "DATUMS",
+		       "IN", "OUT", "STATE");
 		for (size_t i = nr; i-- > 0;)
 			print_job(&v[i]);
 	}
@@ -130,8 +130,8 @@ static int print_datum_logs(const char *dir, const char *datum)
 			char *path = xstrfmt("%s/%s", dir, files.v[i]);
 
 			if (!datum || !strcmp(files.v[i], want.buf))
-				shown += !cat_file(path, datum ? NULL
-							       : files.v[i]);
+				shown += !cat_file(path,
+						   datum ? NULL : files.v[i]);
 			free(path);
 		}
 	}
@@ -168,11 +168,12 @@ int cmd_logs(struct cli *cli)
 			hit = &v[i];
 		}
 	if (!hit)
-		rc = error_set(&err, EXIT_USAGE, "no job '%s' (see 'pipe jobs')",
-			       id);
+		rc = error_set(&err, EXIT_USAGE,
+			       "no job '%s' (see 'pipe jobs')", id);
 	else if (hits > 1)
 		rc = error_set(&err, EXIT_USAGE,
-			       "job id '%s' is ambiguous: give more digits", id);
+			       "job id '%s' is ambiguous: give more digits",
+			       id);
 	else if (hit->log[strlen(hit->log) - 1] == '/')
 		rc = print_datum_logs(hit->log, datum)
 			     ? error_set(&err, EXIT_USAGE,
@@ -192,7 +193,7 @@ int cmd_logs(struct cli *cli)
 
 int cmd_checkout(struct cli *cli)
 {
-	struct engine_options eo = { .write = 1, .command = "pipe checkout" };
+	struct engine_options eo = {.write = 1, .command = "pipe checkout"};
 	struct engine *e;
 	struct error err = ERROR_INIT;
 	int rc = EXIT_OK;

@@ -17,7 +17,7 @@
 static int open_store(struct cli *cli, int write, struct engine **e,
 		      struct store **st)
 {
-	struct engine_options eo = { .write = write, .command = cli->argv[0] };
+	struct engine_options eo = {.write = write, .command = cli->argv[0]};
 	struct error err = ERROR_INIT;
 
 	*e = NULL;
@@ -71,8 +71,8 @@ int cmd_log(struct cli *cli)
 
 		format_time(c[i].prov.started ? c[i].prov.started : c[i].time,
 			    when, sizeof(when));
-		printf("%.12s  %s  %-7s  %6.2fs  key %.12s",
-		       c[i].id, when, c[i].prov.state ? c[i].prov.state : "?",
+		printf("%.12s  %s  %-7s  %6.2fs  key %.12s", c[i].id, when,
+		       c[i].prov.state ? c[i].prov.state : "?",
 		       (double)c[i].prov.duration_ms / 1000, c[i].prov.key);
 		if (c[i].prov.cached_from)
 			printf("  (from %.12s)", c[i].prov.cached_from);
@@ -215,8 +215,8 @@ int cmd_get(struct cli *cli)
 		rc = cli_fail(&err);
 	} else {
 		if (outfile) {
-			fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC |
-						   O_CLOEXEC,
+			fd = open(outfile,
+				  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 				  0644);
 			if (fd < 0)
 				error_set(&err, EXIT_ENV,

@@ -69,17 +69,23 @@ void cli_json_jobs(const struct job_rec *v, size_t nr)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		json_object_set_new(o, "id", json_string(j->id));
 		json_object_set_new(o, "stage", json_string(j->stage));
-		json_object_set_new(o, "commit", *j->commit ? json_string(j->commit)
-							     : json_null());
+		json_object_set_new(o, "commit",
+				    *j->commit ? json_string(j->commit)
+					       : json_null());
 		json_object_set_new(o, "started", json_string(when));
 		json_object_set_new(o, "duration_ms",
 				    json_integer(j->duration_ms));
-		json_object_set_new(d, "processed", json_integer((json_int_t)j->processed));
-		json_object_set_new(d, "skipped", json_integer((json_int_t)j->skipped));
-		json_object_set_new(d, "total", json_integer((json_int_t)j->total));
+		json_object_set_new(d, "processed",
+				    json_integer((json_int_t)j->processed));
+		json_object_set_new(d, "skipped",
+				    json_integer((json_int_t)j->skipped));
+		json_object_set_new(d, "total",
+				    json_integer((json_int_t)j->total));
 		json_object_set_new(o, "datums", d);
-		json_object_set_new(o, "bytes_in", json_integer((json_int_t)j->bytes_in));
-		json_object_set_new(o, "bytes_out", json_integer((json_int_t)j->bytes_out));
+		json_object_set_new(o, "bytes_in",
+				    json_integer((json_int_t)j->bytes_in));
+		json_object_set_new(o, "bytes_out",
+				    json_integer((json_int_t)j->bytes_out));
 		json_object_set_new(o, "state", json_string(j->state));
 		json_array_append_new(arr, o);
 	}

@@ -42,38 +42,38 @@ const struct command commands[] = {
 	 "Exit 0 when every stage is fresh, 1 when any is stale, 2 on a bad\n"
 	 "Pipefile. --json prints {\"stages\":[{\"name\",\"state\",\"reasons\":\n"
 	 "[{\"kind\",\"path\",\"old\",\"new\",\"message\"}]}]}."},
-	{ "jobs", cmd_jobs, "pipe jobs [--json]",
-	  "list jobs: what ran, when, with what result",
-	  "One line per stage execution, newest first: ID, STAGE, output\n"
-	  "COMMIT, STARTED, DURATION, DATUMS (processed+skipped/total), IN,\n"
-	  "OUT, STATE (success, cached, failed, killed). --json: an array of\n"
-	  "{id, stage, commit, started, duration_ms, datums{processed,skipped,\n"
-	  "total}, bytes_in, bytes_out, state}." },
-	{ "logs", cmd_logs, "pipe logs JOB [--datum D]",
-	  "print a job's captured output",
-	  "JOB is an id from 'pipe jobs' (a unique prefix is enough). For a\n"
-	  "datums stage every datum's log is printed, or only D's." },
-	{ "log", cmd_log, "pipe log STAGE", "the history of a stage's commits",
-	  "Newest first: commit, time, state, duration, key." },
-	{ "inspect", cmd_inspect, "pipe inspect REF",
-	  "provenance of a stage commit or a run",
-	  "REF: a commit id (or a unique prefix), a run id, STAGE (latest),\n"
-	  "STAGE~N, runs, runs~N. A stage commit is shown with its inputs and\n"
-	  "hashes, parameters, image, git HEAD, times, sizes, and the upstream\n"
-	  "commits it was made from, recursively." },
-	{ "get", cmd_get, "pipe get REF PATH [-o FILE]",
-	  "print an output file as of a version",
-	  "REF as for 'pipe inspect' (or STAGE@REF); PATH as in the workspace.\n"
-	  "Large files are streamed from the store." },
-	{ "checkout", cmd_checkout, "pipe checkout REF",
-	  "put the outputs of a commit or run back into the workspace",
-	  "Restores the outputs of REF (a stage commit, or every stage of a\n"
-	  "run). A restored stage is fresh when its current inputs give the\n"
-	  "key it was made with, stale otherwise." },
-	{ "gc", cmd_gc, "pipe gc [--dry-run]",
-	  "remove what no ref reaches from the store",
-	  "Removes git objects and content-addressed files that no stage or\n"
-	  "run ref reaches, and says how much it freed." },
+	{"jobs", cmd_jobs, "pipe jobs [--json]",
+	 "list jobs: what ran, when, with what result",
+	 "One line per stage execution, newest first: ID, STAGE, output\n"
+	 "COMMIT, STARTED, DURATION, DATUMS (processed+skipped/total), IN,\n"
+	 "OUT, STATE (success, cached, failed, killed). --json: an array of\n"
+	 "{id, stage, commit, started, duration_ms, datums{processed,skipped,\n"
+	 "total}, bytes_in, bytes_out, state}."},
+	{"logs", cmd_logs, "pipe logs JOB [--datum D]",
+	 "print a job's captured output",
+	 "JOB is an id from 'pipe jobs' (a unique prefix is enough). For a\n"
+	 "datums stage every datum's log is printed, or only D's."},
+	{"log", cmd_log, "pipe log STAGE", "the history of a stage's commits",
+	 "Newest first: commit, time, state, duration, key."},
+	{"inspect", cmd_inspect, "pipe inspect REF",
+	 "provenance of a stage commit or a run",
+	 "REF: a commit id (or a unique prefix), a run id, STAGE (latest),\n"
+	 "STAGE~N, runs, runs~N. A stage commit is shown with its inputs and\n"
+	 "hashes, parameters, image, git HEAD, times, sizes, and the upstream\n"
+	 "commits it was made from, recursively."},
+	{"get", cmd_get, "pipe get REF PATH [-o FILE]",
+	 "print an output file as of a version",
+	 "REF as for 'pipe inspect' (or STAGE@REF); PATH as in the workspace.\n"
+	 "Large files are streamed from the store."},
+	{"checkout", cmd_checkout, "pipe checkout REF",
+	 "put the outputs of a commit or run back into the workspace",
+	 "Restores the outputs of REF (a stage commit, or every stage of a\n"
+	 "run). A restored stage is fresh when its current inputs give the\n"
+	 "key it was made with, stale otherwise."},
+	{"gc", cmd_gc, "pipe gc [--dry-run]",
+	 "remove what no ref reaches from the store",
+	 "Removes git objects and content-addressed files that no stage or\n"
+	 "run ref reaches, and says how much it freed."},
 	{"dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
 	 "Without options: one line per stage in run order, with the stages it\n"
 	 "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart."},

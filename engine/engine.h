@@ -41,7 +41,7 @@ struct engine {
 	struct engine_options opt;
 	struct open_executor execs[4];
 	size_t execs_nr;
-	char **image_ids; /* per stage, resolved lazily; NULL if none */
+	char **image_ids;    /* per stage, resolved lazily; NULL if none */
 	struct store *store; /* opened on first use */
 	char *git_head;	     /* the project's HEAD, read on first use */
 	int git_dirty;

@@ -206,8 +206,7 @@ static void finish_edges(struct graph *g)
 		size_t k = 0;
 
 		if (n->deps_nr > 1)
-			qsort(n->deps, n->deps_nr, sizeof(*n->deps),
-			      cmp_size);
+			qsort(n->deps, n->deps_nr, sizeof(*n->deps), cmp_size);
 		for (size_t j = 0; j < n->deps_nr; j++)
 			if (!k || n->deps[k - 1] != n->deps[j])
 				n->deps[k++] = n->deps[j];

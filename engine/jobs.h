@@ -14,12 +14,12 @@
 struct job_rec {
 	char id[JOB_ID_LEN + 1];
 	char *stage;
-	char *commit;		/* output commit, or "" */
-	char *state;		/* success, cached, failed, killed */
-	char *log;		/* workspace-relative log file or folder */
-	long long started_ms;	/* unix time */
+	char *commit;	      /* output commit, or "" */
+	char *state;	      /* success, cached, failed, killed */
+	char *log;	      /* workspace-relative log file or folder */
+	long long started_ms; /* unix time */
 	long long duration_ms;
-	unsigned long long processed, skipped, total;	/* datums */
+	unsigned long long processed, skipped, total; /* datums */
 	unsigned long long bytes_in, bytes_out;
 };
 

@@ -48,15 +48,15 @@ struct job {
 	struct exec_ctx *ctx;
 	struct strvec ro, rw; /* container mounts */
 	long long started_ms;
-	int moved_aside;	/* outputs are in .pipe/trash */
-	size_t running;		/* units running now */
-	int failed;		/* a unit failed for good */
+	int moved_aside; /* outputs are in .pipe/trash */
+	size_t running;	 /* units running now */
+	int failed;	 /* a unit failed for good */
 	struct strbuf fail_msg;
-	size_t *pending;	/* datums to run (indices) */
+	size_t *pending; /* datums to run (indices) */
 	size_t pending_nr, next_datum;
 	size_t datums_done, datums_skipped, datums_failed;
-	char id[JOB_ID_LEN + 1];	/* the job's id (pipe jobs) */
-	char commit[STORE_ID_SIZE];	/* its output commit */
+	char id[JOB_ID_LEN + 1];    /* the job's id (pipe jobs) */
+	char commit[STORE_ID_SIZE]; /* its output commit */
 };
 
 struct sched {
@@ -67,8 +67,8 @@ struct sched {
 	unsigned char *forced;
 	size_t total, finished;
 	int running, slots;
-	int stop; /* a stage failed without -k */
-	int dirty; /* records not saved yet */
+	int stop;	/* a stage failed without -k */
+	int dirty;	/* records not saved yet */
 	int store_used; /* something was committed: write a run record */
 	long long saved_ms;
 	long long start_ms;
@@ -259,12 +259,12 @@ static void mounts(const struct pf_stage *st, struct job *j)
 /* One process or container: a whole stage, or one datum of it. */
 struct unit {
 	struct job *job;
-	long datum;		/* index in job->cur->datum_list, or -1 */
+	long datum; /* index in job->cur->datum_list, or -1 */
 	int tries;
 	struct strvec env;
 	struct strvec rw; /* a datum's PIPE_OUT */
 	char *log_path;
-	char *out_dir;		/* PIPE_OUT, workspace-relative (datums) */
+	char *out_dir; /* PIPE_OUT, workspace-relative (datums) */
 	long long started_ms;
 };
 
@@ -310,8 +310,8 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		const char *path = j->cur->datum_list[un->datum].path;
 
 		free(un->out_dir);
-		un->out_dir = xstrfmt(PIPE_DIR "/tmp/%s/%ld", st->name,
-				      un->datum);
+		un->out_dir =
+			xstrfmt(PIPE_DIR "/tmp/%s/%ld", st->name, un->datum);
 		fs_remove_tree(un->out_dir);
 		if (fs_mkdir_p(un->out_dir, 0755))
 			return error_set(err, EXIT_ENV,
@@ -321,8 +321,8 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
 		strbuf_addf(&label, " %s", path);
 		if (!un->log_path)
-			un->log_path = datum_log_path(s->e->workspace, j->id,
-						      path);
+			un->log_path =
+				datum_log_path(s->e->workspace, j->id, path);
 	} else if (!un->log_path) {
 		un->log_path = log_file_path(s->e->workspace, j->id);
 	}
@@ -701,8 +701,9 @@ static void unit_done(struct sched *s, struct exec_done *d)
 
 		describe_end(d, &why);
 		un->tries++;
-		log_info("retry %s (%d of %d): %s", un->datum >= 0 ?
-			 j->cur->datum_list[un->datum].path : st->name,
+		log_info("retry %s (%d of %d): %s",
+			 un->datum >= 0 ? j->cur->datum_list[un->datum].path
+					: st->name,
 			 un->tries, st->retries, why.buf);
 		strbuf_release(&why);
 		if (un->datum < 0) {
@@ -769,8 +770,8 @@ static int deps_ready(const struct sched *s, size_t si)
 	return ready;
 }
 
-static int try_cache(struct sched *s, struct job *j,
-		     const struct reasons *rs, struct error *err);
+static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
+		     struct error *err);
 
 /* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
  * was started or settled, 0 when no slot is free, -1 on error. */
@@ -817,8 +818,8 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 /* Run-cache: a stale stage whose key some earlier commit has (any branch,
  * any run, another machine after a pull) gets that commit's outputs back
  * instead of running. Returns 1 restored, 0 not cached, -1 error. */
-static int try_cache(struct sched *s, struct job *j,
-		     const struct reasons *rs, struct error *err)
+static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
+		     struct error *err)
 {
 	struct strbuf why = STRBUF_INIT;
 	const char *name = stage_name(s, j->stage);
@@ -1084,8 +1085,9 @@ static int write_run(struct sched *s, int ret, struct error *err)
 		if (r > 0)
 			store_run_add_stage(&run, stage_name(s, i), commit);
 	}
-	run.state = xstrdup(ret == EXIT_OK ? "success" :
-			    ret == EXIT_INTERRUPTED ? "killed" : "failed");
+	run.state = xstrdup(ret == EXIT_OK	      ? "success"
+			    : ret == EXIT_INTERRUPTED ? "killed"
+						      : "failed");
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;
@@ -1141,11 +1143,13 @@ int engine_run(struct engine *e, const struct run_options *o,
 	{
 		struct error werr = ERROR_INIT;
 
-		if (write_run(&s, ret ? ret : sum->failed ? EXIT_FAILED :
-				     interrupted ? EXIT_INTERRUPTED : EXIT_OK,
+		if (write_run(&s,
+			      ret	    ? ret
+			      : sum->failed ? EXIT_FAILED
+			      : interrupted ? EXIT_INTERRUPTED
+					    : EXIT_OK,
 			      &werr))
-			log_warn("could not record the run: %s",
-				 werr.msg.buf);
+			log_warn("could not record the run: %s", werr.msg.buf);
 		error_release(&werr);
 	}
 	sum->interrupted = interrupted;

@@ -982,7 +982,8 @@ static int scan_one_file(struct statcache *sc, const char *workspace,
 		ret = lstat(full.buf, &st) || !S_ISDIR(st.st_mode);
 		*slash = '/';
 		if (ret)
-			goto out; /* missing or a symlink: the walk says which */
+			goto out; /* missing or a symlink: the walk says which
+				   */
 	}
 	if (lstat(full.buf, &st) || !S_ISREG(st.st_mode))
 		goto out;

@@ -16,10 +16,10 @@ struct state_file { /* one file under an input or output */
 	struct hash128 hash;
 };
 
-struct state_path {	     /* one declared input or output */
-	char *path;	     /* as declared (normalized) */
-	struct hash128 hash; /* combined hash of everything under it */
-	int missing;	     /* declared but absent (inputs only) */
+struct state_path {		  /* one declared input or output */
+	char *path;		  /* as declared (normalized) */
+	struct hash128 hash;	  /* combined hash of everything under it */
+	int missing;		  /* declared but absent (inputs only) */
 	unsigned long long bytes; /* size of the files; not saved */
 	struct state_file *files;
 	size_t files_nr, files_alloc;
@@ -54,7 +54,7 @@ struct stage_record {
 	struct state_datum *datum_list; /* sorted by path */
 	size_t datum_nr, datum_alloc;
 	unsigned long long bytes_in; /* input bytes; not saved */
-	long long started_ms; /* unix time */
+	long long started_ms;	     /* unix time */
 	long long duration_ms;
 };
 

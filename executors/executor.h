@@ -12,55 +12,55 @@
 /* One unit of work: a whole stage, or one datum of it. Every pointer is
  * borrowed and must stay valid until the unit is reported done. */
 struct exec_unit {
-	const char *stage;	/* stage name: labels, PIPE_STAGE */
-	const char *label;	/* output prefix "[label]"; NULL: the stage */
-	const char *workspace;	/* absolute path; the unit's working folder */
-	int shell;		/* 1: cmd runs under /bin/sh -c (or split and
-				 * exec'd when it has no shell syntax);
-				 * 0: argv via execvp */
-	const char *cmd;	/* shell == 1 */
-	char *const *argv;	/* shell == 0; NULL-terminated */
-	char *const *env;	/* "KEY=VALUE" added to the caller's
-				 * environment, NULL-terminated; may be NULL */
-	const char *log_path;	/* absolute; the unit's output is kept here
-				 * (created or truncated, its folder too);
-				 * NULL: not kept */
-	long long timeout_ms;	/* 0: none; then TERM, KILL after grace */
+	const char *stage;     /* stage name: labels, PIPE_STAGE */
+	const char *label;     /* output prefix "[label]"; NULL: the stage */
+	const char *workspace; /* absolute path; the unit's working folder */
+	int shell;	       /* 1: cmd runs under /bin/sh -c (or split and
+				* exec'd when it has no shell syntax);
+				* 0: argv via execvp */
+	const char *cmd;       /* shell == 1 */
+	char *const *argv;     /* shell == 0; NULL-terminated */
+	char *const *env;      /* "KEY=VALUE" added to the caller's
+				* environment, NULL-terminated; may be NULL */
+	const char *log_path;  /* absolute; the unit's output is kept here
+				* (created or truncated, its folder too);
+				* NULL: not kept */
+	long long timeout_ms;  /* 0: none; then TERM, KILL after grace */
 
 	/* For container executors; local ignores them. */
-	const char *image;	/* resolved image (id or digest) */
-	const char *network;	/* NULL: none */
-	char *const *ro_paths;	/* workspace-relative, mounted read-only */
-	char *const *rw_paths;	/* workspace-relative, mounted read-write */
+	const char *image;     /* resolved image (id or digest) */
+	const char *network;   /* NULL: none */
+	char *const *ro_paths; /* workspace-relative, mounted read-only */
+	char *const *rw_paths; /* workspace-relative, mounted read-write */
 	long long cpu_milli, memory_bytes;
 	int gpu;
 
-	void *data;		/* the caller's; handed back in exec_done */
+	void *data; /* the caller's; handed back in exec_done */
 };
 
 /* How a unit ended. */
 struct exec_done {
-	void *data;		/* exec_unit.data */
-	int exit_code;		/* the command's exit status, or -1 */
-	int term_signal;	/* the signal that ended it, or 0 */
+	void *data;	 /* exec_unit.data */
+	int exit_code;	 /* the command's exit status, or -1 */
+	int term_signal; /* the signal that ended it, or 0 */
 	unsigned timed_out : 1;
-	unsigned cancelled : 1;	/* stopped by cancel_all() */
+	unsigned cancelled : 1; /* stopped by cancel_all() */
 	unsigned oom_killed : 1;
-	char *message;		/* owned by the receiver (free()); why it could
-				 * not start or was killed, or NULL */
+	char *message; /* owned by the receiver (free()); why it could
+			* not start or was killed, or NULL */
 	long long duration_ms;
 };
 
 struct exec_options {
-	int stream;		/* 1: copy output to pipe's stdout, each line
-				 * prefixed "[label] "; 0: only the log */
-	int grace_ms;		/* between TERM and KILL; default 5000 */
+	int stream;   /* 1: copy output to pipe's stdout, each line
+		       * prefixed "[label] "; 0: only the log */
+	int grace_ms; /* between TERM and KILL; default 5000 */
 };
 
-struct exec_ctx;		/* an executor's private state */
+struct exec_ctx; /* an executor's private state */
 
 struct executor {
-	const char *name;	/* "local", "docker", "kubernetes" */
+	const char *name; /* "local", "docker", "kubernetes" */
 
 	/* Set up (connect to a daemon, read a kubeconfig). Errors with exit
 	 * code EXIT_ENV when the backend is unreachable. */
@@ -80,8 +80,8 @@ struct executor {
 	 * interrupted the wait, -1 on an executor error. A unit ends when its
 	 * main process does; what it left running (its process group, its
 	 * container) is killed then, as a container's processes would be. */
-	int (*wait)(struct exec_ctx *ctx, int timeout_ms, struct exec_done *done,
-		    int max, struct error *err);
+	int (*wait)(struct exec_ctx *ctx, int timeout_ms,
+		    struct exec_done *done, int max, struct error *err);
 
 	/* Number of units started and not yet reported by wait(). */
 	int (*running)(struct exec_ctx *ctx);

@@ -245,7 +245,8 @@ int fs_copy_file(const char *src, const char *dst)
 		return -1;
 	}
 	for (off_t left = st.st_size; left > 0 && !ret;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		ssize_t n =
+			copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
 
 		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
 			      errno == EINVAL || errno == EOPNOTSUPP)) {
