@@ -167,6 +167,8 @@ int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
 	if (e->execs_nr == ARRAY_SIZE(e->execs))
 		return error_set(err, EXIT_FAILED, "too many executors");
 	eo.stream = log_verbosity >= LOG_NORMAL;
+	eo.before_output = e->before_output;
+	eo.output_arg = e->output_arg;
 	if (x->open(ctx, &eo, err))
 		return -1;
 	e->execs[e->execs_nr].ops = x;

@@ -43,6 +43,8 @@ struct engine {
 	size_t execs_nr;
 	char **image_ids;    /* per stage, resolved lazily; NULL if none */
 	struct store *store; /* opened on first use */
+	void (*before_output)(void *arg); /* handed to executors */
+	void *output_arg;
 	char *git_head;	     /* the project's HEAD, read on first use */
 	int git_dirty;
 };

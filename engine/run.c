@@ -70,6 +70,7 @@ struct sched {
 	int stop;	/* a stage failed without -k */
 	int dirty;	/* records not saved yet */
 	int store_used; /* something was committed: write a run record */
+	int tty;	/* stderr is a terminal: draw a progress line */
 	long long saved_ms;
 	long long start_ms;
 };
@@ -106,6 +107,58 @@ static long long now_ms(void)
 static const char *stage_name(const struct sched *s, size_t i)
 {
 	return s->e->pf->stages[i].name;
+}
+
+/* --- the progress line (terminals only) --- */
+
+static int progress_shown;
+
+static void progress_clear(void)
+{
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		progress_shown = 0;
+	}
+}
+
+static void progress_clear_arg(void *arg)
+{
+	(void)arg;
+	progress_clear();
+}
+
+/* "[7/12] running: train, eval  0:42", redrawn in place. */
+static void progress_draw(struct sched *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	long long secs = (now_ms() - s->start_ms) / 1000;
+	size_t shown = 0;
+
+	if (!s->tty)
+		return;
+	strbuf_addf(&sb, "\r\033[K[%zu/%zu] running: ", s->finished, s->total);
+	for (size_t k = 0; k < s->e->g->nr; k++) {
+		const struct job *j = &s->jobs[s->e->g->order[k]];
+
+		if (j->state != JOB_RUNNING)
+			continue;
+		if (shown++ == 3) {
+			strbuf_addstr(&sb, ", ...");
+			break;
+		}
+		strbuf_addf(&sb, "%s%s", shown > 1 ? ", " : "",
+			    stage_name(s, j->stage));
+		if (j->cur && j->cur->datum_nr)
+			strbuf_addf(&sb, " (%zu/%zu datums)",
+				    j->datums_done + j->datums_skipped,
+				    j->cur->datum_nr);
+	}
+	strbuf_addf(&sb, "  %lld:%02lld", secs / 60, secs % 60);
+	fputs(sb.buf, stderr);
+	fflush(stderr);
+	progress_shown = 1;
+	strbuf_release(&sb);
 }
 
 /* --- moving stale outputs aside --- */
@@ -944,6 +997,7 @@ static int loop(struct sched *s, struct error *err)
 		}
 		if (!s->running)
 			break;
+		progress_draw(s);
 		if (reap(s, err))
 			goto fail;
 	}
@@ -1123,6 +1177,11 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	recover_trash(&s);
 	interrupted = 0;
+	s.tty = isatty(2) && log_verbosity >= LOG_NORMAL;
+	if (s.tty) {
+		log_before_print = progress_clear;
+		e->before_output = progress_clear_arg;
+	}
 	catch_signals(&old_int, &old_term);
 	s.saved_ms = now_ms();
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
@@ -1139,6 +1198,8 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	progress_clear();
+	log_before_print = NULL;
 	list_skipped(&s);
 	{
 		struct error werr = ERROR_INIT;

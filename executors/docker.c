@@ -378,6 +378,8 @@ static void emit(void *arg, int stream, const char *data, size_t len)
 	if (!ctx->opt.stream)
 		return;
 	local_prefix_lines(&ctx->out, &u->pending[to], u->prefix, data, len);
+	if (ctx->out.len && ctx->opt.before_output)
+		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
 		write_all(to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);
@@ -396,6 +398,8 @@ static void flush_streams(struct dunit *u)
 
 	for (int to = 1; to <= 2; to++) {
 		local_prefix_flush(&ctx->out, &u->pending[to], u->prefix);
+		if (ctx->out.len && ctx->opt.before_output)
+			ctx->opt.before_output(ctx->opt.output_arg);
 		if (ctx->out.len)
 			write_all(to, ctx->out.buf, ctx->out.len);
 		strbuf_reset(&ctx->out);

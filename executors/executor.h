@@ -55,6 +55,10 @@ struct exec_options {
 	int stream;   /* 1: copy output to pipe's stdout, each line
 		       * prefixed "[label] "; 0: only the log */
 	int grace_ms; /* between TERM and KILL; default 5000 */
+	/* called before streamed output is written, so that the caller can
+	 * clear a progress line; may be NULL */
+	void (*before_output)(void *arg);
+	void *output_arg;
 };
 
 struct exec_ctx; /* an executor's private state */

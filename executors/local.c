@@ -547,6 +547,8 @@ static void emit(struct exec_ctx *ctx, struct lunit *u, struct stream *s,
 	if (u->log_fd >= 0)
 		write_all(u->log_fd, data, len);
 	local_prefix_lines(&ctx->out, &s->pending, u->prefix, data, len);
+	if (ctx->out.len && ctx->opt.before_output)
+		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
 		write_all(s->to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);
@@ -556,6 +558,8 @@ static void stream_close(struct exec_ctx *ctx, struct lunit *u,
 			 struct stream *s)
 {
 	local_prefix_flush(&ctx->out, &s->pending, u->prefix);
+	if (ctx->out.len && ctx->opt.before_output)
+		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
 		write_all(s->to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);

@@ -5,9 +5,12 @@
 #include <stdio.h>
 
 int log_verbosity = LOG_NORMAL;
+void (*log_before_print)(void);
 
 static void emit(const char *prefix, const char *fmt, va_list ap)
 {
+	if (log_before_print)
+		log_before_print();
 	if (prefix)
 		fputs(prefix, stderr);
 	vfprintf(stderr, fmt, ap);

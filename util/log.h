@@ -20,4 +20,8 @@ __attribute__((format(printf, 1, 2))) void log_info(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_verbose(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_debug(const char *fmt, ...);
 
+/* Called before any message is printed (to clear a progress line);
+ * NULL: none. */
+extern void (*log_before_print)(void);
+
 #endif
