@@ -2,13 +2,11 @@
  * git_error_last() turned into struct error. */
 #include "store/git.h"
 #include "util/log.h"
-#include "util/path.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <fnmatch.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +54,8 @@ __attribute__((format(printf, 2, 3))) static int fail(struct error *err,
 	strbuf_release(&sb);
 	return -1;
 }
+
+_Static_assert(sizeof(git_oid) == SGIT_RAWSZ, "git_oid is 20 raw bytes");
 
 static const git_oid *goid(const struct sgit_oid *o)
 {
