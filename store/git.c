@@ -2,13 +2,11 @@
  * git_error_last() turned into struct error. */
 #include "store/git.h"
 #include "util/log.h"
-#include "util/path.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <fnmatch.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +20,7 @@
 
 /* Pending objects are written as a pack once they pass this many bytes, so
  * memory stays bounded however many small files a stage writes. */
-#define FLUSH_BYTES (64u << 20)
+#define FLUSH_BYTES (16u << 20)
 #define MEMPACK_PRIORITY 1000
 /* A flush of this few objects writes loose objects (one fsync each)
  * rather than a pack (three fsyncs and one more file to search). */
@@ -56,6 +54,8 @@ __attribute__((format(printf, 2, 3))) static int fail(struct error *err,
 	strbuf_release(&sb);
 	return -1;
 }
+
+_Static_assert(sizeof(git_oid) == SGIT_RAWSZ, "git_oid is 20 raw bytes");
 
 static const git_oid *goid(const struct sgit_oid *o)
 {
@@ -282,17 +282,6 @@ out:
 	return ret;
 }
 
-/* A pack's header holds its object count in bytes 8..11 (big-endian). */
-static uint32_t pack_count(const git_buf *pack)
-{
-	const unsigned char *p = (const unsigned char *)pack->ptr;
-
-	if (pack->size < 12)
-		return 0;
-	return (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
-	       (uint32_t)p[10] << 8 | p[11];
-}
-
 /* Copy the pending objects out of the mempack as loose objects. */
 static int write_loose(struct sgit *g, struct error *err)
 {
@@ -308,7 +297,11 @@ static int write_loose(struct sgit *g, struct error *err)
 	for (size_t i = 0; i < g->pending_nr; i++) {
 		git_odb_object *obj = NULL;
 		const git_oid *id = goid(&g->pending[i]);
-		int rc = git_odb_read(&obj, g->odb, id);
+		int rc;
+
+		if (!g->mempack->exists(g->mempack, id))
+			continue; /* it was there before */
+		rc = git_odb_read(&obj, g->odb, id);
 
 		if (!rc)
 			rc = g->loose->write(g->loose, id,
@@ -327,30 +320,35 @@ out:
 	return ret;
 }
 
+/* Write the pending objects that are new (in the mempack) as one pack,
+ * fsynced. git_mempack_dump() would not do: it packs only what the
+ * mempack's commits reach, and all of it, old objects too. */
 static int write_pack(struct sgit *g, struct error *err)
 {
-	git_buf pack = GIT_BUF_INIT;
-	git_odb_writepack *wp = NULL;
-	git_indexer_progress stats = {0};
+	git_packbuilder *pb = NULL;
+	struct strbuf dir = STRBUF_INIT;
 	int ret = -1;
 
-	if (git_mempack_dump(&pack, g->repo, g->mempack)) {
-		fail(err, "cannot pack new objects for '%s'", g->dir);
-		goto out;
+	strbuf_addf(&dir, "%s/objects/pack", g->dir);
+	if (git_packbuilder_new(&pb, g->repo))
+		goto fail;
+	for (size_t i = 0; i < g->pending_nr; i++) {
+		const git_oid *id = goid(&g->pending[i]);
+
+		if (g->mempack->exists(g->mempack, id) &&
+		    git_packbuilder_insert(pb, id, NULL))
+			goto fail;
 	}
-	if (pack_count(&pack)) {
-		if (git_odb_write_pack(&wp, g->odb, NULL, NULL) ||
-		    wp->append(wp, pack.ptr, pack.size, &stats) ||
-		    wp->commit(wp, &stats)) {
-			fail(err, "cannot write a pack to '%s'", g->dir);
-			goto out;
-		}
-	}
+	if (git_packbuilder_object_count(pb) &&
+	    git_packbuilder_write(pb, dir.buf, 0, NULL, NULL))
+		goto fail;
 	ret = 0;
+	goto out;
+fail:
+	fail(err, "cannot write a pack to '%s'", g->dir);
 out:
-	if (wp)
-		wp->free(wp);
-	git_buf_dispose(&pack);
+	git_packbuilder_free(pb);
+	strbuf_release(&dir);
 	return ret;
 }
 
@@ -372,8 +370,11 @@ int sgit_flush(struct sgit *g, struct error *err)
 			log_warn("%s", merr.msg.buf);
 		error_release(&merr);
 	}
-	if (!ret)
+	if (!ret) {
 		sgit_discard(g);
+		/* Know the new pack: lookups skip refreshing on a miss. */
+		git_odb_refresh(g->odb);
+	}
 	return ret;
 }
 

@@ -39,10 +39,11 @@ void sgit_free(struct sgit *g);
 const char *sgit_dir(const struct sgit *g);
 
 /*
- * Writing. New objects collect in memory and are written as one packfile
- * (one fsync) by sgit_flush(), or earlier when they pass a size bound; a
- * crash before the flush leaves no trace, a crash after it leaves
- * unreferenced objects that gc removes.
+ * Writing. New objects collect in memory (a mempack) and sgit_flush()
+ * writes them, fsynced: a few as loose objects, more as one pack (and past
+ * 16 packs the small ones are merged). A size bound flushes earlier, so
+ * memory stays bounded. A crash before the flush leaves no trace, a crash
+ * after it unreferenced objects that gc removes.
  */
 int sgit_write_blob(struct sgit *g, const void *data, size_t len,
 		    struct sgit_oid *out, struct error *err);
@@ -60,7 +61,7 @@ int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
 		      const struct sgit_oid *parents, size_t nparents,
 		      const char *message, struct sgit_oid *out,
 		      struct error *err);
-/* Write pending objects to disk (a packfile, fsynced). */
+/* Write pending objects to disk, fsynced. */
 int sgit_flush(struct sgit *g, struct error *err);
 /* Forget pending objects (after an error). */
 void sgit_discard(struct sgit *g);

@@ -79,6 +79,7 @@ char *store_stage_entry(const char *stage)
 
 char *store_stage_ref(const char *stage, struct error *err)
 {
+	struct strbuf sb = STRBUF_INIT;
 	char *enc, *ref;
 
 	if (!stage || !*stage) {
@@ -86,9 +87,8 @@ char *store_stage_ref(const char *stage, struct error *err)
 		return NULL;
 	}
 	enc = store_stage_entry(stage);
-	ref = xmalloc(strlen(STAGE_REF_PREFIX) + strlen(enc) + 1);
-	strcpy(ref, STAGE_REF_PREFIX);
-	strcat(ref, enc);
+	strbuf_addf(&sb, "%s%s", STAGE_REF_PREFIX, enc);
+	ref = strbuf_detach(&sb, NULL);
 	free(enc);
 	if (!sgit_ref_name_ok(ref)) {
 		error_set(err, EXIT_USAGE, "stage name '%s' cannot be stored",
@@ -307,36 +307,43 @@ struct committer {
 	struct cas_batch cas;
 };
 
-static struct tnode *tnode_child(struct tnode *n, const char *name, size_t len,
-				 unsigned mode)
+/* The folder kid of n called name, made when missing. Searched newest
+ * first: files arrive folder by folder, so it is almost always the last. */
+static struct tnode *tnode_dir(struct tnode *n, const char *name, size_t len)
 {
 	struct tnode *k;
 
-	for (size_t i = 0; i < n->nr; i++)
-		if (strlen(n->kids[i].name) == len &&
-		    !memcmp(n->kids[i].name, name, len))
+	for (size_t i = n->nr; i-- > 0;)
+		if (n->kids[i].mode == SGIT_MODE_TREE &&
+		    !strncmp(n->kids[i].name, name, len) &&
+		    !n->kids[i].name[len])
 			return &n->kids[i];
 	ALLOC_GROW(n->kids, n->nr + 1, n->alloc);
 	k = &n->kids[n->nr++];
 	memset(k, 0, sizeof(*k));
 	k->name = xstrndup(name, len);
-	k->mode = mode;
+	k->mode = SGIT_MODE_TREE;
 	return k;
 }
 
+/* Add a file at path. Each path comes once (outputs do not overlap), so
+ * the file itself is appended without a search. */
 static void tnode_add(struct tnode *root, const char *path, unsigned mode,
 		      const struct sgit_oid *oid)
 {
 	const char *slash;
-	struct tnode *n = root;
+	struct tnode *n = root, *k;
 
 	while ((slash = strchr(path, '/'))) {
-		n = tnode_child(n, path, (size_t)(slash - path),
-				SGIT_MODE_TREE);
+		n = tnode_dir(n, path, (size_t)(slash - path));
 		path = slash + 1;
 	}
-	n = tnode_child(n, path, strlen(path), mode);
-	n->oid = *oid;
+	ALLOC_GROW(n->kids, n->nr + 1, n->alloc);
+	k = &n->kids[n->nr++];
+	memset(k, 0, sizeof(*k));
+	k->name = xstrdup(path);
+	k->mode = mode;
+	k->oid = *oid;
 }
 
 static void tnode_release(struct tnode *n)

@@ -223,7 +223,9 @@ int store_read_file_fd(struct store *st, const char *commit, const char *path,
  * there, which is then removed), so a reader sees the old or the new
  * output, never a mix. Exec bits and symlinks are restored; CAS files are
  * reflinked or copied. Given a run record, restores each of its stage
- * commits. CAS files are not re-hashed here (see store_verify).
+ * commits. CAS files are not re-hashed here, which would double the cost:
+ * they are named by the hash of the store's private copy, read-only, and
+ * never rewritten; store_verify() re-hashes them all (pipe gc/fsck).
  */
 int store_restore(struct store *st, const char *commit, const char *workspace,
 		  struct error *err);
@@ -279,11 +281,12 @@ void store_runs_free(struct store_run *r, size_t nr);
 /* ---- maintenance -------------------------------------------------------- */
 
 /*
- * Remove what no ref reaches: git objects (loose ones unlinked; packs
- * rewritten into one when they hold garbage) and CAS files no reachable
- * commit names. dry_run only counts. *freed gets the bytes removed (dry run:
- * an estimate; packed objects count at their unpacked size). The caller
- * holds the workspace lock: a commit running meanwhile could lose objects.
+ * Remove what no ref reaches (the stage refs, refs/pipe/runs with the
+ * stage commits its records link to, and any other ref): git objects and
+ * CAS files no reachable commit names; what is kept ends up in one pack.
+ * dry_run only counts. *freed gets the bytes removed (dry run: an
+ * estimate; packed objects count at their unpacked size). The caller holds
+ * the workspace lock: a commit running meanwhile could lose objects.
  */
 int store_gc(struct store *st, int dry_run, unsigned long long *freed,
 	     struct error *err);

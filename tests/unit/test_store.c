@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/internal.h" /* the door, for compare-and-swap */
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -304,6 +305,11 @@ static void test_roundtrip(void **state)
 	assert_int_equal(m.files[2].exec, 1);
 	assert_int_equal(m.files[2].size, STORE_CAS_MIN);
 	assert_int_equal(m.files[1].kind, STORE_BLOB);
+	/* CAS names are the XXH3-128 of `xxhsum -H2`. */
+	assert_int_equal(
+		sh("xxhsum -H2 '%s/out/clean/bigexec' | grep -q '^%s '", fx->ws,
+		   m.files[2].hash),
+		0);
 	assert_int_equal(m.dirs_nr, 2); /* empty/inner/ and logs/ */
 	store_manifest_release(&m);
 
@@ -1034,6 +1040,78 @@ static void test_pack_merge(void **state)
 	strbuf_release(&sb);
 }
 
+/* Small files past the in-memory bound are flushed mid-commit; a second
+ * commit that changes one file writes only what is new. */
+static void test_many_small(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o/", NULL};
+	char c1[STORE_ID_SIZE], c2[STORE_ID_SIZE];
+	size_t n = STORE_CAS_MIN - 1;
+	char *data = noise(n, 6);
+	struct strbuf sb = STRBUF_INIT;
+	char *du = own(fx, "du -sk '%s/objects' | cut -f1", fx->git_dir);
+
+	for (int i = 0; i < 24; i++) {
+		data[0] = (char)i;
+		put(fx, own(fx, "o/f%02d", i), data, n, 0644);
+	}
+	commit(fx, "s", outs, NULL, c1);
+	assert_int_equal(sh("test $(%s) -gt 20000", du), 0);
+	assert_int_equal(sh("echo $(%s) > '%s/du1'", du, fx->root), 0);
+	put_str(fx, "o/f07", "small now");
+	commit(fx, "s", outs, NULL, c2);
+	assert_int_equal(
+		sh("test $(%s) -lt $(( $(cat '%s/du1') + 200 ))", du, fx->root),
+		0);
+	fs_remove_tree(own(fx, "%s/o", fx->ws));
+	CHECK(fx, store_restore(fx->st, c1, fx->ws, &fx->err));
+	for (int i = 0; i < 24; i++) {
+		data[0] = (char)i;
+		assert_content(fx, own(fx, "o/f%02d", i), data, n);
+	}
+	CHECK(fx, store_read_file(fx->st, c2, "o/f07", &sb, &fx->err));
+	assert_string_equal(sb.buf, "small now");
+	strbuf_release(&sb);
+	free(data);
+}
+
+/* The door's ref update is compare-and-swap. */
+static void test_ref_cas(void **state)
+{
+	struct fx *fx = *state;
+	struct sgit_oid tree, a, b, got;
+
+	CHECK(fx, sgit_write_tree(fx->st->git, NULL, 0, &tree, &fx->err));
+	CHECK(fx, sgit_write_commit(fx->st->git, &tree, NULL, 0, "a\n", &a,
+				    &fx->err));
+	CHECK(fx, sgit_write_commit(fx->st->git, &tree, &a, 1, "b\n", &b,
+				    &fx->err));
+	CHECK(fx, sgit_flush(fx->st->git, &fx->err));
+	CHECK(fx,
+	      sgit_ref_update(fx->st->git, "refs/pipe/x", &a, NULL, &fx->err));
+	/* Creating an existing ref, or moving one from a stale value, fails
+	 * and changes nothing. */
+	assert_int_equal(
+		sgit_ref_update(fx->st->git, "refs/pipe/x", &b, NULL, &fx->err),
+		-1);
+	assert_non_null(strstr(fx->err.msg.buf, "moved"));
+	assert_int_equal(
+		sgit_ref_update(fx->st->git, "refs/pipe/x", &b, &b, &fx->err),
+		-1);
+	assert_int_equal(
+		sgit_ref_read(fx->st->git, "refs/pipe/x", &got, &fx->err), 1);
+	assert_true(sgit_oid_equal(&got, &a));
+	CHECK(fx,
+	      sgit_ref_update(fx->st->git, "refs/pipe/x", &b, &a, &fx->err));
+	assert_int_equal(
+		sgit_ref_read(fx->st->git, "refs/pipe/x", &got, &fx->err), 1);
+	assert_true(sgit_oid_equal(&got, &b));
+	assert_int_equal(
+		sgit_ref_update(fx->st->git, "refs/pipe/y", &b, &a, &fx->err),
+		-1);
+}
+
 static void test_crash_before_ref(void **state)
 {
 	struct fx *fx = *state;
@@ -1134,6 +1212,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_merge, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_many_small, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ref_cas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_ref, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stage_names, setup,
