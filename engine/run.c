@@ -585,6 +585,25 @@ static int commit_outputs(struct sched *s, struct job *j, const char *state,
 	return ret;
 }
 
+/* A run-cache hit is a new commit with the reused commit's tree: nothing
+ * is copied again. */
+static int reuse_commit(struct sched *s, struct job *j, struct store *st,
+			const char *from, struct error *err)
+{
+	struct store_prov p;
+	int ret = -1;
+
+	store_prov_init(&p);
+	p.stage = xstrdup(stage_name(s, j->stage));
+	p.state = xstrdup("cached");
+	p.cached_from = xstrdup(from);
+	if (!fill_prov(s, j, st, &p, err))
+		ret = store_commit_reuse(st, p.stage, from, &p, j->commit, err);
+	s->store_used = 1;
+	store_prov_release(&p);
+	return ret;
+}
+
 static void record_job(struct sched *s, struct job *j, const char *state)
 {
 	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
@@ -892,7 +911,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	jobs_new_id(name, j->id);
 	if (store_restore(st, from, s->e->workspace, err) ||
 	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
-	    commit_outputs(s, j, "cached", from, err))
+	    reuse_commit(s, j, st, from, err))
 		return -1;
 	strbuf_addf(&why, "(restored from %.12s)", from);
 	print_reasons("cache", name, rs, why.buf);
