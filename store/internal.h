@@ -64,6 +64,9 @@ void store_crash_point(const char *point);
 
 /* Drop the in-memory run-cache index (store/keys.c). */
 void keys_free(struct store *st);
+/* Add a commit this process made to the in-memory run-cache index. */
+void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
+	       const char *key, const char *stage);
 
 /* Reading commits (store/store.c). */
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);

@@ -34,6 +34,7 @@ struct keys {
 	struct key_tip *tips;
 	size_t tips_nr, tips_alloc;
 	int dirty;
+	int synced; /* with the refs, in this process */
 };
 
 static void keys_clear_tips(struct keys *k)
@@ -287,14 +288,19 @@ out:
 	return ret;
 }
 
-/* Bring the index up to date: loaded from disk the first time (kept in
- * st afterwards), synced with the refs every time, rebuilt when needed,
- * saved when it changed. */
+/* Bring the index up to date: loaded from disk and synced with the refs
+ * the first time (kept in st afterwards: a run of 2,000 stages looks up
+ * 2,000 keys, and syncing each time would be quadratic), rebuilt when
+ * needed. Commits this process makes are added by keys_note; the index is
+ * saved by keys_free. Refs moved by another process meanwhile are seen by
+ * the next process (pipe holds the workspace lock while it writes). */
 static int keys_open(struct store *st, int rebuild, struct error *err)
 {
 	struct keys *k = st->keys;
 	int rc = 1;
 
+	if (k && k->synced && !rebuild)
+		return 0;
 	if (!k) {
 		k = st->keys = xcalloc(1, sizeof(*k));
 		if (!rebuild && keys_load(st->keys_path, k))
@@ -311,15 +317,42 @@ static int keys_open(struct store *st, int rebuild, struct error *err)
 		rc = keys_save(st->keys_path, k, err);
 		k->dirty = 0;
 	}
-	if (rc)
-		keys_free(st);
-	return rc ? -1 : 0;
+	if (rc) {
+		keys_clear(k);
+		free(k);
+		st->keys = NULL;
+		return -1;
+	}
+	k->synced = 1;
+	return 0;
+}
+
+void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
+	       const char *key, const char *stage)
+{
+	struct keys *k = st->keys;
+	size_t i;
+
+	if (!k || !k->synced || !key || !*key)
+		return;
+	add_key(k, key, commit, stage);
+	for (i = 0; i < k->tips_nr && strcmp(k->tips[i].ref, ref); i++)
+		;
+	if (i < k->tips_nr)
+		k->tips[i].oid = *commit;
+	else
+		add_tip(k, ref, commit);
+	k->dirty = 1;
 }
 
 void keys_free(struct store *st)
 {
+	struct error err = ERROR_INIT;
+
 	if (!st->keys)
 		return;
+	if (st->keys->dirty && keys_save(st->keys_path, st->keys, &err))
+		error_release(&err); /* a cache: the next process rebuilds it */
 	keys_clear(st->keys);
 	free(st->keys);
 	st->keys = NULL;

@@ -622,6 +622,7 @@ static int publish_stage(struct store *st, const char *ref, const char *stage,
 	if (sgit_ref_update(st->git, ref, &commit, parent, err))
 		goto out;
 	sgit_oid_hex(&commit, out_commit);
+	keys_note(st, ref, &commit, p.key, stage);
 	ret = 0;
 out:
 	strbuf_release(&msg);
