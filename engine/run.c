@@ -71,6 +71,7 @@ struct sched {
 	int dirty;	/* records not saved yet */
 	int store_used; /* something was committed: write a run record */
 	int tty;	/* stderr is a terminal: draw a progress line */
+	int batching;	/* the store is in batch mode */
 	long long saved_ms;
 	long long start_ms;
 };
@@ -511,6 +512,8 @@ static void fail_job(struct sched *s, struct job *j)
 		s->stop = 1;
 }
 
+static int run_store(struct sched *s, struct store **st, struct error *err);
+
 /* Provenance of j's stage commit (SPEC §5). */
 static int fill_prov(struct sched *s, struct job *j, struct store *st,
 		     struct store_prov *p, struct error *err)
@@ -568,7 +571,7 @@ static int commit_outputs(struct sched *s, struct job *j, const char *state,
 	struct store *st;
 	int ret = -1;
 
-	if (engine_store(s->e, &st, err))
+	if (run_store(s, &st, err))
 		return -1;
 	store_prov_init(&p);
 	p.stage = xstrdup(ps->name);
@@ -649,7 +652,24 @@ static int save_state(struct sched *s, int force, struct error *err)
 		return 0;
 	s->dirty = 0;
 	s->saved_ms = now;
+	/* the store's batched commits first: a record without its commit
+	 * is harmless, the other way round would lose history */
+	if (s->e->store && store_batch_flush(s->e->store, err))
+		return -1;
 	return state_save(s->e->state, err);
+}
+
+/* The store, in batch mode for this run: stage commits are written as
+ * one pack and their refs moved together when the records are saved. */
+static int run_store(struct sched *s, struct store **st, struct error *err)
+{
+	if (engine_store(s->e, st, err))
+		return -1;
+	if (!s->batching) {
+		store_batch_begin(*st);
+		s->batching = 1;
+	}
+	return 0;
 }
 
 /* Every declared output must exist; then hash them and record the run. */
@@ -902,7 +922,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	if (s->o->no_cache || s->forced[j->stage] || !s->e->pf->nr)
 		return 0;
 	hash_to_hex(&j->cur->key, key);
-	if (engine_store(s->e, &st, err))
+	if (run_store(s, &st, err))
 		return -1;
 	found = store_find_key(st, name, key, from, err);
 	if (found <= 0)

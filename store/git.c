@@ -24,7 +24,7 @@
 #define MEMPACK_PRIORITY 1000
 /* A flush of this few objects writes loose objects (one fsync each)
  * rather than a pack (three fsyncs and one more file to search). */
-#define LOOSE_MAX 4
+#define LOOSE_MAX 64
 /* More packs than this, and the small ones are merged (see merge_packs). */
 #define PACKS_MAX 16
 

@@ -12,7 +12,21 @@ struct store {
 	char *keys_path; /* <git_dir>/pipe-keys */
 	struct sgit *git;
 	struct keys *keys; /* the run-cache index, once loaded */
+	/* batch mode (store_batch_begin): stage commits wait in memory and
+	 * their refs move together at the next store_batch_flush */
+	int batch;
+	struct pending_ref {
+		char *ref;
+		struct sgit_oid oid, old;
+		int has_old;
+	} * pend;
+	size_t pend_nr, pend_alloc;
 };
+
+/* The commit ref points at, counting batched updates not yet applied: 1
+ * found, 0 none, -1. */
+int store_ref_head(struct store *st, const char *ref, struct sgit_oid *out,
+		   struct error *err);
 
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
 #define RUNS_REF "refs/pipe/runs"

@@ -2,6 +2,7 @@
  * files and history, resolve refs, record runs. */
 #include "store/cas.h"
 #include "store/internal.h"
+#include "util/log.h"
 #include "util/fs.h"
 #include "util/path.h"
 #include "util/strvec.h"
@@ -43,6 +44,14 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	if (st->pend_nr) {
+		struct error err = ERROR_INIT;
+
+		if (store_batch_flush(st, &err))
+			log_warn("%s", err.msg.buf);
+		error_release(&err);
+	}
+	free(st->pend);
 	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
@@ -108,6 +117,69 @@ int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err)
 	return 0;
 }
 
+static struct pending_ref *find_pending(struct store *st, const char *ref)
+{
+	for (size_t i = st->pend_nr; i-- > 0;)
+		if (!strcmp(st->pend[i].ref, ref))
+			return &st->pend[i];
+	return NULL;
+}
+
+int store_ref_head(struct store *st, const char *ref, struct sgit_oid *out,
+		   struct error *err)
+{
+	const struct pending_ref *p = find_pending(st, ref);
+
+	if (p) {
+		*out = p->oid;
+		return 1;
+	}
+	return sgit_ref_read(st->git, ref, out, err);
+}
+
+void store_batch_begin(struct store *st)
+{
+	st->batch = 1;
+}
+
+int store_batch_flush(struct store *st, struct error *err)
+{
+	int ret = 0;
+
+	if (sgit_flush(st->git, err))
+		return -1;
+	for (size_t i = 0; i < st->pend_nr; i++) {
+		struct pending_ref *p = &st->pend[i];
+
+		if (!ret && sgit_ref_update(st->git, p->ref, &p->oid,
+					    p->has_old ? &p->old : NULL, err))
+			ret = -1;
+		free(p->ref);
+	}
+	st->pend_nr = 0;
+	return ret;
+}
+
+/* Queue a ref update of batch mode; a later one for the same ref keeps
+ * the first expected value (the ref's value on disk). */
+static void queue_ref(struct store *st, const char *ref,
+		      const struct sgit_oid *oid, const struct sgit_oid *old)
+{
+	struct pending_ref *p = find_pending(st, ref);
+
+	if (p) {
+		p->oid = *oid;
+		return;
+	}
+	ALLOC_GROW(st->pend, st->pend_nr + 1, st->pend_alloc);
+	p = &st->pend[st->pend_nr++];
+	p->ref = xstrdup(ref);
+	p->oid = *oid;
+	p->has_old = old != NULL;
+	if (old)
+		p->old = *old;
+}
+
 int store_stage_head(struct store *st, const char *stage, char *out_commit,
 		     struct error *err)
 {
@@ -117,7 +189,7 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
 
 	if (!ref)
 		return -1;
-	rc = sgit_ref_read(st->git, ref, &oid, err);
+	rc = store_ref_head(st, ref, &oid, err);
 	if (rc == 1)
 		sgit_oid_hex(&oid, out_commit);
 	free(ref);
@@ -615,12 +687,19 @@ static int publish_stage(struct store *st, const char *ref, const char *stage,
 	p.bytes_out = bytes_out;
 	store_prov_format(&p, &msg);
 	if (sgit_write_commit(st->git, tree, parent, parent ? 1 : 0, msg.buf,
-			      &commit, err) ||
-	    sgit_flush(st->git, err))
+			      &commit, err))
 		goto out;
-	store_crash_point("store-before-ref");
-	if (sgit_ref_update(st->git, ref, &commit, parent, err))
+	if (st->batch) {
+		/* the first queued update keeps the ref's value on disk as
+		 * what the flush expects to replace */
+		queue_ref(st, ref, &commit, parent);
+	} else if (sgit_flush(st->git, err)) {
 		goto out;
+	} else {
+		store_crash_point("store-before-ref");
+		if (sgit_ref_update(st->git, ref, &commit, parent, err))
+			goto out;
+	}
 	sgit_oid_hex(&commit, out_commit);
 	keys_note(st, ref, &commit, p.key, stage);
 	ret = 0;
@@ -659,7 +738,7 @@ int store_commit_stage(struct store *st, const char *workspace,
 
 	cas_batch_init(&c.cas, st->cas_dir);
 	if (!ref || check_outputs(outputs, &outs, err) ||
-	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
+	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < outs.nr; i++)
 		if (add_output(&c, outs.v[i], err))
@@ -672,7 +751,9 @@ int store_commit_stage(struct store *st, const char *workspace,
 	ret = 0;
 out:
 	if (ret) {
-		sgit_discard(st->git);
+		/* in a batch, other stages' objects wait in memory too */
+		if (!st->batch)
+			sgit_discard(st->git);
 		error_prefix(err, "stage '%s': ", stage ? stage : "");
 	}
 	tnode_release(&c.root);
@@ -698,7 +779,7 @@ int store_commit_reuse(struct store *st, const char *stage, const char *source,
 	store_manifest_init(&m);
 	if (!ref || store_parse_id(source, &src, err) ||
 	    store_load_manifest(st, &src, &tree, &m, err) ||
-	    (has_parent = sgit_ref_read(st->git, ref, &parent, err)) < 0)
+	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < m.files_nr; i++)
 		if (m.files[i].kind != STORE_LINK)
@@ -709,7 +790,9 @@ int store_commit_reuse(struct store *st, const char *stage, const char *source,
 	ret = 0;
 out:
 	if (ret) {
-		sgit_discard(st->git);
+		/* in a batch, other stages' objects wait in memory too */
+		if (!st->batch)
+			sgit_discard(st->git);
 		error_prefix(err, "stage '%s': ", stage ? stage : "");
 	}
 	store_manifest_release(&m);

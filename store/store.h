@@ -156,6 +156,17 @@ int store_commit_reuse(struct store *st, const char *stage, const char *source,
 		       const struct store_prov *prov, char *out_commit,
 		       struct error *err);
 
+/*
+ * Batch mode, for a run of many small stages: between store_batch_begin
+ * and store_batch_flush, stage commits stay in memory (store_stage_head,
+ * the run-cache and reads see them) and their refs are not moved; a flush
+ * writes every pending object as one pack (one fsync) and then moves each
+ * ref (compare-and-swap). A crash before a flush loses the batch's commits,
+ * never the refs' earlier ones. CAS files are still written at once.
+ */
+void store_batch_begin(struct store *st);
+int store_batch_flush(struct store *st, struct error *err);
+
 /* The current commit of stage: 1 found, 0 no commit yet, -1 error. */
 int store_stage_head(struct store *st, const char *stage, char *out_commit,
 		     struct error *err);
