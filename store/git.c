@@ -1,6 +1,7 @@
 /* The one file that includes libgit2: a bare repository behind pipe's types,
  * git_error_last() turned into struct error. */
 #include "store/git.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <git2.h>
+#include <time.h>
 #include <git2/sys/commit.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
@@ -91,6 +93,39 @@ int sgit_oid_equal(const struct sgit_oid *a, const struct sgit_oid *b)
 	return !memcmp(a->id, b->id, SGIT_RAWSZ);
 }
 
+/* Create the store beside its place and rename it there, so a kill
+ * during creation never leaves a folder that is not a repository. One that
+ * is there anyway (an older pipe's) is moved aside, not deleted. */
+static int init_repo(git_repository **repo, const char *gitdir,
+		     struct error *err)
+{
+	struct strbuf tmp = STRBUF_INIT, aside = STRBUF_INIT;
+	git_repository *r = NULL;
+	int rc;
+
+	(void)err;
+	strbuf_addf(&tmp, "%s.init-%ld", gitdir, (long)getpid());
+	fs_remove_tree(tmp.buf);
+	rc = git_repository_init(&r, tmp.buf, 1);
+	git_repository_free(r);
+	if (!rc && access(gitdir, F_OK) == 0) {
+		strbuf_addf(&aside, "%s.broken-%ld", gitdir, (long)time(NULL));
+		rc = rename(gitdir, aside.buf);
+	}
+	if (!rc)
+		rc = rename(tmp.buf, gitdir);
+	if (!rc)
+		rc = git_repository_open_ext(repo, gitdir,
+					     GIT_REPOSITORY_OPEN_NO_SEARCH |
+						     GIT_REPOSITORY_OPEN_BARE,
+					     NULL);
+	if (rc)
+		fs_remove_tree(tmp.buf);
+	strbuf_release(&tmp);
+	strbuf_release(&aside);
+	return rc;
+}
+
 static int open_repo(git_repository **repo, const char *gitdir,
 		     struct error *err)
 {
@@ -99,7 +134,7 @@ static int open_repo(git_repository **repo, const char *gitdir,
 		GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
 
 	if (rc == GIT_ENOTFOUND)
-		rc = git_repository_init(repo, gitdir, 1);
+		rc = init_repo(repo, gitdir, err);
 	if (rc)
 		return fail(err, "cannot open store '%s'", gitdir);
 	return 0;
