@@ -45,7 +45,7 @@ struct engine {
 	struct store *store; /* opened on first use */
 	void (*before_output)(void *arg); /* handed to executors */
 	void *output_arg;
-	char *git_head;	     /* the project's HEAD, read on first use */
+	char *git_head; /* the project's HEAD, read on first use */
 	int git_dirty;
 };
 

@@ -134,6 +134,23 @@ row "no-op status, $files input files" "$pt" "git status" "$gt" "<=1"
 rss=$( { /usr/bin/time -f '%M' "$PIPE" --pipefile "$w/Pipefile" status >/dev/null; } 2>&1 | tail -1 || echo '?')
 printf '%-44s %s KiB  target < 100 MB\n' "peak memory, status over $files files" "$rss"
 
+# 3. Commit and restore of large outputs vs cp (store_bench; 1 GiB, or
+#    256 MiB with QUICK=1). Targets: commit <= 1.5x cp, restore <= 1.2x cp.
+mib=1024; [ "$QUICK" = 1 ] && mib=256
+(cd "$root" && make -s build/libpipe.a >/dev/null &&
+	eval "$(sed -n 's/^\([A-Z_]*\) := \(.*\)/\1="\2"/p' build/config.mk)" &&
+	cc -std=c11 -D_GNU_SOURCE -O2 -I. $PKG_CFLAGS -o build/tests/store_bench \
+		tests/bench/store_bench.c build/libpipe.a $PKG_LIBS -lm) &&
+	echo "store: commit/restore $mib MiB vs cp:" &&
+	"$root/build/tests/store_bench" "$work/store" "$mib" 1 3 2>&1 | sed 's/^/  /' ||
+	echo "store bench: could not run"
+
+# 4. 20 trivial Docker stages vs a `docker run --rm` loop (target <= 1.0x).
+if [ "${SKIP_DOCKER:-0}" != 1 ]; then
+	RUNS=$RUNS bash "$root/tests/bench/docker_bench.sh" 2>&1 | sed 's/^/  /' ||
+		echo "docker bench: could not run"
+fi
+
 mkdir -p "$root/bench/results"
 {
 	echo "{\"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"commit\": \"$(git -C "$root" rev-parse --short HEAD 2>/dev/null)\", \"cores\": $(nproc), \"rows\": ["
