@@ -137,25 +137,6 @@ static int rebuild(const char *stage, const char *out,
 	return ret;
 }
 
-static const struct state_datum *find(const struct stage_record *r,
-				      const char *path)
-{
-	size_t lo = 0, hi = r->datum_nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(r->datum_list[mid].path, path);
-
-		if (!c)
-			return &r->datum_list[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 static int same(const struct state_datum *a, const struct state_datum *b)
 {
 	return a && b && hash_equal(&a->key, &b->key);
@@ -168,7 +149,7 @@ static int update(const char *stage, const char *out,
 	for (size_t i = 0; i < old->datum_nr; i++) {
 		const struct state_datum *od = &old->datum_list[i];
 
-		if (same(od, find(cur, od->path)))
+		if (same(od, state_find_datum(cur, od->path)))
 			continue;
 		for (size_t k = 0; k < od->files_nr; k++) {
 			char *f = path_join(out, od->files[k]);
@@ -186,7 +167,7 @@ static int update(const char *stage, const char *out,
 	for (size_t i = 0; i < cur->datum_nr; i++) {
 		const struct state_datum *nd = &cur->datum_list[i];
 
-		if (!same(nd, find(old, nd->path)) &&
+		if (!same(nd, state_find_datum(old, nd->path)) &&
 		    copy_datum(stage, nd, out, err))
 			return -1;
 	}

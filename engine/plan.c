@@ -541,25 +541,6 @@ static void diff_inputs(struct reasons *rs, const struct stage_record *o,
 				    NULL, NULL);
 }
 
-static const struct state_datum *find_datum(const struct stage_record *r,
-					    const char *path)
-{
-	size_t lo = 0, hi = r->datum_nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(r->datum_list[mid].path, path);
-
-		if (!c)
-			return &r->datum_list[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 static void diff_datums(struct reasons *rs, const struct stage_record *o,
 			const struct stage_record *n)
 {
@@ -567,7 +548,7 @@ static void diff_datums(struct reasons *rs, const struct stage_record *o,
 
 	for (size_t i = 0; i < n->datum_nr; i++) {
 		const struct state_datum *d = &n->datum_list[i];
-		const struct state_datum *od = find_datum(o, d->path);
+		const struct state_datum *od = state_find_datum(o, d->path);
 		enum reason_kind k = REASON_INPUT_CHANGED;
 
 		if (od && hash_equal(&od->content, &d->content))
@@ -580,7 +561,7 @@ static void diff_datums(struct reasons *rs, const struct stage_record *o,
 			more++;
 	}
 	for (size_t i = 0; i < o->datum_nr; i++) {
-		if (find_datum(n, o->datum_list[i].path))
+		if (state_find_datum(n, o->datum_list[i].path))
 			continue;
 		if (listed++ < MAX_FILE_REASONS)
 			reasons_add(rs, REASON_INPUT_REMOVED,

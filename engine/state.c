@@ -522,3 +522,22 @@ int state_load(struct state **out, const char *path, struct error *err)
 	*out = st;
 	return 0;
 }
+
+const struct state_datum *state_find_datum(const struct stage_record *rec,
+					   const char *path)
+{
+	size_t lo = 0, hi = rec->datum_nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rec->datum_list[mid].path, path);
+
+		if (!c)
+			return &rec->datum_list[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}

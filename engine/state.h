@@ -81,6 +81,10 @@ void state_drop(struct state *st, const char *name);
 int state_save(const struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
+
+/* The datum of rec whose match is path (binary search), or NULL. */
+const struct state_datum *state_find_datum(const struct stage_record *rec,
+					   const char *path);
 void state_datums_free(struct state_datum *v, size_t n);
 
 /* Serialize / parse, exposed for tests and fuzzing. state_parse returns
