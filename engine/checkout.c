@@ -32,7 +32,7 @@ static int settle(struct engine *e, struct store *st, const char *stage,
 	}
 	if (store_read_prov(st, commit, &p, err))
 		return -1;
-	if (plan_fingerprint(e, (size_t)(ps - e->pf->stages), &cur, err)) {
+	if (plan_fingerprint(e, (size_t)(ps - e->pf->stages), &cur, 1, err)) {
 		store_prov_release(&p);
 		return -1;
 	}

@@ -23,7 +23,9 @@ static int explain_one(struct engine *e, size_t si, const unsigned char *stale,
 		if (stale[n->deps[d]])
 			reasons_add(&st->reasons, REASON_UPSTREAM,
 				    e->pf->stages[n->deps[d]].name, NULL, NULL);
-	if (plan_fingerprint(e, si, &cur, err))
+	if (plan_fingerprint_cmp(e, si,
+				 state_find(e->state, e->pf->stages[si].name),
+				 &cur, err))
 		return -1;
 	rc = plan_compare(e, si, state_find(e->state, e->pf->stages[si].name),
 			  cur, &st->reasons, err);

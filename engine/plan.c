@@ -224,16 +224,18 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 }
 
 static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
-		       struct error *err)
+		       int with_files, struct error *err)
 {
 	const struct pf_stage *s = &e->pf->stages[si];
+	/* the datums' files are sorted out of the inputs' lists */
+	int keep = with_files || s->datums.path;
 
 	rec->inputs = xcalloc(s->inputs.nr + 1, sizeof(*rec->inputs));
 	for (size_t i = 0; i < s->inputs.nr; i++) {
 		const struct pf_path *in = &s->inputs.v[i];
 		int found = 0;
 
-		if (scan_one(e, in, &rec->inputs[i], 1, &found, err))
+		if (scan_one(e, in, &rec->inputs[i], keep, &found, err))
 			return -1;
 		rec->bytes_in += rec->inputs[i].bytes;
 		rec->inputs_nr++;
@@ -378,7 +380,7 @@ out:
 }
 
 int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
-		     struct error *err)
+		     int with_files, struct error *err)
 {
 	const struct pf_stage *s = &e->pf->stages[si];
 	struct stage_record *rec = xcalloc(1, sizeof(*rec));
@@ -394,7 +396,9 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 	rec->env_nr = s->env.nr;
 	rec->matrix = copy_kvs(&s->matrix, 0);
 	rec->matrix_nr = s->matrix.nr;
-	if (read_params(e, s, rec, err) || scan_inputs(e, si, rec, err))
+	rec->has_files = with_files || s->datums.path;
+	if (read_params(e, s, rec, err) ||
+	    scan_inputs(e, si, rec, with_files, err))
 		goto fail;
 	if (s->datums.path) {
 		if (scan_datums(e, s, rec, err))
@@ -650,4 +654,17 @@ int plan_compare(struct engine *e, size_t si, const struct stage_record *old,
 	if (failed)
 		return -1;
 	return rs->nr > before;
+}
+
+int plan_fingerprint_cmp(struct engine *e, size_t si,
+			 const struct stage_record *old,
+			 struct stage_record **out, struct error *err)
+{
+	if (plan_fingerprint(e, si, out, 0, err))
+		return -1;
+	if (old && hash_equal(&old->key, &(*out)->key))
+		return 0;
+	/* stale: the file lists name what changed, and are recorded */
+	stage_record_free(*out);
+	return plan_fingerprint(e, si, out, 1, err);
 }

@@ -56,7 +56,15 @@ const char *reason_kind_name(enum reason_kind kind);
  * record has no outputs yet. Errors: unreadable inputs, params, an input
  * that is missing and that no stage writes (EXIT_USAGE, located). */
 int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
-		     struct error *err);
+		     int with_files, struct error *err);
+
+/* The fingerprint to compare with old (the recorded run, or NULL): without
+ * per-file lists when the key matches (a no-op status over 100,000 files
+ * copies none), with them otherwise (to name each changed file, and to be
+ * recorded). */
+int plan_fingerprint_cmp(struct engine *e, size_t stage,
+			 const struct stage_record *old,
+			 struct stage_record **out, struct error *err);
 
 /* Compare the recorded run (old, may be NULL) with the current
  * fingerprint (cur) and the outputs in the workspace; append every reason

@@ -872,7 +872,10 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 	struct reasons rs = {0};
 	int stale;
 
-	if (!j->cur && plan_fingerprint(s->e, j->stage, &j->cur, err))
+	if (!j->cur && plan_fingerprint_cmp(
+			       s->e, j->stage,
+			       state_find(s->e->state, stage_name(s, j->stage)),
+			       &j->cur, err))
 		return -1;
 	if (s->forced[j->stage])
 		reasons_add(&rs, REASON_FORCED, NULL, NULL, NULL);
@@ -896,6 +899,16 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 	if (s->running >= s->slots) {
 		reasons_release(&rs);
 		return 0;
+	}
+	if (!j->cur->has_files) {
+		/* fresh by key, stale by outputs or -f: the record to be
+		 * saved needs the file lists */
+		stage_record_free(j->cur);
+		j->cur = NULL;
+		if (plan_fingerprint(s->e, j->stage, &j->cur, 1, err)) {
+			reasons_release(&rs);
+			return -1;
+		}
 	}
 	stale = try_cache(s, j, &rs, err);
 	if (stale) {

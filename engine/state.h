@@ -54,6 +54,7 @@ struct stage_record {
 	struct state_datum *datum_list; /* sorted by path */
 	size_t datum_nr, datum_alloc;
 	unsigned long long bytes_in; /* input bytes; not saved */
+	int has_files;		     /* inputs carry file lists; not saved */
 	long long started_ms;	     /* unix time */
 	long long duration_ms;
 };
