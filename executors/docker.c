@@ -329,26 +329,6 @@ static void send_signal(struct dunit *u, const char *sig)
 /* ------------------------------------------------------------------ */
 /* Output: the log and the terminal */
 
-/* Whole, or dropped when the reader is gone or the disk is full. */
-static void write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN || poll(&pf, 1, -1) < 0)
-				return;
-			continue;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 static int open_log(const char *path, int *fd, struct error *err)
 {
 	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
@@ -374,14 +354,14 @@ static void emit(void *arg, int stream, const char *data, size_t len)
 	int to = stream == 1 || stream == 0 ? 1 : 2;
 
 	if (u->log_fd >= 0)
-		write_all(u->log_fd, data, len);
+		fs_write_all(u->log_fd, data, len);
 	if (!ctx->opt.stream)
 		return;
 	local_prefix_lines(&ctx->out, &u->pending[to], u->prefix, data, len);
 	if (ctx->out.len && ctx->opt.before_output)
 		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
-		write_all(to, ctx->out.buf, ctx->out.len);
+		fs_write_all(to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);
 }
 
@@ -401,7 +381,7 @@ static void flush_streams(struct dunit *u)
 		if (ctx->out.len && ctx->opt.before_output)
 			ctx->opt.before_output(ctx->opt.output_arg);
 		if (ctx->out.len)
-			write_all(to, ctx->out.buf, ctx->out.len);
+			fs_write_all(to, ctx->out.buf, ctx->out.len);
 		strbuf_reset(&ctx->out);
 	}
 }
@@ -411,9 +391,9 @@ static void log_note(struct dunit *u, const char *msg)
 {
 	if (u->log_fd < 0)
 		return;
-	write_all(u->log_fd, "pipe: ", 6);
-	write_all(u->log_fd, msg, strlen(msg));
-	write_all(u->log_fd, "\n", 1);
+	fs_write_all(u->log_fd, "pipe: ", 6);
+	fs_write_all(u->log_fd, msg, strlen(msg));
+	fs_write_all(u->log_fd, "\n", 1);
 }
 
 /* ------------------------------------------------------------------ */

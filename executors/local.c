@@ -222,27 +222,6 @@ void local_format_duration(struct strbuf *out, long long ms)
 	}
 }
 
-/* A write to our stdout or stderr, or to a log: whole, or dropped when the
- * reader is gone (EPIPE) or the disk is full. */
-static void write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN || poll(&pf, 1, -1) < 0)
-				return;
-			continue;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* File descriptors */
 
@@ -545,12 +524,12 @@ static void emit(struct exec_ctx *ctx, struct lunit *u, struct stream *s,
 		 const char *data, size_t len)
 {
 	if (u->log_fd >= 0)
-		write_all(u->log_fd, data, len);
+		fs_write_all(u->log_fd, data, len);
 	local_prefix_lines(&ctx->out, &s->pending, u->prefix, data, len);
 	if (ctx->out.len && ctx->opt.before_output)
 		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
-		write_all(s->to, ctx->out.buf, ctx->out.len);
+		fs_write_all(s->to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);
 }
 
@@ -561,7 +540,7 @@ static void stream_close(struct exec_ctx *ctx, struct lunit *u,
 	if (ctx->out.len && ctx->opt.before_output)
 		ctx->opt.before_output(ctx->opt.output_arg);
 	if (ctx->out.len)
-		write_all(s->to, ctx->out.buf, ctx->out.len);
+		fs_write_all(s->to, ctx->out.buf, ctx->out.len);
 	strbuf_reset(&ctx->out);
 	close_fd(&s->fd);
 }
@@ -669,9 +648,9 @@ static void spawn_failed(struct lunit *u, const struct spawn_failure *f,
 	else
 		strbuf_addf(&sb, "cannot run '%s': %s", prog, strerror(f->err));
 	if (u->log_fd >= 0) {
-		write_all(u->log_fd, "pipe: ", 6);
-		write_all(u->log_fd, sb.buf, sb.len);
-		write_all(u->log_fd, "\n", 1);
+		fs_write_all(u->log_fd, "pipe: ", 6);
+		fs_write_all(u->log_fd, sb.buf, sb.len);
+		fs_write_all(u->log_fd, "\n", 1);
 	}
 	u->message = strbuf_detach(&sb, NULL);
 	for (int i = OUT; i <= ERR; i++)

@@ -23,21 +23,6 @@ struct restorer {
 	struct error *err;
 };
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int write_file(struct restorer *r, const char *dst, const char *full,
 		      unsigned mode, const struct sgit_oid *oid)
 {
@@ -54,7 +39,7 @@ static int write_file(struct restorer *r, const char *dst, const char *full,
 	} else {
 		strbuf_reset(&r->data);
 		ret = sgit_read_blob(r->st->git, oid, &r->data, r->err);
-		if (!ret && write_all(fd, r->data.buf, r->data.len))
+		if (!ret && fs_write_all(fd, r->data.buf, r->data.len))
 			ret = error_set(r->err, EXIT_FAILED,
 					"cannot write '%s': %s", dst,
 					strerror(errno));

@@ -866,21 +866,6 @@ out:
 	return ret;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int store_read_file_fd(struct store *st, const char *commit, const char *path,
 		       int fd, struct error *err)
 {
@@ -898,7 +883,7 @@ int store_read_file_fd(struct store *st, const char *commit, const char *path,
 	}
 	if (sgit_read_blob(st->git, &blob, &sb, err))
 		goto out;
-	if (write_all(fd, sb.buf, sb.len)) {
+	if (fs_write_all(fd, sb.buf, sb.len)) {
 		error_set(err, EXIT_FAILED, "cannot write '%s': %s", path,
 			  strerror(errno));
 		goto out;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,15 +32,21 @@ int fs_fsync_parent(const char *path)
 	return ret;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
+	const char *p = data;
+
 	while (len) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+
 			if (errno == EINTR)
 				continue;
-			return -1;
+			if (errno != EAGAIN || poll(&pf, 1, -1) < 0)
+				return -1;
+			continue;
 		}
 		p += n;
 		len -= (size_t)n;
@@ -60,7 +67,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 			  strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, data, len) || fsync(fd)) {
+	if (fs_write_all(fd, data, len) || fsync(fd)) {
 		error_set(err, EXIT_ENV, "cannot write '%s': %s", tmp.buf,
 			  strerror(errno));
 		close(fd);
@@ -253,7 +260,7 @@ int fs_copy_file(const char *src, const char *dst)
 			char buf[65536];
 
 			n = read(in, buf, sizeof(buf));
-			if (n > 0 && write_all(out, buf, (size_t)n))
+			if (n > 0 && fs_write_all(out, buf, (size_t)n))
 				n = -1;
 		}
 		if (n <= 0)

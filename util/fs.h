@@ -13,6 +13,11 @@ struct error;
 int fs_write_atomic(const char *path, const void *data, size_t len,
 		    struct error *err);
 
+/* Write all of p to fd, retrying after EINTR and waiting (poll) when a
+ * non-blocking fd is full. Returns 0, or -1 (errno) when the reader is
+ * gone or the disk is full. */
+int fs_write_all(int fd, const void *p, size_t len);
+
 /* mkdir -p; existing folders are fine. Returns 0 or -1 (errno). */
 int fs_mkdir_p(const char *path, mode_t mode);
 
