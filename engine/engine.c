@@ -69,6 +69,10 @@ static int enter_workspace(struct engine *e, struct error *err)
 static int open_state(struct engine *e, struct error *err)
 {
 	if (e->opt.write) {
+		/* the first run adds .pipe/ to .gitignore (as pipe init does);
+		 * later runs leave the user's file alone */
+		int first = access(PIPE_DIR, F_OK) != 0;
+
 		if (fs_mkdir_p(PIPE_DIR, 0755))
 			return error_set(err, EXIT_ENV,
 					 "cannot create '%s': %s", PIPE_DIR,
@@ -78,7 +82,7 @@ static int open_state(struct engine *e, struct error *err)
 			e->opt.command ? e->opt.command : "pipe run", err);
 		if (e->lock_fd < 0)
 			return -1;
-		if (engine_ignore_pipe_dir(err))
+		if (first && engine_ignore_pipe_dir(err))
 			return -1;
 	}
 	if (state_load(&e->state, PIPE_DIR "/state", err))

@@ -39,8 +39,10 @@ expect_eq "outputs written" "$(cat model/m.txt)" "2"
 expect_in "first run says why" "$err" "run  pre: never run"
 expect_in ".pipe/ is git-ignored" "$(cat .gitignore)" ".pipe/"
 
+echo "# mine" > .gitignore
 run pipe run
 expect_rc "second run succeeds" 0
+expect_eq "later runs leave .gitignore alone" "$(cat .gitignore)" "# mine"
 expect_eq "second run executes nothing" "$(ran)" ""
 run pipe status
 expect_rc "status exits 0 when all fresh" 0
