@@ -29,6 +29,17 @@ overlap=$(awk -v as="$(cat a.start)" -v ae="$(cat a.end)" -v bs="$(cat b.start)"
 	'BEGIN { print (as < be && bs < ae) ? "yes" : "no" }')
 expect_eq "-j 1 runs them one at a time" "$overlap" "no"
 
+# on a terminal: a live progress line, cleared before other output
+if command -v script >/dev/null; then
+	rm -f a.txt b.txt
+	script -qec "$PIPE run --no-cache -j 2" /dev/null > tty.out 2>&1
+	expect_in "a progress line on a terminal" "$(cat tty.out)" "[0/2] running: a, b"
+	expect_in "finished stages still get their line" "$(cat tty.out)" "ok   a ("
+	rm -f a.txt b.txt
+	run pipe run --no-cache -j 2
+	expect_not_in "no progress line when not a terminal" "$err" "running:"
+fi
+
 # the lock: a second run exits 3 naming the first's pid
 new_ws
 cat > Pipefile <<'YML'
