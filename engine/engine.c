@@ -84,6 +84,10 @@ static int open_state(struct engine *e, struct error *err)
 			return -1;
 		if (first && engine_ignore_pipe_dir(err))
 			return -1;
+		/* large files earlier runs committed without waiting for the
+		 * disk: known to be on it, or checked after a restart */
+		if (store_settle(PIPE_DIR, err))
+			return -1;
 	}
 	if (state_load(&e->state, PIPE_DIR "/state", err))
 		return -1;

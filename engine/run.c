@@ -945,8 +945,15 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	j->started_ms = now_ms();
 	jobs_new_id(name, j->id);
 	scan_forget_folders();
-	if (store_restore(st, from, s->e->workspace, err) ||
-	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
+	if (store_restore(st, from, s->e->workspace, err)) {
+		/* e.g. its content was lost in a power cut: run it instead
+		 * (its outputs are moved aside before it starts) */
+		log_warn("cannot restore '%s' from the store: %s; running it",
+			 name, err->msg.buf);
+		error_release(err);
+		return 0;
+	}
+	if (plan_hash_outputs(s->e, j->stage, j->cur, err) ||
 	    reuse_commit(s, j, st, from, err))
 		return -1;
 	strbuf_addf(&why, "(restored from %.12s)", from);

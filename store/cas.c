@@ -2,6 +2,7 @@
  * in-kernel copy, hashed with XXH3-128 from the private copy. */
 #include "store/cas.h"
 #include "util/fs.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
@@ -39,6 +40,8 @@ static int io_fail(struct error *err, const char *what, const char *path)
 	return error_set(err, EXIT_ENV, "cannot %s '%s': %s", what, path,
 			 strerror(errno));
 }
+
+static int is_hex(const char *s, size_t n);
 
 /* Hash len bytes of fd from off. */
 static int hash_range(int fd, off_t off, size_t len, struct hasher *h,
@@ -335,7 +338,7 @@ int cas_add(struct cas_batch *b, const char *src, char *hex,
 		io_fail(err, "create", tmp);
 		goto out;
 	}
-	if (copy_file(in, out, h, 1, 1, size)) {
+	if (copy_file(in, out, h, 1, 0, size)) {
 		io_fail(err, "copy into the store", src);
 		goto out;
 	}
@@ -373,21 +376,132 @@ static int fsync_path(const char *path, int flags, struct error *err)
 	return 0;
 }
 
-/* Data first (its writeback started while copying, and the first fsync's
- * journal commit covers the files after it), then names, then folders. */
+/* -------- durability: written behind, known before it matters --------
+ *
+ * Waiting for 1 GiB to reach the disk would double a commit (cp does not
+ * wait either). So a commit names its new objects at once, with their
+ * writeback already started while copying, and lists them in UNSYNCED
+ * (fsynced: a few bytes) with the id of the running kernel. The next
+ * writer settles the list (cas_settle): on the same boot nothing was lost,
+ * and an fsync of data long written back costs nothing; after a reboot,
+ * each listed object is re-hashed and removed when a power cut took its
+ * content, so that a stage needing it runs again instead of restoring
+ * garbage. */
+#define UNSYNCED "unsynced"
+#define BOOT_ID "/proc/sys/kernel/random/boot_id"
+
+static void boot_id(struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (strbuf_read_file(out, BOOT_ID, 64))
+		strbuf_reset(out);
+	strbuf_trim_trailing_newline(out);
+	if (!out->len)
+		strbuf_addstr(out, "unknown");
+}
+
+static int note_unsynced(struct cas_batch *b, struct error *err)
+{
+	struct strbuf line = STRBUF_INIT, boot = STRBUF_INIT;
+	char *path = xstrfmt("%s/" UNSYNCED, b->cas_dir);
+	int fd, ret = -1;
+
+	boot_id(&boot);
+	for (size_t i = 0; i < b->nr; i++)
+		strbuf_addf(&line, "%s %s %llu\n", boot.buf, b->v[i].hex,
+			    b->v[i].size);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0 || fs_write_all(fd, line.buf, line.len) || fsync(fd))
+		io_fail(err, "write", path);
+	else
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	strbuf_release(&line);
+	strbuf_release(&boot);
+	return ret;
+}
+
+/* Names first (the data's writeback was started while copying), then the
+ * list of what is not known to be on disk yet, then the folders. */
 int cas_commit(struct cas_batch *b, struct error *err)
 {
-	for (size_t i = 0; i < b->nr; i++)
-		if (!have(b->cas_dir, &b->v[i]) &&
-		    fsync_path(b->v[i].tmp, O_RDONLY, err))
-			return -1;
+	if (!b->nr)
+		return 0;
 	for (size_t i = 0; i < b->nr; i++)
 		if (publish(b, &b->v[i], err))
 			return -1;
+	if (note_unsynced(b, err))
+		return -1;
 	for (size_t i = 0; i < b->dirs.nr; i++)
 		if (fsync_path(b->dirs.v[i], O_RDONLY | O_DIRECTORY, err))
 			return -1;
 	return 0;
+}
+
+/* One line of UNSYNCED: "BOOT HEX SIZE". */
+static int settle_one(const char *cas_dir, const char *line, const char *boot,
+		      struct error *err)
+{
+	char id[64], hex[HASH_HEX_LEN + 2];
+	unsigned long long size;
+	char *path;
+	int ret = 0;
+
+	if (sscanf(line, "%63s %33s %llu", id, hex, &size) != 3 ||
+	    !is_hex(hex, HASH_HEX_LEN))
+		return 0; /* a torn last line: its commit never happened */
+	path = cas_path(cas_dir, hex);
+	if (access(path, F_OK)) {
+		free(path);
+		return 0; /* collected since */
+	}
+	if (!strcmp(id, boot)) {
+		ret = fsync_path(path, O_RDONLY, err);
+	} else {
+		struct error bad = ERROR_INIT;
+
+		if (cas_verify(cas_dir, hex, size, &bad)) {
+			log_warn("%s; removed: stages that made it will run "
+				 "again",
+				 bad.msg.buf);
+			if (unlink(path) && errno != ENOENT)
+				ret = io_fail(err, "remove", path);
+		}
+		error_release(&bad);
+	}
+	free(path);
+	return ret;
+}
+
+int cas_settle(const char *cas_dir, struct error *err)
+{
+	struct strbuf list = STRBUF_INIT, boot = STRBUF_INIT;
+	char *path = xstrfmt("%s/" UNSYNCED, cas_dir);
+	int ret = 0;
+
+	if (strbuf_read_file(&list, path, 0)) {
+		if (errno != ENOENT)
+			ret = io_fail(err, "read", path);
+		goto out;
+	}
+	boot_id(&boot);
+	for (char *p = list.buf; *p && !ret;) {
+		char *nl = strchrnul(p, '\n');
+		int last = !*nl;
+
+		*nl = '\0';
+		ret = settle_one(cas_dir, p, boot.buf, err);
+		p = last ? nl : nl + 1;
+	}
+	if (!ret && unlink(path) && errno != ENOENT)
+		ret = io_fail(err, "remove", path);
+out:
+	free(path);
+	strbuf_release(&list);
+	strbuf_release(&boot);
+	return ret;
 }
 
 int cas_copy_out(const char *cas_dir, const char *hex, int out_fd, int clone,

@@ -15,9 +15,10 @@ char *cas_path(const char *cas_dir, const char *hex);
  * Adding files, for one commit: cas_add() copies src into the CAS
  * (reflink when the filesystem can, else copy_file_range, else read/write)
  * under a temp name and hashes the copy, never src, so a file edited
- * meanwhile cannot poison the CAS. cas_commit() then fsyncs the copies,
- * gives them their content names (an object already there is kept and the
- * copy dropped) and fsyncs the folders; only then may a commit name them.
+ * meanwhile cannot poison the CAS. cas_commit() then gives the copies
+ * their content names (an object already there is kept and the copy
+ * dropped), lists them as not yet known to be on disk (see cas_settle) and
+ * fsyncs the folders; only then may a commit name them.
  * cas_batch_release() drops what was not committed.
  */
 struct cas_pending {
@@ -39,6 +40,12 @@ void cas_batch_release(struct cas_batch *b);
 int cas_add(struct cas_batch *b, const char *src, char *hex,
 	    unsigned long long *size, struct error *err);
 int cas_commit(struct cas_batch *b, struct error *err);
+/* Settle the objects committed without waiting for their data to reach the
+ * disk: fsync them when the machine has not restarted since (their
+ * writeback is long done, usually), else re-hash each and remove those a
+ * power cut damaged. Call before writing the store, with the workspace
+ * lock held. */
+int cas_settle(const char *cas_dir, struct error *err);
 
 /* Write object hex to out_fd: with clone set, out_fd is an empty file and
  * may get a reflink; otherwise it may be a pipe or an appending file. */

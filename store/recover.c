@@ -2,9 +2,11 @@
  * the writer dies, and then refuses to update NAME. pipe's own workspace
  * lock tells when nobody else can be writing, so they can go. */
 #include "store/recover.h"
+#include "store/cas.h"
 #include "util/log.h"
 #include "util/path.h"
 #include "util/strbuf.h"
+#include "util/xalloc.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -61,4 +63,13 @@ int store_clear_stale_locks(const char *pipe_dir)
 	removed += sweep(sb.buf, 1);
 	strbuf_release(&sb);
 	return removed;
+}
+
+int store_settle(const char *pipe_dir, struct error *err)
+{
+	char *cas = xstrfmt("%s/store/cas", pipe_dir);
+	int ret = cas_settle(cas, err);
+
+	free(cas);
+	return ret;
 }

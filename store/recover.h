@@ -8,4 +8,10 @@
  * pipe is writing. Returns how many were removed. */
 int store_clear_stale_locks(const char *pipe_dir);
 
+/* Make sure the large files earlier commits wrote without waiting for the
+ * disk are on it, or, after a restart, that a power cut did not damage
+ * them (see cas_settle). Same condition: the workspace lock is held. */
+struct error;
+int store_settle(const char *pipe_dir, struct error *err);
+
 #endif
