@@ -44,7 +44,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->pend_nr) {
+	if (st->pend_nr || dindex_pending(st)) {
 		struct error err = ERROR_INIT;
 
 		if (store_batch_flush(st, &err))
@@ -52,6 +52,7 @@ void store_free(struct store *st)
 		error_release(&err);
 	}
 	free(st->pend);
+	dindex_free(st);
 	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
@@ -86,7 +87,8 @@ char *store_stage_entry(const char *stage)
 	return strbuf_detach(&sb, NULL);
 }
 
-char *store_stage_ref(const char *stage, struct error *err)
+/* prefix + the escaped stage name, checked to be a valid ref name. */
+static char *stage_ref(const char *prefix, const char *stage, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *enc, *ref;
@@ -96,7 +98,7 @@ char *store_stage_ref(const char *stage, struct error *err)
 		return NULL;
 	}
 	enc = store_stage_entry(stage);
-	strbuf_addf(&sb, "%s%s", STAGE_REF_PREFIX, enc);
+	strbuf_addf(&sb, "%s%s", prefix, enc);
 	ref = strbuf_detach(&sb, NULL);
 	free(enc);
 	if (!sgit_ref_name_ok(ref)) {
@@ -106,6 +108,16 @@ char *store_stage_ref(const char *stage, struct error *err)
 		return NULL;
 	}
 	return ref;
+}
+
+char *store_stage_ref(const char *stage, struct error *err)
+{
+	return stage_ref(STAGE_REF_PREFIX, stage, err);
+}
+
+char *store_datums_ref(const char *stage, struct error *err)
+{
+	return stage_ref(DATUMS_REF_PREFIX, stage, err);
 }
 
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err)
@@ -146,7 +158,8 @@ int store_batch_flush(struct store *st, struct error *err)
 {
 	int ret = 0;
 
-	if (sgit_flush(st->git, err))
+	/* datum indexes first: their commits join this flush's pack */
+	if (dindex_write_all(st, err) || sgit_flush(st->git, err))
 		return -1;
 	for (size_t i = 0; i < st->pend_nr; i++) {
 		struct pending_ref *p = &st->pend[i];
@@ -196,14 +209,30 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
 	return rc;
 }
 
+int store_tree_manifest(struct store *st, const struct sgit_oid *tree,
+			struct store_manifest *m, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct sgit_oid blob;
+	unsigned mode;
+	int rc;
+
+	store_manifest_init(m);
+	rc = sgit_tree_lookup(st->git, tree, STORE_MANIFEST, &mode, &blob, err);
+	if (rc <= 0 || mode != SGIT_MODE_FILE)
+		return rc < 0 ? -1 : 0;
+	if (sgit_read_blob(st->git, &blob, &sb, err))
+		return -1;
+	rc = manifest_parse(sb.buf, sb.len, m, err);
+	strbuf_release(&sb);
+	return rc ? -1 : 1;
+}
+
 int store_load_manifest(struct store *st, const struct sgit_oid *commit,
 			struct sgit_oid *tree, struct store_manifest *m,
 			struct error *err)
 {
 	struct sgit_commit c;
-	struct strbuf sb = STRBUF_INIT;
-	struct sgit_oid blob;
-	unsigned mode;
 	char hex[SGIT_HEXSZ + 1];
 	int rc;
 
@@ -212,19 +241,15 @@ int store_load_manifest(struct store *st, const struct sgit_oid *commit,
 		return -1;
 	*tree = c.tree;
 	sgit_commit_release(&c);
-	rc = sgit_tree_lookup(st->git, tree, STORE_MANIFEST, &mode, &blob, err);
+	rc = store_tree_manifest(st, tree, m, err);
 	if (rc < 0)
 		return -1;
-	if (!rc || mode != SGIT_MODE_FILE) {
+	if (!rc) {
 		sgit_oid_hex(commit, hex);
 		return error_set(err, EXIT_USAGE,
 				 "commit '%s' is not a stage commit", hex);
 	}
-	if (sgit_read_blob(st->git, &blob, &sb, err))
-		return -1;
-	rc = manifest_parse(sb.buf, sb.len, m, err);
-	strbuf_release(&sb);
-	return rc;
+	return 0;
 }
 
 int store_read_manifest(struct store *st, const char *commit,
@@ -666,6 +691,22 @@ void store_crash_point(const char *point)
 		_exit(99);
 }
 
+int store_publish_ref(struct store *st, const char *ref,
+		      const struct sgit_oid *commit,
+		      const struct sgit_oid *parent, struct error *err)
+{
+	if (st->batch) {
+		/* the first queued update keeps the ref's value on disk as
+		 * what the flush expects to replace */
+		queue_ref(st, ref, commit, parent);
+		return 0;
+	}
+	if (sgit_flush(st->git, err))
+		return -1;
+	store_crash_point("store-before-ref");
+	return sgit_ref_update(st->git, ref, commit, parent, err);
+}
+
 /* Commit tree on stage's ref (its parent the ref's value when read,
  * parent, or none), flush, and move the ref only if nobody moved it
  * meanwhile. */
@@ -687,19 +728,9 @@ static int publish_stage(struct store *st, const char *ref, const char *stage,
 	p.bytes_out = bytes_out;
 	store_prov_format(&p, &msg);
 	if (sgit_write_commit(st->git, tree, parent, parent ? 1 : 0, msg.buf,
-			      &commit, err))
+			      &commit, err) ||
+	    store_publish_ref(st, ref, &commit, parent, err))
 		goto out;
-	if (st->batch) {
-		/* the first queued update keeps the ref's value on disk as
-		 * what the flush expects to replace */
-		queue_ref(st, ref, &commit, parent);
-	} else if (sgit_flush(st->git, err)) {
-		goto out;
-	} else {
-		store_crash_point("store-before-ref");
-		if (sgit_ref_update(st->git, ref, &commit, parent, err))
-			goto out;
-	}
 	sgit_oid_hex(&commit, out_commit);
 	keys_note(st, ref, &commit, p.key, stage);
 	ret = 0;
@@ -722,31 +753,56 @@ static int write_stage_tree(struct committer *c, struct error *err)
 	return tnode_write(c->st->git, &c->root, err) < 0 ? -1 : 0;
 }
 
-int store_commit_stage(struct store *st, const char *workspace,
-		       const char *stage, char *const *outputs,
-		       const struct store_prov *prov, char *out_commit,
-		       struct error *err)
+int store_write_outputs(struct store *st, const char *workspace,
+			char *const *outputs, struct sgit_oid *tree,
+			struct store_manifest *m, unsigned long long *bytes,
+			struct error *err)
 {
 	struct committer c = {.st = st,
 			      .workspace = workspace,
 			      .abs = STRBUF_INIT,
 			      .data = STRBUF_INIT};
-	struct strvec outs = STRVEC_INIT;
-	char *ref = store_stage_ref(stage, err);
-	struct sgit_oid parent;
-	int has_parent = 0, ret = -1;
+	int ret = -1;
 
 	cas_batch_init(&c.cas, st->cas_dir);
-	if (!ref || check_outputs(outputs, &outs, err) ||
-	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0)
-		goto out;
-	for (size_t i = 0; i < outs.nr; i++)
-		if (add_output(&c, outs.v[i], err))
+	for (size_t i = 0; outputs[i]; i++)
+		if (add_output(&c, outputs[i], err))
 			goto out;
-	if (cas_commit(&c.cas, err) || write_stage_tree(&c, err) ||
-	    publish_stage(st, ref, stage, &c.root.oid,
-			  has_parent ? &parent : NULL, prov, c.bytes,
-			  out_commit, err))
+	if (cas_commit(&c.cas, err) || write_stage_tree(&c, err))
+		goto out;
+	*tree = c.root.oid;
+	*bytes = c.bytes;
+	if (m) {
+		*m = c.man;
+		store_manifest_init(&c.man);
+	}
+	ret = 0;
+out:
+	tnode_release(&c.root);
+	store_manifest_release(&c.man);
+	strbuf_release(&c.abs);
+	strbuf_release(&c.data);
+	cas_batch_release(&c.cas);
+	return ret;
+}
+
+int store_commit_stage(struct store *st, const char *workspace,
+		       const char *stage, char *const *outputs,
+		       const struct store_prov *prov, char *out_commit,
+		       struct error *err)
+{
+	char *ref = store_stage_ref(stage, err);
+	struct strvec outs = STRVEC_INIT;
+	struct sgit_oid parent, tree;
+	unsigned long long bytes = 0;
+	int has_parent = 0, ret = -1;
+
+	if (!ref || check_outputs(outputs, &outs, err) ||
+	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0 ||
+	    store_write_outputs(st, workspace, outs.v, &tree, NULL, &bytes,
+				err) ||
+	    publish_stage(st, ref, stage, &tree, has_parent ? &parent : NULL,
+			  prov, bytes, out_commit, err))
 		goto out;
 	ret = 0;
 out:
@@ -756,11 +812,6 @@ out:
 			sgit_discard(st->git);
 		error_prefix(err, "stage '%s': ", stage ? stage : "");
 	}
-	tnode_release(&c.root);
-	store_manifest_release(&c.man);
-	strbuf_release(&c.abs);
-	strbuf_release(&c.data);
-	cas_batch_release(&c.cas);
 	strvec_clear(&outs);
 	free(ref);
 	return ret;
