@@ -38,6 +38,8 @@ struct sgit {
 	git_odb_backend *loose;	  /* ours, for tiny flushes; lazily made */
 	struct sgit_oid *pending; /* objects written since the last flush */
 	size_t pending_nr, pending_alloc, pending_bytes;
+	char **packs; /* stems of the packs written by flushes, for compact */
+	size_t packs_nr, packs_alloc;
 };
 
 /* Set err to what pipe was doing, then libgit2's reason. */
@@ -217,6 +219,9 @@ void sgit_free(struct sgit *g)
 		git_mempack_reset(g->mempack);
 	if (g->loose)
 		g->loose->free(g->loose);
+	for (size_t i = 0; i < g->packs_nr; i++)
+		free(g->packs[i]);
+	free(g->packs);
 	free(g->pending);
 	git_odb_free(g->odb);
 	git_repository_free(g->repo);
@@ -381,9 +386,13 @@ static int write_pack(struct sgit *g, struct error *err)
 		    git_packbuilder_insert(pb, id, NULL))
 			goto fail;
 	}
-	if (git_packbuilder_object_count(pb) &&
-	    git_packbuilder_write(pb, dir.buf, 0, NULL, NULL))
-		goto fail;
+	if (git_packbuilder_object_count(pb)) {
+		if (git_packbuilder_write(pb, dir.buf, 0, NULL, NULL))
+			goto fail;
+		ALLOC_GROW(g->packs, g->packs_nr + 1, g->packs_alloc);
+		g->packs[g->packs_nr++] =
+			xstrfmt("pack-%s", git_packbuilder_name(pb));
+	}
 	ret = 0;
 	goto out;
 fail:
@@ -1177,27 +1186,18 @@ static size_t pack_infos(struct sgit *g, struct pack_info **out)
 	return n;
 }
 
-/* Keep the number of packs small: past PACKS_MAX, merge the smallest
- * (written and fsynced before the old ones go; their objects stay
- * readable throughout). */
-static int merge_packs(struct sgit *g, struct error *err)
+/* Merge packs p[0..n) into one (written and fsynced before the old ones
+ * go; their objects stay readable throughout). */
+static int replace_packs(struct sgit *g, const struct pack_info *p, size_t n,
+			 struct error *err)
 {
-	struct pack_info *p;
-	size_t n = pack_infos(g, &p), split;
-	char *stem = NULL;
-	struct strbuf path = STRBUF_INIT;
 	static const char *const exts[] = {".keep", ".pack", ".idx", ".rev"};
-	int ret = 0;
+	struct strbuf path = STRBUF_INIT;
+	char *stem = merge_into_one(g, p, n, err);
 
-	if (n <= PACKS_MAX)
-		goto out;
-	qsort(p, n, sizeof(*p), cmp_pack);
-	split = geometric_split(p, n);
-	if (!(stem = merge_into_one(g, p, split, err))) {
-		ret = -1;
-		goto out;
-	}
-	for (size_t i = 0; i < split; i++) {
+	if (!stem)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(p[i].stem, stem))
 			continue;
 		for (size_t e = ARRAY_SIZE(exts); e-- > 0;) {
@@ -1208,11 +1208,51 @@ static int merge_packs(struct sgit *g, struct error *err)
 		}
 	}
 	git_odb_refresh(g->odb);
-out:
+	/* sgit_compact merges what merge_packs made, too */
+	ALLOC_GROW(g->packs, g->packs_nr + 1, g->packs_alloc);
+	g->packs[g->packs_nr++] = stem;
+	strbuf_release(&path);
+	return 0;
+}
+
+/* Keep the number of packs small: past PACKS_MAX, merge the smallest. */
+static int merge_packs(struct sgit *g, struct error *err)
+{
+	struct pack_info *p;
+	size_t n = pack_infos(g, &p);
+	int ret = 0;
+
+	if (n > PACKS_MAX) {
+		qsort(p, n, sizeof(*p), cmp_pack);
+		ret = replace_packs(g, p, geometric_split(p, n), err);
+	}
 	for (size_t i = 0; i < n; i++)
 		free(p[i].stem);
 	free(p);
-	free(stem);
+	return ret;
+}
+
+int sgit_compact(struct sgit *g, struct error *err)
+{
+	struct pack_info *p = xcalloc(g->packs_nr + 1, sizeof(*p));
+	struct strbuf path = STRBUF_INIT;
+	size_t n = 0;
+	int ret = 0;
+
+	/* those merge_packs merged meanwhile are gone */
+	for (size_t i = 0; i < g->packs_nr; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/objects/pack/%s.idx", g->dir,
+			    g->packs[i]);
+		if (!access(path.buf, F_OK))
+			p[n++].stem = g->packs[i];
+	}
+	if (n > 1)
+		ret = replace_packs(g, p, n, err);
+	for (size_t i = 0; i < g->packs_nr; i++)
+		free(g->packs[i]);
+	g->packs_nr = 0; /* the merged pack too: nothing left to merge */
+	free(p);
 	strbuf_release(&path);
 	return ret;
 }

@@ -44,10 +44,12 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->pend_nr || dindex_pending(st)) {
+	if (st->pend_nr || dindex_pending(st) || st->batch) {
 		struct error err = ERROR_INIT;
 
-		if (store_batch_flush(st, &err))
+		/* a run in batch mode leaves one new pack */
+		if (store_batch_flush(st, &err) ||
+		    (st->batch && sgit_compact(st->git, &err)))
 			log_warn("%s", err.msg.buf);
 		error_release(&err);
 	}
@@ -154,6 +156,11 @@ void store_batch_begin(struct store *st)
 	st->batch = 1;
 }
 
+static int is_datums_ref(const char *ref)
+{
+	return !strncmp(ref, DATUMS_REF_PREFIX, strlen(DATUMS_REF_PREFIX));
+}
+
 int store_batch_flush(struct store *st, struct error *err)
 {
 	int ret = 0;
@@ -161,14 +168,23 @@ int store_batch_flush(struct store *st, struct error *err)
 	/* datum indexes first: their commits join this flush's pack */
 	if (dindex_write_all(st, err) || sgit_flush(st->git, err))
 		return -1;
-	for (size_t i = 0; i < st->pend_nr; i++) {
-		struct pending_ref *p = &st->pend[i];
+	store_crash_point("store-batch-before-refs");
+	/* datum results before stage commits: a kill between them keeps
+	 * the work of the datums that ran */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < st->pend_nr; i++) {
+			struct pending_ref *p = &st->pend[i];
 
-		if (!ret && sgit_ref_update(st->git, p->ref, &p->oid,
+			if (!ret && is_datums_ref(p->ref) == !pass &&
+			    sgit_ref_update(st->git, p->ref, &p->oid,
 					    p->has_old ? &p->old : NULL, err))
-			ret = -1;
-		free(p->ref);
+				ret = -1;
+		}
+		if (!pass)
+			store_crash_point("store-batch-datums-moved");
 	}
+	for (size_t i = 0; i < st->pend_nr; i++)
+		free(st->pend[i].ref);
 	st->pend_nr = 0;
 	return ret;
 }
