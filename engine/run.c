@@ -68,12 +68,13 @@ struct sched {
 	unsigned char *forced;
 	size_t total, finished;
 	int running, slots;
-	int stop;	/* a stage failed without -k */
-	int dirty;	/* records not saved yet */
-	int kept;	/* datum results not flushed to the store yet */
-	int store_used; /* something was committed: write a run record */
-	int tty;	/* stderr is a terminal: draw a progress line */
-	int batching;	/* the store is in batch mode */
+	int stop;	   /* a stage failed without -k */
+	int dirty;	   /* records not saved yet */
+	int kept;	   /* datum results not flushed to the store yet */
+	long long kept_ms; /* flush them at most this often (grows) */
+	int store_used;	   /* something was committed: write a run record */
+	int tty;	   /* stderr is a terminal: draw a progress line */
+	int batching;	   /* the store is in batch mode */
 	long long saved_ms;
 	long long start_ms;
 };
@@ -646,6 +647,10 @@ static void record_job(struct sched *s, struct job *j, const char *state)
  * (with fsync) after each of 2,000 trivial stages would cost more than
  * running them. */
 #define STATE_SAVE_MS 1000
+/* Datum results alone are flushed 1, 2, 4, then every 8 s: each flush
+ * writes a pack, and a long stage of small datums would otherwise leave
+ * dozens of packs to merge. A kill loses at most that much datum work. */
+#define DATUMS_SAVE_MAX_MS 8000
 
 static int save_state(struct sched *s, int force, struct error *err)
 {
@@ -653,8 +658,11 @@ static int save_state(struct sched *s, int force, struct error *err)
 	int dirty = s->dirty;
 
 	if ((!dirty && !s->kept) ||
-	    (!force && now - s->saved_ms < STATE_SAVE_MS))
+	    (!force &&
+	     now - s->saved_ms < (dirty ? STATE_SAVE_MS : s->kept_ms)))
 		return 0;
+	if (!dirty && !force && s->kept_ms < DATUMS_SAVE_MAX_MS)
+		s->kept_ms *= 2;
 	s->dirty = s->kept = 0;
 	s->saved_ms = now;
 	/* the store's batched commits and datum results first: a record
@@ -1243,6 +1251,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	catch_signals(&old_int, &old_term);
 	s.saved_ms = now_ms();
+	s.kept_ms = STATE_SAVE_MS;
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
 	{
 		struct error serr = ERROR_INIT;

@@ -396,7 +396,7 @@ int store_datum_put(struct store *st, const char *stage, const char *key_hex,
 	if (parse_key(key_hex, &key, err) || get_index(st, stage, &x, err) ||
 	    load_bucket(st, x, bucket_of(&key), err) ||
 	    top_entries(dir, &outs, err) ||
-	    store_write_outputs(st, dir, outs.v, &tree, &m, &bytes, err))
+	    store_write_outputs(st, dir, outs.v, 0, &tree, &m, &bytes, err))
 		goto out;
 	set(x, &key, &tree);
 	x->dirty[bucket_of(&key)] = 1;
@@ -441,7 +441,9 @@ int store_datum_has(struct store *st, const char *stage, const char *key_hex,
 	return find(st, stage, key_hex, &tree, err);
 }
 
-/* The manifest of a stored result. */
+/* A stored result: its tree, and its manifest (empty when it has none:
+ * then every file is a plain blob). Returns 1 with a manifest, 0 without,
+ * -1 on error or when the key has no result. */
 static int load_result(struct store *st, const char *stage, const char *key_hex,
 		       struct sgit_oid *tree, struct store_manifest *m,
 		       struct error *err)
@@ -449,14 +451,29 @@ static int load_result(struct store *st, const char *stage, const char *key_hex,
 	int rc = find(st, stage, key_hex, tree, err);
 
 	store_manifest_init(m);
-	if (rc > 0)
-		rc = store_tree_manifest(st, tree, m, err);
 	if (!rc)
 		error_set(err, EXIT_FAILED,
 			  "no result for datum key '%s' of stage '%s' in the "
 			  "store",
 			  key_hex, stage);
-	return rc > 0 ? 0 : -1;
+	if (rc <= 0)
+		return -1;
+	return store_tree_manifest(st, tree, m, err);
+}
+
+static int file_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
+		   void *data)
+{
+	(void)oid;
+	if (mode != SGIT_MODE_TREE && mode != SGIT_MODE_GITLINK &&
+	    strcmp(path, STORE_MANIFEST))
+		strvec_push(data, path);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 int store_datum_files(struct store *st, const char *stage, const char *key_hex,
@@ -464,12 +481,18 @@ int store_datum_files(struct store *st, const char *stage, const char *key_hex,
 {
 	struct store_manifest m;
 	struct sgit_oid tree;
+	size_t start = files->nr;
+	int rc = load_result(st, stage, key_hex, &tree, &m, err);
 
-	if (load_result(st, stage, key_hex, &tree, &m, err))
-		return -1;
-	push_files(&m, files);
+	if (rc > 0)
+		push_files(&m, files);
+	else if (!rc && sgit_tree_walk(st->git, &tree, file_cb, files, err))
+		rc = -1;
+	else if (!rc && files->nr - start > 1)
+		qsort(files->v + start, files->nr - start, sizeof(char *),
+		      cmp_str);
 	store_manifest_release(&m);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 int store_datum_restore(struct store *st, const char *stage,
@@ -479,7 +502,7 @@ int store_datum_restore(struct store *st, const char *stage,
 	struct sgit_oid tree;
 	int ret = -1;
 
-	if (load_result(st, stage, key_hex, &tree, &m, err))
+	if (load_result(st, stage, key_hex, &tree, &m, err) < 0)
 		return -1;
 	if (fs_mkdir_p(dir, 0777))
 		error_set(err, EXIT_FAILED, "cannot create '%s': %s", dir,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,8 +39,6 @@ struct sgit {
 	git_odb_backend *loose;	  /* ours, for tiny flushes; lazily made */
 	struct sgit_oid *pending; /* objects written since the last flush */
 	size_t pending_nr, pending_alloc, pending_bytes;
-	char **packs; /* stems of the packs written by flushes, for compact */
-	size_t packs_nr, packs_alloc;
 };
 
 /* Set err to what pipe was doing, then libgit2's reason. */
@@ -219,9 +218,6 @@ void sgit_free(struct sgit *g)
 		git_mempack_reset(g->mempack);
 	if (g->loose)
 		g->loose->free(g->loose);
-	for (size_t i = 0; i < g->packs_nr; i++)
-		free(g->packs[i]);
-	free(g->packs);
 	free(g->pending);
 	git_odb_free(g->odb);
 	git_repository_free(g->repo);
@@ -246,57 +242,87 @@ static int note_pending(struct sgit *g, const struct sgit_oid *oid,
 	return 0;
 }
 
-int sgit_write_blob(struct sgit *g, const void *data, size_t len,
-		    struct sgit_oid *out, struct error *err)
+/* Hash an object and put it in the mempack unless the store has it: no
+ * refresh of the pack list on a miss, no file system calls. */
+static int write_object(struct sgit *g, const void *data, size_t len,
+			git_object_t type, struct sgit_oid *out,
+			struct error *err)
 {
 	git_oid id;
 
-	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB))
-		return fail(err, "cannot hash a blob");
+	if (git_odb_hash(&id, data, len, type))
+		return fail(err, "cannot hash an object");
 	from_goid(&id, out);
-	/* No refresh of the pack list on a miss, and straight into the
-	 * mempack: a new blob costs no file system calls. */
 	if (git_odb_exists_ext(g->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
-	if (g->mempack->write(g->mempack, &id, data, len, GIT_OBJECT_BLOB))
-		return fail(err, "cannot write a blob to '%s'", g->dir);
+	if (g->mempack->write(g->mempack, &id, data, len, type))
+		return fail(err, "cannot write an object to '%s'", g->dir);
 	return note_pending(g, out, len, err);
 }
 
+int sgit_write_blob(struct sgit *g, const void *data, size_t len,
+		    struct sgit_oid *out, struct error *err)
+{
+	return write_object(g, data, len, GIT_OBJECT_BLOB, out, err);
+}
+
+/* Git's order of tree entries: by name, a folder's name as if it ended
+ * in '/'. */
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct sgit_entry *x = *(const struct sgit_entry *const *)a;
+	const struct sgit_entry *y = *(const struct sgit_entry *const *)b;
+	size_t lx = strlen(x->name), ly = strlen(y->name);
+	size_t n = lx < ly ? lx : ly;
+	int c = memcmp(x->name, y->name, n);
+	unsigned char cx, cy;
+
+	if (c)
+		return c;
+	cx = lx > n ? (unsigned char)x->name[n]
+		    : (x->mode == SGIT_MODE_TREE ? '/' : 0);
+	cy = ly > n ? (unsigned char)y->name[n]
+		    : (y->mode == SGIT_MODE_TREE ? '/' : 0);
+	return cx - cy;
+}
+
+/* The names git (and libgit2's tree builder) refuse in a tree. */
+static int bad_name(const char *name)
+{
+	return !*name || !strcmp(name, ".") || !strcmp(name, "..") ||
+	       !strcasecmp(name, ".git") || strchr(name, '/');
+}
+
+/* Trees are serialized here rather than by libgit2's tree builder, whose
+ * write goes through the object database (a file system "freshen" call
+ * and a formatted error per new tree): a datums stage writes one tree
+ * per datum. */
 int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
 		    struct sgit_oid *out, struct error *err)
 {
-	git_treebuilder *tb = NULL;
-	git_oid id;
-	size_t i;
+	const struct sgit_entry **v = xcalloc(nr + 1, sizeof(*v));
+	struct strbuf sb = STRBUF_INIT;
 	int ret = -1;
 
-	if (git_treebuilder_new(&tb, g->repo, NULL)) {
-		fail(err, "cannot build a tree");
-		goto out;
+	for (size_t i = 0; i < nr; i++) {
+		if (bad_name(entries[i].name)) {
+			error_set(err, EXIT_ENV, "cannot add '%s' to a tree",
+				  entries[i].name);
+			goto out;
+		}
+		v[i] = &entries[i];
 	}
-	/* Callers name objects they have just written or found, so
-	 * libgit2's check that each exists (a pack lookup per entry, the
-	 * larger part of writing a tree of 10,000 files) is skipped. */
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
-	for (i = 0; i < nr; i++)
-		if (git_treebuilder_insert(NULL, tb, entries[i].name,
-					   goid(&entries[i].oid),
-					   (git_filemode_t)entries[i].mode))
-			break;
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
-	if (i < nr) {
-		fail(err, "cannot add '%s' to a tree", entries[i].name);
-		goto out;
+	if (nr > 1)
+		qsort(v, nr, sizeof(*v), cmp_entry);
+	for (size_t i = 0; i < nr; i++) {
+		strbuf_addf(&sb, "%o %s", v[i]->mode, v[i]->name);
+		strbuf_add(&sb, "", 1);
+		strbuf_add(&sb, v[i]->oid.id, SGIT_RAWSZ);
 	}
-	if (git_treebuilder_write(&id, tb)) {
-		fail(err, "cannot write a tree to '%s'", g->dir);
-		goto out;
-	}
-	from_goid(&id, out);
-	ret = note_pending(g, out, 64 * nr, err);
+	ret = write_object(g, sb.buf, sb.len, GIT_OBJECT_TREE, out, err);
 out:
-	git_treebuilder_free(tb);
+	strbuf_release(&sb);
+	free(v);
 	return ret;
 }
 
@@ -386,13 +412,9 @@ static int write_pack(struct sgit *g, struct error *err)
 		    git_packbuilder_insert(pb, id, NULL))
 			goto fail;
 	}
-	if (git_packbuilder_object_count(pb)) {
-		if (git_packbuilder_write(pb, dir.buf, 0, NULL, NULL))
-			goto fail;
-		ALLOC_GROW(g->packs, g->packs_nr + 1, g->packs_alloc);
-		g->packs[g->packs_nr++] =
-			xstrfmt("pack-%s", git_packbuilder_name(pb));
-	}
+	if (git_packbuilder_object_count(pb) &&
+	    git_packbuilder_write(pb, dir.buf, 0, NULL, NULL))
+		goto fail;
 	ret = 0;
 	goto out;
 fail:
@@ -1186,18 +1208,27 @@ static size_t pack_infos(struct sgit *g, struct pack_info **out)
 	return n;
 }
 
-/* Merge packs p[0..n) into one (written and fsynced before the old ones
- * go; their objects stay readable throughout). */
-static int replace_packs(struct sgit *g, const struct pack_info *p, size_t n,
-			 struct error *err)
+/* Keep the number of packs small: past PACKS_MAX, merge the smallest
+ * (written and fsynced before the old ones go; their objects stay
+ * readable throughout). */
+static int merge_packs(struct sgit *g, struct error *err)
 {
-	static const char *const exts[] = {".keep", ".pack", ".idx", ".rev"};
+	struct pack_info *p;
+	size_t n = pack_infos(g, &p), split;
+	char *stem = NULL;
 	struct strbuf path = STRBUF_INIT;
-	char *stem = merge_into_one(g, p, n, err);
+	static const char *const exts[] = {".keep", ".pack", ".idx", ".rev"};
+	int ret = 0;
 
-	if (!stem)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
+	if (n <= PACKS_MAX)
+		goto out;
+	qsort(p, n, sizeof(*p), cmp_pack);
+	split = geometric_split(p, n);
+	if (!(stem = merge_into_one(g, p, split, err))) {
+		ret = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < split; i++) {
 		if (!strcmp(p[i].stem, stem))
 			continue;
 		for (size_t e = ARRAY_SIZE(exts); e-- > 0;) {
@@ -1208,51 +1239,11 @@ static int replace_packs(struct sgit *g, const struct pack_info *p, size_t n,
 		}
 	}
 	git_odb_refresh(g->odb);
-	/* sgit_compact merges what merge_packs made, too */
-	ALLOC_GROW(g->packs, g->packs_nr + 1, g->packs_alloc);
-	g->packs[g->packs_nr++] = stem;
-	strbuf_release(&path);
-	return 0;
-}
-
-/* Keep the number of packs small: past PACKS_MAX, merge the smallest. */
-static int merge_packs(struct sgit *g, struct error *err)
-{
-	struct pack_info *p;
-	size_t n = pack_infos(g, &p);
-	int ret = 0;
-
-	if (n > PACKS_MAX) {
-		qsort(p, n, sizeof(*p), cmp_pack);
-		ret = replace_packs(g, p, geometric_split(p, n), err);
-	}
+out:
 	for (size_t i = 0; i < n; i++)
 		free(p[i].stem);
 	free(p);
-	return ret;
-}
-
-int sgit_compact(struct sgit *g, struct error *err)
-{
-	struct pack_info *p = xcalloc(g->packs_nr + 1, sizeof(*p));
-	struct strbuf path = STRBUF_INIT;
-	size_t n = 0;
-	int ret = 0;
-
-	/* those merge_packs merged meanwhile are gone */
-	for (size_t i = 0; i < g->packs_nr; i++) {
-		strbuf_reset(&path);
-		strbuf_addf(&path, "%s/objects/pack/%s.idx", g->dir,
-			    g->packs[i]);
-		if (!access(path.buf, F_OK))
-			p[n++].stem = g->packs[i];
-	}
-	if (n > 1)
-		ret = replace_packs(g, p, n, err);
-	for (size_t i = 0; i < g->packs_nr; i++)
-		free(g->packs[i]);
-	g->packs_nr = 0; /* the merged pack too: nothing left to merge */
-	free(p);
+	free(stem);
 	strbuf_release(&path);
 	return ret;
 }

@@ -65,10 +65,6 @@ int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
 int sgit_flush(struct sgit *g, struct error *err);
 /* Forget pending objects (after an error). */
 void sgit_discard(struct sgit *g);
-/* Merge the packs this process's flushes wrote into one, so that a run
- * that flushed every second leaves one pack (lookups search each pack):
- * written and fsynced before the old ones go. */
-int sgit_compact(struct sgit *g, struct error *err);
 
 /*
  * Refs. sgit_ref_update is compare-and-swap: it moves name to new_oid only

@@ -21,6 +21,7 @@ struct store {
 		int has_old;
 	} * pend;
 	size_t pend_nr, pend_alloc;
+	struct strbuf buf; /* file contents being stored, reused */
 	/* datum indexes loaded or written by this process (store/datums.c) */
 	struct dindex **dindex;
 	size_t dindex_nr, dindex_alloc;
@@ -105,13 +106,15 @@ int store_tree_manifest(struct store *st, const struct sgit_oid *tree,
 
 /* The tree of outputs (NULL-terminated paths below workspace, checked as
  * store_commit_stage does: normalized, distinct, folders ending in '/')
- * with its manifest at the top. CAS files are durable on return, git
- * objects pending (see sgit_flush). m (may be NULL) gets the manifest,
- * *bytes the bytes of the files stored. */
+ * with its manifest at the top; without manifest set, the manifest is
+ * left out unless some file went to the CAS (a tree of small files says
+ * all by itself). CAS files are durable on return, git objects pending
+ * (see sgit_flush). m (may be NULL) gets the manifest, *bytes the bytes
+ * of the files stored. */
 int store_write_outputs(struct store *st, const char *workspace,
-			char *const *outputs, struct sgit_oid *tree,
-			struct store_manifest *m, unsigned long long *bytes,
-			struct error *err);
+			char *const *outputs, int manifest,
+			struct sgit_oid *tree, struct store_manifest *m,
+			unsigned long long *bytes, struct error *err);
 
 /* Write the files of tree (a stage-commit-like tree whose manifest is m)
  * into the folder dir, which may exist and hold other files: folders are

@@ -22,6 +22,7 @@ int store_open(struct store **out, const char *pipe_dir, struct error *err)
 	struct store *st = xcalloc(1, sizeof(*st));
 
 	*out = NULL;
+	strbuf_init(&st->buf, 0);
 	st->pipe_dir = xstrdup(pipe_dir);
 	st->git_dir = path_join(pipe_dir, "store");
 	st->cas_dir = path_join(st->git_dir, "cas");
@@ -44,17 +45,16 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->pend_nr || dindex_pending(st) || st->batch) {
+	if (st->pend_nr || dindex_pending(st)) {
 		struct error err = ERROR_INIT;
 
-		/* a run in batch mode leaves one new pack */
-		if (store_batch_flush(st, &err) ||
-		    (st->batch && sgit_compact(st->git, &err)))
+		if (store_batch_flush(st, &err))
 			log_warn("%s", err.msg.buf);
 		error_release(&err);
 	}
 	free(st->pend);
 	dindex_free(st);
+	strbuf_release(&st->buf);
 	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
@@ -756,35 +756,56 @@ out:
 }
 
 /* Write the manifest and the trees. */
-static int write_stage_tree(struct committer *c, struct error *err)
+static int has_cas(const struct store_manifest *m)
+{
+	for (size_t i = 0; i < m->files_nr; i++)
+		if (m->files[i].kind == STORE_CAS)
+			return 1;
+	return 0;
+}
+
+/* Write the manifest (unless it may be left out) and the trees; an empty
+ * root is the empty tree. */
+static int write_stage_tree(struct committer *c, int manifest,
+			    struct error *err)
 {
 	struct sgit_oid blob;
+	int rc;
 
 	manifest_sort(&c->man);
-	strbuf_reset(&c->data);
-	manifest_format(&c->man, &c->data);
-	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob, err))
-		return -1;
-	tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
-	return tnode_write(c->st->git, &c->root, err) < 0 ? -1 : 0;
+	if (manifest || has_cas(&c->man)) {
+		strbuf_reset(&c->data);
+		manifest_format(&c->man, &c->data);
+		if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob,
+				    err))
+			return -1;
+		tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
+	}
+	rc = tnode_write(c->st->git, &c->root, err);
+	if (!rc)
+		rc = sgit_write_tree(c->st->git, NULL, 0, &c->root.oid, err);
+	return rc < 0 ? -1 : 0;
 }
 
 int store_write_outputs(struct store *st, const char *workspace,
-			char *const *outputs, struct sgit_oid *tree,
-			struct store_manifest *m, unsigned long long *bytes,
-			struct error *err)
+			char *const *outputs, int manifest,
+			struct sgit_oid *tree, struct store_manifest *m,
+			unsigned long long *bytes, struct error *err)
 {
+	/* the file buffer is the store's: a stage of 10,000 datums stores
+	 * 10,000 small results, each read through a 64 KiB buffer */
 	struct committer c = {.st = st,
 			      .workspace = workspace,
 			      .abs = STRBUF_INIT,
-			      .data = STRBUF_INIT};
+			      .data = st->buf};
 	int ret = -1;
 
+	strbuf_init(&st->buf, 0);
 	cas_batch_init(&c.cas, st->cas_dir);
 	for (size_t i = 0; outputs[i]; i++)
 		if (add_output(&c, outputs[i], err))
 			goto out;
-	if (cas_commit(&c.cas, err) || write_stage_tree(&c, err))
+	if (cas_commit(&c.cas, err) || write_stage_tree(&c, manifest, err))
 		goto out;
 	*tree = c.root.oid;
 	*bytes = c.bytes;
@@ -797,7 +818,9 @@ out:
 	tnode_release(&c.root);
 	store_manifest_release(&c.man);
 	strbuf_release(&c.abs);
-	strbuf_release(&c.data);
+	strbuf_release(&st->buf);
+	st->buf = c.data;
+	strbuf_reset(&st->buf);
 	cas_batch_release(&c.cas);
 	return ret;
 }
@@ -815,7 +838,7 @@ int store_commit_stage(struct store *st, const char *workspace,
 
 	if (!ref || check_outputs(outputs, &outs, err) ||
 	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0 ||
-	    store_write_outputs(st, workspace, outs.v, &tree, NULL, &bytes,
+	    store_write_outputs(st, workspace, outs.v, 1, &tree, NULL, &bytes,
 				err) ||
 	    publish_stage(st, ref, stage, &tree, has_parent ? &parent : NULL,
 			  prov, bytes, out_commit, err))

@@ -42,27 +42,23 @@ expect_rc "first run" 0
 merged_ok && ok "first output" || not_ok "first output"
 units >/dev/null
 
-# crashes at the two moments of a flush that matter
-for i in 1 2 3 4 5; do echo "c1 $i" > "in/$i.txt"; done
-PIPE_TEST_CRASH=store-batch-before-refs "$PIPE" run -q >/dev/null 2>&1
-expect_eq "crash before any ref moves" "$?" "99"
-fsck_ok && ok "fsck after it" || not_ok "fsck after it"
-run pipe status
-expect_in "the stage is stale" "$out" "stale work"
-units >/dev/null
-run pipe run
-expect_eq "nothing was kept: the five datums run again" "$(units)" "5"
-merged_ok && ok "and the output is right" || not_ok "and the output is right"
-for i in 1 2 3 4 5; do echo "c2 $i" > "in/$i.txt"; done
-PIPE_TEST_CRASH=store-batch-datums-moved "$PIPE" run -q >/dev/null 2>&1
-expect_eq "crash after the datum index moved" "$?" "99"
-fsck_ok && ok "fsck after that" || not_ok "fsck after that"
-run pipe status
-expect_in "the stage is still stale" "$out" "stale work"
-units >/dev/null
-run pipe run
-[ "$(units)" -lt 5 ] && ok "kept datum results do not run again" || not_ok "kept datum results do not run again"
-merged_ok && ok "the output is right" || not_ok "the output is right"
+# crashes at the two moments of a flush that matter: change five datums,
+# die at POINT, check the store and that the stage is stale, run again
+crash_at() {
+	for i in 1 2 3 4 5; do echo "$1 $i" > "in/$i.txt"; done
+	PIPE_TEST_CRASH=$1 "$PIPE" run -q >/dev/null 2>&1
+	expect_eq "crash at $1" "$?" "99"
+	fsck_ok && ok "fsck after $1" || not_ok "fsck after $1"
+	run pipe status
+	expect_in "the stage is stale after $1" "$out" "stale work"
+	units >/dev/null
+	run pipe run
+	merged_ok && ok "the next run repairs $1" || not_ok "the next run repairs $1"
+}
+crash_at store-batch-before-refs
+expect_eq "nothing was kept: the five datums ran again" "$(units)" "5"
+crash_at store-batch-datums-moved
+[ "$(units)" -lt 5 ] && ok "kept datum results did not run again" || not_ok "kept datum results did not run again"
 
 trials=20 bad_fsck=0 bad_fresh=0 bad_repair=0
 for t in $(seq 1 $trials); do

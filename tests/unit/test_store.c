@@ -1279,13 +1279,30 @@ static void test_datum_merge(void **state)
 	struct strvec files = STRVEC_INIT;
 
 	put_str(fx, "d/x/one.txt", "1\n");
+	put(fx, "d/x/run", "#!/bin/sh\n", 10, 0755);
+	assert_int_equal(symlink("x/one.txt", own(fx, "%s/d/a-link", fx->ws)),
+			 0);
 	CHECK(fx, store_datum_put(fx->st, "s", dkey(1, 1),
 				  own(fx, "%s/d", fx->ws), NULL, &fx->err));
+	/* small files only: no manifest, the tree says it all */
+	assert_int_equal(sh("git --git-dir '%s' cat-file -e "
+			    "refs/pipe/datums/s:01/%s/" STORE_MANIFEST
+			    " 2>/dev/null",
+			    fx->git_dir, dkey(1, 1) + 2),
+			 128);
+	CHECK(fx, store_datum_files(fx->st, "s", dkey(1, 1), &files, &fx->err));
+	assert_int_equal(files.nr, 3);
+	assert_string_equal(files.v[0], "a-link");
+	assert_string_equal(files.v[1], "x/one.txt");
+	assert_string_equal(files.v[2], "x/run");
+	strvec_clear(&files);
 	put_str(fx, "out/x/other.txt", "other\n");
 	CHECK(fx, store_datum_restore(fx->st, "s", dkey(1, 1),
 				      own(fx, "%s/out", fx->ws), &fx->err));
 	assert_content(fx, "out/x/one.txt", "1\n", 2);
 	assert_content(fx, "out/x/other.txt", "other\n", 6);
+	assert_true(mode_of(fx, "out/x/run") & S_IXUSR);
+	assert_true(S_ISLNK(mode_of(fx, "out/a-link")));
 	assert_int_equal(store_datum_restore(fx->st, "s", dkey(1, 1),
 					     own(fx, "%s/out", fx->ws),
 					     &fx->err),
