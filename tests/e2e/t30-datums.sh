@@ -218,15 +218,19 @@ run pipe gc
 expect_rc "gc" 0
 rm -rf .pipe/datums .pipe/tmp
 echo "row 3" > data/3.txt
-run pipe run
+# --no-cache: not the stage's run-cache (the first run had this key),
+# the datum's result
+run pipe run --no-cache
 expect_rc "revert after gc" 0
 expect_eq "a reverted datum is restored from the store after gc, not rerun" "$(units)" "0"
+expect_in "from its datum result" "$err" "5 datums: 0 processed, 5 skipped"
 expect_eq "its small file is back" "$(cat out/d3/up.txt)" "ROW 3"
 big_ok 3 && ok "its big (CAS) file is back" || not_ok "its big (CAS) file is back"
 fsck_ok && ok "fsck --strict after gc and restore" || not_ok "fsck --strict after gc and restore"
 rm -rf out
-run pipe run
-expect_eq "a deleted output folder comes back from the store" "$(units)" "0"
+run pipe run --no-cache
+expect_eq "a deleted output folder comes back from the datum results" "$(units)" "0"
+expect_in "all five of them" "$err" "5 datums: 0 processed, 5 skipped"
 good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
 expect_eq "every big file is right" "$good" "1"
 expect_eq "the index kept every key (a union)" "$(keys)" "6"
@@ -252,7 +256,7 @@ expect_eq "without its ref, gc drops the results" \
 	"$(git --git-dir .pipe/store cat-file -e "$only_index" 2>/dev/null && echo kept || echo dropped)" "dropped"
 echo "row 2 changed" > data/2.txt
 rm -rf out
-run pipe run
+run pipe run --no-cache
 expect_rc "a run over old kept results" 0
 expect_eq "only the changed datum runs" "$(units)" "1"
 good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done

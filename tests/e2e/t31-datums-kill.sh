@@ -84,9 +84,10 @@ for t in $(seq 1 $trials); do
 		bad_fresh=$((bad_fresh + 1))
 	fi
 	if [ $((t % 4)) = 0 ]; then
-		# the recorded datums must all be in the store: rebuilt from it
+		# the recorded datums must all be in the store: out/ is
+		# rebuilt from them (--no-cache: not from a stage commit)
 		rm -rf out
-		if ! "$PIPE" run -q >/dev/null 2>&1 || ! merged_ok ||
+		if ! "$PIPE" run -q --no-cache >/dev/null 2>&1 || ! merged_ok ||
 			! "$PIPE" status >/dev/null 2>&1; then
 			bad_repair=$((bad_repair + 1))
 			echo "trial $t: no repair"
