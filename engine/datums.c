@@ -134,6 +134,16 @@ int datums_keep(struct store *st, const char *stage, struct stage_record *cur,
 	return ret;
 }
 
+/* A result that should be in the store is not (its refs were deleted, or
+ * an older pipe's kept results were removed by hand): say how to redo it. */
+static void missing(struct error *err, const char *stage,
+		    const struct state_datum *d)
+{
+	error_prefix(err, "datum '%s': ", d->path);
+	strbuf_addf(&err->msg, " ('pipe run -f %s' runs every datum again)",
+		    stage);
+}
+
 /* Each datum's file list: a datum that ran has it already; an unchanged
  * one has the recorded list (a run after one change of 10,000 datums
  * reads nothing else); the rest are read from the store. */
@@ -159,7 +169,7 @@ static int list_files(struct store *st, const char *stage,
 		}
 		hash_to_hex(&d->key, hex);
 		if (store_datum_files(st, stage, hex, &files, err)) {
-			error_prefix(err, "datum '%s': ", d->path);
+			missing(err, stage, d);
 			strvec_clear(&files);
 			return -1;
 		}
@@ -277,7 +287,7 @@ static int place_datum(struct store *st, const char *stage,
 	hash_to_hex(&d->key, hex);
 	if (!store_datum_restore(st, stage, hex, to, err))
 		return 0;
-	error_prefix(err, "datum '%s': ", d->path);
+	missing(err, stage, d);
 	return -1;
 }
 

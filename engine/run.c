@@ -771,9 +771,9 @@ static void finish_stage(struct sched *s, struct job *j)
 	j->cur = NULL;
 }
 
-/* Store a datum's PIPE_OUT as its result (flushed with the next state
- * save, at most a second later); the folder becomes part of the output
- * folder when every datum is done. */
+/* Store a datum's PIPE_OUT as its result (on disk with the next flush,
+ * at most DATUMS_SAVE_MAX_MS later); the folder becomes part of the
+ * output folder when every datum is done. */
 static int keep_datum(struct sched *s, struct unit *un, struct error *err)
 {
 	struct job *j = un->job;

@@ -263,6 +263,16 @@ good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
 expect_eq "the rest come from the imported results" "$good" "1"
 expect_eq ".pipe/datums is gone" "$(test -e .pipe/datums && echo yes || echo no)" "no"
 expect_eq "the index holds them again" "$(keys)" "7"
+# results deleted behind pipe's back: the rebuild says so and how to redo
+git --git-dir .pipe/store update-ref -d refs/pipe/datums/big
+rm -rf out
+run pipe run --no-cache
+expect_rc "a rebuild without the results fails" 1
+expect_in "and says how to redo them" "$err" "runs every datum again"
+run pipe run -f
+expect_rc "pipe run -f redoes them" 0
+good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
+expect_eq "every big file is right again" "$good" "1"
 fsck_ok && ok "final fsck --strict" || not_ok "final fsck --strict"
 
 finish
