@@ -3,7 +3,6 @@
  * reverted to earlier content gets its result back instead of running. */
 #include "store/internal.h"
 #include "util/fs.h"
-#include "util/path.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
