@@ -55,6 +55,7 @@ struct job {
 	struct strbuf fail_msg;
 	size_t *pending; /* datums to run (indices) */
 	size_t pending_nr, next_datum;
+	unsigned char *ran; /* per datum: ran now, result in its PIPE_OUT */
 	size_t datums_done, datums_skipped, datums_failed;
 	char id[JOB_ID_LEN + 1];    /* the job's id (pipe jobs) */
 	char commit[STORE_ID_SIZE]; /* its output commit */
@@ -68,11 +69,13 @@ struct sched {
 	unsigned char *forced;
 	size_t total, finished;
 	int running, slots;
-	int stop;	/* a stage failed without -k */
-	int dirty;	/* records not saved yet */
-	int store_used; /* something was committed: write a run record */
-	int tty;	/* stderr is a terminal: draw a progress line */
-	int batching;	/* the store is in batch mode */
+	int stop;	   /* a stage failed without -k */
+	int dirty;	   /* records not saved yet */
+	int kept;	   /* datum results not flushed to the store yet */
+	long long kept_ms; /* flush them at most this often (grows) */
+	int store_used;	   /* something was committed: write a run record */
+	int tty;	   /* stderr is a terminal: draw a progress line */
+	int batching;	   /* the store is in batch mode */
 	long long saved_ms;
 	long long start_ms;
 };
@@ -365,8 +368,7 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		const char *path = j->cur->datum_list[un->datum].path;
 
 		free(un->out_dir);
-		un->out_dir =
-			xstrfmt(PIPE_DIR "/tmp/%s/%ld", st->name, un->datum);
+		un->out_dir = datums_out_dir(st->name, (size_t)un->datum);
 		fs_remove_tree(un->out_dir);
 		if (fs_mkdir_p(un->out_dir, 0755))
 			return error_set(err, EXIT_ENV,
@@ -414,14 +416,6 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	return 0;
 }
 
-static char *datum_cache_dir(const char *stage, const struct hash128 *key)
-{
-	char hex[HASH_HEX_LEN + 1];
-
-	hash_to_hex(key, hex);
-	return xstrfmt(PIPE_DIR "/datums/%s/%s", stage, hex);
-}
-
 /* Start pending datums while the stage's parallelism and -j allow. */
 static int fill(struct sched *s, struct job *j, struct error *err)
 {
@@ -446,24 +440,36 @@ static int fill(struct sched *s, struct job *j, struct error *err)
 	return 0;
 }
 
-/* A stale datums stage: datums whose key has a result in the cache are
+static int run_store(struct sched *s, struct store **st, struct error *err);
+
+/* A stale datums stage: datums whose key has a result in the store are
  * done already (a reverted datum is restored, not rerun); the rest run. */
 static int start_datums(struct sched *s, struct job *j, struct error *err)
 {
 	const char *name = stage_name(s, j->stage);
 	struct state_datum *v = j->cur->datum_list;
+	const struct stage_record *old = state_find(s->e->state, name);
+	struct store *st;
 	size_t k = 0;
 
-	/* cached datums first out of the way: keep the rest contiguous */
+	if (run_store(s, &st, err))
+		return -1;
+	if (!datums_begin(st, name))
+		old = NULL;
+	/* stored datums first out of the way: keep the rest contiguous */
 	j->pending = xcalloc(j->cur->datum_nr + 1, sizeof(*j->pending));
+	j->ran = xcalloc(j->cur->datum_nr + 1, 1);
 	for (size_t i = 0; i < j->cur->datum_nr; i++) {
-		char *dir = datum_cache_dir(name, &v[i].key);
+		int rc = s->forced[j->stage]
+				 ? 0
+				 : datums_stored(st, old, name, &v[i], err);
 
-		if (access(dir, F_OK) == 0 && !s->forced[j->stage])
+		if (rc < 0)
+			return -1;
+		if (rc)
 			j->datums_skipped++;
 		else
 			j->pending[k++] = i;
-		free(dir);
 	}
 	j->pending_nr = k;
 	if (fill(s, j, err))
@@ -512,8 +518,6 @@ static void fail_job(struct sched *s, struct job *j)
 	if (!s->o->keep_going)
 		s->stop = 1;
 }
-
-static int run_store(struct sched *s, struct store **st, struct error *err);
 
 /* Provenance of j's stage commit (SPEC §5). */
 static int fill_prov(struct sched *s, struct job *j, struct store *st,
@@ -644,20 +648,30 @@ static void record_job(struct sched *s, struct job *j, const char *state)
  * (with fsync) after each of 2,000 trivial stages would cost more than
  * running them. */
 #define STATE_SAVE_MS 1000
+/* Datum results alone are flushed 1, 2, 4, then every 8 s: each flush
+ * writes a pack, and a long stage of small datums would otherwise leave
+ * dozens of packs to merge. A kill loses at most that much datum work. */
+#define DATUMS_SAVE_MAX_MS 8000
 
 static int save_state(struct sched *s, int force, struct error *err)
 {
 	long long now = now_ms();
+	int dirty = s->dirty;
 
-	if (!s->dirty || (!force && now - s->saved_ms < STATE_SAVE_MS))
+	if ((!dirty && !s->kept) ||
+	    (!force &&
+	     now - s->saved_ms < (dirty ? STATE_SAVE_MS : s->kept_ms)))
 		return 0;
-	s->dirty = 0;
+	if (!dirty && !force && s->kept_ms < DATUMS_SAVE_MAX_MS)
+		s->kept_ms *= 2;
+	s->dirty = s->kept = 0;
 	s->saved_ms = now;
-	/* the store's batched commits first: a record without its commit
-	 * is harmless, the other way round would lose history */
+	/* the store's batched commits and datum results first: a record
+	 * without its commit is harmless, the other way round would lose
+	 * history, or name datum results that are not there */
 	if (s->e->store && store_batch_flush(s->e->store, err))
 		return -1;
-	return state_save(s->e->state, err);
+	return dirty ? state_save(s->e->state, err) : 0;
 }
 
 /* The store, in batch mode for this run: stage commits are written as
@@ -723,8 +737,10 @@ static void finish_stage(struct sched *s, struct job *j)
 
 	s->finished++;
 	if (ok && j->cur->datum_list &&
-	    datums_merge(s->e, j->stage, j->cur, &err))
+	    datums_merge(s->e, j->stage, s->e->store, j->cur, j->ran, &err))
 		ok = 0;
+	if (j->ran)
+		datums_end(name);
 	if (ok && record_success(s, j, dur, &err))
 		ok = 0;
 	if (ok) {
@@ -756,21 +772,19 @@ static void finish_stage(struct sched *s, struct job *j)
 	j->cur = NULL;
 }
 
-/* Save a datum's PIPE_OUT under its key; it becomes part of the output
- * folder when every datum is done. */
+/* Store a datum's PIPE_OUT as its result (on disk with the next flush,
+ * at most DATUMS_SAVE_MAX_MS later); the folder becomes part of the
+ * output folder when every datum is done. */
 static int keep_datum(struct sched *s, struct unit *un, struct error *err)
 {
 	struct job *j = un->job;
-	char *dir = datum_cache_dir(stage_name(s, j->stage),
-				    &j->cur->datum_list[un->datum].key);
-	int ret = 0;
 
-	fs_remove_tree(dir);
-	if (fs_mkdir_parent(dir, 0755) || rename(un->out_dir, dir))
-		ret = error_set(err, EXIT_ENV, "cannot keep '%s' as '%s': %s",
-				un->out_dir, dir, strerror(errno));
-	free(dir);
-	return ret;
+	if (datums_keep(s->e->store, stage_name(s, j->stage), j->cur,
+			(size_t)un->datum, err))
+		return -1;
+	j->ran[un->datum] = 1;
+	s->kept = 1;
+	return save_state(s, 0, err);
 }
 
 static void unit_done(struct sched *s, struct exec_done *d)
@@ -838,7 +852,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 	}
 	free(d->message);
 	error_release(&err);
-	if (un->out_dir)
+	if (un->out_dir && !ok)
 		fs_remove_tree(un->out_dir);
 	unit_free(un);
 	if (!j->running && (j->next_datum >= j->pending_nr || interrupted))
@@ -1148,6 +1162,7 @@ static void teardown(struct sched *s)
 		strvec_clear(&s->jobs[i].rw);
 		strbuf_release(&s->jobs[i].fail_msg);
 		free(s->jobs[i].pending);
+		free(s->jobs[i].ran);
 	}
 	free(s->jobs);
 	free(s->forced);
@@ -1246,6 +1261,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	catch_signals(&old_int, &old_term);
 	s.saved_ms = now_ms();
+	s.kept_ms = STATE_SAVE_MS;
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
 	{
 		struct error serr = ERROR_INIT;

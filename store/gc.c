@@ -91,40 +91,56 @@ static int cmp_hash(const void *a, const void *b)
 		      ((const struct store_file *)b)->hash);
 }
 
+/* Add the CAS files of the manifest at the top of tree, if it has one. */
+static int keep_tree(struct store *st, const struct sgit_oid *tree,
+		     struct cas_keep *keep, struct error *err)
+{
+	struct store_manifest m;
+	int rc = store_tree_manifest(st, tree, &m, err);
+
+	if (rc <= 0)
+		return rc; /* none: a run record or a datum index */
+	for (size_t j = 0; j < m.files_nr; j++) {
+		if (m.files[j].kind != STORE_CAS)
+			continue;
+		ALLOC_GROW(keep->v, keep->nr + 1, keep->alloc);
+		keep->v[keep->nr] = m.files[j];
+		keep->v[keep->nr++].path = NULL;
+	}
+	store_manifest_release(&m);
+	return 0;
+}
+
+/* The CAS files of stage commits and of the datum results that datum
+ * index commits name. */
 static int collect_cas(struct store *st, const struct oid_list *commits,
 		       struct cas_keep *keep, struct error *err)
 {
+	struct oid_list results = {0};
+	int ret = -1;
+
 	for (size_t i = 0; i < commits->nr; i++) {
-		struct store_manifest m;
 		struct sgit_commit c;
-		struct sgit_oid tree, blob;
-		unsigned mode;
 		int rc;
 
 		if (sgit_read_commit(st->git, &commits->v[i], &c, err))
-			return -1;
-		tree = c.tree;
+			goto out;
+		rc = keep_tree(st, &c.tree, keep, err);
 		sgit_commit_release(&c);
-		rc = sgit_tree_lookup(st->git, &tree, STORE_MANIFEST, &mode,
-				      &blob, err);
-		if (rc < 0)
-			return -1;
-		if (!rc)
-			continue; /* a run record */
-		if (store_load_manifest(st, &commits->v[i], &tree, &m, err))
-			return -1;
-		for (size_t j = 0; j < m.files_nr; j++) {
-			if (m.files[j].kind != STORE_CAS)
-				continue;
-			ALLOC_GROW(keep->v, keep->nr + 1, keep->alloc);
-			keep->v[keep->nr] = m.files[j];
-			keep->v[keep->nr++].path = NULL;
-		}
-		store_manifest_release(&m);
+		if (rc)
+			goto out;
 	}
+	if (dindex_result_trees(st, commits, &results, err))
+		goto out;
+	for (size_t i = 0; i < results.nr; i++)
+		if (keep_tree(st, &results.v[i], keep, err))
+			goto out;
 	if (keep->nr)
 		qsort(keep->v, keep->nr, sizeof(*keep->v), cmp_hash);
-	return 0;
+	ret = 0;
+out:
+	free(results.v);
+	return ret;
 }
 
 static int kept(const struct cas_keep *keep, const char *hex)
@@ -165,7 +181,8 @@ int store_gc(struct store *st, int dry_run, unsigned long long *freed,
 	int ret = -1;
 
 	*freed = 0;
-	if (sgit_flush(st->git, err) || reachable(st, &commits, err) ||
+	/* batched commits and datum results first, or gc would drop them */
+	if (store_batch_flush(st, err) || reachable(st, &commits, err) ||
 	    collect_cas(st, &commits, &keep, err) ||
 	    cas_foreach(st->cas_dir, sweep_cb, &s, err) ||
 	    sgit_gc(st->git, commits.v, commits.nr, dry_run, &git_freed, err))

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -469,50 +470,87 @@ static int note_pending(struct sgit *g, const struct sgit_oid *oid,
 	return 0;
 }
 
-int sgit_write_blob(struct sgit *g, const void *data, size_t len,
-		    struct sgit_oid *out, struct error *err)
+/* Hash an object and put it in the mempack unless the store has it: no
+ * refresh of the pack list on a miss, no file system calls. */
+static int write_object(struct sgit *g, const void *data, size_t len,
+			git_object_t type, struct sgit_oid *out,
+			struct error *err)
 {
 	git_oid id;
 
-	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB))
-		return fail(err, "cannot hash a blob");
+	if (git_odb_hash(&id, data, len, type))
+		return fail(err, "cannot hash an object");
 	from_goid(&id, out);
-	/* No refresh of the pack list on a miss, and straight into the
-	 * mempack: a new blob costs no file system calls. */
 	if (git_odb_exists_ext(g->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
-	if (g->mempack->write(g->mempack, &id, data, len, GIT_OBJECT_BLOB))
-		return fail(err, "cannot write a blob to '%s'", g->dir);
+	if (g->mempack->write(g->mempack, &id, data, len, type))
+		return fail(err, "cannot write an object to '%s'", g->dir);
 	return note_pending(g, out, len, err);
 }
 
+int sgit_write_blob(struct sgit *g, const void *data, size_t len,
+		    struct sgit_oid *out, struct error *err)
+{
+	return write_object(g, data, len, GIT_OBJECT_BLOB, out, err);
+}
+
+/* Git's order of tree entries: by name, a folder's name as if it ended
+ * in '/'. */
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct sgit_entry *x = *(const struct sgit_entry *const *)a;
+	const struct sgit_entry *y = *(const struct sgit_entry *const *)b;
+	size_t lx = strlen(x->name), ly = strlen(y->name);
+	size_t n = lx < ly ? lx : ly;
+	int c = memcmp(x->name, y->name, n);
+	unsigned char cx, cy;
+
+	if (c)
+		return c;
+	cx = lx > n ? (unsigned char)x->name[n]
+		    : (x->mode == SGIT_MODE_TREE ? '/' : 0);
+	cy = ly > n ? (unsigned char)y->name[n]
+		    : (y->mode == SGIT_MODE_TREE ? '/' : 0);
+	return cx - cy;
+}
+
+/* The names git (and libgit2's tree builder) refuse in a tree. */
+static int bad_name(const char *name)
+{
+	return !*name || !strcmp(name, ".") || !strcmp(name, "..") ||
+	       !strcasecmp(name, ".git") || strchr(name, '/');
+}
+
+/* Trees are serialized here rather than by libgit2's tree builder, whose
+ * write goes through the object database (a file system "freshen" call
+ * and a formatted error per new tree): a datums stage writes one tree
+ * per datum. */
 int sgit_write_tree(struct sgit *g, const struct sgit_entry *entries, size_t nr,
 		    struct sgit_oid *out, struct error *err)
 {
-	git_treebuilder *tb = NULL;
-	git_oid id;
+	const struct sgit_entry **v = xcalloc(nr + 1, sizeof(*v));
+	struct strbuf sb = STRBUF_INIT;
 	int ret = -1;
 
-	if (git_treebuilder_new(&tb, g->repo, NULL)) {
-		fail(err, "cannot build a tree");
-		goto out;
-	}
 	for (size_t i = 0; i < nr; i++) {
-		if (git_treebuilder_insert(NULL, tb, entries[i].name,
-					   goid(&entries[i].oid),
-					   (git_filemode_t)entries[i].mode)) {
-			fail(err, "cannot add '%s' to a tree", entries[i].name);
+		if (bad_name(entries[i].name)) {
+			error_set(err, EXIT_ENV, "cannot add '%s' to a tree",
+				  entries[i].name);
 			goto out;
 		}
+		v[i] = &entries[i];
 	}
-	if (git_treebuilder_write(&id, tb)) {
-		fail(err, "cannot write a tree to '%s'", g->dir);
-		goto out;
+	if (nr > 1)
+		qsort(v, nr, sizeof(*v), cmp_entry);
+	for (size_t i = 0; i < nr; i++) {
+		strbuf_addf(&sb, "%o %s", v[i]->mode, v[i]->name);
+		strbuf_add(&sb, "", 1);
+		strbuf_add(&sb, v[i]->oid.id, SGIT_RAWSZ);
 	}
-	from_goid(&id, out);
-	ret = note_pending(g, out, 64 * nr, err);
+	ret = write_object(g, sb.buf, sb.len, GIT_OBJECT_TREE, out, err);
 out:
-	git_treebuilder_free(tb);
+	strbuf_release(&sb);
+	free(v);
 	return ret;
 }
 

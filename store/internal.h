@@ -21,6 +21,10 @@ struct store {
 		int has_old;
 	} * pend;
 	size_t pend_nr, pend_alloc;
+	struct strbuf buf; /* file contents being stored, reused */
+	/* datum indexes loaded or written by this process (store/datums.c) */
+	struct dindex **dindex;
+	size_t dindex_nr, dindex_alloc;
 };
 
 /* The commit ref points at, counting batched updates not yet applied: 1
@@ -28,12 +32,21 @@ struct store {
 int store_ref_head(struct store *st, const char *ref, struct sgit_oid *out,
 		   struct error *err);
 
+/* Move ref from parent (NULL: none) to commit: queued in batch mode, else
+ * flush the pending objects and move it now (compare-and-swap). */
+int store_publish_ref(struct store *st, const char *ref,
+		      const struct sgit_oid *commit,
+		      const struct sgit_oid *parent, struct error *err);
+
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
+#define DATUMS_REF_PREFIX "refs/pipe/datums/"
 #define RUNS_REF "refs/pipe/runs"
 
 /* refs/pipe/stages/<stage>, with bytes a ref name may not hold written as
  * %XX; NULL (err set) for an empty stage name. Caller frees. */
 char *store_stage_ref(const char *stage, struct error *err);
+/* refs/pipe/datums/<stage>, escaped the same way. */
+char *store_datums_ref(const char *stage, struct error *err);
 /* The tree entry name of a stage in a run record ("%XX" as for refs). */
 char *store_stage_entry(const char *stage);
 
@@ -87,5 +100,39 @@ int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);
 int store_load_manifest(struct store *st, const struct sgit_oid *commit,
 			struct sgit_oid *tree, struct store_manifest *m,
 			struct error *err);
+/* The manifest at the top of tree: 1 read, 0 tree has none, -1 error. */
+int store_tree_manifest(struct store *st, const struct sgit_oid *tree,
+			struct store_manifest *m, struct error *err);
+
+/* The tree of outputs (NULL-terminated paths below workspace, checked as
+ * store_commit_stage does: normalized, distinct, folders ending in '/')
+ * with its manifest at the top; without manifest set, the manifest is
+ * left out unless some file went to the CAS (a tree of small files says
+ * all by itself). CAS files are durable on return, git objects pending
+ * (see sgit_flush). m (may be NULL) gets the manifest, *bytes the bytes
+ * of the files stored. */
+int store_write_outputs(struct store *st, const char *workspace,
+			char *const *outputs, int manifest,
+			struct sgit_oid *tree, struct store_manifest *m,
+			unsigned long long *bytes, struct error *err);
+
+/* Write the files of tree (a stage-commit-like tree whose manifest is m)
+ * into the folder dir, which may exist and hold other files: folders are
+ * reused, each file must be new. Empty folders are not made
+ * (store/restore.c). */
+int store_restore_into(struct store *st, const struct sgit_oid *tree,
+		       const struct store_manifest *m, const char *dir,
+		       struct error *err);
+
+/* Datum indexes (store/datums.c): 1 when some hold entries not written
+ * yet; write them (their refs move as store_publish_ref does); forget
+ * them all. */
+int dindex_pending(const struct store *st);
+int dindex_write_all(struct store *st, struct error *err);
+void dindex_free(struct store *st);
+/* The datum result trees that the datum index commits among commits
+ * name, each once (others are skipped). Caller frees out->v. */
+int dindex_result_trees(struct store *st, const struct oid_list *commits,
+			struct oid_list *out, struct error *err);
 
 #endif

@@ -17,8 +17,10 @@
 struct restorer {
 	struct store *st;
 	const struct store_manifest *m;
-	const char *rel; /* the output, without a trailing '/' */
+	const char *rel; /* the output, without a trailing '/'; NULL: the
+			  * tree's paths are the manifest's */
 	const char *tmp; /* where it is being built */
+	int merge;	 /* tmp exists: reuse its folders */
 	struct strbuf dst, full, data;
 	struct error *err;
 };
@@ -56,7 +58,7 @@ static int write_entry(struct restorer *r, const char *dst, const char *full,
 {
 	switch (mode) {
 	case SGIT_MODE_TREE:
-		if (mkdir(dst, 0777))
+		if (mkdir(dst, 0777) && !(r->merge && errno == EEXIST))
 			return error_set(r->err, EXIT_FAILED,
 					 "cannot create '%s': %s", dst,
 					 strerror(errno));
@@ -87,13 +89,17 @@ static int entry_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
 	name = name ? name + 1 : path;
 	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
 		error_set(r->err, EXIT_FAILED, "unsafe path '%s/%s' in a tree",
-			  r->rel, path);
+			  r->rel ? r->rel : "", path);
 		return -1;
 	}
+	if (!r->rel && !strcmp(path, STORE_MANIFEST))
+		return 0;
 	strbuf_reset(&r->dst);
 	strbuf_addf(&r->dst, "%s/%s", r->tmp, path);
 	strbuf_reset(&r->full);
-	strbuf_addf(&r->full, "%s/%s", r->rel, path);
+	if (r->rel)
+		strbuf_addf(&r->full, "%s/", r->rel);
+	strbuf_addstr(&r->full, path);
 	return write_entry(r, r->dst.buf, r->full.buf, mode, oid) ? -1 : 0;
 }
 
@@ -209,12 +215,26 @@ out:
 	return ret;
 }
 
+int store_restore_into(struct store *st, const struct sgit_oid *tree,
+		       const struct store_manifest *m, const char *dir,
+		       struct error *err)
+{
+	struct restorer r = {st,	  m,	       NULL,	    dir, 1,
+			     STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, err};
+	int ret = sgit_tree_walk(st->git, tree, entry_cb, &r, err);
+
+	strbuf_release(&r.dst);
+	strbuf_release(&r.full);
+	strbuf_release(&r.data);
+	return ret;
+}
+
 static int restore_stage(struct store *st, const struct sgit_oid *commit,
 			 const char *workspace, struct error *err)
 {
 	struct store_manifest m;
 	struct sgit_oid tree;
-	struct restorer r = {st,	  &m,	       NULL,	    NULL,
+	struct restorer r = {st,	  &m,	       NULL,	    NULL, 0,
 			     STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, err};
 	int ret = -1;
 

@@ -22,6 +22,7 @@ int store_open(struct store **out, const char *pipe_dir, struct error *err)
 	struct store *st = xcalloc(1, sizeof(*st));
 
 	*out = NULL;
+	strbuf_init(&st->buf, 0);
 	st->pipe_dir = xstrdup(pipe_dir);
 	st->git_dir = path_join(pipe_dir, "store");
 	st->cas_dir = path_join(st->git_dir, "cas");
@@ -44,7 +45,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->pend_nr) {
+	if (st->pend_nr || dindex_pending(st)) {
 		struct error err = ERROR_INIT;
 
 		if (store_batch_flush(st, &err))
@@ -52,6 +53,8 @@ void store_free(struct store *st)
 		error_release(&err);
 	}
 	free(st->pend);
+	dindex_free(st);
+	strbuf_release(&st->buf);
 	keys_free(st);
 	sgit_free(st->git);
 	free(st->pipe_dir);
@@ -86,7 +89,8 @@ char *store_stage_entry(const char *stage)
 	return strbuf_detach(&sb, NULL);
 }
 
-char *store_stage_ref(const char *stage, struct error *err)
+/* prefix + the escaped stage name, checked to be a valid ref name. */
+static char *stage_ref(const char *prefix, const char *stage, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *enc, *ref;
@@ -96,7 +100,7 @@ char *store_stage_ref(const char *stage, struct error *err)
 		return NULL;
 	}
 	enc = store_stage_entry(stage);
-	strbuf_addf(&sb, "%s%s", STAGE_REF_PREFIX, enc);
+	strbuf_addf(&sb, "%s%s", prefix, enc);
 	ref = strbuf_detach(&sb, NULL);
 	free(enc);
 	if (!sgit_ref_name_ok(ref)) {
@@ -106,6 +110,16 @@ char *store_stage_ref(const char *stage, struct error *err)
 		return NULL;
 	}
 	return ref;
+}
+
+char *store_stage_ref(const char *stage, struct error *err)
+{
+	return stage_ref(STAGE_REF_PREFIX, stage, err);
+}
+
+char *store_datums_ref(const char *stage, struct error *err)
+{
+	return stage_ref(DATUMS_REF_PREFIX, stage, err);
 }
 
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err)
@@ -142,20 +156,35 @@ void store_batch_begin(struct store *st)
 	st->batch = 1;
 }
 
+static int is_datums_ref(const char *ref)
+{
+	return !strncmp(ref, DATUMS_REF_PREFIX, strlen(DATUMS_REF_PREFIX));
+}
+
 int store_batch_flush(struct store *st, struct error *err)
 {
 	int ret = 0;
 
-	if (sgit_flush(st->git, err))
+	/* datum indexes first: their commits join this flush's pack */
+	if (dindex_write_all(st, err) || sgit_flush(st->git, err))
 		return -1;
-	for (size_t i = 0; i < st->pend_nr; i++) {
-		struct pending_ref *p = &st->pend[i];
+	store_crash_point("store-batch-before-refs");
+	/* datum results before stage commits: a kill between them keeps
+	 * the work of the datums that ran */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < st->pend_nr; i++) {
+			struct pending_ref *p = &st->pend[i];
 
-		if (!ret && sgit_ref_update(st->git, p->ref, &p->oid,
+			if (!ret && is_datums_ref(p->ref) == !pass &&
+			    sgit_ref_update(st->git, p->ref, &p->oid,
 					    p->has_old ? &p->old : NULL, err))
-			ret = -1;
-		free(p->ref);
+				ret = -1;
+		}
+		if (!pass)
+			store_crash_point("store-batch-datums-moved");
 	}
+	for (size_t i = 0; i < st->pend_nr; i++)
+		free(st->pend[i].ref);
 	st->pend_nr = 0;
 	return ret;
 }
@@ -196,14 +225,30 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
 	return rc;
 }
 
+int store_tree_manifest(struct store *st, const struct sgit_oid *tree,
+			struct store_manifest *m, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct sgit_oid blob;
+	unsigned mode;
+	int rc;
+
+	store_manifest_init(m);
+	rc = sgit_tree_lookup(st->git, tree, STORE_MANIFEST, &mode, &blob, err);
+	if (rc <= 0 || mode != SGIT_MODE_FILE)
+		return rc < 0 ? -1 : 0;
+	if (sgit_read_blob(st->git, &blob, &sb, err))
+		return -1;
+	rc = manifest_parse(sb.buf, sb.len, m, err);
+	strbuf_release(&sb);
+	return rc ? -1 : 1;
+}
+
 int store_load_manifest(struct store *st, const struct sgit_oid *commit,
 			struct sgit_oid *tree, struct store_manifest *m,
 			struct error *err)
 {
 	struct sgit_commit c;
-	struct strbuf sb = STRBUF_INIT;
-	struct sgit_oid blob;
-	unsigned mode;
 	char hex[SGIT_HEXSZ + 1];
 	int rc;
 
@@ -212,19 +257,15 @@ int store_load_manifest(struct store *st, const struct sgit_oid *commit,
 		return -1;
 	*tree = c.tree;
 	sgit_commit_release(&c);
-	rc = sgit_tree_lookup(st->git, tree, STORE_MANIFEST, &mode, &blob, err);
+	rc = store_tree_manifest(st, tree, m, err);
 	if (rc < 0)
 		return -1;
-	if (!rc || mode != SGIT_MODE_FILE) {
+	if (!rc) {
 		sgit_oid_hex(commit, hex);
 		return error_set(err, EXIT_USAGE,
 				 "commit '%s' is not a stage commit", hex);
 	}
-	if (sgit_read_blob(st->git, &blob, &sb, err))
-		return -1;
-	rc = manifest_parse(sb.buf, sb.len, m, err);
-	strbuf_release(&sb);
-	return rc;
+	return 0;
 }
 
 int store_read_manifest(struct store *st, const char *commit,
@@ -666,6 +707,22 @@ void store_crash_point(const char *point)
 		_exit(99);
 }
 
+int store_publish_ref(struct store *st, const char *ref,
+		      const struct sgit_oid *commit,
+		      const struct sgit_oid *parent, struct error *err)
+{
+	if (st->batch) {
+		/* the first queued update keeps the ref's value on disk as
+		 * what the flush expects to replace */
+		queue_ref(st, ref, commit, parent);
+		return 0;
+	}
+	if (sgit_flush(st->git, err))
+		return -1;
+	store_crash_point("store-before-ref");
+	return sgit_ref_update(st->git, ref, commit, parent, err);
+}
+
 /* Commit tree on stage's ref (its parent the ref's value when read,
  * parent, or none), flush, and move the ref only if nobody moved it
  * meanwhile. */
@@ -687,19 +744,9 @@ static int publish_stage(struct store *st, const char *ref, const char *stage,
 	p.bytes_out = bytes_out;
 	store_prov_format(&p, &msg);
 	if (sgit_write_commit(st->git, tree, parent, parent ? 1 : 0, msg.buf,
-			      &commit, err))
+			      &commit, err) ||
+	    store_publish_ref(st, ref, &commit, parent, err))
 		goto out;
-	if (st->batch) {
-		/* the first queued update keeps the ref's value on disk as
-		 * what the flush expects to replace */
-		queue_ref(st, ref, &commit, parent);
-	} else if (sgit_flush(st->git, err)) {
-		goto out;
-	} else {
-		store_crash_point("store-before-ref");
-		if (sgit_ref_update(st->git, ref, &commit, parent, err))
-			goto out;
-	}
 	sgit_oid_hex(&commit, out_commit);
 	keys_note(st, ref, &commit, p.key, stage);
 	ret = 0;
@@ -709,17 +756,73 @@ out:
 }
 
 /* Write the manifest and the trees. */
-static int write_stage_tree(struct committer *c, struct error *err)
+static int has_cas(const struct store_manifest *m)
+{
+	for (size_t i = 0; i < m->files_nr; i++)
+		if (m->files[i].kind == STORE_CAS)
+			return 1;
+	return 0;
+}
+
+/* Write the manifest (unless it may be left out) and the trees; an empty
+ * root is the empty tree. */
+static int write_stage_tree(struct committer *c, int manifest,
+			    struct error *err)
 {
 	struct sgit_oid blob;
+	int rc;
 
 	manifest_sort(&c->man);
-	strbuf_reset(&c->data);
-	manifest_format(&c->man, &c->data);
-	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob, err))
-		return -1;
-	tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
-	return tnode_write(c->st->git, &c->root, err) < 0 ? -1 : 0;
+	if (manifest || has_cas(&c->man)) {
+		strbuf_reset(&c->data);
+		manifest_format(&c->man, &c->data);
+		if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &blob,
+				    err))
+			return -1;
+		tnode_add(&c->root, STORE_MANIFEST, SGIT_MODE_FILE, &blob);
+	}
+	rc = tnode_write(c->st->git, &c->root, err);
+	if (!rc)
+		rc = sgit_write_tree(c->st->git, NULL, 0, &c->root.oid, err);
+	return rc < 0 ? -1 : 0;
+}
+
+int store_write_outputs(struct store *st, const char *workspace,
+			char *const *outputs, int manifest,
+			struct sgit_oid *tree, struct store_manifest *m,
+			unsigned long long *bytes, struct error *err)
+{
+	/* the file buffer is the store's: a stage of 10,000 datums stores
+	 * 10,000 small results, each read through a 64 KiB buffer */
+	struct committer c = {.st = st,
+			      .workspace = workspace,
+			      .abs = STRBUF_INIT,
+			      .data = st->buf};
+	int ret = -1;
+
+	strbuf_init(&st->buf, 0);
+	cas_batch_init(&c.cas, st->cas_dir);
+	for (size_t i = 0; outputs[i]; i++)
+		if (add_output(&c, outputs[i], err))
+			goto out;
+	if (cas_commit(&c.cas, err) || write_stage_tree(&c, manifest, err))
+		goto out;
+	*tree = c.root.oid;
+	*bytes = c.bytes;
+	if (m) {
+		*m = c.man;
+		store_manifest_init(&c.man);
+	}
+	ret = 0;
+out:
+	tnode_release(&c.root);
+	store_manifest_release(&c.man);
+	strbuf_release(&c.abs);
+	strbuf_release(&st->buf);
+	st->buf = c.data;
+	strbuf_reset(&st->buf);
+	cas_batch_release(&c.cas);
+	return ret;
 }
 
 int store_commit_stage(struct store *st, const char *workspace,
@@ -727,26 +830,18 @@ int store_commit_stage(struct store *st, const char *workspace,
 		       const struct store_prov *prov, char *out_commit,
 		       struct error *err)
 {
-	struct committer c = {.st = st,
-			      .workspace = workspace,
-			      .abs = STRBUF_INIT,
-			      .data = STRBUF_INIT};
-	struct strvec outs = STRVEC_INIT;
 	char *ref = store_stage_ref(stage, err);
-	struct sgit_oid parent;
+	struct strvec outs = STRVEC_INIT;
+	struct sgit_oid parent, tree;
+	unsigned long long bytes = 0;
 	int has_parent = 0, ret = -1;
 
-	cas_batch_init(&c.cas, st->cas_dir);
 	if (!ref || check_outputs(outputs, &outs, err) ||
-	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0)
-		goto out;
-	for (size_t i = 0; i < outs.nr; i++)
-		if (add_output(&c, outs.v[i], err))
-			goto out;
-	if (cas_commit(&c.cas, err) || write_stage_tree(&c, err) ||
-	    publish_stage(st, ref, stage, &c.root.oid,
-			  has_parent ? &parent : NULL, prov, c.bytes,
-			  out_commit, err))
+	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0 ||
+	    store_write_outputs(st, workspace, outs.v, 1, &tree, NULL, &bytes,
+				err) ||
+	    publish_stage(st, ref, stage, &tree, has_parent ? &parent : NULL,
+			  prov, bytes, out_commit, err))
 		goto out;
 	ret = 0;
 out:
@@ -756,11 +851,6 @@ out:
 			sgit_discard(st->git);
 		error_prefix(err, "stage '%s': ", stage ? stage : "");
 	}
-	tnode_release(&c.root);
-	store_manifest_release(&c.man);
-	strbuf_release(&c.abs);
-	strbuf_release(&c.data);
-	cas_batch_release(&c.cas);
 	strvec_clear(&outs);
 	free(ref);
 	return ret;

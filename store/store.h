@@ -6,6 +6,8 @@
  *                             stage's previous commit
  *   refs/pipe/runs            run records; each one's parent is the previous
  *                             run
+ *   refs/pipe/datums/<stage>  the results of a datums stage's datums by
+ *                             datum key (see "datum results" below)
  *   cas/ab/cdef...            files of STORE_CAS_MIN bytes or more, named by
  *                             their XXH3-128 (read-only, never rewritten)
  *   pipe-keys                 run-cache index: stage key -> commit (a cache,
@@ -49,6 +51,7 @@
 #define STORE_MANIFEST ".pipe-manifest"
 
 struct store;
+struct strvec;
 
 /* Open (creating when missing) the store below pipe_dir (".pipe"). */
 int store_open(struct store **out, const char *pipe_dir, struct error *err);
@@ -240,6 +243,48 @@ int store_read_file_fd(struct store *st, const char *commit, const char *path,
  */
 int store_restore(struct store *st, const char *commit, const char *workspace,
 		  struct error *err);
+
+/* ---- datum results ------------------------------------------------------ */
+
+/*
+ * The result of each datum of a `datums:` stage (its PIPE_OUT folder) is a
+ * tree laid out as a stage commit's is: the folder's files at their paths
+ * relative to it, and, when some of them went to the CAS, a STORE_MANIFEST
+ * naming each top-level entry as an output (gc and verify read it as they
+ * read stage commits). A result of small files needs no manifest: its
+ * tree says all, and a run of 10,000 datums packs a third fewer objects. A
+ * per-stage index finds them by datum key: refs/pipe/datums/<stage> points at a
+ * commit ("Pipe-Kind: datums", its parent the index's previous commit) whose
+ * tree maps the key's 32 hex digits, fanned out as <2 hex>/<30 hex>, to the
+ * result tree. The index keeps every key it was given; a key stored again
+ * points at its newest result. Index commits move their ref as stage commits
+ * do: at once, or in batch mode at the next store_batch_flush (until then the
+ * results are seen by this process only).
+ */
+
+/* Store the folder dir (read as it is now) as the result of datum key_hex
+ * of stage. A top-level entry called ".pipe" or STORE_MANIFEST, a special
+ * file, or an unreadable file fails. files (may be NULL) gets the paths of
+ * the files and symlinks stored, relative to dir, sorted. */
+int store_datum_put(struct store *st, const char *stage, const char *key_hex,
+		    const char *dir, struct strvec *files, struct error *err);
+
+/* 1 when stage's index has a result for key_hex, 0 when not, -1 error. */
+int store_datum_has(struct store *st, const char *stage, const char *key_hex,
+		    struct error *err);
+
+/* The files and symlinks of a stored result, relative to its folder,
+ * sorted, appended to files. A missing key fails. */
+int store_datum_files(struct store *st, const char *stage, const char *key_hex,
+		      struct strvec *files, struct error *err);
+
+/* Write a stored result's files into the folder dir (made when missing),
+ * which may hold other files: folders are reused, but no file of the
+ * result may exist there yet. Symlinks and exec bits come back; CAS files
+ * are reflinked or copied. Folders the datum left empty are not made. */
+int store_datum_restore(struct store *st, const char *stage,
+			const char *key_hex, const char *dir,
+			struct error *err);
 
 /* ---- refs and runs ------------------------------------------------------ */
 

@@ -183,4 +183,96 @@ expect_in "the reason names the key with old and new value" "$err" "param 'train
 run pipe run 'sweep@lr=0.1,depth=7' -f
 expect_eq "one matrix stage by name" "$(units)" "1"
 
+# results live in the store (refs/pipe/datums/STAGE), not in .pipe/datums:
+# a reverted datum comes back from it, after gc too; big results go to the
+# CAS and survive gc; git reads it all
+new_ws
+mkdir -p data
+for i in 1 2 3 4 5; do echo "row $i" > "data/$i.txt"; done
+cat > Pipefile <<'YML'
+stages:
+  big:
+    datums: "data/*.txt"
+    cmd: sh -c 'echo "$PIPE_DATUM" >> ran.log; d="$PIPE_OUT/d$(basename "$PIPE_DATUM" .txt)"; mkdir -p "$d"; tr a-z A-Z < "$PIPE_DATUM" > "$d/up.txt"; { cat "$PIPE_DATUM"; head -c 1200000 /dev/zero; } > "$d/big.bin"'
+    outputs: [out/]
+    parallelism: 2
+YML
+big_ok() { # DATUM: its big file is right
+	{ cat "data/$1.txt"; head -c 1200000 /dev/zero; } | cmp -s - "out/d$1/big.bin"
+}
+fsck_ok() { git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; }
+keys() { git --git-dir .pipe/store ls-tree -r -d --name-only refs/pipe/datums/big | awk -F/ 'NF == 2' | wc -l | tr -d ' '; }
+run pipe run
+expect_rc "big datums run" 0
+expect_eq "five units" "$(units)" "5"
+expect_eq "no .pipe/datums folder" "$(test -e .pipe/datums && echo yes || echo no)" "no"
+expect_eq "the index maps five keys (ab/cdef... fan-out)" "$(keys)" "5"
+expect_in "git log reads the index" "$(git --git-dir .pipe/store log --format=%s refs/pipe/datums/big 2>&1)" "datums: "
+expect_eq "big files are in the CAS" "$(find .pipe/store/cas -type f | wc -l | tr -d ' ')" "5"
+echo "changed" > data/3.txt
+run pipe run
+expect_eq "a changed big datum: one unit" "$(units)" "1"
+expect_eq "its output" "$(cat out/d3/up.txt)" "CHANGED"
+big_ok 3 && ok "its big file" || not_ok "its big file"
+run pipe gc
+expect_rc "gc" 0
+rm -rf .pipe/datums .pipe/tmp
+echo "row 3" > data/3.txt
+# --no-cache: not the stage's run-cache (the first run had this key),
+# the datum's result
+run pipe run --no-cache
+expect_rc "revert after gc" 0
+expect_eq "a reverted datum is restored from the store after gc, not rerun" "$(units)" "0"
+expect_in "from its datum result" "$err" "5 datums: 0 processed, 5 skipped"
+expect_eq "its small file is back" "$(cat out/d3/up.txt)" "ROW 3"
+big_ok 3 && ok "its big (CAS) file is back" || not_ok "its big (CAS) file is back"
+fsck_ok && ok "fsck --strict after gc and restore" || not_ok "fsck --strict after gc and restore"
+rm -rf out
+run pipe run --no-cache
+expect_eq "a deleted output folder comes back from the datum results" "$(units)" "0"
+expect_in "all five of them" "$err" "5 datums: 0 processed, 5 skipped"
+good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
+expect_eq "every big file is right" "$good" "1"
+expect_eq "the index kept every key (a union)" "$(keys)" "6"
+
+# results an older pipe kept in .pipe/datums/STAGE/KEY move into the store
+# on the first run of that stage, and the folder goes
+git --git-dir .pipe/store ls-tree -r -d --name-only refs/pipe/datums/big | awk -F/ 'NF == 2' |
+	while read -r e; do
+		d=.pipe/datums/big/${e%%/*}${e#*/}
+		mkdir -p "$d"
+		git --git-dir .pipe/store archive "refs/pipe/datums/big:$e" | tar -x -C "$d"
+		# the archive has CAS pointers: put the content there
+		grep '^cas ' "$d/.pipe-manifest" | while read -r _ h _ f; do
+			rm -f "$d/$f"
+			cp ".pipe/store/cas/${h:0:2}/${h:2}" "$d/$f"
+		done
+		rm -f "$d/.pipe-manifest"
+	done
+only_index=$(git --git-dir .pipe/store rev-parse "refs/pipe/datums/big:$(git --git-dir .pipe/store ls-tree -r -d --name-only refs/pipe/datums/big | awk -F/ 'NF == 2' | head -1)/.pipe-manifest")
+git --git-dir .pipe/store update-ref -d refs/pipe/datums/big
+run pipe gc
+expect_eq "without its ref, gc drops the results" \
+	"$(git --git-dir .pipe/store cat-file -e "$only_index" 2>/dev/null && echo kept || echo dropped)" "dropped"
+echo "row 2 changed" > data/2.txt
+rm -rf out
+run pipe run --no-cache
+expect_rc "a run over old kept results" 0
+expect_eq "only the changed datum runs" "$(units)" "1"
+good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
+expect_eq "the rest come from the imported results" "$good" "1"
+expect_eq ".pipe/datums is gone" "$(test -e .pipe/datums && echo yes || echo no)" "no"
+expect_eq "the index holds them again" "$(keys)" "7"
+# results deleted behind pipe's back: the rebuild says so and how to redo
+git --git-dir .pipe/store update-ref -d refs/pipe/datums/big
+rm -rf out
+run pipe run --no-cache
+expect_rc "a rebuild without the results fails" 1
+expect_in "and says how to redo them" "$err" "runs every datum again"
+run pipe run -f
+expect_rc "pipe run -f redoes them" 0
+good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
+expect_eq "every big file is right again" "$good" "1"
+fsck_ok && ok "final fsck --strict" || not_ok "final fsck --strict"
+
 finish

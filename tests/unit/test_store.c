@@ -1185,6 +1185,256 @@ static void test_stage_names(void **state)
 	}
 }
 
+/* ---- datum results ------------------------------------------------------ */
+
+/* A datum key in bucket b (its first two hex digits), told apart by n. */
+static const char *dkey(unsigned b, unsigned n)
+{
+	static char k[HASH_HEX_LEN + 1];
+
+	snprintf(k, sizeof(k), "%02x%030x", b & 255, n);
+	return k;
+}
+
+/* A datum's PIPE_OUT folder: files, a subfolder, an exec file, a symlink
+ * and a CAS-sized file. */
+static void make_datum(struct fx *fx, const char *dir, const char *big)
+{
+	put_str(fx, own(fx, "%s/a.txt", dir), "A\n");
+	put_str(fx, own(fx, "%s/sub/b.txt", dir), "B\n");
+	put(fx, own(fx, "%s/run.sh", dir), "#!/bin/sh\n", 10, 0755);
+	put(fx, own(fx, "%s/big.bin", dir), big, STORE_CAS_MIN, 0644);
+	assert_int_equal(symlink("a.txt", own(fx, "%s/%s/link", fx->ws, dir)),
+			 0);
+}
+
+static void check_datum(struct fx *fx, const char *dir, const char *big)
+{
+	char target[16] = {0};
+
+	assert_content(fx, own(fx, "%s/a.txt", dir), "A\n", 2);
+	assert_content(fx, own(fx, "%s/sub/b.txt", dir), "B\n", 2);
+	assert_content(fx, own(fx, "%s/run.sh", dir), "#!/bin/sh\n", 10);
+	assert_true(mode_of(fx, own(fx, "%s/run.sh", dir)) & S_IXUSR);
+	assert_content(fx, own(fx, "%s/big.bin", dir), big, STORE_CAS_MIN);
+	assert_int_equal(readlink(own(fx, "%s/%s/link", fx->ws, dir), target,
+				  sizeof(target) - 1),
+			 5);
+	assert_string_equal(target, "a.txt");
+}
+
+static void test_datum_roundtrip(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(STORE_CAS_MIN, 7);
+	struct strvec files = STRVEC_INIT, listed = STRVEC_INIT;
+	const char *want[] = {"a.txt", "big.bin", "link", "run.sh",
+			      "sub/b.txt"};
+
+	make_datum(fx, "d1", big);
+	CHECK(fx, store_datum_put(fx->st, "up", dkey(0xab, 1),
+				  own(fx, "%s/d1", fx->ws), &files, &fx->err));
+	assert_int_equal(files.nr, ARRAY_SIZE(want));
+	for (size_t i = 0; i < files.nr; i++)
+		assert_string_equal(files.v[i], want[i]);
+	/* the key is found, others are not, and the ref is readable by git */
+	assert_int_equal(store_datum_has(fx->st, "up", dkey(0xab, 1), &fx->err),
+			 1);
+	assert_int_equal(store_datum_has(fx->st, "up", dkey(0xab, 2), &fx->err),
+			 0);
+	assert_int_equal(
+		store_datum_has(fx->st, "other", dkey(0xab, 1), &fx->err), 0);
+	assert_int_equal(sh("git --git-dir '%s' cat-file -e "
+			    "refs/pipe/datums/up:ab/%s/sub/b.txt",
+			    fx->git_dir, dkey(0xab, 1) + 2),
+			 0);
+	assert_int_equal(sh("git --git-dir '%s' log --format=%%B "
+			    "refs/pipe/datums/up | grep -q 'Pipe-Kind: datums'",
+			    fx->git_dir),
+			 0);
+	/* the big file is in the CAS, not a blob */
+	assert_int_equal(sh("test $(ls '%s'/cas/*/* | wc -l) = 1", fx->git_dir),
+			 0);
+	/* read back from a fresh process: files, and every kind of file */
+	fs_remove_tree(own(fx, "%s/d1", fx->ws));
+	reopen(fx);
+	CHECK(fx, store_datum_files(fx->st, "up", dkey(0xab, 1), &listed,
+				    &fx->err));
+	assert_int_equal(listed.nr, files.nr);
+	for (size_t i = 0; i < listed.nr; i++)
+		assert_string_equal(listed.v[i], files.v[i]);
+	CHECK(fx, store_datum_restore(fx->st, "up", dkey(0xab, 1),
+				      own(fx, "%s/r", fx->ws), &fx->err));
+	check_datum(fx, "r", big);
+	strvec_clear(&files);
+	strvec_clear(&listed);
+	free(big);
+}
+
+/* Restoring merges into a folder with other files; a file that is there
+ * already is an error, and a missing key names it. */
+static void test_datum_merge(void **state)
+{
+	struct fx *fx = *state;
+	struct strvec files = STRVEC_INIT;
+
+	put_str(fx, "d/x/one.txt", "1\n");
+	put(fx, "d/x/run", "#!/bin/sh\n", 10, 0755);
+	assert_int_equal(symlink("x/one.txt", own(fx, "%s/d/a-link", fx->ws)),
+			 0);
+	CHECK(fx, store_datum_put(fx->st, "s", dkey(1, 1),
+				  own(fx, "%s/d", fx->ws), NULL, &fx->err));
+	/* small files only: no manifest, the tree says it all */
+	assert_int_equal(sh("git --git-dir '%s' cat-file -e "
+			    "refs/pipe/datums/s:01/%s/" STORE_MANIFEST
+			    " 2>/dev/null",
+			    fx->git_dir, dkey(1, 1) + 2),
+			 128);
+	CHECK(fx, store_datum_files(fx->st, "s", dkey(1, 1), &files, &fx->err));
+	assert_int_equal(files.nr, 3);
+	assert_string_equal(files.v[0], "a-link");
+	assert_string_equal(files.v[1], "x/one.txt");
+	assert_string_equal(files.v[2], "x/run");
+	strvec_clear(&files);
+	put_str(fx, "out/x/other.txt", "other\n");
+	CHECK(fx, store_datum_restore(fx->st, "s", dkey(1, 1),
+				      own(fx, "%s/out", fx->ws), &fx->err));
+	assert_content(fx, "out/x/one.txt", "1\n", 2);
+	assert_content(fx, "out/x/other.txt", "other\n", 6);
+	assert_true(mode_of(fx, "out/x/run") & S_IXUSR);
+	assert_true(S_ISLNK(mode_of(fx, "out/a-link")));
+	assert_int_equal(store_datum_restore(fx->st, "s", dkey(1, 1),
+					     own(fx, "%s/out", fx->ws),
+					     &fx->err),
+			 -1);
+	error_release(&fx->err);
+	assert_int_equal(
+		store_datum_files(fx->st, "s", dkey(1, 2), &files, &fx->err),
+		-1);
+	assert_non_null(strstr(fx->err.msg.buf, dkey(1, 2)));
+	assert_int_equal(files.nr, 0);
+	error_release(&fx->err);
+	assert_int_equal(store_datum_has(fx->st, "s", "xyz", &fx->err), -1);
+	error_release(&fx->err);
+	/* names pipe reserves cannot be stored */
+	put_str(fx, "bad/" STORE_MANIFEST, "x");
+	assert_int_equal(store_datum_put(fx->st, "s", dkey(1, 3),
+					 own(fx, "%s/bad", fx->ws), NULL,
+					 &fx->err),
+			 -1);
+	assert_non_null(strstr(fx->err.msg.buf, "reserves"));
+	error_release(&fx->err);
+	/* an empty result is a result */
+	assert_int_equal(fs_mkdir_p(own(fx, "%s/empty", fx->ws), 0755), 0);
+	CHECK(fx,
+	      store_datum_put(fx->st, "s", dkey(1, 4),
+			      own(fx, "%s/empty", fx->ws), &files, &fx->err));
+	assert_int_equal(files.nr, 0);
+	assert_int_equal(store_datum_has(fx->st, "s", dkey(1, 4), &fx->err), 1);
+	strvec_clear(&files);
+}
+
+/* Batch mode: results are seen at once by this process, on disk only
+ * after the flush; the index keeps every key (a union) over many
+ * commits and buckets. */
+static void test_datum_batch(void **state)
+{
+	struct fx *fx = *state;
+	char *dir = own(fx, "%s/d", fx->ws);
+
+	store_batch_begin(fx->st);
+	for (unsigned i = 0; i < 600; i++) {
+		put_str(fx, "d/f.txt", own(fx, "%u\n", i));
+		CHECK(fx, store_datum_put(fx->st, "s", dkey(i * 7, i), dir,
+					  NULL, &fx->err));
+		if (i == 300) {
+			assert_int_equal(sh("git --git-dir '%s' rev-parse -q "
+					    "--verify refs/pipe/datums/s "
+					    ">/dev/null",
+					    fx->git_dir),
+					 1);
+			assert_int_equal(store_datum_has(fx->st, "s",
+							 dkey(7, 1), &fx->err),
+					 1);
+			CHECK(fx, store_batch_flush(fx->st, &fx->err));
+		}
+	}
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	assert_int_equal(sh("test $(git --git-dir '%s' rev-list --count "
+			    "refs/pipe/datums/s) = 2",
+			    fx->git_dir),
+			 0);
+	reopen(fx);
+	for (unsigned i = 0; i < 600; i++) {
+		struct strvec files = STRVEC_INIT;
+
+		assert_int_equal(
+			store_datum_has(fx->st, "s", dkey(i * 7, i), &fx->err),
+			1);
+		if (i % 97)
+			continue;
+		fs_remove_tree(own(fx, "%s/r", fx->ws));
+		CHECK(fx,
+		      store_datum_restore(fx->st, "s", dkey(i * 7, i),
+					  own(fx, "%s/r", fx->ws), &fx->err));
+		assert_content(fx, "r/f.txt", own(fx, "%u\n", i),
+			       strlen(own(fx, "%u\n", i)));
+		strvec_clear(&files);
+	}
+	/* a key stored again points at its newest result */
+	put_str(fx, "d/f.txt", "again\n");
+	CHECK(fx,
+	      store_datum_put(fx->st, "s", dkey(0, 0), dir, NULL, &fx->err));
+	reopen(fx);
+	fs_remove_tree(own(fx, "%s/r", fx->ws));
+	CHECK(fx, store_datum_restore(fx->st, "s", dkey(0, 0),
+				      own(fx, "%s/r", fx->ws), &fx->err));
+	assert_content(fx, "r/f.txt", "again\n", 6);
+}
+
+/* gc keeps datum results and their CAS files (a replaced result too: an
+ * older index commit names it); verify checks them. */
+static void test_datum_gc(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(STORE_CAS_MIN + 1, 8);
+	char *dir = own(fx, "%s/d", fx->ws);
+	unsigned long long freed = 0;
+	size_t checked = 0;
+
+	put(fx, "d/big.bin", big, STORE_CAS_MIN + 1, 0644);
+	CHECK(fx,
+	      store_datum_put(fx->st, "s", dkey(3, 1), dir, NULL, &fx->err));
+	big[0]++;
+	put(fx, "d/big.bin", big, STORE_CAS_MIN + 1, 0644);
+	CHECK(fx,
+	      store_datum_put(fx->st, "s", dkey(3, 1), dir, NULL, &fx->err));
+	big[0]++;
+	put(fx, "d/big.bin", big, STORE_CAS_MIN + 1, 0644);
+	CHECK(fx,
+	      store_datum_put(fx->st, "s", dkey(4, 2), dir, NULL, &fx->err));
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_int_equal(sh("test $(ls '%s'/cas/*/* | wc -l) = 3", fx->git_dir),
+			 0);
+	CHECK(fx, store_verify(fx->st, &checked, &fx->err));
+	assert_int_equal(checked, 3);
+	fs_remove_tree(dir);
+	CHECK(fx, store_datum_restore(fx->st, "s", dkey(4, 2), dir, &fx->err));
+	assert_content(fx, "d/big.bin", big, STORE_CAS_MIN + 1);
+	/* without the ref, everything goes */
+	assert_int_equal(
+		sh("git --git-dir '%s' update-ref -d refs/pipe/datums/s",
+		   fx->git_dir),
+		0);
+	reopen(fx);
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_true(freed >= 3 * (unsigned long long)STORE_CAS_MIN);
+	assert_int_equal(
+		sh("test -z \"$(find '%s/cas' -type f)\"", fx->git_dir), 0);
+	assert_int_equal(store_datum_has(fx->st, "s", dkey(4, 2), &fx->err), 0);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1221,6 +1471,13 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stage_names, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_datum_roundtrip, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_datum_merge, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_datum_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_datum_gc, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
