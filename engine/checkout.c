@@ -1,6 +1,7 @@
 /* pipe checkout: put the outputs of a stage commit or a whole run back into
  * the workspace, and record each restored stage as fresh exactly when its
  * current inputs give the key the commit was made with. */
+#include "engine/datums.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
 #include "engine/plan.h"
@@ -40,7 +41,14 @@ static int settle(struct engine *e, struct store *st, const char *stage,
 	if (!strcmp(key, p.key)) {
 		ret = plan_hash_outputs(e, (size_t)(ps - e->pf->stages), cur,
 					err);
-		if (!ret) {
+		if (!ret && cur->datum_nr &&
+		    datums_files_from_store(st, stage, cur, err)) {
+			/* without them a later merge could leave stale files:
+			 * the stage stays as it was recorded */
+			log_warn("%s; '%s' is left as it was recorded",
+				 err->msg.buf, stage);
+			error_release(err);
+		} else if (!ret) {
 			log_info("%-5s %s (%.12s)", "fresh", stage, commit);
 			state_put(e->state, cur);
 			cur = NULL;

@@ -178,6 +178,16 @@ static int list_files(struct store *st, const char *stage,
 	return 0;
 }
 
+int datums_files_from_store(struct store *st, const char *stage,
+			    struct stage_record *cur, struct error *err)
+{
+	unsigned char *ran = xcalloc(cur->datum_nr + 1, 1);
+	int ret = list_files(st, stage, NULL, cur, ran, err);
+
+	free(ran);
+	return ret;
+}
+
 struct owner {
 	const char *file;
 	size_t datum;

@@ -50,4 +50,10 @@ int datums_merge(struct engine *e, size_t stage, struct store *st,
 		 struct stage_record *cur, const unsigned char *ran,
 		 struct error *err);
 
+/* Fill each datum's file list in cur from its result in the store (pipe
+ * checkout: the output folder came back whole from a stage commit, and
+ * the next incremental merge needs to know which files are whose). */
+int datums_files_from_store(struct store *st, const char *stage,
+			    struct stage_record *cur, struct error *err);
+
 #endif

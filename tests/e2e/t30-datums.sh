@@ -275,4 +275,25 @@ good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
 expect_eq "every big file is right again" "$good" "1"
 fsck_ok && ok "final fsck --strict" || not_ok "final fsck --strict"
 
+# checkout of a datums stage records which datum wrote which file, so the
+# next incremental merge removes a changed datum's old files
+new_ws
+mkdir -p in
+echo 1 > in/a; echo 2 > in/b
+cat > Pipefile <<'YML'
+stages:
+  named:
+    cmd: sh -c 'cp "$PIPE_DATUM" "$PIPE_OUT/$(cat "$PIPE_DATUM").txt"'
+    datums: "in/*"
+    outputs: [out/]
+YML
+run pipe run
+expect_eq "each datum names its file by content" "$(ls out | tr '\n' ' ')" "1.txt 2.txt "
+run pipe checkout named
+expect_rc "checkout of the datums stage" 0
+expect_in "it is fresh" "$err" "fresh named"
+echo 3 > in/b
+run pipe run
+expect_eq "after checkout, the changed datum's old file is gone" "$(ls out | tr '\n' ' ')" "1.txt 3.txt "
+
 finish
