@@ -825,6 +825,16 @@ out:
 	return ret;
 }
 
+/* A commit of stage failed: drop its pending objects (in a batch, other
+ * stages' objects wait in memory too) and name it in err. */
+static void stage_failed(struct store *st, const char *stage,
+			 struct error *err)
+{
+	if (!st->batch)
+		sgit_discard(st->git);
+	error_prefix(err, "stage '%s': ", stage ? stage : "");
+}
+
 int store_commit_stage(struct store *st, const char *workspace,
 		       const char *stage, char *const *outputs,
 		       const struct store_prov *prov, char *out_commit,
@@ -845,12 +855,8 @@ int store_commit_stage(struct store *st, const char *workspace,
 		goto out;
 	ret = 0;
 out:
-	if (ret) {
-		/* in a batch, other stages' objects wait in memory too */
-		if (!st->batch)
-			sgit_discard(st->git);
-		error_prefix(err, "stage '%s': ", stage ? stage : "");
-	}
+	if (ret)
+		stage_failed(st, stage, err);
 	strvec_clear(&outs);
 	free(ref);
 	return ret;
@@ -879,12 +885,8 @@ int store_commit_reuse(struct store *st, const char *stage, const char *source,
 		goto out;
 	ret = 0;
 out:
-	if (ret) {
-		/* in a batch, other stages' objects wait in memory too */
-		if (!st->batch)
-			sgit_discard(st->git);
-		error_prefix(err, "stage '%s': ", stage ? stage : "");
-	}
+	if (ret)
+		stage_failed(st, stage, err);
 	store_manifest_release(&m);
 	free(ref);
 	return ret;
