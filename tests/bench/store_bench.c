@@ -5,6 +5,7 @@
  *      tests/bench/store_bench.c build/libpipe.a -lgit2 -lxxhash -lm
  *   build/tests/store_bench DIR [MiB] [files] [reps]
  *
+ * SETTLE_MS sets the pause after the cache is dropped (1000).
  * VERBOSE=1 adds one line per run (the figures tests/bench/run.sh reads);
  * `cp --reflink=always` is timed too when DIR's filesystem can reflink.
  *
@@ -54,6 +55,9 @@ static void die(const char *what, struct error *err)
 	exit(1);
 }
 
+/* Pause after each settle, ms: SETTLE_MS, default 1000. */
+static long settle_ms = 1000;
+
 /* Let writeback settle, and (as root) drop the page cache and read back
  * the files the next step reads: on a VM, growing the page cache into
  * memory the guest never touched costs more than the copy itself, and
@@ -61,6 +65,7 @@ static void die(const char *what, struct error *err)
 static void settle(const char *warm)
 {
 	struct strbuf sb = STRBUF_INIT;
+	struct timespec ts = {settle_ms / 1000, settle_ms % 1000 * 1000000};
 	int fd;
 
 	sync();
@@ -76,7 +81,7 @@ static void settle(const char *warm)
 			die(sb.buf, NULL);
 	}
 	strbuf_release(&sb);
-	sleep(1);
+	nanosleep(&ts, NULL);
 }
 
 /* files of size bytes each, random, in dir; each run gets new content so
@@ -182,6 +187,8 @@ int main(int argc, char **argv)
 
 	if (reps > 32)
 		reps = 32;
+	if (getenv("SETTLE_MS"))
+		settle_ms = atol(getenv("SETTLE_MS"));
 	fs_remove_tree(root);
 	strbuf_addf(&ws, "%s/ws", root);
 	strbuf_addf(&pipe_dir, "%s/.pipe", ws.buf);
