@@ -10,6 +10,10 @@
 CC      ?= cc
 B       ?= build
 PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
+# Linked at start-up. libgit2 and libcurl (with the dozens of libraries they
+# pull in) are loaded with dlopen when first needed: store/git.c and
+# executors/http.c, by the sonames found here.
+LINK_PKGS := yaml-0.1 libxxhash jansson
 DEBS    := pkg-config libyaml-dev libgit2-dev libxxhash-dev \
            libcurl4-openssl-dev libpcre2-dev libjansson-dev libcmocka-dev \
            xxhash git
@@ -47,10 +51,15 @@ $(B)/config.mk: Makefile
 	@mkdir -p $(B)
 	@pkg-config --exists $(PKGS) cmocka 2>/dev/null || $(MAKE) --no-print-directory deps
 	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; \
+	   echo "PKG_LIBS := $$(pkg-config --libs $(LINK_PKGS))"; \
+	   echo "GIT2_SONAME := $$(objdump -p $$($(CC) -print-file-name=libgit2.so) | awk '/SONAME/ {print $$2}')"; \
+	   echo "CURL_SONAME := $$(objdump -p $$($(CC) -print-file-name=libcurl.so) | awk '/SONAME/ {print $$2}')"; \
 	   echo "CMOCKA_CFLAGS := $$(pkg-config --cflags cmocka)"; \
 	   echo "CMOCKA_LIBS := $$(pkg-config --libs cmocka)"; } > $@.tmp
 	@mv $@.tmp $@
+
+SONAMES = $(if $(GIT2_SONAME),-DPIPE_LIBGIT2='"$(GIT2_SONAME)"') \
+          $(if $(CURL_SONAME),-DPIPE_LIBCURL='"$(CURL_SONAME)"')
 
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -65,14 +74,14 @@ deps:
 
 $(B)/%.o: %.c $(B)/config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(SONAMES) -c -o $@ $<
 
 $(B)/libpipe.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(B)/pipe: $(CLI_OBJ) $(B)/libpipe.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libpipe.a $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libpipe.a $(PKG_LIBS) -ldl -lm
 
 pipe: $(B)/pipe
 	@if [ "$(B)" = build ]; then ln -sf $(B)/pipe pipe; fi
@@ -80,7 +89,7 @@ pipe: $(B)/pipe
 $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(B)/libpipe.a \
-	  $(PKG_LIBS) $(CMOCKA_LIBS) -lm
+	  $(PKG_LIBS) $(CMOCKA_LIBS) -ldl -lm
 
 # One summary line at the end: "N passed, N failed".
 test: $(B)/pipe $(UNIT_BIN)

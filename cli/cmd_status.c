@@ -5,6 +5,7 @@
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "pipefile/pipefile.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,7 @@ int cmd_status(struct cli *cli)
 		rc = cli_fail(&err);
 		goto out;
 	}
+	log_trace_phase("explained");
 	if (json)
 		cli_json_status(e, v, nr);
 	else
@@ -57,6 +59,6 @@ int cmd_status(struct cli *cli)
 			rc = EXIT_FAILED;
 out:
 	engine_status_free(v, nr);
-	engine_close(e);
+	engine_exit(e);
 	return rc;
 }

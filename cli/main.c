@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 
 	/* `pipe run | head` must not kill pipe and orphan its stages */
 	signal(SIGPIPE, SIG_IGN);
+	log_trace_phase("started");
 	cli.pipefile_path = getenv("PIPEFILE");
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];

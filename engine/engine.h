@@ -76,6 +76,11 @@ int engine_open(struct engine **out, const char *pipefile_path,
 
 /* Save the stat cache (best effort), release the lock, free everything. */
 void engine_close(struct engine *e);
+/* engine_close for a command about to exit: saves the stat cache and
+ * releases the lock the same way, but leaves the memory to the exit
+ * (freeing the model of a large pipeline is a good part of a no-op
+ * `pipe status`). Sanitizer builds free everything. */
+void engine_exit(struct engine *e);
 
 /* The executor for a stage (opened on first use). */
 int engine_executor(struct engine *e, size_t stage, const struct executor **ops,

@@ -482,6 +482,7 @@ static void diff_files(struct reasons *rs, const struct state_path *o,
 {
 	size_t i = 0, j = 0, listed = 0, more = 0;
 
+	state_path_files(o); /* malformed: as if none were known */
 	while (i < o->files_nr || j < n->files_nr) {
 		int c = i >= o->files_nr ? 1
 			: j >= n->files_nr

@@ -9,6 +9,7 @@
 #include "engine/graph.h"
 #include "engine/jobs.h"
 #include "engine/run.h"
+#include "engine/scan.h"
 #include "engine/state.h"
 #include "executors/executor.h"
 #include "pipefile/pipefile.h"
@@ -783,6 +784,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 
 	s->running--;
 	j->running--;
+	scan_forget_folders();
 	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
 		ok = 0;
 	if (ok) {
@@ -942,6 +944,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 		return found;
 	j->started_ms = now_ms();
 	jobs_new_id(name, j->id);
+	scan_forget_folders();
 	if (store_restore(st, from, s->e->workspace, err) ||
 	    plan_hash_outputs(s->e, j->stage, j->cur, err) ||
 	    reuse_commit(s, j, st, from, err))

@@ -210,14 +210,24 @@ static int hash_link(struct walk *w, const struct item *it, struct hash128 *out)
 
 struct pool {
 	pthread_mutex_t mu;
-	pthread_cond_t more; /* chunks were queued, or stop */
+	pthread_cond_t more; /* chunks were queued, or a walk came */
 	pthread_cond_t idle; /* the last chunk in progress finished */
+	struct walk *w;	     /* the walk being served, or NULL */
 	size_t queued;	     /* items [0, queued) are handed out */
 	size_t next;	     /* the first item not taken yet */
 	size_t busy;	     /* chunks in progress */
-	int stop;
 	int nthreads;
 	pthread_t th[IO_THREADS];
+};
+
+/* One pool for the whole process: its threads start when the first big
+ * scan needs them and serve every later walk (a status over 100 folder
+ * inputs would otherwise start and join 100 threads). They wait for work
+ * until the process exits. */
+static struct pool shared_pool = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.more = PTHREAD_COND_INITIALIZER,
+	.idle = PTHREAD_COND_INITIALIZER,
 };
 
 static int hash_uncached(struct item *it, struct error *err)
@@ -311,7 +321,7 @@ static void drain(struct walk *w)
 	struct pool *p = w->pool;
 	size_t lo, hi;
 
-	while (!p->stop && take(p, &lo, &hi)) {
+	while (take(p, &lo, &hi)) {
 		pthread_mutex_unlock(&p->mu);
 		run_chunk(w, lo, hi);
 		pthread_mutex_lock(&p->mu);
@@ -322,41 +332,49 @@ static void drain(struct walk *w)
 
 static void *worker(void *arg)
 {
-	struct walk *w = arg;
-	struct pool *p = w->pool;
+	struct pool *p = arg;
 
 	pthread_mutex_lock(&p->mu);
-	while (!p->stop) {
-		drain(w);
-		if (!p->stop)
-			pthread_cond_wait(&p->more, &p->mu);
+	for (;;) {
+		if (p->w)
+			drain(p->w);
+		pthread_cond_wait(&p->more, &p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
+/* Serve w with the shared pool, unless another walk has it (then w runs on
+ * its own thread). */
 static void start_pool(struct walk *w)
 {
-	struct pool *p = xcalloc(1, sizeof(*p));
+	struct pool *p = &shared_pool;
 
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->more, NULL);
-	pthread_cond_init(&p->idle, NULL);
-	w->pool = p;
+	pthread_mutex_lock(&p->mu);
+	if (!p->w) {
+		p->w = w;
+		p->queued = p->next = 0;
+		w->pool = p;
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Adds workers up to n (the calling thread is one more); mutex held. */
-static void grow_pool(struct walk *w, int n)
+static void grow_pool(struct pool *p, int n)
 {
-	struct pool *p = w->pool;
+	pthread_attr_t attr;
 
+	if (p->nthreads >= n || pthread_attr_init(&attr))
+		return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	while (p->nthreads < n) {
-		if (pthread_create(&p->th[p->nthreads], NULL, worker, w))
+		if (pthread_create(&p->th[p->nthreads], &attr, worker, p))
 			break;
 		p->nthreads++;
 	}
+	pthread_attr_destroy(&attr);
 }
 
+/* Hand the pool back once no chunk of w is in progress. */
 static void stop_pool(struct walk *w)
 {
 	struct pool *p = w->pool;
@@ -364,15 +382,11 @@ static void stop_pool(struct walk *w)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->more);
+	while (p->busy)
+		pthread_cond_wait(&p->idle, &p->mu);
+	p->queued = p->next = 0;
+	p->w = NULL;
 	pthread_mutex_unlock(&p->mu);
-	for (int k = 0; k < p->nthreads; k++)
-		pthread_join(p->th[k], NULL);
-	pthread_cond_destroy(&p->idle);
-	pthread_cond_destroy(&p->more);
-	pthread_mutex_destroy(&p->mu);
-	free(p);
 	w->pool = NULL;
 }
 
@@ -388,9 +402,11 @@ static void publish(struct walk *w)
 		return;
 	if (!w->pool)
 		start_pool(w);
+	if (!w->pool)
+		return;
 	pthread_mutex_lock(&w->pool->mu);
 	io = w->reads >= CHUNK;
-	grow_pool(w, io ? IO_THREADS - 1 : w->nthreads - 1);
+	grow_pool(w->pool, io ? IO_THREADS - 1 : w->nthreads - 1);
 	w->pool->queued = w->nitems;
 	pthread_cond_broadcast(&w->pool->more);
 	pthread_mutex_unlock(&w->pool->mu);
@@ -956,6 +972,54 @@ static void finish(struct walk *w, struct scan_list *out, size_t first,
 		merkle(v, n, *start ? strlen(start) + 1 : 0, combined);
 }
 
+/* The folders that check_folders last found to be real folders all the
+ * way down: 2,000 stages reading in/N and writing out/N check "in" and
+ * "out" once, not 2,000 times each. Forgotten whenever a command may
+ * have changed the tree (scan_forget_folders). */
+#define CHECKED_MAX 8
+static _Thread_local struct strbuf checked[CHECKED_MAX];
+static _Thread_local size_t checked_next;
+
+void scan_forget_folders(void)
+{
+	for (size_t i = 0; i < CHECKED_MAX; i++)
+		strbuf_release(&checked[i]);
+}
+
+static int was_checked(const char *dir, size_t n)
+{
+	for (size_t i = 0; i < CHECKED_MAX; i++)
+		if (checked[i].len == n && !memcmp(checked[i].buf, dir, n))
+			return 1;
+	return 0;
+}
+
+/* Whether every folder on the way from the workspace to the file
+ * full->buf (the workspace's part is base bytes long) is a real folder:
+ * none missing, none a symlink. 0 when so. */
+static int check_folders(struct strbuf *full, size_t base)
+{
+	char *last = strrchr(full->buf + base, '/');
+	size_t n = last ? (size_t)(last - full->buf) : 0;
+	struct stat st;
+	int bad;
+
+	if (!n || was_checked(full->buf, n))
+		return 0;
+	for (char *slash = strchr(full->buf + base, '/'); slash;
+	     slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		bad = lstat(full->buf, &st) || !S_ISDIR(st.st_mode);
+		*slash = '/';
+		if (bad)
+			return -1;
+	}
+	strbuf_reset(&checked[checked_next]);
+	strbuf_add(&checked[checked_next], full->buf, n);
+	checked_next = (checked_next + 1) % CHECKED_MAX;
+	return 0;
+}
+
 /* The common case of a stage reading or writing one plain file: lstat its
  * folders (none may be a symlink) and the file, and ask the stat cache —
  * two or three syscalls instead of opening every folder on the way.
@@ -976,15 +1040,8 @@ static int scan_one_file(struct statcache *sc, const char *workspace,
 		strbuf_addf(&full, "%s/", workspace);
 	base = full.len;
 	strbuf_addstr(&full, path);
-	for (char *slash = strchr(full.buf + base, '/'); slash;
-	     slash = strchr(slash + 1, '/')) {
-		*slash = '\0';
-		ret = lstat(full.buf, &st) || !S_ISDIR(st.st_mode);
-		*slash = '/';
-		if (ret)
-			goto out; /* missing or a symlink: the walk says which
-				   */
-	}
+	if (check_folders(&full, base))
+		goto out; /* missing or a symlink: the walk says which */
 	if (lstat(full.buf, &st) || !S_ISREG(st.st_mode))
 		goto out;
 	ALLOC_GROW(out->v, out->nr + 1, out->alloc);

@@ -85,4 +85,8 @@ int scan_glob(const char *workspace, const char *pattern, struct strvec *out,
 
 void scan_list_release(struct scan_list *list);
 
+/* Forget which folders were found to be real folders (not symlinks): call
+ * after anything ran that may have changed the tree. */
+void scan_forget_folders(void);
+
 #endif

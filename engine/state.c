@@ -75,6 +75,9 @@ void state_free(struct state *st)
 	if (!st)
 		return;
 	clear(st);
+	for (size_t i = 0; i < st->bufs_nr; i++)
+		free(st->bufs[i]);
+	free(st->bufs);
 	free(st->path);
 	free(st);
 }
@@ -197,6 +200,10 @@ static void add_paths(struct strbuf *sb, char tag, const struct state_path *v,
 		add_field(sb, v[i].path);
 		add_hash(sb, &v[i].hash);
 		strbuf_addf(sb, "\t%d\n", v[i].missing);
+		if (v[i].files_raw) { /* never parsed: as it was read */
+			strbuf_add(sb, v[i].files_raw, v[i].files_raw_len);
+			strbuf_addch(sb, '\n');
+		}
 		for (size_t j = 0; j < v[i].files_nr; j++) {
 			strbuf_addch(sb, 'f');
 			add_field(sb, v[i].files[j].path);
@@ -286,13 +293,22 @@ static int split_line(char *line, char **f)
 	char *w = line, *r = line;
 
 	f[n++] = w;
-	for (; *r; r++) {
+	for (;;) {
+		/* copy the plain run at once: most lines have no escapes */
+		size_t k = strcspn(r, "\t\\");
+
+		if (w != r)
+			memmove(w, r, k);
+		w += k;
+		r += k;
+		if (!*r)
+			break;
 		if (*r == '\t') {
 			*w++ = '\0';
 			if (n == MAX_FIELDS)
 				return -1;
 			f[n++] = w;
-		} else if (*r == '\\') {
+		} else {
 			static const char from[] = "\\tnr", to[] = "\\\t\n\r";
 			const char *p = r[1] ? strchr(from, r[1]) : NULL;
 
@@ -300,9 +316,8 @@ static int split_line(char *line, char **f)
 				return -1;
 			*w++ = to[p - from];
 			r++;
-		} else {
-			*w++ = *r;
 		}
+		r++;
 	}
 	*w = '\0';
 	return n;
@@ -400,19 +415,48 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		d->files[d->files_nr++] = xstrdup(f[1]);
 		return 0;
 	}
-	case 'f': {
-		struct state_path *p = rd->cur;
-		struct state_file *sf;
-
-		if (n != 3 || !p)
-			return -1;
-		ALLOC_GROW(p->files, p->files_nr + 1, p->files_alloc);
-		sf = &p->files[p->files_nr++];
-		sf->path = xstrdup(f[1]);
-		return parse_hash(f[2], &sf->hash);
-	}
 	}
 	return -1;
+}
+
+/* One 'f' line (split into f) of path p. */
+static int push_file(struct state_path *p, char **f, int n)
+{
+	struct state_file *sf;
+
+	if (n != 3)
+		return -1;
+	ALLOC_GROW(p->files, p->files_nr + 1, p->files_alloc);
+	sf = &p->files[p->files_nr++];
+	sf->path = xstrdup(f[1]);
+	return parse_hash(f[2], &sf->hash);
+}
+
+int state_path_files(const struct state_path *cp)
+{
+	struct state_path *p = (struct state_path *)cp;
+	char *line = p->files_raw, *end = line + p->files_raw_len;
+	int ret = 0;
+
+	if (!line)
+		return 0;
+	p->files_raw = NULL;
+	*end = '\0'; /* the newline after the last line */
+	while (line < end && !ret) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *f[MAX_FIELDS];
+
+		if (nl)
+			*nl = '\0';
+		ret = push_file(p, f, split_line(line, f));
+		line = nl ? nl + 1 : end;
+	}
+	if (ret) {
+		for (size_t j = 0; j < p->files_nr; j++)
+			free(p->files[j].path);
+		p->files_nr = 0;
+	}
+	return ret;
 }
 
 static int parse_line(struct state *st, struct reader *rd, char *line)
@@ -484,6 +528,16 @@ int state_parse(struct state *st, const char *buf, size_t len)
 			ret = -1;
 			break;
 		}
+		if (p[0] == 'f' && p[1] == '\t' && rd.cur) {
+			/* a file of the last input or output: left unparsed
+			 * until asked for (state_path_files) */
+			if (!rd.cur->files_raw)
+				rd.cur->files_raw = p;
+			rd.cur->files_raw_len =
+				(size_t)(nl - rd.cur->files_raw);
+			p = nl + 1;
+			continue;
+		}
 		*nl = '\0';
 		ret = parse_line(st, &rd, p);
 		p = nl + 1;
@@ -492,10 +546,14 @@ int state_parse(struct state *st, const char *buf, size_t len)
 		stage_record_free(rd.rec);
 		ret = -1;
 	}
-	if (ret)
+	if (ret) {
 		clear(st);
-	free(copy);
-	return ret;
+		free(copy);
+		return ret;
+	}
+	ALLOC_GROW(st->bufs, st->bufs_nr + 1, st->bufs_alloc);
+	st->bufs[st->bufs_nr++] = copy;
+	return 0;
 }
 
 int state_load(struct state **out, const char *path, struct error *err)

@@ -21,8 +21,13 @@ struct state_path {		  /* one declared input or output */
 	struct hash128 hash;	  /* combined hash of everything under it */
 	int missing;		  /* declared but absent (inputs only) */
 	unsigned long long bytes; /* size of the files; not saved */
-	struct state_file *files;
+	struct state_file *files; /* of a loaded record: see
+				   * state_path_files */
 	size_t files_nr, files_alloc;
+	/* private: the 'f' lines of a loaded record, still unparsed (they
+	 * live in the state's buffer) */
+	char *files_raw;
+	size_t files_raw_len;
 };
 
 struct state_kv {
@@ -63,6 +68,8 @@ struct state {
 	char *path;
 	struct stage_record **recs; /* sorted by name */
 	size_t nr, alloc;
+	char **bufs; /* the text loaded, which unparsed file lists point into */
+	size_t bufs_nr, bufs_alloc;
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated
@@ -82,6 +89,13 @@ void state_drop(struct state *st, const char *name);
 int state_save(const struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
+
+/* Make p->files of a loaded record usable. A record's file lists are read
+ * from the state file only when first needed: a no-op status compares the
+ * combined hashes and never looks at the 100,000 files under its inputs.
+ * Logically const: the list is parsed in place. Returns -1 (and an empty
+ * list) when the lines are malformed. */
+int state_path_files(const struct state_path *p);
 
 /* The datum of rec whose match is path (binary search), or NULL. */
 const struct state_datum *state_find_datum(const struct stage_record *rec,

@@ -2,9 +2,12 @@
  * signal interrupts a wait, which curl_multi_poll() would swallow): many
  * requests at once on one connection pool, bodies collected or streamed. */
 #include "executors/http.h"
+#include "util/dl.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
+/* the typecheck macros would hide the calls through pointers below */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +16,75 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#ifndef PIPE_LIBCURL
+#define PIPE_LIBCURL "libcurl.so.4"
+#endif
+
+/* libcurl is loaded when first needed, not when pipe starts: `pipe status`
+ * needs neither it nor the dozens of libraries it pulls in, and loading
+ * them costs more than the whole no-op check. Every function used here
+ * is in this list (one missing fails the link: pipe is not linked with
+ * the library). PIPE_LIBCURL is the soname the build found. */
+#define CURL_API(X)                                                            \
+	X(curl_easy_cleanup)                                                   \
+	X(curl_easy_getinfo)                                                   \
+	X(curl_easy_init)                                                      \
+	X(curl_easy_setopt)                                                    \
+	X(curl_easy_strerror)                                                  \
+	X(curl_global_init)                                                    \
+	X(curl_multi_add_handle)                                               \
+	X(curl_multi_cleanup)                                                  \
+	X(curl_multi_info_read)                                                \
+	X(curl_multi_init)                                                     \
+	X(curl_multi_remove_handle)                                            \
+	X(curl_multi_setopt)                                                   \
+	X(curl_multi_socket_action)                                            \
+	X(curl_slist_append)                                                   \
+	X(curl_slist_free_all)
+
+#define X(f) static __typeof__(f) *p_##f;
+CURL_API(X)
+#undef X
+
+static int load_libcurl(struct error *err)
+{
+	static int loaded;
+	void *lib;
+
+	if (loaded)
+		return 0;
+	lib = dl_open(PIPE_LIBCURL, "Debian's libcurl4", err);
+	if (!lib)
+		return -1;
+#define X(f)                                                                   \
+	if (dl_sym(lib, PIPE_LIBCURL, #f, &p_##f, err))                        \
+		return -1;
+	CURL_API(X)
+#undef X
+	loaded = 1;
+	return 0;
+}
+
+/* From here on, the names call through the pointers. */
+#define curl_easy_cleanup (*p_curl_easy_cleanup)
+#undef curl_easy_getinfo
+#define curl_easy_getinfo (*p_curl_easy_getinfo)
+#define curl_easy_init (*p_curl_easy_init)
+#undef curl_easy_setopt
+#define curl_easy_setopt (*p_curl_easy_setopt)
+#define curl_easy_strerror (*p_curl_easy_strerror)
+#define curl_global_init (*p_curl_global_init)
+#define curl_multi_add_handle (*p_curl_multi_add_handle)
+#define curl_multi_cleanup (*p_curl_multi_cleanup)
+#define curl_multi_info_read (*p_curl_multi_info_read)
+#define curl_multi_init (*p_curl_multi_init)
+#define curl_multi_remove_handle (*p_curl_multi_remove_handle)
+#undef curl_multi_setopt
+#define curl_multi_setopt (*p_curl_multi_setopt)
+#define curl_multi_socket_action (*p_curl_multi_socket_action)
+#define curl_slist_append (*p_curl_slist_append)
+#define curl_slist_free_all (*p_curl_slist_free_all)
 
 #define DEFAULT_CONNECT_MS 10000
 
@@ -156,6 +228,8 @@ int http_new(struct http **out, const struct http_target *t, struct error *err)
 	static int initialized;
 	struct http *h;
 
+	if (load_libcurl(err))
+		return -1;
 	if (!initialized && curl_global_init(CURL_GLOBAL_DEFAULT))
 		return error_set(err, EXIT_ENV, "cannot initialize libcurl");
 	initialized = 1;

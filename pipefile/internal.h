@@ -9,6 +9,7 @@
 
 #include "pipefile/pipefile.h"
 #include "util/error.h"
+#include "util/strbuf.h"
 
 /* Bounds on the node tree against hostile input (see pipefile.h). */
 #define PIPEFILE_MAX_NODES 2000000u /* nodes written in the file */
@@ -81,6 +82,16 @@ int pipefile_yaml_is_null(const struct ynode *n);
  * stands verbatim in the source (plain or quoted, one line); else n->col. */
 int pipefile_yaml_col_at(const struct ynode *n, const struct pf_src *src,
 			 size_t off);
+
+/* -------- pipefile/pipefile.c, for cache.c -------- */
+
+/* A model with no stages and the defaults, owning copies of its args. */
+struct pipefile *pipefile_new(const char *name, const char *dir,
+			      const char *text, size_t len);
+/* Read the Pipefile at path (at most PIPEFILE_MAX_BYTES + 1 bytes) into
+ * text, and give the folder holding it in *dir (the caller frees it). */
+int pipefile_read(const char *path, struct strbuf *text, char **dir,
+		  struct error *err);
 
 /* -------- pipefile/strmap.c: string -> pointer hash map -------- */
 

@@ -105,8 +105,8 @@ int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 	return -1;
 }
 
-static struct pipefile *new_pipefile(const char *name, const char *dir,
-				     const char *text, size_t len)
+struct pipefile *pipefile_new(const char *name, const char *dir,
+			      const char *text, size_t len)
 {
 	struct pipefile *pf = xcalloc(1, sizeof(*pf));
 
@@ -135,7 +135,7 @@ int pipefile_parse(struct pipefile **out, const char *name, const char *dir,
 		return pipefile_src_error(&src, err, 0, 0,
 					  "file is larger than %u MiB",
 					  PIPEFILE_MAX_BYTES >> 20);
-	c.pf = new_pipefile(name, dir, text, len);
+	c.pf = pipefile_new(name, dir, text, len);
 	src.text = c.pf->text;
 	c.src = &src;
 	c.err = err;
@@ -177,15 +177,13 @@ static int read_error(struct error *err, const char *path)
 			 strerror(errno));
 }
 
-int pipefile_load(struct pipefile **out, const char *path, struct error *err)
+int pipefile_read(const char *path, struct strbuf *text, char **dir,
+		  struct error *err)
 {
-	struct strbuf sb = STRBUF_INIT;
 	struct stat st;
-	char *dir = NULL;
 	long n;
-	int fd, ret;
+	int fd;
 
-	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return read_error(err, path);
@@ -196,13 +194,25 @@ int pipefile_load(struct pipefile **out, const char *path, struct error *err)
 				 strerror(errno));
 	}
 	/* never read more than the limit, whatever the file claims */
-	n = strbuf_read_fd(&sb, fd, PIPEFILE_MAX_BYTES + 1);
+	n = strbuf_read_fd(text, fd, PIPEFILE_MAX_BYTES + 1);
 	close(fd);
 	if (n < 0) {
-		strbuf_release(&sb);
+		strbuf_release(text);
 		return read_error(err, path);
 	}
-	dir = dir_of(path);
+	*dir = dir_of(path);
+	return 0;
+}
+
+int pipefile_load(struct pipefile **out, const char *path, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *dir = NULL;
+	int ret;
+
+	*out = NULL;
+	if (pipefile_read(path, &sb, &dir, err))
+		return -1;
 	ret = pipefile_parse(out, path, dir, sb.buf, sb.len, err);
 	free(dir);
 	strbuf_release(&sb);

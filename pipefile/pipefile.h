@@ -126,6 +126,27 @@ struct pipefile {
  * cannot be read). */
 int pipefile_load(struct pipefile **out, const char *path, struct error *err);
 
+/* pipefile_load, remembering the model in cache_name (a file name relative
+ * to the Pipefile's folder, e.g. ".pipe/pipefile.cache"): when the cache
+ * was written by this pipe binary for the same Pipefile content, the model
+ * comes from it without parsing. The cache is written only when its folder
+ * exists; failing to write it is no error. Same results as pipefile_load. */
+int pipefile_load_cached(struct pipefile **out, const char *path,
+			 const char *cache_name, struct error *err);
+
+/* The cache's format, for tests: pipefile_serialize appends pf to out,
+ * tagged with stamp (who wrote it); pipefile_deserialize rebuilds the model
+ * when buf is intact, was written with the same stamp and for this text,
+ * else returns -1 (no error message: the caller parses instead). */
+struct strbuf;
+void pipefile_serialize(const struct pipefile *pf, const char *stamp,
+			struct strbuf *out);
+int pipefile_deserialize(struct pipefile **out, const char *name,
+			 const char *dir, const char *text, size_t len,
+			 const char *stamp, const char *buf, size_t n);
+/* Bumped whenever the parser's results or the cache format change. */
+#define PIPE_CACHE_VERSION "pipefile-cache-1"
+
 /* Same from memory; name is used in messages ("Pipefile"), dir is the
  * workspace ("." when NULL). */
 int pipefile_parse(struct pipefile **out, const char *name, const char *dir,

@@ -3,6 +3,7 @@
 #include "store/git.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/dl.h"
 #include "util/xalloc.h"
 
 #include <dirent.h>
@@ -19,6 +20,214 @@
 #include <git2/sys/commit.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
+
+#ifndef PIPE_LIBGIT2
+#define PIPE_LIBGIT2 "libgit2.so"
+#endif
+
+/* libgit2 is loaded when first needed, not when pipe starts: `pipe status`
+ * needs neither it nor the dozens of libraries it pulls in, and loading
+ * them costs more than the whole no-op check. Every function used here
+ * is in this list (one missing fails the link: pipe is not linked with
+ * the library). PIPE_LIBGIT2 is the soname the build found. */
+#define GIT_API(X)                                                             \
+	X(git_blob_free)                                                       \
+	X(git_blob_lookup)                                                     \
+	X(git_blob_rawcontent)                                                 \
+	X(git_blob_rawsize)                                                    \
+	X(git_commit_create_from_ids)                                          \
+	X(git_commit_free)                                                     \
+	X(git_commit_lookup)                                                   \
+	X(git_commit_message_raw)                                              \
+	X(git_commit_parent_id)                                                \
+	X(git_commit_parentcount)                                              \
+	X(git_commit_time)                                                     \
+	X(git_commit_tree_id)                                                  \
+	X(git_config_free)                                                     \
+	X(git_config_get_int64)                                                \
+	X(git_config_set_int64)                                                \
+	X(git_error_last)                                                      \
+	X(git_graph_descendant_of)                                             \
+	X(git_libgit2_init)                                                    \
+	X(git_libgit2_opts)                                                    \
+	X(git_libgit2_shutdown)                                                \
+	X(git_mempack_new)                                                     \
+	X(git_mempack_reset)                                                   \
+	X(git_object_free)                                                     \
+	X(git_object_id)                                                       \
+	X(git_object_lookup_prefix)                                            \
+	X(git_object_type)                                                     \
+	X(git_odb_add_backend)                                                 \
+	X(git_odb_backend_loose)                                               \
+	X(git_odb_backend_one_pack)                                            \
+	X(git_odb_exists)                                                      \
+	X(git_odb_exists_ext)                                                  \
+	X(git_odb_free)                                                        \
+	X(git_odb_get_backend)                                                 \
+	X(git_odb_hash)                                                        \
+	X(git_odb_num_backends)                                                \
+	X(git_odb_object_data)                                                 \
+	X(git_odb_object_free)                                                 \
+	X(git_odb_object_size)                                                 \
+	X(git_odb_object_type)                                                 \
+	X(git_odb_read)                                                        \
+	X(git_odb_read_header)                                                 \
+	X(git_odb_refresh)                                                     \
+	X(git_oid_fromstrn)                                                    \
+	X(git_packbuilder_free)                                                \
+	X(git_packbuilder_insert)                                              \
+	X(git_packbuilder_name)                                                \
+	X(git_packbuilder_new)                                                 \
+	X(git_packbuilder_object_count)                                        \
+	X(git_packbuilder_write)                                               \
+	X(git_reference_create)                                                \
+	X(git_reference_create_matching)                                       \
+	X(git_reference_free)                                                  \
+	X(git_reference_iterator_free)                                         \
+	X(git_reference_iterator_glob_new)                                     \
+	X(git_reference_name)                                                  \
+	X(git_reference_name_is_valid)                                         \
+	X(git_reference_name_to_id)                                            \
+	X(git_reference_next)                                                  \
+	X(git_reference_remove)                                                \
+	X(git_reference_target)                                                \
+	X(git_repository_config)                                               \
+	X(git_repository_free)                                                 \
+	X(git_repository_init)                                                 \
+	X(git_repository_odb)                                                  \
+	X(git_repository_open_ext)                                             \
+	X(git_revwalk_free)                                                    \
+	X(git_revwalk_hide)                                                    \
+	X(git_revwalk_new)                                                     \
+	X(git_revwalk_next)                                                    \
+	X(git_revwalk_push)                                                    \
+	X(git_revwalk_simplify_first_parent)                                   \
+	X(git_revwalk_sorting)                                                 \
+	X(git_signature_free)                                                  \
+	X(git_signature_now)                                                   \
+	X(git_tree_entry_bypath)                                               \
+	X(git_tree_entry_filemode_raw)                                         \
+	X(git_tree_entry_free)                                                 \
+	X(git_tree_entry_id)                                                   \
+	X(git_tree_entry_name)                                                 \
+	X(git_tree_free)                                                       \
+	X(git_tree_lookup)                                                     \
+	X(git_tree_walk)                                                       \
+	X(git_treebuilder_free)                                                \
+	X(git_treebuilder_insert)                                              \
+	X(git_treebuilder_new)                                                 \
+	X(git_treebuilder_write)
+
+#define X(f) static __typeof__(f) *p_##f;
+GIT_API(X)
+#undef X
+
+static int load_libgit2(struct error *err)
+{
+	static int loaded;
+	void *lib;
+
+	if (loaded)
+		return 0;
+	lib = dl_open(PIPE_LIBGIT2, "Debian's libgit2-1.5", err);
+	if (!lib)
+		return -1;
+#define X(f)                                                                   \
+	if (dl_sym(lib, PIPE_LIBGIT2, #f, &p_##f, err))                        \
+		return -1;
+	GIT_API(X)
+#undef X
+	loaded = 1;
+	return 0;
+}
+
+/* From here on, the names call through the pointers. */
+#define git_blob_free (*p_git_blob_free)
+#define git_blob_lookup (*p_git_blob_lookup)
+#define git_blob_rawcontent (*p_git_blob_rawcontent)
+#define git_blob_rawsize (*p_git_blob_rawsize)
+#define git_commit_create_from_ids (*p_git_commit_create_from_ids)
+#define git_commit_free (*p_git_commit_free)
+#define git_commit_lookup (*p_git_commit_lookup)
+#define git_commit_message_raw (*p_git_commit_message_raw)
+#define git_commit_parent_id (*p_git_commit_parent_id)
+#define git_commit_parentcount (*p_git_commit_parentcount)
+#define git_commit_time (*p_git_commit_time)
+#define git_commit_tree_id (*p_git_commit_tree_id)
+#define git_config_free (*p_git_config_free)
+#define git_config_get_int64 (*p_git_config_get_int64)
+#define git_config_set_int64 (*p_git_config_set_int64)
+#define git_error_last (*p_git_error_last)
+#define git_graph_descendant_of (*p_git_graph_descendant_of)
+#define git_libgit2_init (*p_git_libgit2_init)
+#define git_libgit2_opts (*p_git_libgit2_opts)
+#define git_libgit2_shutdown (*p_git_libgit2_shutdown)
+#define git_mempack_new (*p_git_mempack_new)
+#define git_mempack_reset (*p_git_mempack_reset)
+#define git_object_free (*p_git_object_free)
+#define git_object_id (*p_git_object_id)
+#define git_object_lookup_prefix (*p_git_object_lookup_prefix)
+#define git_object_type (*p_git_object_type)
+#define git_odb_add_backend (*p_git_odb_add_backend)
+#define git_odb_backend_loose (*p_git_odb_backend_loose)
+#define git_odb_backend_one_pack (*p_git_odb_backend_one_pack)
+#define git_odb_exists (*p_git_odb_exists)
+#define git_odb_exists_ext (*p_git_odb_exists_ext)
+#define git_odb_free (*p_git_odb_free)
+#define git_odb_get_backend (*p_git_odb_get_backend)
+#define git_odb_hash (*p_git_odb_hash)
+#define git_odb_num_backends (*p_git_odb_num_backends)
+#define git_odb_object_data (*p_git_odb_object_data)
+#define git_odb_object_free (*p_git_odb_object_free)
+#define git_odb_object_size (*p_git_odb_object_size)
+#define git_odb_object_type (*p_git_odb_object_type)
+#define git_odb_read (*p_git_odb_read)
+#define git_odb_read_header (*p_git_odb_read_header)
+#define git_odb_refresh (*p_git_odb_refresh)
+#define git_oid_fromstrn (*p_git_oid_fromstrn)
+#define git_packbuilder_free (*p_git_packbuilder_free)
+#define git_packbuilder_insert (*p_git_packbuilder_insert)
+#define git_packbuilder_name (*p_git_packbuilder_name)
+#define git_packbuilder_new (*p_git_packbuilder_new)
+#define git_packbuilder_object_count (*p_git_packbuilder_object_count)
+#define git_packbuilder_write (*p_git_packbuilder_write)
+#define git_reference_create (*p_git_reference_create)
+#define git_reference_create_matching (*p_git_reference_create_matching)
+#define git_reference_free (*p_git_reference_free)
+#define git_reference_iterator_free (*p_git_reference_iterator_free)
+#define git_reference_iterator_glob_new (*p_git_reference_iterator_glob_new)
+#define git_reference_name (*p_git_reference_name)
+#define git_reference_name_is_valid (*p_git_reference_name_is_valid)
+#define git_reference_name_to_id (*p_git_reference_name_to_id)
+#define git_reference_next (*p_git_reference_next)
+#define git_reference_remove (*p_git_reference_remove)
+#define git_reference_target (*p_git_reference_target)
+#define git_repository_config (*p_git_repository_config)
+#define git_repository_free (*p_git_repository_free)
+#define git_repository_init (*p_git_repository_init)
+#define git_repository_odb (*p_git_repository_odb)
+#define git_repository_open_ext (*p_git_repository_open_ext)
+#define git_revwalk_free (*p_git_revwalk_free)
+#define git_revwalk_hide (*p_git_revwalk_hide)
+#define git_revwalk_new (*p_git_revwalk_new)
+#define git_revwalk_next (*p_git_revwalk_next)
+#define git_revwalk_push (*p_git_revwalk_push)
+#define git_revwalk_simplify_first_parent (*p_git_revwalk_simplify_first_parent)
+#define git_revwalk_sorting (*p_git_revwalk_sorting)
+#define git_signature_free (*p_git_signature_free)
+#define git_signature_now (*p_git_signature_now)
+#define git_tree_entry_bypath (*p_git_tree_entry_bypath)
+#define git_tree_entry_filemode_raw (*p_git_tree_entry_filemode_raw)
+#define git_tree_entry_free (*p_git_tree_entry_free)
+#define git_tree_entry_id (*p_git_tree_entry_id)
+#define git_tree_entry_name (*p_git_tree_entry_name)
+#define git_tree_free (*p_git_tree_free)
+#define git_tree_lookup (*p_git_tree_lookup)
+#define git_tree_walk (*p_git_tree_walk)
+#define git_treebuilder_free (*p_git_treebuilder_free)
+#define git_treebuilder_insert (*p_git_treebuilder_insert)
+#define git_treebuilder_new (*p_git_treebuilder_new)
+#define git_treebuilder_write (*p_git_treebuilder_write)
 
 /* Pending objects are written as a pack once they pass this many bytes, so
  * memory stays bounded however many small files a stage writes. */
@@ -70,21 +279,36 @@ static void from_goid(const git_oid *g, struct sgit_oid *o)
 	memcpy(o->id, g->id, SGIT_RAWSZ);
 }
 
+/* Plain C, not libgit2: these run before any repository is open. */
 void sgit_oid_hex(const struct sgit_oid *oid, char *out)
 {
-	git_oid_tostr(out, SGIT_HEXSZ + 1, goid(oid));
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < SGIT_RAWSZ; i++) {
+		out[2 * i] = digits[oid->id[i] >> 4];
+		out[2 * i + 1] = digits[oid->id[i] & 15];
+	}
+	out[SGIT_HEXSZ] = '\0';
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				      : -1;
 }
 
 int sgit_oid_parse(const char *hex, struct sgit_oid *out)
 {
-	git_oid g;
+	if (strlen(hex) != SGIT_HEXSZ)
+		return -1;
+	for (size_t i = 0; i < SGIT_RAWSZ; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
 
-	if (strlen(hex) != SGIT_HEXSZ ||
-	    strspn(hex, "0123456789abcdef") != SGIT_HEXSZ)
-		return -1;
-	if (git_oid_fromstr(&g, hex))
-		return -1;
-	from_goid(&g, out);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out->id[i] = (unsigned char)(hi << 4 | lo);
+	}
 	return 0;
 }
 
@@ -186,6 +410,10 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 	struct sgit *g = xcalloc(1, sizeof(*g));
 
 	*out = NULL;
+	if (load_libgit2(err)) {
+		free(g);
+		return -1;
+	}
 	git_libgit2_init();
 	g->dir = xstrdup(gitdir);
 	if (git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) ||
@@ -497,8 +725,13 @@ int sgit_ref_foreach(struct sgit *g, const char *glob, sgit_ref_fn fn,
 
 int sgit_ref_name_ok(const char *refname)
 {
+	struct error err = ERROR_INIT;
 	int valid = 0;
 
+	if (load_libgit2(&err)) {
+		error_release(&err);
+		return 0;
+	}
 	return !git_reference_name_is_valid(&valid, refname) && valid;
 }
 

@@ -48,36 +48,41 @@ void hash_to_hex(const struct hash128 *h, char *out)
 	out[HASH_HEX_LEN] = '\0';
 }
 
-static int hexval(char c)
+static int hexval(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	unsigned d = (unsigned)c - '0';
+
+	if (d < 10)
+		return (int)d;
+	d = ((unsigned)c | 0x20) - 'a';
+	return d < 6 ? (int)d + 10 : -1;
+}
+
+/* The canonical form is big-endian: high 64 bits first. Read straight
+ * into the two halves (the state file holds thousands of hashes). */
+static int half_from_hex(const char *hex, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 16; i++) {
+		int d = hexval((unsigned char)hex[i]);
+
+		if (d < 0)
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return 0;
 }
 
 int hash_from_hex(const char *hex, struct hash128 *out)
 {
-	XXH128_canonical_t c;
-	XXH128_hash_t x;
+	struct hash128 h;
 
-	for (int i = 0; i < 16; i++) {
-		int hi = hexval(hex[2 * i]), lo;
-
-		if (hi < 0)
-			return -1;
-		lo = hexval(hex[2 * i + 1]);
-		if (lo < 0)
-			return -1;
-		c.digest[i] = (unsigned char)(hi << 4 | lo);
-	}
-	if (hex[HASH_HEX_LEN] != '\0')
+	if (half_from_hex(hex, &h.high) || half_from_hex(hex + 16, &h.low) ||
+	    hex[HASH_HEX_LEN] != '\0')
 		return -1;
-	x = XXH128_hashFromCanonical(&c);
-	from_xxh(x, out);
+	*out = h;
 	return 0;
 }
 

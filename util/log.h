@@ -20,6 +20,11 @@ __attribute__((format(printf, 1, 2))) void log_info(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_verbose(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) void log_debug(const char *fmt, ...);
 
+/* PIPE_TRACE_PERFORMANCE=1 in the environment (as GIT_TRACE_PERFORMANCE):
+ * each call prints the time since the previous one (or since the first
+ * call) with what was done, to stderr. Costs one getenv when off. */
+void log_trace_phase(const char *what);
+
 /* Called before any message is printed (to clear a progress line);
  * NULL: none. */
 extern void (*log_before_print)(void);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipefile/internal.h"
@@ -19,6 +20,32 @@
 #include "util/error.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
+
+/* Through the cache and back: the model read from the cache must
+ * serialize to the same bytes as the parsed one, and every test below then
+ * checks the model that came out of the cache. */
+static struct pipefile *round_trip(struct pipefile *pf, const char *text)
+{
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	struct pipefile *back = NULL;
+
+	pipefile_serialize(pf, "test", &a);
+	assert_int_equal(pipefile_deserialize(&back, pf->path, pf->dir, text,
+					      strlen(text), "test", a.buf,
+					      a.len),
+			 0);
+	pipefile_serialize(back, "test", &b);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.buf, b.buf, a.len);
+	assert_int_equal(back->nr, pf->nr);
+	for (size_t i = 0; i < pf->nr; i++)
+		assert_ptr_equal(pipefile_find_stage(back, pf->stages[i].name),
+				 &back->stages[i]);
+	pipefile_free(pf);
+	strbuf_release(&a);
+	strbuf_release(&b);
+	return back;
+}
 
 static struct pipefile *parse_ok(const char *text)
 {
@@ -32,7 +59,7 @@ static struct pipefile *parse_ok(const char *text)
 		fail_msg("unexpected error: %s", sb.buf);
 	}
 	error_release(&err);
-	return pf;
+	return round_trip(pf, text);
 }
 
 /* Parse text that must fail at line:col with a message containing want. */
@@ -662,6 +689,114 @@ static void test_load(void **state)
 	strbuf_release(&path);
 }
 
+/* A cache is used only when intact, written by the same stamp, and for
+ * the same text; anything else is refused, never half-read. */
+static void test_cache_refuses(void **state)
+{
+	const char *text = "stages: {t: {cmd: x, inputs: [a], outputs: [b]}}\n";
+	struct pipefile *pf = parse_ok(text), *back = NULL;
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	pipefile_serialize(pf, "one", &sb);
+	assert_int_equal(pipefile_deserialize(&back, "P", ".", text,
+					      strlen(text), "two", sb.buf,
+					      sb.len),
+			 -1);
+	assert_int_equal(pipefile_deserialize(&back, "P", ".", "x: 1\n", 5,
+					      "one", sb.buf, sb.len),
+			 -1);
+	for (size_t n = 0; n < sb.len; n += 7) /* every truncation */
+		assert_int_equal(pipefile_deserialize(&back, "P", ".", text,
+						      strlen(text), "one",
+						      sb.buf, n),
+				 -1);
+	for (size_t i = 0; i < sb.len; i += 5) { /* flipped bytes */
+		sb.buf[i] ^= 0x40;
+		assert_int_equal(pipefile_deserialize(&back, "P", ".", text,
+						      strlen(text), "one",
+						      sb.buf, sb.len),
+				 -1);
+		sb.buf[i] ^= 0x40;
+	}
+	assert_null(back);
+	assert_int_equal(pipefile_deserialize(&back, "P", ".", text,
+					      strlen(text), "one", sb.buf,
+					      sb.len),
+			 0);
+	assert_string_equal(back->stages[0].outputs.v[0].path, "b");
+	pipefile_free(back);
+	pipefile_free(pf);
+	strbuf_release(&sb);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* pipefile_load_cached: writes the cache only where its folder exists,
+ * reads it back without rewriting it, and follows an edited Pipefile. */
+static void test_load_cached(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct pipefile *pf = NULL;
+	char dir[] = "/tmp/pipe-test-XXXXXX";
+	struct strbuf path = STRBUF_INIT, cache = STRBUF_INIT,
+		      sub = STRBUF_INIT;
+	struct stat st1, st2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	strbuf_addf(&path, "%s/Pipefile", dir);
+	strbuf_addf(&sub, "%s/.pipe", dir);
+	strbuf_addf(&cache, "%s/.pipe/pf.cache", dir);
+	write_file(path.buf, "stages: {t: {cmd: one}}\n");
+	assert_int_equal(
+		pipefile_load_cached(&pf, path.buf, ".pipe/pf.cache", &err), 0);
+	assert_string_equal(pf->stages[0].cmd, "one");
+	pipefile_free(pf);
+	assert_int_equal(access(cache.buf, F_OK), -1); /* no .pipe: none */
+	assert_int_equal(mkdir(sub.buf, 0755), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pipefile_load_cached(&pf, path.buf,
+						      ".pipe/pf.cache", &err),
+				 0);
+		assert_string_equal(pf->stages[0].cmd, "one");
+		assert_string_equal(pf->dir, dir);
+		pipefile_free(pf);
+		assert_int_equal(stat(cache.buf, i ? &st2 : &st1), 0);
+	}
+	assert_int_equal(st1.st_ino, st2.st_ino); /* read, not rewritten */
+	write_file(path.buf, "stages: {t: {cmd: two}}\n");
+	assert_int_equal(
+		pipefile_load_cached(&pf, path.buf, ".pipe/pf.cache", &err), 0);
+	assert_string_equal(pf->stages[0].cmd, "two");
+	pipefile_free(pf);
+	write_file(cache.buf, "pipe-pfcache 1\ngarbage");
+	assert_int_equal(
+		pipefile_load_cached(&pf, path.buf, ".pipe/pf.cache", &err), 0);
+	assert_string_equal(pf->stages[0].cmd, "two");
+	pipefile_free(pf);
+	write_file(path.buf, "stages: {t: {cmd: [}}\n");
+	assert_int_equal(
+		pipefile_load_cached(&pf, path.buf, ".pipe/pf.cache", &err),
+		-1);
+	assert_int_equal(err.exit_code, EXIT_USAGE);
+	error_release(&err);
+	remove(cache.buf);
+	rmdir(sub.buf);
+	remove(path.buf);
+	rmdir(dir);
+	strbuf_release(&path);
+	strbuf_release(&cache);
+	strbuf_release(&sub);
+}
+
 /* Every case of tests/data/pipefile/ parses or fails with a message:
  * never a crash. */
 static void test_corpus(void **state)
@@ -693,6 +828,8 @@ static void test_corpus(void **state)
 				    &err);
 		assert_true(rc == 0 || (rc == -1 && err.msg.len > 0));
 		assert_true(rc == 0 ? pf != NULL : pf == NULL);
+		if (pf)
+			pf = round_trip(pf, text.buf);
 		pipefile_free(pf);
 		error_release(&err);
 		seen++;
@@ -708,6 +845,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spec_example),
+		cmocka_unit_test(test_cache_refuses),
+		cmocka_unit_test(test_load_cached),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_cmd_and_paths),
 		cmocka_unit_test(test_matrix),

@@ -1,0 +1,419 @@
+/* The parsed Pipefile, remembered: `pipe status` on an unchanged Pipefile
+ * reads the model from a binary file instead of parsing YAML again (the
+ * parse of 2,000 stages costs more than everything else a no-op status
+ * does). The cache is keyed by the Pipefile's content hash and by the pipe
+ * binary that wrote it, and carries a checksum: a stale, foreign, truncated
+ * or corrupt cache is ignored and rewritten, never trusted. */
+#include "pipefile/internal.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "pipe-pfcache 1\n"
+#define NIL UINT32_MAX /* the length of a NULL string */
+
+/* -------- writing -------- */
+
+static void put_u32(struct strbuf *sb, uint32_t v)
+{
+	strbuf_add(sb, &v, sizeof(v));
+}
+
+static void put_i64(struct strbuf *sb, int64_t v)
+{
+	strbuf_add(sb, &v, sizeof(v));
+}
+
+static void put_str(struct strbuf *sb, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	put_u32(sb, s ? (uint32_t)n : NIL);
+	if (s)
+		strbuf_add(sb, s, n + 1);
+}
+
+static void put_path(struct strbuf *sb, const struct pf_path *p)
+{
+	put_str(sb, p->path);
+	put_u32(sb, (uint32_t)p->line);
+	put_u32(sb, (uint32_t)p->col);
+	put_u32(sb, p->is_glob | p->is_dir << 1);
+}
+
+static void put_paths(struct strbuf *sb, const struct pf_paths *p)
+{
+	put_u32(sb, (uint32_t)p->nr);
+	for (size_t i = 0; i < p->nr; i++)
+		put_path(sb, &p->v[i]);
+}
+
+static void put_kvs(struct strbuf *sb, const struct pf_kvs *kv)
+{
+	put_u32(sb, (uint32_t)kv->nr);
+	for (size_t i = 0; i < kv->nr; i++) {
+		put_str(sb, kv->v[i].key);
+		put_str(sb, kv->v[i].value);
+		put_u32(sb, (uint32_t)kv->v[i].line);
+		put_u32(sb, (uint32_t)kv->v[i].col);
+	}
+}
+
+static void put_stage(struct strbuf *sb, const struct pf_stage *st)
+{
+	put_str(sb, st->name);
+	put_str(sb, st->base);
+	put_u32(sb, (uint32_t)st->line);
+	put_u32(sb, (uint32_t)st->col);
+	put_u32(sb, (uint32_t)st->cmd_kind);
+	put_str(sb, st->cmd);
+	put_u32(sb, (uint32_t)st->argv.nr);
+	for (size_t i = 0; i < st->argv.nr; i++)
+		put_str(sb, st->argv.v[i]);
+	put_u32(sb, (uint32_t)st->cmd_line);
+	put_u32(sb, (uint32_t)st->cmd_col);
+	put_str(sb, st->executor);
+	put_str(sb, st->image);
+	put_str(sb, st->network);
+	put_paths(sb, &st->inputs);
+	put_paths(sb, &st->outputs);
+	put_path(sb, &st->datums);
+	put_u32(sb, (uint32_t)st->parallelism);
+	put_u32(sb, (uint32_t)st->params_nr);
+	for (size_t i = 0; i < st->params_nr; i++) {
+		put_str(sb, st->params[i].file);
+		put_str(sb, st->params[i].key);
+		put_u32(sb, (uint32_t)st->params[i].line);
+		put_u32(sb, (uint32_t)st->params[i].col);
+	}
+	put_kvs(sb, &st->env);
+	put_i64(sb, st->resources.cpu_milli);
+	put_i64(sb, st->resources.memory_bytes);
+	put_u32(sb, (uint32_t)st->resources.gpu);
+	put_u32(sb, (uint32_t)st->retries);
+	put_i64(sb, st->timeout_ms);
+	put_kvs(sb, &st->matrix);
+}
+
+void pipefile_serialize(const struct pipefile *pf, const char *stamp,
+			struct strbuf *out)
+{
+	struct hash128 h;
+	size_t start = out->len;
+
+	strbuf_addstr(out, MAGIC);
+	put_str(out, stamp);
+	hash_buf(pf->text, pf->text_len, &h);
+	strbuf_add(out, &h, sizeof(h));
+	put_u32(out, (uint32_t)pf->version);
+	put_str(out, pf->params_file);
+	put_str(out, pf->docker_network);
+	put_str(out, pf->kube.context);
+	put_str(out, pf->kube.namespace);
+	put_str(out, pf->kube.claim);
+	put_str(out, pf->kube.host_path);
+	put_str(out, pf->kube.mount_path);
+	put_u32(out, (uint32_t)pf->nr);
+	for (size_t i = 0; i < pf->nr; i++)
+		put_stage(out, &pf->stages[i]);
+	hash_buf(out->buf + start, out->len - start, &h);
+	strbuf_add(out, &h, sizeof(h));
+}
+
+/* -------- reading: every get checks the bounds and sets bad -------- */
+
+struct reader {
+	const char *p, *end;
+	int bad;
+};
+
+static void get_raw(struct reader *r, void *dst, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		memset(dst, 0, n);
+		return;
+	}
+	memcpy(dst, r->p, n);
+	r->p += n;
+}
+
+static uint32_t get_u32(struct reader *r)
+{
+	uint32_t v;
+
+	get_raw(r, &v, sizeof(v));
+	return v;
+}
+
+static int get_int(struct reader *r)
+{
+	return (int)get_u32(r);
+}
+
+static int64_t get_i64(struct reader *r)
+{
+	int64_t v;
+
+	get_raw(r, &v, sizeof(v));
+	return v;
+}
+
+/* A count of things each at least min bytes long: bounded by what is left,
+ * so a corrupt count cannot ask for a huge allocation. */
+static size_t get_count(struct reader *r, size_t min)
+{
+	uint32_t n = get_u32(r);
+
+	if (r->bad || (size_t)(r->end - r->p) / min < n) {
+		r->bad = 1;
+		return 0;
+	}
+	return n;
+}
+
+static char *get_str(struct reader *r)
+{
+	uint32_t n = get_u32(r);
+	char *s;
+
+	if (r->bad || n == NIL)
+		return NULL;
+	if ((size_t)(r->end - r->p) <= n || r->p[n]) {
+		r->bad = 1;
+		return NULL;
+	}
+	s = xmemdupz(r->p, n);
+	r->p += n + 1;
+	return s;
+}
+
+static void get_path(struct reader *r, struct pf_path *p)
+{
+	uint32_t flags;
+
+	p->path = get_str(r);
+	p->line = get_int(r);
+	p->col = get_int(r);
+	flags = get_u32(r);
+	p->is_glob = flags & 1;
+	p->is_dir = (flags >> 1) & 1;
+}
+
+static void get_paths(struct reader *r, struct pf_paths *p)
+{
+	size_t n = get_count(r, 16);
+
+	p->v = n ? xcalloc(n, sizeof(*p->v)) : NULL;
+	for (p->nr = p->alloc = 0; p->nr < n; p->nr++, p->alloc++)
+		get_path(r, &p->v[p->nr]);
+}
+
+static void get_kvs(struct reader *r, struct pf_kvs *kv)
+{
+	size_t n = get_count(r, 16);
+
+	kv->v = n ? xcalloc(n, sizeof(*kv->v)) : NULL;
+	for (kv->nr = kv->alloc = 0; kv->nr < n; kv->nr++, kv->alloc++) {
+		struct pf_kv *e = &kv->v[kv->nr];
+
+		e->key = get_str(r);
+		e->value = get_str(r);
+		e->line = get_int(r);
+		e->col = get_int(r);
+	}
+}
+
+static void get_stage(struct reader *r, struct pf_stage *st)
+{
+	size_t n;
+
+	st->name = get_str(r);
+	st->base = get_str(r);
+	st->line = get_int(r);
+	st->col = get_int(r);
+	st->cmd_kind = get_u32(r) ? PF_CMD_ARGV : PF_CMD_SHELL;
+	st->cmd = get_str(r);
+	n = get_count(r, 4);
+	for (size_t i = 0; i < n && !r->bad; i++) {
+		char *a = get_str(r);
+
+		if (a)
+			strvec_push_nodup(&st->argv, a);
+	}
+	st->cmd_line = get_int(r);
+	st->cmd_col = get_int(r);
+	st->executor = get_str(r);
+	st->image = get_str(r);
+	st->network = get_str(r);
+	get_paths(r, &st->inputs);
+	get_paths(r, &st->outputs);
+	get_path(r, &st->datums);
+	st->parallelism = get_int(r);
+	n = get_count(r, 16);
+	st->params = n ? xcalloc(n, sizeof(*st->params)) : NULL;
+	for (st->params_nr = 0; st->params_nr < n; st->params_nr++) {
+		struct pf_param *p = &st->params[st->params_nr];
+
+		p->file = get_str(r);
+		p->key = get_str(r);
+		p->line = get_int(r);
+		p->col = get_int(r);
+	}
+	get_kvs(r, &st->env);
+	st->resources.cpu_milli = get_i64(r);
+	st->resources.memory_bytes = get_i64(r);
+	st->resources.gpu = get_int(r);
+	st->retries = get_int(r);
+	st->timeout_ms = get_i64(r);
+	get_kvs(r, &st->matrix);
+}
+
+/* Replace a default string of the new model with what the cache holds. */
+static void get_owned(struct reader *r, char **slot)
+{
+	free(*slot);
+	*slot = get_str(r);
+}
+
+int pipefile_deserialize(struct pipefile **out, const char *name,
+			 const char *dir, const char *text, size_t len,
+			 const char *stamp, const char *buf, size_t n)
+{
+	struct reader r = {buf, buf + n, 0};
+	struct pipefile *pf;
+	struct hash128 want, got;
+	char *s;
+	size_t nr;
+
+	*out = NULL;
+	if (n < strlen(MAGIC) + 2 * sizeof(want) ||
+	    memcmp(buf, MAGIC, strlen(MAGIC)))
+		return -1;
+	hash_buf(buf, n - sizeof(want), &got);
+	memcpy(&want, buf + n - sizeof(want), sizeof(want));
+	if (!hash_equal(&want, &got))
+		return -1;
+	r.p += strlen(MAGIC);
+	r.end -= sizeof(want);
+	s = get_str(&r);
+	if (!s || strcmp(s, stamp)) {
+		free(s);
+		return -1;
+	}
+	free(s);
+	get_raw(&r, &want, sizeof(want));
+	hash_buf(text, len, &got);
+	if (r.bad || !hash_equal(&want, &got))
+		return -1;
+
+	pf = pipefile_new(name, dir, text, len);
+	pf->version = get_int(&r);
+	get_owned(&r, &pf->params_file);
+	get_owned(&r, &pf->docker_network);
+	pf->kube.context = get_str(&r);
+	pf->kube.namespace = get_str(&r);
+	pf->kube.claim = get_str(&r);
+	pf->kube.host_path = get_str(&r);
+	pf->kube.mount_path = get_str(&r);
+	nr = get_count(&r, 64);
+	pf->stages = nr ? xcalloc(nr, sizeof(*pf->stages)) : NULL;
+	pf->alloc = nr;
+	pipefile_strmap_release(pf->names);
+	pipefile_strmap_init(pf->names, nr);
+	for (; pf->nr < nr && !r.bad; pf->nr++) {
+		get_stage(&r, &pf->stages[pf->nr]);
+		if (!pf->stages[pf->nr].name)
+			r.bad = 1;
+		else
+			pipefile_strmap_put(pf->names, pf->stages[pf->nr].name,
+					    (void *)(pf->nr + 1));
+	}
+	if (r.bad || r.p != r.end || pf->nr != nr) {
+		pipefile_free(pf);
+		return -1;
+	}
+	*out = pf;
+	return 0;
+}
+
+/* -------- the file -------- */
+
+/* Which pipe wrote a cache: a rebuilt binary may parse differently, so it
+ * ignores caches of any other. */
+static void exe_stamp(struct strbuf *out)
+{
+	struct stat st;
+
+	strbuf_addstr(out, PIPE_CACHE_VERSION);
+	if (stat("/proc/self/exe", &st) == 0)
+		strbuf_addf(out, " %llu:%llu:%lld:%lld.%09ld",
+			    (unsigned long long)st.st_dev,
+			    (unsigned long long)st.st_ino,
+			    (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+			    st.st_mtim.tv_nsec);
+}
+
+/* Only where pipe keeps its files already: `validate` in a new project
+ * creates nothing. A cache that cannot be written is no error. */
+static void save(char *cache, const struct strbuf *buf)
+{
+	struct error err = ERROR_INIT;
+	char *slash = strrchr(cache, '/');
+	struct stat st;
+	int has_dir = 1;
+
+	if (slash) {
+		*slash = '\0';
+		has_dir = !stat(cache, &st) && S_ISDIR(st.st_mode);
+		*slash = '/';
+	}
+	if (has_dir && fs_write_atomic(cache, buf->buf, buf->len, &err))
+		log_verbose("could not save the Pipefile cache: %s",
+			    err.msg.buf);
+	error_release(&err);
+}
+
+int pipefile_load_cached(struct pipefile **out, const char *path,
+			 const char *cache_name, struct error *err)
+{
+	struct strbuf text = STRBUF_INIT, stamp = STRBUF_INIT,
+		      buf = STRBUF_INIT;
+	char *dir = NULL, *cache = NULL;
+	int ret;
+
+	*out = NULL;
+	if (pipefile_read(path, &text, &dir, err))
+		return -1;
+	cache = !strcmp(dir, ".") ? xstrdup(cache_name)
+				  : xstrfmt("%s/%s", dir, cache_name);
+	exe_stamp(&stamp);
+	if (strbuf_read_file(&buf, cache, 0) >= 0 &&
+	    !pipefile_deserialize(out, path, dir, text.buf, text.len, stamp.buf,
+				  buf.buf, buf.len)) {
+		ret = 0;
+		goto out;
+	}
+	ret = pipefile_parse(out, path, dir, text.buf, text.len, err);
+	if (ret)
+		goto out;
+	strbuf_reset(&buf);
+	pipefile_serialize(*out, stamp.buf, &buf);
+	save(cache, &buf);
+out:
+	strbuf_release(&buf);
+	strbuf_release(&stamp);
+	strbuf_release(&text);
+	free(cache);
+	free(dir);
+	return ret;
+}
