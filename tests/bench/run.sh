@@ -107,7 +107,7 @@ helper() {
 		mkdir -p build/tests &&
 		# shellcheck disable=SC2086
 		cc -std=c11 -D_GNU_SOURCE -O2 -I. $PKG_CFLAGS -o "build/tests/$1" \
-			"tests/bench/$1.c" build/libpipe.a $PKG_LIBS -lm)
+			"tests/bench/$1.c" build/libpipe.a $PKG_LIBS -ldl -lm)
 }
 
 # --- timing and rows -----------------------------------------------------
