@@ -4,7 +4,9 @@
 # generated in a temp folder; each workload's tools run alternately, RUNS
 # times each, and every row shows median and spread (min-max), the ratio
 # pipe/peer and whether its target is met. Writes bench/results/latest.json,
-# latest.md and plot.png. QUICK=1 (make bench-quick) runs smaller sizes.
+# latest.md and plot.png (BENCH_OUT=DIR elsewhere). QUICK=1 (make
+# bench-quick) runs smaller sizes and writes to build/bench-quick/.
+# RUNS=N (5) runs per tool; KEEP=1 keeps the temp folder.
 # ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6.
 # Installs missing peers itself (apt-get; pip into a venv for DVC).
 # Not part of `make test`.
@@ -14,7 +16,8 @@ PIPE=${PIPE:-$root/build/pipe}
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
 ONLY=${ONLY:-0 1 2 3 4 5 6 7}
-OUT=${BENCH_OUT:-$root/bench/results}
+# bench-quick's figures are for a quick look, not the record: under build/
+if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${BENCH_OUT:-$root/bench/results}; fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
 export DEBIAN_FRONTEND=noninteractive DVC_NO_ANALYTICS=1 LC_ALL=C
 
@@ -622,7 +625,7 @@ snake_scale() {
 	ta=$(stats "${T[w5.full$a.snakemake]}" | cut -d' ' -f1)
 	tb=$(stats "${T[w5.full$b.snakemake]}" | cut -d' ' -f1)
 	SNAKE_SCALE=$(awk -v a="$a" -v b="$b" -v ta="$ta" -v tb="$tb" -v n="$N_DATUMS" \
-		'BEGIN { e = log(tb / ta) / log(b / a); printf "Snakemake full run grows as N^%.2f (%d: %.1f s, %d: %.1f s); %d datums would take about %.0f s", e, a, ta, b, tb, n, tb * (n / b) ^ e }')
+		'BEGIN { e = log(tb / ta) / log(b / a); printf "Snakemake full run grows as N^%.2f between %d and %d datums (%.1f s, %.1f s); at that rate %d datums would take %.0f s, a lower bound as the exponent rises with N", e, a, b, ta, tb, n, tb * (n / b) ^ e }')
 	note "5: $SNAKE_SCALE"
 }
 
