@@ -12,12 +12,12 @@ set style histogram clustered gap 1.5
 set style fill solid 0.85 border -1
 set boxwidth 0.95
 set logscale y
-set yrange [0.001:*]
+set yrange [0.0005:*]
 set ylabel "seconds"
 set grid ytics lc rgb "#dddddd"
 set key below horizontal
 set xtics nomirror
-set ytics ("1 ms" 0.001, "10 ms" 0.01, "0.1 s" 0.1, "1 s" 1, "10 s" 10, \
+set ytics ("0.5 ms" 0.0005, "1 ms" 0.001, "10 ms" 0.01, "0.1 s" 0.1, "1 s" 1, "10 s" 10, \
 	"100 s" 100, "1000 s" 1000)
 set bmargin 6
 set xrange [-0.6:groups - 0.4]
