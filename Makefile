@@ -4,7 +4,8 @@
 #   make example    build and run examples/sentiment
 #   make test       unit tests (cmocka) + end-to-end tests; last line "N passed, N failed"
 #   make asan       the same tests under -fsanitize=address,undefined
-#   make bench      benchmarks against make, ninja, snakemake (not part of test)
+#   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
+#                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
 
 CC      ?= cc
 B       ?= build

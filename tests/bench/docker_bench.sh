@@ -2,7 +2,8 @@
 # Docker benchmark: 20 trivial docker stages through `pipe run -f -j N`
 # against a shell loop of `docker run --rm` for the same containers (same
 # image, mounts, user, network none, caps dropped, init), alternating, the
-# median of RUNS runs each; prints both and the ratio (target <= 1.0x).
+# median of RUNS runs each; prints both and the ratio (target <= 1.0x),
+# then every run ("runs pipe: ...", "runs loop: ...").
 # Env: PIPE, STAGES (20), JOBS (4), RUNS (5). Not part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -77,3 +78,6 @@ echo "docker bench: $STAGES trivial stages, $(nproc) cores, $(docker version -f 
 printf '%-40s %8.3fs  (%s)\n' "pipe run -f -j $JOBS" "$pm" "${p[*]}"
 printf '%-40s %8.3fs  (%s)\n' "shell loop of docker run --rm" "$lm" "${l[*]}"
 printf 'ratio %.3fx  target <= 1.0x  %s\n' "$ratio" "$met"
+# every run, for tests/bench/run.sh
+echo "runs pipe: ${p[*]}"
+echo "runs loop: ${l[*]}"

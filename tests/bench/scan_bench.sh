@@ -13,7 +13,7 @@ make -s build/libpipe.a
 eval "$(sed -n 's/^\([A-Z_]*\) := \(.*\)/\1="\2"/p' build/config.mk)"
 # shellcheck disable=SC2086
 cc -std=c11 -D_GNU_SOURCE -O2 -I. $PKG_CFLAGS -o build/scan_bench \
-	tests/bench/scan_bench.c build/libpipe.a $PKG_LIBS -lm
+	tests/bench/scan_bench.c build/libpipe.a $PKG_LIBS -ldl -lm
 build/scan_bench "$dir" "$folders" "$files"
 
 cd "$dir"

@@ -5,6 +5,10 @@
  *      tests/bench/store_bench.c build/libpipe.a -lgit2 -lxxhash -lm
  *   build/tests/store_bench DIR [MiB] [files] [reps]
  *
+ * SETTLE_MS sets the pause after the cache is dropped (1000).
+ * VERBOSE=1 adds one line per run (the figures tests/bench/run.sh reads);
+ * `cp --reflink=always` is timed too when DIR's filesystem can reflink.
+ *
  * DIR must be on the filesystem under test (and have room for ~4x the
  * data). Each figure is the median of reps runs; the page cache is warm
  * (the data was just written), as it is after a stage ran. */
@@ -51,6 +55,9 @@ static void die(const char *what, struct error *err)
 	exit(1);
 }
 
+/* Pause after each settle, ms: SETTLE_MS, default 1000. */
+static long settle_ms = 1000;
+
 /* Let writeback settle, and (as root) drop the page cache and read back
  * the files the next step reads: on a VM, growing the page cache into
  * memory the guest never touched costs more than the copy itself, and
@@ -58,6 +65,7 @@ static void die(const char *what, struct error *err)
 static void settle(const char *warm)
 {
 	struct strbuf sb = STRBUF_INIT;
+	struct timespec ts = {settle_ms / 1000, settle_ms % 1000 * 1000000};
 	int fd;
 
 	sync();
@@ -73,7 +81,7 @@ static void settle(const char *warm)
 			die(sb.buf, NULL);
 	}
 	strbuf_release(&sb);
-	sleep(1);
+	nanosleep(&ts, NULL);
 }
 
 /* files of size bytes each, random, in dir; each run gets new content so
@@ -112,13 +120,16 @@ static void make_data(const char *dir, int files, size_t size, unsigned seed)
 	free(buf);
 }
 
-/* Time `cp -r from to`, with a sync of the copy when sync_too is set. */
-static double time_cp(const char *from, const char *to, int sync_too)
+/* Time `cp -r from to` (with --reflink=always when reflink is set), with a
+ * sync of the copy when sync_too is set. */
+static double time_cp(const char *from, const char *to, int sync_too,
+		      int reflink)
 {
 	struct strbuf sb = STRBUF_INIT;
 	double t;
 
-	strbuf_addf(&sb, "cp -r '%s' '%s'", from, to);
+	strbuf_addf(&sb, "cp -r %s'%s' '%s'",
+		    reflink ? "--reflink=always " : "", from, to);
 	if (sync_too)
 		strbuf_addf(&sb, " && sync -f '%s'", to);
 	t = now();
@@ -127,6 +138,21 @@ static double time_cp(const char *from, const char *to, int sync_too)
 	t = now() - t;
 	strbuf_release(&sb);
 	return t;
+}
+
+/* Whether `cp --reflink=always` works in dir (btrfs, xfs; not ext4). */
+static int can_reflink(const char *dir)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ok;
+
+	strbuf_addf(&sb,
+		    "cd '%s' && echo x >rl-a && cp --reflink=always rl-a rl-b "
+		    ">/dev/null 2>&1; r=$?; rm -f rl-a rl-b; exit $r",
+		    dir);
+	ok = system(sb.buf) == 0;
+	strbuf_release(&sb);
+	return ok;
 }
 
 static void report(const char *what, double *v, double *cp, double *cps, int n)
@@ -149,7 +175,8 @@ int main(int argc, char **argv)
 	size_t mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 1024;
 	int files = argc > 3 ? atoi(argv[3]) : 1;
 	int reps = argc > 4 ? atoi(argv[4]) : 5;
-	double tc[32], tr[32], tcp[32], tcps[32];
+	double tc[32], tr[32], tcp[32], tcps[32], trl[32];
+	int reflink;
 	struct strbuf ws = STRBUF_INIT, pipe_dir = STRBUF_INIT,
 		      out = STRBUF_INIT, copy = STRBUF_INIT, cas = STRBUF_INIT;
 	struct error err = ERROR_INIT;
@@ -160,6 +187,8 @@ int main(int argc, char **argv)
 
 	if (reps > 32)
 		reps = 32;
+	if (getenv("SETTLE_MS"))
+		settle_ms = atol(getenv("SETTLE_MS"));
 	fs_remove_tree(root);
 	strbuf_addf(&ws, "%s/ws", root);
 	strbuf_addf(&pipe_dir, "%s/.pipe", ws.buf);
@@ -168,6 +197,7 @@ int main(int argc, char **argv)
 	strbuf_addf(&cas, "%s/store/cas/*", pipe_dir.buf);
 	if (store_open(&st, pipe_dir.buf, &err))
 		die("open", &err);
+	reflink = can_reflink(root);
 	for (int r = 0; r < reps; r++) {
 		struct store_prov p;
 
@@ -175,12 +205,18 @@ int main(int argc, char **argv)
 			  (unsigned)r);
 		settle(out.buf);
 		/* cp, then cp + sync of the copy (the store fsyncs). */
-		tcp[r] = time_cp(out.buf, copy.buf, 0);
+		tcp[r] = time_cp(out.buf, copy.buf, 0, 0);
 		fs_remove_tree(copy.buf);
 		settle(out.buf);
-		tcps[r] = time_cp(out.buf, copy.buf, 1);
+		tcps[r] = time_cp(out.buf, copy.buf, 1, 0);
 		fs_remove_tree(copy.buf);
 		settle(out.buf);
+		trl[r] = -1;
+		if (reflink) {
+			trl[r] = time_cp(out.buf, copy.buf, 0, 1);
+			fs_remove_tree(copy.buf);
+			settle(out.buf);
+		}
 		store_prov_init(&p);
 		tc[r] = now();
 		if (store_commit_stage(st, ws.buf, "bench", outs, &p, id, &err))
@@ -194,11 +230,12 @@ int main(int argc, char **argv)
 		tr[r] = now() - tr[r];
 		sync();
 	}
+	/* one line per run, for tests/bench/run.sh (reflink -1: cannot) */
 	if (getenv("VERBOSE"))
 		for (int r = 0; r < reps; r++)
-			printf("run %d: cp %.3f cp+sync %.3f commit %.3f "
-			       "restore %.3f\n",
-			       r, tcp[r], tcps[r], tc[r], tr[r]);
+			printf("run %d: cp %.6f cp+sync %.6f reflink %.6f "
+			       "commit %.6f restore %.6f\n",
+			       r, tcp[r], tcps[r], trl[r], tc[r], tr[r]);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("data: %zu MiB in %d file(s), %d runs: median (min)\n", mib,
 	       files, reps);
