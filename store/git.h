@@ -76,6 +76,18 @@ int sgit_ref_read(struct sgit *g, const char *name, struct sgit_oid *out,
 int sgit_ref_update(struct sgit *g, const char *name,
 		    const struct sgit_oid *new_oid,
 		    const struct sgit_oid *old_oid, struct error *err);
+/* Move many refs at once, each compare-and-swap (has_old: it must have
+ * old now; else it must not exist), by rewriting packed-refs (see
+ * store/packed.c): all move or, on a mismatch or error, none. Names are
+ * unique. */
+struct sgit_ref_move {
+	const char *name;
+	struct sgit_oid oid;
+	int has_old;
+	struct sgit_oid old;
+};
+int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
+		   struct error *err);
 int sgit_ref_delete(struct sgit *g, const char *name, struct error *err);
 /* Calls fn for every ref whose name matches glob (fnmatch style, where '*'
  * also matches '/'); fn returns 0 to go on, non-zero to stop (returned). */

@@ -171,15 +171,23 @@ int store_batch_flush(struct store *st, struct error *err)
 	store_crash_point("store-batch-before-refs");
 	/* datum results before stage commits: a kill between them keeps
 	 * the work of the datums that ran */
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < 2 && !ret; pass++) {
+		struct sgit_ref_move *mv =
+			xcalloc(st->pend_nr + 1, sizeof(*mv));
+		size_t n = 0;
+
 		for (size_t i = 0; i < st->pend_nr; i++) {
 			struct pending_ref *p = &st->pend[i];
 
-			if (!ret && is_datums_ref(p->ref) == !pass &&
-			    sgit_ref_update(st->git, p->ref, &p->oid,
-					    p->has_old ? &p->old : NULL, err))
-				ret = -1;
+			if (is_datums_ref(p->ref) != !pass)
+				continue;
+			mv[n].name = p->ref;
+			mv[n].oid = p->oid;
+			mv[n].has_old = p->has_old;
+			mv[n++].old = p->old;
 		}
+		ret = sgit_refs_move(st->git, mv, n, err);
+		free(mv);
 		if (!pass)
 			store_crash_point("store-batch-datums-moved");
 	}
@@ -827,8 +835,7 @@ out:
 
 /* A commit of stage failed: drop its pending objects (in a batch, other
  * stages' objects wait in memory too) and name it in err. */
-static void stage_failed(struct store *st, const char *stage,
-			 struct error *err)
+static void stage_failed(struct store *st, const char *stage, struct error *err)
 {
 	if (!st->batch)
 		sgit_discard(st->git);

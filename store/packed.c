@@ -1,0 +1,231 @@
+/* Many refs moved at once by rewriting packed-refs, as `git update-ref
+ * --stdin` and `git pack-refs` would: one file written and fsynced per
+ * batch instead of a loose ref file (two fsyncs) per stage, and no
+ * thousands of loose refs for every ref walk to open (libgit2's pack
+ * writer walks them all, looking for tags). The format is git's:
+ * "# pack-refs with: ..." then "<hex> <refname>" lines sorted by name, each
+ * tag followed by its "^<hex>" peeled line. Loose refs override packed
+ * ones, so an updated ref's loose file is removed once the new packed-refs
+ * is in place. */
+#include "store/git.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEADER "# pack-refs with: peeled fully-peeled sorted \n"
+
+struct packed_ref {
+	char *name;
+	char hex[SGIT_HEXSZ + 1];
+	char *peeled; /* the "^<hex>" line of a tag, or NULL */
+};
+
+struct packed {
+	struct packed_ref *v;
+	size_t nr, alloc;
+	size_t sorted; /* v[0, sorted) is sorted by name; new refs follow */
+};
+
+static void packed_release(struct packed *p)
+{
+	for (size_t i = 0; i < p->nr; i++) {
+		free(p->v[i].name);
+		free(p->v[i].peeled);
+	}
+	free(p->v);
+}
+
+static int is_hex40(const char *s)
+{
+	return strspn(s, "0123456789abcdef") >= SGIT_HEXSZ;
+}
+
+/* Parse text (packed-refs as read); -1 on anything git would not write. */
+static int parse(char *text, struct packed *p)
+{
+	for (char *line = text; *line;) {
+		char *nl = strchrnul(line, '\n'), *next = *nl ? nl + 1 : nl;
+
+		*nl = '\0';
+		if (*line == '#' || !*line) {
+			line = next;
+			continue;
+		}
+		if (*line == '^') {
+			if (!p->nr || !is_hex40(line + 1))
+				return -1;
+			free(p->v[p->nr - 1].peeled);
+			p->v[p->nr - 1].peeled = xstrdup(line);
+		} else {
+			if (!is_hex40(line) || line[SGIT_HEXSZ] != ' ')
+				return -1;
+			ALLOC_GROW(p->v, p->nr + 1, p->alloc);
+			memcpy(p->v[p->nr].hex, line, SGIT_HEXSZ);
+			p->v[p->nr].hex[SGIT_HEXSZ] = '\0';
+			p->v[p->nr].name = xstrdup(line + SGIT_HEXSZ + 1);
+			p->v[p->nr].peeled = NULL;
+			p->nr++;
+		}
+		line = next;
+	}
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct packed_ref *)a)->name,
+		      ((const struct packed_ref *)b)->name);
+}
+
+static struct packed_ref *find(struct packed *p, const char *name)
+{
+	struct packed_ref key = {(char *)name, "", NULL};
+
+	return p->sorted
+		       ? bsearch(&key, p->v, p->sorted, sizeof(*p->v), cmp_name)
+		       : NULL;
+}
+
+/* The ref's value now: its loose file when there is one, else packed. 1
+ * and hex filled, 0 when it does not exist, -1 when unreadable. */
+static int current(const char *gitdir, struct packed *p, const char *name,
+		   char *hex)
+{
+	struct strbuf path = STRBUF_INIT, sb = STRBUF_INIT;
+	struct packed_ref *r;
+	int ret;
+
+	strbuf_addf(&path, "%s/%s", gitdir, name);
+	if (!strbuf_read_file(&sb, path.buf, 64)) {
+		ret = is_hex40(sb.buf) ? 1 : -1;
+		if (ret == 1)
+			memcpy(hex, sb.buf, SGIT_HEXSZ + 1);
+		hex[SGIT_HEXSZ] = '\0';
+	} else if (errno == ENOENT || errno == ENOTDIR) {
+		r = find(p, name);
+		ret = r ? 1 : 0;
+		if (r)
+			memcpy(hex, r->hex, SGIT_HEXSZ + 1);
+	} else {
+		ret = -1;
+	}
+	strbuf_release(&path);
+	strbuf_release(&sb);
+	return ret;
+}
+
+/* Check every move against the refs' values now and apply it to p. */
+static int apply(const char *gitdir, struct packed *p,
+		 const struct sgit_ref_move *v, size_t n, struct error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		char now[SGIT_HEXSZ + 1], want[SGIT_HEXSZ + 1];
+		int has = current(gitdir, p, v[i].name, now);
+		struct packed_ref *r;
+
+		if (has < 0)
+			return error_set(err, EXIT_ENV, "cannot read ref '%s'",
+					 v[i].name);
+		if (v[i].has_old)
+			sgit_oid_hex(&v[i].old, want);
+		if (has != v[i].has_old || (has && strcmp(now, want)))
+			return error_set(err, EXIT_ENV,
+					 "ref '%s' moved while pipe was "
+					 "writing it; is another pipe running?",
+					 v[i].name);
+		r = find(p, v[i].name);
+		if (!r) {
+			ALLOC_GROW(p->v, p->nr + 1, p->alloc);
+			r = &p->v[p->nr++];
+			r->name = xstrdup(v[i].name);
+			r->peeled = NULL;
+		}
+		sgit_oid_hex(&v[i].oid, r->hex);
+		free(r->peeled); /* a commit does not peel */
+		r->peeled = NULL;
+	}
+	if (p->nr > p->sorted)
+		qsort(p->v, p->nr, sizeof(*p->v), cmp_name);
+	p->sorted = p->nr;
+	return 0;
+}
+
+static void format(const struct packed *p, struct strbuf *out)
+{
+	strbuf_addstr(out, HEADER);
+	for (size_t i = 0; i < p->nr; i++) {
+		strbuf_addf(out, "%s %s\n", p->v[i].hex, p->v[i].name);
+		if (p->v[i].peeled)
+			strbuf_addf(out, "%s\n", p->v[i].peeled);
+	}
+}
+
+/* The new packed-refs goes through packed-refs.lock, the lock git and
+ * libgit2 take for it; then the updated refs' loose files go. */
+int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
+		   struct error *err)
+{
+	const char *gitdir = sgit_dir(g);
+	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT,
+		      text = STRBUF_INIT;
+	struct packed p = {NULL, 0, 0, 0};
+	int fd = -1, ret = -1;
+
+	if (!n)
+		return 0;
+	strbuf_addf(&path, "%s/packed-refs", gitdir);
+	strbuf_addf(&lock, "%s.lock", path.buf);
+	fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_set(err, EXIT_ENV, "cannot lock '%s': %s", lock.buf,
+			  strerror(errno));
+		goto out;
+	}
+	if (strbuf_read_file(&text, path.buf, 0) && errno != ENOENT) {
+		error_set(err, EXIT_ENV, "cannot read '%s': %s", path.buf,
+			  strerror(errno));
+		goto out;
+	}
+	if (parse(text.buf, &p)) {
+		error_set(err, EXIT_ENV, "'%s' is not a packed-refs file",
+			  path.buf);
+		goto out;
+	}
+	if (p.nr > 1)
+		qsort(p.v, p.nr, sizeof(*p.v), cmp_name);
+	p.sorted = p.nr;
+	if (apply(gitdir, &p, v, n, err))
+		goto out;
+	strbuf_reset(&text);
+	format(&p, &text);
+	if (fs_write_all(fd, text.buf, text.len) || fsync(fd) ||
+	    rename(lock.buf, path.buf)) {
+		error_set(err, EXIT_ENV, "cannot write '%s': %s", path.buf,
+			  strerror(errno));
+		goto out;
+	}
+	fs_fsync_parent(path.buf);
+	for (size_t i = 0; i < n; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s", gitdir, v[i].name);
+		unlink(path.buf); /* the packed value is the one now */
+	}
+	ret = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		if (ret)
+			unlink(lock.buf);
+	}
+	packed_release(&p);
+	strbuf_release(&path);
+	strbuf_release(&lock);
+	strbuf_release(&text);
+	return ret;
+}
