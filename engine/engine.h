@@ -47,6 +47,8 @@ struct engine {
 	void *output_arg;
 	char *git_head; /* the project's HEAD, read on first use */
 	int git_dirty;
+	struct scan_ahead *ahead; /* a read-only pass's scans, done first */
+	size_t ahead_nr;
 };
 
 struct store;

@@ -2,6 +2,7 @@
  * with its record, without running anything (pipe status, pipe run -n). */
 #include "engine/engine.h"
 #include "engine/graph.h"
+#include "engine/plan.h"
 #include "engine/run.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
@@ -45,6 +46,7 @@ int engine_explain(struct engine *e, const unsigned char *mark,
 	size_t n = 0;
 	int ret = 0;
 
+	plan_scan_ahead(e, mark);
 	for (size_t k = 0; k < e->g->nr; k++) {
 		size_t si = e->g->order[k];
 
@@ -59,6 +61,7 @@ int engine_explain(struct engine *e, const unsigned char *mark,
 		stale[si] = v[n].stale;
 		n++;
 	}
+	plan_scan_ahead_end(e);
 	free(stale);
 	if (ret) {
 		engine_status_free(v, n);

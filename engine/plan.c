@@ -11,10 +11,12 @@
 #include "pipefile/pipefile.h"
 #include "util/glob.h"
 #include "util/hash.h"
+#include "util/log.h"
 #include "util/path.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,15 +205,103 @@ static void take_files(struct state_path *p, struct scan_list *l)
 	p->files_nr = p->files_alloc = l->nr;
 }
 
+/* Paths worth a walk ahead: folders and globs (a plain file costs a stat
+ * or two in turn). */
+static int walks(const struct pf_path *pp)
+{
+	size_t len = strlen(pp->path);
+
+	return (pp->is_glob && glob_has_magic(pp->path)) ||
+	       (len && pp->path[len - 1] == '/');
+}
+
+static void add_ahead(struct engine *e, const struct pf_paths *v, size_t *alloc)
+{
+	for (size_t i = 0; i < v->nr; i++) {
+		struct scan_ahead *a;
+
+		if (!walks(&v->v[i]))
+			continue;
+		ALLOC_GROW(e->ahead, e->ahead_nr + 1, *alloc);
+		a = &e->ahead[e->ahead_nr++];
+		memset(a, 0, sizeof(*a));
+		a->path = v->v[i].path; /* looked up by this pointer */
+		a->is_glob = v->v[i].is_glob;
+	}
+}
+
+static int cmp_ahead(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct scan_ahead *)a)->path;
+	uintptr_t y = (uintptr_t)((const struct scan_ahead *)b)->path;
+
+	return x < y ? -1 : x > y;
+}
+
+void plan_scan_ahead(struct engine *e, const unsigned char *mark)
+{
+	size_t alloc = 0, done = 0;
+
+	plan_scan_ahead_end(e);
+	for (size_t si = 0; si < e->pf->nr; si++) {
+		const struct pf_stage *s = &e->pf->stages[si];
+
+		if (mark && !mark[si])
+			continue;
+		if (!s->datums.path) /* its inputs' file lists are needed */
+			add_ahead(e, &s->inputs, &alloc);
+		add_ahead(e, &s->outputs, &alloc);
+	}
+	/* worth threads only when there are paths enough to share out */
+	if (e->ahead_nr < 4) {
+		plan_scan_ahead_end(e);
+		return;
+	}
+	qsort(e->ahead, e->ahead_nr, sizeof(*e->ahead), cmp_ahead);
+	scan_ahead(e->sc, ".", e->ahead, e->ahead_nr);
+	for (size_t i = 0; i < e->ahead_nr; i++)
+		done += e->ahead[i].done;
+	log_trace_phase("scanned ahead");
+	log_verbose("scanned %zu of %zu folders and globs ahead", done,
+		    e->ahead_nr);
+}
+
+void plan_scan_ahead_end(struct engine *e)
+{
+	free(e->ahead);
+	e->ahead = NULL;
+	e->ahead_nr = 0;
+}
+
+static const struct scan_ahead *find_ahead(const struct engine *e,
+					   const struct pf_path *pp)
+{
+	struct scan_ahead key = {.path = pp->path};
+	const struct scan_ahead *a;
+
+	if (!e->ahead_nr)
+		return NULL;
+	a = bsearch(&key, e->ahead, e->ahead_nr, sizeof(key), cmp_ahead);
+	return a && a->done ? a : NULL;
+}
+
 static int scan_one(struct engine *e, const struct pf_path *pp,
 		    struct state_path *out, int keep_files, int *found,
 		    struct error *err)
 {
 	struct scan_list l = {0};
+	const struct scan_ahead *a = keep_files ? NULL : find_ahead(e, pp);
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	out->path = xstrdup(pp->path);
+	if (a) {
+		scan_ahead_take(e->sc, a);
+		out->hash = a->hash;
+		out->bytes = a->bytes;
+		*found = 1;
+		return 0;
+	}
 	ret = scan_path(e->sc, ".", pp->path, pp->is_glob, &l, found,
 			&out->hash, err);
 	if (!ret && keep_files)

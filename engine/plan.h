@@ -62,6 +62,13 @@ int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
  * per-file lists when the key matches (a no-op status over 100,000 files
  * copies none), with them otherwise (to name each changed file, and to be
  * recorded). */
+/* Before a read-only pass over the marked stages (all when mark is
+ * NULL), walk their folder and glob inputs and outputs at once on every
+ * CPU (engine/scan.h, scan_ahead); the fingerprints then use what was
+ * found. plan_scan_ahead_end forgets it. */
+void plan_scan_ahead(struct engine *e, const unsigned char *mark);
+void plan_scan_ahead_end(struct engine *e);
+
 int plan_fingerprint_cmp(struct engine *e, size_t stage,
 			 const struct stage_record *old,
 			 struct stage_record **out, struct error *err);

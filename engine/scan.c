@@ -60,6 +60,8 @@ struct walk {
 	int dirs_only;		/* the glob ends in '/' */
 	int max_depth;		/* components a match can have; 0: any */
 	int nthreads;
+	int ahead;	    /* scan_ahead: cache hits only, sc unchanged */
+	size_t hits;	    /* ahead: cache hits */
 	struct pool *pool;  /* NULL until the scan needs threads */
 	struct item *items; /* room for BATCH */
 	size_t nitems;
@@ -264,9 +266,13 @@ static int prepare_item(struct walk *w, struct item *it, size_t *hint,
 	if (!w->sc)
 		return hash_uncached(it, err);
 	it->probe.hint = *hint;
+	it->probe.lookup_only = w->ahead;
 	if (statcache_probe(w->sc, it->dirfd, name, it->path, &it->st,
 			    &it->probe, err))
 		return -1;
+	if (w->ahead && !it->probe.hit)
+		return error_set(err, EXIT_FAILED, "'%s' needs reading",
+				 it->path); /* scan_path will */
 	*hint = it->probe.next;
 	return 0;
 }
@@ -445,8 +451,12 @@ static int apply_item(struct walk *w, struct item *it)
 
 	if (S_ISREG(mode)) {
 		e.type = mode & S_IXUSR ? 'x' : 'f';
-		if (w->sc)
+		if (w->ahead) {
+			statcache_mark_seen(w->sc, &it->probe);
+			w->hits++;
+		} else if (w->sc) {
 			statcache_commit(w->sc, it->path, &it->probe);
+		}
 	} else if (S_ISLNK(mode)) {
 		e.type = 'l';
 		if (hash_link(w, it, &e.hash))
@@ -957,6 +967,14 @@ static char *glob_start(struct walk *w, const char *pattern)
 	return xstrndup(pattern, plen ? plen - 1 : 0);
 }
 
+/* The folder to walk from (owned), set up for a glob. */
+static char *walk_start(struct walk *w, const char *path, int is_glob)
+{
+	if (is_glob && glob_has_magic(path))
+		return glob_start(w, path);
+	return xstrndup(path, path_trimmed_len(path));
+}
+
 /* The list is already in byte order (see the top of this file). */
 static void finish(struct walk *w, struct scan_list *out, size_t first,
 		   const char *start, struct hash128 *combined)
@@ -1080,10 +1098,7 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 	}
 	walk_init(&w, sc, workspace, err);
 	w.out = out;
-	if (is_glob && glob_has_magic(path))
-		start = glob_start(&w, path);
-	else
-		start = xstrndup(path, path_trimmed_len(path));
+	start = walk_start(&w, path, is_glob);
 	memset(combined, 0, sizeof(*combined));
 	ret = walk_from(&w, start, path_trimmed_len(path) != strlen(path),
 			found);
@@ -1099,6 +1114,88 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 	free(start);
 	walk_release(&w);
 	return ret;
+}
+
+/* Scanning ahead: each thread takes the next path until none is left. */
+struct ahead {
+	struct statcache *sc;
+	const char *ws;
+	struct scan_ahead *v;
+	size_t n, next; /* next: atomic */
+};
+
+static void ahead_one(struct ahead *a, struct scan_ahead *r)
+{
+	struct error err = ERROR_INIT;
+	struct scan_list l = SCAN_LIST_INIT;
+	struct walk w;
+	char *start;
+	int found = 0;
+
+	walk_init(&w, a->sc, a->ws, &err);
+	w.nthreads = 1; /* the other CPUs walk other paths */
+	w.ahead = 1;
+	w.out = &l;
+	start = walk_start(&w, r->path, r->is_glob);
+	if (!walk_from(&w, start, path_trimmed_len(r->path) != strlen(r->path),
+		       &found) &&
+	    found && !(w.glob && !l.nr)) {
+		finish(&w, &l, 0, start, &r->hash);
+		for (size_t i = 0; i < l.nr; i++)
+			r->bytes += l.v[i].size;
+		r->hits = w.hits;
+		r->done = 1;
+	}
+	free(start);
+	walk_release(&w);
+	scan_list_release(&l);
+	error_release(&err);
+}
+
+static void *ahead_thread(void *arg)
+{
+	struct ahead *a = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED)) < a->n)
+		ahead_one(a, &a->v[i]);
+	return NULL;
+}
+
+void scan_ahead(struct statcache *sc, const char *workspace,
+		struct scan_ahead *v, size_t n)
+{
+	struct ahead a = {sc, workspace, v, n, 0};
+	pthread_t th[CPU_THREADS];
+	int nth = 0, want = cpu_count() - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		v[i].done = 0;
+		v[i].bytes = 0;
+		v[i].hits = 0;
+	}
+	if (!sc)
+		return;
+	while (nth < want && (size_t)nth + 1 < n &&
+	       !pthread_create(&th[nth], NULL, ahead_thread, &a))
+		nth++;
+	ahead_thread(&a);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
+void scan_ahead_take(struct statcache *sc, const struct scan_ahead *a)
+{
+	struct error err = ERROR_INIT;
+	struct walk w;
+	char *start;
+
+	walk_init(&w, sc, ".", &err);
+	start = walk_start(&w, a->path, a->is_glob);
+	statcache_note_walked(sc, start, w.glob);
+	statcache_add_hits(sc, a->hits);
+	free(start);
+	walk_release(&w);
 }
 
 int scan_glob(const char *workspace, const char *pattern, struct strvec *out,

@@ -76,6 +76,28 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 	      int is_glob, struct scan_list *out, int *found,
 	      struct hash128 *combined, struct error *err);
 
+/* Scanning ahead. A read-only pass that will call scan_path on many paths
+ * in turn (pipe status) can have them walked at once first, one whole path
+ * per thread on every CPU, with hashes taken from the stat cache only. A
+ * path whose walk would read a file (one changed or new), hits an error,
+ * or finds nothing is left undone: scan_path does it in turn, as ever, and
+ * reports what it finds. Nothing else may use sc meanwhile. */
+struct scan_ahead {
+	const char *path; /* in, as for scan_path */
+	int is_glob;	  /* in */
+	int done;	  /* out: hash and bytes are what scan_path gives */
+	struct hash128 hash;
+	unsigned long long bytes; /* the files' sizes, summed */
+	size_t hits;		  /* stat cache entries used */
+};
+
+void scan_ahead(struct statcache *sc, const char *workspace,
+		struct scan_ahead *v, size_t n);
+
+/* Use a done result in place of scan_path with found 1: notes in sc what
+ * the walk covered, as scan_path would. */
+void scan_ahead_take(struct statcache *sc, const struct scan_ahead *a);
+
 /* The paths matching pattern themselves (files, symlinks or folders, at
  * whatever depth they match; nothing below a matching folder), sorted, no
  * trailing '/'. A pattern ending in '/' matches folders only. For `datums:`,

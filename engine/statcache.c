@@ -399,24 +399,11 @@ static void unload(struct statcache *sc)
  * which leaves this one as it was. */
 static int map_file(struct statcache *sc)
 {
-	int fd = open(sc->path, O_RDONLY | O_CLOEXEC), saved;
-	void *m = NULL;
-	struct stat st;
+	void *m;
 
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st))
-		m = MAP_FAILED;
-	else if (st.st_size > 0)
-		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
-			 0);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	if (m == MAP_FAILED)
+	if (fs_map(sc->path, 0, &m, &sc->map_len))
 		return -1;
 	sc->map = m;
-	sc->map_len = m ? (size_t)st.st_size : 0;
 	return 0;
 }
 
@@ -550,6 +537,8 @@ int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
 	if (!S_ISREG(st->st_mode))
 		return error_set(err, EXIT_USAGE, "'%s' is not a regular file",
 				 relpath);
+	if (p->lookup_only)
+		return 0;
 	return read_file(sc, dirfd, name, relpath, st, p, err);
 }
 
@@ -576,6 +565,21 @@ void statcache_commit(struct statcache *sc, const char *relpath,
 	sc->dirty = 1;
 }
 
+void statcache_mark_seen(struct statcache *sc, const struct statcache_probe *p)
+{
+	if (p->entry < sc->nloaded)
+		__atomic_fetch_or(&sc->flag[p->entry], F_SEEN,
+				  __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&sc->e[p->entry - sc->nloaded].seen, 1,
+				 __ATOMIC_RELAXED);
+}
+
+void statcache_add_hits(struct statcache *sc, size_t n)
+{
+	sc->stats.hits += n;
+}
+
 int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 		      const char *relpath, const struct stat *st,
 		      struct hash128 *out, struct error *err)
@@ -583,6 +587,7 @@ int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 	struct statcache_probe p;
 
 	p.hint = sc->cursor;
+	p.lookup_only = 0;
 	if (statcache_probe(sc, dirfd, name, relpath, st, &p, err))
 		return -1;
 	statcache_commit(sc, relpath, &p);

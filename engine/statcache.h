@@ -57,6 +57,9 @@ struct statcache_probe {
 	/* in: where the entry probably is: when files are probed in path
 	 * order, the previous probe's next (SIZE_MAX: no idea) */
 	size_t hint;
+	/* in: answer from the cache only; a file it would read is left
+	 * with hit 0 (scan_ahead) */
+	int lookup_only;
 	struct hash128 hash; /* out: the content hash */
 	int hit;	     /* out: answered without reading the file */
 	size_t next;	     /* out: the hint for the next path in order */
@@ -72,6 +75,12 @@ int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
 		    struct statcache_probe *p, struct error *err);
 void statcache_commit(struct statcache *sc, const char *relpath,
 		      const struct statcache_probe *p);
+
+/* For a probe that hit, on any thread while others do the same (and
+ * nothing else changes sc): note the file as seen, as statcache_commit
+ * would. statcache_add_hits then counts them, on one thread. */
+void statcache_mark_seen(struct statcache *sc, const struct statcache_probe *p);
+void statcache_add_hits(struct statcache *sc, size_t n);
 
 /* Tell the cache that every existing file at or below dir (a
  * workspace-relative path, "" for the whole workspace) was looked up in

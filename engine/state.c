@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define STATE_MAGIC "pipe-state 1\n"
 
@@ -78,6 +79,8 @@ void state_free(struct state *st)
 	for (size_t i = 0; i < st->bufs_nr; i++)
 		free(st->bufs[i]);
 	free(st->bufs);
+	if (st->map)
+		munmap(st->map, st->map_len);
 	free(st->path);
 	free(st);
 }
@@ -510,18 +513,19 @@ static long check_envelope(const char *buf, size_t len)
 	return (long)(len - tail);
 }
 
-int state_parse(struct state *st, const char *buf, size_t len)
+/* Parse buf (len bytes, writable: lines are cut in place) into st; the
+ * unparsed file lists point into it, so it lives as long as st. */
+static int parse_in_place(struct state *st, char *buf, size_t len)
 {
 	struct reader rd = {NULL, NULL};
 	long body = check_envelope(buf, len);
-	char *copy, *p, *end;
+	char *p, *end;
 	int ret = 0;
 
 	if (body < 0)
 		return -1;
-	copy = xmemdupz(buf, (size_t)body);
-	end = copy + body;
-	for (p = copy + strlen(STATE_MAGIC); p < end && !ret;) {
+	end = buf + body;
+	for (p = buf + strlen(STATE_MAGIC); p < end && !ret;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (!nl) {
@@ -546,37 +550,51 @@ int state_parse(struct state *st, const char *buf, size_t len)
 		stage_record_free(rd.rec);
 		ret = -1;
 	}
-	if (ret) {
+	if (ret)
 		clear(st);
+	return ret;
+}
+
+int state_parse(struct state *st, const char *buf, size_t len)
+{
+	char *copy = xmemdupz(buf, len);
+
+	if (parse_in_place(st, copy, len)) {
 		free(copy);
-		return ret;
+		return -1;
 	}
 	ALLOC_GROW(st->bufs, st->bufs_nr + 1, st->bufs_alloc);
 	st->bufs[st->bufs_nr++] = copy;
 	return 0;
 }
 
+/* The file is mapped, not read: the file lists of 100,000 input files are
+ * megabytes that a no-op status only checksums. */
 int state_load(struct state **out, const char *path, struct error *err)
 {
 	struct state *st = xcalloc(1, sizeof(*st));
-	struct strbuf sb = STRBUF_INIT;
+	void *map;
+	size_t len;
 
 	st->path = xstrdup(path);
 	*out = NULL;
-	if (strbuf_read_file(&sb, path, 0)) {
+	if (fs_map(path, 1, &map, &len)) {
 		if (errno != ENOENT) {
 			error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
 				  strerror(errno));
-			strbuf_release(&sb);
 			state_free(st);
 			return -1;
 		}
-	} else if (state_parse(st, sb.buf, sb.len)) {
+	} else if (map && !parse_in_place(st, map, len)) {
+		st->map = map;
+		st->map_len = len;
+	} else {
+		if (map)
+			munmap(map, len);
 		log_warn("'%s' is corrupt or truncated; ignoring it (every "
 			 "stage will be treated as never run)",
 			 path);
 	}
-	strbuf_release(&sb);
 	*out = st;
 	return 0;
 }

@@ -70,6 +70,8 @@ struct state {
 	size_t nr, alloc;
 	char **bufs; /* the text loaded, which unparsed file lists point into */
 	size_t bufs_nr, bufs_alloc;
+	void *map; /* the file loaded, mapped (state_load) */
+	size_t map_len;
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,4 +273,32 @@ int fs_copy_file(const char *src, const char *dst)
 		ret = -1;
 	close(in);
 	return ret;
+}
+
+int fs_map(const char *path, int writable, void **map, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *m = NULL;
+	struct stat st;
+
+	*map = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st))
+		m = MAP_FAILED;
+	else if (st.st_size > 0)
+		/* populated in one go: cheaper than a fault per 64 KiB for
+		 * a file that is read from start to end */
+		m = mmap(NULL, (size_t)st.st_size, prot,
+			 MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (m == MAP_FAILED)
+		return -1;
+	*map = m;
+	*len = m ? (size_t)st.st_size : 0;
+	return 0;
 }

@@ -41,4 +41,11 @@ int fs_list_tree(const char *dir, struct strvec *out);
  * can). Returns 0 or -1 (errno). */
 int fs_copy_file(const char *src, const char *dst);
 
+/* Map the whole file at path, private to this process: with writable,
+ * writes go to copies of the pages written (parsers put NULs in place),
+ * never to the file. Readers of files that are only ever replaced by
+ * rename (fs_write_atomic), never truncated in place. *len gets the size;
+ * an empty file maps to NULL with *len 0. Returns 0 or -1 (errno). */
+int fs_map(const char *path, int writable, void **map, size_t *len);
+
 #endif

@@ -161,6 +161,42 @@ run pipe run -k -j1
 expect_rc "-k still exits 1" 1
 expect_eq "-k runs independent stages" "$(cat u.txt 2>/dev/null)" "u"
 
+# status over many folders walks them ahead, on every CPU, then explains
+# each stage in turn: what it finds must be what a walk in turn finds
+new_ws
+{
+	echo "stages:"
+	for i in 1 2 3 4 5 6; do
+		mkdir -p "d/$i"
+		for f in a b c; do echo "$i$f" > "d/$i/$f"; done
+		printf '  s%s:\n    cmd: mkdir -p o/%s && cat d/%s/* > o/%s/all\n    inputs: [d/%s/]\n    outputs: [o/%s/]\n' \
+			"$i" "$i" "$i" "$i" "$i" "$i"
+	done
+} > Pipefile
+run pipe run
+expect_rc "six folder stages run" 0
+sleep 3.1 # past the stat cache's racy window
+run pipe -v status
+expect_rc "status of six folder stages: fresh" 0
+expect_in "files hashed within the racy window are read again, in turn" "$err" "scanned 0 of 12 folders and globs ahead"
+run pipe -v status
+expect_rc "status again: fresh" 0
+expect_in "then every folder is scanned ahead" "$err" "scanned 12 of 12 folders and globs ahead"
+run pipe -v status
+expect_in "the stat cache keeps what was scanned ahead" "$err" "scanned 12 of 12"
+echo changed >> d/3/b
+echo edited >> o/5/all
+run pipe -v status
+expect_rc "a changed folder is stale" 1
+expect_in "folders that changed are left to the walk in turn" "$err" "scanned 10 of 12"
+expect_in "the changed file is named" "$out" "input 'd/3/b' changed"
+expect_in "the edited output is named" "$out" "output 'o/5/' modified"
+expect_eq "exactly those two are stale" "$(echo "$out" | grep -c '^stale')" "2"
+rm -r d/4
+run pipe status
+expect_rc "a folder input gone is an error" 2
+expect_in "the folder gone is named" "$err" "input 'd/4/' of stage 's4' does not exist and no stage writes it"
+
 # an input that is missing and that nothing writes
 new_ws
 cat > Pipefile <<'YML'

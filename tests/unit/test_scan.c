@@ -356,6 +356,86 @@ static void test_cached_scan_reads_nothing(void **state)
 	free(cache);
 }
 
+/* A settled cache of the tree: every file hashed, none racy. */
+static struct statcache *settled_cache(void)
+{
+	struct statcache *sc = NULL;
+	struct error err = ERROR_INIT;
+	char *cache = full(".pipe/statcache");
+
+	remove_rel(".pipe");
+	assert_int_equal(statcache_open(&sc, cache, &err), 0);
+	statcache_set_clock(sc, later_ns);
+	scan_ok(sc, "", 0, NULL);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+	assert_int_equal(statcache_open(&sc, cache, &err), 0);
+	statcache_set_clock(sc, later_ns);
+	free(cache);
+	return sc;
+}
+
+static void test_scan_ahead(void **state)
+{
+	struct scan_ahead v[] = {
+		{.path = "data/"},
+		{.path = "data/sub/"},
+		{.path = "data/**/*.csv", .is_glob = 1},
+		{.path = "top.txt"},
+		{.path = "other/"}, /* changed after caching */
+		{.path = "missing/"},
+		{.path = "nothing/*.csv", .is_glob = 1},
+		{.path = "top.txt/"}, /* not a folder: an error */
+	};
+	size_t n = sizeof(v) / sizeof(v[0]);
+	struct statcache *sc = settled_cache();
+	struct statcache_stats st;
+	struct error err = ERROR_INIT;
+	size_t hits = 0;
+
+	(void)state;
+	put("other/.git/x", "changed");
+	scan_ahead(sc, ws, v, n);
+	for (size_t i = 0; i < 4; i++) {
+		struct scan_list l = SCAN_LIST_INIT;
+		struct hash128 h = scan_ok(NULL, v[i].path, v[i].is_glob, &l);
+		unsigned long long bytes = 0;
+
+		for (size_t k = 0; k < l.nr; k++)
+			bytes += l.v[k].size;
+		assert_int_equal(v[i].done, 1);
+		assert_true(hash_equal(&v[i].hash, &h));
+		assert_int_equal(v[i].bytes, bytes);
+		hits += v[i].hits;
+		scan_list_release(&l);
+	}
+	assert_int_equal(v[0].hits, 4); /* the symlink is not cached */
+	for (size_t i = 4; i < n; i++)
+		assert_int_equal(v[i].done, 0); /* scan_path does them */
+
+	/* taken, the results count as the cache's hits, and the files
+	 * they covered stay in the cache */
+	for (size_t i = 0; i < 4; i++)
+		scan_ahead_take(sc, &v[i]);
+	statcache_get_stats(sc, &st);
+	assert_int_equal(st.hits, hits);
+	assert_int_equal(st.misses, 0); /* nothing was read */
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+	{
+		char *cache = full(".pipe/statcache");
+
+		assert_int_equal(statcache_open(&sc, cache, &err), 0);
+		statcache_set_clock(sc, later_ns);
+		scan_ok(sc, "data/a.csv", 0, NULL);
+		scan_ok(sc, "data/sub/b.csv", 0, NULL);
+		statcache_get_stats(sc, &st);
+		assert_int_equal(st.misses, 0);
+		statcache_free(sc);
+		free(cache);
+	}
+}
+
 static void test_workspace_skips_state(void **state)
 {
 	struct scan_list l = SCAN_LIST_INIT;
@@ -597,6 +677,8 @@ int main(void)
 						clear_tree),
 		cmocka_unit_test_setup_teardown(test_cached_scan_reads_nothing,
 						make_tree, clear_tree),
+		cmocka_unit_test_setup_teardown(test_scan_ahead, make_tree,
+						clear_tree),
 		cmocka_unit_test_setup_teardown(test_workspace_skips_state,
 						make_tree, clear_tree),
 		cmocka_unit_test_setup_teardown(test_glob, make_tree,
