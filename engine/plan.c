@@ -753,9 +753,10 @@ int plan_fingerprint_cmp(struct engine *e, size_t si,
 {
 	if (plan_fingerprint(e, si, out, 0, err))
 		return -1;
-	if (old && hash_equal(&old->key, &(*out)->key))
+	if ((old && hash_equal(&old->key, &(*out)->key)) || (*out)->has_files)
 		return 0;
-	/* stale: the file lists name what changed, and are recorded */
+	/* stale: the file lists name what changed, and are recorded (a
+	 * datums stage has them already) */
 	stage_record_free(*out);
 	return plan_fingerprint(e, si, out, 1, err);
 }
