@@ -255,6 +255,13 @@ int engine_image_id(struct engine *e, size_t stage, char **out,
 	return 0;
 }
 
+/* What the store may take from the stat cache instead of reading. */
+static int known_hash(void *arg, const char *path, const struct stat *st,
+		      struct hash128 *out)
+{
+	return statcache_known(arg, path, st, out);
+}
+
 int engine_store(struct engine *e, struct store **out, struct error *err)
 {
 	/* holding the workspace lock: locks in the store are a dead pipe's */
@@ -262,6 +269,10 @@ int engine_store(struct engine *e, struct store **out, struct error *err)
 		store_clear_stale_locks(PIPE_DIR);
 	if (!e->store && store_open(&e->store, PIPE_DIR, err))
 		return -1;
+	/* the stat cache may open after the store (engine_open settles the
+	 * store first) */
+	if (e->sc)
+		store_set_known(e->store, known_hash, e->sc);
 	*out = e->store;
 	return 0;
 }

@@ -700,10 +700,12 @@ static int record_success(struct sched *s, struct job *j, long long dur,
 					 st->name, st->outputs.v[i].path);
 	if (plan_hash_outputs(s->e, j->stage, j->cur, err))
 		return -1;
+	log_trace_phase("outputs hashed");
 	j->cur->started_ms = j->started_ms;
 	j->cur->duration_ms = dur;
 	if (commit_outputs(s, j, "success", NULL, err))
 		return -1;
+	log_trace_phase("outputs committed");
 	record_job(s, j, "success");
 	state_put(s->e->state, j->cur);
 	j->cur = NULL;
@@ -736,9 +738,13 @@ static void finish_stage(struct sched *s, struct job *j)
 	int ok = !j->failed;
 
 	s->finished++;
-	if (ok && j->cur->datum_list &&
-	    datums_merge(s->e, j->stage, s->e->store, j->cur, j->ran, &err))
-		ok = 0;
+	if (ok && j->cur->datum_list) {
+		log_trace_phase("datums ran");
+		if (datums_merge(s->e, j->stage, s->e->store, j->cur, j->ran,
+				 &err))
+			ok = 0;
+		log_trace_phase("datums merged");
+	}
 	if (j->ran)
 		datums_end(name);
 	if (ok && record_success(s, j, dur, &err))
@@ -893,6 +899,7 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 			       state_find(s->e->state, stage_name(s, j->stage)),
 			       &j->cur, err))
 		return -1;
+	log_trace_phase("fingerprinted");
 	if (s->forced[j->stage])
 		reasons_add(&rs, REASON_FORCED, NULL, NULL, NULL);
 	stale = plan_compare(s->e, j->stage,

@@ -580,6 +580,21 @@ void statcache_add_hits(struct statcache *sc, size_t n)
 	sc->stats.hits += n;
 }
 
+int statcache_known(const struct statcache *sc, const char *relpath,
+		    const struct stat *st, struct hash128 *out)
+{
+	struct statcache_probe p;
+	struct error err = ERROR_INIT;
+
+	p.hint = sc->cursor;
+	p.lookup_only = 1;
+	if (!S_ISREG(st->st_mode) ||
+	    statcache_probe(sc, -1, relpath, relpath, st, &p, &err) || !p.hit)
+		return 0;
+	*out = p.hash;
+	return 1;
+}
+
 int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
 		      const char *relpath, const struct stat *st,
 		      struct hash128 *out, struct error *err)

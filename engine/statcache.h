@@ -82,6 +82,11 @@ void statcache_commit(struct statcache *sc, const char *relpath,
 void statcache_mark_seen(struct statcache *sc, const struct statcache_probe *p);
 void statcache_add_hits(struct statcache *sc, size_t n);
 
+/* 1 and the content hash of relpath, whose lstat is st, when a trusted
+ * entry has it (no file is read); else 0. */
+int statcache_known(const struct statcache *sc, const char *relpath,
+		    const struct stat *st, struct hash128 *out);
+
 /* Tell the cache that every existing file at or below dir (a
  * workspace-relative path, "" for the whole workspace) was looked up in
  * this session, or, with glob, every existing file matching glob or lying in

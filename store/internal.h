@@ -21,7 +21,9 @@ struct store {
 		int has_old;
 	} * pend;
 	size_t pend_nr, pend_alloc;
-	struct strbuf buf; /* file contents being stored, reused */
+	struct strbuf buf;    /* file contents being stored, reused */
+	store_known_fn known; /* store_set_known */
+	void *known_arg;
 	/* datum indexes loaded or written by this process (store/datums.c) */
 	struct dindex **dindex;
 	size_t dindex_nr, dindex_alloc;

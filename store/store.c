@@ -418,9 +418,18 @@ struct tnode {
 	size_t nr, alloc;
 };
 
+/* The files of a stage's previous commit, whose blobs a new commit may
+ * take (store_set_known). */
+struct reuse {
+	struct store_manifest man;
+	struct sgit_oid *oid; /* of man.files[i], when has[i] */
+	unsigned char *has;
+};
+
 struct committer {
 	struct store *st;
 	const char *workspace;
+	const struct reuse *reuse; /* NULL: read every file */
 	struct tnode root;
 	struct store_manifest man;
 	unsigned long long bytes;
@@ -520,6 +529,29 @@ static struct store_file *add_file_entry(struct committer *c, const char *rel,
 	return f;
 }
 
+/* A small file the previous commit holds as it is now: its blob, unread. */
+static int reused(struct committer *c, const char *rel, const struct stat *sb,
+		  int exec, struct sgit_oid *oid, char *hex)
+{
+	const struct reuse *r = c->reuse;
+	const struct store_file *f;
+	struct hash128 h;
+	size_t i;
+
+	if (!r || !(f = manifest_find(&r->man, rel)))
+		return 0;
+	i = (size_t)(f - r->man.files);
+	if (!r->has[i] || f->kind != STORE_BLOB || f->exec != exec ||
+	    f->size != (unsigned long long)sb->st_size ||
+	    !c->st->known(c->st->known_arg, rel, sb, &h))
+		return 0;
+	hash_to_hex(&h, hex);
+	if (strcmp(hex, f->hash))
+		return 0;
+	*oid = r->oid[i];
+	return 1;
+}
+
 static int add_regular(struct committer *c, const char *rel,
 		       const struct stat *sb, struct error *err)
 {
@@ -532,6 +564,10 @@ static int add_regular(struct committer *c, const char *rel,
 	char hex[HASH_HEX_LEN + 1];
 
 	strbuf_reset(&c->data);
+	if (!big && reused(c, rel, sb, exec, &oid, hex)) {
+		size = (unsigned long long)sb->st_size;
+		goto add;
+	}
 	if (big) {
 		if (cas_add(&c->cas, c->abs.buf, hex, &size, err))
 			return -1;
@@ -547,6 +583,7 @@ static int add_regular(struct committer *c, const char *rel,
 	}
 	if (sgit_write_blob(c->st->git, c->data.buf, c->data.len, &oid, err))
 		return -1;
+add:
 	f = add_file_entry(c, rel, big ? STORE_CAS : STORE_BLOB);
 	f->exec = exec;
 	f->size = size;
@@ -585,12 +622,28 @@ static int add_link(struct committer *c, const char *rel, struct error *err)
 	return 0;
 }
 
-static int add_path(struct committer *c, const char *rel, struct error *err);
+static int add_dir(struct committer *c, const char *rel, struct error *err);
 
+static int add_entry(struct committer *c, const char *rel,
+		     const struct stat *sb, struct error *err)
+{
+	if (S_ISREG(sb->st_mode))
+		return add_regular(c, rel, sb, err);
+	if (S_ISLNK(sb->st_mode))
+		return add_link(c, rel, err);
+	if (S_ISDIR(sb->st_mode))
+		return add_dir(c, rel, err);
+	return error_set(err, EXIT_FAILED,
+			 "output '%s' is not a file, folder or symlink", rel);
+}
+
+/* The folder's entries are stat'ed relative to it: no path lookup from
+ * the root for each of 10,000 files. */
 static int add_dir(struct committer *c, const char *rel, struct error *err)
 {
 	struct strvec names = STRVEC_INIT;
 	DIR *d = opendir(c->abs.buf);
+	size_t skip = strlen(rel) + 1;
 	struct dirent *de;
 	int ret = 0;
 
@@ -601,7 +654,6 @@ static int add_dir(struct committer *c, const char *rel, struct error *err)
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			strvec_pushf(&names, "%s/%s", rel, de->d_name);
-	closedir(d);
 	if (!names.nr) {
 		struct strbuf dir = STRBUF_INIT;
 
@@ -609,8 +661,20 @@ static int add_dir(struct committer *c, const char *rel, struct error *err)
 		ALLOC_GROW(c->man.dirs, c->man.dirs_nr + 1, c->man.dirs_alloc);
 		c->man.dirs[c->man.dirs_nr++] = strbuf_detach(&dir, NULL);
 	}
-	for (size_t i = 0; !ret && i < names.nr; i++)
-		ret = add_path(c, names.v[i], err);
+	for (size_t i = 0; !ret && i < names.nr; i++) {
+		struct stat sb;
+
+		strbuf_reset(&c->abs);
+		strbuf_addf(&c->abs, "%s/%s", c->workspace, names.v[i]);
+		if (fstatat(dirfd(d), names.v[i] + skip, &sb,
+			    AT_SYMLINK_NOFOLLOW))
+			ret = error_set(err, EXIT_FAILED,
+					"output '%s' is missing: %s",
+					names.v[i], strerror(errno));
+		else
+			ret = add_entry(c, names.v[i], &sb, err);
+	}
+	closedir(d);
 	strvec_clear(&names);
 	return ret;
 }
@@ -624,14 +688,7 @@ static int add_path(struct committer *c, const char *rel, struct error *err)
 	if (lstat(c->abs.buf, &sb))
 		return error_set(err, EXIT_FAILED, "output '%s' is missing: %s",
 				 rel, strerror(errno));
-	if (S_ISREG(sb.st_mode))
-		return add_regular(c, rel, &sb, err);
-	if (S_ISLNK(sb.st_mode))
-		return add_link(c, rel, err);
-	if (S_ISDIR(sb.st_mode))
-		return add_dir(c, rel, err);
-	return error_set(err, EXIT_FAILED,
-			 "output '%s' is not a file, folder or symlink", rel);
+	return add_entry(c, rel, &sb, err);
 }
 
 /* Normalize and check the declared outputs; folders keep their '/'. */
@@ -795,15 +852,17 @@ static int write_stage_tree(struct committer *c, int manifest,
 	return rc < 0 ? -1 : 0;
 }
 
-int store_write_outputs(struct store *st, const char *workspace,
-			char *const *outputs, int manifest,
-			struct sgit_oid *tree, struct store_manifest *m,
-			unsigned long long *bytes, struct error *err)
+static int write_outputs(struct store *st, const char *workspace,
+			 char *const *outputs, int manifest,
+			 const struct reuse *reuse, struct sgit_oid *tree,
+			 struct store_manifest *m, unsigned long long *bytes,
+			 struct error *err)
 {
 	/* the file buffer is the store's: a stage of 10,000 datums stores
 	 * 10,000 small results, each read through a 64 KiB buffer */
 	struct committer c = {.st = st,
 			      .workspace = workspace,
+			      .reuse = reuse,
 			      .abs = STRBUF_INIT,
 			      .data = st->buf};
 	int ret = -1;
@@ -833,6 +892,66 @@ out:
 	return ret;
 }
 
+int store_write_outputs(struct store *st, const char *workspace,
+			char *const *outputs, int manifest,
+			struct sgit_oid *tree, struct store_manifest *m,
+			unsigned long long *bytes, struct error *err)
+{
+	return write_outputs(st, workspace, outputs, manifest, NULL, tree, m,
+			     bytes, err);
+}
+
+void store_set_known(struct store *st, store_known_fn known, void *arg)
+{
+	st->known = known;
+	st->known_arg = arg;
+}
+
+static int reuse_entry(const char *path, unsigned mode,
+		       const struct sgit_oid *oid, void *data)
+{
+	struct reuse *r = data;
+	const struct store_file *f;
+
+	if (mode != SGIT_MODE_FILE && mode != SGIT_MODE_EXEC)
+		return 0;
+	if ((f = manifest_find(&r->man, path))) {
+		r->oid[f - r->man.files] = *oid;
+		r->has[f - r->man.files] = 1;
+	}
+	return 0;
+}
+
+static void reuse_release(struct reuse *r)
+{
+	store_manifest_release(&r->man);
+	free(r->oid);
+	free(r->has);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The files of commit parent with their blobs. Anything amiss leaves r
+ * empty: the files are then read, as without a parent. */
+static void reuse_load(struct store *st, const struct sgit_oid *parent,
+		       struct reuse *r)
+{
+	struct error err = ERROR_INIT;
+	struct sgit_oid tree;
+
+	memset(r, 0, sizeof(*r));
+	if (!st->known)
+		return;
+	if (store_load_manifest(st, parent, &tree, &r->man, &err)) {
+		reuse_release(r);
+	} else {
+		r->oid = xcalloc(r->man.files_nr + 1, sizeof(*r->oid));
+		r->has = xcalloc(r->man.files_nr + 1, 1);
+		if (sgit_tree_walk(st->git, &tree, reuse_entry, r, &err))
+			reuse_release(r);
+	}
+	error_release(&err);
+}
+
 /* A commit of stage failed: drop its pending objects (in a batch, other
  * stages' objects wait in memory too) and name it in err. */
 static void stage_failed(struct store *st, const char *stage, struct error *err)
@@ -850,13 +969,17 @@ int store_commit_stage(struct store *st, const char *workspace,
 	char *ref = store_stage_ref(stage, err);
 	struct strvec outs = STRVEC_INIT;
 	struct sgit_oid parent, tree;
+	struct reuse reuse = {0};
 	unsigned long long bytes = 0;
 	int has_parent = 0, ret = -1;
 
 	if (!ref || check_outputs(outputs, &outs, err) ||
-	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0 ||
-	    store_write_outputs(st, workspace, outs.v, 1, &tree, NULL, &bytes,
-				err) ||
+	    (has_parent = store_ref_head(st, ref, &parent, err)) < 0)
+		goto out;
+	if (has_parent)
+		reuse_load(st, &parent, &reuse);
+	if (write_outputs(st, workspace, outs.v, 1, &reuse, &tree, NULL, &bytes,
+			  err) ||
 	    publish_stage(st, ref, stage, &tree, has_parent ? &parent : NULL,
 			  prov, bytes, out_commit, err))
 		goto out;
@@ -864,6 +987,7 @@ int store_commit_stage(struct store *st, const char *workspace,
 out:
 	if (ret)
 		stage_failed(st, stage, err);
+	reuse_release(&reuse);
 	strvec_clear(&outs);
 	free(ref);
 	return ret;

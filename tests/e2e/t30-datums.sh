@@ -51,6 +51,22 @@ run pipe run
 expect_eq "a changed datum: exactly one unit" "$(units)" "1"
 expect_eq "its output changes" "$(cat out/7.txt)" "TWEET CHANGED"
 
+# the stage commit takes the unchanged results' blobs from its parent
+# unread (their stat cache entries are trusted once settled): it must
+# still hold exactly the files of the output folder
+sleep 3.1
+run pipe status # re-reads the entries hashed within the racy window
+echo "tweet changed again" > data/8.txt
+run pipe run
+expect_eq "one more changed datum: one unit" "$(units)" "1"
+tree_ok() {
+	local want got
+	want=$(for f in out/*; do printf '%s %s\n' "$(git hash-object "$f")" "$f"; done | sort -k2)
+	got=$(git --git-dir .pipe/store ls-tree -r refs/pipe/stages/upper | awk '$4 ~ /^out\// { print $3, $4 }' | sort -k2)
+	[ -n "$want" ] && [ "$want" = "$got" ]
+}
+tree_ok && ok "the stage commit holds exactly the output folder" || not_ok "the stage commit holds exactly the output folder"
+
 rm data/9.txt
 run pipe run
 expect_eq "a removed datum: no unit" "$(units)" "0"

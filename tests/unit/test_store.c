@@ -891,6 +891,89 @@ static void test_read_file(void **state)
 	free(big);
 }
 
+/* A stand-in for the stat cache: "knows" the hashes it was told, for the
+ * paths it was told, and counts the questions. */
+struct knowing {
+	const char *path[4];
+	struct hash128 hash[4];
+	size_t asked;
+};
+
+static int known(void *arg, const char *path, const struct stat *st,
+		 struct hash128 *out)
+{
+	struct knowing *k = arg;
+
+	(void)st;
+	k->asked++;
+	for (size_t i = 0; i < 4 && k->path[i]; i++)
+		if (!strcmp(k->path[i], path)) {
+			*out = k->hash[i];
+			return 1;
+		}
+	return 0;
+}
+
+static void test_known_hashes(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"d/", NULL};
+	char id[STORE_ID_SIZE], id2[STORE_ID_SIZE];
+	struct knowing k = {.path = {"d/a", "d/b", "d/x"}};
+	struct strbuf sb = STRBUF_INIT;
+
+	put_str(fx, "d/a", "aaaa\n");
+	put_str(fx, "d/b", "bbbb\n");
+	put(fx, "d/x", "#!/bin/sh\n", 10, 0755);
+	put_str(fx, "d/c", "cccc\n");
+	hash_buf("aaaa\n", 5, &k.hash[0]);
+	hash_buf("bbbb\n", 5, &k.hash[1]);
+	hash_buf("#!/bin/sh\n", 10, &k.hash[2]);
+	store_set_known(fx->st, known, &k);
+	commit(fx, "s", outs, NULL, id);
+	assert_int_equal(k.asked, 0); /* no parent: nothing to take */
+
+	/* a file whose hash the caller knows, the same as in the parent,
+	 * is taken from the parent unread: shown by a lie about d/a */
+	put_str(fx, "d/a", "AAAA\n");
+	put_str(fx, "d/c", "CCCC\n");
+	commit(fx, "s", outs, NULL, id2);
+	assert_int_equal(k.asked, 4);
+	CHECK(fx, store_read_file(fx->st, id2, "d/a", &sb, &fx->err));
+	assert_string_equal(sb.buf, "aaaa\n");
+	strbuf_reset(&sb);
+	/* one it does not know is read */
+	CHECK(fx, store_read_file(fx->st, id2, "d/c", &sb, &fx->err));
+	assert_string_equal(sb.buf, "CCCC\n");
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, id2, "d/x", &sb, &fx->err));
+	assert_string_equal(sb.buf, "#!/bin/sh\n");
+	strbuf_reset(&sb);
+
+	/* the truth, and a hash that is not the parent's, a size that
+	 * differs, or the executable bit gone: read */
+	hash_buf("AAAA\n", 5, &k.hash[0]);
+	put_str(fx, "d/b", "bbbbbb\n");
+	chmod(own(fx, "%s/d/x", fx->ws), 0644);
+	commit(fx, "s", outs, NULL, id);
+	CHECK(fx, store_read_file(fx->st, id, "d/a", &sb, &fx->err));
+	assert_string_equal(sb.buf, "AAAA\n");
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, id, "d/b", &sb, &fx->err));
+	assert_string_equal(sb.buf, "bbbbbb\n");
+	strbuf_release(&sb);
+	assert_fsck(fx);
+
+	/* what was taken unread is what a reading commit writes */
+	store_set_known(fx->st, NULL, NULL);
+	commit(fx, "t", outs, NULL, id2);
+	assert_int_equal(
+		sh("test \"$(git --git-dir '%s' rev-parse %s^{tree})\" "
+		   "= \"$(git --git-dir '%s' rev-parse %s^{tree})\"",
+		   fx->git_dir, id, fx->git_dir, id2),
+		0);
+}
+
 static void test_bad_outputs(void **state)
 {
 	struct fx *fx = *state;
@@ -1460,6 +1543,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_known_hashes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_outputs, setup,
 						teardown),
