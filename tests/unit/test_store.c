@@ -914,13 +914,23 @@ static int known(void *arg, const char *path, const struct stat *st,
 	return 0;
 }
 
+/* The file path of commit id holds want. */
+static void stored_is(struct fx *fx, const char *id, const char *path,
+		      const char *want)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	CHECK(fx, store_read_file(fx->st, id, path, &sb, &fx->err));
+	assert_string_equal(sb.buf, want);
+	strbuf_release(&sb);
+}
+
 static void test_known_hashes(void **state)
 {
 	struct fx *fx = *state;
 	char *outs[] = {"d/", NULL};
 	char id[STORE_ID_SIZE], id2[STORE_ID_SIZE];
 	struct knowing k = {.path = {"d/a", "d/b", "d/x"}};
-	struct strbuf sb = STRBUF_INIT;
 
 	put_str(fx, "d/a", "aaaa\n");
 	put_str(fx, "d/b", "bbbb\n");
@@ -939,16 +949,10 @@ static void test_known_hashes(void **state)
 	put_str(fx, "d/c", "CCCC\n");
 	commit(fx, "s", outs, NULL, id2);
 	assert_int_equal(k.asked, 4);
-	CHECK(fx, store_read_file(fx->st, id2, "d/a", &sb, &fx->err));
-	assert_string_equal(sb.buf, "aaaa\n");
-	strbuf_reset(&sb);
+	stored_is(fx, id2, "d/a", "aaaa\n");
 	/* one it does not know is read */
-	CHECK(fx, store_read_file(fx->st, id2, "d/c", &sb, &fx->err));
-	assert_string_equal(sb.buf, "CCCC\n");
-	strbuf_reset(&sb);
-	CHECK(fx, store_read_file(fx->st, id2, "d/x", &sb, &fx->err));
-	assert_string_equal(sb.buf, "#!/bin/sh\n");
-	strbuf_reset(&sb);
+	stored_is(fx, id2, "d/c", "CCCC\n");
+	stored_is(fx, id2, "d/x", "#!/bin/sh\n");
 
 	/* the truth, and a hash that is not the parent's, a size that
 	 * differs, or the executable bit gone: read */
@@ -956,12 +960,8 @@ static void test_known_hashes(void **state)
 	put_str(fx, "d/b", "bbbbbb\n");
 	chmod(own(fx, "%s/d/x", fx->ws), 0644);
 	commit(fx, "s", outs, NULL, id);
-	CHECK(fx, store_read_file(fx->st, id, "d/a", &sb, &fx->err));
-	assert_string_equal(sb.buf, "AAAA\n");
-	strbuf_reset(&sb);
-	CHECK(fx, store_read_file(fx->st, id, "d/b", &sb, &fx->err));
-	assert_string_equal(sb.buf, "bbbbbb\n");
-	strbuf_release(&sb);
+	stored_is(fx, id, "d/a", "AAAA\n");
+	stored_is(fx, id, "d/b", "bbbbbb\n");
 	assert_fsck(fx);
 
 	/* what was taken unread is what a reading commit writes */
