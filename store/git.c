@@ -234,9 +234,10 @@ static int load_libgit2(struct error *err)
  * memory stays bounded however many small files a stage writes. */
 #define FLUSH_BYTES (16u << 20)
 #define MEMPACK_PRIORITY 1000
-/* A flush of this few objects writes loose objects (one fsync each)
- * rather than a pack (three fsyncs and one more file to search). */
-#define LOOSE_MAX 64
+/* A flush of this few objects writes loose objects (two fsyncs each: the
+ * file and its folder) rather than a pack (four: pack, index, reverse
+ * index, folder; and one more file to search until merge_packs). */
+#define LOOSE_MAX 2
 /* More packs than this, and the small ones are merged (see merge_packs). */
 #define PACKS_MAX 16
 

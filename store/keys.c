@@ -313,10 +313,7 @@ static int keys_open(struct store *st, int rebuild, struct error *err)
 		rc = keys_sync(st, k, err);
 		k->dirty = 1;
 	}
-	if (!rc && k->dirty) {
-		rc = keys_save(st->keys_path, k, err);
-		k->dirty = 0;
-	}
+	/* saved dirty by keys_free, once, with what this process adds */
 	if (rc) {
 		keys_clear(k);
 		free(k);

@@ -618,6 +618,7 @@ static void test_find_key(void **state)
 	assert_int_equal(store_find_key(fx->st, "s", "nothex", got, &fx->err),
 			 -1);
 
+	reopen(fx); /* the index is saved when the store is freed */
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
 	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\n", 12), 0);
 	/* Corrupt, truncated and missing indexes are rebuilt (reopening the
@@ -627,6 +628,7 @@ static void test_find_key(void **state)
 	assert_int_equal(store_find_key(fx->st, "s", key_n(2), got, &fx->err),
 			 1);
 	assert_string_equal(got, c[1]);
+	reopen(fx);
 	strbuf_reset(&sb);
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
 	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\ntip ", 16), 0);
