@@ -58,10 +58,6 @@ const char *reason_kind_name(enum reason_kind kind);
 int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
 		     int with_files, struct error *err);
 
-/* The fingerprint to compare with old (the recorded run, or NULL): without
- * per-file lists when the key matches (a no-op status over 100,000 files
- * copies none), with them otherwise (to name each changed file, and to be
- * recorded). */
 /* Before a read-only pass over the marked stages (all when mark is
  * NULL), walk their folder and glob inputs and outputs at once on every
  * CPU (engine/scan.h, scan_ahead); the fingerprints then use what was
@@ -69,6 +65,10 @@ int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
 void plan_scan_ahead(struct engine *e, const unsigned char *mark);
 void plan_scan_ahead_end(struct engine *e);
 
+/* The fingerprint to compare with old (the recorded run, or NULL): without
+ * per-file lists when the key matches (a no-op status over 100,000 files
+ * copies none), with them otherwise (to name each changed file, and to be
+ * recorded). A datums stage's has them from the start: it is computed once. */
 int plan_fingerprint_cmp(struct engine *e, size_t stage,
 			 const struct stage_record *old,
 			 struct stage_record **out, struct error *err);

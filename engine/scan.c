@@ -954,17 +954,23 @@ static void walk_release(struct walk *w)
 	free(w->ws_abs);
 }
 
-/* Sets up w for pattern and returns the folder to walk from (owned). */
-static char *glob_start(struct walk *w, const char *pattern)
+/* The folder a walk of pattern starts from (owned): its literal part. */
+static char *glob_dir(const char *pattern)
 {
 	size_t plen = glob_literal_prefix(pattern);
 
+	return xstrndup(pattern, plen ? plen - 1 : 0);
+}
+
+/* Sets up w for pattern and returns the folder to walk from (owned). */
+static char *glob_start(struct walk *w, const char *pattern)
+{
 	w->glob = pattern;
 	w->dirs_only = pattern[0] && pattern[strlen(pattern) - 1] == '/';
 	w->max_depth = strstr(pattern, "**") ? 0 : depth_of(pattern);
 	if (w->dirs_only && w->max_depth)
 		w->max_depth--; /* the trailing slash counted one more */
-	return xstrndup(pattern, plen ? plen - 1 : 0);
+	return glob_dir(pattern);
 }
 
 /* The folder to walk from (owned), set up for a glob. */
@@ -1186,16 +1192,13 @@ void scan_ahead(struct statcache *sc, const char *workspace,
 
 void scan_ahead_take(struct statcache *sc, const struct scan_ahead *a)
 {
-	struct error err = ERROR_INIT;
-	struct walk w;
-	char *start;
+	int glob = a->is_glob && glob_has_magic(a->path);
+	char *start = glob ? glob_dir(a->path)
+			   : xstrndup(a->path, path_trimmed_len(a->path));
 
-	walk_init(&w, sc, ".", &err);
-	start = walk_start(&w, a->path, a->is_glob);
-	statcache_note_walked(sc, start, w.glob);
+	statcache_note_walked(sc, start, glob ? a->path : NULL);
 	statcache_add_hits(sc, a->hits);
 	free(start);
-	walk_release(&w);
 }
 
 int scan_glob(const char *workspace, const char *pattern, struct strvec *out,

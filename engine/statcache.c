@@ -585,14 +585,16 @@ int statcache_known(const struct statcache *sc, const char *relpath,
 {
 	struct statcache_probe p;
 	struct error err = ERROR_INIT;
+	int hit;
 
 	p.hint = sc->cursor;
 	p.lookup_only = 1;
-	if (!S_ISREG(st->st_mode) ||
-	    statcache_probe(sc, -1, relpath, relpath, st, &p, &err) || !p.hit)
-		return 0;
-	*out = p.hash;
-	return 1;
+	hit = S_ISREG(st->st_mode) &&
+	      !statcache_probe(sc, -1, relpath, relpath, st, &p, &err) && p.hit;
+	error_release(&err);
+	if (hit)
+		*out = p.hash;
+	return hit;
 }
 
 int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
