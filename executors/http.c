@@ -50,20 +50,14 @@ CURL_API(X)
 static int load_libcurl(struct error *err)
 {
 	static int loaded;
-	void *lib;
-
-	if (loaded)
-		return 0;
-	lib = dl_open(PIPE_LIBCURL, "Debian's libcurl4", err);
-	if (!lib)
-		return -1;
-#define X(f)                                                                   \
-	if (dl_sym(lib, PIPE_LIBCURL, #f, &p_##f, err))                        \
-		return -1;
-	CURL_API(X)
+	static const struct dl_fn fns[] = {
+#define X(f) {#f, &p_##f},
+		CURL_API(X)
 #undef X
-	loaded = 1;
-	return 0;
+	};
+
+	return dl_load(PIPE_LIBCURL, "Debian's libcurl4", fns,
+		       sizeof(fns) / sizeof(fns[0]), &loaded, err);
 }
 
 /* From here on, the names call through the pointers. */

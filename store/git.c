@@ -132,20 +132,14 @@ GIT_API(X)
 static int load_libgit2(struct error *err)
 {
 	static int loaded;
-	void *lib;
-
-	if (loaded)
-		return 0;
-	lib = dl_open(PIPE_LIBGIT2, "Debian's libgit2-1.5", err);
-	if (!lib)
-		return -1;
-#define X(f)                                                                   \
-	if (dl_sym(lib, PIPE_LIBGIT2, #f, &p_##f, err))                        \
-		return -1;
-	GIT_API(X)
+	static const struct dl_fn fns[] = {
+#define X(f) {#f, &p_##f},
+		GIT_API(X)
 #undef X
-	loaded = 1;
-	return 0;
+	};
+
+	return dl_load(PIPE_LIBGIT2, "Debian's libgit2-1.5", fns,
+		       sizeof(fns) / sizeof(fns[0]), &loaded, err);
 }
 
 /* From here on, the names call through the pointers. */

@@ -27,3 +27,19 @@ int dl_sym(void *lib, const char *soname, const char *name, void *slot,
 	memcpy(slot, &p, sizeof(p));
 	return 0;
 }
+
+int dl_load(const char *soname, const char *package, const struct dl_fn *fns,
+	    size_t n, int *loaded, struct error *err)
+{
+	void *lib;
+
+	if (*loaded)
+		return 0;
+	if (!(lib = dl_open(soname, package, err)))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (dl_sym(lib, soname, fns[i].name, fns[i].slot, err))
+			return -1;
+	*loaded = 1;
+	return 0;
+}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/dl.h"
 #include "util/error.h"
 #include "util/glob.h"
 #include "util/path.h"
@@ -118,6 +119,40 @@ static void test_glob_check(void **state)
 	assert_int_equal(off, 2);
 }
 
+static double (*p_cos)(double);
+static double (*p_sqrt)(double);
+static void (*p_nothing)(void);
+
+static void test_dl_load(void **state)
+{
+	const struct dl_fn fns[] = {{"cos", &p_cos}, {"sqrt", &p_sqrt}};
+	const struct dl_fn bad[] = {{"sqrt", &p_sqrt},
+				    {"no_such_fn", &p_nothing}};
+	struct error err = ERROR_INIT;
+	int loaded = 0, again = 0;
+
+	(void)state;
+	assert_int_equal(dl_load("libm.so.6", "libc6", fns, 2, &loaded, &err),
+			 0);
+	assert_int_equal(loaded, 1);
+	assert_true(p_cos(0.0) == 1.0 && p_sqrt(4.0) == 2.0);
+	/* loaded: nothing is looked up again */
+	assert_int_equal(dl_load("libm.so.6", "libc6", bad, 2, &loaded, &err),
+			 0);
+	assert_int_equal(dl_load("libm.so.6", "libc6", bad, 2, &again, &err),
+			 -1);
+	assert_int_equal(again, 0);
+	assert_int_equal(err.exit_code, EXIT_ENV);
+	assert_non_null(strstr(err.msg.buf, "no 'no_such_fn' in it"));
+	error_release(&err);
+	assert_int_equal(
+		dl_load("libpipe-none.so.9", "pipe-none", fns, 2, &again, &err),
+		-1);
+	assert_non_null(strstr(err.msg.buf, "cannot load libpipe-none.so.9"));
+	assert_non_null(strstr(err.msg.buf, "(install pipe-none)"));
+	error_release(&err);
+}
+
 static void test_error(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -145,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_glob),
 		cmocka_unit_test(test_glob_check),
 		cmocka_unit_test(test_error),
+		cmocka_unit_test(test_dl_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
