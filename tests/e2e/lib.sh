@@ -63,6 +63,33 @@ new_ws() {
 	cd "$d" || exit 1
 }
 
+# store_fsck: 0 when .pipe/store passes `git fsck --strict` (or is not
+# there yet); else prints fsck's first complaints and returns 1.
+store_fsck() {
+	[ -d .pipe/store ] || return 0
+	git --git-dir .pipe/store fsck --strict >/dev/null 2>&1 && return 0
+	git --git-dir .pipe/store fsck --strict 2>&1 | head -5
+	return 1
+}
+
+# expect_fsck DESC: the store passes fsck --strict.
+expect_fsck() {
+	local o
+	if o=$(store_fsck); then ok "$1"; else not_ok "$1" "$o"; fi
+}
+
+# kill_after DELAY CMD...: CMD in the background, SIGKILLed after DELAY
+# seconds (or when it is done, if sooner), and reaped.
+kill_after() {
+	local delay=$1 pid
+	shift
+	"$@" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
 finish() {
 	echo "$_passed passed, $_failed failed"
 	[ "$_failed" = 0 ]

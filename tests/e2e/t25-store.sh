@@ -5,8 +5,7 @@
 command -v xxhsum >/dev/null || { echo "xxhsum missing (make deps)"; exit 1; }
 
 fsck_ok() {
-	if git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; then ok "fsck --strict: $1"
-	else not_ok "fsck --strict: $1" "$(git --git-dir .pipe/store fsck --strict 2>&1 | head -5)"; fi
+	expect_fsck "fsck --strict: $1"
 }
 
 new_ws

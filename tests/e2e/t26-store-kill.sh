@@ -20,15 +20,8 @@ YML
 trials=50 bad_fsck=0 bad_fresh=0 bad_repair=0
 for t in $(seq 1 $trials); do
 	echo "$t" > n.txt
-	"$PIPE" run -q --no-cache >/dev/null 2>&1 &
-	pid=$!
-	sleep "0.0$((RANDOM % 60))"
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	if [ -d .pipe/store ] && ! git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; then
-		bad_fsck=$((bad_fsck + 1))
-		git --git-dir .pipe/store fsck --strict 2>&1 | head -5
-	fi
+	kill_after "0.0$((RANDOM % 60))" "$PIPE" run -q --no-cache
+	store_fsck || bad_fsck=$((bad_fsck + 1))
 	# a stage reported fresh must have the outputs its inputs give
 	st=$("$PIPE" status 2>/dev/null)
 	if echo "$st" | grep -q '^fresh make'; then
@@ -52,6 +45,6 @@ expect_eq "repaired output" "$(cat sum.txt)" "$trials"
 expect_eq "repairs in between worked" "$bad_repair" "0"
 run pipe status
 expect_rc "and everything is fresh" 0
-git --git-dir .pipe/store fsck --strict >/dev/null 2>&1 && ok "final fsck" || not_ok "final fsck"
+expect_fsck "final fsck"
 
 finish

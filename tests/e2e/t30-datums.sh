@@ -216,7 +216,6 @@ YML
 big_ok() { # DATUM: its big file is right
 	{ cat "data/$1.txt"; head -c 1200000 /dev/zero; } | cmp -s - "out/d$1/big.bin"
 }
-fsck_ok() { git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; }
 keys() { git --git-dir .pipe/store ls-tree -r -d --name-only refs/pipe/datums/big | awk -F/ 'NF == 2' | wc -l | tr -d ' '; }
 run pipe run
 expect_rc "big datums run" 0
@@ -242,7 +241,7 @@ expect_eq "a reverted datum is restored from the store after gc, not rerun" "$(u
 expect_in "from its datum result" "$err" "5 datums: 0 processed, 5 skipped"
 expect_eq "its small file is back" "$(cat out/d3/up.txt)" "ROW 3"
 big_ok 3 && ok "its big (CAS) file is back" || not_ok "its big (CAS) file is back"
-fsck_ok && ok "fsck --strict after gc and restore" || not_ok "fsck --strict after gc and restore"
+expect_fsck "fsck --strict after gc and restore"
 rm -rf out
 run pipe run --no-cache
 expect_eq "a deleted output folder comes back from the datum results" "$(units)" "0"
@@ -289,7 +288,7 @@ run pipe run -f
 expect_rc "pipe run -f redoes them" 0
 good=1; for i in 1 2 3 4 5; do big_ok "$i" || good=0; done
 expect_eq "every big file is right again" "$good" "1"
-fsck_ok && ok "final fsck --strict" || not_ok "final fsck --strict"
+expect_fsck "final fsck --strict"
 
 # checkout of a datums stage records which datum wrote which file, so the
 # next incremental merge removes a changed datum's old files

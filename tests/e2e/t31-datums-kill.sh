@@ -36,7 +36,6 @@ merged_ok() {
 	done
 }
 units() { if [ -f ran.log ]; then wc -l < ran.log | tr -d ' '; rm -f ran.log; else echo 0; fi; }
-fsck_ok() { git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; }
 run pipe run
 expect_rc "first run" 0
 merged_ok && ok "first output" || not_ok "first output"
@@ -48,7 +47,7 @@ crash_at() {
 	for i in 1 2 3 4 5; do echo "$1 $i" > "in/$i.txt"; done
 	PIPE_TEST_CRASH=$1 "$PIPE" run -q >/dev/null 2>&1
 	expect_eq "crash at $1" "$?" "99"
-	fsck_ok && ok "fsck after $1" || not_ok "fsck after $1"
+	expect_fsck "fsck after $1"
 	run pipe status
 	expect_in "the stage is stale after $1" "$out" "stale work"
 	units >/dev/null
@@ -66,15 +65,8 @@ for t in $(seq 1 $trials); do
 	# reverts to an earlier content
 	for k in $(seq 1 24); do i=$(( (t * 7 + k * 3) % n + 1 )); echo "v$t $i" > "in/$i.txt"; done
 	echo "v0 $(( t % n + 1 ))" > "in/$(( t % n + 1 )).txt"
-	"$PIPE" run -q >/dev/null 2>&1 &
-	pid=$!
-	sleep "$((RANDOM % 2)).$((RANDOM % 4))$((RANDOM % 10))"
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	if [ -d .pipe/store ] && ! git --git-dir .pipe/store fsck --strict >/dev/null 2>&1; then
-		bad_fsck=$((bad_fsck + 1))
-		git --git-dir .pipe/store fsck --strict 2>&1 | head -5
-	fi
+	kill_after "$((RANDOM % 2)).$((RANDOM % 4))$((RANDOM % 10))" "$PIPE" run -q
+	store_fsck || bad_fsck=$((bad_fsck + 1))
 	st=$("$PIPE" status 2>/dev/null)
 	if echo "$st" | grep -q '^fresh work' && ! merged_ok; then
 		bad_fresh=$((bad_fresh + 1))
@@ -102,7 +94,7 @@ expect_rc "the next run repairs" 0
 merged_ok && ok "repaired output is the exact merge" || not_ok "repaired output is the exact merge"
 run pipe status
 expect_rc "and everything is fresh" 0
-git --git-dir .pipe/store fsck --strict >/dev/null 2>&1 && ok "final fsck" || not_ok "final fsck"
+expect_fsck "final fsck"
 expect_eq "no .pipe/datums" "$(test -e .pipe/datums && echo yes || echo no)" "no"
 
 finish

@@ -81,12 +81,13 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int value(struct fx *f, const char *name, struct sgit_oid *out)
+/* Ref name exists and points at want. */
+static void ref_is(struct fx *f, const char *name, const struct sgit_oid *want)
 {
-	int rc = sgit_ref_read(f->g, name, out, &f->err);
+	struct sgit_oid got;
 
-	assert_true(rc >= 0);
-	return rc;
+	assert_int_equal(sgit_ref_read(f->g, name, &got, &f->err), 1);
+	assert_true(sgit_oid_equal(&got, want));
 }
 
 static void test_move_many(void **state)
@@ -97,13 +98,9 @@ static void test_move_many(void **state)
 		{"refs/pipe/stages/b", f->c1, 0, {{0}}},
 		{"refs/pipe/datums/a", f->c2, 0, {{0}}},
 	};
-	struct sgit_oid got;
-
 	assert_int_equal(sgit_refs_move(f->g, mv, 3, &f->err), 0);
-	assert_int_equal(value(f, "refs/pipe/stages/b", &got), 1);
-	assert_true(sgit_oid_equal(&got, &f->c1));
-	assert_int_equal(value(f, "refs/pipe/datums/a", &got), 1);
-	assert_true(sgit_oid_equal(&got, &f->c2));
+	ref_is(f, "refs/pipe/stages/b", &f->c1);
+	ref_is(f, "refs/pipe/datums/a", &f->c2);
 	/* git reads them, fsck is happy, nothing is loose */
 	assert_int_equal(sh("test $(git --git-dir '%s' show-ref | wc -l) = 3 "
 			    "&& git --git-dir '%s' fsck --strict 2>/dev/null "
@@ -115,8 +112,7 @@ static void test_move_many(void **state)
 	mv[0].old = f->c1;
 	mv[0].oid = f->c2;
 	assert_int_equal(sgit_refs_move(f->g, mv, 1, &f->err), 0);
-	assert_int_equal(value(f, "refs/pipe/stages/a", &got), 1);
-	assert_true(sgit_oid_equal(&got, &f->c2));
+	ref_is(f, "refs/pipe/stages/a", &f->c2);
 }
 
 /* One stale expectation: nothing moves, and the lock is gone. */
@@ -127,8 +123,6 @@ static void test_all_or_none(void **state)
 		{"refs/pipe/stages/a", f->c1, 0, {{0}}},
 		{"refs/pipe/stages/b", f->c1, 0, {{0}}},
 	};
-	struct sgit_oid got;
-
 	assert_int_equal(sgit_refs_move(f->g, mv, 2, &f->err), 0);
 	mv[0].has_old = mv[1].has_old = 1;
 	mv[0].old = f->c1;
@@ -137,8 +131,7 @@ static void test_all_or_none(void **state)
 	assert_int_equal(sgit_refs_move(f->g, mv, 2, &f->err), -1);
 	assert_non_null(strstr(f->err.msg.buf, "moved while pipe"));
 	error_release(&f->err);
-	assert_int_equal(value(f, "refs/pipe/stages/a", &got), 1);
-	assert_true(sgit_oid_equal(&got, &f->c1));
+	ref_is(f, "refs/pipe/stages/a", &f->c1);
 	assert_int_equal(sh("test ! -e '%s/packed-refs.lock'", f->dir), 0);
 	/* a ref that must not exist yet, but does */
 	mv[0].has_old = 0;
@@ -153,8 +146,6 @@ static void test_loose_and_tags(void **state)
 {
 	struct fx *f = *state;
 	struct sgit_ref_move mv = {"refs/pipe/runs", f->c2, 1, f->c1};
-	struct sgit_oid got;
-
 	assert_int_equal(
 		sgit_ref_update(f->g, "refs/pipe/runs", &f->c1, NULL, &f->err),
 		0); /* loose */
@@ -167,8 +158,7 @@ static void test_loose_and_tags(void **state)
 					 &f->err),
 			 0);
 	assert_int_equal(sgit_refs_move(f->g, &mv, 1, &f->err), 0);
-	assert_int_equal(value(f, "refs/pipe/runs", &got), 1);
-	assert_true(sgit_oid_equal(&got, &f->c2));
+	ref_is(f, "refs/pipe/runs", &f->c2);
 	assert_int_equal(sh("test ! -e '%s/refs/pipe/runs' && grep -q '^\\^' "
 			    "'%s/packed-refs' && git --git-dir '%s' fsck "
 			    "--strict 2>/dev/null",
