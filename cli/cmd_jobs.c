@@ -196,13 +196,26 @@ int cmd_checkout(struct cli *cli)
 	struct engine_options eo = {.write = 1, .command = "pipe checkout"};
 	struct engine *e;
 	struct error err = ERROR_INIT;
-	int rc = EXIT_OK;
+	const char *ref = NULL;
+	int rc = EXIT_OK, force = 0;
 
-	if (cli->argc != 2 || cli->argv[1][0] == '-')
+	for (int i = 1; i < cli->argc; i++) {
+		if (!strcmp(cli->argv[i], "-f") ||
+		    !strcmp(cli->argv[i], "--force"))
+			force = 1;
+		else if (cli->argv[i][0] == '-')
+			return cli_usage_error(cli, "unknown option '%s'",
+					       cli->argv[i]);
+		else if (!ref)
+			ref = cli->argv[i];
+		else
+			return cli_usage_error(cli, "name one REF");
+	}
+	if (!ref)
 		return cli_usage_error(cli, "name one REF");
 	if (engine_open(&e, cli->pipefile_path, &eo, &err))
 		return cli_fail(&err);
-	if (engine_checkout(e, cli->argv[1], &err))
+	if (engine_checkout(e, ref, force, &err))
 		rc = cli_fail(&err);
 	engine_close(e);
 	return rc;

@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,30 @@ static void format_time(long long t, char *buf, size_t n)
 	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* pipe log displaced: what pipe kept out of the user's way, newest first. */
+static int log_displaced(struct store *st)
+{
+	struct store_displaced *v = NULL;
+	struct error err = ERROR_INIT;
+	size_t nr = 0;
+
+	if (store_displaced_log(st, 0, &v, &nr, &err))
+		return cli_fail(&err);
+	if (!nr)
+		fprintf(stderr, "nothing was displaced\n");
+	for (size_t i = 0; i < nr; i++) {
+		char when[32];
+
+		format_time(v[i].time, when, sizeof(when));
+		printf("%.12s  %s  displaced~%zu  %s\n", v[i].id, when, i,
+		       v[i].why ? v[i].why : "");
+		for (size_t k = 0; k < v[i].paths_nr; k++)
+			printf("    %s\n", v[i].paths[k]);
+	}
+	store_displaced_free(v, nr);
+	return 0;
+}
+
 int cmd_log(struct cli *cli)
 {
 	struct engine *e;
@@ -60,7 +85,9 @@ int cmd_log(struct cli *cli)
 		return cli_usage_error(cli, "name one stage");
 	if ((rc = open_store(cli, 0, &e, &st)))
 		return rc;
-	if (!engine_has_stage(e, cli->argv[1]))
+	if (!strcmp(cli->argv[1], "displaced"))
+		rc = log_displaced(st);
+	else if (!engine_has_stage(e, cli->argv[1]))
 		rc = error_set(&err, EXIT_USAGE, "no stage '%s' in %s",
 			       cli->argv[1], cli->pipefile_path),
 		rc = cli_fail(&err);
@@ -182,6 +209,63 @@ int cmd_inspect(struct cli *cli)
 	return rc;
 }
 
+/* The commit `pipe get REF PATH` reads: STAGE@REF (as in `pachctl get
+ * file repo@commit:path`) is STAGE's commit in the run REF, or REF itself
+ * when it is a commit of STAGE; "displaced" alone is the newest displaced
+ * commit that holds PATH. */
+static int resolve_get(struct engine *e, struct store *st, const char *ref,
+		       const char *path, char *id, struct error *err)
+{
+	const char *at = strchr(ref, '@');
+	struct store_prov p;
+	struct store_run run;
+	char *stage;
+	int is_run = 0, ret = -1;
+
+	if (!strcmp(ref, "displaced")) {
+		int rc = store_displaced_find(st, path, id, err);
+
+		if (!rc)
+			error_set(err, EXIT_USAGE,
+				  "'%s' was never displaced: see "
+				  "'pipe log displaced'",
+				  path);
+		return rc > 0 ? 0 : -1;
+	}
+	if (!at || engine_has_stage(e, ref))
+		return store_resolve(st, ref, id, NULL, err);
+	stage = xstrndup(ref, (size_t)(at - ref));
+	if (store_resolve(st, at + 1, id, &is_run, err))
+		goto out;
+	if (is_run) {
+		if (store_read_run(st, id, &run, err))
+			goto out;
+		for (size_t i = 0; i < run.stages_nr && ret; i++)
+			if (!strcmp(run.stages[i].stage, stage)) {
+				memcpy(id, run.stages[i].commit, STORE_ID_SIZE);
+				ret = 0;
+			}
+		store_run_release(&run);
+		if (ret)
+			error_set(err, EXIT_USAGE, "run '%s' has no stage '%s'",
+				  at + 1, stage);
+		goto out;
+	}
+	if (store_read_prov(st, id, &p, err))
+		goto out;
+	if (p.stage && !strcmp(p.stage, stage))
+		ret = 0;
+	else
+		error_set(err, EXIT_USAGE,
+			  "'%s' is a commit of stage '%s', "
+			  "not of '%s'",
+			  at + 1, p.stage ? p.stage : "?", stage);
+	store_prov_release(&p);
+out:
+	free(stage);
+	return ret;
+}
+
 int cmd_get(struct cli *cli)
 {
 	struct engine *e;
@@ -208,10 +292,7 @@ int cmd_get(struct cli *cli)
 		return cli_usage_error(cli, "name a REF and a PATH");
 	if ((rc = open_store(cli, 0, &e, &st)))
 		return rc;
-	/* STAGE@REF, as in `pachctl get file repo@commit:path` */
-	if (strchr(ref, '@') && !engine_has_stage(e, ref))
-		ref = strchr(ref, '@') + 1;
-	if (store_resolve(st, ref, id, NULL, &err)) {
+	if (resolve_get(e, st, ref, path, id, &err)) {
 		rc = cli_fail(&err);
 	} else {
 		if (outfile) {

@@ -54,7 +54,9 @@ const struct command commands[] = {
 	 "JOB is an id from 'pipe jobs' (a unique prefix is enough). For a\n"
 	 "datums stage every datum's log is printed, or only D's."},
 	{"log", cmd_log, "pipe log STAGE", "the history of a stage's commits",
-	 "Newest first: commit, time, state, duration, key."},
+	 "Newest first: commit, time, state, duration, key.\n"
+	 "'pipe log displaced' lists what pipe kept in the store before it\n"
+	 "replaced files it had not written, newest first (displaced~N)."},
 	{"inspect", cmd_inspect, "pipe inspect REF",
 	 "provenance of a stage commit or a run",
 	 "REF: a commit id (or a unique prefix), a run id, STAGE (latest),\n"
@@ -63,13 +65,20 @@ const struct command commands[] = {
 	 "commits it was made from, recursively."},
 	{"get", cmd_get, "pipe get REF PATH [-o FILE]",
 	 "print an output file as of a version",
-	 "REF as for 'pipe inspect' (or STAGE@REF); PATH as in the workspace.\n"
+	 "REF as for 'pipe inspect', or STAGE@REF (STAGE's commit in the run\n"
+	 "REF, or REF itself when it is a commit of STAGE); PATH as in the\n"
+	 "workspace. 'displaced' is the newest copy pipe kept of PATH before\n"
+	 "replacing it ('pipe log displaced' lists them all, displaced~N).\n"
 	 "Large files are streamed from the store."},
-	{"checkout", cmd_checkout, "pipe checkout REF",
+	{"checkout", cmd_checkout, "pipe checkout [--force] REF",
 	 "put the outputs of a commit or run back into the workspace",
 	 "Restores the outputs of REF (a stage commit, or every stage of a\n"
-	 "run). A restored stage is fresh when its current inputs give the\n"
-	 "key it was made with, stale otherwise."},
+	 "run) that each stage declares now. A restored stage is fresh when\n"
+	 "its current inputs give the key it was made with, stale otherwise.\n"
+	 "Like git checkout, it refuses to overwrite outputs that pipe did not\n"
+	 "write or that changed since, and names them.\n\n"
+	 "  -f, --force   go ahead: keep a copy of those in the store first\n"
+	 "                (pipe log displaced; pipe get displaced PATH)"},
 	{"gc", cmd_gc, "pipe gc [--dry-run]",
 	 "remove what no ref reaches from the store",
 	 "Removes git objects and content-addressed files that no stage or\n"

@@ -54,9 +54,13 @@ struct engine {
 struct store;
 
 /* Put the outputs of REF (a stage commit or a run) back into the
- * workspace; a restored stage is recorded fresh when its current inputs
- * give the commit's key (engine/checkout.c). */
-int engine_checkout(struct engine *e, const char *ref, struct error *err);
+ * workspace: the paths each stage declares now, and only those. Outputs
+ * pipe did not write (or that changed since) make it fail naming them,
+ * before anything is written; with force they are kept in the store first.
+ * A restored stage is recorded fresh when its current inputs give the
+ * commit's key (engine/checkout.c). */
+int engine_checkout(struct engine *e, const char *ref, int force,
+		    struct error *err);
 
 /* True when the Pipefile has a stage called name. */
 int engine_has_stage(const struct engine *e, const char *name);

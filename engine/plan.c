@@ -68,6 +68,8 @@ static const struct {
 	[REASON_UPSTREAM] = {"upstream", "changed"},
 	[REASON_OUTPUT_MODIFIED] = {"output_modified", "modified"},
 	[REASON_OUTPUT_MISSING] = {"output_missing", "missing"},
+	[REASON_OUTPUT_ADDED] = {"output_added", "declared"},
+	[REASON_OUTPUT_DROPPED] = {"output_dropped", "no longer declared"},
 };
 
 const char *reason_kind_name(enum reason_kind kind)
@@ -108,6 +110,8 @@ void reason_format(const struct reason *r, struct strbuf *out)
 		break;
 	case REASON_OUTPUT_MODIFIED:
 	case REASON_OUTPUT_MISSING:
+	case REASON_OUTPUT_ADDED:
+	case REASON_OUTPUT_DROPPED:
 		strbuf_addf(out, "output '%s' %s", p, kinds[r->kind].fmt);
 		break;
 	default:
@@ -341,11 +345,35 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 	return 0;
 }
 
-static void compute_key(const struct stage_record *r, struct hash128 *key)
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The declared outputs belong to the definition: a stage that now writes
+ * one more path is stale, and the run-cache never hands it a commit made
+ * for another set of outputs. In sorted order: their order means
+ * nothing. */
+static void hash_outputs(const struct pf_stage *s, struct hasher *h)
+{
+	const char **v = xcalloc(s->outputs.nr + 1, sizeof(*v));
+
+	for (size_t i = 0; i < s->outputs.nr; i++)
+		v[i] = s->outputs.v[i].path;
+	qsort(v, s->outputs.nr, sizeof(*v), cmp_str);
+	hasher_add_str(h, "outputs");
+	for (size_t i = 0; i < s->outputs.nr; i++)
+		hasher_add_str(h, v[i]);
+	free(v);
+}
+
+static void compute_key(const struct pf_stage *s, const struct stage_record *r,
+			struct hash128 *key)
 {
 	struct hasher *h = hasher_new();
 
-	hasher_add_str(h, "pipe-key 1");
+	hasher_add_str(h, "pipe-key 2");
+	hash_outputs(s, h);
 	hasher_add_hash(h, &r->cmd);
 	hasher_add_str(h, r->executor);
 	hasher_add_str(h, r->image ? r->image : "");
@@ -428,7 +456,7 @@ static int scan_datums(struct engine *e, const struct pf_stage *s,
 
 	for (size_t i = 0; i < rec->inputs_nr; i++)
 		drop_datum_files(&rec->inputs[i], s->datums.path);
-	compute_key(rec, &rec->key);
+	compute_key(s, rec, &rec->key);
 	if (scan_glob(".", s->datums.path, &matches, err)) {
 		ret = -1;
 		goto out;
@@ -494,7 +522,7 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 		if (scan_datums(e, s, rec, err))
 			goto fail;
 	} else {
-		compute_key(rec, &rec->key);
+		compute_key(s, rec, &rec->key);
 	}
 	*out = rec;
 	return 0;
@@ -674,6 +702,26 @@ static void diff_datums(struct reasons *rs, const struct stage_record *o,
 	}
 }
 
+/* Outputs declared now but not recorded, and recorded but not declared. */
+static void diff_outputs(struct reasons *rs, const struct pf_stage *s,
+			 const struct stage_record *o)
+{
+	for (size_t i = 0; i < s->outputs.nr; i++)
+		if (!find_path(o->outputs, o->outputs_nr, s->outputs.v[i].path))
+			reasons_add(rs, REASON_OUTPUT_ADDED,
+				    s->outputs.v[i].path, NULL, NULL);
+	for (size_t i = 0; i < o->outputs_nr; i++) {
+		size_t k = 0;
+
+		while (k < s->outputs.nr &&
+		       strcmp(s->outputs.v[k].path, o->outputs[i].path))
+			k++;
+		if (k == s->outputs.nr)
+			reasons_add(rs, REASON_OUTPUT_DROPPED,
+				    o->outputs[i].path, NULL, NULL);
+	}
+}
+
 static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 			    const struct stage_record *o,
 			    const struct stage_record *n)
@@ -689,6 +737,7 @@ static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 		reasons_add(rs, REASON_IMAGE, s->image, o->image, n->image);
 	if (str_differ(o->datums, n->datums))
 		reasons_add(rs, REASON_DATUMS, NULL, o->datums, n->datums);
+	diff_outputs(rs, s, o);
 	diff_kvs(rs, REASON_ENV, o->env, o->env_nr, n->env, n->env_nr, 0);
 	diff_kvs(rs, REASON_PARAM, o->params, o->params_nr, n->params,
 		 n->params_nr, 1);
@@ -726,6 +775,16 @@ static void check_outputs(struct engine *e, size_t si,
 				    NULL);
 		free(now.path);
 	}
+}
+
+int plan_check_outputs(struct engine *e, size_t si,
+		       const struct stage_record *old, struct reasons *rs,
+		       struct error *err)
+{
+	int failed = 0;
+
+	check_outputs(e, si, old, rs, err, &failed);
+	return failed ? -1 : 0;
 }
 
 int plan_compare(struct engine *e, size_t si, const struct stage_record *old,

@@ -29,6 +29,8 @@ enum reason_kind {
 	REASON_UPSTREAM,
 	REASON_OUTPUT_MODIFIED,
 	REASON_OUTPUT_MISSING,
+	REASON_OUTPUT_ADDED,   /* an output declared now, not then */
+	REASON_OUTPUT_DROPPED, /* an output declared then, not now */
 };
 
 struct reason {
@@ -79,6 +81,13 @@ int plan_fingerprint_cmp(struct engine *e, size_t stage,
 int plan_compare(struct engine *e, size_t stage, const struct stage_record *old,
 		 const struct stage_record *cur, struct reasons *rs,
 		 struct error *err);
+
+/* Append to rs a reason for each declared output of stage that is missing
+ * (REASON_OUTPUT_MISSING) or differs from what old (not NULL) recorded
+ * (REASON_OUTPUT_MODIFIED). Returns 0 or -1. */
+int plan_check_outputs(struct engine *e, size_t stage,
+		       const struct stage_record *old, struct reasons *rs,
+		       struct error *err);
 
 /* Hash the stage's declared outputs into rec->outputs. A missing output
  * gets missing = 1. */

@@ -7,6 +7,7 @@
 #include "engine/datums.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
+#include "engine/guard.h"
 #include "engine/jobs.h"
 #include "engine/run.h"
 #include "engine/scan.h"
@@ -891,6 +892,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
  * was started or settled, 0 when no slot is free, -1 on error. */
 static int consider(struct sched *s, struct job *j, struct error *err)
 {
+	struct strbuf why = STRBUF_INIT;
 	struct reasons rs = {0};
 	int stale;
 
@@ -933,6 +935,18 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 			return -1;
 		}
 	}
+	/* what pipe did not write goes to the store before anything below
+	 * replaces it (a restore, the move aside, a datum merge) */
+	strbuf_addf(&why,
+		    "before 'pipe run' replaced the outputs of stage "
+		    "'%s'",
+		    stage_name(s, j->stage));
+	stale = guard_outputs(s->e, j->stage, &rs, why.buf, err);
+	strbuf_release(&why);
+	if (stale) {
+		reasons_release(&rs);
+		return -1;
+	}
 	stale = try_cache(s, j, &rs, err);
 	if (stale) {
 		reasons_release(&rs);
@@ -941,6 +955,22 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 	print_reasons("run ", stage_name(s, j->stage), &rs, NULL);
 	reasons_release(&rs);
 	return start_job(s, j, err) ? -1 : 1;
+}
+
+/* Restore commit's outputs that the stage declares now, and only those
+ * (the key holds the declared outputs, so they are the commit's too). */
+static int restore_declared(struct sched *s, struct job *j, struct store *st,
+			    const char *commit, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct strvec only = STRVEC_INIT;
+	int ret;
+
+	for (size_t i = 0; i < ps->outputs.nr; i++)
+		strvec_push(&only, ps->outputs.v[i].path);
+	ret = store_restore_outputs(st, commit, s->e->workspace, only.v, err);
+	strvec_clear(&only);
+	return ret;
 }
 
 /* Run-cache: a stale stage whose key some earlier commit has (any branch,
@@ -966,7 +996,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	j->started_ms = now_ms();
 	jobs_new_id(name, j->id);
 	scan_forget_folders();
-	if (store_restore(st, from, s->e->workspace, err)) {
+	if (restore_declared(s, j, st, from, err)) {
 		/* e.g. its content was lost in a power cut: run it instead
 		 * (its outputs are moved aside before it starts) */
 		log_warn("cannot restore '%s' from the store: %s; running it",

@@ -43,6 +43,7 @@ int store_publish_ref(struct store *st, const char *ref,
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
 #define DATUMS_REF_PREFIX "refs/pipe/datums/"
 #define RUNS_REF "refs/pipe/runs"
+#define DISPLACED_REF "refs/pipe/displaced"
 
 /* refs/pipe/stages/<stage>, with bytes a ref name may not hold written as
  * %XX; NULL (err set) for an empty stage name. Caller frees. */

@@ -229,8 +229,19 @@ int store_restore_into(struct store *st, const struct sgit_oid *tree,
 	return ret;
 }
 
+static int wanted(const char *out, char *const *only)
+{
+	if (!only)
+		return 1;
+	for (size_t i = 0; only[i]; i++)
+		if (!strcmp(only[i], out))
+			return 1;
+	return 0;
+}
+
 static int restore_stage(struct store *st, const struct sgit_oid *commit,
-			 const char *workspace, struct error *err)
+			 const char *workspace, char *const *only,
+			 struct error *err)
 {
 	struct store_manifest m;
 	struct sgit_oid tree;
@@ -241,7 +252,8 @@ static int restore_stage(struct store *st, const struct sgit_oid *commit,
 	if (store_load_manifest(st, commit, &tree, &m, err))
 		goto out;
 	for (size_t i = 0; i < m.outputs_nr; i++)
-		if (restore_output(&r, workspace, &tree, m.outputs[i]))
+		if (wanted(m.outputs[i], only) &&
+		    restore_output(&r, workspace, &tree, m.outputs[i]))
 			goto out;
 	ret = 0;
 out:
@@ -264,7 +276,7 @@ static int restore_run(struct store *st, const char *id, const char *workspace,
 		struct sgit_oid oid;
 
 		if (store_parse_id(run.stages[i].commit, &oid, err) ||
-		    restore_stage(st, &oid, workspace, err)) {
+		    restore_stage(st, &oid, workspace, NULL, err)) {
 			error_prefix(err, "stage '%s': ", run.stages[i].stage);
 			goto out;
 		}
@@ -291,7 +303,18 @@ int store_restore(struct store *st, const char *commit, const char *workspace,
 	if (kind && !strcmp(kind, "run"))
 		rc = restore_run(st, commit, workspace, err);
 	else
-		rc = restore_stage(st, &oid, workspace, err);
+		rc = restore_stage(st, &oid, workspace, NULL, err);
 	free(kind);
 	return rc;
+}
+
+int store_restore_outputs(struct store *st, const char *commit,
+			  const char *workspace, char *const *only,
+			  struct error *err)
+{
+	struct sgit_oid oid;
+
+	if (store_parse_id(commit, &oid, err))
+		return -1;
+	return restore_stage(st, &oid, workspace, only, err);
 }

@@ -139,6 +139,8 @@ static int resolve_name(struct store *st, const char *base,
 
 	if (!strcmp(base, "runs"))
 		return sgit_ref_read(st->git, RUNS_REF, out, err);
+	if (!strcmp(base, "displaced"))
+		return sgit_ref_read(st->git, DISPLACED_REF, out, err);
 	ref = store_stage_ref(base, &ignore);
 	error_release(&ignore);
 	if (!ref)
@@ -164,7 +166,7 @@ int store_resolve(struct store *st, const char *ref, char *out_commit,
 	if (!rc)
 		error_set(err, EXIT_USAGE,
 			  "unknown ref '%s': not a stage with commits, 'runs', "
-			  "or a commit id",
+			  "'displaced' or a commit id",
 			  base);
 	free(base);
 	if (rc <= 0 || go_back(st, &oid, n, ref, err))

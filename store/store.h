@@ -255,6 +255,12 @@ int store_read_file_fd(struct store *st, const char *commit, const char *path,
  */
 int store_restore(struct store *st, const char *commit, const char *workspace,
 		  struct error *err);
+/* store_restore of a stage commit's outputs named in only (declared paths,
+ * folders ending in '/', NULL-terminated; NULL: all): a restore writes
+ * exactly what the stage declares now, never an output it dropped. */
+int store_restore_outputs(struct store *st, const char *commit,
+			  const char *workspace, char *const *only,
+			  struct error *err);
 
 /* ---- datum results ------------------------------------------------------ */
 
@@ -345,6 +351,44 @@ int store_read_run(struct store *st, const char *id, struct store_run *out,
 int store_list_runs(struct store *st, size_t max, struct store_run **out,
 		    size_t *nr, struct error *err);
 void store_runs_free(struct store_run *r, size_t nr);
+
+/* ---- displaced files ---------------------------------------------------- */
+
+/*
+ * Before pipe replaces or removes what it did not write (or what changed
+ * since it wrote it), the content is kept here: a commit on
+ * refs/pipe/displaced (its parent the previous one) holding paths
+ * (normalized, workspace-relative, folders ending in '/', NULL-terminated)
+ * as they are now, laid out as a stage commit. stage (may be NULL) and why
+ * ("before running stage 'a'") are recorded with it. The commit and its
+ * files are on disk before this returns, in batch mode too. kept (may be
+ * NULL) gets its manifest. "displaced" and "displaced~N" resolve to these
+ * commits (store_resolve).
+ */
+int store_keep_displaced(struct store *st, const char *workspace,
+			 const char *stage, const char *why, char *const *paths,
+			 struct store_manifest *kept, char *out_commit,
+			 struct error *err);
+
+struct store_displaced {
+	char id[STORE_ID_SIZE];
+	long long time; /* commit time, unix seconds */
+	char *stage;	/* may be NULL */
+	char *why;
+	char **paths;
+	size_t paths_nr;
+};
+
+/* Displaced commits, newest first, at most max (0: all). */
+int store_displaced_log(struct store *st, size_t max,
+			struct store_displaced **out, size_t *nr,
+			struct error *err);
+void store_displaced_free(struct store_displaced *v, size_t nr);
+
+/* The newest displaced commit that holds the file path: 1 found (its id
+ * in out_commit), 0 none, -1 error. */
+int store_displaced_find(struct store *st, const char *path, char *out_commit,
+			 struct error *err);
 
 /* ---- maintenance -------------------------------------------------------- */
 
