@@ -118,6 +118,23 @@ static void tell(const char *commit, const struct store_manifest *kept,
 	log_verbose("displaced files kept as %.12s", commit);
 }
 
+/* paths as they are on disk: a folder ends in '/' whatever was declared
+ * (a stage may have written a file where it declared a folder). */
+static void as_found(char *const *paths, struct strvec *out)
+{
+	for (size_t i = 0; paths[i]; i++) {
+		size_t len = path_trimmed_len(paths[i]);
+		char *plain = xstrndup(paths[i], len);
+		struct stat sb;
+
+		if (!lstat(plain, &sb) && S_ISDIR(sb.st_mode))
+			strvec_pushf(out, "%s/", plain);
+		else
+			strvec_push(out, plain);
+		free(plain);
+	}
+}
+
 int guard_keep(struct engine *e, const char *stage, const char *why,
 	       char *const *paths, struct error *err)
 {
@@ -126,14 +143,19 @@ int guard_keep(struct engine *e, const char *stage, const char *why,
 	char commit[STORE_ID_SIZE], head[STORE_ID_SIZE];
 	int rc;
 
+	struct strvec as_is = STRVEC_INIT;
+
 	if (!paths || !paths[0])
 		return 0;
 	if (engine_store(e, &st, err))
 		return -1;
 	store_manifest_init(&kept);
 	store_manifest_init(&last);
-	if (store_keep_displaced(st, e->workspace, stage, why, paths, &kept,
-				 commit, err)) {
+	as_found(paths, &as_is);
+	rc = store_keep_displaced(st, e->workspace, stage, why, as_is.v, &kept,
+				  commit, err);
+	strvec_clear(&as_is);
+	if (rc) {
 		store_manifest_release(&kept);
 		return -1;
 	}

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Reasons listed per input before the rest are summed up. */
 #define MAX_FILE_REASONS 10
@@ -749,6 +750,23 @@ static void diff_definition(struct reasons *rs, const struct pf_stage *s,
 		reasons_add(rs, REASON_DEFINITION, NULL, NULL, NULL);
 }
 
+/* 0 when path is declared as a folder ("out/") and something other than a
+ * folder is there; 1 otherwise. */
+static int not_a_folder(const char *path)
+{
+	size_t len = path_trimmed_len(path);
+	struct stat sb;
+	char *plain;
+	int ok;
+
+	if (!path[len])
+		return 1;
+	plain = xstrndup(path, len);
+	ok = lstat(plain, &sb) || S_ISDIR(sb.st_mode);
+	free(plain);
+	return ok;
+}
+
 static void check_outputs(struct engine *e, size_t si,
 			  const struct stage_record *o, struct reasons *rs,
 			  struct error *err, int *failed)
@@ -762,6 +780,13 @@ static void check_outputs(struct engine *e, size_t si,
 		struct state_path now;
 		int found = 0;
 
+		if (!not_a_folder(pp->path)) {
+			/* a file where a folder was declared: the stage wrote
+			 * the other kind, or someone replaced it */
+			reasons_add(rs, REASON_OUTPUT_MODIFIED, pp->path, NULL,
+				    NULL);
+			continue;
+		}
 		if (scan_one(e, pp, &now, 0, &found, err)) {
 			*failed = 1;
 			break;

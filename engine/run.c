@@ -177,6 +177,13 @@ static char *trash_path(const char *stage, size_t i)
 	return strbuf_detach(&sb, NULL);
 }
 
+/* A declared output without its trailing '/': a stage may have written a
+ * file where it declared a folder, or the other way round. */
+static char *plain_path(const char *declared)
+{
+	return xstrndup(declared, path_trimmed_len(declared));
+}
+
 static int move_aside(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
@@ -186,7 +193,7 @@ static int move_aside(struct sched *s, struct job *j, struct error *err)
 	strbuf_addf(&dir, PIPE_DIR "/trash/%s", st->name);
 	fs_remove_tree(dir.buf);
 	for (size_t i = 0; i < st->outputs.nr && !ret; i++) {
-		const char *out = st->outputs.v[i].path;
+		char *out = plain_path(st->outputs.v[i].path);
 		char *to = trash_path(st->name, i);
 		struct stat sb;
 
@@ -200,6 +207,7 @@ static int move_aside(struct sched *s, struct job *j, struct error *err)
 					"cannot move '%s' aside: %s", out,
 					strerror(errno));
 		free(to);
+		free(out);
 	}
 	j->moved_aside = 1;
 	strbuf_release(&dir);
@@ -215,16 +223,18 @@ static void put_back(struct sched *s, struct job *j, int restore)
 	if (!j->moved_aside)
 		return;
 	for (size_t i = 0; restore && i < st->outputs.nr; i++) {
-		const char *out = st->outputs.v[i].path;
+		char *out = plain_path(st->outputs.v[i].path);
 		char *from = trash_path(st->name, i);
 
 		if (access(from, F_OK) == 0) {
+			/* what the failed command wrote there is its own */
 			fs_remove_tree(out);
 			if (rename(from, out))
 				log_warn("cannot put '%s' back: %s", out,
 					 strerror(errno));
 		}
 		free(from);
+		free(out);
 	}
 	strbuf_addf(&dir, PIPE_DIR "/trash/%s", st->name);
 	fs_remove_tree(dir.buf);
@@ -245,13 +255,14 @@ static void recover_trash(struct sched *s)
 		if (access(dir.buf, F_OK) == 0) {
 			for (size_t k = 0; k < st->outputs.nr; k++) {
 				char *from = trash_path(st->name, k);
+				char *out = plain_path(st->outputs.v[k].path);
+				struct stat sb;
 
 				if (access(from, F_OK) == 0 &&
-				    access(st->outputs.v[k].path, F_OK) &&
-				    rename(from, st->outputs.v[k].path))
-					log_warn("cannot restore '%s'",
-						 st->outputs.v[k].path);
+				    lstat(out, &sb) && rename(from, out))
+					log_warn("cannot restore '%s'", out);
 				free(from);
+				free(out);
 			}
 			fs_remove_tree(dir.buf);
 		}
@@ -688,6 +699,27 @@ static int run_store(struct sched *s, struct store **st, struct error *err)
 	return 0;
 }
 
+/* A declared output that is not there: missing, or a file where a folder
+ * was declared (access("out/") fails on a file). */
+static int output_kind_error(const struct pf_stage *st, const char *out,
+			     struct error *err)
+{
+	char *plain = plain_path(out);
+	struct stat sb;
+	int is_file = !lstat(plain, &sb) && !S_ISDIR(sb.st_mode);
+
+	if (is_file)
+		error_set(err, EXIT_FAILED,
+			  "stage '%s' wrote a file at '%s', but declares a "
+			  "folder '%s'",
+			  st->name, plain, out);
+	else
+		error_set(err, EXIT_FAILED, "stage '%s' did not write '%s'",
+			  st->name, out);
+	free(plain);
+	return -1;
+}
+
 /* Every declared output must exist; then hash them and record the run. */
 static int record_success(struct sched *s, struct job *j, long long dur,
 			  struct error *err)
@@ -696,9 +728,8 @@ static int record_success(struct sched *s, struct job *j, long long dur,
 
 	for (size_t i = 0; i < st->outputs.nr; i++)
 		if (access(st->outputs.v[i].path, F_OK))
-			return error_set(err, EXIT_FAILED,
-					 "stage '%s' did not write '%s'",
-					 st->name, st->outputs.v[i].path);
+			return output_kind_error(st, st->outputs.v[i].path,
+						 err);
 	if (plan_hash_outputs(s->e, j->stage, j->cur, err))
 		return -1;
 	log_trace_phase("outputs hashed");
