@@ -40,7 +40,7 @@ else
 -include $(B)/config.mk
 endif
 
-.PHONY: all deps test unit e2e asan valgrind example bench bench-quick \
+.PHONY: all deps test test-long unit e2e asan valgrind example bench bench-quick \
         format format-check check-layers clean
 all: pipe
 
@@ -94,6 +94,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 # One summary line at the end: "N passed, N failed".
 test: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests bash tests/run.sh
+
+# The long property test of issue #12: 2,000 random steps of five seeds.
+test-long: $(B)/pipe
+	@PIPE=$(CURDIR)/$(B)/pipe NDL_STEPS=$${NDL_STEPS:-2000} \
+	  NDL_SEEDS="$${NDL_SEEDS:-1 2 3 4 5}" bash tests/e2e/t29-no-data-loss.sh
 
 asan:
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
