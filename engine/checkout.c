@@ -141,19 +141,30 @@ static int refuse(struct checkout *c, const char *ref, struct error *err)
 	struct strbuf sb = STRBUF_INIT;
 	size_t n = 0;
 
-	for (size_t i = 0; i < c->nr; i++)
-		for (size_t k = 0; k < c->v[i].unsafe.nr; k++, n++)
-			strbuf_addf(&sb, "\n    %s", c->v[i].unsafe.v[k]);
+	for (size_t i = 0; i < c->nr; i++) {
+		struct strvec files = STRVEC_INIT;
+
+		if (c->v[i].unsafe.nr &&
+		    guard_files(c->e, c->v[i].stage, c->v[i].unsafe.v, &files,
+				err)) {
+			strvec_clear(&files);
+			strbuf_release(&sb);
+			return -1;
+		}
+		for (size_t k = 0; k < files.nr; k++, n++)
+			strbuf_addf(&sb, "\n    %s", files.v[k]);
+		strvec_clear(&files);
+	}
 	if (!n) {
 		strbuf_release(&sb);
 		return 0;
 	}
 	error_set(err, EXIT_FAILED,
-		  "checkout of '%s' would overwrite %s that pipe did not "
-		  "write (or that changed since):%s\n"
+		  "checkout of '%s' would overwrite or remove %s that pipe "
+		  "did not write (or that changed since):%s\n"
 		  "move %s away first, or use 'pipe checkout --force %s' "
 		  "(pipe keeps a copy in the store first)",
-		  ref, n == 1 ? "this output" : "these outputs", sb.buf,
+		  ref, n == 1 ? "this file" : "these files", sb.buf,
 		  n == 1 ? "it" : "them", ref);
 	strbuf_release(&sb);
 	return -1;

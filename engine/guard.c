@@ -3,6 +3,7 @@
 #include "engine/guard.h"
 #include "engine/engine.h"
 #include "engine/plan.h"
+#include "engine/scan.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
 #include "store/store.h"
@@ -91,7 +92,8 @@ static int in_last(const struct store_manifest *m, const struct store_file *f)
 	const struct store_file *o =
 		bsearch(f, m->files, m->files_nr, sizeof(*f), cmp_file);
 
-	return o && !strcmp(o->hash, f->hash) && o->kind == f->kind;
+	return o && !strcmp(o->hash, f->hash) &&
+	       (o->kind == STORE_LINK) == (f->kind == STORE_LINK);
 }
 
 static void tell(const char *commit, const struct store_manifest *kept,
@@ -171,6 +173,58 @@ int guard_keep(struct engine *e, const char *stage, const char *why,
 	store_manifest_release(&kept);
 	store_manifest_release(&last);
 	return 0;
+}
+
+/* The last commit of stage's manifest (empty when none or unreadable). */
+static void last_manifest(struct engine *e, const char *stage,
+			  struct store_manifest *m)
+{
+	struct error err = ERROR_INIT;
+	char head[STORE_ID_SIZE];
+	struct store *st;
+	int rc = engine_store(e, &st, &err);
+
+	store_manifest_init(m);
+	if (!rc)
+		rc = store_stage_head(st, stage, head, &err);
+	if (rc > 0 && store_read_manifest(st, head, m, &err)) {
+		store_manifest_release(m);
+		store_manifest_init(m);
+	}
+	error_release(&err);
+}
+
+int guard_files(struct engine *e, const char *stage, char *const *paths,
+		struct strvec *out, struct error *err)
+{
+	struct store_manifest last;
+	int ret = 0;
+
+	last_manifest(e, stage, &last);
+	for (size_t i = 0; paths[i] && !ret; i++) {
+		struct scan_list l = SCAN_LIST_INIT;
+		struct hash128 h;
+		char *plain = xstrndup(paths[i], path_trimmed_len(paths[i]));
+		size_t before = out->nr;
+		int found = 0;
+
+		/* as it is on disk: a file where a folder was declared too */
+		ret = scan_path(e->sc, ".", plain, 0, &l, &found, &h, err);
+		for (size_t k = 0; !ret && k < l.nr; k++) {
+			struct store_file f = {.path = l.v[k].path};
+
+			hash_to_hex(&l.v[k].hash, f.hash);
+			f.kind = l.v[k].type == 'l' ? STORE_LINK : STORE_BLOB;
+			if (!in_last(&last, &f))
+				strvec_push(out, l.v[k].path);
+		}
+		if (!ret && out->nr == before)
+			strvec_push(out, paths[i]);
+		scan_list_release(&l);
+		free(plain);
+	}
+	store_manifest_release(&last);
+	return ret;
 }
 
 int guard_outputs(struct engine *e, size_t si, const struct reasons *rs,

@@ -32,6 +32,13 @@ int guard_unsafe(struct engine *e, size_t stage, const struct reasons *rs,
 int guard_keep(struct engine *e, const char *stage, const char *why,
 	       char *const *paths, struct error *err);
 
+/* The files under paths (outputs of stage, as guard_unsafe gives them)
+ * that the stage's last commit does not hold as they are, appended to out;
+ * an output with no such file (a type changed, or a file went missing) is
+ * appended itself. For messages that name every path. */
+int guard_files(struct engine *e, const char *stage, char *const *paths,
+		struct strvec *out, struct error *err);
+
 /* guard_unsafe, then guard_keep of what it found. */
 int guard_outputs(struct engine *e, size_t stage, const struct reasons *rs,
 		  const char *why, struct error *err);

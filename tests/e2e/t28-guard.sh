@@ -138,7 +138,8 @@ expect_in "3: status reports the edit" "$out$err" "output 'f.txt' modified"
 run pipe checkout s~1
 expect_rc "3: checkout refuses" 1
 expect_in "3: names f.txt" "$err" "    f.txt"
-expect_in "3: names out/" "$err" "    out/"
+expect_in "3: names the extra file in out/" "$err" "    out/extra"
+expect_not_in "3: not the unchanged out/x" "$err" "    out/x"
 expect_in "3: says what to do" "$err" "pipe checkout --force s~1"
 expect_eq "3: the edit is untouched" "$(cat f.txt)" "hand"
 expect_eq "3: the extra file is untouched" "$(cat out/extra)" "extra"
