@@ -16,7 +16,7 @@ PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
 LINK_PKGS := yaml-0.1 libxxhash jansson
 DEBS    := pkg-config libyaml-dev libgit2-dev libxxhash-dev \
            libcurl4-openssl-dev libpcre2-dev libjansson-dev libcmocka-dev \
-           xxhash git
+           xxhash git python3
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Werror
 OPT     ?= -O2 -g

@@ -1522,6 +1522,91 @@ static void test_datum_gc(void **state)
 	free(big);
 }
 
+/* ---- displaced files ------------------------------------------------ */
+
+static void test_displaced(void **state)
+{
+	struct fx *fx = *state;
+	char *paths1[] = {"notes/", "a.txt", NULL};
+	char *paths2[] = {"a.txt", NULL};
+	char *big = noise(BIG, 7);
+	char id1[STORE_ID_SIZE], id2[STORE_ID_SIZE], found[STORE_ID_SIZE];
+	struct store_displaced *v = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	size_t nr = 0;
+	unsigned long long freed;
+
+	put_str(fx, "notes/n.md", "my notes");
+	put(fx, "notes/big.bin", big, BIG, 0644);
+	put_str(fx, "a.txt", "first");
+	CHECK(fx, store_keep_displaced(fx->st, fx->ws, "s", "before x", paths1,
+				       NULL, id1, &fx->err));
+	put_str(fx, "a.txt", "second");
+	/* in a batch the copy is on disk (and its ref moved) at once */
+	store_batch_begin(fx->st);
+	CHECK(fx, store_keep_displaced(fx->st, fx->ws, NULL, "before y", paths2,
+				       NULL, id2, &fx->err));
+	assert_int_equal(sh("git --git-dir %s rev-parse -q --verify "
+			    "refs/pipe/displaced | grep -q %s",
+			    fx->git_dir, id2),
+			 0);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	/* the newest copy of each path */
+	assert_int_equal(store_displaced_find(fx->st, "a.txt", found, &fx->err),
+			 1);
+	assert_string_equal(found, id2);
+	assert_int_equal(
+		store_displaced_find(fx->st, "notes/n.md", found, &fx->err), 1);
+	assert_string_equal(found, id1);
+	assert_int_equal(store_displaced_find(fx->st, "nope", found, &fx->err),
+			 0);
+	CHECK(fx, store_read_file(fx->st, found, "notes/n.md", &sb, &fx->err));
+	assert_string_equal(sb.buf, "my notes");
+	strbuf_reset(&sb);
+	CHECK(fx, store_resolve(fx->st, "displaced~1", found, NULL, &fx->err));
+	assert_string_equal(found, id1);
+	CHECK(fx, store_read_file(fx->st, found, "a.txt", &sb, &fx->err));
+	assert_string_equal(sb.buf, "first");
+	/* the log, newest first, with reasons and paths */
+	CHECK(fx, store_displaced_log(fx->st, 0, &v, &nr, &fx->err));
+	assert_int_equal(nr, 2);
+	assert_string_equal(v[0].why, "before y");
+	assert_null(v[0].stage);
+	assert_int_equal(v[1].paths_nr, 2);
+	assert_string_equal(v[1].paths[0], "notes/");
+	assert_string_equal(v[1].stage, "s");
+	store_displaced_free(v, nr);
+	/* gc keeps displaced copies, the CAS file included */
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	strbuf_reset(&sb);
+	CHECK(fx, store_read_file(fx->st, id1, "notes/big.bin", &sb, &fx->err));
+	assert_int_equal(sb.len, BIG);
+	assert_memory_equal(sb.buf, big, BIG);
+	assert_fsck(fx);
+	strbuf_release(&sb);
+	free(big);
+}
+
+/* A restore writes only the outputs asked for. */
+static void test_restore_only(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"a.txt", "b.txt", NULL};
+	char *only[] = {"a.txt", NULL};
+	char id[STORE_ID_SIZE];
+
+	put_str(fx, "a.txt", "A");
+	put_str(fx, "b.txt", "B");
+	commit(fx, "s", outs, NULL, id);
+	put_str(fx, "a.txt", "changed");
+	put_str(fx, "b.txt", "mine");
+	CHECK(fx, store_restore_outputs(fx->st, id, fx->ws, only, &fx->err));
+	assert_content(fx, "a.txt", "A", 1);
+	assert_content(fx, "b.txt", "mine", 4);
+	CHECK(fx, store_restore_outputs(fx->st, id, fx->ws, NULL, &fx->err));
+	assert_content(fx, "b.txt", "B", 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1567,6 +1652,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_datum_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_datum_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_displaced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_restore_only, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
