@@ -89,8 +89,10 @@ static int cmp_file(const void *a, const void *b)
 /* True when the stage's last commit (m, may be empty) has f as it is. */
 static int in_last(const struct store_manifest *m, const struct store_file *f)
 {
-	const struct store_file *o =
-		bsearch(f, m->files, m->files_nr, sizeof(*f), cmp_file);
+	const struct store_file *o = m->files_nr
+					     ? bsearch(f, m->files, m->files_nr,
+						       sizeof(*f), cmp_file)
+					     : NULL;
 
 	return o && !strcmp(o->hash, f->hash) &&
 	       (o->kind == STORE_LINK) == (f->kind == STORE_LINK);
