@@ -181,6 +181,33 @@ static void take_recorded_inputs(struct stage_record *rec,
 					      &rec->inputs[i].hash);
 }
 
+/* Only the outputs the checkout wrote are pipe's now. Another declared
+ * output (the commit did not have it) keeps what the old record said of
+ * it, or is recorded missing: whatever is there stays someone else's
+ * until pipe writes it. */
+static void claim_restored(struct engine *e, const struct target *t,
+			   struct stage_record *cur)
+{
+	const struct stage_record *old = state_find(e->state, t->stage);
+
+	for (size_t i = 0; i < cur->outputs_nr; i++) {
+		struct state_path *o = &cur->outputs[i];
+		size_t k = 0, n;
+
+		while (k < t->write.nr && strcmp(t->write.v[k], o->path))
+			k++;
+		if (k < t->write.nr)
+			continue;
+		memset(&o->hash, 0, sizeof(o->hash));
+		o->missing = 1;
+		for (n = 0; old && n < old->outputs_nr; n++)
+			if (!strcmp(old->outputs[n].path, o->path)) {
+				o->hash = old->outputs[n].hash;
+				o->missing = old->outputs[n].missing;
+			}
+	}
+}
+
 /*
  * After the files are back: a stage whose fingerprint now has the commit's
  * key is fresh (its record is replaced). Otherwise it is stale, and its
@@ -228,6 +255,7 @@ static int settle(struct engine *e, struct store *st, const struct target *t,
 				 "stale", t->stage, t->commit);
 			hash_from_hex(p.key, &cur->key);
 			take_recorded_inputs(cur, &p);
+			claim_restored(e, t, cur);
 		}
 		state_put(e->state, cur);
 		cur = NULL;

@@ -118,6 +118,35 @@ expect_rc "2: [a, b] then [a]: run" 0
 expect_eq "2: [a, b] then [a]: the user's b.txt is untouched" "$(cat b.txt)" "mine"
 expect_eq "2: [a, b] then [a]: a.txt is there" "$(cat a.txt)" "1"
 
+# a checkout of a commit that lacks an output declared now leaves that
+# output the user's: a later run keeps it before replacing it
+new_ws
+echo 1 > in.txt
+cat > Pipefile <<'YML'
+stages:
+  s:
+    cmd: sh -c 'cp in.txt a.txt'
+    inputs: [in.txt]
+    outputs: [a.txt]
+YML
+pipe run >/dev/null 2>&1
+cat > Pipefile <<'YML'
+stages:
+  s:
+    cmd: sh -c 'cp in.txt a.txt; cp in.txt b.txt'
+    inputs: [in.txt]
+    outputs: [a.txt, b.txt]
+YML
+pipe run >/dev/null 2>&1
+echo mine > b.txt
+run pipe checkout --force s~1
+expect_rc "2: checkout of a commit without b.txt" 0
+expect_eq "2: b.txt is left alone" "$(cat b.txt)" "mine"
+run pipe run -f
+expect_rc "2: then run -f" 0
+expect_in "2: keeps the user's b.txt first" "$err" "kept your 'b.txt'"
+expect_eq "2: which comes back" "$(pipe get displaced b.txt)" "mine"
+
 # --- 3. checkout refuses to overwrite hand edits --------------------------
 new_ws
 echo 1 > in.txt
