@@ -36,7 +36,8 @@ const struct command commands[] = {
 	 "  --executor E    run every stage with executor E\n"
 	 "  -q, -v          less or more output\n\n"
 	 "Exit: 0 all up to date, 1 a stage failed, 2 bad usage or Pipefile,\n"
-	 "3 environment (workspace locked, daemon down), 130 interrupted."},
+	 "3 environment (workspace locked, daemon down), 128 + a signal\n"
+	 "that stopped it (130 Ctrl-C, 129 hangup, 143 TERM)."},
 	{"status", cmd_status, "pipe status [--json]",
 	 "show every stage fresh or stale, with reasons",
 	 "Exit 0 when every stage is fresh, 1 when any is stale, 2 on a bad\n"

@@ -80,25 +80,47 @@ struct sched {
 	long long start_ms;
 };
 
-static volatile sig_atomic_t interrupted;
+/* The signal that stopped the run (0: none) and how many arrived: a
+ * second one KILLs at once. */
+static volatile sig_atomic_t interrupted, signals_seen;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	interrupted = 1;
+	interrupted = sig;
+	signals_seen++;
 }
 
-/* SIGINT/SIGTERM set a flag and interrupt the executors' waits (no
- * SA_RESTART), so the loop can stop every unit and record nothing. */
-static void catch_signals(struct sigaction *old_int, struct sigaction *old_term)
+/* Every terminating signal pipe can catch ends the run as Ctrl-C does:
+ * an ssh drop (HUP) must not leave a stage writing in its own process
+ * group after pipe is gone and the lock is free. SIGPIPE is ignored
+ * (main.c); faults (SEGV, BUS, ...) and real-time signals are not
+ * caught. */
+static const int stop_signals[] = {
+	SIGHUP,	 SIGINT,  SIGQUIT, SIGTERM,   SIGUSR1, SIGUSR2,
+	SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGPWR,
+};
+
+struct saved_signals {
+	struct sigaction old[ARRAY_SIZE(stop_signals)];
+};
+
+/* Set a flag and interrupt the executors' waits (no SA_RESTART), so the
+ * loop can stop every unit and record nothing. */
+static void catch_signals(struct saved_signals *saved)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, old_int);
-	sigaction(SIGTERM, &sa, old_term);
+	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
+		sigaction(stop_signals[i], &sa, &saved->old[i]);
+}
+
+static void restore_signals(const struct saved_signals *saved)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
+		sigaction(stop_signals[i], &saved->old[i], NULL);
 }
 
 static long long now_ms(void)
@@ -1065,6 +1087,30 @@ static void cancel_everything(struct sched *s)
 		s->e->execs[i].ops->cancel_all(s->e->execs[i].ctx);
 }
 
+/* "interrupted (SIGHUP): stopping 2 running stages (4 datums)" */
+static void say_stopping(struct sched *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t stages = 0, datums = 0;
+
+	for (size_t i = 0; i < s->e->g->nr; i++) {
+		const struct job *j = &s->jobs[i];
+
+		if (!j->running)
+			continue;
+		stages++;
+		if (s->e->pf->stages[j->stage].datums.path)
+			datums += j->running;
+	}
+	strbuf_addf(&sb, "interrupted (SIG%s): stopping %zu running stage%s",
+		    sigabbrev_np(interrupted), stages, stages == 1 ? "" : "s");
+	if (datums)
+		strbuf_addf(&sb, " (%zu datum%s)", datums,
+			    datums == 1 ? "" : "s");
+	log_error("%s", sb.buf);
+	strbuf_release(&sb);
+}
+
 static int loop(struct sched *s, struct error *err)
 {
 	int cancelled = 0;
@@ -1072,11 +1118,11 @@ static int loop(struct sched *s, struct error *err)
 	for (;;) {
 		if (!interrupted && launch(s, err))
 			goto fail;
-		if (interrupted && !cancelled) {
-			log_error("interrupted: stopping %d running stage%s",
-				  s->running, s->running == 1 ? "" : "s");
+		if (interrupted && cancelled < signals_seen) {
+			if (!cancelled)
+				say_stopping(s);
 			cancel_everything(s);
-			cancelled = 1;
+			cancelled = signals_seen;
 		}
 		if (!s->running)
 			break;
@@ -1224,7 +1270,7 @@ static int write_run(struct sched *s, int ret, struct error *err)
 			store_run_add_stage(&run, stage_name(s, i), commit);
 	}
 	run.state = xstrdup(ret == EXIT_OK	      ? "success"
-			    : ret == EXIT_INTERRUPTED ? "killed"
+			    : ret >= EXIT_SIGNAL ? "killed"
 						      : "failed");
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
@@ -1242,7 +1288,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err)
 {
 	struct sched s = {0};
-	struct sigaction old_int, old_term;
+	struct saved_signals saved;
 	int ret;
 
 	memset(sum, 0, sizeof(*sum));
@@ -1260,13 +1306,13 @@ int engine_run(struct engine *e, const struct run_options *o,
 		return ret;
 	}
 	recover_trash(&s);
-	interrupted = 0;
+	interrupted = signals_seen = 0;
 	s.tty = isatty(2) && log_verbosity >= LOG_NORMAL;
 	if (s.tty) {
 		log_before_print = progress_clear;
 		e->before_output = progress_clear_arg;
 	}
-	catch_signals(&old_int, &old_term);
+	catch_signals(&saved);
 	s.saved_ms = now_ms();
 	s.kept_ms = STATE_SAVE_MS;
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
@@ -1281,8 +1327,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 		}
 		error_release(&serr);
 	}
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	restore_signals(&saved);
 	progress_clear();
 	log_before_print = NULL;
 	list_skipped(&s);
@@ -1292,7 +1337,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 		if (write_run(&s,
 			      ret	    ? ret
 			      : sum->failed ? EXIT_FAILED
-			      : interrupted ? EXIT_INTERRUPTED
+			      : interrupted ? EXIT_SIGNAL + interrupted
 					    : EXIT_OK,
 			      &werr))
 			log_warn("could not record the run: %s", werr.msg.buf);
@@ -1300,7 +1345,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
-		ret = EXIT_INTERRUPTED;
+		ret = EXIT_SIGNAL + interrupted;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
 	log_info("%zu ran, %zu cached, %zu fresh, %zu failed, %zu skipped in "

@@ -42,7 +42,8 @@ struct run_summary {
 };
 
 /* Run what is stale among the targets and what they need. Returns the exit
- * code: EXIT_OK, EXIT_FAILED (a stage failed), EXIT_INTERRUPTED, or the
+ * code: EXIT_OK, EXIT_FAILED (a stage failed), EXIT_SIGNAL + the signal
+ * that stopped it (130 for Ctrl-C), or the
  * error's code with err set (bad Pipefile, environment). */
 int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err);
