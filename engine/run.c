@@ -1269,9 +1269,9 @@ static int write_run(struct sched *s, int ret, struct error *err)
 		if (r > 0)
 			store_run_add_stage(&run, stage_name(s, i), commit);
 	}
-	run.state = xstrdup(ret == EXIT_OK	      ? "success"
+	run.state = xstrdup(ret == EXIT_OK	 ? "success"
 			    : ret >= EXIT_SIGNAL ? "killed"
-						      : "failed");
+						 : "failed");
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;

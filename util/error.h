@@ -13,8 +13,10 @@ enum {
 	EXIT_FAILED = 1, /* a stage failed; status: something stale */
 	EXIT_USAGE = 2,	 /* bad usage or bad Pipefile */
 	EXIT_ENV = 3,	 /* daemon down, cluster unreachable, locked */
-	EXIT_SIGNAL = 128, /* + the signal that stopped a run (shells' way) */
-	EXIT_INTERRUPTED = 130, /* EXIT_SIGNAL + SIGINT */
+	/* a run stopped by a signal exits EXIT_SIGNAL + the signal, as
+	 * shells report it; Ctrl-C is EXIT_INTERRUPTED */
+	EXIT_SIGNAL = 128,
+	EXIT_INTERRUPTED = 130,
 };
 
 struct error {
