@@ -615,5 +615,7 @@ int pipefile_build(struct pf_ctx *c, const struct ynode *root)
 		return pipefile_src_error(c->src, c->err, 0, 0,
 					  "no 'stages' (add 'stages:' with at "
 					  "least one stage)");
-	return read_stages(c, v[T_STAGES], k[T_STAGES]);
+	if (read_stages(c, v[T_STAGES], k[T_STAGES]))
+		return -1;
+	return pipefile_check_outputs(c, v[T_PARAMS] != NULL);
 }
