@@ -123,6 +123,17 @@ static void restore_signals(const struct saved_signals *saved)
 		sigaction(stop_signals[i], &saved->old[i], NULL);
 }
 
+/* msg without a leading "stage 'name': ", which the caller says again. */
+static const char *without_stage(const char *msg, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(msg, "stage '", 7) && !strncmp(msg + 7, name, n) &&
+	    !strncmp(msg + 7 + n, "': ", 3))
+		return msg + 7 + n + 3;
+	return msg;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -366,9 +377,7 @@ static char *datum_log_path(const char *workspace, const char *job,
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, job);
-	for (const char *p = datum; *p; p++)
-		strbuf_addch(&sb, *p == '/' ? '_' : *p);
-	strbuf_addstr(&sb, ".log");
+	jobs_datum_log_name(&sb, datum);
 	return strbuf_detach(&sb, NULL);
 }
 
@@ -788,7 +797,8 @@ static void finish_stage(struct sched *s, struct job *j)
 		fail_job(s, j);
 		record_job(s, j, interrupted ? "killed" : "failed");
 		if (err.exit_code)
-			log_error("stage '%s' failed: %s", name, err.msg.buf);
+			log_error("stage '%s' failed: %s", name,
+				  without_stage(err.msg.buf, name));
 		else if (j->fail_msg.len && j->datums_failed > 1)
 			log_error("%s (and %zu more datums failed)",
 				  j->fail_msg.buf, j->datums_failed - 1);
@@ -853,12 +863,13 @@ static void unit_done(struct sched *s, struct exec_done *d)
 		}
 		j->failed = 1;
 		strbuf_addf(&j->fail_msg, "stage '%s': %s", st->name,
-			    err.msg.buf);
+			    without_stage(err.msg.buf, st->name));
 	} else {
 		struct strbuf why = STRBUF_INIT;
 
 		if (err.exit_code)
-			strbuf_addstr(&why, err.msg.buf);
+			strbuf_addstr(&why,
+				      without_stage(err.msg.buf, st->name));
 		else
 			describe_end(d, &why);
 		if (!j->failed && !d->cancelled) {
@@ -1144,8 +1155,10 @@ fail:
 	return -1;
 }
 
-/* After a failure: name what did not run, and why. */
-static void list_skipped(struct sched *s)
+/* After a failure: name what did not run, and why. After an error of
+ * pipe's own (a params file, the daemon), which names its cause, no stage
+ * failed: nothing to list. */
+static void list_skipped(struct sched *s, int error)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
 		struct job *j = &s->jobs[s->e->g->order[k]];
@@ -1157,7 +1170,7 @@ static void list_skipped(struct sched *s)
 		if (j->state == JOB_SKIPPED)
 			log_error("skipped '%s': an upstream stage failed",
 				  stage_name(s, j->stage));
-		else if (j->state == JOB_WAITING && !interrupted)
+		else if (j->state == JOB_WAITING && !interrupted && !error)
 			log_error("not run '%s': stopped after a failure "
 				  "(-k keeps going)",
 				  stage_name(s, j->stage));
@@ -1330,7 +1343,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	restore_signals(&saved);
 	progress_clear();
 	log_before_print = NULL;
-	list_skipped(&s);
+	list_skipped(&s, ret);
 	{
 		struct error werr = ERROR_INIT;
 

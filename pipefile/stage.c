@@ -190,6 +190,22 @@ static int check_image(struct pf_ctx *c, const struct stage_src *s)
 				  s->name, s->set.executor);
 }
 
+/* SPEC's third executor is parsed and checked, but pipe cannot run it
+ * yet: say so now, at the line that asks for it, not at run time. */
+static int check_available(struct pf_ctx *c, const struct stage_src *s)
+{
+	const struct ynode *at =
+		s->set.executor_node ? s->set.executor_node : s->key;
+
+	if (strcmp(s->set.executor, "kubernetes"))
+		return 0;
+	return pipefile_src_error(c->src, c->err, at->line, at->col,
+				  "stage '%s' runs on 'kubernetes', which "
+				  "this version of pipe cannot run yet (use "
+				  "local or docker)",
+				  s->name);
+}
+
 static int read_source(struct pf_ctx *c, struct stage_src *s)
 {
 	struct pf_where w = {.stage = s->name};
@@ -197,7 +213,7 @@ static int read_source(struct pf_ctx *c, struct stage_src *s)
 
 	s->set = c->defaults;
 	if (pipefile_read_settings(c, s->vals, &w, &s->set) ||
-	    check_image(c, s) || read_cmd(c, s, &w))
+	    check_image(c, s) || check_available(c, s) || read_cmd(c, s, &w))
 		return -1;
 	if (s->vals[K_INPUTS] &&
 	    pipefile_get_list(c, "inputs", s->vals[K_INPUTS], &w, &s->in,

@@ -47,7 +47,8 @@ __attribute__((format(printf, 7, 8))) int error_set_at(
 	struct error *err, int exit_code, const char *file, int line, int col,
 	const char *source_line, const char *fmt, ...);
 
-/* Prepend context to the message: "stage 'train': " + old message. */
+/* Prepend context to the message: "stage 'train': " + old message; not
+ * when the message starts with that context already. */
 __attribute__((format(printf, 2, 3))) void error_prefix(struct error *err,
 							const char *fmt, ...);
 
