@@ -200,6 +200,7 @@ int cmd_checkout(struct cli *cli)
 
 	if (cli->argc != 2 || cli->argv[1][0] == '-')
 		return cli_usage_error(cli, "name one REF");
+	cli_hold_signals();
 	if (engine_open(&e, cli->pipefile_path, &eo, &err))
 		return cli_fail(&err);
 	if (engine_checkout(e, cli->argv[1], &err))

@@ -92,16 +92,14 @@ static void on_signal(int sig)
 
 /* Every terminating signal pipe can catch ends the run as Ctrl-C does:
  * an ssh drop (HUP) must not leave a stage writing in its own process
- * group after pipe is gone and the lock is free. SIGPIPE is ignored
- * (main.c); faults (SEGV, BUS, ...) and real-time signals are not
- * caught. */
-static const int stop_signals[] = {
+ * group after pipe is gone and the lock is free. */
+const int engine_stop_signals[ENGINE_STOP_SIGNALS] = {
 	SIGHUP,	 SIGINT,  SIGQUIT, SIGTERM,   SIGUSR1, SIGUSR2,
 	SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGPWR,
 };
 
 struct saved_signals {
-	struct sigaction old[ARRAY_SIZE(stop_signals)];
+	struct sigaction old[ENGINE_STOP_SIGNALS];
 };
 
 /* Set a flag and interrupt the executors' waits (no SA_RESTART), so the
@@ -113,14 +111,14 @@ static void catch_signals(struct saved_signals *saved)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
-		sigaction(stop_signals[i], &sa, &saved->old[i]);
+	for (size_t i = 0; i < ENGINE_STOP_SIGNALS; i++)
+		sigaction(engine_stop_signals[i], &sa, &saved->old[i]);
 }
 
 static void restore_signals(const struct saved_signals *saved)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
-		sigaction(stop_signals[i], &saved->old[i], NULL);
+	for (size_t i = 0; i < ENGINE_STOP_SIGNALS; i++)
+		sigaction(engine_stop_signals[i], &saved->old[i], NULL);
 }
 
 /* msg without a leading "stage 'name': ", which the caller says again. */

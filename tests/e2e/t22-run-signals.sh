@@ -44,6 +44,34 @@ YML
 	expect_rc "SIG$sig: the stage is stale" 1
 done
 
+# checkout (and gc) hold a signal: what they write is finished, then pipe
+# exits 128 + the signal. The Pipefile is a FIFO, so the signal comes
+# while checkout is surely under way (opening it), whatever the timing.
+new_ws
+cat > Pipefile <<'YML'
+stages:
+  a:
+    cmd: sh -c 'mkdir -p out; cat n.txt > out/n'
+    inputs: [n.txt]
+    outputs: [out/]
+YML
+echo 1 > n.txt
+pipe run -q
+echo 2 > n.txt
+pipe run -q
+mkfifo pf.fifo
+"$PIPE" --pipefile pf.fifo checkout a~1 >/dev/null 2>co.err &
+victim=$!
+sleep 0.2
+kill -HUP $victim
+sleep 0.1
+timeout 5 sh -c 'cat Pipefile > pf.fifo'
+wait $victim
+rc=$?
+expect_eq "checkout with a SIGHUP: exit 129" "$rc" "129"
+expect_eq "after finishing the checkout" "$(cat out/n)" "1"
+expect_in "saying so" "$(cat co.err)" "pipe: finishing what it writes first; a second signal stops it at once"
+
 # Ctrl-C counts stages and datums apart
 new_ws
 mkdir d
