@@ -5,9 +5,9 @@
 #include "util/strbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -70,6 +70,7 @@ static int try_lock(int fd, struct strbuf *desc)
 {
 	struct timespec nap = {0, 10 * 1000 * 1000};
 	int polls = 0;
+	long pid;
 
 	for (;;) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -78,11 +79,15 @@ static int try_lock(int fd, struct strbuf *desc)
 			continue;
 		if (errno != EWOULDBLOCK)
 			return -1;
-		if (holder_alive(read_holder(fd, desc)))
+		pid = read_holder(fd, desc);
+		if (holder_alive(pid))
 			return 1;
 		if (polls++ == LOCK_ORPHAN_WAIT_MS / 10) {
-			strbuf_addstr(desc, ", which has exited; a process "
-					    "it started still holds the lock");
+			if (pid)
+				strbuf_addstr(
+					desc,
+					", which has exited; a process "
+					"it started still holds the lock");
 			return 1;
 		}
 		nanosleep(&nap, NULL);
