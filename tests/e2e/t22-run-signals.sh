@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Every terminating signal ends a run as Ctrl-C does; a lock whose named
-# holder is dead is waited for; SIGKILL at random moments never leaves a
-# workspace the next run cannot lock (KILL_TRIALS, default 40, 200 for the
-# long mode; KILL_LOAD=1
-# adds two busy loops, as on a loaded host, which widens the window
-# between a child's fork and exec where the lock fd lived on).
+# Every terminating signal ends a run as Ctrl-C does; checkout holds one
+# until it is done; a lock whose named holder is dead is waited for;
+# SIGKILL at random moments never leaves a workspace the next run cannot
+# lock. KILL_TRIALS (default 40; 200 for the long mode) sets the number of
+# kills; KILL_LOAD=1 adds two busy loops, as on a loaded host, which widen
+# the moment between a child's fork and exec where the lock fd lived on.
 . "$(dirname "$0")/lib.sh"
 
 # wait_for FILE: up to 10 s for FILE to appear.
