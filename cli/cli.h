@@ -34,6 +34,12 @@ __attribute__((format(printf, 2, 3))) int cli_usage_error(const struct cli *cli,
  * code (> 0); 0 on success. */
 int cli_load_pipefile(const struct cli *cli, struct pipefile **out);
 
+/* For a command that writes the workspace under the lock (checkout, gc):
+ * a terminating signal no longer stops it halfway; it finishes, then pipe
+ * exits 128 + the signal. A second signal stops it at once. (`pipe run`
+ * stops its stages instead: engine_run.) */
+void cli_hold_signals(void);
+
 /* Parse a non-negative integer option value; -1 when it is not one. */
 long cli_parse_count(const char *s);
 

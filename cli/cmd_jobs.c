@@ -120,18 +120,18 @@ static int print_datum_logs(const char *dir, const char *datum)
 	struct strbuf want = STRBUF_INIT;
 	int shown = 0;
 
-	if (datum) {
-		for (const char *p = datum; *p; p++)
-			strbuf_addch(&want, *p == '/' ? '_' : *p);
-		strbuf_addstr(&want, ".log");
-	}
+	if (datum)
+		jobs_datum_log_name(&want, datum);
 	if (fs_list_tree(dir, &files) == 0) {
 		for (size_t i = 0; i < files.nr; i++) {
 			char *path = xstrfmt("%s/%s", dir, files.v[i]);
+			char *name = jobs_datum_of_log(files.v[i]);
 
 			if (!datum || !strcmp(files.v[i], want.buf))
-				shown += !cat_file(path,
-						   datum ? NULL : files.v[i]);
+				shown += !cat_file(path, datum	? NULL
+							 : name ? name
+								: files.v[i]);
+			free(name);
 			free(path);
 		}
 	}
@@ -213,6 +213,7 @@ int cmd_checkout(struct cli *cli)
 	}
 	if (!ref)
 		return cli_usage_error(cli, "name one REF");
+	cli_hold_signals();
 	if (engine_open(&e, cli->pipefile_path, &eo, &err))
 		return cli_fail(&err);
 	if (engine_checkout(e, ref, force, &err))

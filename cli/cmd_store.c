@@ -22,6 +22,8 @@ static int open_store(struct cli *cli, int write, struct engine **e,
 	struct error err = ERROR_INIT;
 
 	*e = NULL;
+	if (write)
+		cli_hold_signals();
 	if (engine_open(e, cli->pipefile_path, &eo, &err))
 		return cli_fail(&err);
 	if (access(PIPE_DIR "/store", F_OK) && !write) {

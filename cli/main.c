@@ -1,5 +1,6 @@
 /* pipe's entry point: global options, then one command from the table. */
 #include "cli/cli.h"
+#include "engine/run.h"
 #include "pipefile/pipefile.h"
 #include "util/log.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef PIPE_VERSION
 #define PIPE_VERSION "0.1.0"
@@ -36,7 +38,8 @@ const struct command commands[] = {
 	 "  --executor E    run every stage with executor E\n"
 	 "  -q, -v          less or more output\n\n"
 	 "Exit: 0 all up to date, 1 a stage failed, 2 bad usage or Pipefile,\n"
-	 "3 environment (workspace locked, daemon down), 130 interrupted."},
+	 "3 environment (workspace locked, daemon down), 128 + a signal\n"
+	 "that stopped it (130 Ctrl-C, 129 hangup, 143 TERM)."},
 	{"status", cmd_status, "pipe status [--json]",
 	 "show every stage fresh or stale, with reasons",
 	 "Exit 0 when every stage is fresh, 1 when any is stale, 2 on a bad\n"
@@ -185,6 +188,30 @@ int cmd_help(struct cli *cli)
 	return EXIT_OK;
 }
 
+static volatile sig_atomic_t held_signal;
+
+static void on_held_signal(int sig)
+{
+	static const char msg[] = "pipe: finishing what it writes first; "
+				  "a second signal stops it at once\n";
+	ssize_t n = write(2, msg, sizeof(msg) - 1);
+
+	(void)n;
+	held_signal = sig;
+}
+
+void cli_hold_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_held_signal;
+	sa.sa_flags = SA_RESETHAND | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ENGINE_STOP_SIGNALS; i++)
+		sigaction(engine_stop_signals[i], &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = {0};
@@ -236,5 +263,6 @@ int main(int argc, char **argv)
 	}
 	cli.argc = argc - i;
 	cli.argv = argv + i;
-	return c->fn(&cli);
+	i = c->fn(&cli);
+	return held_signal ? EXIT_SIGNAL + held_signal : i;
 }

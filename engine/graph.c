@@ -253,6 +253,9 @@ static size_t heap_pop(size_t *h, size_t *n)
 	return top;
 }
 
+/* Stages a cycle's message names at most: the first and last half. */
+#define CYCLE_SHOWN 8
+
 /* Walks upstream from a stage left over by Kahn's algorithm until a stage
  * repeats, then reports that loop in the direction data flows. */
 static int report_cycle(const struct graph *g, const size_t *indeg,
@@ -289,12 +292,22 @@ static int report_cycle(const struct graph *g, const size_t *indeg,
 		for (size_t k = 1; k < len; k++)
 			if (path[from + k] < path[from + first])
 				first = k;
-		strbuf_addstr(&sb, "dependency cycle: ");
+		/* a long one: its first and last stages, and its length */
+		if (len > CYCLE_SHOWN)
+			strbuf_addf(&sb,
+				    "dependency cycle of %zu stages: ", len);
+		else
+			strbuf_addstr(&sb, "dependency cycle: ");
 		for (size_t k = 0; k <= len; k++) {
 			size_t at = (first + len - k % len) % len;
 
 			if (k == len)
 				at = first;
+			if (len > CYCLE_SHOWN && k == CYCLE_SHOWN / 2) {
+				strbuf_addstr(&sb, " -> ...");
+				k = len - CYCLE_SHOWN / 2;
+				at = (first + len - k) % len;
+			}
 			strbuf_addf(&sb, "%s%s", k ? " -> " : "",
 				    g->pf->stages[path[from + at]].name);
 		}

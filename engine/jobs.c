@@ -175,3 +175,37 @@ void jobs_free(struct job_rec *v, size_t nr)
 	}
 	free(v);
 }
+
+void jobs_datum_log_name(struct strbuf *out, const char *datum)
+{
+	for (const char *p = datum; *p; p++) {
+		if (*p == '/')
+			strbuf_addstr(out, "%2F");
+		else if (*p == '%')
+			strbuf_addstr(out, "%25");
+		else
+			strbuf_addch(out, *p);
+	}
+	strbuf_addstr(out, ".log");
+}
+
+char *jobs_datum_of_log(const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t n = strlen(name);
+
+	if (n < 4 || strcmp(name + n - 4, ".log"))
+		return NULL;
+	for (size_t i = 0; i < n - 4; i++) {
+		if (!strncmp(name + i, "%2F", 3)) {
+			strbuf_addch(&sb, '/');
+			i += 2;
+		} else if (!strncmp(name + i, "%25", 3)) {
+			strbuf_addch(&sb, '%');
+			i += 2;
+		} else {
+			strbuf_addch(&sb, name[i]);
+		}
+	}
+	return strbuf_detach(&sb, NULL);
+}

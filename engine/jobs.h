@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "util/error.h"
+#include "util/strbuf.h"
 
 #define JOB_ID_LEN 12
 
@@ -33,5 +34,12 @@ int jobs_append(const char *path, const struct job_rec *j, struct error *err);
 int jobs_load(const char *path, struct job_rec **out, size_t *nr,
 	      struct error *err);
 void jobs_free(struct job_rec *v, size_t nr);
+
+/* A datum's log file name in its job's log folder: the datum's path with
+ * '%' and '/' escaped as %25 and %2F, + ".log" (one name per datum:
+ * "d/a_b.txt" and "d/a/b.txt" get two). jobs_datum_of_log is the datum
+ * back, or NULL when name is not such a name (caller frees). */
+void jobs_datum_log_name(struct strbuf *out, const char *datum);
+char *jobs_datum_of_log(const char *name);
 
 #endif

@@ -159,6 +159,22 @@ static struct state_kv *copy_kvs(const struct pf_kvs *src, int hash_values)
 	return v;
 }
 
+/* A params file that cannot be read or lacks the key: point at the
+ * key in the Pipefile (an error inside the file keeps its own place). */
+static int param_error(struct engine *e, const struct pf_param *p,
+		       struct error *err)
+{
+	char *msg;
+
+	if (err->file || !p->line)
+		return -1;
+	msg = strbuf_detach(&err->msg, NULL);
+	pipefile_error_at(e->pf, err, p->line, p->col, "%s", msg);
+	err->exit_code = EXIT_USAGE;
+	free(msg);
+	return -1;
+}
+
 static int read_params(struct engine *e, const struct pf_stage *s,
 		       struct stage_record *rec, struct error *err)
 {
@@ -169,7 +185,7 @@ static int read_params(struct engine *e, const struct pf_stage *s,
 		strbuf_reset(&sb);
 		if (pipefile_params_get(e->params, &s->params[i], &sb, err)) {
 			strbuf_release(&sb);
-			return -1;
+			return param_error(e, &s->params[i], err);
 		}
 		rec->params[i].key = xstrdup(s->params[i].key);
 		rec->params[i].value = strbuf_detach(&sb, NULL);

@@ -81,25 +81,56 @@ struct sched {
 	long long start_ms;
 };
 
-static volatile sig_atomic_t interrupted;
+/* The signal that stopped the run (0: none) and how many arrived: a
+ * second one KILLs at once. */
+static volatile sig_atomic_t interrupted, signals_seen;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	interrupted = 1;
+	interrupted = sig;
+	signals_seen++;
 }
 
-/* SIGINT/SIGTERM set a flag and interrupt the executors' waits (no
- * SA_RESTART), so the loop can stop every unit and record nothing. */
-static void catch_signals(struct sigaction *old_int, struct sigaction *old_term)
+/* Every terminating signal pipe can catch ends the run as Ctrl-C does:
+ * an ssh drop (HUP) must not leave a stage writing in its own process
+ * group after pipe is gone and the lock is free. */
+const int engine_stop_signals[ENGINE_STOP_SIGNALS] = {
+	SIGHUP,	 SIGINT,  SIGQUIT, SIGTERM,   SIGUSR1, SIGUSR2,
+	SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGPWR,
+};
+
+struct saved_signals {
+	struct sigaction old[ENGINE_STOP_SIGNALS];
+};
+
+/* Set a flag and interrupt the executors' waits (no SA_RESTART), so the
+ * loop can stop every unit and record nothing. */
+static void catch_signals(struct saved_signals *saved)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, old_int);
-	sigaction(SIGTERM, &sa, old_term);
+	for (size_t i = 0; i < ENGINE_STOP_SIGNALS; i++)
+		sigaction(engine_stop_signals[i], &sa, &saved->old[i]);
+}
+
+static void restore_signals(const struct saved_signals *saved)
+{
+	for (size_t i = 0; i < ENGINE_STOP_SIGNALS; i++)
+		sigaction(engine_stop_signals[i], &saved->old[i], NULL);
+}
+
+/* msg without a leading "stage 'name': ", which the caller says again. */
+static const char *without_stage(const char *msg, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(msg, "stage '", 7) && !strncmp(msg + 7, name, n) &&
+	    !strncmp(msg + 7 + n, "': ", 3))
+		return msg + 7 + n + 3;
+	return msg;
 }
 
 static long long now_ms(void)
@@ -356,9 +387,7 @@ static char *datum_log_path(const char *workspace, const char *job,
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, job);
-	for (const char *p = datum; *p; p++)
-		strbuf_addch(&sb, *p == '/' ? '_' : *p);
-	strbuf_addstr(&sb, ".log");
+	jobs_datum_log_name(&sb, datum);
 	return strbuf_detach(&sb, NULL);
 }
 
@@ -798,7 +827,8 @@ static void finish_stage(struct sched *s, struct job *j)
 		fail_job(s, j);
 		record_job(s, j, interrupted ? "killed" : "failed");
 		if (err.exit_code)
-			log_error("stage '%s' failed: %s", name, err.msg.buf);
+			log_error("stage '%s' failed: %s", name,
+				  without_stage(err.msg.buf, name));
 		else if (j->fail_msg.len && j->datums_failed > 1)
 			log_error("%s (and %zu more datums failed)",
 				  j->fail_msg.buf, j->datums_failed - 1);
@@ -863,12 +893,13 @@ static void unit_done(struct sched *s, struct exec_done *d)
 		}
 		j->failed = 1;
 		strbuf_addf(&j->fail_msg, "stage '%s': %s", st->name,
-			    err.msg.buf);
+			    without_stage(err.msg.buf, st->name));
 	} else {
 		struct strbuf why = STRBUF_INIT;
 
 		if (err.exit_code)
-			strbuf_addstr(&why, err.msg.buf);
+			strbuf_addstr(&why,
+				      without_stage(err.msg.buf, st->name));
 		else
 			describe_end(d, &why);
 		if (!j->failed && !d->cancelled) {
@@ -1126,6 +1157,30 @@ static void cancel_everything(struct sched *s)
 		s->e->execs[i].ops->cancel_all(s->e->execs[i].ctx);
 }
 
+/* "interrupted (SIGHUP): stopping 2 running stages (4 datums)" */
+static void say_stopping(struct sched *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t stages = 0, datums = 0;
+
+	for (size_t i = 0; i < s->e->g->nr; i++) {
+		const struct job *j = &s->jobs[i];
+
+		if (!j->running)
+			continue;
+		stages++;
+		if (s->e->pf->stages[j->stage].datums.path)
+			datums += j->running;
+	}
+	strbuf_addf(&sb, "interrupted (SIG%s): stopping %zu running stage%s",
+		    sigabbrev_np(interrupted), stages, stages == 1 ? "" : "s");
+	if (datums)
+		strbuf_addf(&sb, " (%zu datum%s)", datums,
+			    datums == 1 ? "" : "s");
+	log_error("%s", sb.buf);
+	strbuf_release(&sb);
+}
+
 static int loop(struct sched *s, struct error *err)
 {
 	int cancelled = 0;
@@ -1133,11 +1188,11 @@ static int loop(struct sched *s, struct error *err)
 	for (;;) {
 		if (!interrupted && launch(s, err))
 			goto fail;
-		if (interrupted && !cancelled) {
-			log_error("interrupted: stopping %d running stage%s",
-				  s->running, s->running == 1 ? "" : "s");
+		if (interrupted && cancelled < signals_seen) {
+			if (!cancelled)
+				say_stopping(s);
 			cancel_everything(s);
-			cancelled = 1;
+			cancelled = signals_seen;
 		}
 		if (!s->running)
 			break;
@@ -1159,8 +1214,10 @@ fail:
 	return -1;
 }
 
-/* After a failure: name what did not run, and why. */
-static void list_skipped(struct sched *s)
+/* After a failure: name what did not run, and why. After an error of
+ * pipe's own (a params file, the daemon), which names its cause, no stage
+ * failed: nothing to list. */
+static void list_skipped(struct sched *s, int error)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
 		struct job *j = &s->jobs[s->e->g->order[k]];
@@ -1172,7 +1229,7 @@ static void list_skipped(struct sched *s)
 		if (j->state == JOB_SKIPPED)
 			log_error("skipped '%s': an upstream stage failed",
 				  stage_name(s, j->stage));
-		else if (j->state == JOB_WAITING && !interrupted)
+		else if (j->state == JOB_WAITING && !interrupted && !error)
 			log_error("not run '%s': stopped after a failure "
 				  "(-k keeps going)",
 				  stage_name(s, j->stage));
@@ -1284,9 +1341,9 @@ static int write_run(struct sched *s, int ret, struct error *err)
 		if (r > 0)
 			store_run_add_stage(&run, stage_name(s, i), commit);
 	}
-	run.state = xstrdup(ret == EXIT_OK	      ? "success"
-			    : ret == EXIT_INTERRUPTED ? "killed"
-						      : "failed");
+	run.state = xstrdup(ret == EXIT_OK	 ? "success"
+			    : ret >= EXIT_SIGNAL ? "killed"
+						 : "failed");
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;
@@ -1303,7 +1360,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err)
 {
 	struct sched s = {0};
-	struct sigaction old_int, old_term;
+	struct saved_signals saved;
 	int ret;
 
 	memset(sum, 0, sizeof(*sum));
@@ -1321,13 +1378,13 @@ int engine_run(struct engine *e, const struct run_options *o,
 		return ret;
 	}
 	recover_trash(&s);
-	interrupted = 0;
+	interrupted = signals_seen = 0;
 	s.tty = isatty(2) && log_verbosity >= LOG_NORMAL;
 	if (s.tty) {
 		log_before_print = progress_clear;
 		e->before_output = progress_clear_arg;
 	}
-	catch_signals(&old_int, &old_term);
+	catch_signals(&saved);
 	s.saved_ms = now_ms();
 	s.kept_ms = STATE_SAVE_MS;
 	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
@@ -1342,18 +1399,17 @@ int engine_run(struct engine *e, const struct run_options *o,
 		}
 		error_release(&serr);
 	}
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	restore_signals(&saved);
 	progress_clear();
 	log_before_print = NULL;
-	list_skipped(&s);
+	list_skipped(&s, ret);
 	{
 		struct error werr = ERROR_INIT;
 
 		if (write_run(&s,
 			      ret	    ? ret
 			      : sum->failed ? EXIT_FAILED
-			      : interrupted ? EXIT_INTERRUPTED
+			      : interrupted ? EXIT_SIGNAL + interrupted
 					    : EXIT_OK,
 			      &werr))
 			log_warn("could not record the run: %s", werr.msg.buf);
@@ -1361,7 +1417,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 	}
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
-		ret = EXIT_INTERRUPTED;
+		ret = EXIT_SIGNAL + interrupted;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
 	log_info("%zu ran, %zu cached, %zu fresh, %zu failed, %zu skipped in "

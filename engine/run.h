@@ -41,8 +41,16 @@ struct run_summary {
 	int interrupted;
 };
 
+/* The terminating signals pipe catches: HUP (an ssh drop), INT, QUIT,
+ * TERM, USR1, USR2, ALRM, XCPU, XFSZ, VTALRM, PROF, PWR. SIGPIPE is
+ * ignored (main.c); faults (SEGV, BUS, ...) and real-time signals are
+ * not caught. */
+#define ENGINE_STOP_SIGNALS 12
+extern const int engine_stop_signals[ENGINE_STOP_SIGNALS];
+
 /* Run what is stale among the targets and what they need. Returns the exit
- * code: EXIT_OK, EXIT_FAILED (a stage failed), EXIT_INTERRUPTED, or the
+ * code: EXIT_OK, EXIT_FAILED (a stage failed), EXIT_SIGNAL + the signal
+ * that stopped it (130 for Ctrl-C), or the
  * error's code with err set (bad Pipefile, environment). */
 int engine_run(struct engine *e, const struct run_options *o,
 	       struct run_summary *sum, struct error *err);

@@ -441,6 +441,14 @@ static void __attribute__((noreturn)) child_run(const struct spawn *sp)
 	struct sigaction dfl;
 	sigset_t none;
 
+	if (dup2(sp->in, 0) < 0 || dup2(sp->out, 1) < 0 || dup2(sp->err, 2) < 0)
+		report(sp, STEP_EXEC, errno);
+	/* Exec closes pipe's fds (all CLOEXEC), but a pipe killed before
+	 * that would leave them to this child, the workspace lock with
+	 * them: close them first thing (all but the report pipe). */
+	if (sp->report > 3)
+		close_range(3, (unsigned)sp->report - 1, 0);
+	close_range((unsigned)sp->report + 1, ~0U, 0);
 	/* Also done by the parent: whichever runs first, the group exists
 	 * before exec and before the parent signals it. */
 	setpgid(0, 0);
@@ -455,8 +463,6 @@ static void __attribute__((noreturn)) child_run(const struct spawn *sp)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (chdir(sp->cwd) < 0)
 		report(sp, STEP_CHDIR, errno);
-	if (dup2(sp->in, 0) < 0 || dup2(sp->out, 1) < 0 || dup2(sp->err, 2) < 0)
-		report(sp, STEP_EXEC, errno);
 	child_exec(sp);
 	_exit(127);
 }

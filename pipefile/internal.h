@@ -264,5 +264,8 @@ int pipefile_add_stage(struct pf_ctx *c, const struct ynode *key,
 
 /* Build pf from the node tree. */
 int pipefile_build(struct pf_ctx *c, const struct ynode *root);
+/* No output is, or holds, the Pipefile, a params file (the top-level one
+ * when params_set) or the .gitignore: a located error. */
+int pipefile_check_outputs(struct pf_ctx *c, int params_set);
 
 #endif

@@ -105,7 +105,12 @@ int pipefile_get_int(struct pf_ctx *c, const char *key, const struct ynode *n,
 		*out = v;
 		return 0;
 	}
-	strbuf_addf(&want, "a whole number >= %lld", min);
+	if (n->kind == YNODE_SCALAR && !pipefile_parse_int(n->str, &v) &&
+	    v > max)
+		strbuf_addf(&want, "a whole number from %lld to %lld", min,
+			    max);
+	else
+		strbuf_addf(&want, "a whole number >= %lld", min);
 	pipefile_bad_type(c, key, n, w, want.buf);
 	strbuf_release(&want);
 	return -1;
@@ -285,22 +290,47 @@ static int read_executor(struct pf_ctx *c, const struct ynode *n,
 	return -1;
 }
 
-/* A scalar parsed by fn; on failure, "bad WHAT 'x' for 'key' WHERE
- * (use e.g. ...)". */
+/* A number with a unit, and the largest one a Pipefile may give (so that
+ * no deadline, nor a limit an executor scales, overflows). */
+struct unit_kind {
+	int (*parse)(const char *, long long *);
+	const char *what, *examples;
+	long long max;
+	const char *max_text;
+};
+
+static const struct unit_kind unit_timeout = {
+	pipefile_parse_duration, "duration", "90s, 30m, 2h, 1h30m or 500ms",
+	PIPEFILE_MAX_TIMEOUT_MS, "365d"};
+static const struct unit_kind unit_cpu = {pipefile_parse_cpu, "cpu amount",
+					  "2, 0.5 or 500m",
+					  PIPEFILE_MAX_CPU_MILLI, "10000 cpus"};
+static const struct unit_kind unit_memory = {
+	pipefile_parse_size, "size", "512Mi, 4Gi, 1G or a number of bytes",
+	PIPEFILE_MAX_MEMORY, "1Pi"};
+
+/* A scalar parsed by u->parse; on failure, "bad WHAT 'x' for 'key' WHERE
+ * (use e.g. ...)", past the bound "'key' WHERE is 'x', over the limit
+ * of MAX". */
 static int read_unit(struct pf_ctx *c, const char *key, const struct ynode *n,
-		     const struct pf_where *w,
-		     int (*fn)(const char *, long long *), const char *what,
-		     const char *examples, long long *out)
+		     const struct pf_where *w, const struct unit_kind *u,
+		     long long *out)
 {
 	struct strbuf where = STRBUF_INIT, got = STRBUF_INIT;
 
-	if (n->kind == YNODE_SCALAR && !fn(n->str, out))
+	if (n->kind == YNODE_SCALAR && !u->parse(n->str, out) && *out <= u->max)
 		return 0;
 	pipefile_where(w, &where);
 	describe(n, &got);
-	pipefile_src_error(c->src, c->err, n->line, n->col,
-			   "bad %s %s for '%s' %s (use e.g. %s)", what, got.buf,
-			   key, where.buf, examples);
+	if (n->kind == YNODE_SCALAR && !u->parse(n->str, out))
+		pipefile_src_error(c->src, c->err, n->line, n->col,
+				   "'%s' %s is %s, over the limit of %s", key,
+				   where.buf, got.buf, u->max_text);
+	else
+		pipefile_src_error(c->src, c->err, n->line, n->col,
+				   "bad %s %s for '%s' %s (use e.g. %s)",
+				   u->what, got.buf, key, where.buf,
+				   u->examples);
 	strbuf_release(&where);
 	strbuf_release(&got);
 	return -1;
@@ -325,16 +355,14 @@ static int read_resources(struct pf_ctx *c, const struct ynode *n,
 	if (pipefile_collect(c, n, resource_keys, R__NR, ALL_KEYS, &rw, v, k))
 		return -1;
 	if (v[R_CPU] &&
-	    read_unit(c, "cpu", v[R_CPU], &rw, pipefile_parse_cpu, "cpu amount",
-		      "2, 0.5 or 500m", &r->cpu_milli))
+	    read_unit(c, "cpu", v[R_CPU], &rw, &unit_cpu, &r->cpu_milli))
 		return -1;
-	if (v[R_MEMORY] &&
-	    read_unit(c, "memory", v[R_MEMORY], &rw, pipefile_parse_size,
-		      "size", "512Mi, 4Gi, 1G or a number of bytes",
-		      &r->memory_bytes))
+	if (v[R_MEMORY] && read_unit(c, "memory", v[R_MEMORY], &rw,
+				     &unit_memory, &r->memory_bytes))
 		return -1;
 	if (v[R_GPU]) {
-		if (pipefile_get_int(c, "gpu", v[R_GPU], &rw, 0, 1 << 20, &gpu))
+		if (pipefile_get_int(c, "gpu", v[R_GPU], &rw, 0,
+				     PIPEFILE_MAX_GPU, &gpu))
 			return -1;
 		r->gpu = (int)gpu;
 	}
@@ -358,10 +386,8 @@ static int read_counts(struct pf_ctx *c, const struct ynode **vals,
 			return -1;
 		s->retries = (int)v;
 	}
-	if (vals[K_TIMEOUT] &&
-	    read_unit(c, "timeout", vals[K_TIMEOUT], w, pipefile_parse_duration,
-		      "duration", "90s, 30m, 2h, 1h30m or 500ms",
-		      &s->timeout_ms))
+	if (vals[K_TIMEOUT] && read_unit(c, "timeout", vals[K_TIMEOUT], w,
+					 &unit_timeout, &s->timeout_ms))
 		return -1;
 	return 0;
 }
@@ -589,5 +615,7 @@ int pipefile_build(struct pf_ctx *c, const struct ynode *root)
 		return pipefile_src_error(c->src, c->err, 0, 0,
 					  "no 'stages' (add 'stages:' with at "
 					  "least one stage)");
-	return read_stages(c, v[T_STAGES], k[T_STAGES]);
+	if (read_stages(c, v[T_STAGES], k[T_STAGES]))
+		return -1;
+	return pipefile_check_outputs(c, v[T_PARAMS] != NULL);
 }

@@ -59,6 +59,13 @@ enum pf_cmd_kind {
 	PF_CMD_ARGV,  /* cmd: [list] -> execvp, no shell */
 };
 
+/* The largest timeout and resources a Pipefile may ask for; past them
+ * it is an error (so no deadline or executor limit overflows). */
+#define PIPEFILE_MAX_TIMEOUT_MS (365LL * 24 * 3600 * 1000) /* 365d */
+#define PIPEFILE_MAX_CPU_MILLI (10000LL * 1000)		   /* 10000 cpus */
+#define PIPEFILE_MAX_MEMORY (1LL << 50)			   /* 1Pi */
+#define PIPEFILE_MAX_GPU 1024
+
 struct pf_resources {
 	long long cpu_milli;	/* 2 -> 2000, "500m" -> 500; 0 = unset */
 	long long memory_bytes; /* "4Gi" -> 4294967296; 0 = unset */

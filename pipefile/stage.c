@@ -4,6 +4,7 @@
 #include "pipefile/internal.h"
 #include "util/glob.h"
 #include "util/path.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <stdlib.h>
@@ -189,6 +190,22 @@ static int check_image(struct pf_ctx *c, const struct stage_src *s)
 				  s->name, s->set.executor);
 }
 
+/* SPEC's third executor is parsed and checked, but pipe cannot run it
+ * yet: say so now, at the line that asks for it, not at run time. */
+static int check_available(struct pf_ctx *c, const struct stage_src *s)
+{
+	const struct ynode *at =
+		s->set.executor_node ? s->set.executor_node : s->key;
+
+	if (strcmp(s->set.executor, "kubernetes"))
+		return 0;
+	return pipefile_src_error(c->src, c->err, at->line, at->col,
+				  "stage '%s' runs on 'kubernetes', which "
+				  "this version of pipe cannot run yet (use "
+				  "local or docker)",
+				  s->name);
+}
+
 static int read_source(struct pf_ctx *c, struct stage_src *s)
 {
 	struct pf_where w = {.stage = s->name};
@@ -196,7 +213,7 @@ static int read_source(struct pf_ctx *c, struct stage_src *s)
 
 	s->set = c->defaults;
 	if (pipefile_read_settings(c, s->vals, &w, &s->set) ||
-	    check_image(c, s) || read_cmd(c, s, &w))
+	    check_image(c, s) || check_available(c, s) || read_cmd(c, s, &w))
 		return -1;
 	if (s->vals[K_INPUTS] &&
 	    pipefile_get_list(c, "inputs", s->vals[K_INPUTS], &w, &s->in,
@@ -269,6 +286,20 @@ static int expand(struct pf_ctx *c, const struct stage_src *s,
 	return rc ? too_big(c, s) : 0;
 }
 
+/* Some component of p is ".git". */
+static int has_git_dir(const char *p)
+{
+	for (const char *c = p; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 4 && !memcmp(c, ".git", 4))
+			return 1;
+		c += n;
+		c += strspn(c, "/");
+	}
+	return 0;
+}
+
 /* What is wrong with a normalized path, or NULL; *detail says more about
  * a bad glob, at byte *off. */
 static const char *path_problem(const char *p, int output, const char **detail,
@@ -278,6 +309,9 @@ static const char *path_problem(const char *p, int output, const char **detail,
 		return "is the whole workspace (name a file or folder in it)";
 	if (path_is_inside(p, ".pipe"))
 		return "is inside '.pipe/', which holds pipe's own state";
+	if (output && has_git_dir(p))
+		return "names a '.git' folder, a git repository's own "
+		       "files";
 	if (!glob_has_magic(p))
 		return NULL;
 	if (output)
@@ -610,5 +644,90 @@ int pipefile_add_stage(struct pf_ctx *c, const struct ynode *key,
 	ret = 0;
 out:
 	release_source(&s);
+	return ret;
+}
+
+/* The params files the stages read (each once), and the top-level one
+ * when params_set. */
+static void params_files(const struct pipefile *pf, int params_set,
+			 struct strvec *files)
+{
+	const char *last = NULL;
+
+	if (params_set)
+		strvec_push(files, pf->params_file);
+	for (size_t i = 0; i < pf->nr; i++) {
+		for (size_t j = 0; j < pf->stages[i].params_nr; j++) {
+			const char *f = pf->stages[i].params[j].file;
+			size_t k = 0;
+
+			if (last && !strcmp(f, last))
+				continue;
+			while (k < files->nr && strcmp(files->v[k], f))
+				k++;
+			if (k == files->nr)
+				strvec_push(files, f);
+			last = f;
+		}
+	}
+}
+
+/* The file an output must not be or hold, or NULL: pipe's own inputs
+ * (the Pipefile, the params files) and the .gitignore pipe edits. A run
+ * moves a stage's outputs aside before it runs. */
+static const char *reserved(const struct pipefile *pf, const char *out,
+			    const struct strvec *params, const char **what)
+{
+	const char *name = strrchr(pf->path, '/');
+
+	name = name ? name + 1 : pf->path;
+	*what = "the Pipefile";
+	if (path_is_inside(name, out))
+		return name;
+	*what = "the project's '.gitignore', which pipe edits";
+	if (path_is_inside(".gitignore", out))
+		return ".gitignore";
+	*what = "a params file";
+	for (size_t i = 0; i < params->nr; i++)
+		if (path_is_inside(params->v[i], out))
+			return params->v[i];
+	return NULL;
+}
+
+static int reserved_error(struct pf_ctx *c, const struct pf_stage *st,
+			  const struct pf_path *o, const char *file,
+			  const char *what)
+{
+	if (path_trimmed_len(o->path) == strlen(file))
+		return pipefile_src_error(c->src, c->err, o->line, o->col,
+					  "'%s' in 'outputs' of stage '%s' is "
+					  "%s",
+					  o->path, st->name, what);
+	return pipefile_src_error(c->src, c->err, o->line, o->col,
+				  "'%s' in 'outputs' of stage '%s' holds "
+				  "'%s', %s",
+				  o->path, st->name, file, what);
+}
+
+int pipefile_check_outputs(struct pf_ctx *c, int params_set)
+{
+	const struct pipefile *pf = c->pf;
+	struct strvec params = STRVEC_INIT;
+	int ret = 0;
+
+	params_files(pf, params_set, &params);
+	for (size_t i = 0; i < pf->nr && !ret; i++) {
+		const struct pf_stage *st = &pf->stages[i];
+
+		for (size_t j = 0; j < st->outputs.nr && !ret; j++) {
+			const struct pf_path *o = &st->outputs.v[j];
+			const char *what, *file;
+
+			file = reserved(pf, o->path, &params, &what);
+			if (file)
+				ret = reserved_error(c, st, o, file, what);
+		}
+	}
+	strvec_clear(&params);
 	return ret;
 }

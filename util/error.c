@@ -69,6 +69,11 @@ void error_prefix(struct error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	strbuf_vaddf(&sb, fmt, ap);
 	va_end(ap);
+	/* context given twice on the way up ("stage 'a': stage 'a': ") */
+	if (!strncmp(err->msg.buf, sb.buf, sb.len)) {
+		strbuf_release(&sb);
+		return;
+	}
 	strbuf_add(&sb, err->msg.buf, err->msg.len);
 	strbuf_release(&err->msg);
 	err->msg = sb;

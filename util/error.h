@@ -13,6 +13,9 @@ enum {
 	EXIT_FAILED = 1, /* a stage failed; status: something stale */
 	EXIT_USAGE = 2,	 /* bad usage or bad Pipefile */
 	EXIT_ENV = 3,	 /* daemon down, cluster unreachable, locked */
+	/* a run stopped by a signal exits EXIT_SIGNAL + the signal, as
+	 * shells report it; Ctrl-C is EXIT_INTERRUPTED */
+	EXIT_SIGNAL = 128,
 	EXIT_INTERRUPTED = 130,
 };
 
@@ -44,7 +47,8 @@ __attribute__((format(printf, 7, 8))) int error_set_at(
 	struct error *err, int exit_code, const char *file, int line, int col,
 	const char *source_line, const char *fmt, ...);
 
-/* Prepend context to the message: "stage 'train': " + old message. */
+/* Prepend context to the message: "stage 'train': " + old message; not
+ * when the message starts with that context already. */
 __attribute__((format(printf, 2, 3))) void error_prefix(struct error *err,
 							const char *fmt, ...);
 

@@ -221,7 +221,7 @@ static void test_defaults(void **state)
 {
 	struct pipefile *pf = parse_ok(
 		"defaults:\n"
-		"  executor: kubernetes\n"
+		"  executor: docker\n"
 		"  image: base:1\n"
 		"  network: bridge\n"
 		"  env: { B: from-defaults, A: a, C: \"3\" }\n"
@@ -250,7 +250,7 @@ static void test_defaults(void **state)
 	(void)state;
 	assert_string_equal(pf->docker_network, "host");
 	assert_string_equal(pf->params_file, "conf/params.yml");
-	assert_string_equal(a->executor, "kubernetes");
+	assert_string_equal(a->executor, "docker");
 	assert_string_equal(a->image, "base:1");
 	assert_string_equal(a->network, "bridge");
 	assert_int_equal(a->env.nr, 3);
