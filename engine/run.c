@@ -283,33 +283,19 @@ static void print_reasons(const char *verb, const char *name,
 	strbuf_release(&sb);
 }
 
-/* What a container may see: inputs (a glob by the folder it walks),
- * params files and the datums read-only, outputs read-write. */
+/* What a container may see: inputs (a glob as such: the executor mounts
+ * what it matches, never a folder holding a file it does not match) and
+ * params files read-only, outputs read-write. A datum unit adds its own
+ * datum (start_unit), not the others. */
 static void mounts(const struct pf_stage *st, struct job *j)
 {
 	strvec_clear(&j->ro);
 	strvec_clear(&j->rw);
-	for (size_t i = 0; i < st->inputs.nr; i++) {
-		const struct pf_path *in = &st->inputs.v[i];
-
-		if (in->is_glob) {
-			size_t n = glob_literal_prefix(in->path);
-
-			strvec_push_nodup(&j->ro, n ? xstrndup(in->path, n)
-						    : xstrdup("./"));
-		} else {
-			strvec_push(&j->ro, in->path);
-		}
-	}
+	for (size_t i = 0; i < st->inputs.nr; i++)
+		strvec_push(&j->ro, st->inputs.v[i].path);
 	for (size_t i = 0; i < st->params_nr; i++)
 		if (st->params[i].file)
 			strvec_push(&j->ro, st->params[i].file);
-	if (st->datums.path) {
-		size_t n = glob_literal_prefix(st->datums.path);
-
-		strvec_push_nodup(&j->ro, n ? xstrndup(st->datums.path, n)
-					    : xstrdup("./"));
-	}
 	for (size_t i = 0; i < st->outputs.nr; i++)
 		strvec_push(&j->rw, st->outputs.v[i].path);
 }
@@ -320,6 +306,7 @@ struct unit {
 	long datum; /* index in job->cur->datum_list, or -1 */
 	int tries;
 	struct strvec env;
+	struct strvec ro; /* a datum's: the stage's and the datum */
 	struct strvec rw; /* a datum's PIPE_OUT */
 	char *log_path;
 	char *out_dir; /* PIPE_OUT, workspace-relative (datums) */
@@ -329,6 +316,7 @@ struct unit {
 static void unit_free(struct unit *u)
 {
 	strvec_clear(&u->env);
+	strvec_clear(&u->ro);
 	strvec_clear(&u->rw);
 	free(u->log_path);
 	free(u->out_dir);
@@ -397,7 +385,12 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	u.ro_paths = j->ro.v;
 	u.rw_paths = j->rw.v;
 	if (un->datum >= 0) {
-		/* a datum writes only its PIPE_OUT */
+		/* a datum reads its own match, writes only its PIPE_OUT */
+		strvec_clear(&un->ro);
+		for (size_t i = 0; i < j->ro.nr; i++)
+			strvec_push(&un->ro, j->ro.v[i]);
+		strvec_push(&un->ro, j->cur->datum_list[un->datum].path);
+		u.ro_paths = un->ro.v;
 		strvec_clear(&un->rw);
 		strvec_pushf(&un->rw, "%s/", un->out_dir);
 		u.rw_paths = un->rw.v;
@@ -431,6 +424,7 @@ static int fill(struct sched *s, struct job *j, struct error *err)
 		un->job = j;
 		un->datum = (long)j->pending[j->next_datum++];
 		strvec_init(&un->env);
+		strvec_init(&un->ro);
 		strvec_init(&un->rw);
 		if (start_unit(s, j, un, err)) {
 			unit_free(un);
@@ -501,6 +495,7 @@ static int start_job(struct sched *s, struct job *j, struct error *err)
 	un->job = j;
 	un->datum = -1;
 	strvec_init(&un->env);
+	strvec_init(&un->ro);
 	strvec_init(&un->rw);
 	if (start_unit(s, j, un, err)) {
 		unit_free(un);

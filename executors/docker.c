@@ -7,10 +7,12 @@
  * holds nothing of the host but these bind mounts (Mounts of type bind,
  * which fail on a missing source instead of creating it as root):
  *  - each input (ro_paths) read-only at its workspace-relative path. A glob
- *    input mounts the folder of its literal prefix; with no prefix (and
- *    for the workspace itself) each top-level entry that may hold a match,
- *    .pipe and .git aside. A missing input is not mounted: the command
- *    finds it missing, as it would locally;
+ *    input mounts what it matches: a folder whole only when everything in
+ *    it matches, else its matches one by one (cover_dir), so a file the
+ *    inputs do not name (.env beside "*.txt") stays out of sight. The
+ *    workspace itself mounts each top-level entry, .pipe and .git aside.
+ *    A missing input is not mounted: the command finds it missing, as it
+ *    would locally;
  *  - each folder output (rw_paths ending in '/', or an existing folder)
  *    read-write, made on the host first, as the caller; so is a datum's
  *    private folder PIPE_OUT (from the unit's env), listed or not;
@@ -797,9 +799,8 @@ static void add_input(struct mounts *m, const char *ws, const char *rel,
 	free(src);
 }
 
-/* A glob without a literal folder, or the workspace itself: each
- * top-level entry that may hold a match. */
-static void add_top_level(struct mounts *m, const char *ws, const char *pattern)
+/* The workspace itself: each top-level entry, .pipe and .git aside. */
+static void add_top_level(struct mounts *m, const char *ws)
 {
 	DIR *d = opendir(ws);
 	struct dirent *de;
@@ -807,15 +808,96 @@ static void add_top_level(struct mounts *m, const char *ws, const char *pattern)
 	while (d && (de = readdir(d))) {
 		const char *n = de->d_name;
 
-		if (!strcmp(n, ".") || !strcmp(n, "..") ||
-		    !strcmp(n, ".pipe") || !strcmp(n, ".git"))
-			continue;
-		if (!pattern || glob_match(pattern, n) ||
-		    glob_match_under(pattern, n))
+		if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, ".pipe") &&
+		    strcmp(n, ".git"))
 			add_input(m, ws, n, strlen(n));
 	}
 	if (d)
 		closedir(d);
+}
+
+static char *sub_path(const char *rel, const char *name)
+{
+	return *rel ? path_join(rel, name) : xstrdup(name);
+}
+
+/* What a glob may show. A folder that holds anything the glob does not
+ * match is never mounted whole, so "*.txt" mounts the workspace's .txt
+ * files, not the workspace with its .env, and a glob of the csv files in
+ * data/ those files, not data/ with its notes. Returns 1 when everything in the
+ * folder rel
+ * ("" the workspace, which is never whole) matches: the caller mounts it
+ * or the folder above; otherwise the matches in it are mounted here, and
+ * each folder in it that may hold one in turn. Symlinks are not
+ * followed. */
+static int cover_dir(struct mounts *m, const char *ws, const char *pattern,
+		     const char *rel)
+{
+	struct strvec names = STRVEC_INIT;
+	char *host = host_path(ws, rel);
+	DIR *d = opendir(host);
+	unsigned char *whole;
+	struct dirent *de;
+	int all = *rel != '\0';
+
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+
+		if (strcmp(n, ".") && strcmp(n, "..") &&
+		    (*rel || (strcmp(n, ".pipe") && strcmp(n, ".git"))))
+			strvec_push(&names, n);
+	}
+	if (d)
+		closedir(d); /* before going down: one open folder at a time */
+	else
+		all = 0;
+	whole = xcalloc(names.nr + 1, 1);
+	for (size_t i = 0; i < names.nr; i++) {
+		char *sub = sub_path(rel, names.v[i]);
+		char *subhost = host_path(ws, sub);
+		struct stat st;
+
+		if (lstat(subhost, &st))
+			whole[i] = 0;
+		else if (glob_match(pattern, sub))
+			whole[i] = 1;
+		else if (S_ISDIR(st.st_mode) && glob_match_under(pattern, sub))
+			whole[i] =
+				(unsigned char)cover_dir(m, ws, pattern, sub);
+		all &= whole[i];
+		free(subhost);
+		free(sub);
+	}
+	for (size_t i = 0; !all && i < names.nr; i++) {
+		if (whole[i]) {
+			char *sub = sub_path(rel, names.v[i]);
+
+			add_input(m, ws, sub, strlen(sub));
+			free(sub);
+		}
+	}
+	free(whole);
+	free(host);
+	strvec_clear(&names);
+	return all;
+}
+
+/* A glob input: what it matches, below its literal prefix. */
+static void add_glob(struct mounts *m, const char *ws, const char *pattern)
+{
+	size_t len = glob_literal_prefix(pattern);
+	char *start, *host;
+	struct stat st;
+
+	while (len && pattern[len - 1] == '/')
+		len--;
+	start = xstrndup(pattern, len);
+	host = host_path(ws, start);
+	if (!lstat(host, &st) && S_ISDIR(st.st_mode) &&
+	    cover_dir(m, ws, pattern, start))
+		add_input(m, ws, start, len);
+	free(host);
+	free(start);
 }
 
 static int plan_inputs(struct mounts *m, const char *ws, char *const *paths,
@@ -830,18 +912,12 @@ static int plan_inputs(struct mounts *m, const char *ws, char *const *paths,
 		if ((ret = normalize(*paths, &rel, err)))
 			break;
 		if (glob_has_magic(rel.buf)) {
-			len = glob_literal_prefix(rel.buf);
-			while (len && rel.buf[len - 1] == '/')
-				len--;
-			if (!len) {
-				add_top_level(m, ws, rel.buf);
-				continue;
-			}
-		} else {
-			len = path_trimmed_len(rel.buf);
+			add_glob(m, ws, rel.buf);
+			continue;
 		}
+		len = path_trimmed_len(rel.buf);
 		if (!len)
-			add_top_level(m, ws, NULL);
+			add_top_level(m, ws);
 		else
 			add_input(m, ws, rel.buf, len);
 	}
