@@ -379,6 +379,7 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	u.argv = st->argv.v;
 	u.env = un->env.v;
 	u.log_path = un->log_path;
+	u.log_max = s->e->pf->keep.log_bytes;
 	u.timeout_ms = st->timeout_ms;
 	u.image = j->cur->image;
 	u.network = st->network ? st->network : s->e->pf->docker_network;
@@ -819,6 +820,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 			for (size_t i = 0; i < st->outputs.nr; i++)
 				fs_remove_tree(st->outputs.v[i].path);
 		}
+		unlink(un->log_path); /* the log is the last attempt's */
 		if (!start_unit(s, j, un, &err)) {
 			free(d->message);
 			error_release(&err);
@@ -837,15 +839,20 @@ static void unit_done(struct sched *s, struct exec_done *d)
 		if (!j->failed && !d->cancelled) {
 			if (un->datum >= 0)
 				strbuf_addf(&j->fail_msg,
-					    "stage '%s' failed: datum '%s': %s "
-					    "(log: %s)",
+					    "stage '%s' failed: datum '%s': %s",
 					    st->name,
 					    j->cur->datum_list[un->datum].path,
-					    why.buf, un->log_path);
+					    why.buf);
 			else
 				strbuf_addf(&j->fail_msg,
-					    "stage '%s' failed: %s (log: %s)",
-					    st->name, why.buf, un->log_path);
+					    "stage '%s' failed: %s", st->name,
+					    why.buf);
+			/* a unit that printed nothing has no log */
+			if (access(un->log_path, F_OK))
+				strbuf_addstr(&j->fail_msg, " (no output)");
+			else
+				strbuf_addf(&j->fail_msg, " (log: %s)",
+					    un->log_path);
 		}
 		j->failed = 1;
 		j->datums_failed += un->datum >= 0;

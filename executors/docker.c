@@ -51,6 +51,7 @@
 #include "executors/http.h"
 #include "executors/json.h"
 #include "executors/local.h"
+#include "executors/unitlog.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/glob.h"
@@ -92,7 +93,7 @@ struct dunit {
 	void *data;
 	char *id; /* the container's, once created */
 	char *prefix;
-	int log_fd;
+	struct unit_log log;
 	struct strbuf pending[3]; /* [1] stdout, [2] stderr */
 	struct docker_demux demux;
 	enum step step;
@@ -331,22 +332,6 @@ static void send_signal(struct dunit *u, const char *sig)
 /* ------------------------------------------------------------------ */
 /* Output: the log and the terminal */
 
-static int open_log(const char *path, int *fd, struct error *err)
-{
-	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
-
-	*fd = -1;
-	if (!path)
-		return 0;
-	*fd = open(path, flags, 0644);
-	if (*fd < 0 && errno == ENOENT && !fs_mkdir_parent(path, 0755))
-		*fd = open(path, flags, 0644);
-	if (*fd < 0)
-		return error_set(err, EXIT_ENV, "cannot create log '%s': %s",
-				 path, strerror(errno));
-	return 0;
-}
-
 /* A piece of the container's stdout (1) or stderr (2; also 3, the
  * daemon's own errors). */
 static void emit(void *arg, int stream, const char *data, size_t len)
@@ -355,8 +340,7 @@ static void emit(void *arg, int stream, const char *data, size_t len)
 	struct exec_ctx *ctx = u->ctx;
 	int to = stream == 1 || stream == 0 ? 1 : 2;
 
-	if (u->log_fd >= 0)
-		fs_write_all(u->log_fd, data, len);
+	unit_log_write(&u->log, data, len);
 	if (!ctx->opt.stream)
 		return;
 	local_prefix_lines(&ctx->out, &u->pending[to], u->prefix, data, len);
@@ -391,11 +375,7 @@ static void flush_streams(struct dunit *u)
 /* A line of pipe's own in the unit's log ("pipe: ..."). */
 static void log_note(struct dunit *u, const char *msg)
 {
-	if (u->log_fd < 0)
-		return;
-	fs_write_all(u->log_fd, "pipe: ", 6);
-	fs_write_all(u->log_fd, msg, strlen(msg));
-	fs_write_all(u->log_fd, "\n", 1);
+	unit_log_note(&u->log, msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -460,9 +440,7 @@ static void finish(struct dunit *u)
 	}
 	if (u->message && u->exit_code < 0)
 		log_note(u, u->message);
-	if (u->log_fd >= 0)
-		close(u->log_fd);
-	u->log_fd = -1;
+	unit_log_close(&u->log);
 	u->duration_ms = now_ms() - u->started_ms;
 	u->running = 0;
 	u->step = FINISHED;
@@ -1236,7 +1214,7 @@ static struct dunit *unit_new(struct exec_ctx *ctx,
 
 	u->ctx = ctx;
 	u->data = unit->data;
-	u->log_fd = -1;
+	unit_log_init(&u->log, unit->log_path, unit->log_max);
 	for (int i = 0; i < 3; i++)
 		strbuf_init(&u->pending[i], 0);
 	strbuf_addf(&sb, "[%s] ",
@@ -1258,8 +1236,7 @@ static void unit_free(struct dunit *u)
 	http_xfer_free(u->waiter);
 	for (int i = 0; i < 3; i++)
 		strbuf_release(&u->pending[i]);
-	if (u->log_fd >= 0)
-		close(u->log_fd);
+	unit_log_close(&u->log);
 	for (size_t i = 0; i < u->nr_staged; i++) {
 		free(u->staged[i].from);
 		free(u->staged[i].to);
@@ -1377,8 +1354,7 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	rw_paths(unit, &rw);
 	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
 	strvec_clear(&rw);
-	if (r || plan_inputs(&m, unit->workspace, unit->ro_paths, err) ||
-	    open_log(unit->log_path, &u->log_fd, err)) {
+	if (r || plan_inputs(&m, unit->workspace, unit->ro_paths, err)) {
 		if (u->staging)
 			fs_remove_tree(u->staging);
 		mounts_release(&m);
