@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "engine/graph.h"
 #include "engine/jobs.h"
+#include "engine/retention.h"
 #include "engine/run.h"
 #include "engine/scan.h"
 #include "engine/state.h"
@@ -1300,6 +1301,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 			log_warn("could not record the run: %s", werr.msg.buf);
 		error_release(&werr);
 	}
+	engine_trim_jobs(e); /* keep: now and then, cheaply */
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
 		ret = EXIT_INTERRUPTED;
