@@ -20,10 +20,10 @@
 #define TRASH_DIR PIPE_DIR "/trash"
 
 /* A record line is about 150 bytes: trim when the file holds about
- * twice what keep keeps, and at least 1 MiB, so that a trim (a read and a
+ * twice what keep keeps, and at least 64 KiB, so that a trim (a read and a
  * rewrite of the file) comes once in many runs. */
 #define RECORD_BYTES 160
-#define TRIM_MIN_BYTES (1LL << 20)
+#define TRIM_MIN_BYTES (64LL << 10)
 
 static long long now_ms(void)
 {

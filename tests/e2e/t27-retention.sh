@@ -173,4 +173,23 @@ expect_in "jobs whose commits are gone are dropped" "$out" "dropped 2 job record
 expect_eq "only the newest job of each stage is left" \
 	"$(pipe jobs | awk 'NR > 1 { print $2 }' | sort | tr '\n' ' ')" "prep train "
 
+# --- pipe run trims the job log once it has grown well past keep: ---
+new_ws
+cat > Pipefile <<'YML'
+keep: { jobs: 1 }
+stages:
+  w:
+    matrix: { i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100] }
+    cmd: sh -c 'echo ${i}; mkdir -p o/${i}'
+    outputs: ["o/${i}/"]
+YML
+pipe run >/dev/null 2>&1
+expect_eq "100 jobs after one run" "$(pipe jobs | tail -n +2 | wc -l | tr -d ' ')" "100"
+for _ in 1 2 3 4 5; do pipe run -f >/dev/null 2>&1; done
+n=$(pipe jobs | tail -n +2 | wc -l | tr -d ' ')
+[ "$n" -lt 600 ] && [ "$n" -ge 100 ] && ok "pipe run trimmed the job log ($n of 600 jobs left)" ||
+	not_ok "pipe run trimmed the job log" "$n jobs"
+expect_eq "a log for each job left" "$(ls .pipe/logs | wc -l | tr -d ' ')" "$n"
+expect_eq "the job log stays small" "$(( $(size_of .pipe/jobs) < 65536 + 20000 ))" "1"
+
 finish
