@@ -280,6 +280,7 @@ int cmd_gc(struct cli *cli)
 	    engine_gc_jobs(e, dry, &jobs, &err)) {
 		rc = cli_fail(&err);
 	} else {
+		freed += engine_gc_tmp(dry);
 		printf("%s %.1f MiB (%llu bytes)\n",
 		       dry ? "would free" : "freed",
 		       (double)(freed + jobs.log_bytes) / (1024 * 1024),

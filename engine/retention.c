@@ -18,6 +18,7 @@
 #define JOBS_PATH PIPE_DIR "/jobs"
 #define LOGS_DIR PIPE_DIR "/logs"
 #define TRASH_DIR PIPE_DIR "/trash"
+#define TMP_DIR PIPE_DIR "/tmp"
 
 /* A record line is about 150 bytes: trim when the file holds about
  * twice what keep keeps, and at least 64 KiB, so that a trim (a read and a
@@ -100,6 +101,28 @@ void engine_trim_jobs(struct engine *e)
 			    "that keep: does not keep",
 			    p.jobs, p.logs, p.log_bytes);
 	error_release(&err);
+}
+
+unsigned long long engine_gc_tmp(int dry_run)
+{
+	DIR *d = opendir(TMP_DIR);
+	struct dirent *de;
+	unsigned long long bytes = 0;
+
+	while (d && (de = readdir(d))) {
+		char *dir;
+
+		if (strncmp(de->d_name, "docker-", 7))
+			continue;
+		dir = xstrfmt(TMP_DIR "/%s", de->d_name);
+		bytes += fs_tree_bytes(dir);
+		if (!dry_run)
+			fs_remove_tree(dir);
+		free(dir);
+	}
+	if (d)
+		closedir(d);
+	return bytes;
 }
 
 void engine_trash_usage(size_t *folders, unsigned long long *bytes)

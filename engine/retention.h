@@ -21,6 +21,12 @@ int engine_gc_jobs(struct engine *e, int dry_run, struct jobs_pruned *out,
  * warning. */
 void engine_trim_jobs(struct engine *e);
 
+/* pipe gc, under the workspace lock (so no run is using them): remove
+ * the staging folders of container outputs (.pipe/tmp/docker-PID-N) that
+ * a killed run left; what they hold is what a container wrote, never the
+ * workspace's own files. Returns the bytes (dry_run: that would go). */
+unsigned long long engine_gc_tmp(int dry_run);
+
 /* Folders in .pipe/trash (outputs moved aside by a run killed before it
  * could put them back): how many and their bytes. Left alone: pipe run
  * puts them back. */

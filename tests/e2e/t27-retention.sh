@@ -140,6 +140,10 @@ prep_job=$(job_of prep)
 old_job=$(job_of train 6)
 echo "left by a killed run" > .pipe/logs/0123456789ab.log
 echo "mine" > .pipe/logs/notes.txt
+mkdir -p .pipe/tmp/docker-99999-0/0 .pipe/tmp/other .pipe/trash/gone/0
+echo "a container wrote this" > .pipe/tmp/docker-99999-0/0/out.txt
+echo "not a staging folder" > .pipe/tmp/other/x
+echo "moved aside by a killed run" > .pipe/trash/gone/0/model.bin
 run pipe gc --dry-run
 expect_rc "gc --dry-run" 0
 expect_in "gc --dry-run says what it would drop" "$out" "would drop 3 job records and 4 logs"
@@ -147,6 +151,9 @@ expect_eq "gc --dry-run drops nothing" "$(pipe jobs | wc -l | tr -d ' ')" "8"
 run pipe gc
 expect_rc "gc with keep.jobs" 0
 expect_in "gc says what it dropped" "$out" "dropped 3 job records and 4 logs"
+expect_in "gc says what is left in the trash" "$out" "in .pipe/trash: outputs of 1 stage moved aside by a killed run"
+expect_eq "gc leaves the trash alone" "$(cat .pipe/trash/gone/0/model.bin)" "moved aside by a killed run"
+expect_eq "gc removes a killed run's container staging" "$(ls .pipe/tmp | tr '\n' ' ')" "other "
 expect_eq "the newest 3 jobs and the newest prep are left" \
 	"$(stages_of_jobs)" "1 prep, 3 train, "
 expect_eq "the newest job of a stage stays, however old" "$(job_of prep)" "$prep_job"
