@@ -9,6 +9,7 @@
 #include "pipefile/pipefile.h"
 #include "store/store.h"
 #include "util/fs.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
@@ -113,7 +114,8 @@ static int cat_file(const char *path, const char *header)
 	return 0;
 }
 
-/* A datums job keeps one log per datum, named after it. */
+/* A datums job keeps one log per datum that printed something, named
+ * after it. */
 static int print_datum_logs(const char *dir, const char *datum)
 {
 	struct strvec files = STRVEC_INIT;
@@ -174,16 +176,23 @@ int cmd_logs(struct cli *cli)
 		rc = error_set(&err, EXIT_USAGE,
 			       "job id '%s' is ambiguous: give more digits",
 			       id);
-	else if (hit->log[strlen(hit->log) - 1] == '/')
-		rc = print_datum_logs(hit->log, datum)
-			     ? error_set(&err, EXIT_USAGE,
-					 "job '%s' has no log%s%s", hit->id,
-					 datum ? " for datum " : "",
-					 datum ? datum : "")
-			     : 0;
-	else if (cat_file(hit->log, NULL))
-		rc = error_set(&err, EXIT_USAGE, "job '%s' kept no log (%s)",
-			       hit->id, strerror(errno));
+	else if (hit->log[strlen(hit->log) - 1] == '/') {
+		/* a log is made on a unit's first byte: none, no output */
+		if (print_datum_logs(hit->log, datum))
+			log_info("job '%s'%s%s printed nothing", hit->id,
+				 datum ? ": datum " : "", datum ? datum : "");
+	} else if (cat_file(hit->log, NULL)) {
+		if (errno == ENOENT && !strcmp(hit->state, "cached"))
+			log_info("job '%s' ran nothing: its outputs came from "
+				 "the cache",
+				 hit->id);
+		else if (errno == ENOENT)
+			log_info("job '%s' printed nothing", hit->id);
+		else
+			rc = error_set(&err, EXIT_ENV,
+				       "cannot read the log of job '%s': %s",
+				       hit->id, strerror(errno));
+	}
 	if (rc)
 		rc = cli_fail(&err);
 	jobs_free(v, nr);

@@ -2,6 +2,7 @@
  * pipe gc, which trims it. */
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "engine/retention.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -317,11 +318,34 @@ int cmd_get(struct cli *cli)
 	return rc;
 }
 
+/* What pipe gc did besides the store: the job log and logs by keep:,
+ * and what it leaves in .pipe/trash. */
+static void print_retention(const struct jobs_pruned *jobs, int dry)
+{
+	unsigned long long trash_bytes;
+	size_t trash;
+
+	if (jobs->jobs || jobs->logs)
+		printf("%s %zu job record%s and %zu log%s (%.1f MiB)\n",
+		       dry ? "would drop" : "dropped", jobs->jobs,
+		       jobs->jobs == 1 ? "" : "s", jobs->logs,
+		       jobs->logs == 1 ? "" : "s",
+		       (double)jobs->log_bytes / (1024 * 1024));
+	engine_trash_usage(&trash, &trash_bytes);
+	if (trash)
+		printf("left %.1f MiB in " PIPE_DIR "/trash: outputs of %zu "
+		       "stage%s moved aside by a killed run ('pipe run' "
+		       "puts them back)\n",
+		       (double)trash_bytes / (1024 * 1024), trash,
+		       trash == 1 ? "" : "s");
+}
+
 int cmd_gc(struct cli *cli)
 {
 	struct engine *e;
 	struct store *st;
 	struct error err = ERROR_INIT;
+	struct jobs_pruned jobs = {0};
 	unsigned long long freed = 0;
 	int rc, dry = 0;
 
@@ -335,12 +359,17 @@ int cmd_gc(struct cli *cli)
 	}
 	if ((rc = open_store(cli, 1, &e, &st)))
 		return rc;
-	if (store_gc(st, dry, &freed, &err))
+	if (store_gc(st, dry, &freed, &err) ||
+	    engine_gc_jobs(e, dry, &jobs, &err)) {
 		rc = cli_fail(&err);
-	else
+	} else {
+		freed += engine_gc_tmp(dry);
 		printf("%s %.1f MiB (%llu bytes)\n",
 		       dry ? "would free" : "freed",
-		       (double)freed / (1024 * 1024), freed);
+		       (double)(freed + jobs.log_bytes) / (1024 * 1024),
+		       freed + jobs.log_bytes);
+		print_retention(&jobs, dry);
+	}
 	engine_close(e);
 	return rc;
 }

@@ -42,4 +42,34 @@ void jobs_free(struct job_rec *v, size_t nr);
 void jobs_datum_log_name(struct strbuf *out, const char *datum);
 char *jobs_datum_of_log(const char *name);
 
+/* What pipe gc (and pipe run, now and then) keeps of the job log: the
+ * Pipefile's `keep:` with the time now. */
+struct jobs_keep {
+	long long jobs;	  /* the newest this many; <= 0: every one */
+	long long days;	  /* none started longer ago; <= 0: no limit */
+	long long now_ms; /* unix time */
+	/* 1 when a job's output commit is gone from the store (no ref kept
+	 * it); NULL: not asked */
+	int (*gone)(const char *commit, void *arg);
+	void *arg;
+};
+
+struct jobs_pruned {
+	size_t jobs;		      /* records dropped */
+	size_t logs;		      /* log files and folders removed */
+	unsigned long long log_bytes; /* their size */
+};
+
+#define JOBS_DRY_RUN 1 /* count only */
+#define JOBS_ORPHANS 2 /* also logs no record names (none may be running) */
+
+/* Drop the records of path that keep does not keep, with their logs in
+ * logs_dir (ID.log, or ID/ for datums); the newest job of each stage is
+ * always kept. The file is rewritten atomically, and only when a record
+ * goes. The caller holds the workspace lock. Fails only when the file
+ * cannot be read or written; a log that cannot be removed stays. */
+int jobs_prune(const char *path, const char *logs_dir,
+	       const struct jobs_keep *keep, int flags, struct jobs_pruned *out,
+	       struct error *err);
+
 #endif

@@ -9,6 +9,7 @@
 #include "engine/graph.h"
 #include "engine/guard.h"
 #include "engine/jobs.h"
+#include "engine/retention.h"
 #include "engine/run.h"
 #include "engine/scan.h"
 #include "engine/state.h"
@@ -326,33 +327,19 @@ static void print_reasons(const char *verb, const char *name,
 	strbuf_release(&sb);
 }
 
-/* What a container may see: inputs (a glob by the folder it walks),
- * params files and the datums read-only, outputs read-write. */
+/* What a container may see: inputs (a glob as such: the executor mounts
+ * what it matches, never a folder holding a file it does not match) and
+ * params files read-only, outputs read-write. A datum unit adds its own
+ * datum (start_unit), not the others. */
 static void mounts(const struct pf_stage *st, struct job *j)
 {
 	strvec_clear(&j->ro);
 	strvec_clear(&j->rw);
-	for (size_t i = 0; i < st->inputs.nr; i++) {
-		const struct pf_path *in = &st->inputs.v[i];
-
-		if (in->is_glob) {
-			size_t n = glob_literal_prefix(in->path);
-
-			strvec_push_nodup(&j->ro, n ? xstrndup(in->path, n)
-						    : xstrdup("./"));
-		} else {
-			strvec_push(&j->ro, in->path);
-		}
-	}
+	for (size_t i = 0; i < st->inputs.nr; i++)
+		strvec_push(&j->ro, st->inputs.v[i].path);
 	for (size_t i = 0; i < st->params_nr; i++)
 		if (st->params[i].file)
 			strvec_push(&j->ro, st->params[i].file);
-	if (st->datums.path) {
-		size_t n = glob_literal_prefix(st->datums.path);
-
-		strvec_push_nodup(&j->ro, n ? xstrndup(st->datums.path, n)
-					    : xstrdup("./"));
-	}
 	for (size_t i = 0; i < st->outputs.nr; i++)
 		strvec_push(&j->rw, st->outputs.v[i].path);
 }
@@ -363,6 +350,7 @@ struct unit {
 	long datum; /* index in job->cur->datum_list, or -1 */
 	int tries;
 	struct strvec env;
+	struct strvec ro; /* a datum's: the stage's and the datum */
 	struct strvec rw; /* a datum's PIPE_OUT */
 	char *log_path;
 	char *out_dir; /* PIPE_OUT, workspace-relative (datums) */
@@ -372,6 +360,7 @@ struct unit {
 static void unit_free(struct unit *u)
 {
 	strvec_clear(&u->env);
+	strvec_clear(&u->ro);
 	strvec_clear(&u->rw);
 	free(u->log_path);
 	free(u->out_dir);
@@ -432,13 +421,19 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	u.argv = st->argv.v;
 	u.env = un->env.v;
 	u.log_path = un->log_path;
+	u.log_max = s->e->pf->keep.log_bytes;
 	u.timeout_ms = st->timeout_ms;
 	u.image = j->cur->image;
 	u.network = st->network ? st->network : s->e->pf->docker_network;
 	u.ro_paths = j->ro.v;
 	u.rw_paths = j->rw.v;
 	if (un->datum >= 0) {
-		/* a datum writes only its PIPE_OUT */
+		/* a datum reads its own match, writes only its PIPE_OUT */
+		strvec_clear(&un->ro);
+		for (size_t i = 0; i < j->ro.nr; i++)
+			strvec_push(&un->ro, j->ro.v[i]);
+		strvec_push(&un->ro, j->cur->datum_list[un->datum].path);
+		u.ro_paths = un->ro.v;
 		strvec_clear(&un->rw);
 		strvec_pushf(&un->rw, "%s/", un->out_dir);
 		u.rw_paths = un->rw.v;
@@ -472,6 +467,7 @@ static int fill(struct sched *s, struct job *j, struct error *err)
 		un->job = j;
 		un->datum = (long)j->pending[j->next_datum++];
 		strvec_init(&un->env);
+		strvec_init(&un->ro);
 		strvec_init(&un->rw);
 		if (start_unit(s, j, un, err)) {
 			unit_free(un);
@@ -542,6 +538,7 @@ static int start_job(struct sched *s, struct job *j, struct error *err)
 	un->job = j;
 	un->datum = -1;
 	strvec_init(&un->env);
+	strvec_init(&un->ro);
 	strvec_init(&un->rw);
 	if (start_unit(s, j, un, err)) {
 		unit_free(un);
@@ -886,6 +883,7 @@ static void unit_done(struct sched *s, struct exec_done *d)
 			for (size_t i = 0; i < st->outputs.nr; i++)
 				fs_remove_tree(st->outputs.v[i].path);
 		}
+		unlink(un->log_path); /* the log is the last attempt's */
 		if (!start_unit(s, j, un, &err)) {
 			free(d->message);
 			error_release(&err);
@@ -905,15 +903,20 @@ static void unit_done(struct sched *s, struct exec_done *d)
 		if (!j->failed && !d->cancelled) {
 			if (un->datum >= 0)
 				strbuf_addf(&j->fail_msg,
-					    "stage '%s' failed: datum '%s': %s "
-					    "(log: %s)",
+					    "stage '%s' failed: datum '%s': %s",
 					    st->name,
 					    j->cur->datum_list[un->datum].path,
-					    why.buf, un->log_path);
+					    why.buf);
 			else
 				strbuf_addf(&j->fail_msg,
-					    "stage '%s' failed: %s (log: %s)",
-					    st->name, why.buf, un->log_path);
+					    "stage '%s' failed: %s", st->name,
+					    why.buf);
+			/* a unit that printed nothing has no log */
+			if (access(un->log_path, F_OK))
+				strbuf_addstr(&j->fail_msg, " (no output)");
+			else
+				strbuf_addf(&j->fail_msg, " (log: %s)",
+					    un->log_path);
 		}
 		j->failed = 1;
 		j->datums_failed += un->datum >= 0;
@@ -1415,6 +1418,7 @@ int engine_run(struct engine *e, const struct run_options *o,
 			log_warn("could not record the run: %s", werr.msg.buf);
 		error_release(&werr);
 	}
+	engine_trim_jobs(e); /* keep: now and then, cheaply */
 	sum->interrupted = interrupted;
 	if (!ret && interrupted)
 		ret = EXIT_SIGNAL + interrupted;

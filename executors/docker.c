@@ -7,10 +7,12 @@
  * holds nothing of the host but these bind mounts (Mounts of type bind,
  * which fail on a missing source instead of creating it as root):
  *  - each input (ro_paths) read-only at its workspace-relative path. A glob
- *    input mounts the folder of its literal prefix; with no prefix (and
- *    for the workspace itself) each top-level entry that may hold a match,
- *    .pipe and .git aside. A missing input is not mounted: the command
- *    finds it missing, as it would locally;
+ *    input mounts what it matches: a folder whole only when everything in
+ *    it matches, else its matches one by one (cover_dir), so a file the
+ *    inputs do not name (.env beside "*.txt") stays out of sight. The
+ *    workspace itself mounts each top-level entry, .pipe and .git aside.
+ *    A missing input is not mounted: the command finds it missing, as it
+ *    would locally;
  *  - each folder output (rw_paths ending in '/', or an existing folder)
  *    read-write, made on the host first, as the caller; so is a datum's
  *    private folder PIPE_OUT (from the unit's env), listed or not;
@@ -49,6 +51,7 @@
 #include "executors/http.h"
 #include "executors/json.h"
 #include "executors/local.h"
+#include "executors/unitlog.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/glob.h"
@@ -90,7 +93,7 @@ struct dunit {
 	void *data;
 	char *id; /* the container's, once created */
 	char *prefix;
-	int log_fd;
+	struct unit_log log;
 	struct strbuf pending[3]; /* [1] stdout, [2] stderr */
 	struct docker_demux demux;
 	enum step step;
@@ -329,22 +332,6 @@ static void send_signal(struct dunit *u, const char *sig)
 /* ------------------------------------------------------------------ */
 /* Output: the log and the terminal */
 
-static int open_log(const char *path, int *fd, struct error *err)
-{
-	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
-
-	*fd = -1;
-	if (!path)
-		return 0;
-	*fd = open(path, flags, 0644);
-	if (*fd < 0 && errno == ENOENT && !fs_mkdir_parent(path, 0755))
-		*fd = open(path, flags, 0644);
-	if (*fd < 0)
-		return error_set(err, EXIT_ENV, "cannot create log '%s': %s",
-				 path, strerror(errno));
-	return 0;
-}
-
 /* A piece of the container's stdout (1) or stderr (2; also 3, the
  * daemon's own errors). */
 static void emit(void *arg, int stream, const char *data, size_t len)
@@ -353,8 +340,7 @@ static void emit(void *arg, int stream, const char *data, size_t len)
 	struct exec_ctx *ctx = u->ctx;
 	int to = stream == 1 || stream == 0 ? 1 : 2;
 
-	if (u->log_fd >= 0)
-		fs_write_all(u->log_fd, data, len);
+	unit_log_write(&u->log, data, len);
 	if (!ctx->opt.stream)
 		return;
 	local_prefix_lines(&ctx->out, &u->pending[to], u->prefix, data, len);
@@ -389,11 +375,7 @@ static void flush_streams(struct dunit *u)
 /* A line of pipe's own in the unit's log ("pipe: ..."). */
 static void log_note(struct dunit *u, const char *msg)
 {
-	if (u->log_fd < 0)
-		return;
-	fs_write_all(u->log_fd, "pipe: ", 6);
-	fs_write_all(u->log_fd, msg, strlen(msg));
-	fs_write_all(u->log_fd, "\n", 1);
+	unit_log_note(&u->log, msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -458,9 +440,7 @@ static void finish(struct dunit *u)
 	}
 	if (u->message && u->exit_code < 0)
 		log_note(u, u->message);
-	if (u->log_fd >= 0)
-		close(u->log_fd);
-	u->log_fd = -1;
+	unit_log_close(&u->log);
 	u->duration_ms = now_ms() - u->started_ms;
 	u->running = 0;
 	u->step = FINISHED;
@@ -797,9 +777,8 @@ static void add_input(struct mounts *m, const char *ws, const char *rel,
 	free(src);
 }
 
-/* A glob without a literal folder, or the workspace itself: each
- * top-level entry that may hold a match. */
-static void add_top_level(struct mounts *m, const char *ws, const char *pattern)
+/* The workspace itself: each top-level entry, .pipe and .git aside. */
+static void add_top_level(struct mounts *m, const char *ws)
 {
 	DIR *d = opendir(ws);
 	struct dirent *de;
@@ -807,15 +786,96 @@ static void add_top_level(struct mounts *m, const char *ws, const char *pattern)
 	while (d && (de = readdir(d))) {
 		const char *n = de->d_name;
 
-		if (!strcmp(n, ".") || !strcmp(n, "..") ||
-		    !strcmp(n, ".pipe") || !strcmp(n, ".git"))
-			continue;
-		if (!pattern || glob_match(pattern, n) ||
-		    glob_match_under(pattern, n))
+		if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, ".pipe") &&
+		    strcmp(n, ".git"))
 			add_input(m, ws, n, strlen(n));
 	}
 	if (d)
 		closedir(d);
+}
+
+static char *sub_path(const char *rel, const char *name)
+{
+	return *rel ? path_join(rel, name) : xstrdup(name);
+}
+
+/* What a glob may show. A folder that holds anything the glob does not
+ * match is never mounted whole, so "*.txt" mounts the workspace's .txt
+ * files, not the workspace with its .env, and a glob of the csv files in
+ * data/ those files, not data/ with its notes. Returns 1 when everything in the
+ * folder rel
+ * ("" the workspace, which is never whole) matches: the caller mounts it
+ * or the folder above; otherwise the matches in it are mounted here, and
+ * each folder in it that may hold one in turn. Symlinks are not
+ * followed. */
+static int cover_dir(struct mounts *m, const char *ws, const char *pattern,
+		     const char *rel)
+{
+	struct strvec names = STRVEC_INIT;
+	char *host = host_path(ws, rel);
+	DIR *d = opendir(host);
+	unsigned char *whole;
+	struct dirent *de;
+	int all = *rel != '\0';
+
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+
+		if (strcmp(n, ".") && strcmp(n, "..") &&
+		    (*rel || (strcmp(n, ".pipe") && strcmp(n, ".git"))))
+			strvec_push(&names, n);
+	}
+	if (d)
+		closedir(d); /* before going down: one open folder at a time */
+	else
+		all = 0;
+	whole = xcalloc(names.nr + 1, 1);
+	for (size_t i = 0; i < names.nr; i++) {
+		char *sub = sub_path(rel, names.v[i]);
+		char *subhost = host_path(ws, sub);
+		struct stat st;
+
+		if (lstat(subhost, &st))
+			whole[i] = 0;
+		else if (glob_match(pattern, sub))
+			whole[i] = 1;
+		else if (S_ISDIR(st.st_mode) && glob_match_under(pattern, sub))
+			whole[i] =
+				(unsigned char)cover_dir(m, ws, pattern, sub);
+		all &= whole[i];
+		free(subhost);
+		free(sub);
+	}
+	for (size_t i = 0; !all && i < names.nr; i++) {
+		if (whole[i]) {
+			char *sub = sub_path(rel, names.v[i]);
+
+			add_input(m, ws, sub, strlen(sub));
+			free(sub);
+		}
+	}
+	free(whole);
+	free(host);
+	strvec_clear(&names);
+	return all;
+}
+
+/* A glob input: what it matches, below its literal prefix. */
+static void add_glob(struct mounts *m, const char *ws, const char *pattern)
+{
+	size_t len = glob_literal_prefix(pattern);
+	char *start, *host;
+	struct stat st;
+
+	while (len && pattern[len - 1] == '/')
+		len--;
+	start = xstrndup(pattern, len);
+	host = host_path(ws, start);
+	if (!lstat(host, &st) && S_ISDIR(st.st_mode) &&
+	    cover_dir(m, ws, pattern, start))
+		add_input(m, ws, start, len);
+	free(host);
+	free(start);
 }
 
 static int plan_inputs(struct mounts *m, const char *ws, char *const *paths,
@@ -830,18 +890,12 @@ static int plan_inputs(struct mounts *m, const char *ws, char *const *paths,
 		if ((ret = normalize(*paths, &rel, err)))
 			break;
 		if (glob_has_magic(rel.buf)) {
-			len = glob_literal_prefix(rel.buf);
-			while (len && rel.buf[len - 1] == '/')
-				len--;
-			if (!len) {
-				add_top_level(m, ws, rel.buf);
-				continue;
-			}
-		} else {
-			len = path_trimmed_len(rel.buf);
+			add_glob(m, ws, rel.buf);
+			continue;
 		}
+		len = path_trimmed_len(rel.buf);
 		if (!len)
-			add_top_level(m, ws, NULL);
+			add_top_level(m, ws);
 		else
 			add_input(m, ws, rel.buf, len);
 	}
@@ -1160,7 +1214,7 @@ static struct dunit *unit_new(struct exec_ctx *ctx,
 
 	u->ctx = ctx;
 	u->data = unit->data;
-	u->log_fd = -1;
+	unit_log_init(&u->log, unit->log_path, unit->log_max);
 	for (int i = 0; i < 3; i++)
 		strbuf_init(&u->pending[i], 0);
 	strbuf_addf(&sb, "[%s] ",
@@ -1182,8 +1236,7 @@ static void unit_free(struct dunit *u)
 	http_xfer_free(u->waiter);
 	for (int i = 0; i < 3; i++)
 		strbuf_release(&u->pending[i]);
-	if (u->log_fd >= 0)
-		close(u->log_fd);
+	unit_log_close(&u->log);
 	for (size_t i = 0; i < u->nr_staged; i++) {
 		free(u->staged[i].from);
 		free(u->staged[i].to);
@@ -1301,8 +1354,7 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	rw_paths(unit, &rw);
 	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
 	strvec_clear(&rw);
-	if (r || plan_inputs(&m, unit->workspace, unit->ro_paths, err) ||
-	    open_log(unit->log_path, &u->log_fd, err)) {
+	if (r || plan_inputs(&m, unit->workspace, unit->ro_paths, err)) {
 		if (u->staging)
 			fs_remove_tree(u->staging);
 		mounts_release(&m);

@@ -22,9 +22,12 @@ struct exec_unit {
 	char *const *argv;     /* shell == 0; NULL-terminated */
 	char *const *env;      /* "KEY=VALUE" added to the caller's
 				* environment, NULL-terminated; may be NULL */
-	const char *log_path;  /* absolute; the unit's output is kept here
-				* (created or truncated, its folder too);
+	const char *log_path;  /* absolute; the unit's output is kept here,
+				* the file (and its folder) made or truncated
+				* on the first byte: no output, no file;
 				* NULL: not kept */
+	long long log_max;     /* the log's cap in bytes, its head and tail
+				* kept (unitlog.h); 0: 1 MiB; < 0: none */
 	long long timeout_ms;  /* 0: none; then TERM, KILL after grace */
 
 	/* For container executors; local ignores them. */

@@ -3,6 +3,7 @@
  * request, streamed with a "[label] " prefix. */
 #include "executors/executor.h"
 #include "executors/local.h"
+#include "executors/unitlog.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -47,9 +48,9 @@ struct stream {
 
 struct lunit {
 	void *data;
-	pid_t pid;  /* also the process group id */
-	int pidfd;  /* -1: none, exits found by waitid(WNOHANG) */
-	int log_fd; /* -1 when closed or not kept */
+	pid_t pid; /* also the process group id */
+	int pidfd; /* -1: none, exits found by waitid(WNOHANG) */
+	struct unit_log log;
 	struct stream s[2];
 	char *prefix; /* "[label] " */
 	long long timeout_ms;
@@ -71,7 +72,7 @@ struct pollref {
 
 struct exec_ctx {
 	struct exec_options opt;
-	int devnull; /* O_RDWR: stdin of every unit, and output without log */
+	int devnull;	      /* O_RDWR: stdin of every unit */
 	struct lunit **units; /* started and not yet reported */
 	size_t nr, alloc;
 	struct pollfd *pfd;
@@ -262,23 +263,6 @@ static int make_pipe(int p[2], struct error *err)
 		return error_set(err, EXIT_ENV, "cannot create a pipe: %s",
 				 strerror(e));
 	}
-	return 0;
-}
-
-static int open_log(const char *path, int *fd, struct error *err)
-{
-	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
-
-	*fd = -1;
-	if (!path)
-		return 0;
-	*fd = open(path, flags, 0644);
-	if (*fd < 0 && errno == ENOENT && !fs_mkdir_parent(path, 0755))
-		*fd = open(path, flags, 0644);
-	*fd = above_stdio(*fd);
-	if (*fd < 0)
-		return error_set(err, EXIT_ENV, "cannot create log '%s': %s",
-				 path, strerror(errno));
 	return 0;
 }
 
@@ -498,7 +482,8 @@ static struct lunit *unit_new(const struct exec_unit *unit)
 	struct strbuf sb = STRBUF_INIT;
 
 	u->data = unit->data;
-	u->pidfd = u->log_fd = -1;
+	u->pidfd = -1;
+	unit_log_init(&u->log, unit->log_path, unit->log_max);
 	for (int i = OUT; i <= ERR; i++) {
 		u->s[i].fd = -1;
 		u->s[i].to = i == OUT ? 1 : 2;
@@ -520,7 +505,7 @@ static void unit_free(struct lunit *u)
 		strbuf_release(&u->s[i].pending);
 	}
 	close_fd(&u->pidfd);
-	close_fd(&u->log_fd);
+	unit_log_close(&u->log);
 	free(u->prefix);
 	free(u->message);
 	free(u);
@@ -529,8 +514,9 @@ static void unit_free(struct lunit *u)
 static void emit(struct exec_ctx *ctx, struct lunit *u, struct stream *s,
 		 const char *data, size_t len)
 {
-	if (u->log_fd >= 0)
-		fs_write_all(u->log_fd, data, len);
+	unit_log_write(&u->log, data, len);
+	if (!ctx->opt.stream)
+		return;
 	local_prefix_lines(&ctx->out, &s->pending, u->prefix, data, len);
 	if (ctx->out.len && ctx->opt.before_output)
 		ctx->opt.before_output(ctx->opt.output_arg);
@@ -608,7 +594,7 @@ static void finish(struct exec_ctx *ctx, struct lunit *u, int status)
 		if (u->s[i].fd >= 0)
 			stream_close(ctx, u, &u->s[i]);
 	}
-	close_fd(&u->log_fd);
+	unit_log_close(&u->log);
 	set_message(u);
 	u->finished = 1;
 }
@@ -653,15 +639,11 @@ static void spawn_failed(struct lunit *u, const struct spawn_failure *f,
 			    strerror(f->err));
 	else
 		strbuf_addf(&sb, "cannot run '%s': %s", prog, strerror(f->err));
-	if (u->log_fd >= 0) {
-		fs_write_all(u->log_fd, "pipe: ", 6);
-		fs_write_all(u->log_fd, sb.buf, sb.len);
-		fs_write_all(u->log_fd, "\n", 1);
-	}
+	unit_log_note(&u->log, sb.buf);
+	unit_log_close(&u->log);
 	u->message = strbuf_detach(&sb, NULL);
 	for (int i = OUT; i <= ERR; i++)
 		close_fd(&u->s[i].fd);
-	close_fd(&u->log_fd);
 	u->exit_code = f->step == STEP_CHDIR ? -1
 		       : f->err == ENOENT    ? 127
 					     : 126;
@@ -669,7 +651,7 @@ static void spawn_failed(struct lunit *u, const struct spawn_failure *f,
 	u->duration_ms = now_ms() - u->started_ms;
 }
 
-static void spawned(struct exec_ctx *ctx, struct lunit *u)
+static void spawned(struct lunit *u)
 {
 	if (!pidfd_disabled) {
 		u->pidfd = (int)syscall(SYS_pidfd_open, u->pid, 0);
@@ -680,9 +662,6 @@ static void spawned(struct exec_ctx *ctx, struct lunit *u)
 	for (int i = OUT; i <= ERR; i++)
 		if (u->s[i].fd >= 0)
 			fcntl(u->s[i].fd, F_SETFL, O_NONBLOCK);
-	/* without streaming the child writes the log itself */
-	if (!ctx->opt.stream)
-		close_fd(&u->log_fd);
 	if (u->timeout_ms)
 		u->deadline_ms = u->started_ms + u->timeout_ms;
 }
@@ -694,8 +673,8 @@ static void add_unit(struct exec_ctx *ctx, struct lunit *u)
 }
 
 /* Start the child, and learn whether it could exec. */
-static int start_child(struct exec_ctx *ctx, struct lunit *u, struct spawn *sp,
-		       int pipes[3][2], struct error *err)
+static int start_child(struct lunit *u, struct spawn *sp, int pipes[3][2],
+		       struct error *err)
 {
 	struct spawn_failure f;
 	ssize_t n;
@@ -720,7 +699,7 @@ static int start_child(struct exec_ctx *ctx, struct lunit *u, struct spawn *sp,
 	if (n == (ssize_t)sizeof(f))
 		spawn_failed(u, &f, sp->argv[0], sp->cwd);
 	else
-		spawned(ctx, u);
+		spawned(u);
 	return 0;
 }
 
@@ -730,7 +709,7 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
 	struct lunit *u = NULL;
 	struct spawn sp;
-	int use_sh, ret = -1, out;
+	int use_sh, ret = -1;
 
 	if (!unit->workspace)
 		return error_set(err, EXIT_USAGE, "no workspace");
@@ -739,26 +718,23 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	prepare_env(ctx, unit);
 	prepare_cands(ctx, use_sh);
 	u = unit_new(unit);
-	if (open_log(unit->log_path, &u->log_fd, err))
+	/* output always comes through pipes, streamed or not: the log is
+	 * made on its first byte and capped (unitlog.h) */
+	if (make_pipe(pipes[OUT], err) || make_pipe(pipes[ERR], err) ||
+	    make_pipe(pipes[2], err))
 		goto out;
-	if (ctx->opt.stream &&
-	    (make_pipe(pipes[OUT], err) || make_pipe(pipes[ERR], err)))
-		goto out;
-	if (make_pipe(pipes[2], err))
-		goto out;
-	out = u->log_fd >= 0 ? u->log_fd : ctx->devnull;
 	sp = (struct spawn){
 		.cwd = unit->workspace,
 		.in = ctx->devnull,
-		.out = ctx->opt.stream ? pipes[OUT][1] : out,
-		.err = ctx->opt.stream ? pipes[ERR][1] : out,
+		.out = pipes[OUT][1],
+		.err = pipes[ERR][1],
 		.report = pipes[2][1],
 		.argv = ctx->argv.v,
 		.envp = (char *const *)ctx->envp,
 		.cands = ctx->cands,
 		.shargv = ctx->shargv,
 	};
-	if (start_child(ctx, u, &sp, pipes, err))
+	if (start_child(u, &sp, pipes, err))
 		goto out;
 	add_unit(ctx, u);
 	u = NULL;

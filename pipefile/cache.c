@@ -117,6 +117,9 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 	put_u32(out, (uint32_t)pf->version);
 	put_str(out, pf->params_file);
 	put_str(out, pf->docker_network);
+	put_i64(out, pf->keep.jobs);
+	put_i64(out, pf->keep.days);
+	put_i64(out, pf->keep.log_bytes);
 	put_str(out, pf->kube.context);
 	put_str(out, pf->kube.namespace);
 	put_str(out, pf->kube.claim);
@@ -320,6 +323,9 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	pf->version = get_int(&r);
 	get_owned(&r, &pf->params_file);
 	get_owned(&r, &pf->docker_network);
+	pf->keep.jobs = get_i64(&r);
+	pf->keep.days = get_i64(&r);
+	pf->keep.log_bytes = get_i64(&r);
 	pf->kube.context = get_str(&r);
 	pf->kube.namespace = get_str(&r);
 	pf->kube.claim = get_str(&r);

@@ -32,9 +32,19 @@ const char *const pipefile_stage_keys[K__NR] = {
 	 BIT(K_PARALLELISM))
 #define ALL_KEYS (~0ul)
 
-enum { T_VERSION, T_DEFAULTS, T_PARAMS, T_DOCKER, T_KUBE, T_STAGES, T__NR };
+enum {
+	T_VERSION,
+	T_DEFAULTS,
+	T_PARAMS,
+	T_DOCKER,
+	T_KUBE,
+	T_KEEP,
+	T_STAGES,
+	T__NR
+};
 static const char *const top_keys[T__NR] = {
-	"version", "defaults", "params", "docker", "kubernetes", "stages",
+	"version",    "defaults", "params", "docker",
+	"kubernetes", "keep",	  "stages",
 };
 
 static const char *const executors[] = {"local", "docker", "kubernetes"};
@@ -336,6 +346,10 @@ static int read_unit(struct pf_ctx *c, const char *key, const struct ynode *n,
 	return -1;
 }
 
+static const struct unit_kind unit_log = {pipefile_parse_size, "size",
+					  "1Mi, 256Ki, or 0 for no cap",
+					  PIPEFILE_MAX_MEMORY, "1Pi"};
+
 enum { R_CPU, R_MEMORY, R_GPU, R__NR };
 static const char *const resource_keys[R__NR] = {"cpu", "memory", "gpu"};
 
@@ -483,6 +497,38 @@ static int read_docker(struct pf_ctx *c, const struct ynode *n)
 	return 0;
 }
 
+enum { KEEP_JOBS, KEEP_DAYS, KEEP_LOG, KEEP__NR };
+static const char *const keep_keys[KEEP__NR] = {"jobs", "days", "log"};
+
+/* keep: { jobs: 100, days: 30, log: 1Mi } */
+static int read_keep(struct pf_ctx *c, const struct ynode *n)
+{
+	const struct ynode *v[KEEP__NR], *k[KEEP__NR];
+	struct pf_where w = {.section = "keep"}, top = {0};
+	struct pf_keep *keep = &c->pf->keep;
+
+	if (n->kind != YNODE_MAP)
+		return pipefile_bad_type(c, "keep", n, &top,
+					 "a mapping, e.g. { jobs: 100, days: "
+					 "30 }");
+	if (pipefile_collect(c, n, keep_keys, KEEP__NR, ALL_KEYS, &w, v, k))
+		return -1;
+	if (v[KEEP_JOBS] && pipefile_get_int(c, "jobs", v[KEEP_JOBS], &w, 1,
+					     1 << 30, &keep->jobs))
+		return -1;
+	if (v[KEEP_DAYS] && pipefile_get_int(c, "days", v[KEEP_DAYS], &w, 1,
+					     1 << 20, &keep->days))
+		return -1;
+	if (v[KEEP_LOG]) {
+		if (read_unit(c, "log", v[KEEP_LOG], &w, &unit_log,
+			      &keep->log_bytes))
+			return -1;
+		if (!keep->log_bytes)
+			keep->log_bytes = -1;
+	}
+	return 0;
+}
+
 enum { W_CLAIM, W_HOSTPATH, W_MOUNTPATH, W__NR };
 static const char *const workspace_keys[W__NR] = {"claim", "hostPath",
 						  "mountPath"};
@@ -608,6 +654,8 @@ int pipefile_build(struct pf_ctx *c, const struct ynode *root)
 	if (v[T_DOCKER] && read_docker(c, v[T_DOCKER]))
 		return -1;
 	if (v[T_KUBE] && read_kube(c, v[T_KUBE]))
+		return -1;
+	if (v[T_KEEP] && read_keep(c, v[T_KEEP]))
 		return -1;
 	if (v[T_DEFAULTS] && read_defaults(c, v[T_DEFAULTS]))
 		return -1;

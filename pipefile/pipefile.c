@@ -117,6 +117,8 @@ struct pipefile *pipefile_new(const char *name, const char *dir,
 	pf->version = 1;
 	pf->params_file = xstrdup("params.yaml");
 	pf->docker_network = xstrdup("none");
+	pf->keep.jobs = PF_KEEP_JOBS;
+	pf->keep.log_bytes = PF_KEEP_LOG_BYTES;
 	pf->names = xcalloc(1, sizeof(*pf->names));
 	pipefile_strmap_init(pf->names, 0);
 	return pf;

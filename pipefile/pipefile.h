@@ -110,6 +110,18 @@ struct pf_kube {
 	char *mount_path; /* NULL: "/workspace" */
 };
 
+/* `keep:` how much of its own history pipe keeps (README "Retention"). */
+struct pf_keep {
+	long long jobs;	     /* job records (and logs) pipe gc keeps: the
+			      * newest this many; default PF_KEEP_JOBS */
+	long long days;	     /* and none older than this; 0: no age limit */
+	long long log_bytes; /* each unit's log is capped at this, its head
+			      * and tail kept; default 1 MiB; -1: no cap */
+};
+
+#define PF_KEEP_JOBS 1000
+#define PF_KEEP_LOG_BYTES (1LL << 20)
+
 struct pipefile {
 	char *path; /* as given on the command line, for messages */
 	char *dir;  /* the workspace: the folder holding it */
@@ -119,6 +131,7 @@ struct pipefile {
 	char *params_file;    /* default file for params keys:
 			       * "params.yaml" unless set */
 	char *docker_network; /* default "none" */
+	struct pf_keep keep;
 	struct pf_kube kube;
 	struct pf_stage *stages; /* in file order; matrix expansions
 				  * in order of their values */

@@ -79,6 +79,33 @@ out:
 	return ret;
 }
 
+static int cmp_hex(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+int store_reachable(struct store *st, char (**out)[STORE_ID_SIZE], size_t *nr,
+		    struct error *err)
+{
+	struct oid_list commits = {0};
+	char(*v)[STORE_ID_SIZE];
+
+	*out = NULL;
+	*nr = 0;
+	if (store_batch_flush(st, err) || reachable(st, &commits, err)) {
+		free(commits.v);
+		return -1;
+	}
+	v = xcalloc(commits.nr + 1, sizeof(*v));
+	for (size_t i = 0; i < commits.nr; i++)
+		sgit_oid_hex(&commits.v[i], v[i]);
+	qsort(v, commits.nr, sizeof(*v), cmp_hex);
+	*out = v;
+	*nr = commits.nr;
+	free(commits.v);
+	return 0;
+}
+
 /* The CAS files the commits name, sorted and unique. */
 struct cas_keep {
 	struct store_file *v; /* path unused */

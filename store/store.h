@@ -403,6 +403,12 @@ int store_displaced_find(struct store *st, const char *path, char *out_commit,
 int store_gc(struct store *st, int dry_run, unsigned long long *freed,
 	     struct error *err);
 
+/* The ids of every commit store_gc keeps (what a ref reaches, with the
+ * stage commits run records name), sorted for bsearch with strcmp; *out
+ * is the caller's (free). */
+int store_reachable(struct store *st, char (**out)[STORE_ID_SIZE], size_t *nr,
+		    struct error *err);
+
 /* Re-hash every CAS file that a reachable commit names; fails naming the
  * first missing or corrupt one. *checked gets the number verified. */
 int store_verify(struct store *st, size_t *checked, struct error *err);

@@ -215,6 +215,29 @@ int fs_list_tree(const char *dir, struct strvec *out)
 	return ret;
 }
 
+unsigned long long fs_tree_bytes(const char *path)
+{
+	struct strvec files = STRVEC_INIT;
+	struct strbuf sb = STRBUF_INIT;
+	unsigned long long n = 0;
+	struct stat st;
+
+	if (lstat(path, &st))
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return (unsigned long long)st.st_size;
+	fs_list_tree(path, &files);
+	for (size_t i = 0; i < files.nr; i++) {
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s/%s", path, files.v[i]);
+		if (!lstat(sb.buf, &st))
+			n += (unsigned long long)st.st_size;
+	}
+	strbuf_release(&sb);
+	strvec_clear(&files);
+	return n;
+}
+
 static int copy_link(const char *src, const char *dst)
 {
 	struct strbuf target = STRBUF_INIT;

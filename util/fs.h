@@ -36,6 +36,10 @@ struct strvec;
  * sorted; folders are walked, not listed. Returns 0 or -1 (errno). */
 int fs_list_tree(const char *dir, struct strvec *out);
 
+/* The size of the file (or symlink) at path, or of every file and
+ * symlink below the folder; 0 when it does not exist. */
+unsigned long long fs_tree_bytes(const char *path);
+
 /* Copy the file (or symlink) src to dst, replacing dst; keeps the mode's
  * permission bits. Uses copy_file_range (a reflink where the filesystem
  * can). Returns 0 or -1 (errno). */

@@ -217,6 +217,52 @@ expect_rc "next run succeeds" 0
 expect_in "next run removes the orphan" "$err" "removing 1 container left in '$PWD' by an earlier run"
 expect_eq "nothing left after the next run" "$(containers)" "0"
 
+# --- a glob input shows what it matches, never a folder with more ---
+new_ws
+echo "TOKEN=secret" > .env
+echo one > a.txt
+echo two > b.txt
+mkdir -p lib/a notes data d
+echo py > lib/a/m.py
+echo key > lib/a/key.pem
+echo note > notes/n.md
+echo 1 > data/1.csv
+echo 2 > data/2.csv
+echo x > d/x.txt
+echo y > d/y.txt
+cat > Pipefile <<YML
+stages:
+  peek:
+    executor: docker
+    image: $IMG
+    cmd: >-
+      cat *.txt > seen/txt && cat lib/a/m.py data/*.csv > seen/more &&
+      { cat .env 2>&1 || echo no-env; } > seen/env &&
+      { cat lib/a/key.pem 2>&1 || echo no-pem; } > seen/pem &&
+      pwd > seen/pwd && ls -A > seen/ls &&
+      { grep -c ' /workspace/data ' /proc/self/mountinfo || true; } > seen/whole
+    inputs: ["*.txt", "lib/**/*.py", "data/*.csv"]
+    outputs: [seen/]
+  each:
+    executor: docker
+    image: $IMG
+    datums: "d/*.txt"
+    cmd: ls d > "\$PIPE_OUT/\$(basename "\$PIPE_DATUM")"
+    outputs: [each/]
+YML
+run pipe run
+expect_rc "glob inputs: the stage runs" 0
+expect_eq "glob inputs: the matched files are readable" "$(cat seen/txt 2>/dev/null)" "$(printf 'one\ntwo')"
+expect_eq "glob inputs: matches in folders are readable" "$(cat seen/more 2>/dev/null)" "$(printf 'py\n1\n2')"
+expect_in "glob inputs: .env beside '*.txt' is not there" "$(cat seen/env 2>/dev/null)" "No such file"
+expect_in "glob inputs: a file beside a '**' match is not there" "$(cat seen/pem 2>/dev/null)" "No such file"
+expect_eq "glob inputs: the working folder is /workspace" "$(cat seen/pwd 2>/dev/null)" "/workspace"
+expect_eq "glob inputs: /workspace holds the matches and outputs only" \
+	"$(tr '\n' ' ' < seen/ls 2>/dev/null)" "a.txt b.txt data lib seen "
+expect_eq "glob inputs: a folder of matches only is mounted whole" "$(cat seen/whole 2>/dev/null)" "1"
+expect_eq "datums: each datum sees its own match only" "$(cat each/x.txt each/y.txt 2>/dev/null | tr '\n' ' ')" "x.txt y.txt "
+expect_eq "glob inputs: the workspace is untouched" "$(cat .env)" "TOKEN=secret"
+
 # --- a non-root caller in the docker group ---
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && getent group docker >/dev/null; then
 	id pipetest >/dev/null 2>&1 || useradd -M -N -g docker -s /bin/sh pipetest 2>/dev/null

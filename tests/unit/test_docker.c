@@ -638,10 +638,14 @@ static void test_exit_code_and_log(void **state)
 	free(s);
 	assert_int_equal(containers(ws, NULL), 0);
 
+	/* a unit that prints nothing makes no log */
+	s = ws_path(ws, ".pipe/logs/st.log");
+	assert_int_equal(unlink(s), 0);
 	u = unit_sh(ws, "true");
 	d = run(&u);
 	assert_int_equal(d.exit_code, 0);
-	assert_file(ws, ".pipe/logs/st.log", ""); /* truncated */
+	assert_false(exists(ws, ".pipe/logs/st.log"));
+	free(s);
 	ws_free(ws);
 }
 
@@ -734,6 +738,7 @@ static void test_large_output(void **state)
 	ws = ws_new();
 	u = unit_sh(ws, "head -c 3000000 /dev/zero | tr '\\0' x; echo; "
 			"head -c 1000 /dev/zero | tr '\\0' y >&2");
+	u.log_max = -1; /* all of it */
 	d = run(&u);
 	assert_int_equal(d.exit_code, 0);
 	s = slurp(ws, ".pipe/logs/st.log");
@@ -749,6 +754,16 @@ static void test_large_output(void **state)
 		assert_int_equal(n[1], 1000);
 		assert_int_equal(n[2], 1);
 	}
+	free(s);
+
+	/* by default the log keeps 1 MiB: its head and its tail */
+	u.log_max = 0;
+	d = run(&u);
+	assert_int_equal(d.exit_code, 0);
+	s = slurp(ws, ".pipe/logs/st.log");
+	assert_non_null(s);
+	assert_true(strlen(s) <= (1 << 20) + 64);
+	assert_non_null(strstr(s, " bytes cut ...]\n"));
 	free(s);
 	ws_free(ws);
 }
