@@ -45,6 +45,9 @@ static int check_name(struct pf_ctx *c, const struct ynode *k)
 	else if (strchr(s, '@'))
 		why = "uses '@', which is reserved for matrix stages "
 		      "('sweep@lr=0.1')";
+	else if (!strcmp(s, "runs") || !strcmp(s, "displaced"))
+		why = "is reserved: REFs 'runs' and 'displaced' name pipe's "
+		      "run records and the copies it kept of your files";
 	else if (ok != k->nr)
 		why = "may use only letters, digits, '_', '.' and '-'";
 	else if (*s == '.' || *s == '-')
