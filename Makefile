@@ -6,6 +6,8 @@
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
 #                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
+#   make fuzz       each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS (60)
+#                   under ASan/UBSan (clang; build-fuzz/)
 
 CC      ?= cc
 B       ?= build
@@ -34,14 +36,14 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-NO_CONFIG_GOALS := clean deps format format-check check-layers help
+NO_CONFIG_GOALS := clean deps format format-check check-layers help fuzz
 ifeq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
 else
 -include $(B)/config.mk
 endif
 
 .PHONY: all deps test unit e2e asan valgrind example bench bench-quick \
-        format format-check check-layers clean
+        format format-check check-layers clean fuzz fuzz-build
 all: pipe
 
 # Library flags come from pkg-config once, into $(B)/config.mk; when a
@@ -102,6 +104,33 @@ asan:
 valgrind: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests VALGRIND=1 bash tests/run.sh
 
+# Fuzzing: every tests/fuzz/fuzz_<name>.c is a libFuzzer target over one
+# parser of untrusted bytes, with its seed corpus (and the inputs of bugs it
+# found) in tests/fuzz/<name>/. Built by clang into build-fuzz/ (the library
+# with -fsanitize=fuzzer-no-link, the targets linked with libFuzzer); `make
+# test` replays the corpora without clang (tests/unit/test_fuzz_replay.c).
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_PROBE   := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }
+
+# clang, unlike gcc, also warns of vprintf-style wrappers' formats.
+fuzz:
+	@echo '$(FUZZ_PROBE)' | clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null || \
+	  $(MAKE) --no-print-directory DEBS="clang libclang-rt-14-dev" deps
+	@$(MAKE) --no-print-directory B=build-fuzz CC=clang \
+	  WARN="$(WARN) -Wno-format-nonliteral" OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-build
+	@bash tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_BIN)
+
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(B)/libpipe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libpipe.a \
+	  $(PKG_LIBS) -ldl -lm
+
 example: pipe
 	@bash examples/run-example.sh
 
@@ -122,6 +151,6 @@ check-layers:
 	@bash tests/check-layers.sh
 
 clean:
-	rm -rf build build-asan pipe
+	rm -rf build build-asan build-fuzz pipe
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
