@@ -153,4 +153,4 @@ check-layers:
 clean:
 	rm -rf build build-asan build-fuzz pipe
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
