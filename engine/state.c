@@ -440,11 +440,12 @@ static int push_file(struct state_path *p, char **f, int n)
 int state_path_files(const struct state_path *cp)
 {
 	struct state_path *p = (struct state_path *)cp;
-	char *line = p->files_raw, *end = line + p->files_raw_len;
+	char *line = p->files_raw, *end;
 	int ret = 0;
 
 	if (!line)
 		return 0;
+	end = line + p->files_raw_len; /* not before: NULL + 0 is UB */
 	p->files_raw = NULL;
 	*end = '\0'; /* the newline after the last line */
 	while (line < end && !ret) {
