@@ -29,9 +29,9 @@ else
 	src=$root
 fi
 
-run make -s -C "$src" -j2 B="$_tmp/build"
+run make -s -C "$src" -j2
 expect_rc "make in the unpacked tree exits 0" 0
-run make -s -C "$src" B="$_tmp/build" install DESTDIR="$dest" PREFIX=/usr
+run make -s -C "$src" install DESTDIR="$dest" PREFIX=/usr
 expect_rc "make install exits 0" 0
 bin=$dest/usr/bin/pipe
 man1=$dest/usr/share/man/man1/pipe.1
@@ -112,7 +112,7 @@ if command -v zsh >/dev/null; then
 	expect_in "zsh completes stage names" "$out" "prep train sweep@lr=1"
 fi
 
-run make -s -C "$src" B="$_tmp/build" uninstall DESTDIR="$dest" PREFIX=/usr
+run make -s -C "$src" uninstall DESTDIR="$dest" PREFIX=/usr
 left=$(find "$dest" -type f)
 expect_eq "make uninstall removes every file" "$left" ""
 finish
