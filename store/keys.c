@@ -131,6 +131,15 @@ out:
 	return ret;
 }
 
+int keys_check_file(const char *path)
+{
+	struct keys k = {0};
+	int ret = keys_load(path, &k);
+
+	keys_clear(&k);
+	return ret;
+}
+
 static int keys_save(const char *path, const struct keys *k, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;

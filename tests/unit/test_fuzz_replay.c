@@ -45,6 +45,12 @@
 #define LLVMFuzzerTestOneInput fuzz_docker_demux
 #include "tests/fuzz/fuzz_docker_demux.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_jobs
+#include "tests/fuzz/fuzz_jobs.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_keys
+#include "tests/fuzz/fuzz_keys.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -121,6 +127,8 @@ REPLAY(manifest)
 REPLAY(trailers)
 REPLAY(docker_json)
 REPLAY(docker_demux)
+REPLAY(jobs)
+REPLAY(keys)
 
 int main(void)
 {
@@ -134,6 +142,8 @@ int main(void)
 		cmocka_unit_test(test_trailers),
 		cmocka_unit_test(test_docker_json),
 		cmocka_unit_test(test_docker_demux),
+		cmocka_unit_test(test_jobs),
+		cmocka_unit_test(test_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
