@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (n > size - off)
 			n = size - off;
-		docker_demux_feed(&d, (const char *)data + off, n,
-				  demux_check, &s);
+		docker_demux_feed(&d, (const char *)data + off, n, demux_check,
+				  &s);
 		off += n;
 	}
 	demux_skip_headers(&s);

@@ -10,8 +10,8 @@
 static void docker_json_body(const char *text, size_t len)
 {
 	static const char *const strs[] = {
-		"Error.Message", "Id", "error", "errorDetail.message",
-		"status", "id", "message", "",
+		"Error.Message", "Id", "error",	  "errorDetail.message",
+		"status",	 "id", "message", "",
 	};
 	struct error err = ERROR_INIT;
 	struct strbuf out = STRBUF_INIT;

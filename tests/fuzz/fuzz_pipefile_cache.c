@@ -16,9 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hash128 h;
 	uint32_t n = sizeof(stamp) - 1;
 
-	if (!pipefile_deserialize(&pf, "Pipefile", NULL, text,
-				  sizeof(text) - 1, stamp, (const char *)data,
-				  size))
+	if (!pipefile_deserialize(&pf, "Pipefile", NULL, text, sizeof(text) - 1,
+				  stamp, (const char *)data, size))
 		pipefile_free(pf);
 	strbuf_addstr(&buf, "pipe-pfcache 1\n");
 	strbuf_add(&buf, &n, sizeof(n));
@@ -28,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strbuf_add(&buf, data, size);
 	fuzz_add_sum(&buf);
 	pf = NULL;
-	if (!pipefile_deserialize(&pf, "Pipefile", NULL, text,
-				  sizeof(text) - 1, stamp, buf.buf, buf.len)) {
+	if (!pipefile_deserialize(&pf, "Pipefile", NULL, text, sizeof(text) - 1,
+				  stamp, buf.buf, buf.len)) {
 		for (size_t i = 0; i < pf->nr; i++)
 			if (pipefile_find_stage(pf, pf->stages[i].name) !=
 			    &pf->stages[i])
