@@ -151,7 +151,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_PROBE   := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }
 
-# clang, unlike gcc, also warns of vprintf-style wrappers' formats.
+# Installs clang when it cannot link a fuzzer. -Wno-format-nonliteral:
+# clang, unlike gcc, flags the format that a vprintf-style wrapper passes on.
 fuzz:
 	@echo '$(FUZZ_PROBE)' | clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null || \
 	  $(MAKE) --no-print-directory DEBS="clang libclang-rt-14-dev" deps
