@@ -6,9 +6,21 @@
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
 #                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
+#   make install    bin/pipe, man1/pipe.1 and bash/zsh completion under
+#                   $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
+#   make dist       pipe-VERSION.tar.gz (git archive of HEAD) in DISTDIR (.)
+#   make fuzz       each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS (60)
+#                   under ASan/UBSan (clang; build-fuzz/)
 
 CC      ?= cc
 B       ?= build
+# The one version, as `pipe --version` prints it.
+VERSION := $(shell sed -n 's/^\#define PIPE_VERSION "\(.*\)"/\1/p' cli/main.c)
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
 # Linked at start-up. libgit2 and libcurl (with the dozens of libraries they
 # pull in) are loaded with dlopen when first needed: store/git.c and
@@ -34,15 +46,17 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-NO_CONFIG_GOALS := clean deps format format-check check-layers help
+NO_CONFIG_GOALS := clean deps format format-check check-layers help fuzz dist \
+                   uninstall
 ifeq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
 else
 -include $(B)/config.mk
 endif
 
 .PHONY: all deps test test-long unit e2e asan valgrind example bench bench-quick \
-        format format-check check-layers clean
-all: pipe
+        format format-check check-layers clean fuzz fuzz-build install \
+        uninstall dist
+all: pipe $(B)/pipe.1
 
 # Library flags come from pkg-config once, into $(B)/config.mk; when a
 # package is missing, `make deps` installs it first (a fresh machine needs
@@ -86,6 +100,30 @@ $(B)/pipe: $(CLI_OBJ) $(B)/libpipe.a
 pipe: $(B)/pipe
 	@if [ "$(B)" = build ]; then ln -sf $(B)/pipe pipe; fi
 
+# The man page is `pipe help --man`: the same command table as `pipe help`.
+$(B)/pipe.1: $(B)/pipe
+	$(B)/pipe help --man > $@.tmp && mv $@.tmp $@
+
+install: $(B)/pipe $(B)/pipe.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 755 $(B)/pipe $(DESTDIR)$(BINDIR)/pipe
+	install -m 644 $(B)/pipe.1 $(DESTDIR)$(MANDIR)/man1/pipe.1
+	install -m 644 contrib/completion/pipe.bash $(DESTDIR)$(BASHCOMPDIR)/pipe
+	install -m 644 contrib/completion/_pipe $(DESTDIR)$(ZSHCOMPDIR)/_pipe
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pipe $(DESTDIR)$(MANDIR)/man1/pipe.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/pipe $(DESTDIR)$(ZSHCOMPDIR)/_pipe
+
+# What is committed, as pipe-VERSION/; its `make && make install` builds
+# from nothing but the tarball (tests/e2e/t05-install.sh).
+DISTDIR ?= .
+dist:
+	git archive --format=tar.gz --prefix=pipe-$(VERSION)/ \
+	  -o $(DISTDIR)/pipe-$(VERSION).tar.gz HEAD
+	@echo "$(DISTDIR)/pipe-$(VERSION).tar.gz"
+
 $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(B)/libpipe.a \
@@ -107,6 +145,34 @@ asan:
 valgrind: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests VALGRIND=1 bash tests/run.sh
 
+# Fuzzing: every tests/fuzz/fuzz_<name>.c is a libFuzzer target over one
+# parser of untrusted bytes, with its seed corpus (and the inputs of bugs it
+# found) in tests/fuzz/<name>/. Built by clang into build-fuzz/ (the library
+# with -fsanitize=fuzzer-no-link, the targets linked with libFuzzer); `make
+# test` replays the corpora without clang (tests/unit/test_fuzz_replay.c).
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_PROBE   := int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }
+
+# Installs clang when it cannot link a fuzzer. -Wno-format-nonliteral:
+# clang, unlike gcc, flags the format that a vprintf-style wrapper passes on.
+fuzz:
+	@echo '$(FUZZ_PROBE)' | clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null || \
+	  $(MAKE) --no-print-directory DEBS="clang libclang-rt-14-dev" deps
+	@$(MAKE) --no-print-directory B=build-fuzz CC=clang \
+	  WARN="$(WARN) -Wno-format-nonliteral" OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-build
+	@bash tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_BIN)
+
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(B)/libpipe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libpipe.a \
+	  $(PKG_LIBS) -ldl -lm
+
 example: pipe
 	@bash examples/run-example.sh
 
@@ -127,6 +193,6 @@ check-layers:
 	@bash tests/check-layers.sh
 
 clean:
-	rm -rf build build-asan pipe
+	rm -rf build build-asan build-fuzz pipe pipe-*.tar.gz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)

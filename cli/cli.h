@@ -2,6 +2,8 @@
 #ifndef CLI_CLI_H
 #define CLI_CLI_H
 
+#include <stdio.h>
+
 #include "util/error.h"
 
 struct pipefile;
@@ -21,6 +23,19 @@ struct command {
 };
 
 extern const struct command commands[];
+
+/* The global options, for `pipe --help` and the man page. */
+struct cli_option {
+	const char *name; /* "--pipefile PATH" */
+	const char *help;
+};
+extern const struct cli_option cli_global_options[];
+
+/* What `pipe --help` opens with, shared with the man page. */
+extern const char cli_version[];     /* "0.1.0" */
+extern const char cli_summary[];     /* the one-line NAME */
+extern const char cli_synopsis[];    /* "pipe [-q|-v] ..." */
+extern const char cli_description[]; /* a sentence or two */
 const struct command *cli_find_command(const char *name);
 
 /* Print the error and return its exit code. */
@@ -42,6 +57,9 @@ void cli_hold_signals(void);
 
 /* Parse a non-negative integer option value; -1 when it is not one. */
 long cli_parse_count(const char *s);
+
+/* The pipe(1) man page in roff (cli/man.c); returns the exit code. */
+int cli_print_man(FILE *fp);
 
 #define DECLARE_CMD(name) int cmd_##name(struct cli *cli)
 DECLARE_CMD(init);

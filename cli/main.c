@@ -89,8 +89,9 @@ const struct command commands[] = {
 	{"dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
 	 "Without options: one line per stage in run order, with the stages it\n"
 	 "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart."},
-	{"help", cmd_help, "pipe help [COMMAND]", "show help for a command",
-	 NULL},
+	{"help", cmd_help, "pipe help [COMMAND|--man]",
+	 "show help for a command",
+	 "--man prints this whole manual as the pipe(1) man page (roff)."},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -149,21 +150,30 @@ long cli_parse_count(const char *s)
 	return v;
 }
 
+const char cli_version[] = PIPE_VERSION;
+const char cli_summary[] = "make for data";
+const char cli_synopsis[] = "pipe [-q|-v] [--pipefile PATH] COMMAND [ARGS]";
+const char cli_description[] =
+	"pipe is make for data: it reruns only the stale stages of a Pipefile.";
+
+const struct cli_option cli_global_options[] = {
+	{"--pipefile PATH", "the Pipefile (default: ./Pipefile, or $PIPEFILE)"},
+	{"-q, --quiet", "only errors"},
+	{"-v, --verbose", "more detail"},
+	{"--version", "print the version"},
+	{"-h, --help", "this help; `pipe help COMMAND` for one command"},
+	{NULL, NULL},
+};
+
 static void print_usage(FILE *fp)
 {
-	fprintf(fp, "usage: pipe [-q|-v] [--pipefile PATH] COMMAND [ARGS]\n\n"
-		    "pipe is make for data: it reruns only the stale stages of "
-		    "a Pipefile.\n\ncommands:\n");
+	fprintf(fp, "usage: %s\n\n%s\n\ncommands:\n", cli_synopsis,
+		cli_description);
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(fp, "  %-10s %s\n", c->name, c->summary);
-	fprintf(fp, "\noptions:\n"
-		    "  --pipefile PATH  the Pipefile (default: ./Pipefile, or "
-		    "$PIPEFILE)\n"
-		    "  -q, --quiet      only errors\n"
-		    "  -v, --verbose    more detail\n"
-		    "  --version        print the version\n"
-		    "  -h, --help       this help; `pipe help COMMAND` for one "
-		    "command\n");
+	fprintf(fp, "\noptions:\n");
+	for (const struct cli_option *o = cli_global_options; o->name; o++)
+		fprintf(fp, "  %-16s %s\n", o->name, o->help);
 }
 
 int cmd_help(struct cli *cli)
@@ -176,6 +186,8 @@ int cmd_help(struct cli *cli)
 	}
 	if (cli->argc > 2)
 		return cli_usage_error(cli, "too many arguments");
+	if (!strcmp(cli->argv[1], "--man"))
+		return cli_print_man(stdout);
 	c = cli_find_command(cli->argv[1]);
 	if (!c) {
 		fprintf(stderr, "pipe: error: unknown command '%s'\n",

@@ -358,7 +358,7 @@ static const char *index_records(struct statcache *sc, size_t count,
 /* Checks the mapped file; returns why it is unusable, or NULL. */
 static const char *parse(struct statcache *sc)
 {
-	const unsigned char *p = sc->map, *end = p + sc->map_len;
+	const unsigned char *p = sc->map, *end;
 	struct hash128 sum;
 	uint64_t count;
 
@@ -371,7 +371,7 @@ static const char *parse(struct statcache *sc)
 		return "truncated";
 	if (sc->map_len > UINT32_MAX)
 		return "too big";
-	end -= SUM_LEN;
+	end = p + sc->map_len - SUM_LEN; /* not before: an empty file is NULL */
 	hash_buf(p, (size_t)(end - p), &sum);
 	if (get64(end) != sum.high || get64(end + 8) != sum.low)
 		return "checksum mismatch (truncated or corrupt)";

@@ -372,12 +372,14 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		return n == 2 ? parse_hash(f[1], &r->key) : -1;
 	case 'C':
 		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
-	case 'X':
-		return n == 2 ? (r->executor = xstrdup(f[1]), 0) : -1;
+	case 'X': /* X, I, D: once (a second would leak the first) */
+		return n == 2 && !r->executor ? (r->executor = xstrdup(f[1]), 0)
+					      : -1;
 	case 'I':
-		return n == 2 ? (r->image = xstrdup(f[1]), 0) : -1;
+		return n == 2 && !r->image ? (r->image = xstrdup(f[1]), 0) : -1;
 	case 'D':
-		return n == 2 ? (r->datums = xstrdup(f[1]), 0) : -1;
+		return n == 2 && !r->datums ? (r->datums = xstrdup(f[1]), 0)
+					    : -1;
 	case 'E':
 		return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
@@ -438,11 +440,12 @@ static int push_file(struct state_path *p, char **f, int n)
 int state_path_files(const struct state_path *cp)
 {
 	struct state_path *p = (struct state_path *)cp;
-	char *line = p->files_raw, *end = line + p->files_raw_len;
+	char *line = p->files_raw, *end;
 	int ret = 0;
 
 	if (!line)
 		return 0;
+	end = line + p->files_raw_len; /* not before: NULL + 0 is UB */
 	p->files_raw = NULL;
 	*end = '\0'; /* the newline after the last line */
 	while (line < end && !ret) {

@@ -203,9 +203,9 @@ void json_error_message(const char *body, size_t len, struct strbuf *out)
 		body++;
 		len--;
 	}
-	n = strcspn(body, "\r\n");
-	if (n > len)
-		n = len;
+	/* body need not end in a NUL: look no further than len */
+	for (n = 0; n < len && body[n] && body[n] != '\r' && body[n] != '\n';)
+		n++;
 	if (n > MESSAGE_CAP)
 		n = MESSAGE_CAP;
 	if (!n)

@@ -338,11 +338,12 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	pipefile_strmap_init(pf->names, nr);
 	for (; pf->nr < nr && !r.bad; pf->nr++) {
 		get_stage(&r, &pf->stages[pf->nr]);
-		if (!pf->stages[pf->nr].name)
+		/* a stage without a name, or a second of one name: no parse
+		 * writes that */
+		if (!pf->stages[pf->nr].name ||
+		    pipefile_strmap_put(pf->names, pf->stages[pf->nr].name,
+					(void *)(pf->nr + 1)))
 			r.bad = 1;
-		else
-			pipefile_strmap_put(pf->names, pf->stages[pf->nr].name,
-					    (void *)(pf->nr + 1));
 	}
 	if (r.bad || r.p != r.end || pf->nr != nr) {
 		pipefile_free(pf);

@@ -437,7 +437,7 @@ static int on_end(struct loader *l)
 {
 	struct frame *f = &l->stack[--l->depth];
 	struct ynode *n = f->node;
-	struct ynode **kids = l->items + f->start;
+	struct ynode **kids = l->items ? l->items + f->start : NULL;
 	size_t nr = l->items_nr - f->start;
 
 	for (size_t i = 0; i < nr; i++)

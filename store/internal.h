@@ -94,6 +94,9 @@ void store_crash_point(const char *point);
 
 /* Drop the in-memory run-cache index (store/keys.c). */
 void keys_free(struct store *st);
+/* Read the run-cache index file path as a lookup would, and forget it: 0
+ * when it is one pipe wrote, else -1 (tests, fuzzing). */
+int keys_check_file(const char *path);
 /* Add a commit this process made to the in-memory run-cache index. */
 void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage);

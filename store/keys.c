@@ -119,6 +119,8 @@ static int keys_load(const char *path, struct keys *k)
 		goto out;
 	for (p = sb.buf + hl; *p; p = nl + 1) {
 		nl = strchr(p, '\n');
+		if (!nl) /* a NUL byte before it */
+			goto out;
 		*nl = '\0';
 		if (parse_line(k, p))
 			goto out;
@@ -128,6 +130,15 @@ out:
 	if (ret)
 		keys_clear(k);
 	strbuf_release(&sb);
+	return ret;
+}
+
+int keys_check_file(const char *path)
+{
+	struct keys k = {0};
+	int ret = keys_load(path, &k);
+
+	keys_clear(&k);
 	return ret;
 }
 

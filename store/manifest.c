@@ -132,6 +132,9 @@ static int parse_line(struct store_manifest *m, const char *line, size_t len)
 	struct strbuf sb = STRBUF_INIT;
 	int ret = -1;
 
+	/* no NUL: parse_file's sscanf and C strings stop at one */
+	if (memchr(line, '\0', len))
+		return -1;
 	if (len > 7 && !memcmp(line, "output ", 7)) {
 		if (!store_unescape(&sb, line + 7, len - 7) && sb.len) {
 			push_path(&m->outputs, &m->outputs_nr,

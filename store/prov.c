@@ -197,9 +197,11 @@ struct field {
 static int unescaped(const char *v, size_t len, struct strbuf *out,
 		     struct error *err)
 {
-	if (store_unescape(out, v, len))
+	if (store_unescape(out, v, len)) {
+		strbuf_release(out); /* what came before the bad escape */
 		return error_set(err, EXIT_FAILED, "bad escape in '%.*s'",
 				 (int)len, v);
+	}
 	return 0;
 }
 
