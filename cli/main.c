@@ -25,7 +25,8 @@ const struct command commands[] = {
 	 "Exits 0 with a one-line summary, or prints every error with\n"
 	 "Pipefile:LINE:COL and a caret under the column, and exits 2."},
 	{"run", cmd_run,
-	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--wait] [--executor E]",
+	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--no-cache] [--wait] "
+	 "[--executor E]",
 	 "bring stages and what they need up to date",
 	 "Runs the stale stages among STAGE... (default: all) and the stale\n"
 	 "stages they need, skipping fresh ones.\n\n"
@@ -34,6 +35,7 @@ const struct command commands[] = {
 	 "  -f, --force     run the named stages (all if none) even if fresh\n"
 	 "  -k, --keep-going  after a failure, keep running independent "
 	 "stages\n"
+	 "  --no-cache      never restore a stage from the run-cache\n"
 	 "  --wait          wait for another pipe run in this workspace\n"
 	 "  --executor E    run every stage with executor E\n"
 	 "  -q, -v          less or more output\n\n"
