@@ -802,12 +802,11 @@ static char *sub_path(const char *rel, const char *name)
 /* What a glob may show. A folder that holds anything the glob does not
  * match is never mounted whole, so "*.txt" mounts the workspace's .txt
  * files, not the workspace with its .env, and a glob of the csv files in
- * data/ those files, not data/ with its notes. Returns 1 when everything in the
- * folder rel
- * ("" the workspace, which is never whole) matches: the caller mounts it
- * or the folder above; otherwise the matches in it are mounted here, and
- * each folder in it that may hold one in turn. Symlinks are not
- * followed. */
+ * data/ those files, not data/ with its notes. Returns 1 when everything
+ * in the folder rel ("" the workspace, which is never whole) matches: the
+ * caller mounts it or the folder above; otherwise the matches in it are
+ * mounted here, and each folder in it that may hold one in turn.
+ * Symlinks are not followed. */
 static int cover_dir(struct mounts *m, const char *ws, const char *pattern,
 		     const char *rel)
 {

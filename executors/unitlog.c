@@ -51,7 +51,7 @@ static int open_file(struct unit_log *l)
 
 	if (l->fd >= 0)
 		return 0;
-	if (!l->path || l->failed)
+	if (!l->path || l->failed || l->closed)
 		return -1;
 	l->fd = open(l->path, flags, 0644);
 	if (l->fd < 0 && errno == ENOENT && !fs_mkdir_parent(l->path, 0755))
@@ -175,4 +175,5 @@ void unit_log_close(struct unit_log *l)
 	l->tail = NULL;
 	l->tail_pos = 0;
 	l->total = 0;
+	l->closed = 1;
 }

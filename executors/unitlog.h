@@ -15,6 +15,7 @@ struct unit_log {
 	const char *path; /* borrowed; NULL: nothing is kept */
 	int fd;		  /* -1 until the first byte, or after a failure */
 	unsigned failed : 1;
+	unsigned closed : 1;	  /* later writes are dropped */
 	char last;		  /* the head's last byte */
 	size_t max;		  /* head + tail */
 	unsigned long long total; /* bytes received */
@@ -34,8 +35,8 @@ void unit_log_write(struct unit_log *l, const void *data, size_t len);
 void unit_log_note(struct unit_log *l, const char *msg);
 
 /* Write the tail kept in memory, if any, after a line "[... N bytes cut
- * ...]", and close. The log can be written again afterwards (a retry
- * truncates it). */
+ * ...]", and close; what is written later is dropped (unit_log_init
+ * starts the file afresh, as a retry does). Closing twice is fine. */
 void unit_log_close(struct unit_log *l);
 
 #endif

@@ -156,6 +156,8 @@ static void test_rewritten(void **state)
 	unit_log_init(&l, path, 0);
 	unit_log_write(&l, "again\n", 6);
 	unit_log_close(&l);
+	unit_log_write(&l, "late\n", 5); /* after the end: dropped */
+	unit_log_close(&l);
 	s = slurp(path);
 	assert_string_equal(s, "again\n");
 	free(s);
