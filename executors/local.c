@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +35,7 @@ extern char **environ;
 #define DRAIN_CHUNKS 64	   /* reads after the process is gone */
 #define FALLBACK_MAX_MS 64 /* longest poll without pidfd */
 #define DEFAULT_GRACE_MS 5000
+#define GROUP_GONE_MS 2000 /* longest wait for a KILLed group to go */
 
 static int pidfd_disabled;
 
@@ -599,6 +601,25 @@ static void finish(struct exec_ctx *ctx, struct lunit *u, int status)
 	u->finished = 1;
 }
 
+/* The rest of a unit's group was KILLed with its main process: wait
+ * (briefly) until it is gone, so that nothing of the unit writes after
+ * pipe has hashed its outputs or let the workspace lock go. Orphans of
+ * the group come to pipe, a child subreaper (local_open), to be reaped. */
+static void reap_group(pid_t pgid)
+{
+	struct timespec nap = {0, 5 * 1000 * 1000};
+
+	for (int i = 0; i < GROUP_GONE_MS / 5; i++) {
+		pid_t p = waitpid(-pgid, NULL, WNOHANG);
+
+		if (p > 0 || (p < 0 && errno == EINTR))
+			continue;
+		if (p < 0 && kill(-pgid, 0) < 0 && errno == ESRCH)
+			return;
+		nanosleep(&nap, NULL);
+	}
+}
+
 /* Reap the unit if its main process has exited. It is only looked at
  * (WNOWAIT) first, so that its pid, which names the group, cannot be
  * reused while the group is killed. */
@@ -622,6 +643,7 @@ static void check_exit(struct exec_ctx *ctx, struct lunit *u)
 	kill(-u->pid, SIGKILL);
 	while (waitpid(u->pid, &status, 0) < 0 && errno == EINTR)
 		;
+	reap_group(u->pid);
 	finish(ctx, u, status);
 }
 
@@ -922,6 +944,9 @@ static int local_open(struct exec_ctx **out, const struct exec_options *opt,
 {
 	struct exec_ctx *ctx = xcalloc(1, sizeof(*ctx));
 
+	/* what a unit leaves behind when its parent dies comes to pipe, not
+	 * to init: reap_group can wait for the whole group */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (opt)
 		ctx->opt = *opt;
 	if (ctx->opt.grace_ms <= 0)
@@ -995,6 +1020,7 @@ static void local_close(struct exec_ctx *ctx)
 			kill(-u->pid, SIGKILL);
 			while (waitpid(u->pid, NULL, 0) < 0 && errno == EINTR)
 				;
+			reap_group(u->pid);
 		}
 		unit_free(u);
 	}

@@ -44,6 +44,33 @@ YML
 	expect_rc "SIG$sig: the stage is stale" 1
 done
 
+# a member of the stage's group that ignores TERM goes too (KILLed once
+# the stage's main process has gone), before pipe exits
+new_ws
+cat > Pipefile <<'YML'
+stages:
+  s:
+    cmd: sh -c 'echo $$ > group.pid; (trap "" TERM; while :; do echo x >> spin.txt; sleep 0.01; done) & touch started; wait'
+    outputs: [never.txt]
+YML
+"$PIPE" run >/dev/null 2>&1 &
+victim=$!
+wait_for started
+sleep 0.1
+kill -HUP $victim
+wait $victim
+rc=$?
+expect_eq "SIGHUP with a TERM-proof child: exit 129" "$rc" "129"
+if kill -0 -- "-$(cat group.pid)" 2>/dev/null; then
+	not_ok "the TERM-proof child is gone when pipe exits"
+	kill -9 -- "-$(cat group.pid)" 2>/dev/null
+else
+	ok "the TERM-proof child is gone when pipe exits"
+fi
+before=$(wc -c < spin.txt)
+sleep 0.3
+expect_eq "and wrote nothing after" "$(wc -c < spin.txt)" "$before"
+
 # checkout (and gc) hold a signal: what they write is finished, then pipe
 # exits 128 + the signal. The Pipefile is a FIFO, so the signal comes
 # while checkout is surely under way (opening it), whatever the timing.
