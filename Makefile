@@ -133,8 +133,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 test: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests bash tests/run.sh
 
-# The long property test of issue #12: 2,000 random steps of five seeds.
+# The long tests of issue #12: 200 SIGKILL trials, and 2,000 random
+# steps of five seeds of the no-data-loss property test.
 test-long: $(B)/pipe
+	@PIPE=$(CURDIR)/$(B)/pipe KILL_TRIALS=$${KILL_TRIALS:-200} \
+	  bash tests/e2e/t22-run-signals.sh
 	@PIPE=$(CURDIR)/$(B)/pipe NDL_STEPS=$${NDL_STEPS:-2000} \
 	  NDL_SEEDS="$${NDL_SEEDS:-1 2 3 4 5}" bash tests/e2e/t29-no-data-loss.sh
 
