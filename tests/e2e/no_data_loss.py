@@ -66,7 +66,8 @@ class World:
         self.owed = {}        # (path, blob id) -> bytes: must stay retrievable
         self.index = {}       # (path, blob id) -> commit holding it
         self.seen = set()     # commits indexed
-        self.confirmed = {}   # (path, blob id) -> commit pipe get read it from
+        self.confirmed = {}   # (path, blob id) -> (commit, gc epoch) pipe get read it from
+        self.epoch = 0        # bumped by every gc: only gc removes commits
         self.counter = 0
 
     # ---- the workspace -------------------------------------------------
@@ -216,11 +217,15 @@ class World:
         for (p, oid), data in self.owed.items():
             if self.read(p) == data:
                 continue
-            c = self.confirmed.get((p, oid))
-            if c and self.git("cat-file", "-t", c).strip():
-                continue  # pipe get gave it back from c, which is still there
+            c, epoch = self.confirmed.get((p, oid), (None, -1))
+            if c and (epoch == self.epoch or
+                      self.git("cat-file", "-t", c).strip()):
+                # pipe get gave it back from c, which is still there
+                self.confirmed[(p, oid)] = (c, self.epoch)
+                continue
             c = self.index.get((p, oid))
-            if c and not self.git("cat-file", "-t", c).strip():
+            if c and self.epoch and not self.git("cat-file", "-t",
+                                                 c).strip():
                 c = None  # removed by gc: look again
             if not c:
                 self.seen.clear()
@@ -237,7 +242,7 @@ class World:
                 problems.append("%s: pipe get %s %s gives %r (exit %d)" %
                                 (p, c[:12], p, r.stdout[:40], r.returncode))
             else:
-                self.confirmed[(p, oid)] = c
+                self.confirmed[(p, oid)] = (c, self.epoch)
         return problems
 
 
@@ -291,6 +296,7 @@ def step(w, rng):
         return "%s (exit %d)" % (" ".join(args), res.returncode), None
     if r < 0.84:
         res = w.pipe("gc")
+        w.epoch += 1
         return "gc (exit %d)" % res.returncode, None
     # SIGKILL at a random moment of a run or a forced checkout, then a
     # run that must not fail on the lock
