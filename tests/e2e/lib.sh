@@ -1,14 +1,22 @@
 # Shared helpers for end-to-end tests (sourced). Each test runs the real
-# binary ($PIPE) in a fresh temp workspace and ends with `finish`, which
-# prints "N passed, N failed".
+# binary ($PIPE) in a fresh temp workspace, with its own HOME and git
+# identity (tests/test-env.sh), and ends with `finish`, which prints
+# "N passed, N failed, N skipped". A test that may skip declares its
+# number of checks with `plan N`; `finish` fails when that many did not
+# run or skip.
 set -u
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PIPE=${PIPE:-$root/build/pipe}
 data=$root/tests/data
 _passed=0
 _failed=0
+_skipped=0
+_plan=
 _tmp=$(mktemp -d "${TMPDIR:-/tmp}/pipe-e2e.XXXXXX")
 trap 'rm -rf "$_tmp"' EXIT
+# shellcheck source=../test-env.sh
+. "$root/tests/test-env.sh"
+test_home "$_tmp/.home" || exit 1
 cd "$_tmp" || exit 1
 
 pipe() { "$PIPE" "$@"; }
@@ -90,8 +98,33 @@ kill_after() {
 	wait "$pid" 2>/dev/null
 }
 
+# plan N: this test has N checks (passed, failed or skipped).
+plan() { _plan=$1; }
+
+# skip N TAG REASON: N checks that need TAG (docker) cannot run here. A
+# failure where skips are not allowed (test_skip_fails: CI, PIPE_REQUIRE).
+skip() {
+	if test_skip_fails "$2"; then
+		_failed=$((_failed + $1))
+		echo "not ok - $1 checks skipped, not allowed here: $3"
+	else
+		_skipped=$((_skipped + $1))
+		echo "# skip: $3"
+	fi
+}
+
+# skip_all TAG REASON: the whole planned test cannot run here.
+skip_all() {
+	skip "$((_plan - _passed - _failed - _skipped))" "$1" "$2"
+	finish
+}
+
 finish() {
-	echo "$_passed passed, $_failed failed"
+	local n=$((_passed + _failed + _skipped))
+	if [ -n "$_plan" ] && [ "$n" != "$_plan" ]; then
+		not_ok "plan: $_plan checks" "$n ran or skipped: fix 'plan' in $(basename "$0")"
+	fi
+	echo "$_passed passed, $_failed failed, $_skipped skipped"
 	[ "$_failed" = 0 ]
 	exit $?
 }

@@ -6,15 +6,9 @@
 # and a daemon that cannot be reached.
 . "$(dirname "$0")/lib.sh"
 . "$root/tests/docker-env.sh"
+plan 53
 
-if [ "$DOCKER_READY" != 1 ]; then
-	if [ -n "${CI:-}" ]; then
-		not_ok "a Docker daemon answers" "$DOCKER_WHY"
-	else
-		echo "# skipped: no Docker daemon ($DOCKER_WHY)"
-	fi
-	finish
-fi
+[ "$DOCKER_READY" = 1 ] || skip_all docker "no Docker daemon: $DOCKER_WHY"
 
 IMG=$PIPE_TEST_IMAGE
 
@@ -232,8 +226,8 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && getent group docker >/
 		"$(stat -c %U stats/lines.txt 2>/dev/null)" "pipetest"
 	expect_eq "non-root caller: downstream output owned by them" \
 		"$(stat -c %U report.txt 2>/dev/null)" "pipetest"
-elif [ -n "${CI:-}" ]; then
-	not_ok "non-root caller" "needs root, setpriv and a docker group"
+else
+	skip 4 docker "non-root caller: needs root, setpriv and a docker group"
 fi
 
 finish
