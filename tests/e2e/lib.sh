@@ -45,9 +45,12 @@ expect_rc() {
 	fi
 }
 
-# expect_in DESC HAYSTACK NEEDLE: fixed-string containment.
+# expect_in DESC HAYSTACK NEEDLE: fixed-string containment. An empty
+# NEEDLE is a failure: every text contains it, so the check could not fail.
 expect_in() {
-	if [[ $2 == *"$3"* ]]; then ok "$1"; else
+	if [ -z "$3" ]; then
+		not_ok "$1" "empty needle: this check cannot fail"
+	elif [[ $2 == *"$3"* ]]; then ok "$1"; else
 		not_ok "$1" "missing: $3" "in: $2"
 	fi
 }
@@ -80,10 +83,12 @@ store_fsck() {
 	return 1
 }
 
-# expect_fsck DESC: the store passes fsck --strict.
+# expect_fsck DESC: the store exists and passes fsck --strict.
 expect_fsck() {
 	local o
-	if o=$(store_fsck); then ok "$1"; else not_ok "$1" "$o"; fi
+	if [ ! -d .pipe/store ]; then
+		not_ok "$1" "no .pipe/store in $PWD"
+	elif o=$(store_fsck); then ok "$1"; else not_ok "$1" "$o"; fi
 }
 
 # kill_after DELAY CMD...: CMD in the background, SIGKILLed after DELAY

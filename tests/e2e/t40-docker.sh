@@ -89,7 +89,8 @@ expect_rc "daemon unreachable: exit 3" 3
 expect_in "daemon unreachable: the message" "$err" "cannot reach the Docker daemon at /nonexistent: No such file or directory"
 expect_not_in "daemon unreachable: the docker stage is not marked as run" "$err" "ok   count"
 run pipe status
-expect_in "the docker stage is still never run" "$out" "count"
+expect_in "the docker stage is still never run" "$out" "stale count
+      never run"
 DOCKER_HOST=tcp://127.0.0.1:2375 run pipe run
 expect_rc "tcp:// is not supported yet: exit 3" 3
 expect_in "tcp:// says so" "$err" "only unix:// sockets for now"
