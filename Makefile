@@ -2,7 +2,10 @@
 #
 #   make            build ./pipe (installs missing Debian packages first)
 #   make example    build and run examples/sentiment
-#   make test       unit tests (cmocka) + end-to-end tests; last line "N passed, N failed"
+#   make test       unit tests (cmocka) + end-to-end tests; last line
+#                   "N passed, N failed, N skipped"
+#   make valgrind   the same with pipe under memcheck
+# On a machine without make: ./do GOAL (installs make, then make deps).
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
 #                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
@@ -93,7 +96,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(B)/libpipe.a \
 	  $(PKG_LIBS) $(CMOCKA_LIBS) -ldl -lm
 
-# One summary line at the end: "N passed, N failed".
+# One summary line at the end: "N passed, N failed, N skipped".
 test: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests bash tests/run.sh
 
