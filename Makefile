@@ -5,10 +5,11 @@
 #   make test       unit tests (cmocka) + end-to-end tests; last line
 #                   "N passed, N failed, N skipped"
 #   make valgrind   the same with pipe under memcheck
-# On a machine without make: ./do GOAL (installs make, then make deps).
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
 #                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
+#
+# On a machine without make: ./do GOAL (installs make, then make deps).
 
 CC      ?= cc
 B       ?= build

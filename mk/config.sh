@@ -7,6 +7,7 @@
 # installed or upgraded later rebuilds pipe, and an unchanged machine costs
 # no rebuild.
 set -u
+CC=${CC:-cc}
 out=$1
 tmp=$out.tmp
 
