@@ -32,7 +32,7 @@ _denv_sudo() {
 
 _denv_apt() {
 	_denv_sudo apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive _denv_sudo apt-get install -y -qq \
+	_denv_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "$@" >/dev/null 2>&1
 }
 

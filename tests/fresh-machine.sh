@@ -29,21 +29,16 @@ die() {
 	echo "fresh-machine: FAIL: $*" >&2
 	exit 1
 }
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 # shellcheck source=docker-env.sh
-. "$root/tests/docker-env.sh"
+. "$root/tests/docker-env.sh" # also as root: _denv_sudo, _denv_apt
 [ "$DOCKER_READY" = 1 ] || die "no Docker daemon: $DOCKER_WHY"
+as_root() { _denv_sudo "$@"; }
 
 # --- the root file system, once a day ---
 if [ ! -s "$tarball" ]; then
-	if ! command -v debootstrap >/dev/null; then
-		as_root apt-get update -qq
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends debootstrap >/dev/null
-	fi
+	command -v debootstrap >/dev/null || _denv_apt debootstrap ||
+		die "cannot install debootstrap"
 	mkdir -p "$cache"
 	rootfs=$(mktemp -d "${TMPDIR:-/tmp}/pipe-fresh.XXXXXX")
 	say "debootstrap --variant=minbase bookworm from $mirror"

@@ -23,7 +23,8 @@ trap 'rm -rf "$log"' EXIT
 
 vg=()
 if [ "${VALGRIND:-0}" = 1 ]; then
-	vg=(valgrind -q --error-exitcode=99 --leak-check=full)
+	vg=(valgrind -q --error-exitcode=99 --leak-check=full
+		--suppressions="$root/tests/valgrind.supp")
 	# every pipe an e2e test starts: tests/valgrind-pipe.sh, which logs
 	# memcheck's findings to $PIPE_VG_DIR (checked after each script)
 	export PIPE_VG_REAL=$PIPE PIPE_VG_DIR=$log/vg

@@ -6,4 +6,5 @@
 # commands pipe starts (stages, git) are not traced.
 exec valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible \
+	--suppressions="$(dirname "$0")/valgrind.supp" \
 	--log-file="$PIPE_VG_DIR/pipe.%p.log" "$PIPE_VG_REAL" "$@"
