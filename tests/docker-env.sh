@@ -57,6 +57,14 @@ _denv_other() {
 	[ -n "$pid" ] && _denv_alive "$pid"
 }
 
+# _denv_last_error: why dockerd stopped, from its log (its last error).
+_denv_last_error() {
+	local l
+	l=$(grep -E 'failed to start daemon|level=(fatal|error)' "$_denv_log" 2>/dev/null | tail -n 1)
+	[ -n "$l" ] || l=$(grep . "$_denv_log" 2>/dev/null | tail -n 1)
+	echo "${l:0:240}"
+}
+
 _denv_daemon() {
 	local i pid=
 	_denv_answers && return 0
@@ -73,7 +81,7 @@ _denv_daemon() {
 		_denv_answers && return 0
 		# ours died (another dockerd may have won the pid file: wait for it)
 		if [ -n "$pid" ] && ! _denv_alive "$pid" && ! _denv_other; then
-			DOCKER_WHY="dockerd exited: $(tail -n 1 "$_denv_log" 2>/dev/null) (log: $_denv_log)"
+			DOCKER_WHY="dockerd exited: $(_denv_last_error) (log: $_denv_log)"
 			return 1
 		fi
 		sleep 0.1
