@@ -19,6 +19,7 @@ else
 fi
 PIPE_TEST_IMAGE=pipe-test/busybox:1
 _denv_log=${PIPE_DOCKERD_LOG:-${TMPDIR:-/tmp}/pipe-dockerd.log}
+_denv_pidfile=${PIPE_DOCKERD_PIDFILE:-/var/run/docker.pid} # another for tests
 
 _denv_sudo() {
 	if [ "$(id -u)" = 0 ]; then
@@ -53,7 +54,7 @@ _denv_alive() {
 # _denv_other: a dockerd started by someone else runs (its pid file).
 _denv_other() {
 	local pid
-	pid=$(cat /var/run/docker.pid 2>/dev/null) || return 1
+	pid=$(cat "$_denv_pidfile" 2>/dev/null) || return 1
 	[ -n "$pid" ] && _denv_alive "$pid"
 }
 
@@ -62,7 +63,7 @@ _denv_last_error() {
 	local l
 	l=$(grep -E 'failed to start daemon|level=(fatal|error)' "$_denv_log" 2>/dev/null | tail -n 1)
 	[ -n "$l" ] || l=$(grep . "$_denv_log" 2>/dev/null | tail -n 1)
-	echo "${l:0:240}"
+	echo "${l:0:400}"
 }
 
 _denv_daemon() {

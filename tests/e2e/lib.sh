@@ -12,6 +12,9 @@ _passed=0
 _failed=0
 _skipped=0
 _plan=
+# how many times slower pipe runs here than a plain build (20 under
+# valgrind): a bound on time that catches a hang is this much wider
+slow=${PIPE_TEST_SLOW:-1}
 _tmp=$(mktemp -d "${TMPDIR:-/tmp}/pipe-e2e.XXXXXX")
 trap 'rm -rf "$_tmp"' EXIT
 # shellcheck source=../test-env.sh
