@@ -2,7 +2,9 @@
 #
 #   make            build ./pipe (installs missing Debian packages first)
 #   make example    build and run examples/sentiment
-#   make test       unit tests (cmocka) + end-to-end tests; last line "N passed, N failed"
+#   make test       unit tests (cmocka) + end-to-end tests; last line
+#                   "N passed, N failed, N skipped"
+#   make valgrind   the same with pipe under memcheck
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
 #                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
@@ -11,6 +13,8 @@
 #   make dist       pipe-VERSION.tar.gz (git archive of HEAD) in DISTDIR (.)
 #   make fuzz       each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS (60)
 #                   under ASan/UBSan (clang; build-fuzz/)
+#
+# On a machine without make: ./do GOAL (installs make, then make deps).
 
 CC      ?= cc
 B       ?= build
@@ -26,9 +30,12 @@ PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
 # pull in) are loaded with dlopen when first needed: store/git.c and
 # executors/http.c, by the sonames found here.
 LINK_PKGS := yaml-0.1 libxxhash jansson
-DEBS    := pkg-config libyaml-dev libgit2-dev libxxhash-dev \
-           libcurl4-openssl-dev libpcre2-dev libjansson-dev libcmocka-dev \
-           xxhash git python3
+# Everything the build and the tests need on a minimal Debian 12 (make
+# itself comes from ./do): compiler, binutils (objdump), pkg-config, the
+# libraries' -dev packages, git and xxhsum for the tests.
+DEBS    := make gcc libc6-dev binutils pkg-config libyaml-dev libgit2-dev \
+           libxxhash-dev libcurl4-openssl-dev libpcre2-dev libjansson-dev \
+           libcmocka-dev xxhash git python3
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Werror
 OPT     ?= -O2 -g
@@ -53,37 +60,36 @@ else
 -include $(B)/config.mk
 endif
 
-.PHONY: all deps test test-long unit e2e asan valgrind example bench bench-quick \
-        format format-check check-layers clean fuzz fuzz-build install \
-        uninstall dist
+.PHONY: FORCE all deps test test-long unit e2e asan valgrind example bench \
+        bench-quick format format-check check-layers clean fuzz fuzz-build \
+        install uninstall dist
 all: pipe $(B)/pipe.1
 
-# Library flags come from pkg-config once, into $(B)/config.mk; when a
-# package is missing, `make deps` installs it first (a fresh machine needs
-# nothing by hand).
-$(B)/config.mk: Makefile
-	@mkdir -p $(B)
-	@pkg-config --exists $(PKGS) cmocka 2>/dev/null || $(MAKE) --no-print-directory deps
-	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS := $$(pkg-config --libs $(LINK_PKGS))"; \
-	   echo "GIT2_SONAME := $$(objdump -p $$($(CC) -print-file-name=libgit2.so) | awk '/SONAME/ {print $$2}')"; \
-	   echo "CURL_SONAME := $$(objdump -p $$($(CC) -print-file-name=libcurl.so) | awk '/SONAME/ {print $$2}')"; \
-	   echo "CMOCKA_CFLAGS := $$(pkg-config --cflags cmocka)"; \
-	   echo "CMOCKA_LIBS := $$(pkg-config --libs cmocka)"; } > $@.tmp
-	@mv $@.tmp $@
+# Library flags come from pkg-config, the libgit2 and libcurl sonames from
+# objdump, into $(B)/config.mk: mk/config.sh probes on every make (about
+# 40 ms), writes the file only when every probe succeeded, and replaces it
+# only when an answer changed (a library installed, upgraded or removed),
+# which rebuilds everything. A missing tool or package is installed first
+# (`make deps`): a fresh machine needs nothing by hand.
+$(B)/config.mk: FORCE
+	@CC='$(CC)' PKGS='$(PKGS)' LINK_PKGS='$(LINK_PKGS)' MAKE='$(MAKE)' \
+	  sh mk/config.sh $@
 
-SONAMES = $(if $(GIT2_SONAME),-DPIPE_LIBGIT2='"$(GIT2_SONAME)"') \
-          $(if $(CURL_SONAME),-DPIPE_LIBCURL='"$(CURL_SONAME)"')
+SONAMES = -DPIPE_LIBGIT2='"$(GIT2_SONAME)"' -DPIPE_LIBCURL='"$(CURL_SONAME)"'
 
+# Installs the DEBS not installed yet (apt-get; through sudo when not root).
 deps:
-	@missing=""; for p in $(DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
+	@missing=$$(for p in $(DEBS); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	done | tr '\n' ' '); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	  echo "installing: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "make deps: not root and no sudo: install $$missing" >&2; exit 1; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
 	fi
 
 $(B)/%.o: %.c $(B)/config.mk
@@ -129,7 +135,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -o $@ $< $(B)/libpipe.a \
 	  $(PKG_LIBS) $(CMOCKA_LIBS) -ldl -lm
 
-# One summary line at the end: "N passed, N failed".
+# One summary line at the end: "N passed, N failed, N skipped".
 test: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests bash tests/run.sh
 
@@ -145,7 +151,10 @@ asan:
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
+# The unit tests and the end-to-end tests with every pipe process under
+# valgrind's memcheck (tests/valgrind-pipe.sh); any error or leak fails.
 valgrind: $(B)/pipe $(UNIT_BIN)
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory DEBS=valgrind deps
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests VALGRIND=1 bash tests/run.sh
 
 # Fuzzing: every tests/fuzz/fuzz_<name>.c is a libFuzzer target over one

@@ -1,68 +1,136 @@
 #!/usr/bin/env bash
-# Runs every unit test binary (cmocka) and every end-to-end script, then
-# prints one summary line "N passed, N failed" and exits non-zero on any
-# failure. Env: PIPE (the binary), UNIT_DIR (unit test binaries), ONLY (a
-# substring to select tests), VALGRIND=1.
+# Runs every unit test binary (cmocka) and every end-to-end script, each
+# with its own HOME and git identity (tests/test-env.sh), then prints one
+# summary line "N passed, N failed, N skipped" and exits non-zero on any
+# failure. A group that cannot run here prints
+#   SKIP t40-docker.sh (53 checks): no Docker daemon: REASON
+# and counts as skipped; in CI (CI=true) or with PIPE_REQUIRE=docker a
+# skip is a failure. Env: PIPE (the binary), UNIT_DIR (unit test
+# binaries), E2E_DIR (the e2e scripts), ONLY (a substring to select
+# tests), VALGRIND=1 (unit tests and every pipe the e2e tests start under
+# memcheck), PIPE_SKIP=docker, PIPE_TEST_LINES (of a failure's output, 80).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PIPE=${PIPE:-$root/build/pipe}
 UNIT_DIR=${UNIT_DIR:-$root/build/tests}
 ONLY=${ONLY:-}
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 failures=()
+skips=()
+E2E_DIR=${E2E_DIR:-$root/tests/e2e}
 log=$(mktemp -d "${TMPDIR:-/tmp}/pipe-tests.XXXXXX")
-trap 'rm -rf "$log"' EXIT
+vgdir=
+trap 'rm -rf "$log" $vgdir' EXIT
+# shellcheck source=test-env.sh
+. "$root/tests/test-env.sh"
 
 vg=()
 if [ "${VALGRIND:-0}" = 1 ]; then
-	vg=(valgrind -q --error-exitcode=99 --leak-check=full)
+	vg=(valgrind -q --error-exitcode=99 --leak-check=full
+		--suppressions="$root/tests/valgrind.supp")
+	# every pipe an e2e test starts: tests/valgrind-pipe.sh, which logs
+	# memcheck's findings to $PIPE_VG_DIR (checked after each script;
+	# writable by the non-root user of t40)
+	vgdir=$(mktemp -d "${TMPDIR:-/tmp}/pipe-vg.XXXXXX") && chmod 1777 "$vgdir"
+	export PIPE_VG_REAL=$PIPE PIPE_VG_DIR=$vgdir
+	export PIPE=$root/tests/valgrind-pipe.sh
+	# bounds on how long pipe takes are this much wider (lib.sh: slow)
+	export PIPE_TEST_SLOW=20
 fi
 
-# cmocka prints "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)".
+# memcheck_found SCRIPT: what memcheck reported under SCRIPT, if anything,
+# appended to its output; the logs are then removed. With -q a log holds
+# only errors and leaks ("==PID=="), and warnings ("--PID--") such as
+# the pidfd_open it does not know (pipe falls back to polling).
+memcheck_found() {
+	local f found=1
+	for f in "$PIPE_VG_DIR"/*; do
+		[ -f "$f" ] || continue
+		if grep -q '^==[0-9]*==' "$f"; then
+			[ "$found" = 0 ] || echo "memcheck: errors in pipe under $1:"
+			cat "$f"
+			found=0
+		fi
+		rm -f "$f"
+	done
+	return "$found"
+}
+
+# The docker tests share one look for a daemon (tests/docker-env.sh, which
+# may install and start one): its answer is exported to them.
+docker_checked=0
+need_docker() {
+	[[ $1 == *docker* ]] && [ "$docker_checked" = 0 ] || return 0
+	docker_checked=1
+	# shellcheck source=docker-env.sh
+	. "$root/tests/docker-env.sh"
+}
+
+# report KIND NAME OUT RC P F S: one line for a test group, and the totals.
+report() {
+	local kind=$1 name=$2 out=$3 rc=$4 p=$5 f=$6 s=$7 why
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+	if [ "$s" != 0 ]; then
+		why=$(sed -n 's/^# skip: //p' "$out" | head -1)
+		skips+=("$name")
+		# the tests decide first (lib.sh, NEED_DOCKER); this catches a
+		# skip that did not ask (under valgrind, timing skips stand)
+		if [ "${VALGRIND:-0}" != 1 ] && test_skip_fails docker; then
+			echo "FAIL $kind $name: $s checks skipped (not allowed: CI or PIPE_REQUIRE): ${why:-no reason given}"
+			f=$((f + s)) s=0
+		else
+			echo "SKIP $name ($s checks): ${why:-no reason given}"
+		fi
+	fi
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	if [ "$f" != 0 ]; then
+		echo "FAIL $kind $name ($p passed, $f failed)"
+		failures+=("$name")
+		return 1
+	fi
+	[ "$p" = 0 ] && [ "$s" != 0 ] || echo "ok   $kind $name ($p)"
+}
+
+# cmocka prints "[  PASSED  ] N test(s).", "[  FAILED  ] N test(s)" and
+# "[  SKIPPED ] N test(s)".
+count() { sed -n "s/^\[  $1 *\] \([0-9]*\) test.*/\1/p" "$2" | tail -1; }
+
 for t in "$UNIT_DIR"/test_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
 	[ -n "$ONLY" ] && [[ $name != *$ONLY* ]] && continue
+	need_docker "$name"
 	out="$log/$name.out"
-	"${vg[@]}" "$t" >"$out" 2>&1
+	(test_home "$log/home/$name" && exec "${vg[@]}" "$t") >"$out" 2>&1
 	rc=$?
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
-	p=${p:-0} f=${f:-0}
-	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-	passed=$((passed + p)) failed=$((failed + f))
-	if [ "$f" != 0 ]; then
-		echo "FAIL unit $name ($p passed, $f failed)"
+	p=$(count PASSED "$out") f=$(count FAILED "$out") s=$(count SKIPPED "$out")
+	report unit "$name" "$out" "$rc" "${p:-0}" "${f:-0}" "${s:-0}" ||
 		sed 's/^/    /' "$out" | tail -40
-		failures+=("$name")
-	else
-		echo "ok   unit $name ($p)"
-	fi
 done
 
-# Each e2e script ends with "N passed, N failed".
-for t in "$root"/tests/e2e/t[0-9]*.sh; do
+# Each e2e script ends with "N passed, N failed, N skipped".
+for t in "$E2E_DIR"/t[0-9]*.sh; do
 	[ -f "$t" ] || continue
 	name=$(basename "$t")
 	[ -n "$ONLY" ] && [[ $name != *$ONLY* ]] && continue
+	need_docker "$name"
 	out="$log/$name.out"
 	bash "$t" >"$out" 2>&1
 	rc=$?
 	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
 	p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
 	f=$(echo "$last" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-	p=${p:-0} f=${f:-0}
-	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-	passed=$((passed + p)) failed=$((failed + f))
-	if [ "$f" != 0 ]; then
-		echo "FAIL e2e  $name ($p passed, $f failed)"
-		grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$out" | grep -E -A12 '^not ok' | sed 's/^/    /' | head -80
-		failures+=("$name")
-	else
-		echo "ok   e2e  $name ($p)"
+	s=$(echo "$last" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
+	if [ "${VALGRIND:-0}" = 1 ] && memcheck_found "$name" >>"$out"; then
+		echo "not ok - memcheck found errors or leaks (see above)" >>"$out"
+		f=$((${f:-0} + 1))
 	fi
+	report "e2e " "$name" "$out" "$rc" "${p:-0}" "${f:-0}" "${s:-0}" || {
+		grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$out" | grep -E -A12 '^not ok|^memcheck' | sed 's/^/    /' | head -${PIPE_TEST_LINES:-80}
+	}
 done
 
 [ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
-echo "$passed passed, $failed failed"
+[ ${#skips[@]} -gt 0 ] && echo "skipped: ${skips[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ] && [ $((passed + failed)) -gt 0 ]

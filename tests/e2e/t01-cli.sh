@@ -36,7 +36,7 @@ expect_eq "init creates .pipe/" "$(test -d .pipe && echo yes)" "yes"
 expect_in "init ignores .pipe/" "$(cat .gitignore)" ".pipe/"
 run pipe validate
 expect_rc "the starter Pipefile validates" 0
-echo "custom" > Pipefile.keep
+echo "# custom" >> Pipefile
 cp Pipefile Pipefile.keep
 run pipe init
 expect_eq "init keeps an existing Pipefile" "$(cmp -s Pipefile Pipefile.keep && echo same)" "same"

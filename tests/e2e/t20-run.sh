@@ -178,7 +178,12 @@ expect_rc "six folder stages run" 0
 sleep 3.1 # past the stat cache's racy window
 run pipe -v status
 expect_rc "status of six folder stages: fresh" 0
-expect_in "files hashed within the racy window are read again, in turn" "$err" "scanned 0 of 12 folders and globs ahead"
+# (pipe must hash them within 3 s of their writing: not under valgrind)
+if [ "$slow" = 1 ]; then
+	expect_in "files hashed within the racy window are read again, in turn" "$err" "scanned 0 of 12 folders and globs ahead"
+else
+	skip 1 slow "racy window: pipe is $slow times slower here"
+fi
 run pipe -v status
 expect_rc "status again: fresh" 0
 expect_in "then every folder is scanned ahead" "$err" "scanned 12 of 12 folders and globs ahead"

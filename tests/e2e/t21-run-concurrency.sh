@@ -2,6 +2,10 @@
 # -j overlap, the workspace lock, SIGKILL and SIGINT during a stage.
 . "$(dirname "$0")/lib.sh"
 
+# state PID, pgid PID: from /proc (procps' ps is not in a minimal Debian)
+state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) && s=${s##*) } && echo "${s%% *}"; }
+pgid() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) && s=${s##*) } && set -- $s && echo "$3"; }
+
 # wait_for FILE: up to 10 s for FILE to appear.
 wait_for() {
 	for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done
@@ -35,20 +39,21 @@ stages:
     outputs: [b.txt]
 YML
 run pipe run -j 1 --no-cache
+expect_rc "-j 1: both stages run" 0
+expect_eq "-j 1: each recorded its start and end" "$(cat a.start a.end b.start b.end | wc -l)" "4"
 overlap=$(awk -v as="$(cat a.start)" -v ae="$(cat a.end)" -v bs="$(cat b.start)" -v be="$(cat b.end)" \
 	'BEGIN { print (as < be && bs < ae) ? "yes" : "no" }')
 expect_eq "-j 1 runs them one at a time" "$overlap" "no"
 
-# on a terminal: a live progress line, cleared before other output
-if command -v script >/dev/null; then
-	rm -f a.txt b.txt
-	script -qec "$PIPE run --no-cache -j 2" /dev/null > tty.out 2>&1
-	expect_in "a progress line on a terminal" "$(cat tty.out)" "[0/2] running: a, b"
-	expect_in "finished stages still get their line" "$(cat tty.out)" "ok   a ("
-	rm -f a.txt b.txt
-	run pipe run --no-cache -j 2
-	expect_not_in "no progress line when not a terminal" "$err" "running:"
-fi
+# on a terminal (script(1), from the essential bsdutils): a live progress
+# line, cleared before other output
+rm -f a.txt b.txt
+script -qec "$PIPE run --no-cache -j 2" /dev/null > tty.out 2>&1
+expect_in "a progress line on a terminal" "$(cat tty.out)" "[0/2] running: a, b"
+expect_in "finished stages still get their line" "$(cat tty.out)" "ok   a ("
+rm -f a.txt b.txt
+run pipe run --no-cache -j 2
+expect_not_in "no progress line when not a terminal" "$err" "running:"
 
 # the lock: a second run exits 3 naming the first's pid
 new_ws
@@ -81,7 +86,7 @@ new_ws
 cat > Pipefile <<'YML'
 stages:
   s:
-    cmd: sh -c 'echo $(cat in.txt) > out.txt; touch started; sleep 30'
+    cmd: sh -c 'echo $(cat in.txt) > out.txt; echo $$ > stage.pid; touch started; sleep 30'
     inputs: [in.txt]
     outputs: [out.txt]
 YML
@@ -97,7 +102,9 @@ victim=$!
 wait_for started
 kill -9 $victim
 wait $victim 2>/dev/null
-pkill -f 'sleep 30' 2>/dev/null
+# the stage's process group outlives pipe: end it (the stage's shell leads it)
+g=$(pgid "$(cat stage.pid)")
+[ -n "$g" ] && [ "$g" != "$(pgid $$)" ] && kill -9 -- "-$g"
 run pipe status
 expect_rc "after kill -9 the stage is stale" 1
 sed -i 's/; sleep 30//' Pipefile
@@ -124,10 +131,12 @@ rc=$?
 expect_eq "SIGINT exits 130" "$rc" "130"
 sleep 0.2
 # a killed child may linger as a zombie if nothing reaps orphans here
-state=$(ps -o stat= -p "$(cat child.pid)" 2>/dev/null | tr -d ' ')
-if [ -n "$state" ] && [ "${state#Z}" = "$state" ]; then
-	not_ok "SIGINT stops the stage's whole process group"
-	kill "$(cat child.pid)"
+child=$(cat child.pid 2>/dev/null)
+if [ -z "$child" ]; then
+	not_ok "SIGINT stops the stage's whole process group" "no child.pid"
+elif [ -n "$(state "$child")" ] && [ "$(state "$child")" != Z ]; then
+	not_ok "SIGINT stops the stage's whole process group" "child $child: state $(state "$child")"
+	kill "$child"
 else
 	ok "SIGINT stops the stage's whole process group"
 fi

@@ -14,7 +14,7 @@ head -c 3000000 /dev/urandom > big.bin
 cat > Pipefile <<'YML'
 stages:
   copy:
-    cmd: sh -c 'echo copy >> ran.txt; mkdir -p out; cat in.txt > out/a.txt; cp big.bin out/big.bin'
+    cmd: sh -c 'echo copy >> ran.txt; echo "copy says $(cat in.txt)"; mkdir -p out; cat in.txt > out/a.txt; cp big.bin out/big.bin'
     inputs: [in.txt, big.bin]
     outputs: [out/]
   count:
@@ -76,10 +76,11 @@ expect_in "jobs has a header" "$out" "ID            STAGE"
 expect_in "jobs shows cached jobs" "$out" "cached"
 run pipe jobs --json
 expect_in "jobs --json has the fields" "$out" '"duration_ms"'
-job=$(pipe jobs | awk 'NR > 1 && $NF == "success" { print $1; exit }')
-echo "echo from the job" > /dev/null
+# the newest job that ran copy: run 2, with in.txt B
+job=$(pipe jobs | awk 'NR > 1 && $2 == "copy" && $NF == "success" { print $1; exit }')
 run pipe logs "$job"
 expect_rc "logs JOB exits 0" 0
+expect_eq "logs JOB prints what the job printed" "$out" "copy says B"
 run pipe logs ffffffffffff
 expect_rc "logs of an unknown job exits 2" 2
 

@@ -84,9 +84,11 @@ run pipe run
 expect_eq "a deleted output folder is rebuilt from kept results" "$(units)" "0"
 merged_ok && ok "rebuilt output is the exact merge" || not_ok "rebuilt output is the exact merge"
 
-sed -i 's/tr a-z A-Z/tr a-z A-Z | rev/' Pipefile
+sed -i 's/tr a-z A-Z/sed "s|^|> |"/' Pipefile
 run pipe run
+expect_rc "a command change: the run succeeds" 0
 expect_eq "a command change reruns every datum" "$(units)" "200"
+expect_eq "with the new command's output" "$(cat out/7.txt)" "> tweet 7"
 
 # parallelism: 3 over 9 slow datums -> exactly 3 at the peak
 new_ws

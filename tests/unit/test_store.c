@@ -382,7 +382,8 @@ static void test_hostile_manifest(void **state)
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(
-			sh("cd '%s' && g='git --git-dir %s' && "
+			sh("cd '%s' && g='git -c user.name=t "
+			   "-c user.email=t@pipe.invalid --git-dir %s' && "
 			   "b=$(printf 'pipe-manifest 1\n%s\n' | $g "
 			   "hash-object -w --stdin) && "
 			   "t=$(printf '100644 blob %%s\t.pipe-manifest\n' $b | "
