@@ -3,7 +3,7 @@
 # with its own HOME and git identity (tests/test-env.sh), then prints one
 # summary line "N passed, N failed, N skipped" and exits non-zero on any
 # failure. A group that cannot run here prints
-#   SKIP t40-docker.sh (53 checks): no Docker daemon: REASON
+#   SKIP t40-docker.sh (63 checks): no Docker daemon: REASON
 # and counts as skipped; in CI (CI=true) or with PIPE_REQUIRE=docker a
 # skip is a failure. Env: PIPE (the binary), UNIT_DIR (unit test
 # binaries), E2E_DIR (the e2e scripts), ONLY (a substring to select

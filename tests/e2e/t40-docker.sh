@@ -6,7 +6,7 @@
 # and a daemon that cannot be reached.
 . "$(dirname "$0")/lib.sh"
 . "$root/tests/docker-env.sh"
-plan 53
+plan 63
 
 [ "$DOCKER_READY" = 1 ] || skip_all docker "no Docker daemon: $DOCKER_WHY"
 
