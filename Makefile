@@ -9,13 +9,13 @@
 
 CC      ?= cc
 B       ?= build
-PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
+PKGS    := yaml-0.1 libgit2 libxxhash libcurl jansson
 # Linked at start-up. libgit2 and libcurl (with the dozens of libraries they
 # pull in) are loaded with dlopen when first needed: store/git.c and
 # executors/http.c, by the sonames found here.
 LINK_PKGS := yaml-0.1 libxxhash jansson
 DEBS    := pkg-config libyaml-dev libgit2-dev libxxhash-dev \
-           libcurl4-openssl-dev libpcre2-dev libjansson-dev libcmocka-dev \
+           libcurl4-openssl-dev libjansson-dev libcmocka-dev \
            xxhash git python3
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Werror
