@@ -16,6 +16,7 @@
 #include "engine/sched.h"
 #include "engine/state.h"
 #include "executors/executor.h"
+#include "executors/loop.h"
 #include "pipefile/pipefile.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -335,35 +336,19 @@ static int launch(struct sched *s, struct error *err)
 	return 0;
 }
 
-/* Wait on every executor with running units and handle what finished. */
+/* Block in the executors' one loop until a unit of any executor ends (or
+ * half a second passes: the progress line's clock), and handle what
+ * ended. */
 static int reap(struct sched *s, struct error *err)
 {
 	struct exec_done done[16];
-	int busy = 0;
+	int n = loop_wait(NULL, 500, done, (int)ARRAY_SIZE(done), err);
 
-	for (size_t i = 0; i < s->e->execs_nr; i++)
-		if (s->e->execs[i].ops->running(s->e->execs[i].ctx))
-			busy++;
-	for (size_t i = 0; i < s->e->execs_nr; i++) {
-		const struct open_executor *x = &s->e->execs[i];
-		int n;
-
-		if (!x->ops->running(x->ctx))
-			continue;
-		n = x->ops->wait(x->ctx, busy > 1 ? 20 : 500, done,
-				 (int)ARRAY_SIZE(done), err);
-		if (n < 0)
-			return -1;
-		for (int k = 0; k < n; k++)
-			units_done(s, &done[k]);
-	}
+	if (n < 0)
+		return -1;
+	for (int k = 0; k < n; k++)
+		units_done(s, &done[k]);
 	return 0;
-}
-
-static void cancel_everything(struct sched *s)
-{
-	for (size_t i = 0; i < s->e->execs_nr; i++)
-		s->e->execs[i].ops->cancel_all(s->e->execs[i].ctx);
 }
 
 /* "interrupted (SIGHUP): stopping 2 running stages (4 datums)" */
@@ -422,7 +407,7 @@ static int loop(struct sched *s, struct error *err)
 		if (sched_interrupted && cancelled < signals_seen) {
 			if (!cancelled)
 				say_stopping(s);
-			cancel_everything(s);
+			loop_cancel_all(NULL);
 			cancelled = signals_seen;
 		}
 		if (!s->running)
@@ -434,7 +419,7 @@ static int loop(struct sched *s, struct error *err)
 	return 0;
 fail:
 	/* an engine error: stop what runs, record nothing more */
-	cancel_everything(s);
+	loop_cancel_all(NULL);
 	while (s->running) {
 		struct error ignored = ERROR_INIT;
 
