@@ -150,6 +150,24 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	return 0;
 }
 
+/* A unit of j (datum: its index, or -1 for the whole stage), started. */
+static int new_unit(struct sched *s, struct job *j, long datum,
+		    struct error *err)
+{
+	struct unit *un = xcalloc(1, sizeof(*un));
+
+	un->job = j;
+	un->datum = datum;
+	strvec_init(&un->env);
+	strvec_init(&un->ro);
+	strvec_init(&un->rw);
+	if (start_unit(s, j, un, err)) {
+		unit_free(un);
+		return -1;
+	}
+	return 0;
+}
+
 /* Start pending datums while the stage's parallelism and -j allow. */
 int units_fill(struct sched *s, struct job *j, struct error *err)
 {
@@ -160,17 +178,8 @@ int units_fill(struct sched *s, struct job *j, struct error *err)
 	while (j->next_datum < j->pending_nr &&
 	       j->running < (size_t)st->parallelism && s->running < s->slots &&
 	       !sched_interrupted) {
-		struct unit *un = xcalloc(1, sizeof(*un));
-
-		un->job = j;
-		un->datum = (long)j->pending[j->next_datum++];
-		strvec_init(&un->env);
-		strvec_init(&un->ro);
-		strvec_init(&un->rw);
-		if (start_unit(s, j, un, err)) {
-			unit_free(un);
+		if (new_unit(s, j, (long)j->pending[j->next_datum++], err))
 			return -1;
-		}
 	}
 	return 0;
 }
@@ -215,7 +224,6 @@ static int start_datums(struct sched *s, struct job *j, struct error *err)
 int units_start_job(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
-	struct unit *un;
 
 	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err))
 		return -1;
@@ -231,17 +239,7 @@ int units_start_job(struct sched *s, struct job *j, struct error *err)
 	j->moved_aside = 1;
 	if (outputs_aside(s->e, j->stage, err))
 		return -1;
-	un = xcalloc(1, sizeof(*un));
-	un->job = j;
-	un->datum = -1;
-	strvec_init(&un->env);
-	strvec_init(&un->ro);
-	strvec_init(&un->rw);
-	if (start_unit(s, j, un, err)) {
-		unit_free(un);
-		return -1;
-	}
-	return 0;
+	return new_unit(s, j, -1, err);
 }
 
 static void fail_job(struct sched *s, struct job *j)

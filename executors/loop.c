@@ -378,6 +378,7 @@ void loop_timer_init(struct loop_timer *t, void (*fn)(void *arg), void *arg)
 	t->fn = fn;
 	t->arg = arg;
 	t->at = -1;
+	t->round = 0;
 }
 
 void loop_timer_disarm(struct loop_timer *t)
@@ -400,19 +401,25 @@ void loop_timer_arm(struct loop_timer *t, long long at)
 	L.timers[L.nr_timers++] = t;
 }
 
-/* Fire the timers that are due; one may arm or disarm others. */
+/* Fire the timers that are due, each once a round (one armed again for
+ * now waits for the next round, after a poll); a timer may arm or disarm
+ * others, so the list is looked at afresh after each. */
 static void run_timers(long long now)
 {
+	static unsigned long round;
+
+	round++;
 	for (size_t i = 0; i < L.nr_timers;) {
 		struct loop_timer *t = L.timers[i];
 
-		if (t->at > now) {
+		if (t->at > now || t->round == round) {
 			i++;
 			continue;
 		}
+		t->round = round;
 		loop_timer_disarm(t);
 		t->fn(t->arg);
-		i = 0; /* the list may have changed */
+		i = 0;
 	}
 }
 

@@ -99,7 +99,8 @@ void loop_fd_unwatch(int fd);
 struct loop_timer {
 	void (*fn)(void *arg);
 	void *arg;
-	long long at; /* loop_now_ms() time; -1: disarmed */
+	long long at;	     /* loop_now_ms() time; -1: disarmed */
+	unsigned long round; /* the loop's: fired in this round */
 };
 void loop_timer_init(struct loop_timer *t, void (*fn)(void *arg), void *arg);
 void loop_timer_arm(struct loop_timer *t, long long at);

@@ -90,6 +90,19 @@ kill_after() {
 	wait "$pid" 2>/dev/null
 }
 
+# need_docker: the Docker daemon and test image (tests/docker-env.sh);
+# without them the test ends here, skipped (failed in CI).
+need_docker() {
+	. "$root/tests/docker-env.sh"
+	[ "$DOCKER_READY" = 1 ] && return 0
+	if [ -n "${CI:-}" ]; then
+		not_ok "a Docker daemon answers" "$DOCKER_WHY"
+	else
+		echo "# skipped: no Docker daemon ($DOCKER_WHY)"
+	fi
+	finish
+}
+
 finish() {
 	echo "$_passed passed, $_failed failed"
 	[ "$_failed" = 0 ]

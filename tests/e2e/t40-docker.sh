@@ -5,16 +5,7 @@
 # stage only, datums in containers, a failing container, OOM, interrupt,
 # and a daemon that cannot be reached.
 . "$(dirname "$0")/lib.sh"
-. "$root/tests/docker-env.sh"
-
-if [ "$DOCKER_READY" != 1 ]; then
-	if [ -n "${CI:-}" ]; then
-		not_ok "a Docker daemon answers" "$DOCKER_WHY"
-	else
-		echo "# skipped: no Docker daemon ($DOCKER_WHY)"
-	fi
-	finish
-fi
+need_docker
 
 IMG=$PIPE_TEST_IMAGE
 

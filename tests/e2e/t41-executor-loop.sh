@@ -7,16 +7,7 @@
 # median counts), LOOP_MAX_MS (10; 30 for a sanitizer build, whose code
 # runs about three times slower).
 . "$(dirname "$0")/lib.sh"
-. "$root/tests/docker-env.sh"
-
-if [ "$DOCKER_READY" != 1 ]; then
-	if [ -n "${CI:-}" ]; then
-		not_ok "a Docker daemon answers" "$DOCKER_WHY"
-	else
-		echo "# skipped: no Docker daemon ($DOCKER_WHY)"
-	fi
-	finish
-fi
+need_docker
 
 IMG=$PIPE_TEST_IMAGE
 TRIES=${LOOP_TRIES:-3}
