@@ -25,7 +25,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
-PKGS    := yaml-0.1 libgit2 libxxhash libcurl libpcre2-8 jansson
+PKGS    := yaml-0.1 libgit2 libxxhash libcurl jansson
 # Linked at start-up. libgit2 and libcurl (with the dozens of libraries they
 # pull in) are loaded with dlopen when first needed: store/git.c and
 # executors/http.c, by the sonames found here.
@@ -34,7 +34,7 @@ LINK_PKGS := yaml-0.1 libxxhash jansson
 # itself comes from ./do): compiler, binutils (objdump), pkg-config, the
 # libraries' -dev packages, git and xxhsum for the tests.
 DEBS    := make gcc libc6-dev binutils pkg-config libyaml-dev libgit2-dev \
-           libxxhash-dev libcurl4-openssl-dev libpcre2-dev libjansson-dev \
+           libxxhash-dev libcurl4-openssl-dev libjansson-dev \
            libcmocka-dev xxhash git python3
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Werror

@@ -1,4 +1,4 @@
-/* JSON output for --json (jansson lives in cli/json.c only). */
+/* JSON output for --json (built through executors/json.h). */
 #ifndef CLI_JSON_H
 #define CLI_JSON_H
 

@@ -278,33 +278,10 @@ int engine_store(struct engine *e, struct store **out, struct error *err)
 	return 0;
 }
 
-/* Ask git itself: the project's repository is the user's, and git knows
- * every way it may be set up (worktrees, GIT_DIR, safe.directory). */
-static char *git_output(const char *cmd)
-{
-	struct strbuf sb = STRBUF_INIT;
-	FILE *fp = popen(cmd, "r");
-
-	if (!fp)
-		return xstrdup("");
-	strbuf_read_fd(&sb, fileno(fp), 1 << 20);
-	pclose(fp);
-	strbuf_trim_trailing_newline(&sb);
-	return strbuf_detach(&sb, NULL);
-}
-
 const char *engine_git_head(struct engine *e, int *dirty)
 {
-	if (!e->git_head) {
-		char *status;
-
-		e->git_head = git_output("git rev-parse --verify -q HEAD "
-					 "2>/dev/null");
-		status = git_output("git status --porcelain "
-				    "--untracked-files=no 2>/dev/null");
-		e->git_dirty = *e->git_head && *status;
-		free(status);
-	}
+	if (!e->git_head)
+		store_project_head(&e->git_head, &e->git_dirty);
 	*dirty = e->git_dirty;
 	return e->git_head;
 }

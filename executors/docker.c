@@ -50,8 +50,7 @@
 #include "executors/executor.h"
 #include "executors/http.h"
 #include "executors/json.h"
-#include "executors/local.h"
-#include "executors/unitlog.h"
+#include "executors/loop.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/glob.h"
@@ -64,8 +63,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,7 +71,6 @@
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/var/run/docker.sock"
-#define DEFAULT_GRACE_MS 5000
 #define PING_MS 10000
 #define REQUEST_MS 120000	   /* create, start, inspect, kill, remove */
 #define OUTPUT_AFTER_EXIT_MS 10000 /* the output stream's time to end */
@@ -88,51 +85,35 @@ struct staged {
 	char *from, *to, *rel;
 };
 
+/* What is Docker's own in a unit; the rest (output, log, timeouts, the
+ * report) is the loop's. The loop unit is live from the start until the
+ * exit is seen. */
 struct dunit {
+	struct loop_unit *lu;
 	struct exec_ctx *ctx;
-	void *data;
 	char *id; /* the container's, once created */
-	char *prefix;
-	struct unit_log log;
-	struct strbuf pending[3]; /* [1] stdout, [2] stderr */
 	struct docker_demux demux;
 	enum step step;
 	struct http_xfer *req, *out, *waiter;
 	char *staging; /* this unit's staging root, or NULL */
 	struct staged *staged;
 	size_t nr_staged, alloc_staged;
-	long long timeout_ms, started_ms, deadline_ms, kill_ms, out_until;
-	long long inspect_at; /* when to look for OOMKilled again; 0: no */
+	struct loop_timer out_timer;	 /* the output's time to end */
+	struct loop_timer inspect_timer; /* look for OOMKilled again */
 	int inspections;
-	int exit_code;
-	unsigned running : 1; /* started, exit not yet seen */
 	unsigned waited : 1, out_done : 1;
-	unsigned timed_out : 1, cancelled : 1, oom_killed : 1;
-	char *message;
-	long long duration_ms;
 };
 
 struct exec_ctx {
 	struct exec_options opt;
 	struct http *http;
 	char *socket;
-	char *api;	      /* "/v1.41": the negotiated version's prefix */
-	struct dunit **units; /* started and not yet reported */
-	size_t nr, alloc;
+	char *api;	       /* "/v1.41": the negotiated version's prefix */
 	struct http_xfer **bg; /* kills and removals in flight */
 	size_t nr_bg, alloc_bg;
-	struct strbuf out;
 	unsigned seq;
 	struct strvec swept; /* workspaces cleared of orphans */
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ */
 /* Exported helpers */
@@ -322,11 +303,16 @@ static void send_signal(struct dunit *u, const char *sig)
 {
 	struct strbuf what = STRBUF_INIT;
 
-	if (!u->running || !u->id)
+	if (!u->lu->live || !u->id)
 		return;
 	strbuf_addf(&what, "/kill?signal=%s", sig);
 	container_request(u, "POST", what.buf);
 	strbuf_release(&what);
+}
+
+static void docker_stop(struct loop_unit *lu, int sig)
+{
+	send_signal(lu->impl, sig == SIGKILL ? "KILL" : "TERM");
 }
 
 /* ------------------------------------------------------------------ */
@@ -337,18 +323,8 @@ static void send_signal(struct dunit *u, const char *sig)
 static void emit(void *arg, int stream, const char *data, size_t len)
 {
 	struct dunit *u = arg;
-	struct exec_ctx *ctx = u->ctx;
-	int to = stream == 1 || stream == 0 ? 1 : 2;
 
-	unit_log_write(&u->log, data, len);
-	if (!ctx->opt.stream)
-		return;
-	local_prefix_lines(&ctx->out, &u->pending[to], u->prefix, data, len);
-	if (ctx->out.len && ctx->opt.before_output)
-		ctx->opt.before_output(ctx->opt.output_arg);
-	if (ctx->out.len)
-		fs_write_all(to, ctx->out.buf, ctx->out.len);
-	strbuf_reset(&ctx->out);
+	loop_unit_output(u->lu, stream == 1 || stream == 0 ? 1 : 2, data, len);
 }
 
 static void on_output(void *arg, const char *data, size_t len)
@@ -358,24 +334,10 @@ static void on_output(void *arg, const char *data, size_t len)
 	docker_demux_feed(&u->demux, data, len, emit, u);
 }
 
-static void flush_streams(struct dunit *u)
-{
-	struct exec_ctx *ctx = u->ctx;
-
-	for (int to = 1; to <= 2; to++) {
-		local_prefix_flush(&ctx->out, &u->pending[to], u->prefix);
-		if (ctx->out.len && ctx->opt.before_output)
-			ctx->opt.before_output(ctx->opt.output_arg);
-		if (ctx->out.len)
-			fs_write_all(to, ctx->out.buf, ctx->out.len);
-		strbuf_reset(&ctx->out);
-	}
-}
-
 /* A line of pipe's own in the unit's log ("pipe: ..."). */
 static void log_note(struct dunit *u, const char *msg)
 {
-	unit_log_note(&u->log, msg);
+	loop_unit_note(u->lu, msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -383,9 +345,8 @@ static void log_note(struct dunit *u, const char *msg)
 
 static void set_message(struct dunit *u, const char *msg)
 {
-	if (u->message)
-		return;
-	u->message = xstrdup(msg);
+	if (!u->lu->message)
+		u->lu->message = xstrdup(msg);
 }
 
 /* The declared file outputs, out of staging into the workspace. */
@@ -426,23 +387,10 @@ static void finish(struct dunit *u)
 	http_xfer_free(u->out);
 	http_xfer_free(u->waiter);
 	u->req = u->out = u->waiter = NULL;
-	flush_streams(u);
+	loop_timer_disarm(&u->out_timer);
+	loop_timer_disarm(&u->inspect_timer);
 	move_outputs(u);
-	if (u->cancelled) {
-		set_message(u, "cancelled");
-	} else if (u->timed_out) {
-		struct strbuf sb = STRBUF_INIT;
-
-		strbuf_addstr(&sb, "timed out after ");
-		local_format_duration(&sb, u->timeout_ms);
-		set_message(u, sb.buf);
-		strbuf_release(&sb);
-	}
-	if (u->message && u->exit_code < 0)
-		log_note(u, u->message);
-	unit_log_close(&u->log);
-	u->duration_ms = now_ms() - u->started_ms;
-	u->running = 0;
+	loop_unit_end(u->lu, 1);
 	u->step = FINISHED;
 	if (u->id)
 		container_request(u, "DELETE", "?force=1");
@@ -481,7 +429,6 @@ static void inspect(struct dunit *u)
 
 	strbuf_addf(&path, "/containers/%s/json", u->id);
 	u->step = INSPECTING;
-	u->inspect_at = 0;
 	u->inspections++;
 	u->req =
 		api_start(u->ctx, "GET", path.buf, NULL, REQUEST_MS, on_req, u);
@@ -492,8 +439,8 @@ static void exited(struct dunit *u)
 {
 	if (!u->waited || !u->out_done || u->step != RUNNING)
 		return;
-	u->running = 0;
-	if (u->exit_code != 137) {
+	u->lu->live = 0;
+	if (u->lu->exit_code != 137) {
 		finish(u);
 		return;
 	}
@@ -515,7 +462,7 @@ static void on_wait(void *arg, struct http_xfer *x)
 	}
 	j = parse_body(x);
 	if (!json_get_int(j, "StatusCode", &code))
-		u->exit_code = (int)code;
+		u->lu->exit_code = (int)code;
 	msg = json_get_str(j, "Error.Message");
 	if (msg && *msg)
 		set_message(u, msg);
@@ -523,7 +470,23 @@ static void on_wait(void *arg, struct http_xfer *x)
 	http_xfer_free(x);
 	u->waiter = NULL;
 	u->waited = 1;
-	u->out_until = now_ms() + OUTPUT_AFTER_EXIT_MS;
+	if (!u->out_done)
+		loop_timer_arm(&u->out_timer,
+			       loop_now_ms() + OUTPUT_AFTER_EXIT_MS);
+	exited(u);
+}
+
+/* The exit is in, the output stream has not ended in time. */
+static void on_out_timeout(void *arg)
+{
+	struct dunit *u = arg;
+
+	if (!u->waited || u->out_done)
+		return;
+	http_xfer_free(u->out);
+	u->out = NULL;
+	u->out_done = 1;
+	log_note(u, "the container's output did not end");
 	exited(u);
 }
 
@@ -547,6 +510,7 @@ static void on_output_end(void *arg, struct http_xfer *x)
 	}
 	http_xfer_free(x);
 	u->out_done = 1;
+	loop_timer_disarm(&u->out_timer);
 	exited(u);
 }
 
@@ -570,7 +534,7 @@ static void on_attached(void *arg, struct http_xfer *x)
 
 	if (u->step != ATTACHING || http_xfer_status(x) != 200)
 		return; /* a failure: on_output_end says why */
-	if (u->cancelled || u->timed_out) {
+	if (u->lu->cancelled || u->lu->timed_out) {
 		finish(u);
 		return;
 	}
@@ -620,7 +584,7 @@ static void created(struct dunit *u, struct http_xfer *x)
 		finish(u);
 		return;
 	}
-	if (u->cancelled || u->timed_out) {
+	if (u->lu->cancelled || u->lu->timed_out) {
 		finish(u);
 		return;
 	}
@@ -647,7 +611,7 @@ static void started(struct dunit *u, struct http_xfer *x)
 
 		describe_failure(u->ctx, x, &sb);
 		if (!*http_xfer_error(x))
-			u->exit_code = start_failure_code(sb.buf);
+			u->lu->exit_code = start_failure_code(sb.buf);
 		set_message(u, sb.buf);
 		log_note(u, sb.buf);
 		strbuf_release(&sb);
@@ -655,9 +619,9 @@ static void started(struct dunit *u, struct http_xfer *x)
 		return;
 	}
 	u->step = RUNNING;
-	u->running = 1;
+	u->lu->live = 1;
 	wait_exit(u);
-	if (u->cancelled || u->timed_out)
+	if (u->lu->cancelled || u->lu->timed_out)
 		send_signal(u, "TERM");
 }
 
@@ -671,14 +635,24 @@ static void inspected(struct dunit *u, struct http_xfer *x)
 
 	json_free(j);
 	if (oom) {
-		u->oom_killed = 1;
+		u->lu->oom_killed = 1;
 		set_message(u, "out of memory (OOM-killed)");
-	} else if (http_xfer_status(x) == 200 && !u->timed_out &&
-		   !u->cancelled && u->inspections < OOM_TRIES) {
-		u->inspect_at = now_ms() + OOM_RETRY_MS;
+	} else if (http_xfer_status(x) == 200 && !u->lu->timed_out &&
+		   !u->lu->cancelled && u->inspections < OOM_TRIES) {
+		loop_timer_arm(&u->inspect_timer, loop_now_ms() + OOM_RETRY_MS);
 		return;
 	}
 	finish(u);
+}
+
+static void on_inspect_timer(void *arg)
+{
+	struct dunit *u = arg;
+
+	if (u->lu->cancelled)
+		finish(u);
+	else
+		inspect(u);
 }
 
 static void on_req(void *arg, struct http_xfer *x)
@@ -1075,21 +1049,6 @@ static struct json *mounts_json(const struct mounts *m)
 /* ------------------------------------------------------------------ */
 /* The container's definition */
 
-static int same_key(const char *a, const char *b)
-{
-	size_t n = strcspn(a, "=");
-
-	return !strncmp(a, b, n) && (b[n] == '=' || !b[n]);
-}
-
-static int key_in(const char *e, char *const *list)
-{
-	for (; list && *list; list++)
-		if (same_key(*list, e))
-			return 1;
-	return 0;
-}
-
 /* KEY=VALUE, a VALUE naming the workspace or a path in it rewritten to
  * /workspace. */
 static void push_env(struct json *arr, const char *e, const char *ws)
@@ -1116,7 +1075,7 @@ static struct json *env_json(const struct exec_unit *unit)
 	strvec_pushf(&own, "PIPE_STAGE=%s", unit->stage ? unit->stage : "");
 	strvec_push(&own, "PIPE_WORKSPACE=" WS);
 	for (char *const *e = unit->env; e && *e; e++)
-		if (!key_in(*e, e + 1) && !key_in(*e, own.v))
+		if (!strvec_has_key(e + 1, *e) && !strvec_has_key(own.v, *e))
 			push_env(arr, *e, unit->workspace);
 	for (size_t i = 0; i < own.nr; i++)
 		json_push_str(arr, own.v[i]);
@@ -1205,26 +1164,13 @@ static void create_body(const struct exec_unit *unit, struct json *mounts,
 /* ------------------------------------------------------------------ */
 /* Starting */
 
-static struct dunit *unit_new(struct exec_ctx *ctx,
-			      const struct exec_unit *unit)
+static struct dunit *unit_new(struct exec_ctx *ctx)
 {
 	struct dunit *u = xcalloc(1, sizeof(*u));
-	struct strbuf sb = STRBUF_INIT;
 
 	u->ctx = ctx;
-	u->data = unit->data;
-	unit_log_init(&u->log, unit->log_path, unit->log_max);
-	for (int i = 0; i < 3; i++)
-		strbuf_init(&u->pending[i], 0);
-	strbuf_addf(&sb, "[%s] ",
-		    unit->label ? unit->label
-				: (unit->stage ? unit->stage : "?"));
-	u->prefix = strbuf_detach(&sb, NULL);
-	u->timeout_ms = unit->timeout_ms > 0 ? unit->timeout_ms : 0;
-	u->exit_code = -1;
-	u->started_ms = now_ms();
-	if (u->timeout_ms)
-		u->deadline_ms = u->started_ms + u->timeout_ms;
+	loop_timer_init(&u->out_timer, on_out_timeout, u);
+	loop_timer_init(&u->inspect_timer, on_inspect_timer, u);
 	return u;
 }
 
@@ -1233,9 +1179,8 @@ static void unit_free(struct dunit *u)
 	http_xfer_free(u->req);
 	http_xfer_free(u->out);
 	http_xfer_free(u->waiter);
-	for (int i = 0; i < 3; i++)
-		strbuf_release(&u->pending[i]);
-	unit_log_close(&u->log);
+	loop_timer_disarm(&u->out_timer);
+	loop_timer_disarm(&u->inspect_timer);
 	for (size_t i = 0; i < u->nr_staged; i++) {
 		free(u->staged[i].from);
 		free(u->staged[i].to);
@@ -1244,10 +1189,23 @@ static void unit_free(struct dunit *u)
 	free(u->staged);
 	free(u->staging);
 	free(u->id);
-	free(u->prefix);
-	free(u->message);
 	free(u);
 }
+
+/* Reported, or dropped at close after an error: a unit that has not
+ * finished is finished now (its container removed all the same). */
+static void docker_release(struct loop_unit *lu)
+{
+	struct dunit *u = lu->impl;
+
+	finish(u);
+	unit_free(u);
+}
+
+static const struct loop_ops docker_ops = {
+	.stop = docker_stop,
+	.release = docker_release,
+};
 
 /* Containers of this workspace that a killed pipe left behind (pipe holds
  * the workspace's lock while it runs, so every one is an orphan, maybe
@@ -1349,7 +1307,7 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	if (check_unit(unit, err))
 		return -1;
 	sweep(ctx, unit->workspace);
-	u = unit_new(ctx, unit);
+	u = unit_new(ctx);
 	rw_paths(unit, &rw);
 	r = plan_outputs(u, &m, unit->workspace, rw.v, err);
 	strvec_clear(&rw);
@@ -1363,171 +1321,12 @@ static int docker_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 	make_mount_points(&m);
 	create_body(unit, mounts_json(&m), &body);
 	mounts_release(&m);
+	u->lu = loop_unit_add(unit, &ctx->opt, &docker_ops, ctx, u);
 	u->step = CREATING;
 	u->req = api_start(ctx, "POST", "/containers/create", &body, REQUEST_MS,
 			   on_req, u);
 	strbuf_release(&body);
-	ALLOC_GROW(ctx->units, ctx->nr + 1, ctx->alloc);
-	ctx->units[ctx->nr++] = u;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Waiting */
-
-static long long min_timeout(long long t, long long v)
-{
-	if (v < 0)
-		v = 0;
-	return t < 0 || v < t ? v : t;
-}
-
-static void run_timers(struct exec_ctx *ctx, long long now)
-{
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct dunit *u = ctx->units[i];
-
-		if (u->step == FINISHED)
-			continue;
-		if (u->deadline_ms && now >= u->deadline_ms) {
-			u->timed_out = 1;
-			u->deadline_ms = 0;
-			u->kill_ms = now + ctx->opt.grace_ms;
-			send_signal(u, "TERM");
-		}
-		if (u->kill_ms && now >= u->kill_ms && u->running) {
-			u->kill_ms = 0;
-			send_signal(u, "KILL");
-		}
-		if (u->inspect_at && now >= u->inspect_at) {
-			if (u->cancelled)
-				finish(u);
-			else
-				inspect(u);
-			continue;
-		}
-		if (u->waited && !u->out_done && now >= u->out_until) {
-			http_xfer_free(u->out);
-			u->out = NULL;
-			u->out_done = 1;
-			log_note(u, "the container's output did not end");
-			exited(u);
-		}
-	}
-}
-
-static long long poll_timeout(struct exec_ctx *ctx, long long now,
-			      long long until)
-{
-	long long t = until < 0 ? -1 : min_timeout(-1, until - now);
-
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct dunit *u = ctx->units[i];
-
-		if (u->step == FINISHED)
-			continue;
-		if (u->deadline_ms)
-			t = min_timeout(t, u->deadline_ms - now);
-		if (u->kill_ms && u->running)
-			t = min_timeout(t, u->kill_ms - now);
-		if (u->waited && !u->out_done)
-			t = min_timeout(t, u->out_until - now);
-		if (u->inspect_at)
-			t = min_timeout(t, u->inspect_at - now);
-	}
-	return t > INT_MAX ? INT_MAX : t;
-}
-
-static int collect(struct exec_ctx *ctx, struct exec_done *done, int max)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < ctx->nr && n < max;) {
-		struct dunit *u = ctx->units[i];
-
-		if (u->step != FINISHED) {
-			i++;
-			continue;
-		}
-		done[n++] = (struct exec_done){
-			.data = u->data,
-			.exit_code = u->exit_code,
-			.timed_out = u->timed_out,
-			.cancelled = u->cancelled,
-			.oom_killed = u->oom_killed,
-			.message = u->message,
-			.duration_ms = u->duration_ms,
-		};
-		u->message = NULL;
-		unit_free(u);
-		ctx->units[i] = ctx->units[--ctx->nr];
-	}
-	return n;
-}
-
-static int docker_wait(struct exec_ctx *ctx, int timeout_ms,
-		       struct exec_done *done, int max, struct error *err)
-{
-	long long until = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	int polled = 0;
-
-	for (;;) {
-		long long now = now_ms(), t;
-		int n, r;
-
-		run_timers(ctx, now);
-		n = collect(ctx, done, max);
-		if (n || !ctx->nr || max <= 0 ||
-		    (polled && until >= 0 && now >= until))
-			return n;
-		t = poll_timeout(ctx, now, until);
-		if (!http_running(ctx->http)) {
-			/* nothing in flight: only a timer can act */
-			if (poll(NULL, 0, t < 0 || t > 50 ? 50 : (int)t) < 0 &&
-			    errno == EINTR)
-				return 0;
-			polled = 1;
-			continue;
-		}
-		r = http_poll(ctx->http, (int)t, err);
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			return 0; /* a signal: the engine looks at its flags */
-		polled = 1;
-	}
-}
-
-static int docker_running(struct exec_ctx *ctx)
-{
-	return (int)ctx->nr;
-}
-
-/* TERM every container now and KILL it after the grace period; a second
- * call KILLs at once. A unit not started yet is not started. */
-static void docker_cancel_all(struct exec_ctx *ctx)
-{
-	long long now = now_ms();
-
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct dunit *u = ctx->units[i];
-
-		if (u->step == FINISHED)
-			continue;
-		if (u->cancelled) {
-			u->kill_ms = now;
-			if (u->running) {
-				u->kill_ms = 0;
-				send_signal(u, "KILL");
-			}
-			continue;
-		}
-		u->cancelled = 1;
-		u->deadline_ms = 0;
-		send_signal(u, "TERM");
-		if (!u->kill_ms || u->kill_ms > now + ctx->opt.grace_ms)
-			u->kill_ms = now + ctx->opt.grace_ms;
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1736,14 +1535,10 @@ out:
 
 static void ctx_free(struct exec_ctx *ctx)
 {
-	for (size_t i = 0; i < ctx->nr; i++)
-		unit_free(ctx->units[i]);
-	free(ctx->units);
 	while (ctx->nr_bg)
 		http_xfer_free(ctx->bg[--ctx->nr_bg]);
 	free(ctx->bg);
 	http_free(ctx->http);
-	strbuf_release(&ctx->out);
 	strvec_clear(&ctx->swept);
 	free(ctx->socket);
 	free(ctx->api);
@@ -1760,9 +1555,6 @@ static int docker_open(struct exec_ctx **out, const struct exec_options *opt,
 	*out = NULL;
 	if (opt)
 		ctx->opt = *opt;
-	if (ctx->opt.grace_ms <= 0)
-		ctx->opt.grace_ms = DEFAULT_GRACE_MS;
-	strbuf_init(&ctx->out, 0);
 	strvec_init(&ctx->swept);
 	ctx->api = xstrdup("");
 	if (docker_socket_path(getenv("DOCKER_HOST"), &sock, err))
@@ -1781,36 +1573,24 @@ fail:
 
 static void docker_close(struct exec_ctx *ctx)
 {
-	struct exec_done done[16];
 	struct error err = ERROR_INIT;
 
 	if (!ctx)
 		return;
-	docker_cancel_all(ctx);
-	while (ctx->nr) {
-		int n = docker_wait(ctx, -1, done, (int)ARRAY_SIZE(done), &err);
-
-		if (n < 0)
-			break;
-		for (int i = 0; i < n; i++)
-			free(done[i].message);
-	}
-	/* after an error: what is left is removed all the same */
-	for (size_t i = 0; i < ctx->nr; i++)
-		finish(ctx->units[i]);
+	loop_close(ctx); /* what an error left is removed all the same */
+	/* the removals of the containers, in the background until now */
 	while (ctx->nr_bg && http_poll(ctx->http, -1, &err) >= 0)
 		;
 	error_release(&err);
 	ctx_free(ctx);
 }
 
+/* Named in executors/registry.c. Waiting, counting and cancelling are the
+ * loop's (executors/loop.h), the same for every executor. */
 const struct executor executor_docker = {
 	.name = "docker",
 	.open = docker_open,
 	.start = docker_start,
-	.wait = docker_wait,
-	.running = docker_running,
-	.cancel_all = docker_cancel_all,
 	.resolve_image = docker_resolve_image,
 	.close = docker_close,
 };

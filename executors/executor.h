@@ -1,7 +1,10 @@
 /* The one interface every executor implements (local, docker, kubernetes).
  * The engine hands units of work to an executor through this table and
- * never names a backend. An executor runs many units at once; wait()
- * reports the ones that finished. */
+ * never names a backend. An executor runs many units at once on the one
+ * event loop of executors/loop.h, which waits for every executor's units
+ * at once (loop_wait), counts them (loop_running) and stops them
+ * (loop_cancel_all): an executor only starts its units, stops one when the
+ * loop asks, and tells the loop when one has ended. */
 #ifndef EXECUTORS_EXECUTOR_H
 #define EXECUTORS_EXECUTOR_H
 
@@ -47,7 +50,7 @@ struct exec_done {
 	int exit_code;	 /* the command's exit status, or -1 */
 	int term_signal; /* the signal that ended it, or 0 */
 	unsigned timed_out : 1;
-	unsigned cancelled : 1; /* stopped by cancel_all() */
+	unsigned cancelled : 1; /* stopped by loop_cancel_all() */
 	unsigned oom_killed : 1;
 	char *message; /* owned by the receiver (free()); why it could
 			* not start or was killed, or NULL */
@@ -74,29 +77,14 @@ struct executor {
 	int (*open)(struct exec_ctx **out, const struct exec_options *opt,
 		    struct error *err);
 
-	/* Start a unit. Returns 0, or -1 when it could not be started (no
-	 * done entry follows). A command that cannot be executed is started:
-	 * wait() reports it with exit code 127 (126: not executable) and a
-	 * message. */
+	/* Start a unit on the loop. Returns 0, or -1 when it could not be
+	 * started (no done entry follows). A command that cannot be executed
+	 * is started: loop_wait() reports it with exit code 127 (126: not
+	 * executable) and a message. A unit ends when its main process does;
+	 * what it left running (its process group, its container) is killed
+	 * then, as a container's processes would be. */
 	int (*start)(struct exec_ctx *ctx, const struct exec_unit *unit,
 		     struct error *err);
-
-	/* Wait up to timeout_ms (-1: until something happens) for running
-	 * units, streaming their output meanwhile. Fills up to max entries of
-	 * done[] and returns how many, 0 on timeout or when a signal
-	 * interrupted the wait, -1 on an executor error. A unit ends when its
-	 * main process does; what it left running (its process group, its
-	 * container) is killed then, as a container's processes would be. */
-	int (*wait)(struct exec_ctx *ctx, int timeout_ms,
-		    struct exec_done *done, int max, struct error *err);
-
-	/* Number of units started and not yet reported by wait(). */
-	int (*running)(struct exec_ctx *ctx);
-
-	/* Stop every running unit: TERM (or the backend's stop), then KILL
-	 * after the grace period; a second call KILLs at once. Units are
-	 * still reported by wait(), with cancelled set. */
-	void (*cancel_all)(struct exec_ctx *ctx);
 
 	/* Resolve an image name to the id that enters the stage key. NULL
 	 * for executors without images. */

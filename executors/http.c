@@ -1,7 +1,11 @@
 /* HTTP over libcurl's multi interface, driven by our own poll() (so that a
  * signal interrupts a wait, which curl_multi_poll() would swallow): many
- * requests at once on one connection pool, bodies collected or streamed. */
+ * requests at once on one connection pool, bodies collected or streamed.
+ * Its sockets and timer are also registered with the executors' one loop
+ * (executors/loop.c), so that requests progress while the engine waits on
+ * every executor at once. */
 #include "executors/http.h"
+#include "executors/loop.h"
 #include "util/dl.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -97,6 +101,7 @@ struct http {
 	struct pollfd *pfd;
 	size_t alloc_pfd;
 	long long timer_at;	 /* when curl wants a timeout call; -1: never */
+	struct loop_timer timer; /* the same, in the executors' loop */
 	int responses;		 /* xfers whose on_response is due */
 	struct http_xfer *first; /* every xfer not yet freed */
 	int in_flight;
@@ -145,6 +150,20 @@ static struct sock *find_sock(struct http *h, curl_socket_t fd)
 	return NULL;
 }
 
+static short poll_events(int what)
+{
+	short ev = 0;
+
+	if (what & CURL_POLL_IN)
+		ev |= POLLIN;
+	if (what & CURL_POLL_OUT)
+		ev |= POLLOUT;
+	return ev;
+}
+
+static void on_loop_fd(void *arg, int fd, short revents);
+static void on_loop_timer(void *arg);
+
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 		     void *socketp)
 {
@@ -156,6 +175,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 	if (what == CURL_POLL_REMOVE) {
 		if (s)
 			*s = h->socks[--h->nr_socks];
+		loop_fd_unwatch(fd);
 		return 0;
 	}
 	if (!s) {
@@ -164,6 +184,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 		s->fd = fd;
 	}
 	s->what = what;
+	loop_fd_watch(fd, poll_events(what), on_loop_fd, h);
 	return 0;
 }
 
@@ -173,6 +194,10 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 
 	(void)multi;
 	h->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	if (h->timer_at < 0)
+		loop_timer_disarm(&h->timer);
+	else
+		loop_timer_arm(&h->timer, h->timer_at);
 	return 0;
 }
 
@@ -248,6 +273,7 @@ int http_new(struct http **out, const struct http_target *t, struct error *err)
 					? t->connect_timeout_ms
 					: DEFAULT_CONNECT_MS;
 	h->timer_at = -1;
+	loop_timer_init(&h->timer, on_loop_timer, h);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -270,6 +296,9 @@ void http_free(struct http *h)
 	while (h->first)
 		http_xfer_free(h->first);
 	curl_multi_cleanup(h->multi);
+	for (size_t i = 0; i < h->nr_socks; i++)
+		loop_fd_unwatch(h->socks[i].fd);
+	loop_timer_disarm(&h->timer);
 	free(h->base_url);
 	free(h->unix_socket);
 	free(h->ca_pem);
@@ -408,6 +437,7 @@ struct http_xfer *http_start(struct http *h, const struct http_request *req,
 		/* reported as a transport error on the next poll */
 		x->error = xstrdup("cannot start the request");
 		h->timer_at = now_ms();
+		loop_timer_arm(&h->timer, h->timer_at);
 	}
 	return x;
 }
@@ -609,6 +639,7 @@ static void act(struct http *h, size_t n)
 	}
 	if (h->timer_at >= 0 && now_ms() >= h->timer_at) {
 		h->timer_at = -1;
+		loop_timer_disarm(&h->timer);
 		curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
 					 &running);
 	}
@@ -627,6 +658,40 @@ static size_t build_pollset(struct http *h)
 		h->pfd[i] = (struct pollfd){.fd = h->socks[i].fd, .events = ev};
 	}
 	return h->nr_socks;
+}
+
+/* Called back with what ended, after curl has acted. */
+static void settle(struct http *h)
+{
+	tell_responses(h);
+	reap_unadded(h);
+	reap(h);
+}
+
+/* The executors' loop saw a socket of ours ready. */
+static void on_loop_fd(void *arg, int fd, short revents)
+{
+	struct http *h = arg;
+	int ev = 0, running;
+
+	if (revents & POLLIN)
+		ev |= CURL_CSELECT_IN;
+	if (revents & POLLOUT)
+		ev |= CURL_CSELECT_OUT;
+	if (revents & (POLLERR | POLLHUP | POLLNVAL))
+		ev |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(h->multi, fd, ev, &running);
+	settle(h);
+}
+
+static void on_loop_timer(void *arg)
+{
+	struct http *h = arg;
+	int running;
+
+	h->timer_at = -1;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	settle(h);
 }
 
 int http_poll(struct http *h, int timeout_ms, struct error *err)

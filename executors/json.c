@@ -1,5 +1,6 @@
-/* JSON through jansson, behind an opaque type so that no other executor
- * file names jansson. A struct json is a json_t. */
+/* JSON through jansson, behind an opaque type so that no other file names
+ * jansson (the executors' API bodies, the commands' --json). A struct json
+ * is a json_t. */
 #include "executors/json.h"
 #include "util/xalloc.h"
 
@@ -161,7 +162,12 @@ void json_put(struct json *obj, const char *key, struct json *val)
 
 void json_put_str(struct json *obj, const char *key, const char *s)
 {
-	json_put(obj, key, W(must(json_string(s))));
+	json_put(obj, key, W(s ? must(json_string(s)) : json_null()));
+}
+
+void json_put_int(struct json *obj, const char *key, long long v)
+{
+	json_put(obj, key, W(must(json_integer((json_int_t)v))));
 }
 
 void json_push(struct json *arr, struct json *val)
@@ -184,6 +190,13 @@ void json_dump(const struct json *j, struct strbuf *out)
 {
 	json_dump_callback(J(j), dump_cb, out,
 			   JSON_COMPACT | JSON_PRESERVE_ORDER |
+				   JSON_ENCODE_ANY);
+}
+
+void json_dump_pretty(const struct json *j, struct strbuf *out)
+{
+	json_dump_callback(J(j), dump_cb, out,
+			   JSON_INDENT(2) | JSON_PRESERVE_ORDER |
 				   JSON_ENCODE_ANY);
 }
 

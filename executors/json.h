@@ -1,6 +1,6 @@
-/* Small JSON helpers for the executors' API bodies (Docker, Kubernetes):
- * parse and look up by dotted path, build and dump. The only door to
- * jansson in executors/. */
+/* Small JSON helpers for the executors' API bodies (Docker, Kubernetes)
+ * and the commands' --json output: parse and look up by dotted path, build
+ * and dump. The only door to jansson. */
 #ifndef EXECUTORS_JSON_H
 #define EXECUTORS_JSON_H
 
@@ -49,12 +49,16 @@ void json_set_str(struct json *obj, const char *path, const char *s);
 void json_set_int(struct json *obj, const char *path, long long v);
 void json_set_bool(struct json *obj, const char *path, int v);
 void json_put(struct json *obj, const char *key, struct json *val);
-void json_put_str(struct json *obj, const char *key, const char *s);
+void json_put_str(struct json *obj, const char *key,
+		  const char *s); /* NULL: null */
+void json_put_int(struct json *obj, const char *key, long long v);
 void json_push(struct json *arr, struct json *val);
 void json_push_str(struct json *arr, const char *s);
 
 /* Append j as compact JSON (keys in insertion order). */
 void json_dump(const struct json *j, struct strbuf *out);
+/* The same, indented by two spaces, for people (--json). */
+void json_dump_pretty(const struct json *j, struct strbuf *out);
 
 /* What an API error body says: the "message" member of a JSON object
  * (Docker, Kubernetes Status), else the body's first line, trimmed and cut

@@ -3,7 +3,7 @@
  * request, streamed with a "[label] " prefix. */
 #include "executors/executor.h"
 #include "executors/local.h"
-#include "executors/unitlog.h"
+#include "executors/loop.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -30,58 +30,35 @@
 extern char **environ;
 
 #define READ_CHUNK 65536
-#define LINE_CAP 65536	   /* a longer line without '\n' is cut */
 #define EVENT_CHUNKS 16	   /* reads per stream per event, for fairness */
 #define DRAIN_CHUNKS 64	   /* reads after the process is gone */
-#define FALLBACK_MAX_MS 64 /* longest poll without pidfd */
-#define DEFAULT_GRACE_MS 5000
+#define FALLBACK_MAX_MS 64 /* longest wait between looks without pidfd */
 #define GROUP_GONE_MS 2000 /* longest wait for a KILLed group to go */
 
 static int pidfd_disabled;
 
 enum { OUT, ERR };
 
-/* One of the unit's output pipes, in stream mode. */
-struct stream {
-	int fd; /* our read end; -1 at EOF or when not streaming */
-	int to; /* where its lines go: 1 or 2 */
-	struct strbuf pending; /* the line being read, not yet complete */
-};
-
+/* What is the local executor's own in a unit; the rest is the loop's. */
 struct lunit {
-	void *data;
+	struct loop_unit *lu;
+	struct exec_ctx *ctx;
 	pid_t pid; /* also the process group id */
 	int pidfd; /* -1: none, exits found by waitid(WNOHANG) */
-	struct unit_log log;
-	struct stream s[2];
-	char *prefix; /* "[label] " */
-	long long timeout_ms;
-	long long started_ms;
-	long long deadline_ms; /* when to TERM for the timeout; 0: none */
-	long long kill_ms;     /* when to KILL after a TERM; 0: none */
-	int exit_code, term_signal;
-	unsigned reaped : 1, finished : 1, timed_out : 1, cancelled : 1;
-	char *message;
-	long long duration_ms;
+	int fd[2]; /* our read ends of its stdout and stderr; -1 at EOF */
+	unsigned reaped : 1;
 };
-
-/* What a poll entry watches. */
-struct pollref {
-	struct lunit *u;
-	int what; /* OUT, ERR, or WATCH_PID */
-};
-#define WATCH_PID 2
 
 struct exec_ctx {
 	struct exec_options opt;
-	int devnull;	      /* O_RDWR: stdin of every unit */
-	struct lunit **units; /* started and not yet reported */
-	size_t nr, alloc;
-	struct pollfd *pfd;
-	struct pollref *ref;
-	size_t pfd_alloc, ref_alloc;
-	char *buf;	   /* READ_CHUNK bytes */
-	struct strbuf out; /* prefixed lines on their way to stdout/stderr */
+	int devnull; /* O_RDWR: stdin of every unit */
+	char *buf;   /* READ_CHUNK bytes */
+	/* Units without a pidfd: their exits are looked for on a timer
+	 * whose period doubles while nothing happens. */
+	struct lunit **look;
+	size_t nr_look, alloc_look;
+	struct loop_timer look_timer;
+	int backoff;
 
 	/* Scratch for start(), kept to spare allocations. */
 	struct strvec argv, owned;
@@ -113,14 +90,6 @@ struct spawn_failure {
 void local_disable_pidfd(int disable)
 {
 	pidfd_disabled = disable;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -166,63 +135,6 @@ int local_split_command(const char *cmd, struct strvec *argv)
 		p += strspn(p, " \t");
 	}
 	return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* Output: lines with a prefix, written whole */
-
-void local_prefix_flush(struct strbuf *out, struct strbuf *pending,
-			const char *prefix)
-{
-	if (!pending->len)
-		return;
-	strbuf_addstr(out, prefix);
-	strbuf_add(out, pending->buf, pending->len);
-	strbuf_addch(out, '\n');
-	strbuf_reset(pending);
-}
-
-void local_prefix_lines(struct strbuf *out, struct strbuf *pending,
-			const char *prefix, const char *data, size_t len)
-{
-	const char *end = data + len;
-
-	while (data < end) {
-		const char *nl = memchr(data, '\n', (size_t)(end - data));
-
-		if (!nl) {
-			strbuf_add(pending, data, (size_t)(end - data));
-			if (pending->len > LINE_CAP)
-				local_prefix_flush(out, pending, prefix);
-			return;
-		}
-		strbuf_addstr(out, prefix);
-		strbuf_add(out, pending->buf, pending->len);
-		strbuf_add(out, data, (size_t)(nl - data) + 1);
-		strbuf_reset(pending);
-		data = nl + 1;
-	}
-}
-
-void local_format_duration(struct strbuf *out, long long ms)
-{
-	long long s = ms / 1000;
-
-	if (ms < 1000) {
-		strbuf_addf(out, "%lldms", ms);
-	} else if (ms < 60000 && ms % 1000) {
-		strbuf_addf(out, "%lld.%03lld", s, ms % 1000);
-		while (out->buf[out->len - 1] == '0')
-			strbuf_setlen(out, out->len - 1);
-		strbuf_addch(out, 's');
-	} else {
-		if (s >= 3600)
-			strbuf_addf(out, "%lldh", s / 3600);
-		if (s % 3600 >= 60)
-			strbuf_addf(out, "%lldm", s % 3600 / 60);
-		if (s % 60)
-			strbuf_addf(out, "%llds", s % 60);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,22 +205,6 @@ static int prepare_argv(struct exec_ctx *ctx, const struct exec_unit *unit,
 	return 0;
 }
 
-/* True when the KEY of "KEY=VALUE" a is the key of b. */
-static int same_key(const char *a, const char *b)
-{
-	size_t n = strcspn(a, "=");
-
-	return !strncmp(a, b, n) && (b[n] == '=' || !b[n]);
-}
-
-static int key_in(const char *e, char *const *list)
-{
-	for (; list && *list; list++)
-		if (same_key(*list, e))
-			return 1;
-	return 0;
-}
-
 static void push_env(struct exec_ctx *ctx, size_t *n, const char *e)
 {
 	ALLOC_GROW(ctx->envp, *n + 2, ctx->envp_alloc);
@@ -327,10 +223,12 @@ static void prepare_env(struct exec_ctx *ctx, const struct exec_unit *unit)
 		     unit->stage ? unit->stage : "");
 	strvec_pushf(&ctx->owned, "PIPE_WORKSPACE=%s", unit->workspace);
 	for (char **e = environ; e && *e; e++)
-		if (!key_in(*e, unit->env) && !key_in(*e, ctx->owned.v))
+		if (!strvec_has_key(unit->env, *e) &&
+		    !strvec_has_key(ctx->owned.v, *e))
 			push_env(ctx, &n, *e);
 	for (char *const *e = unit->env; e && *e; e++)
-		if (!key_in(*e, e + 1) && !key_in(*e, ctx->owned.v))
+		if (!strvec_has_key(e + 1, *e) &&
+		    !strvec_has_key(ctx->owned.v, *e))
 			push_env(ctx, &n, *e);
 	for (size_t i = 0; i < ctx->owned.nr; i++)
 		push_env(ctx, &n, ctx->owned.v[i]);
@@ -476,129 +374,65 @@ static pid_t spawn_child(const struct spawn *sp)
 }
 
 /* ------------------------------------------------------------------ */
-/* Units */
+/* Units: reading their output, seeing them end */
 
-static struct lunit *unit_new(const struct exec_unit *unit)
+/* Stop watching and close: the loop may hand the number out again. */
+static void unwatch_close(int *fd)
 {
-	struct lunit *u = xcalloc(1, sizeof(*u));
-	struct strbuf sb = STRBUF_INIT;
-
-	u->data = unit->data;
-	u->pidfd = -1;
-	unit_log_init(&u->log, unit->log_path, unit->log_max);
-	for (int i = OUT; i <= ERR; i++) {
-		u->s[i].fd = -1;
-		u->s[i].to = i == OUT ? 1 : 2;
-		strbuf_init(&u->s[i].pending, 0);
-	}
-	strbuf_addf(&sb, "[%s] ",
-		    unit->label ? unit->label
-				: (unit->stage ? unit->stage : "?"));
-	u->prefix = strbuf_detach(&sb, NULL);
-	u->timeout_ms = unit->timeout_ms > 0 ? unit->timeout_ms : 0;
-	u->exit_code = -1;
-	return u;
+	if (*fd >= 0)
+		loop_fd_unwatch(*fd);
+	close_fd(fd);
 }
 
-static void unit_free(struct lunit *u)
+/* Read what stream k has, up to max chunks; at EOF close it. */
+static void stream_read(struct lunit *u, int k, int max)
 {
-	for (int i = OUT; i <= ERR; i++) {
-		close_fd(&u->s[i].fd);
-		strbuf_release(&u->s[i].pending);
-	}
-	close_fd(&u->pidfd);
-	unit_log_close(&u->log);
-	free(u->prefix);
-	free(u->message);
-	free(u);
-}
-
-static void emit(struct exec_ctx *ctx, struct lunit *u, struct stream *s,
-		 const char *data, size_t len)
-{
-	unit_log_write(&u->log, data, len);
-	if (!ctx->opt.stream)
-		return;
-	local_prefix_lines(&ctx->out, &s->pending, u->prefix, data, len);
-	if (ctx->out.len && ctx->opt.before_output)
-		ctx->opt.before_output(ctx->opt.output_arg);
-	if (ctx->out.len)
-		fs_write_all(s->to, ctx->out.buf, ctx->out.len);
-	strbuf_reset(&ctx->out);
-}
-
-static void stream_close(struct exec_ctx *ctx, struct lunit *u,
-			 struct stream *s)
-{
-	local_prefix_flush(&ctx->out, &s->pending, u->prefix);
-	if (ctx->out.len && ctx->opt.before_output)
-		ctx->opt.before_output(ctx->opt.output_arg);
-	if (ctx->out.len)
-		fs_write_all(s->to, ctx->out.buf, ctx->out.len);
-	strbuf_reset(&ctx->out);
-	close_fd(&s->fd);
-}
-
-/* Read what the stream has, up to max chunks; at EOF close it. */
-static void stream_read(struct exec_ctx *ctx, struct lunit *u, struct stream *s,
-			int max)
-{
-	for (int i = 0; i < max && s->fd >= 0; i++) {
-		ssize_t n = read(s->fd, ctx->buf, READ_CHUNK);
+	for (int i = 0; i < max && u->fd[k] >= 0; i++) {
+		ssize_t n = read(u->fd[k], u->ctx->buf, READ_CHUNK);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
-			stream_close(ctx, u, s);
+			unwatch_close(&u->fd[k]);
 			return;
 		}
-		emit(ctx, u, s, ctx->buf, (size_t)n);
+		loop_unit_output(u->lu, k == OUT ? 1 : 2, u->ctx->buf,
+				 (size_t)n);
 	}
 }
 
-static void set_message(struct lunit *u)
+static void unlook(struct lunit *u)
 {
-	struct strbuf sb = STRBUF_INIT;
+	struct exec_ctx *ctx = u->ctx;
 
-	if (u->message)
-		return;
-	if (u->cancelled) {
-		strbuf_addstr(&sb, "cancelled");
-	} else if (u->timed_out) {
-		strbuf_addstr(&sb, "timed out after ");
-		local_format_duration(&sb, u->timeout_ms);
-	} else if (u->term_signal) {
-		strbuf_addf(&sb, "killed by signal %d (%s)", u->term_signal,
-			    strsignal(u->term_signal));
-	} else {
-		return;
-	}
-	u->message = strbuf_detach(&sb, NULL);
+	for (size_t i = 0; i < ctx->nr_look; i++)
+		if (ctx->look[i] == u) {
+			ctx->look[i] = ctx->look[--ctx->nr_look];
+			break;
+		}
+	if (!ctx->nr_look)
+		loop_timer_disarm(&ctx->look_timer);
 }
 
 /* The main process is gone: what is left of its group goes with it (as in
  * a container), the pipes are drained, not waited on, since a daemon that
  * left the group may hold them open for ever. */
-static void finish(struct exec_ctx *ctx, struct lunit *u, int status)
+static void finish(struct lunit *u, int status)
 {
 	u->reaped = 1;
-	u->duration_ms = now_ms() - u->started_ms;
-	if (WIFEXITED(status)) {
-		u->exit_code = WEXITSTATUS(status);
-	} else if (WIFSIGNALED(status)) {
-		u->term_signal = WTERMSIG(status);
+	if (WIFEXITED(status))
+		u->lu->exit_code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		u->lu->term_signal = WTERMSIG(status);
+	unwatch_close(&u->pidfd);
+	unlook(u);
+	for (int k = OUT; k <= ERR; k++) {
+		stream_read(u, k, DRAIN_CHUNKS);
+		unwatch_close(&u->fd[k]);
 	}
-	close_fd(&u->pidfd);
-	for (int i = OUT; i <= ERR; i++) {
-		stream_read(ctx, u, &u->s[i], DRAIN_CHUNKS);
-		if (u->s[i].fd >= 0)
-			stream_close(ctx, u, &u->s[i]);
-	}
-	unit_log_close(&u->log);
-	set_message(u);
-	u->finished = 1;
+	loop_unit_end(u->lu, 0);
 }
 
 /* The rest of a unit's group was KILLed with its main process: wait
@@ -623,7 +457,7 @@ static void reap_group(pid_t pgid)
 /* Reap the unit if its main process has exited. It is only looked at
  * (WNOWAIT) first, so that its pid, which names the group, cannot be
  * reused while the group is killed. */
-static void check_exit(struct exec_ctx *ctx, struct lunit *u)
+static void check_exit(struct lunit *u)
 {
 	siginfo_t si;
 	int status = 0;
@@ -633,9 +467,9 @@ static void check_exit(struct exec_ctx *ctx, struct lunit *u)
 		if (errno != ECHILD)
 			return;
 		/* SIGCHLD ignored by someone: the status is lost */
-		u->message = xstrdup("exit status lost");
-		finish(ctx, u, status);
-		u->exit_code = -1;
+		u->lu->message = xstrdup("exit status lost");
+		finish(u, status);
+		u->lu->exit_code = -1;
 		return;
 	}
 	if (si.si_pid != u->pid)
@@ -644,7 +478,35 @@ static void check_exit(struct exec_ctx *ctx, struct lunit *u)
 	while (waitpid(u->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	reap_group(u->pid);
-	finish(ctx, u, status);
+	finish(u, status);
+}
+
+static void on_pipe(void *arg, int fd, short revents)
+{
+	struct lunit *u = arg;
+
+	(void)revents;
+	stream_read(u, fd == u->fd[OUT] ? OUT : ERR, EVENT_CHUNKS);
+}
+
+static void on_pidfd(void *arg, int fd, short revents)
+{
+	(void)fd;
+	(void)revents;
+	check_exit(arg);
+}
+
+static void on_look(void *arg)
+{
+	struct exec_ctx *ctx = arg;
+
+	for (size_t i = ctx->nr_look; i-- > 0;)
+		if (i < ctx->nr_look)
+			check_exit(ctx->look[i]);
+	if (ctx->backoff < FALLBACK_MAX_MS)
+		ctx->backoff *= 2;
+	if (ctx->nr_look)
+		loop_timer_arm(&ctx->look_timer, loop_now_ms() + ctx->backoff);
 }
 
 /* The child could not exec: reap it and keep the reason, in the log too. */
@@ -661,43 +523,80 @@ static void spawn_failed(struct lunit *u, const struct spawn_failure *f,
 			    strerror(f->err));
 	else
 		strbuf_addf(&sb, "cannot run '%s': %s", prog, strerror(f->err));
-	unit_log_note(&u->log, sb.buf);
-	unit_log_close(&u->log);
-	u->message = strbuf_detach(&sb, NULL);
-	for (int i = OUT; i <= ERR; i++)
-		close_fd(&u->s[i].fd);
-	u->exit_code = f->step == STEP_CHDIR ? -1
-		       : f->err == ENOENT    ? 127
-					     : 126;
-	u->reaped = u->finished = 1;
-	u->duration_ms = now_ms() - u->started_ms;
+	loop_unit_note(u->lu, sb.buf);
+	u->lu->message = strbuf_detach(&sb, NULL);
+	for (int k = OUT; k <= ERR; k++)
+		close_fd(&u->fd[k]);
+	u->lu->exit_code = f->step == STEP_CHDIR ? -1
+			   : f->err == ENOENT	 ? 127
+						 : 126;
+	u->reaped = 1;
+	loop_unit_end(u->lu, 0);
 }
 
+/* It runs: watch its pipes, then its end (a pidfd, or a look now and
+ * then): pipes first, so that a round's output is read before the pidfd
+ * drains and closes them. */
 static void spawned(struct lunit *u)
 {
+	struct exec_ctx *ctx = u->ctx;
+
 	if (!pidfd_disabled) {
 		u->pidfd = (int)syscall(SYS_pidfd_open, u->pid, 0);
 		if (u->pidfd < 0 && (errno == ENOSYS || errno == EPERM))
 			pidfd_disabled = 1;
 		u->pidfd = above_stdio(u->pidfd);
 	}
-	for (int i = OUT; i <= ERR; i++)
-		if (u->s[i].fd >= 0)
-			fcntl(u->s[i].fd, F_SETFL, O_NONBLOCK);
-	if (u->timeout_ms)
-		u->deadline_ms = u->started_ms + u->timeout_ms;
+	u->lu->live = 1;
+	for (int k = OUT; k <= ERR; k++) {
+		fcntl(u->fd[k], F_SETFL, O_NONBLOCK);
+		loop_fd_watch(u->fd[k], POLLIN, on_pipe, u);
+	}
+	if (u->pidfd >= 0) {
+		loop_fd_watch(u->pidfd, POLLIN, on_pidfd, u);
+		return;
+	}
+	ALLOC_GROW(ctx->look, ctx->nr_look + 1, ctx->alloc_look);
+	ctx->look[ctx->nr_look++] = u;
+	ctx->backoff = 1;
+	loop_timer_arm(&ctx->look_timer, loop_now_ms() + ctx->backoff);
 }
 
-static void add_unit(struct exec_ctx *ctx, struct lunit *u)
+static void local_stop(struct loop_unit *lu, int sig)
 {
-	ALLOC_GROW(ctx->units, ctx->nr + 1, ctx->alloc);
-	ctx->units[ctx->nr++] = u;
+	struct lunit *u = lu->impl;
+
+	if (!u->reaped)
+		kill(-u->pid, sig);
 }
+
+/* After a poll error, or at close: no zombie is left behind. */
+static void local_release(struct loop_unit *lu)
+{
+	struct lunit *u = lu->impl;
+
+	if (!u->reaped) {
+		kill(-u->pid, SIGKILL);
+		while (waitpid(u->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		unlook(u);
+	}
+	unwatch_close(&u->pidfd);
+	for (int k = OUT; k <= ERR; k++)
+		unwatch_close(&u->fd[k]);
+	free(u);
+}
+
+static const struct loop_ops local_ops = {
+	.stop = local_stop,
+	.release = local_release,
+};
 
 /* Start the child, and learn whether it could exec. */
-static int start_child(struct lunit *u, struct spawn *sp, int pipes[3][2],
-		       struct error *err)
+static int start_child(struct exec_ctx *ctx, const struct exec_unit *unit,
+		       struct spawn *sp, int pipes[3][2], struct error *err)
 {
+	struct lunit *u;
 	struct spawn_failure f;
 	ssize_t n;
 	pid_t pid;
@@ -707,13 +606,16 @@ static int start_child(struct lunit *u, struct spawn *sp, int pipes[3][2],
 		return error_set(err, EXIT_ENV, "cannot fork: %s",
 				 strerror(errno));
 	setpgid(pid, pid);
+	u = xcalloc(1, sizeof(*u));
+	u->ctx = ctx;
 	u->pid = pid;
-	u->started_ms = now_ms();
+	u->pidfd = -1;
+	u->lu = loop_unit_add(unit, &ctx->opt, &local_ops, ctx, u);
 	for (int i = 0; i < 3; i++)
 		close_fd(&pipes[i][1]);
-	for (int i = OUT; i <= ERR; i++) {
-		u->s[i].fd = pipes[i][0];
-		pipes[i][0] = -1;
+	for (int k = OUT; k <= ERR; k++) {
+		u->fd[k] = pipes[k][0];
+		pipes[k][0] = -1;
 	}
 	do
 		n = read(pipes[2][0], &f, sizeof(f));
@@ -729,7 +631,6 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 		       struct error *err)
 {
 	int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-	struct lunit *u = NULL;
 	struct spawn sp;
 	int use_sh, ret = -1;
 
@@ -739,7 +640,6 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 		return -1;
 	prepare_env(ctx, unit);
 	prepare_cands(ctx, use_sh);
-	u = unit_new(unit);
 	/* output always comes through pipes, streamed or not: the log is
 	 * made on its first byte and capped (unitlog.h) */
 	if (make_pipe(pipes[OUT], err) || make_pipe(pipes[ERR], err) ||
@@ -756,184 +656,15 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 		.cands = ctx->cands,
 		.shargv = ctx->shargv,
 	};
-	if (start_child(u, &sp, pipes, err))
+	if (start_child(ctx, unit, &sp, pipes, err))
 		goto out;
-	add_unit(ctx, u);
-	u = NULL;
 	ret = 0;
 out:
 	for (int i = 0; i < 3; i++) {
 		close_fd(&pipes[i][0]);
 		close_fd(&pipes[i][1]);
 	}
-	if (u)
-		unit_free(u);
 	return ret;
-}
-
-/* ------------------------------------------------------------------ */
-/* Waiting */
-
-static long long min_timeout(long long t, long long v)
-{
-	if (v < 0)
-		v = 0;
-	return t < 0 || v < t ? v : t;
-}
-
-/* TERM at a unit's deadline, KILL at the end of its grace period. */
-static void run_timers(struct exec_ctx *ctx, long long now)
-{
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct lunit *u = ctx->units[i];
-
-		if (u->reaped)
-			continue;
-		if (u->deadline_ms && now >= u->deadline_ms) {
-			kill(-u->pid, SIGTERM);
-			u->timed_out = 1;
-			u->deadline_ms = 0;
-			u->kill_ms = now + ctx->opt.grace_ms;
-		}
-		if (u->kill_ms && now >= u->kill_ms) {
-			kill(-u->pid, SIGKILL);
-			u->kill_ms = 0;
-		}
-	}
-}
-
-/* Without pidfd, exits are found by looking, on a poll timeout that
- * doubles while nothing happens (backoff, in ms). */
-static long long poll_timeout(struct exec_ctx *ctx, long long now,
-			      long long until, int backoff)
-{
-	long long t = until < 0 ? -1 : min_timeout(-1, until - now);
-
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct lunit *u = ctx->units[i];
-
-		if (u->reaped)
-			continue;
-		if (u->deadline_ms)
-			t = min_timeout(t, u->deadline_ms - now);
-		if (u->kill_ms)
-			t = min_timeout(t, u->kill_ms - now);
-		if (u->pidfd < 0)
-			t = min_timeout(t, backoff);
-	}
-	return t > INT_MAX ? INT_MAX : t;
-}
-
-static void watch(struct exec_ctx *ctx, size_t *n, struct lunit *u, int fd,
-		  int what)
-{
-	ctx->pfd[*n] = (struct pollfd){.fd = fd, .events = POLLIN};
-	ctx->ref[*n] = (struct pollref){.u = u, .what = what};
-	(*n)++;
-}
-
-/* Each unit's pipes first, then its pidfd: once the pidfd has reaped a
- * unit, no later entry of this round names its closed pipes. */
-static size_t build_pollset(struct exec_ctx *ctx)
-{
-	size_t n = 0;
-
-	ALLOC_GROW(ctx->pfd, ctx->nr * 3, ctx->pfd_alloc);
-	ALLOC_GROW(ctx->ref, ctx->nr * 3, ctx->ref_alloc);
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct lunit *u = ctx->units[i];
-
-		if (u->reaped)
-			continue;
-		for (int k = OUT; k <= ERR; k++)
-			if (u->s[k].fd >= 0)
-				watch(ctx, &n, u, u->s[k].fd, k);
-		if (u->pidfd >= 0)
-			watch(ctx, &n, u, u->pidfd, WATCH_PID);
-	}
-	return n;
-}
-
-static void handle_events(struct exec_ctx *ctx, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct lunit *u = ctx->ref[i].u;
-		int what = ctx->ref[i].what;
-
-		if (!ctx->pfd[i].revents || u->reaped)
-			continue;
-		if (what == WATCH_PID)
-			check_exit(ctx, u);
-		else
-			stream_read(ctx, u, &u->s[what], EVENT_CHUNKS);
-	}
-}
-
-static void check_exits_without_pidfd(struct exec_ctx *ctx)
-{
-	for (size_t i = 0; i < ctx->nr; i++)
-		if (!ctx->units[i]->reaped && ctx->units[i]->pidfd < 0)
-			check_exit(ctx, ctx->units[i]);
-}
-
-/* Move finished units to done[], at most max. */
-static int collect(struct exec_ctx *ctx, struct exec_done *done, int max)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < ctx->nr && n < max;) {
-		struct lunit *u = ctx->units[i];
-
-		if (!u->finished) {
-			i++;
-			continue;
-		}
-		done[n++] = (struct exec_done){
-			.data = u->data,
-			.exit_code = u->exit_code,
-			.term_signal = u->term_signal,
-			.timed_out = u->timed_out,
-			.cancelled = u->cancelled,
-			.message = u->message,
-			.duration_ms = u->duration_ms,
-		};
-		u->message = NULL;
-		unit_free(u);
-		ctx->units[i] = ctx->units[--ctx->nr];
-	}
-	return n;
-}
-
-static int local_wait(struct exec_ctx *ctx, int timeout_ms,
-		      struct exec_done *done, int max, struct error *err)
-{
-	long long until = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-	int backoff = 1, polled = 0;
-
-	for (;;) {
-		long long now = now_ms(), t;
-		size_t nfds;
-		int n;
-
-		run_timers(ctx, now);
-		check_exits_without_pidfd(ctx);
-		n = collect(ctx, done, max);
-		if (n || !ctx->nr || max <= 0 ||
-		    (polled && until >= 0 && now >= until))
-			return n;
-		t = poll_timeout(ctx, now, until, backoff);
-		nfds = build_pollset(ctx);
-		if (poll(ctx->pfd, (nfds_t)nfds, (int)t) < 0) {
-			if (errno == EINTR)
-				return 0; /* the engine looks at its flags */
-			return error_set(err, EXIT_ENV, "poll: %s",
-					 strerror(errno));
-		}
-		polled = 1;
-		handle_events(ctx, nfds);
-		if (backoff < FALLBACK_MAX_MS)
-			backoff *= 2;
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -949,8 +680,6 @@ static int local_open(struct exec_ctx **out, const struct exec_options *opt,
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (opt)
 		ctx->opt = *opt;
-	if (ctx->opt.grace_ms <= 0)
-		ctx->opt.grace_ms = DEFAULT_GRACE_MS;
 	ctx->devnull = above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
 	if (ctx->devnull < 0) {
 		error_set(err, EXIT_ENV, "cannot open '/dev/null': %s",
@@ -959,7 +688,7 @@ static int local_open(struct exec_ctx **out, const struct exec_options *opt,
 		return -1;
 	}
 	ctx->buf = xmalloc(READ_CHUNK);
-	strbuf_init(&ctx->out, 0);
+	loop_timer_init(&ctx->look_timer, on_look, ctx);
 	strbuf_init(&ctx->paths, 0);
 	strvec_init(&ctx->argv);
 	strvec_init(&ctx->owned);
@@ -967,70 +696,15 @@ static int local_open(struct exec_ctx **out, const struct exec_options *opt,
 	return 0;
 }
 
-static int local_running(struct exec_ctx *ctx)
-{
-	return (int)ctx->nr;
-}
-
-/* TERM every group now and KILL it after the grace period; a second call
- * KILLs at once (a second Ctrl-C). */
-static void local_cancel_all(struct exec_ctx *ctx)
-{
-	long long now = now_ms();
-
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct lunit *u = ctx->units[i];
-
-		if (u->reaped)
-			continue;
-		if (u->cancelled) {
-			kill(-u->pid, SIGKILL);
-			u->kill_ms = 0;
-			continue;
-		}
-		kill(-u->pid, SIGTERM);
-		u->cancelled = 1;
-		u->deadline_ms = 0;
-		if (!u->kill_ms || u->kill_ms > now + ctx->opt.grace_ms)
-			u->kill_ms = now + ctx->opt.grace_ms;
-	}
-}
-
 static void local_close(struct exec_ctx *ctx)
 {
-	struct exec_done done[16];
-	struct error err = ERROR_INIT;
-
 	if (!ctx)
 		return;
-	local_cancel_all(ctx);
-	while (ctx->nr) {
-		int n = local_wait(ctx, -1, done, (int)ARRAY_SIZE(done), &err);
-
-		if (n < 0)
-			break;
-		for (int i = 0; i < n; i++)
-			free(done[i].message);
-	}
-	/* only after a poll error: no zombie left behind */
-	for (size_t i = 0; i < ctx->nr; i++) {
-		struct lunit *u = ctx->units[i];
-
-		if (!u->reaped) {
-			kill(-u->pid, SIGKILL);
-			while (waitpid(u->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			reap_group(u->pid);
-		}
-		unit_free(u);
-	}
-	error_release(&err);
+	loop_close(ctx);
+	loop_timer_disarm(&ctx->look_timer);
 	close_fd(&ctx->devnull);
-	free(ctx->units);
-	free(ctx->pfd);
-	free(ctx->ref);
+	free(ctx->look);
 	free(ctx->buf);
-	strbuf_release(&ctx->out);
 	strbuf_release(&ctx->paths);
 	strvec_clear(&ctx->argv);
 	strvec_clear(&ctx->owned);
@@ -1040,13 +714,10 @@ static void local_close(struct exec_ctx *ctx)
 	free(ctx);
 }
 
+/* The default executor: no images to resolve. */
 const struct executor executor_local = {
 	.name = "local",
 	.open = local_open,
 	.start = local_start,
-	.wait = local_wait,
-	.running = local_running,
-	.cancel_all = local_cancel_all,
-	.resolve_image = NULL,
 	.close = local_close,
 };

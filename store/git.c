@@ -80,6 +80,7 @@
 	X(git_odb_read_header)                                                 \
 	X(git_odb_refresh)                                                     \
 	X(git_oid_fromstrn)                                                    \
+	X(git_oid_tostr)                                                       \
 	X(git_packbuilder_free)                                                \
 	X(git_packbuilder_insert)                                              \
 	X(git_packbuilder_name)                                                \
@@ -111,6 +112,9 @@
 	X(git_revwalk_simplify_first_parent)                                   \
 	X(git_revwalk_sorting)                                                 \
 	X(git_signature_free)                                                  \
+	X(git_status_list_entrycount)                                          \
+	X(git_status_list_free)                                                \
+	X(git_status_list_new)                                                 \
 	X(git_signature_now)                                                   \
 	X(git_tree_entry_bypath)                                               \
 	X(git_tree_entry_filemode_raw)                                         \
@@ -186,6 +190,7 @@ static int load_libgit2(struct error *err)
 #define git_odb_read_header (*p_git_odb_read_header)
 #define git_odb_refresh (*p_git_odb_refresh)
 #define git_oid_fromstrn (*p_git_oid_fromstrn)
+#define git_oid_tostr (*p_git_oid_tostr)
 #define git_packbuilder_free (*p_git_packbuilder_free)
 #define git_packbuilder_insert (*p_git_packbuilder_insert)
 #define git_packbuilder_name (*p_git_packbuilder_name)
@@ -222,6 +227,9 @@ static int load_libgit2(struct error *err)
 #define git_revwalk_simplify_first_parent (*p_git_revwalk_simplify_first_parent)
 #define git_revwalk_sorting (*p_git_revwalk_sorting)
 #define git_signature_free (*p_git_signature_free)
+#define git_status_list_entrycount (*p_git_status_list_entrycount)
+#define git_status_list_free (*p_git_status_list_free)
+#define git_status_list_new (*p_git_status_list_new)
 #define git_signature_now (*p_git_signature_now)
 #define git_tree_entry_bypath (*p_git_tree_entry_bypath)
 #define git_tree_entry_filemode_raw (*p_git_tree_entry_filemode_raw)
@@ -1509,4 +1517,42 @@ out:
 	free(stem);
 	strbuf_release(&path);
 	return ret;
+}
+
+/* The project's own repository, found as git finds it (GIT_DIR, GIT_WORK_TREE
+ * and the folders above the workspace): its HEAD, and whether a tracked file
+ * differs from HEAD in the index or the work tree, as `git status
+ * --porcelain --untracked-files=no` would list it. */
+void sgit_project_head(struct strbuf *head, int *dirty)
+{
+	git_status_options opt;
+	git_repository *repo = NULL;
+	git_status_list *list = NULL;
+	git_oid oid;
+	char hex[GIT_OID_HEXSZ + 1];
+	struct error err = ERROR_INIT;
+
+	strbuf_reset(head);
+	*dirty = 0;
+	if (load_libgit2(&err)) {
+		error_release(&err);
+		return;
+	}
+	git_libgit2_init();
+	if (git_repository_open_ext(&repo, NULL, GIT_REPOSITORY_OPEN_FROM_ENV,
+				    NULL) ||
+	    git_reference_name_to_id(&oid, repo, "HEAD"))
+		goto out; /* not a repository, or no commit yet */
+	git_oid_tostr(hex, sizeof(hex), &oid);
+	strbuf_addstr(head, hex);
+	memset(&opt, 0, sizeof(opt));
+	opt.version = GIT_STATUS_OPTIONS_VERSION;
+	opt.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+	opt.flags = 0; /* tracked files only */
+	if (!git_status_list_new(&list, repo, &opt))
+		*dirty = git_status_list_entrycount(list) > 0;
+out:
+	git_status_list_free(list);
+	git_repository_free(repo);
+	error_release(&err);
 }

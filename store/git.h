@@ -155,4 +155,10 @@ int sgit_descends(struct sgit *g, const struct sgit_oid *commit,
 int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	    int dry_run, unsigned long long *freed, struct error *err);
 
+/* The project's git repository (found from the current folder as git finds
+ * it, GIT_DIR included): HEAD's commit id into head ("" outside a
+ * repository or before its first commit) and whether a tracked file has
+ * changes, staged or not. Never fails: what it cannot read is "". */
+void sgit_project_head(struct strbuf *head, int *dirty);
+
 #endif

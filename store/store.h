@@ -57,6 +57,11 @@ struct strvec;
 int store_open(struct store **out, const char *pipe_dir, struct error *err);
 void store_free(struct store *st);
 
+/* The project's git HEAD ("" outside a repository) and whether its tracked
+ * files have changes, read through libgit2 from the current folder (the
+ * workspace). The caller owns *head. */
+void store_project_head(char **head, int *dirty);
+
 /* ---- provenance ---------------------------------------------------- */
 
 struct store_input {

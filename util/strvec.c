@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *strvec_empty[] = {NULL};
 
@@ -53,4 +54,20 @@ void strvec_clear(struct strvec *sv)
 		free(sv->v);
 	}
 	strvec_init(sv);
+}
+
+/* True when the KEY of "KEY=VALUE" a is the key of b. */
+static int same_key(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "=");
+
+	return !strncmp(a, b, n) && (b[n] == '=' || !b[n]);
+}
+
+int strvec_has_key(char *const *list, const char *kv)
+{
+	for (; list && *list; list++)
+		if (same_key(*list, kv))
+			return 1;
+	return 0;
 }

@@ -26,4 +26,8 @@ void strvec_clear(struct strvec *sv);
 /* Copies every string of src to the end of dst. */
 void strvec_pushv(struct strvec *dst, char *const *src);
 
+/* True when list (NULL-terminated "KEY=VALUE" strings; NULL is empty)
+ * has an entry for the KEY of kv ("KEY=VALUE" or "KEY"). */
+int strvec_has_key(char *const *list, const char *kv);
+
 #endif

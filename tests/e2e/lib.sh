@@ -127,6 +127,13 @@ skip_all() {
 	finish
 }
 
+# need_docker: the Docker daemon and test image (tests/docker-env.sh);
+# without them the rest of the planned test is skipped (a failure in CI).
+need_docker() {
+	. "$root/tests/docker-env.sh"
+	[ "$DOCKER_READY" = 1 ] || skip_all docker "no Docker daemon: $DOCKER_WHY"
+}
+
 finish() {
 	local n=$((_passed + _failed + _skipped))
 	if [ -n "$_plan" ] && [ "$n" != "$_plan" ]; then

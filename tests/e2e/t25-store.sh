@@ -146,4 +146,23 @@ expect_eq "the stage ran instead of restoring garbage" "$(ran)" "copy "
 expect_eq "its output is right" "$(cmp big.bin out/big.bin && echo same)" "same"
 fsck_ok "after settling a restart"
 
+# the project's git HEAD and dirty state come from libgit2 (no git
+# process): as git itself sees them
+new_ws
+git init -q . && printf 'stages:\n  g:\n    cmd: echo g > g.txt\n    outputs: [g.txt]\n' > Pipefile
+echo '.pipe/' > .gitignore
+git add Pipefile .gitignore && git commit -qm one
+pipe run >/dev/null 2>&1
+run pipe inspect g
+expect_in "inspect names the project's HEAD" "$out" "git head  $(git rev-parse HEAD)"
+expect_not_in "a clean work tree is not dirty" "$out" "(dirty)"
+echo '# edit' >> Pipefile
+pipe run -f >/dev/null 2>&1
+run pipe inspect g
+expect_in "a changed tracked file makes it dirty" "$out" "$(git rev-parse HEAD) (dirty)"
+git checkout -q Pipefile && echo x > untracked.txt
+pipe run -f >/dev/null 2>&1
+run pipe inspect g
+expect_not_in "an untracked file does not" "$out" "(dirty)"
+
 finish

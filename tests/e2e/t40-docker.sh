@@ -5,10 +5,8 @@
 # stage only, datums in containers, a failing container, OOM, interrupt,
 # and a daemon that cannot be reached.
 . "$(dirname "$0")/lib.sh"
-. "$root/tests/docker-env.sh"
 plan 63
-
-[ "$DOCKER_READY" = 1 ] || skip_all docker "no Docker daemon: $DOCKER_WHY"
+need_docker
 
 IMG=$PIPE_TEST_IMAGE
 

@@ -26,6 +26,7 @@
 
 #include "executors/docker.h"
 #include "executors/executor.h"
+#include "executors/loop.h"
 #include "executors/http.h"
 #include "executors/json.h"
 #include "util/error.h"
@@ -208,7 +209,7 @@ static struct exec_done wait_one(struct exec_ctx *ctx)
 	int n;
 
 	do
-		n = ex->wait(ctx, -1, &d, 1, &err);
+		n = loop_wait(ctx, -1, &d, 1, &err);
 	while (n == 0);
 	if (n < 0)
 		fail_msg("wait: %s", err.msg.buf);
@@ -228,9 +229,9 @@ static struct exec_done run_opt(const struct exec_options *opt,
 		u->log_path = log = ws_path(u->workspace, ".pipe/logs/st.log");
 	if (ex->start(ctx, u, &err))
 		fail_msg("start: %s", err.msg.buf);
-	assert_int_equal(ex->running(ctx), 1);
+	assert_int_equal(loop_running(ctx), 1);
 	d = wait_one(ctx);
-	assert_int_equal(ex->running(ctx), 0);
+	assert_int_equal(loop_running(ctx), 0);
 	ex->close(ctx);
 	if (log)
 		u->log_path = NULL;
@@ -297,7 +298,7 @@ static void wait_running(struct exec_ctx *ctx, const char *ws, int n)
 
 	while (containers(ws, "running") < n) {
 		assert_true(now_ms() < until);
-		assert_int_equal(ex->wait(ctx, 100, &d, 1, &err), 0);
+		assert_int_equal(loop_wait(ctx, 100, &d, 1, &err), 0);
 	}
 }
 
@@ -1106,7 +1107,7 @@ static void test_cancel(void **state)
 	}
 	wait_running(ctx, ws, 3);
 	t0 = now_ms();
-	ex->cancel_all(ctx);
+	loop_cancel_all(ctx);
 	/* TERM: two end, the third ignores it until the second call */
 	for (int i = 0; i < 2; i++) {
 		struct exec_done d = wait_one(ctx);
@@ -1116,8 +1117,8 @@ static void test_cancel(void **state)
 		assert_int_equal(d.exit_code, d.data == &u[0] ? 143 : 5);
 		free(d.message);
 	}
-	assert_int_equal(ex->running(ctx), 1);
-	ex->cancel_all(ctx);
+	assert_int_equal(loop_running(ctx), 1);
+	loop_cancel_all(ctx);
 	{
 		struct exec_done d = wait_one(ctx);
 
@@ -1148,7 +1149,7 @@ static void test_cancel_before_start(void **state)
 	u = unit_sh(ws, "echo never > out.txt");
 	u.rw_paths = (char *[]){"out.txt", NULL};
 	assert_int_equal(ex->start(ctx, &u, &err), 0);
-	ex->cancel_all(ctx);
+	loop_cancel_all(ctx);
 	d = wait_one(ctx);
 	assert_true(d.cancelled);
 	assert_false(exists(ws, "out.txt"));
@@ -1212,11 +1213,11 @@ static void test_wait_interrupted(void **state)
 	sigaction(SIGALRM, &sa, &old);
 	t0 = now_ms();
 	setitimer(ITIMER_REAL, &it, NULL);
-	assert_int_equal(ex->wait(ctx, -1, &d, 1, &err), 0);
+	assert_int_equal(loop_wait(ctx, -1, &d, 1, &err), 0);
 	setitimer(ITIMER_REAL, &off, NULL);
 	assert_true(now_ms() - t0 < 10000);
 	sigaction(SIGALRM, &old, NULL);
-	assert_int_equal(ex->running(ctx), 1);
+	assert_int_equal(loop_running(ctx), 1);
 	ex->close(ctx);
 	assert_int_equal(containers(ws, NULL), 0);
 	ws_free(ws);
@@ -1252,7 +1253,7 @@ static void test_concurrent(void **state)
 		u[i].data = &seen[i];
 		assert_int_equal(ex->start(ctx, &u[i], &err), 0);
 	}
-	assert_int_equal(ex->running(ctx), N);
+	assert_int_equal(loop_running(ctx), N);
 	for (int i = 0; i < N; i++) {
 		struct exec_done d = wait_one(ctx);
 
@@ -1332,7 +1333,7 @@ static void test_non_root_caller(void **state)
 			_exit(91);
 		if (ex->start(ctx, &u, &err))
 			_exit(92);
-		while ((n = ex->wait(ctx, -1, &d, 1, &err)) == 0)
+		while ((n = loop_wait(ctx, -1, &d, 1, &err)) == 0)
 			;
 		ex->close(ctx);
 		_exit(n == 1 && d.exit_code == 1 ? 0 : 93);

@@ -20,6 +20,7 @@
 
 #include "executors/executor.h"
 #include "executors/local.h"
+#include "executors/loop.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
@@ -107,7 +108,7 @@ static struct exec_done wait_one(struct exec_ctx *ctx)
 	int n;
 
 	do
-		n = ex->wait(ctx, -1, &d, 1, &err);
+		n = loop_wait(ctx, -1, &d, 1, &err);
 	while (n == 0);
 	assert_int_equal(n, 1);
 	return d;
@@ -122,9 +123,9 @@ static struct exec_done run_opt(const struct exec_options *opt,
 
 	assert_int_equal(ex->open(&ctx, opt, &err), 0);
 	assert_int_equal(ex->start(ctx, u, &err), 0);
-	assert_int_equal(ex->running(ctx), 1);
+	assert_int_equal(loop_running(ctx), 1);
 	d = wait_one(ctx);
-	assert_int_equal(ex->running(ctx), 0);
+	assert_int_equal(loop_running(ctx), 0);
 	ex->close(ctx);
 	return d;
 }
@@ -259,24 +260,24 @@ static void test_prefix_lines(void **state)
 	char *big;
 
 	(void)state;
-	local_prefix_lines(&out, &pending, "[a] ", "one\ntw", 6);
+	loop_prefix_lines(&out, &pending, "[a] ", "one\ntw", 6);
 	assert_string_equal(out.buf, "[a] one\n");
 	assert_string_equal(pending.buf, "tw");
-	local_prefix_lines(&out, &pending, "[a] ", "o\n\nthree\nfo", 11);
+	loop_prefix_lines(&out, &pending, "[a] ", "o\n\nthree\nfo", 11);
 	assert_string_equal(out.buf, "[a] one\n[a] two\n[a] \n[a] three\n");
 	assert_string_equal(pending.buf, "fo");
 	strbuf_reset(&out);
-	local_prefix_flush(&out, &pending, "[a] ");
+	loop_prefix_flush(&out, &pending, "[a] ");
 	assert_string_equal(out.buf, "[a] fo\n");
 	assert_int_equal(pending.len, 0);
 	strbuf_reset(&out);
-	local_prefix_flush(&out, &pending, "[a] ");
+	loop_prefix_flush(&out, &pending, "[a] ");
 	assert_string_equal(out.buf, "");
 
 	/* a line longer than 64 KiB is cut, not kept for ever */
 	big = xmalloc(70000);
 	memset(big, 'x', 70000);
-	local_prefix_lines(&out, &pending, "[a] ", big, 70000);
+	loop_prefix_lines(&out, &pending, "[a] ", big, 70000);
 	assert_int_equal(out.len, 4 + 70000 + 1);
 	assert_int_equal(pending.len, 0);
 	free(big);
@@ -288,7 +289,7 @@ static void check_duration(long long ms, const char *want)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	local_format_duration(&sb, ms);
+	loop_format_duration(&sb, ms);
 	assert_string_equal(sb.buf, want);
 	strbuf_release(&sb);
 }
@@ -724,7 +725,7 @@ static void test_start_errors(void **state)
 	assert_string_equal(err.msg.buf, "empty command");
 	u = (struct exec_unit){.stage = "s", .workspace = ws, .argv = empty};
 	assert_int_equal(ex->start(ctx, &u, &err), -1);
-	assert_int_equal(ex->running(ctx), 0);
+	assert_int_equal(loop_running(ctx), 0);
 	ex->close(ctx);
 	error_release(&err);
 	ws_free(ws);
@@ -798,17 +799,17 @@ static void test_cancel_all(void **state)
 		assert_int_equal(ex->start(ctx, &u[i], &err), 0);
 	pid[0] = read_pid(ws, "pid0");
 	pid[1] = read_pid(ws, "pid1");
-	assert_int_equal(ex->running(ctx), 2);
-	assert_int_equal(ex->wait(ctx, 0, d, 2, &err), 0);
-	ex->cancel_all(ctx);
+	assert_int_equal(loop_running(ctx), 2);
+	assert_int_equal(loop_wait(ctx, 0, d, 2, &err), 0);
+	loop_cancel_all(ctx);
 	while (n < 2) {
-		int k = ex->wait(ctx, -1, d + n, 2 - n, &err);
+		int k = loop_wait(ctx, -1, d + n, 2 - n, &err);
 
 		assert_true(k >= 0);
 		n += k;
 	}
 	assert_true(now_ms() - t0 < 15000);
-	assert_int_equal(ex->running(ctx), 0);
+	assert_int_equal(loop_running(ctx), 0);
 	assert_true(d[0].data != d[1].data);
 	for (int i = 0; i < 2; i++) {
 		assert_true(d[i].cancelled);
@@ -869,7 +870,7 @@ static void test_parallel_overlap(void **state)
 	assert_int_equal(ex->open(&ctx, NULL, &err), 0);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(ex->start(ctx, &u[i], &err), 0);
-	assert_int_equal(ex->running(ctx), 2);
+	assert_int_equal(loop_running(ctx), 2);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(wait_one(ctx).exit_code, 0);
 	ex->close(ctx);
@@ -896,19 +897,19 @@ static void test_running_counts(void **state)
 
 	(void)state;
 	assert_int_equal(ex->open(&ctx, NULL, &err), 0);
-	assert_int_equal(ex->running(ctx), 0);
-	assert_int_equal(ex->wait(ctx, -1, d, 3, &err), 0); /* none: at once */
+	assert_int_equal(loop_running(ctx), 0);
+	assert_int_equal(loop_wait(ctx, -1, d, 3, &err), 0); /* none: at once */
 	for (int i = 0; i < 3; i++) {
 		u[i].data = &u[i];
 		assert_int_equal(ex->start(ctx, &u[i], &err), 0);
-		assert_int_equal(ex->running(ctx), i + 1);
+		assert_int_equal(loop_running(ctx), i + 1);
 	}
 	while (n < 3) {
-		int k = ex->wait(ctx, -1, d + n, 1, &err);
+		int k = loop_wait(ctx, -1, d + n, 1, &err);
 
 		assert_true(k == 0 || k == 1);
 		n += k;
-		assert_int_equal(ex->running(ctx), 3 - n);
+		assert_int_equal(loop_running(ctx), 3 - n);
 	}
 	for (int i = 0; i < 3; i++) {
 		struct exec_unit *w = d[i].data;
@@ -948,17 +949,17 @@ static void test_wait_timeout_and_signal(void **state)
 	/* the child reset its handlers, not ours (it shares our memory) */
 	sigaction(SIGALRM, NULL, &sa);
 	assert_ptr_equal(sa.sa_handler, on_alarm);
-	assert_int_equal(ex->wait(ctx, 0, &d, 1, &err), 0);
-	assert_int_equal(ex->wait(ctx, 50, &d, 1, &err), 0);
+	assert_int_equal(loop_wait(ctx, 0, &d, 1, &err), 0);
+	assert_int_equal(loop_wait(ctx, 50, &d, 1, &err), 0);
 
 	setitimer(ITIMER_REAL, &it, NULL);
-	assert_int_equal(ex->wait(ctx, -1, &d, 1, &err), 0);
+	assert_int_equal(loop_wait(ctx, -1, &d, 1, &err), 0);
 	setitimer(ITIMER_REAL, &off, NULL);
 	sigaction(SIGALRM, &old, NULL);
 	assert_true(alarms > 0);
-	assert_int_equal(ex->running(ctx), 1);
+	assert_int_equal(loop_running(ctx), 1);
 
-	ex->cancel_all(ctx);
+	loop_cancel_all(ctx);
 	d = wait_one(ctx);
 	assert_true(d.cancelled);
 	assert_int_equal(d.term_signal, SIGTERM);
@@ -1055,11 +1056,11 @@ static void test_many_units(void **state)
 	while (ended < N) {
 		int n;
 
-		while (started < N && ex->running(ctx) < 2) {
+		while (started < N && loop_running(ctx) < 2) {
 			assert_int_equal(ex->start(ctx, &u, &err), 0);
 			started++;
 		}
-		n = ex->wait(ctx, -1, d, 2, &err);
+		n = loop_wait(ctx, -1, d, 2, &err);
 		assert_true(n >= 0);
 		for (int i = 0; i < n; i++)
 			assert_int_equal(d[i].exit_code, 0);

@@ -1,0 +1,171 @@
+/* The provenance record of a run (SPEC §5): each stage's commit with its
+ * provenance, each job's line in .pipe/jobs, and the run record that ties
+ * the stage commits of one `pipe run` together. */
+#include "engine/graph.h"
+#include "engine/jobs.h"
+#include "engine/sched.h"
+#include "engine/state.h"
+#include "util/log.h"
+#include "util/strvec.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Provenance of j's stage commit (SPEC §5). */
+static int fill_prov(struct sched *s, struct job *j, struct store *st,
+		     struct store_prov *p, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	const struct graph_node *n = &s->e->g->nodes[j->stage];
+	const struct stage_record *r = j->cur;
+	char commit[STORE_ID_SIZE];
+	const char *head;
+
+	hash_to_hex(&r->key, p->key);
+	for (size_t i = 0; i < r->inputs_nr; i++) {
+		char hex[HASH_HEX_LEN + 1];
+
+		if (r->inputs[i].missing)
+			continue;
+		hash_to_hex(&r->inputs[i].hash, hex);
+		store_prov_add_input(p, r->inputs[i].path, hex);
+	}
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		int found = store_stage_head(
+			st, s->e->pf->stages[n->deps[d]].name, commit, err);
+
+		if (found < 0)
+			return -1;
+		if (found)
+			store_prov_add_upstream(
+				p, s->e->pf->stages[n->deps[d]].name, commit);
+	}
+	for (size_t i = 0; i < r->params_nr; i++)
+		store_prov_add_param(p, r->params[i].key, r->params[i].value);
+	if (ps->image)
+		p->image = r->image ? xstrfmt("%s@%s", ps->image, r->image)
+				    : xstrdup(ps->image);
+	p->executor = xstrdup(r->executor);
+	head = engine_git_head(s->e, &p->git_dirty);
+	p->git_head = *head ? xstrdup(head) : NULL;
+	p->started = j->started_ms / 1000;
+	p->duration_ms = sched_now_ms() - j->started_ms;
+	p->datums_processed = j->datums_done;
+	p->datums_skipped = j->datums_skipped;
+	p->datums_total = r->datum_nr;
+	p->bytes_in = r->bytes_in;
+	return 0;
+}
+
+/* Commit the stage's outputs with their provenance, state "success". */
+int record_commit(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct strvec outs = STRVEC_INIT;
+	struct store_prov p;
+	struct store *st;
+	int ret = -1;
+
+	if (sched_store(s, &st, err))
+		return -1;
+	store_prov_init(&p);
+	p.stage = xstrdup(ps->name);
+	p.state = xstrdup("success");
+	for (size_t i = 0; i < ps->outputs.nr; i++)
+		strvec_push(&outs, ps->outputs.v[i].path);
+	if (!fill_prov(s, j, st, &p, err))
+		ret = store_commit_stage(st, s->e->workspace, ps->name, outs.v,
+					 &p, j->commit, err);
+	s->store_used = 1;
+	strvec_clear(&outs);
+	store_prov_release(&p);
+	return ret;
+}
+
+/* A run-cache hit is a new commit with the reused commit's tree: nothing
+ * is copied again. */
+int record_reuse(struct sched *s, struct job *j, struct store *st,
+		 const char *from, struct error *err)
+{
+	struct store_prov p;
+	int ret = -1;
+
+	store_prov_init(&p);
+	p.stage = xstrdup(sched_stage_name(s, j->stage));
+	p.state = xstrdup("cached");
+	p.cached_from = xstrdup(from);
+	if (!fill_prov(s, j, st, &p, err))
+		ret = store_commit_reuse(st, p.stage, from, &p, j->commit, err);
+	s->store_used = 1;
+	store_prov_release(&p);
+	return ret;
+}
+
+void record_job(struct sched *s, struct job *j, const char *state)
+{
+	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
+	struct job_rec r;
+	struct error err = ERROR_INIT;
+	char *log = ps->datums.path ? xstrfmt(PIPE_DIR "/logs/%s/", j->id)
+				    : xstrfmt(PIPE_DIR "/logs/%s.log", j->id);
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.id, j->id, sizeof(r.id));
+	r.stage = (char *)ps->name;
+	r.commit = j->commit;
+	r.state = (char *)state;
+	r.log = log;
+	r.started_ms = j->started_ms;
+	r.duration_ms = sched_now_ms() - j->started_ms;
+	if (j->cur) {
+		r.processed = j->datums_done;
+		r.skipped = j->datums_skipped;
+		r.total = j->cur->datum_nr;
+		r.bytes_in = j->cur->bytes_in;
+		for (size_t i = 0; i < j->cur->outputs_nr; i++)
+			r.bytes_out += j->cur->outputs[i].bytes;
+	}
+	if (jobs_append(PIPE_DIR "/jobs", &r, &err)) {
+		log_warn("%s", err.msg.buf);
+		error_release(&err);
+	}
+	free(log);
+}
+
+/* One id for the whole pipeline state: every selected stage's commit. */
+int record_run(struct sched *s, int ret, struct error *err)
+{
+	struct store_run run;
+	struct store *st;
+	char commit[STORE_ID_SIZE], id[STORE_ID_SIZE];
+	const char *head;
+	int r = 0;
+
+	if (!s->store_used || engine_store(s->e, &st, err))
+		return s->store_used ? -1 : 0;
+	store_run_init(&run);
+	for (size_t k = 0; k < s->e->g->nr && r >= 0; k++) {
+		size_t i = s->e->g->order[k];
+
+		if (s->jobs[i].state == JOB_OFF)
+			continue;
+		r = store_stage_head(st, sched_stage_name(s, i), commit, err);
+		if (r > 0)
+			store_run_add_stage(&run, sched_stage_name(s, i),
+					    commit);
+	}
+	run.state = xstrdup(ret == EXIT_OK	 ? "success"
+			    : ret >= EXIT_SIGNAL ? "killed"
+						 : "failed");
+	head = engine_git_head(s->e, &run.git_dirty);
+	run.git_head = *head ? xstrdup(head) : NULL;
+	run.started = s->start_ms / 1000;
+	run.duration_ms = sched_now_ms() - s->start_ms;
+	if (r >= 0)
+		r = store_write_run(st, &run, id, err);
+	if (r >= 0)
+		log_verbose("run %.12s", id);
+	store_run_release(&run);
+	return r < 0 ? -1 : 0;
+}

@@ -1,0 +1,443 @@
+/* A stage's units on their executor: a whole stage, or one unit per datum.
+ * Starting them (environment, mounts, logs), and what happens when one
+ * ends: a retry, a datum's result kept, or the stage finished, its outputs
+ * checked and committed, or put back after a failure. */
+#include "engine/datums.h"
+#include "engine/outputs.h"
+#include "engine/plan.h"
+#include "engine/scan.h"
+#include "engine/sched.h"
+#include "engine/state.h"
+#include "executors/executor.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+#include "util/strvec.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *log_file_path(const char *workspace, const char *job)
+{
+	return xstrfmt("%s/" PIPE_DIR "/logs/%s.log", workspace, job);
+}
+
+/* What a container may see: inputs (a glob as such: the executor mounts
+ * what it matches, never a folder holding a file it does not match) and
+ * params files read-only, outputs read-write. A datum unit adds its own
+ * datum (start_unit), not the others. */
+static void mounts(const struct pf_stage *st, struct job *j)
+{
+	strvec_clear(&j->ro);
+	strvec_clear(&j->rw);
+	for (size_t i = 0; i < st->inputs.nr; i++)
+		strvec_push(&j->ro, st->inputs.v[i].path);
+	for (size_t i = 0; i < st->params_nr; i++)
+		if (st->params[i].file)
+			strvec_push(&j->ro, st->params[i].file);
+	for (size_t i = 0; i < st->outputs.nr; i++)
+		strvec_push(&j->rw, st->outputs.v[i].path);
+}
+
+/* One process or container: a whole stage, or one datum of it. */
+struct unit {
+	struct job *job;
+	long datum; /* index in job->cur->datum_list, or -1 */
+	int tries;
+	struct strvec env;
+	struct strvec ro; /* a datum's: the stage's and the datum */
+	struct strvec rw; /* a datum's PIPE_OUT */
+	char *log_path;
+	char *out_dir; /* PIPE_OUT, workspace-relative (datums) */
+	long long started_ms;
+};
+
+static void unit_free(struct unit *u)
+{
+	strvec_clear(&u->env);
+	strvec_clear(&u->ro);
+	strvec_clear(&u->rw);
+	free(u->log_path);
+	free(u->out_dir);
+	free(u);
+}
+
+static void finish_stage(struct sched *s, struct job *j);
+
+/* Datum units get a log and a label named after their match. */
+static char *datum_log_path(const char *workspace, const char *job,
+			    const char *datum)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/" PIPE_DIR "/logs/%s/", workspace, job);
+	jobs_datum_log_name(&sb, datum);
+	return strbuf_detach(&sb, NULL);
+}
+
+static int start_unit(struct sched *s, struct job *j, struct unit *un,
+		      struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct strbuf label = STRBUF_INIT;
+	struct exec_unit u;
+	int ret;
+
+	strvec_clear(&un->env);
+	for (size_t i = 0; i < st->env.nr; i++)
+		strvec_pushf(&un->env, "%s=%s", st->env.v[i].key,
+			     st->env.v[i].value);
+	memset(&u, 0, sizeof(u));
+	strbuf_addstr(&label, st->name);
+	if (un->datum >= 0) {
+		const char *path = j->cur->datum_list[un->datum].path;
+
+		free(un->out_dir);
+		un->out_dir = datums_out_dir(st->name, (size_t)un->datum);
+		fs_remove_tree(un->out_dir);
+		if (fs_mkdir_p(un->out_dir, 0755))
+			return error_set(err, EXIT_ENV,
+					 "cannot create '%s': %s", un->out_dir,
+					 strerror(errno));
+		strvec_pushf(&un->env, "PIPE_DATUM=%s", path);
+		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
+		strbuf_addf(&label, " %s", path);
+		if (!un->log_path)
+			un->log_path =
+				datum_log_path(s->e->workspace, j->id, path);
+	} else if (!un->log_path) {
+		un->log_path = log_file_path(s->e->workspace, j->id);
+	}
+	u.stage = st->name;
+	u.label = label.buf;
+	u.workspace = s->e->workspace;
+	u.shell = st->cmd_kind == PF_CMD_SHELL;
+	u.cmd = st->cmd;
+	u.argv = st->argv.v;
+	u.env = un->env.v;
+	u.log_path = un->log_path;
+	u.log_max = s->e->pf->keep.log_bytes;
+	u.timeout_ms = st->timeout_ms;
+	u.image = j->cur->image;
+	u.network = st->network ? st->network : s->e->pf->docker_network;
+	u.ro_paths = j->ro.v;
+	u.rw_paths = j->rw.v;
+	if (un->datum >= 0) {
+		/* a datum reads its own match, writes only its PIPE_OUT */
+		strvec_clear(&un->ro);
+		for (size_t i = 0; i < j->ro.nr; i++)
+			strvec_push(&un->ro, j->ro.v[i]);
+		strvec_push(&un->ro, j->cur->datum_list[un->datum].path);
+		u.ro_paths = un->ro.v;
+		strvec_clear(&un->rw);
+		strvec_pushf(&un->rw, "%s/", un->out_dir);
+		u.rw_paths = un->rw.v;
+	}
+	u.cpu_milli = st->resources.cpu_milli;
+	u.memory_bytes = st->resources.memory_bytes;
+	u.gpu = st->resources.gpu;
+	u.data = un;
+	un->started_ms = sched_now_ms();
+	ret = j->ops->start(j->ctx, &u, err);
+	strbuf_release(&label);
+	if (ret)
+		return -1;
+	j->running++;
+	s->running++;
+	return 0;
+}
+
+/* A unit of j (datum: its index, or -1 for the whole stage), started. */
+static int new_unit(struct sched *s, struct job *j, long datum,
+		    struct error *err)
+{
+	struct unit *un = xcalloc(1, sizeof(*un));
+
+	un->job = j;
+	un->datum = datum;
+	strvec_init(&un->env);
+	strvec_init(&un->ro);
+	strvec_init(&un->rw);
+	if (start_unit(s, j, un, err)) {
+		unit_free(un);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start pending datums while the stage's parallelism and -j allow. */
+int units_fill(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	/* a failed datum does not stop the others: the rerun then does only
+	 * the failed ones */
+	while (j->next_datum < j->pending_nr &&
+	       j->running < (size_t)st->parallelism && s->running < s->slots &&
+	       !sched_interrupted) {
+		if (new_unit(s, j, (long)j->pending[j->next_datum++], err))
+			return -1;
+	}
+	return 0;
+}
+
+/* A stale datums stage: datums whose key has a result in the store are
+ * done already (a reverted datum is restored, not rerun); the rest run. */
+static int start_datums(struct sched *s, struct job *j, struct error *err)
+{
+	const char *name = sched_stage_name(s, j->stage);
+	struct state_datum *v = j->cur->datum_list;
+	const struct stage_record *old = state_find(s->e->state, name);
+	struct store *st;
+	size_t k = 0;
+
+	if (sched_store(s, &st, err))
+		return -1;
+	if (!datums_begin(st, name))
+		old = NULL;
+	/* stored datums first out of the way: keep the rest contiguous */
+	j->pending = xcalloc(j->cur->datum_nr + 1, sizeof(*j->pending));
+	j->ran = xcalloc(j->cur->datum_nr + 1, 1);
+	for (size_t i = 0; i < j->cur->datum_nr; i++) {
+		int rc = s->forced[j->stage]
+				 ? 0
+				 : datums_stored(st, old, name, &v[i], err);
+
+		if (rc < 0)
+			return -1;
+		if (rc)
+			j->datums_skipped++;
+		else
+			j->pending[k++] = i;
+	}
+	j->pending_nr = k;
+	if (units_fill(s, j, err))
+		return -1;
+	if (!j->running && !j->pending_nr)
+		finish_stage(s, j); /* every datum came from the cache */
+	return 0;
+}
+
+int units_start_job(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	if (engine_executor(s->e, j->stage, &j->ops, &j->ctx, err))
+		return -1;
+	mounts(st, j);
+	if (fs_mkdir_p(PIPE_DIR "/logs", 0755))
+		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
+				 PIPE_DIR "/logs", strerror(errno));
+	j->started_ms = sched_now_ms();
+	j->state = JOB_RUNNING;
+	jobs_new_id(st->name, j->id);
+	if (st->datums.path)
+		return start_datums(s, j, err);
+	j->moved_aside = 1;
+	if (outputs_aside(s->e, j->stage, err))
+		return -1;
+	return new_unit(s, j, -1, err);
+}
+
+static void fail_job(struct sched *s, struct job *j)
+{
+	j->state = JOB_FAILED;
+	s->sum->failed++;
+	if (!s->o->keep_going)
+		s->stop = 1;
+}
+
+/* Every declared output must exist; then hash them and record the run. */
+static int record_success(struct sched *s, struct job *j, long long dur,
+			  struct error *err)
+{
+	if (outputs_verify(s->e, j->stage, err))
+		return -1;
+	if (plan_hash_outputs(s->e, j->stage, j->cur, err))
+		return -1;
+	log_trace_phase("outputs hashed");
+	j->cur->started_ms = j->started_ms;
+	j->cur->duration_ms = dur;
+	if (record_commit(s, j, err))
+		return -1;
+	log_trace_phase("outputs committed");
+	record_job(s, j, "success");
+	state_put(s->e->state, j->cur);
+	j->cur = NULL;
+	s->dirty = 1;
+	return sched_save(s, 0, err);
+}
+
+static void describe_end(const struct exec_done *d, struct strbuf *sb)
+{
+	if (d->message)
+		strbuf_addstr(sb, d->message);
+	else if (d->timed_out)
+		strbuf_addstr(sb, "timed out");
+	else if (d->cancelled)
+		strbuf_addstr(sb, "interrupted");
+	else if (d->term_signal)
+		strbuf_addf(sb, "killed by signal %d (%s)", d->term_signal,
+			    strsignal(d->term_signal));
+	else
+		strbuf_addf(sb, "exit status %d", d->exit_code);
+	if (d->oom_killed && !strstr(sb->buf, "memory"))
+		strbuf_addstr(sb, " (out of memory)");
+}
+
+static void say_failure(struct sched *s, struct job *j, const struct error *err)
+{
+	const char *name = sched_stage_name(s, j->stage);
+	struct strbuf sb = STRBUF_INIT;
+
+	if (err->exit_code)
+		strbuf_addf(&sb, "stage '%s' failed: %s", name,
+			    sched_without_stage(err->msg.buf, name));
+	else if (j->fail_msg.len && j->datums_failed > 1)
+		strbuf_addf(&sb, "%s (and %zu more datums failed)",
+			    j->fail_msg.buf, j->datums_failed - 1);
+	else
+		strbuf_add(&sb, j->fail_msg.buf, j->fail_msg.len);
+	if (sb.len)
+		s->status.ops->failed(&s->status, sb.buf);
+	strbuf_release(&sb);
+}
+
+static void finish_stage(struct sched *s, struct job *j)
+{
+	const char *name = sched_stage_name(s, j->stage);
+	long long dur = sched_now_ms() - j->started_ms;
+	struct error err = ERROR_INIT;
+	int ok = !j->failed;
+
+	s->finished++;
+	if (ok && j->cur->datum_list) {
+		log_trace_phase("datums ran");
+		if (datums_merge(s->e, j->stage, s->e->store, j->cur, j->ran,
+				 &err))
+			ok = 0;
+		log_trace_phase("datums merged");
+	}
+	if (j->ran)
+		datums_end(name);
+	if (ok && record_success(s, j, dur, &err))
+		ok = 0;
+	if (j->moved_aside)
+		outputs_back(s->e, j->stage, !ok);
+	j->moved_aside = 0;
+	if (ok) {
+		j->state = JOB_DONE;
+		s->sum->ran++;
+		s->status.ops->ok(&s->status, name,
+				  s->e->pf->stages[j->stage].datums.path
+					  ? (long long)j->datums_done
+					  : -1,
+				  j->datums_skipped, dur);
+	} else {
+		fail_job(s, j);
+		record_job(s, j, sched_interrupted ? "killed" : "failed");
+		say_failure(s, j, &err);
+	}
+	error_release(&err);
+	stage_record_free(j->cur);
+	j->cur = NULL;
+}
+
+/* Store a datum's PIPE_OUT as its result (on disk with the next flush,
+ * at most DATUMS_SAVE_MAX_MS later); the folder becomes part of the
+ * output folder when every datum is done. */
+static int keep_datum(struct sched *s, struct unit *un, struct error *err)
+{
+	struct job *j = un->job;
+
+	if (datums_keep(s->e->store, sched_stage_name(s, j->stage), j->cur,
+			(size_t)un->datum, err))
+		return -1;
+	j->ran[un->datum] = 1;
+	s->kept = 1;
+	return sched_save(s, 0, err);
+}
+
+void units_done(struct sched *s, struct exec_done *d)
+{
+	struct unit *un = d->data;
+	struct job *j = un->job;
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	struct error err = ERROR_INIT;
+	int ok = d->exit_code == 0 && !d->term_signal && !d->cancelled &&
+		 !d->timed_out;
+
+	s->running--;
+	j->running--;
+	scan_forget_folders();
+	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
+		ok = 0;
+	if (ok) {
+		if (un->datum >= 0)
+			j->datums_done++;
+	} else if (!d->cancelled && !sched_interrupted &&
+		   un->tries < st->retries) {
+		struct strbuf why = STRBUF_INIT;
+
+		describe_end(d, &why);
+		un->tries++;
+		log_info("retry %s (%d of %d): %s",
+			 un->datum >= 0 ? j->cur->datum_list[un->datum].path
+					: st->name,
+			 un->tries, st->retries, why.buf);
+		strbuf_release(&why);
+		if (un->datum < 0) {
+			for (size_t i = 0; i < st->outputs.nr; i++)
+				fs_remove_tree(st->outputs.v[i].path);
+		}
+		unlink(un->log_path); /* the log is the last attempt's */
+		if (!start_unit(s, j, un, &err)) {
+			free(d->message);
+			error_release(&err);
+			return;
+		}
+		j->failed = 1;
+		strbuf_addf(&j->fail_msg, "stage '%s': %s", st->name,
+			    sched_without_stage(err.msg.buf, st->name));
+	} else {
+		struct strbuf why = STRBUF_INIT;
+
+		if (err.exit_code)
+			strbuf_addstr(&why, sched_without_stage(err.msg.buf,
+								st->name));
+		else
+			describe_end(d, &why);
+		if (!j->failed && !d->cancelled) {
+			if (un->datum >= 0)
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: datum '%s': %s",
+					    st->name,
+					    j->cur->datum_list[un->datum].path,
+					    why.buf);
+			else
+				strbuf_addf(&j->fail_msg,
+					    "stage '%s' failed: %s", st->name,
+					    why.buf);
+			/* a unit that printed nothing has no log */
+			if (access(un->log_path, F_OK))
+				strbuf_addstr(&j->fail_msg, " (no output)");
+			else
+				strbuf_addf(&j->fail_msg, " (log: %s)",
+					    un->log_path);
+		}
+		j->failed = 1;
+		j->datums_failed += un->datum >= 0;
+		strbuf_release(&why);
+	}
+	free(d->message);
+	error_release(&err);
+	if (un->out_dir && !ok)
+		fs_remove_tree(un->out_dir);
+	unit_free(un);
+	if (!j->running &&
+	    (j->next_datum >= j->pending_nr || sched_interrupted))
+		finish_stage(s, j);
+}
