@@ -119,6 +119,8 @@ struct pipefile *pipefile_new(const char *name, const char *dir,
 	pf->docker_network = xstrdup("none");
 	pf->keep.jobs = PF_KEEP_JOBS;
 	pf->keep.log_bytes = PF_KEEP_LOG_BYTES;
+	pf->kube.uid = pf->kube.gid = -1;
+	strvec_init(&pf->kube.image_pull_secrets);
 	pf->names = xcalloc(1, sizeof(*pf->names));
 	pipefile_strmap_init(pf->names, 0);
 	return pf;

@@ -72,6 +72,26 @@ struct pf_resources {
 	int gpu;		/* 0 = unset */
 };
 
+/* A stage's Kubernetes scheduling keys (`kubernetes:` in the stage,
+ * over the top-level `kubernetes:` defaults of the same keys). Not in the
+ * stage's key: they choose where it runs, not what it computes. */
+struct pf_toleration {
+	char *key;	       /* NULL: any (operator Exists) */
+	char *op;	       /* "Equal" or "Exists"; NULL: Equal */
+	char *value;	       /* NULL: none */
+	char *effect;	       /* NoSchedule, PreferNoSchedule, NoExecute;
+				* NULL: all */
+	long long seconds;     /* tolerationSeconds; -1: unset */
+};
+
+struct pf_kube_sched {
+	struct pf_kvs node_selector; /* sorted by key */
+	struct pf_toleration *tolerations;
+	size_t tolerations_nr;
+	char *service_account; /* serviceAccountName; NULL: none (and the
+				* token is never mounted) */
+};
+
 struct pf_stage {
 	char *name;    /* "train", or "sweep@depth=3,lr=0.1" */
 	char *base;    /* name before matrix expansion ("sweep") */
@@ -100,6 +120,7 @@ struct pf_stage {
 	long long timeout_ms; /* 0 = none */
 	struct pf_kvs
 		matrix; /* this expansion's values, in the order written */
+	struct pf_kube_sched kube; /* executor: kubernetes */
 };
 
 struct pf_kube {
@@ -107,7 +128,11 @@ struct pf_kube {
 	char *namespace;  /* NULL: "default" */
 	char *claim;	  /* workspace PVC, or NULL */
 	char *host_path;  /* workspace hostPath, or NULL */
-	char *mount_path; /* NULL: "/workspace" */
+	char *mount_path; /* NULL: the workspace's own absolute path */
+	long long uid, gid; /* runAsUser/runAsGroup; -1: unset (pipe's own
+			     * uid and gid, or 65534 when pipe is root) */
+	struct strvec image_pull_secrets; /* imagePullSecrets: names */
+	struct pf_kube_sched defaults;	  /* stages' keys, as defaults */
 };
 
 /* `keep:` how much of its own history pipe keeps (README "Retention"). */
