@@ -68,6 +68,20 @@ static void put_kvs(struct strbuf *sb, const struct pf_kvs *kv)
 	}
 }
 
+static void put_sched(struct strbuf *sb, const struct pf_kube_sched *k)
+{
+	put_kvs(sb, &k->node_selector);
+	put_u32(sb, (uint32_t)k->tolerations_nr);
+	for (size_t i = 0; i < k->tolerations_nr; i++) {
+		put_str(sb, k->tolerations[i].key);
+		put_str(sb, k->tolerations[i].op);
+		put_str(sb, k->tolerations[i].value);
+		put_str(sb, k->tolerations[i].effect);
+		put_i64(sb, k->tolerations[i].seconds);
+	}
+	put_str(sb, k->service_account);
+}
+
 static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 {
 	put_str(sb, st->name);
@@ -102,6 +116,7 @@ static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 	put_u32(sb, (uint32_t)st->retries);
 	put_i64(sb, st->timeout_ms);
 	put_kvs(sb, &st->matrix);
+	put_sched(sb, &st->kube);
 }
 
 void pipefile_serialize(const struct pipefile *pf, const char *stamp,
@@ -125,6 +140,12 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 	put_str(out, pf->kube.claim);
 	put_str(out, pf->kube.host_path);
 	put_str(out, pf->kube.mount_path);
+	put_i64(out, pf->kube.uid);
+	put_i64(out, pf->kube.gid);
+	put_u32(out, (uint32_t)pf->kube.image_pull_secrets.nr);
+	for (size_t i = 0; i < pf->kube.image_pull_secrets.nr; i++)
+		put_str(out, pf->kube.image_pull_secrets.v[i]);
+	put_sched(out, &pf->kube.defaults);
 	put_u32(out, (uint32_t)pf->nr);
 	for (size_t i = 0; i < pf->nr; i++)
 		put_stage(out, &pf->stages[i]);
@@ -236,6 +257,41 @@ static void get_kvs(struct reader *r, struct pf_kvs *kv)
 	}
 }
 
+static void get_sched(struct reader *r, struct pf_kube_sched *k)
+{
+	size_t n;
+
+	get_kvs(r, &k->node_selector);
+	n = get_count(r, 24);
+	k->tolerations = n ? xcalloc(n, sizeof(*k->tolerations)) : NULL;
+	for (k->tolerations_nr = 0; k->tolerations_nr < n;
+	     k->tolerations_nr++) {
+		struct pf_toleration *t = &k->tolerations[k->tolerations_nr];
+
+		t->key = get_str(r);
+		t->op = get_str(r);
+		t->value = get_str(r);
+		t->effect = get_str(r);
+		t->seconds = get_i64(r);
+	}
+	k->service_account = get_str(r);
+}
+
+/* Strings, each pushed: a NULL one (no parse writes it) is corrupt. */
+static void get_strvec(struct reader *r, struct strvec *sv)
+{
+	size_t n = get_count(r, 4);
+
+	for (size_t i = 0; i < n && !r->bad; i++) {
+		char *a = get_str(r);
+
+		if (a)
+			strvec_push_nodup(sv, a);
+		else
+			r->bad = 1;
+	}
+}
+
 static void get_stage(struct reader *r, struct pf_stage *st)
 {
 	size_t n;
@@ -246,13 +302,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->col = get_int(r);
 	st->cmd_kind = get_u32(r) ? PF_CMD_ARGV : PF_CMD_SHELL;
 	st->cmd = get_str(r);
-	n = get_count(r, 4);
-	for (size_t i = 0; i < n && !r->bad; i++) {
-		char *a = get_str(r);
-
-		if (a)
-			strvec_push_nodup(&st->argv, a);
-	}
+	get_strvec(r, &st->argv);
 	st->cmd_line = get_int(r);
 	st->cmd_col = get_int(r);
 	st->executor = get_str(r);
@@ -279,6 +329,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->retries = get_int(r);
 	st->timeout_ms = get_i64(r);
 	get_kvs(r, &st->matrix);
+	get_sched(r, &st->kube);
 }
 
 /* Replace a default string of the new model with what the cache holds. */
@@ -331,6 +382,10 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	pf->kube.claim = get_str(&r);
 	pf->kube.host_path = get_str(&r);
 	pf->kube.mount_path = get_str(&r);
+	pf->kube.uid = get_i64(&r);
+	pf->kube.gid = get_i64(&r);
+	get_strvec(&r, &pf->kube.image_pull_secrets);
+	get_sched(&r, &pf->kube.defaults);
 	nr = get_count(&r, 64);
 	pf->stages = nr ? xcalloc(nr, sizeof(*pf->stages)) : NULL;
 	pf->alloc = nr;

@@ -214,6 +214,7 @@ enum pf_key {
 	K_RETRIES,
 	K_TIMEOUT,
 	K_MATRIX,
+	K_KUBE,
 	K__NR
 };
 
@@ -238,6 +239,12 @@ int pipefile_get_string(struct pf_ctx *c, const char *key,
 int pipefile_get_int(struct pf_ctx *c, const char *key, const struct ynode *n,
 		     const struct pf_where *w, long long min, long long max,
 		     long long *out);
+/* A string that is one of table[0..nr): else "unknown WHAT 'x' WHERE (did
+ * you mean 'y'?)", or "(use LIST)" when nothing is close. */
+int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
+		      const struct ynode *n, const struct pf_where *w,
+		      const char *const *table, size_t nr, const char *list,
+		      const char **out);
 /* A string or a list of strings: *items points at nr scalar nodes (at
  * *one for a lone string). */
 int pipefile_get_list(struct pf_ctx *c, const char *key, const struct ynode *n,
@@ -261,6 +268,34 @@ extern const char *const pipefile_stage_keys[K__NR];
 /* Build the model's stage(s) for one entry of stages: (pipefile/stage.c) */
 int pipefile_add_stage(struct pf_ctx *c, const struct ynode *key,
 		       const struct ynode *val);
+
+/* -------- pipefile/kube.c: the `kubernetes:` keys -------- */
+
+/* The top-level `kubernetes:` mapping n into c->pf->kube: the cluster
+ * (context, namespace, workspace), the pods' identity (runAsUser,
+ * runAsGroup, imagePullSecrets) and the scheduling defaults of every
+ * kubernetes stage (nodeSelector, tolerations, serviceAccountName). */
+int pipefile_read_kube(struct pf_ctx *c, const struct ynode *n);
+
+/* A stage's own `kubernetes:` (n: its value, NULL when not set; key:
+ * where it was written) into out (empty, owned by the caller), and in
+ * *set a PF_SCHED_ bit for each key it gives: those replace the same keys
+ * of the top-level defaults. Refused on a stage that does not run on
+ * kubernetes. */
+#define PF_SCHED_NODE_SELECTOR 1u
+#define PF_SCHED_TOLERATIONS 2u
+#define PF_SCHED_SERVICE_ACCOUNT 4u
+int pipefile_read_stage_kube(struct pf_ctx *c, const struct ynode *key,
+			     const struct ynode *n, const char *stage,
+			     const char *executor, struct pf_kube_sched *out,
+			     unsigned *set);
+
+/* Free what s holds (pipefile/pipefile.c) and empty it. */
+void pipefile_sched_release(struct pf_kube_sched *s);
+
+/* Tests only, until the kubernetes executor lands: when set, a stage may
+ * run on kubernetes (else the parser refuses it at its executor line). */
+extern int pipefile_kube_runnable;
 
 /* Build pf from the node tree. */
 int pipefile_build(struct pf_ctx *c, const struct ynode *root);

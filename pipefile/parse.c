@@ -23,6 +23,7 @@ const char *const pipefile_stage_keys[K__NR] = {
 	[K_RETRIES] = "retries",
 	[K_TIMEOUT] = "timeout",
 	[K_MATRIX] = "matrix",
+	[K_KUBE] = "kubernetes",
 };
 
 #define BIT(k) (1ul << (k))
@@ -205,6 +206,27 @@ static int unknown_key(struct pf_ctx *c, const struct ynode *k,
 	return -1;
 }
 
+/* A key of the table that this mapping may not have. */
+static int not_here(struct pf_ctx *c, const struct ynode *k,
+		    const struct pf_where *w)
+{
+	if (w->stage)
+		return pipefile_src_error(c->src, c->err, k->line, k->col,
+					  "'%s' cannot be set in a stage, only "
+					  "in the top-level '%s'",
+					  k->str, w->section);
+	if (!strcmp(k->str, "kubernetes"))
+		return pipefile_src_error(c->src, c->err, k->line, k->col,
+					  "'kubernetes' cannot be set in "
+					  "defaults (set the defaults of "
+					  "kubernetes stages in the top-level "
+					  "'kubernetes')");
+	return pipefile_src_error(c->src, c->err, k->line, k->col,
+				  "'%s' cannot be set in defaults, only in a "
+				  "stage",
+				  k->str);
+}
+
 int pipefile_collect(struct pf_ctx *c, const struct ynode *map,
 		     const char *const *table, size_t n, unsigned long allowed,
 		     const struct pf_where *w, const struct ynode **vals,
@@ -223,11 +245,7 @@ int pipefile_collect(struct pf_ctx *c, const struct ynode *map,
 		if (j == n)
 			return unknown_key(c, k, table, n, allowed, w);
 		if (!(allowed & BIT(j)))
-			return pipefile_src_error(
-				c->src, c->err, k->line, k->col,
-				"'%s' cannot be set in defaults, only in a "
-				"stage",
-				k->str);
+			return not_here(c, k, w);
 		/* null means "not set here"; the key stays, for messages */
 		keys[j] = k;
 		if (!pipefile_yaml_is_null(map->items[2 * i + 1]))
@@ -277,27 +295,38 @@ static int check_env(struct pf_ctx *c, const struct ynode *env,
 	return 0;
 }
 
-static int read_executor(struct pf_ctx *c, const struct ynode *n,
-			 const struct pf_where *w, struct pf_settings *s)
+int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
+		      const struct ynode *n, const struct pf_where *w,
+		      const char *const *table, size_t nr, const char *list,
+		      const char **out)
 {
 	struct strbuf where = STRBUF_INIT;
 	const char *hint;
 
-	if (pipefile_get_string(c, "executor", n, w, &s->executor))
+	if (pipefile_get_string(c, key, n, w, out))
 		return -1;
-	s->executor_node = n;
-	for (size_t i = 0; i < ARRAY_SIZE(executors); i++)
-		if (!strcmp(n->str, executors[i]))
+	for (size_t i = 0; i < nr; i++)
+		if (!strcmp(n->str, table[i]))
 			return 0;
-	hint = suggest(n->str, executors, ARRAY_SIZE(executors), ALL_KEYS);
+	hint = suggest(n->str, table, nr, ALL_KEYS);
 	pipefile_where(w, &where);
 	pipefile_src_error(c->src, c->err, n->line, n->col,
-			   "unknown executor '%s' %s (%s%s%s)", n->str,
-			   where.buf, hint ? "did you mean '" : "",
-			   hint ? hint : "use local, docker or kubernetes",
-			   hint ? "'?" : "");
+			   "unknown %s '%s' %s (%s%s%s)", what, n->str,
+			   where.buf, hint ? "did you mean '" : "use ",
+			   hint ? hint : list, hint ? "'?" : "");
 	strbuf_release(&where);
 	return -1;
+}
+
+static int read_executor(struct pf_ctx *c, const struct ynode *n,
+			 const struct pf_where *w, struct pf_settings *s)
+{
+	if (pipefile_get_enum(c, "executor", "executor", n, w, executors,
+			      ARRAY_SIZE(executors),
+			      "local, docker or kubernetes", &s->executor))
+		return -1;
+	s->executor_node = n;
+	return 0;
 }
 
 /* A number with a unit, and the largest one a Pipefile may give (so that
@@ -529,87 +558,6 @@ static int read_keep(struct pf_ctx *c, const struct ynode *n)
 	return 0;
 }
 
-enum { W_CLAIM, W_HOSTPATH, W_MOUNTPATH, W__NR };
-static const char *const workspace_keys[W__NR] = {"claim", "hostPath",
-						  "mountPath"};
-
-static int read_abs_path(struct pf_ctx *c, const char *key,
-			 const struct ynode *n, const struct pf_where *w,
-			 char **out)
-{
-	const char *s = NULL;
-
-	if (pipefile_get_string(c, key, n, w, &s))
-		return -1;
-	if (*s != '/')
-		return pipefile_bad_type(c, key, n, w, "an absolute path");
-	*out = xstrdup(s);
-	return 0;
-}
-
-static int read_workspace(struct pf_ctx *c, const struct ynode *n)
-{
-	const struct ynode *v[W__NR], *k[W__NR];
-	struct pf_where w = {.section = "kubernetes.workspace"};
-	struct pf_where up = {.section = "kubernetes"};
-	struct pf_kube *kube = &c->pf->kube;
-	const char *s = NULL;
-
-	if (n->kind != YNODE_MAP)
-		return pipefile_bad_type(c, "workspace", n, &up,
-					 "a mapping, e.g. { claim: pipe-ws }");
-	if (pipefile_collect(c, n, workspace_keys, W__NR, ALL_KEYS, &w, v, k))
-		return -1;
-	if (v[W_CLAIM] && v[W_HOSTPATH])
-		return pipefile_src_error(c->src, c->err, k[W_HOSTPATH]->line,
-					  k[W_HOSTPATH]->col,
-					  "set either 'claim' or 'hostPath' in "
-					  "'kubernetes.workspace', not both");
-	if (v[W_CLAIM]) {
-		if (pipefile_get_string(c, "claim", v[W_CLAIM], &w, &s))
-			return -1;
-		kube->claim = xstrdup(s);
-	}
-	if (v[W_HOSTPATH] &&
-	    read_abs_path(c, "hostPath", v[W_HOSTPATH], &w, &kube->host_path))
-		return -1;
-	if (v[W_MOUNTPATH] && read_abs_path(c, "mountPath", v[W_MOUNTPATH], &w,
-					    &kube->mount_path))
-		return -1;
-	return 0;
-}
-
-enum { KU_CONTEXT, KU_NAMESPACE, KU_WORKSPACE, KU__NR };
-static const char *const kube_keys[KU__NR] = {"context", "namespace",
-					      "workspace"};
-
-static int read_kube(struct pf_ctx *c, const struct ynode *n)
-{
-	const struct ynode *v[KU__NR], *k[KU__NR];
-	struct pf_where w = {.section = "kubernetes"}, top = {0};
-	struct pf_kube *kube = &c->pf->kube;
-	const char *s = NULL;
-
-	if (n->kind != YNODE_MAP)
-		return pipefile_bad_type(c, "kubernetes", n, &top, "a mapping");
-	if (pipefile_collect(c, n, kube_keys, KU__NR, ALL_KEYS, &w, v, k))
-		return -1;
-	if (v[KU_CONTEXT]) {
-		if (pipefile_get_string(c, "context", v[KU_CONTEXT], &w, &s))
-			return -1;
-		kube->context = xstrdup(s);
-	}
-	if (v[KU_NAMESPACE]) {
-		if (pipefile_get_string(c, "namespace", v[KU_NAMESPACE], &w,
-					&s))
-			return -1;
-		kube->namespace = xstrdup(s);
-	}
-	if (v[KU_WORKSPACE] && read_workspace(c, v[KU_WORKSPACE]))
-		return -1;
-	return 0;
-}
-
 static int read_stages(struct pf_ctx *c, const struct ynode *n,
 		       const struct ynode *key)
 {
@@ -653,7 +601,7 @@ int pipefile_build(struct pf_ctx *c, const struct ynode *root)
 		return -1;
 	if (v[T_DOCKER] && read_docker(c, v[T_DOCKER]))
 		return -1;
-	if (v[T_KUBE] && read_kube(c, v[T_KUBE]))
+	if (v[T_KUBE] && pipefile_read_kube(c, v[T_KUBE]))
 		return -1;
 	if (v[T_KEEP] && read_keep(c, v[T_KEEP]))
 		return -1;

@@ -239,6 +239,20 @@ static void free_kvs(struct pf_kvs *kv)
 	free(kv->v);
 }
 
+void pipefile_sched_release(struct pf_kube_sched *s)
+{
+	free_kvs(&s->node_selector);
+	for (size_t i = 0; i < s->tolerations_nr; i++) {
+		free(s->tolerations[i].key);
+		free(s->tolerations[i].op);
+		free(s->tolerations[i].value);
+		free(s->tolerations[i].effect);
+	}
+	free(s->tolerations);
+	free(s->service_account);
+	memset(s, 0, sizeof(*s));
+}
+
 static void free_stage(struct pf_stage *st)
 {
 	free(st->name);
@@ -258,6 +272,7 @@ static void free_stage(struct pf_stage *st)
 	free(st->params);
 	free_kvs(&st->env);
 	free_kvs(&st->matrix);
+	pipefile_sched_release(&st->kube);
 }
 
 void pipefile_free(struct pipefile *pf)
@@ -275,6 +290,8 @@ void pipefile_free(struct pipefile *pf)
 	free(pf->kube.claim);
 	free(pf->kube.host_path);
 	free(pf->kube.mount_path);
+	strvec_clear(&pf->kube.image_pull_secrets);
+	pipefile_sched_release(&pf->kube.defaults);
 	free(pf->path);
 	free(pf->dir);
 	free(pf->text);

@@ -190,7 +190,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 			 const char *dir, const char *text, size_t len,
 			 const char *stamp, const char *buf, size_t n);
 /* Bumped whenever the parser's results or the cache format change. */
-#define PIPE_CACHE_VERSION "pipefile-cache-1"
+#define PIPE_CACHE_VERSION "pipefile-cache-2"
 
 /* Same from memory; name is used in messages ("Pipefile"), dir is the
  * workspace ("." when NULL). */

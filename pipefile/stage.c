@@ -32,6 +32,8 @@ struct stage_src {
 	const char **env_names; /* sorted, for ${NAME} checks */
 	size_t env_nr;
 	struct pf_matrix matrix;
+	struct pf_kube_sched kube; /* its own `kubernetes:` keys */
+	unsigned kube_set;	   /* which: PF_SCHED_ bits */
 };
 
 static int check_name(struct pf_ctx *c, const struct ynode *k)
@@ -193,6 +195,8 @@ static int check_image(struct pf_ctx *c, const struct stage_src *s)
 				  s->name, s->set.executor);
 }
 
+int pipefile_kube_runnable;
+
 /* SPEC's third executor is parsed and checked, but pipe cannot run it
  * yet: say so now, at the line that asks for it, not at run time. */
 static int check_available(struct pf_ctx *c, const struct stage_src *s)
@@ -200,7 +204,7 @@ static int check_available(struct pf_ctx *c, const struct stage_src *s)
 	const struct ynode *at =
 		s->set.executor_node ? s->set.executor_node : s->key;
 
-	if (strcmp(s->set.executor, "kubernetes"))
+	if (strcmp(s->set.executor, "kubernetes") || pipefile_kube_runnable)
 		return 0;
 	return pipefile_src_error(c->src, c->err, at->line, at->col,
 				  "stage '%s' runs on 'kubernetes', which "
@@ -216,7 +220,11 @@ static int read_source(struct pf_ctx *c, struct stage_src *s)
 
 	s->set = c->defaults;
 	if (pipefile_read_settings(c, s->vals, &w, &s->set) ||
-	    check_image(c, s) || check_available(c, s) || read_cmd(c, s, &w))
+	    check_image(c, s) ||
+	    pipefile_read_stage_kube(c, s->keys[K_KUBE], s->vals[K_KUBE],
+				     s->name, s->set.executor, &s->kube,
+				     &s->kube_set) ||
+	    check_available(c, s) || read_cmd(c, s, &w))
 		return -1;
 	if (s->vals[K_INPUTS] &&
 	    pipefile_get_list(c, "inputs", s->vals[K_INPUTS], &w, &s->in,
@@ -250,6 +258,7 @@ static void release_source(struct stage_src *s)
 	free(s->env);
 	free(s->env_names);
 	pipefile_matrix_release(&s->matrix);
+	pipefile_sched_release(&s->kube);
 }
 
 /* The model's memory is counted as it is built, close to what malloc
@@ -563,6 +572,68 @@ static void copy_settings(struct pf_ctx *c, const struct pf_settings *set,
 	st->resources = set->res;
 }
 
+static void copy_kvs(struct pf_ctx *c, const struct pf_kvs *src,
+		     struct pf_kvs *dst)
+{
+	if (!src->nr)
+		return;
+	dst->v = xcalloc(src->nr, sizeof(*dst->v));
+	dst->alloc = dst->nr = src->nr;
+	c->model_bytes += COST(src->nr * sizeof(*dst->v));
+	for (size_t i = 0; i < src->nr; i++) {
+		dst->v[i] = src->v[i];
+		dst->v[i].key = own(c, src->v[i].key);
+		dst->v[i].value = own(c, src->v[i].value);
+	}
+}
+
+static char *own_or_null(struct pf_ctx *c, const char *s)
+{
+	return s ? own(c, s) : NULL;
+}
+
+static void copy_tolerations(struct pf_ctx *c, const struct pf_kube_sched *src,
+			     struct pf_kube_sched *dst)
+{
+	if (!src->tolerations_nr)
+		return;
+	dst->tolerations =
+		xcalloc(src->tolerations_nr, sizeof(*dst->tolerations));
+	dst->tolerations_nr = src->tolerations_nr;
+	c->model_bytes += COST(src->tolerations_nr * sizeof(*dst->tolerations));
+	for (size_t i = 0; i < src->tolerations_nr; i++) {
+		const struct pf_toleration *from = &src->tolerations[i];
+		struct pf_toleration *to = &dst->tolerations[i];
+
+		to->key = own_or_null(c, from->key);
+		to->op = own_or_null(c, from->op);
+		to->value = own_or_null(c, from->value);
+		to->effect = own_or_null(c, from->effect);
+		to->seconds = from->seconds;
+	}
+}
+
+/* A kubernetes stage's scheduling: each key the stage gives, else the
+ * top-level default, so that the executor reads only the stage. */
+static void copy_kube(struct pf_ctx *c, const struct stage_src *s,
+		      struct pf_stage *st)
+{
+	const struct pf_kube_sched *d = &c->pf->kube.defaults, *mine = &s->kube;
+
+	if (strcmp(st->executor, "kubernetes"))
+		return;
+	copy_kvs(c,
+		 s->kube_set & PF_SCHED_NODE_SELECTOR ? &mine->node_selector
+						      : &d->node_selector,
+		 &st->kube.node_selector);
+	copy_tolerations(c, s->kube_set & PF_SCHED_TOLERATIONS ? mine : d,
+			 &st->kube);
+	st->kube.service_account =
+		own_or_null(c, s->kube_set & PF_SCHED_SERVICE_ACCOUNT
+				       ? mine->service_account
+				       : d->service_account);
+}
+
 static struct pf_stage *new_stage(struct pipefile *pf)
 {
 	struct pf_stage *st;
@@ -598,6 +669,7 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 	st->line = s->key->line;
 	st->col = s->key->col;
 	copy_settings(c, &s->set, st);
+	copy_kube(c, s, st);
 	if (add_cmd(c, s, st) || add_paths(c, s, st, s->in, s->in_nr, 0) ||
 	    add_paths(c, s, st, s->out, s->out_nr, 1) || add_datums(c, s, st) ||
 	    add_params(c, s, st) || add_env_matrix(c, s, st))
