@@ -47,7 +47,14 @@ static int is_lower_alnum(unsigned char ch)
 	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
 }
 
-static void bad_char(struct strbuf *why, unsigned char ch)
+/* What is wrong, said of subj ("", "its prefix "); returns -1. */
+static int fail(struct strbuf *why, const char *subj, const char *what)
+{
+	strbuf_addf(why, "%s%s", subj, what);
+	return -1;
+}
+
+static int bad_char(struct strbuf *why, unsigned char ch)
 {
 	if (ch == ' ')
 		strbuf_addstr(why, "a space is not allowed");
@@ -55,6 +62,7 @@ static void bad_char(struct strbuf *why, unsigned char ch)
 		strbuf_addf(why, "'%c' is not allowed", ch);
 	else
 		strbuf_addf(why, "byte 0x%02x is not allowed", ch);
+	return -1;
 }
 
 /* s[0..n) as one part of a name: at most max bytes of letters, digits
@@ -67,7 +75,7 @@ static int check_part(const char *s, size_t n, size_t max, int dns,
 {
 	*off = 0;
 	if (!n)
-		return strbuf_addf(why, "%sis empty", subj), -1;
+		return fail(why, subj, "is empty");
 	if (n > max) {
 		*off = max;
 		strbuf_addf(why, "%sis longer than %zu characters", subj, max);
@@ -80,25 +88,19 @@ static int check_part(const char *s, size_t n, size_t max, int dns,
 		if (dns ? is_lower_alnum(ch) : is_alnum(ch))
 			continue;
 		if (ch != '-' && ch != '.' && (dns || ch != '_'))
-			return bad_char(why, ch), -1;
+			return bad_char(why, ch);
 		if (!i)
-			return strbuf_addf(why,
-					   "%smust start with a letter "
-					   "or digit",
-					   subj),
-			       -1;
+			return fail(why, subj,
+				    "must start with a letter or digit");
 		if (i + 1 == n)
-			return strbuf_addf(why,
-					   "%smust end with a letter or "
-					   "digit",
-					   subj),
-			       -1;
+			return fail(why, subj,
+				    "must end with a letter or digit");
 		if (dns && ch == '.' &&
 		    (!is_lower_alnum((unsigned char)s[i - 1]) ||
 		     !is_lower_alnum((unsigned char)s[i + 1])))
-			return strbuf_addstr(why, "each '.' must have a letter "
-						  "or digit on either side"),
-			       -1;
+			return fail(why, "",
+				    "each '.' must have a letter or digit on "
+				    "either side");
 	}
 	return 0;
 }
@@ -119,7 +121,7 @@ static int check_label_key(const char *s, struct strbuf *why, size_t *off)
 	name = slash + 1;
 	if (strchr(name, '/')) {
 		*off = (size_t)(strchr(name, '/') - s);
-		return strbuf_addstr(why, "has more than one '/'"), -1;
+		return fail(why, "", "has more than one '/'");
 	}
 	if (check_part(s, (size_t)(slash - s), 253, 1, "its prefix ", why, off))
 		return -1;
@@ -154,10 +156,11 @@ static const struct kube_rule rule_label_value = {
 	"use up to 63 letters, digits, '-', '_' and '.', starting and "
 	"ending with a letter or digit, or an empty string"};
 
-/* n's text must pass r: "bad WHAT 'x' WHERE: WHY (HELP)", at the byte at
- * fault. */
+/* n's text must pass r: "bad WHAT 'x' [for 'key'] WHERE: WHY (HELP)",
+ * at the byte at fault. */
 static int check(struct pf_ctx *c, const struct ynode *n,
-		 const struct kube_rule *r, const struct pf_where *w)
+		 const struct kube_rule *r, const char *key,
+		 const struct pf_where *w)
 {
 	struct strbuf why = STRBUF_INIT, where = STRBUF_INIT;
 	size_t off = 0;
@@ -168,9 +171,23 @@ static int check(struct pf_ctx *c, const struct ynode *n,
 	pipefile_where(w, &where);
 	pipefile_src_error(
 		c->src, c->err, n->line, pipefile_yaml_col_at(n, c->src, off),
-		"bad %s '%.*s%s' %s: %s (%s)", r->what, shown, n->str,
-		n->nr > 60 ? "..." : "", where.buf, why.buf, r->help);
+		"bad %s '%.*s%s'%s%s%s %s: %s (%s)", r->what, shown, n->str,
+		n->nr > 60 ? "..." : "", key ? " for '" : "", key ? key : "",
+		key ? "'" : "", where.buf, why.buf, r->help);
 	strbuf_release(&why);
+	strbuf_release(&where);
+	return -1;
+}
+
+/* "HEAD WHERE TAIL" at line:col; returns -1. */
+static int said(struct pf_ctx *c, const struct ynode *at,
+		const struct pf_where *w, const char *head, const char *tail)
+{
+	struct strbuf where = STRBUF_INIT;
+
+	pipefile_where(w, &where);
+	pipefile_src_error(c->src, c->err, at->line, at->col, "%s %s %s", head,
+			   where.buf, tail);
 	strbuf_release(&where);
 	return -1;
 }
@@ -183,7 +200,8 @@ static int read_name(struct pf_ctx *c, const char *key, const struct ynode *n,
 {
 	const char *s;
 
-	if (pipefile_get_string(c, key, n, w, &s) || check(c, n, &rule_name, w))
+	if (pipefile_get_string(c, key, n, w, &s) ||
+	    check(c, n, &rule_name, key, w))
 		return -1;
 	*out = xstrdup(s);
 	return 0;
@@ -235,14 +253,14 @@ static int read_node_selector(struct pf_ctx *c, const struct ynode *n,
 				   *v = n->items[2 * i + 1];
 		struct pf_kv *kv = &out->v[out->nr];
 
-		if (check(c, k, &rule_label_key, &w))
+		if (check(c, k, &rule_label_key, NULL, &w))
 			return -1;
 		if (v->kind != YNODE_SCALAR)
 			return pipefile_bad_type(c, k->str, v, &w,
 						 "a label value (a string)");
 		/* as Kubernetes reads it: a null label value is empty */
 		if (!pipefile_yaml_is_null(v) &&
-		    check(c, v, &rule_label_value, &w))
+		    check(c, v, &rule_label_value, k->str, &w))
 			return -1;
 		kv->key = xstrdup(k->str);
 		kv->value = xstrdup(pipefile_yaml_is_null(v) ? "" : v->str);
@@ -292,29 +310,27 @@ static int read_match(struct pf_ctx *c, const struct ynode *n,
 	int exists = t->op && !strcmp(t->op, "Exists");
 	const char *s = "";
 
-	if (v[TO_KEY] && (get_text(c, "key", v[TO_KEY], w, &s) ||
-			  (*s && check(c, v[TO_KEY], &rule_label_key, w))))
+	if (v[TO_KEY] &&
+	    (get_text(c, "key", v[TO_KEY], w, &s) ||
+	     (*s && check(c, v[TO_KEY], &rule_label_key, "key", w))))
 		return -1;
 	if (v[TO_KEY] && *s)
 		t->key = xstrdup(s);
 	if (!t->key && !exists)
-		return pipefile_src_error(
-			c->src, c->err, k[TO_KEY] ? k[TO_KEY]->line : n->line,
-			k[TO_KEY] ? k[TO_KEY]->col : n->col,
-			"a toleration without a 'key' must have 'operator: "
-			"Exists', which tolerates every taint (give it a "
-			"'key', or add 'operator: Exists')");
+		return said(c, k[TO_KEY] ? k[TO_KEY] : n, w, "a toleration",
+			    "without a 'key' must have 'operator: Exists', "
+			    "which tolerates every taint (give it a 'key', or "
+			    "add 'operator: Exists')");
 	if (!v[TO_VALUE])
 		return 0;
 	if (get_text(c, "value", v[TO_VALUE], w, &s))
 		return -1;
 	if (*s && exists)
-		return pipefile_src_error(
-			c->src, c->err, k[TO_VALUE]->line, k[TO_VALUE]->col,
-			"a toleration with 'operator: Exists' matches any "
-			"value, so it cannot have a 'value' (remove it, or "
-			"use 'operator: Equal')");
-	if (check(c, v[TO_VALUE], &rule_label_value, w))
+		return said(c, k[TO_VALUE], w, "a toleration",
+			    "with 'operator: Exists' matches any value, so it "
+			    "cannot have a 'value' (remove it, or use "
+			    "'operator: Equal')");
+	if (check(c, v[TO_VALUE], &rule_label_value, "value", w))
 		return -1;
 	if (!exists)
 		t->value = xstrdup(s);
@@ -351,10 +367,9 @@ static int read_toleration(struct pf_ctx *c, const struct ynode *n,
 	if (!v[TO_SECONDS])
 		return 0;
 	if (!t->effect || strcmp(t->effect, "NoExecute"))
-		return pipefile_src_error(
-			c->src, c->err, k[TO_SECONDS]->line, k[TO_SECONDS]->col,
-			"'tolerationSeconds' applies only to 'effect: "
-			"NoExecute' (set that effect, or remove it)");
+		return said(c, k[TO_SECONDS], &w, "'tolerationSeconds'",
+			    "applies only to 'effect: NoExecute' (set that "
+			    "effect, or remove it)");
 	if (pipefile_get_int(c, "tolerationSeconds", v[TO_SECONDS], &w, 0,
 			     KUBE_MAX_ID, &secs))
 		return -1;
@@ -431,43 +446,46 @@ int pipefile_read_stage_kube(struct pf_ctx *c, const struct ynode *key,
 	return 0;
 }
 
-/* imagePullSecrets: [regcred], or as Kubernetes writes it:
- * [{ name: regcred }] */
-static int read_pull_secrets(struct pf_ctx *c, const struct ynode *n,
-			     const struct pf_where *up, struct strvec *out)
+/* One entry of imagePullSecrets: regcred, or as Kubernetes writes it,
+ * { name: regcred }. */
+static int read_pull_secret(struct pf_ctx *c, const struct ynode *n,
+			    const struct pf_where *up, char **out)
 {
 	static const char *const keys[] = {"name"};
 	struct pf_where w = {.section = "kubernetes.imagePullSecrets"};
-	const struct ynode *const *items, *one = n;
-	size_t nr = 1;
+	const struct ynode *v[1], *k[1];
+
+	if (n->kind == YNODE_SCALAR)
+		return read_name(c, "imagePullSecrets", n, up, out);
+	if (n->kind == YNODE_SEQ)
+		return pipefile_bad_type(c, "imagePullSecrets", n, up,
+					 "a list of secret names");
+	if (pipefile_collect(c, n, keys, 1, ALL_KEYS, &w, v, k))
+		return -1;
+	if (!v[0])
+		return said(c, n, &w, "an entry",
+			    "needs a 'name' (write { name: regcred }, or just "
+			    "the name)");
+	return read_name(c, "name", v[0], &w, out);
+}
+
+static int read_pull_secrets(struct pf_ctx *c, const struct ynode *n,
+			     const struct pf_where *up, struct strvec *out)
+{
+	const struct ynode *const *items = &n; /* a name: a list of one */
+	uint32_t nr = 1;
+	char *name;
 
 	if (n->kind == YNODE_MAP)
 		return pipefile_bad_type(c, "imagePullSecrets", n, up,
 					 "a list of secret names, e.g. "
 					 "[regcred]");
-	items = n->kind == YNODE_SEQ ? (const struct ynode *const *)n->items
-				     : &one;
-	nr = n->kind == YNODE_SEQ ? n->nr : 1;
-	for (size_t i = 0; i < nr; i++) {
-		const struct ynode *it = items[i], *v[1], *k[1];
-		char *name;
-
-		if (it->kind == YNODE_SEQ)
-			return pipefile_bad_type(c, "imagePullSecrets", it, up,
-						 "a list of secret names");
-		if (it->kind == YNODE_MAP &&
-		    pipefile_collect(c, it, keys, 1, ALL_KEYS, &w, v, k))
-			return -1;
-		if (it->kind == YNODE_MAP && !v[0])
-			return pipefile_src_error(
-				c->src, c->err, it->line, it->col,
-				"an entry of 'imagePullSecrets' needs a "
-				"'name' (write { name: regcred }, or just "
-				"the name)");
-		if (read_name(c,
-			      it->kind == YNODE_MAP ? "name"
-						    : "imagePullSecrets",
-			      it->kind == YNODE_MAP ? v[0] : it, &w, &name))
+	if (n->kind == YNODE_SEQ) {
+		items = (const struct ynode *const *)n->items;
+		nr = n->nr;
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		if (read_pull_secret(c, items[i], up, &name))
 			return -1;
 		strvec_push_nodup(out, name);
 	}
