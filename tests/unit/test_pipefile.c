@@ -563,6 +563,271 @@ static void test_errors_located(void **state)
 	parse_bad("a: *nope\n", 1, 4, "alias '*nope' names no anchor");
 }
 
+/* The top-level `kubernetes:` keys: the pods' identity and the
+ * scheduling defaults, which a stage not on kubernetes does not get. */
+static void test_kube_top(void **state)
+{
+	struct pipefile *pf = parse_ok(
+		"kubernetes:\n"
+		"  context: lab\n"
+		"  workspace: {hostPath: /data/ws}\n"
+		"  runAsUser: 1000\n"
+		"  runAsGroup: 0\n"
+		"  imagePullSecrets: [regcred, {name: mirror.cred}]\n"
+		"  nodeSelector:\n"
+		"    zone: a\n"
+		"    example.com/disk: ssd\n"
+		"    empty: \"\"\n"
+		"    nothing:\n"
+		"    bool: true\n"
+		"  tolerations:\n"
+		"    - {key: dedicated, operator: Equal, value: pipe, effect: "
+		"NoSchedule}\n"
+		"    - key: node.kubernetes.io/unreachable\n"
+		"      operator: Exists\n"
+		"      effect: NoExecute\n"
+		"      tolerationSeconds: 300\n"
+		"    - {operator: Exists, key: \"\", value: \"\"}\n"
+		"    - {key: x, value: \"\"}\n"
+		"  serviceAccountName: pipe-runner\n"
+		"stages:\n"
+		"  t:\n"
+		"    cmd: x\n");
+	const struct pf_kube *k = &pf->kube;
+	const struct pf_toleration *t = k->defaults.tolerations;
+
+	(void)state;
+	assert_string_equal(k->context, "lab");
+	assert_string_equal(k->host_path, "/data/ws");
+	assert_int_equal(k->uid, 1000);
+	assert_int_equal(k->gid, 0);
+	assert_int_equal(k->image_pull_secrets.nr, 2);
+	assert_string_equal(k->image_pull_secrets.v[0], "regcred");
+	assert_string_equal(k->image_pull_secrets.v[1], "mirror.cred");
+	/* sorted by key; a null label value is empty, as Kubernetes reads
+	 * it */
+	assert_int_equal(k->defaults.node_selector.nr, 5);
+	assert_string_equal(k->defaults.node_selector.v[0].key, "bool");
+	assert_string_equal(k->defaults.node_selector.v[0].value, "true");
+	assert_string_equal(k->defaults.node_selector.v[1].key, "empty");
+	assert_string_equal(k->defaults.node_selector.v[1].value, "");
+	assert_string_equal(k->defaults.node_selector.v[2].key,
+			    "example.com/disk");
+	assert_int_equal(k->defaults.node_selector.v[2].line, 9);
+	assert_int_equal(k->defaults.node_selector.v[2].col, 5);
+	assert_string_equal(k->defaults.node_selector.v[3].value, "");
+	assert_string_equal(k->defaults.node_selector.v[4].key, "zone");
+	assert_int_equal(k->defaults.tolerations_nr, 4);
+	assert_string_equal(t[0].key, "dedicated");
+	assert_string_equal(t[0].op, "Equal");
+	assert_string_equal(t[0].value, "pipe");
+	assert_string_equal(t[0].effect, "NoSchedule");
+	assert_int_equal(t[0].seconds, -1);
+	assert_string_equal(t[1].key, "node.kubernetes.io/unreachable");
+	assert_string_equal(t[1].op, "Exists");
+	assert_null(t[1].value);
+	assert_string_equal(t[1].effect, "NoExecute");
+	assert_int_equal(t[1].seconds, 300);
+	assert_null(t[2].key); /* "" is how Kubernetes writes none */
+	assert_null(t[2].value);
+	assert_null(t[2].effect);
+	assert_string_equal(t[3].key, "x");
+	assert_null(t[3].op);
+	assert_string_equal(t[3].value, "");
+	assert_string_equal(k->defaults.service_account, "pipe-runner");
+	/* a local stage gets none of it */
+	assert_int_equal(pf->stages[0].kube.node_selector.nr, 0);
+	assert_int_equal(pf->stages[0].kube.tolerations_nr, 0);
+	assert_null(pf->stages[0].kube.service_account);
+	pipefile_free(pf);
+
+	pf = parse_ok("kubernetes: {imagePullSecrets: one}\n"
+		      "stages: {t: {cmd: x}}\n");
+	assert_int_equal(pf->kube.uid, -1);
+	assert_int_equal(pf->kube.gid, -1);
+	assert_int_equal(pf->kube.image_pull_secrets.nr, 1);
+	assert_string_equal(pf->kube.image_pull_secrets.v[0], "one");
+	pipefile_free(pf);
+}
+
+/* A kubernetes stage's scheduling is the defaults with each key the
+ * stage gives replaced whole, in every matrix expansion. */
+static void test_kube_merge(void **state)
+{
+	struct pipefile *pf;
+	const struct pf_stage *s;
+
+	(void)state;
+	pipefile_kube_runnable = 1;
+	pf = parse_ok("kubernetes:\n"
+		      "  nodeSelector: {disk: ssd, zone: a}\n"
+		      "  tolerations: [{key: dedicated, value: pipe}]\n"
+		      "  serviceAccountName: runner\n"
+		      "defaults:\n"
+		      "  executor: kubernetes\n"
+		      "  image: img:1\n"
+		      "stages:\n"
+		      "  all-defaults:\n"
+		      "    cmd: x\n"
+		      "  own-selector:\n"
+		      "    cmd: x\n"
+		      "    kubernetes:\n"
+		      "      nodeSelector: {gpu: \"true\"}\n"
+		      "  own-rest:\n"
+		      "    cmd: x\n"
+		      "    kubernetes:\n"
+		      "      nodeSelector:\n"
+		      "      tolerations: []\n"
+		      "      serviceAccountName: other\n"
+		      "  empty:\n"
+		      "    cmd: x\n"
+		      "    kubernetes: {nodeSelector: {}}\n"
+		      "  on-local:\n"
+		      "    executor: local\n"
+		      "    cmd: x\n"
+		      "    kubernetes:\n"
+		      "  sweep:\n"
+		      "    matrix: {lr: [1, 2]}\n"
+		      "    cmd: x ${lr}\n"
+		      "    kubernetes:\n"
+		      "      tolerations: [{key: gpu, operator: Exists}]\n");
+	pipefile_kube_runnable = 0;
+	assert_int_equal(pf->nr, 7);
+
+	s = pipefile_find_stage(pf, "all-defaults");
+	assert_int_equal(s->kube.node_selector.nr, 2);
+	assert_string_equal(s->kube.node_selector.v[0].key, "disk");
+	assert_string_equal(s->kube.node_selector.v[1].value, "a");
+	assert_int_equal(s->kube.tolerations_nr, 1);
+	assert_string_equal(s->kube.tolerations[0].key, "dedicated");
+	assert_string_equal(s->kube.tolerations[0].value, "pipe");
+	assert_string_equal(s->kube.service_account, "runner");
+
+	s = pipefile_find_stage(pf, "own-selector");
+	assert_int_equal(s->kube.node_selector.nr, 1); /* replaced whole */
+	assert_string_equal(s->kube.node_selector.v[0].key, "gpu");
+	assert_string_equal(s->kube.node_selector.v[0].value, "true");
+	assert_int_equal(s->kube.tolerations_nr, 1);
+	assert_string_equal(s->kube.service_account, "runner");
+
+	s = pipefile_find_stage(pf, "own-rest");
+	assert_int_equal(s->kube.node_selector.nr, 2); /* null: not set */
+	assert_int_equal(s->kube.tolerations_nr, 0);
+	assert_string_equal(s->kube.service_account, "other");
+
+	s = pipefile_find_stage(pf, "empty");
+	assert_int_equal(s->kube.node_selector.nr, 0);
+	assert_int_equal(s->kube.tolerations_nr, 1);
+
+	s = pipefile_find_stage(pf, "on-local"); /* `kubernetes:` null */
+	assert_string_equal(s->executor, "local");
+	assert_int_equal(s->kube.node_selector.nr, 0);
+	assert_null(s->kube.service_account);
+
+	for (int i = 5; i < 7; i++) {
+		s = &pf->stages[i];
+		assert_string_equal(s->base, "sweep");
+		assert_int_equal(s->kube.node_selector.nr, 2);
+		assert_int_equal(s->kube.tolerations_nr, 1);
+		assert_string_equal(s->kube.tolerations[0].key, "gpu");
+		assert_string_equal(s->kube.tolerations[0].op, "Exists");
+		assert_string_equal(s->kube.service_account, "runner");
+	}
+	assert_ptr_not_equal(pf->stages[5].kube.tolerations,
+			     pf->stages[6].kube.tolerations);
+	pipefile_free(pf);
+}
+
+/* Kubernetes' rules for labels and names, each error at the byte at
+ * fault; stage keys are checked before pipe says it cannot run them. */
+static void test_kube_errors(void **state)
+{
+	static const char k8s[] = "stages:\n"
+				  "  t:\n"
+				  "    executor: kubernetes\n"
+				  "    image: i\n"
+				  "    cmd: x\n";
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	parse_bad("kubernetes: {nodeSelector: {-disk: a}}\nstages: {}\n", 1, 29,
+		  "bad label key '-disk' in 'kubernetes.nodeSelector': "
+		  "must start with a letter or digit (use up to 63");
+	parse_bad("kubernetes: {nodeSelector: {disk_: a}}\nstages: {}\n", 1, 33,
+		  "must end with a letter or digit");
+	parse_bad("kubernetes: {nodeSelector: {a/b/c: a}}\nstages: {}\n", 1, 32,
+		  "has more than one '/'");
+	parse_bad("kubernetes: {nodeSelector: {/b: a}}\nstages: {}\n", 1, 29,
+		  "its prefix is empty");
+	parse_bad("kubernetes: {nodeSelector: {a.com/: a}}\nstages: {}\n", 1,
+		  35, "its name is empty");
+	parse_bad("kubernetes: {nodeSelector: {a..com/b: a}}\nstages: {}\n", 1,
+		  30, "each '.' must have a letter or digit on either side");
+	parse_bad("kubernetes: {nodeSelector: {a: b c}}\nstages: {}\n", 1, 33,
+		  "bad label value 'b c' for 'a' in 'kubernetes.nodeSelector': "
+		  "a space is not allowed");
+	parse_bad("kubernetes: {nodeSelector: {a: [b]}}\nstages: {}\n", 1, 32,
+		  "'a' in 'kubernetes.nodeSelector' must be a label value");
+	parse_bad("kubernetes: {serviceAccountName: Runner}\nstages: {}\n", 1,
+		  34, "bad name 'Runner' for 'serviceAccountName'");
+	parse_bad("kubernetes: {serviceAccountName: run-}\nstages: {}\n", 1, 37,
+		  "must end with a letter or digit");
+	parse_bad("kubernetes: {imagePullSecrets: [{}]}\nstages: {}\n", 1, 33,
+		  "an entry in 'kubernetes.imagePullSecrets' needs a 'name'");
+	parse_bad("kubernetes: {imagePullSecrets: {name: x}}\nstages: {}\n", 1,
+		  32, "must be a list of secret names");
+	parse_bad("kubernetes: {runAsUser: -3}\nstages: {}\n", 1, 25,
+		  "must be a whole number >= 1, not '-3'");
+	parse_bad("kubernetes: {runAsUser: 2147483648}\nstages: {}\n", 1, 25,
+		  "a whole number from 1 to 2147483647");
+	parse_bad("kubernetes: {tolerations: [{key: a, operator: Exists, "
+		  "effect: NoExecute, tolerationSeconds: x}]}\nstages: {}\n",
+		  1, 93,
+		  "'tolerationSeconds' in 'kubernetes.tolerations' must "
+		  "be a whole number >= 0");
+	parse_bad("kubernetes: {tolerations: [gpu]}\nstages: {}\n", 1, 28,
+		  "must be a list of mappings");
+	parse_bad("kubernetes: {tolerations: [{}]}\nstages: {}\n", 1, 28,
+		  "without a 'key' must have 'operator: Exists'");
+	parse_bad("stages:\n  t:\n    cmd: x\n    kubernetes: {}\n", 4, 5,
+		  "'kubernetes' applies to stages with executor: kubernetes, "
+		  "and stage 't' runs on 'local'");
+
+	/* the bounds: a label name of 63, a name of 253 */
+	strbuf_addf(&sb,
+		    "kubernetes:\n  nodeSelector: {p.io/%063d: v}\n"
+		    "  serviceAccountName: %0253d\nstages: {}\n",
+		    0, 0);
+	parse_bad(sb.buf, 4, 1, "'stages' is empty");
+	strbuf_reset(&sb);
+	strbuf_addf(&sb, "kubernetes: {nodeSelector: {p.io/%064d: v}}\n", 0);
+	parse_bad(sb.buf, 1, 97, "its name is longer than 63 characters");
+	strbuf_reset(&sb);
+	strbuf_addf(&sb, "kubernetes: {serviceAccountName: %0254d}\n", 0);
+	parse_bad(sb.buf, 1, 287, "is longer than 253 characters");
+	strbuf_reset(&sb);
+
+	/* a stage running on kubernetes: its keys are checked first */
+	strbuf_addf(&sb, "%s    kubernetes: [x]\n", k8s);
+	parse_bad(sb.buf, 6, 17, "'kubernetes' in stage 't' must be a mapping");
+	strbuf_reset(&sb);
+	strbuf_addf(&sb, "%s    kubernetes: {runAsUser: 5}\n", k8s);
+	parse_bad(sb.buf, 6, 18,
+		  "'runAsUser' cannot be set in a stage, only in the "
+		  "top-level 'kubernetes'");
+	strbuf_reset(&sb);
+	strbuf_addf(&sb, "%s    kubernetes: {serviceAccountName: A}\n", k8s);
+	parse_bad(sb.buf, 6, 38,
+		  "bad name 'A' for 'serviceAccountName' in 'kubernetes' of "
+		  "stage 't'");
+	strbuf_reset(&sb);
+	/* then pipe says it cannot run them yet, at the executor line
+	 * (stage.c, check_available) */
+	strbuf_addf(&sb, "%s    kubernetes: {serviceAccountName: a}\n", k8s);
+	parse_bad(sb.buf, 3, 15, "this version of pipe cannot run yet");
+	strbuf_release(&sb);
+}
+
 /* Columns count bytes, also after multi-byte characters. */
 static void test_utf8_columns(void **state)
 {
@@ -853,6 +1118,9 @@ int main(void)
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_merge_keys),
 		cmocka_unit_test(test_errors_located),
+		cmocka_unit_test(test_kube_top),
+		cmocka_unit_test(test_kube_merge),
+		cmocka_unit_test(test_kube_errors),
 		cmocka_unit_test(test_utf8_columns),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_many_stages),
