@@ -67,6 +67,11 @@ const struct json *json_get(const struct json *j, const char *path)
 	return W(cur);
 }
 
+const struct json *json_member(const struct json *j, const char *key)
+{
+	return W(json_is_object(J(j)) ? json_object_get(J(j), key) : NULL);
+}
+
 const char *json_get_str(const struct json *j, const char *path)
 {
 	json_t *v = J(json_get(j, path));

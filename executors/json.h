@@ -24,6 +24,10 @@ void json_free(struct json *j);
  * value, or NULL when a step is missing or not an object. */
 const struct json *json_get(const struct json *j, const char *path);
 
+/* The member named key, taken as is (keys with dots: registry hosts);
+ * borrowed; NULL when missing or j is not an object. */
+const struct json *json_member(const struct json *j, const char *key);
+
 /* The string at path, or NULL when missing or not a string. */
 const char *json_get_str(const struct json *j, const char *path);
 

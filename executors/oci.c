@@ -1,0 +1,502 @@
+/* Tags resolved to digests at the registry (executors/oci.h): HEAD the
+ * manifest, answer a 401 with a token or Basic credentials, keep what was
+ * learnt for the run. */
+#include "executors/http.h"
+#include "executors/json.h"
+#include "executors/oci.h"
+#include "util/sha256.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define REQUEST_MS 30000
+#define ACCEPT                                                                 \
+	"Accept: application/vnd.oci.image.index.v1+json, "                    \
+	"application/vnd.oci.image.manifest.v1+json, "                         \
+	"application/vnd.docker.distribution.manifest.list.v2+json, "          \
+	"application/vnd.docker.distribution.manifest.v2+json"
+
+struct site { /* a base URL, a registry's or a token server's */
+	char *base;
+	struct http *http;
+};
+
+struct reg {
+	char *registry; /* "ghcr.io", "127.0.0.1:5000" */
+	char *auth;	/* "Authorization: …" once earned; a secret */
+	struct oci_cred cred;
+	int creds; /* 0: not looked up; 1: found; -1: none */
+};
+
+struct pin {
+	char *image, *pinned;
+};
+
+struct oci {
+	struct site *sites;
+	size_t nr_sites, alloc_sites;
+	struct reg *regs;
+	size_t nr_regs, alloc_regs;
+	struct pin *pins;
+	size_t nr_pins, alloc_pins;
+};
+
+struct oci *oci_new(void)
+{
+	return xcalloc(1, sizeof(struct oci));
+}
+
+static void wipe_free(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+void oci_free(struct oci *o)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->nr_sites; i++) {
+		free(o->sites[i].base);
+		http_free(o->sites[i].http);
+	}
+	for (size_t i = 0; i < o->nr_regs; i++) {
+		free(o->regs[i].registry);
+		wipe_free(o->regs[i].auth);
+		oci_cred_release(&o->regs[i].cred);
+	}
+	for (size_t i = 0; i < o->nr_pins; i++) {
+		free(o->pins[i].image);
+		free(o->pins[i].pinned);
+	}
+	free(o->sites);
+	free(o->regs);
+	free(o->pins);
+	free(o);
+}
+
+static int site_http(struct oci *o, const char *base, struct http **out,
+		     struct error *err)
+{
+	struct http_target t = {.base_url = base};
+	struct site *s;
+
+	for (size_t i = 0; i < o->nr_sites; i++)
+		if (!strcmp(o->sites[i].base, base)) {
+			*out = o->sites[i].http;
+			return 0;
+		}
+	if (http_new(out, &t, err))
+		return -1;
+	ALLOC_GROW(o->sites, o->nr_sites + 1, o->alloc_sites);
+	s = &o->sites[o->nr_sites++];
+	s->base = xstrdup(base);
+	s->http = *out;
+	return 0;
+}
+
+static struct reg *find_reg(struct oci *o, const char *registry)
+{
+	struct reg *r;
+
+	for (size_t i = 0; i < o->nr_regs; i++)
+		if (!strcmp(o->regs[i].registry, registry))
+			return &o->regs[i];
+	ALLOC_GROW(o->regs, o->nr_regs + 1, o->alloc_regs);
+	r = &o->regs[o->nr_regs++];
+	memset(r, 0, sizeof(*r));
+	r->registry = xstrdup(registry);
+	return r;
+}
+
+/* One request to base + path; a transport error is not a failure here. */
+static int request(struct oci *o, const char *base, struct http_request *req,
+		   struct http_xfer **x, struct error *err)
+{
+	struct http *h;
+
+	req->timeout_ms = REQUEST_MS;
+	if (site_http(o, base, &h, err))
+		return -1;
+	return http_run(h, req, x, err);
+}
+
+static int unreachable(const struct http_xfer *x, const char *image,
+		       const char *what, const char *url, struct error *err)
+{
+	int https = !strncmp(url, "https:", 6);
+
+	return error_set(err, EXIT_ENV,
+			 "image '%s': cannot reach %s at %s: %s\n"
+			 "hint: is it up and reachable from here?%s",
+			 image, what, url, http_xfer_error(x),
+			 https ? " A registry on plain http is listed in "
+				 "PIPE_INSECURE_REGISTRIES=host:port,..."
+			       : "");
+}
+
+/* ------------------------------------------------------------------ */
+/* Authentication */
+
+static int load_creds(struct reg *r, const char *host, struct error *err)
+{
+	int found;
+
+	if (r->creds)
+		return 0;
+	found = oci_creds(host, &r->cred, err);
+	if (found < 0)
+		return -1;
+	r->creds = found ? 1 : -1;
+	return 0;
+}
+
+static void basic_header(const struct oci_cred *c, struct strbuf *out)
+{
+	struct strbuf plain = STRBUF_INIT;
+
+	strbuf_addf(&plain, "%s:%s", c->user, c->secret);
+	strbuf_addstr(out, "Authorization: Basic ");
+	base64_encode(plain.buf, plain.len, out);
+	explicit_bzero(plain.buf, plain.len);
+	strbuf_release(&plain);
+}
+
+static void add_param(struct strbuf *q, const char *key, const char *val)
+{
+	if (!val)
+		return;
+	strbuf_addch(q, q->len ? '&' : '?');
+	strbuf_addf(q, "%s=", key);
+	http_escape(q, val);
+}
+
+/* "https://h:1/p?q" -> base "https://h:1", path "/p?q" */
+static int split_url(const char *url, struct strbuf *base, const char **path)
+{
+	const char *p;
+
+	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
+		return -1;
+	p = strchr(url, ':') + 3;
+	p += strcspn(p, "/?");
+	strbuf_add(base, url, (size_t)(p - url));
+	*path = p;
+	return 0;
+}
+
+/* The token of a Bearer challenge, from its realm: a GET with Basic
+ * credentials when there are any, a POST of the refresh token when they
+ * are an identity token (OAuth2, as Docker does). */
+static int fetch_token(struct oci *o, struct reg *r,
+		       const struct oci_challenge *ch, const char *repo,
+		       const char *image, struct strbuf *token,
+		       struct error *err)
+{
+	struct strbuf base = STRBUF_INIT, q = STRBUF_INIT, hdr = STRBUF_INIT;
+	char *scope = ch->scope ? xstrdup(ch->scope)
+				: xstrfmt("repository:%s:pull", repo);
+	const char *path, *tok;
+	char *headers[2] = {NULL, NULL};
+	struct http_request req = {.method = "GET", .headers = headers};
+	struct http_xfer *x = NULL;
+	struct json *j = NULL;
+	long st;
+	int ret = -1;
+
+	if (split_url(ch->realm, &base, &path)) {
+		error_set(err, EXIT_ENV,
+			  "image '%s': registry %s names a token realm that "
+			  "is not an http(s) URL: '%s'",
+			  image, r->registry, ch->realm);
+		goto out;
+	}
+	strbuf_addstr(&q, path);
+	if (r->creds > 0 && r->cred.identity_token) {
+		req.method = "POST";
+		req.content_type = "application/x-www-form-urlencoded";
+		strbuf_reset(&hdr);
+		strbuf_addstr(&hdr, "grant_type=refresh_token&client_id=pipe");
+		add_param(&hdr, "service", ch->service);
+		add_param(&hdr, "scope", scope);
+		add_param(&hdr, "refresh_token", r->cred.secret);
+		hdr.buf[strlen("grant_type=refresh_token&client_id=pipe")] =
+			'&';
+		req.body = hdr.buf;
+		req.body_len = hdr.len;
+	} else {
+		add_param(&q, "service", ch->service);
+		add_param(&q, "scope", scope);
+		if (r->creds > 0) {
+			basic_header(&r->cred, &hdr);
+			headers[0] = hdr.buf;
+		}
+	}
+	req.path = q.buf;
+	if (request(o, base.buf, &req, &x, err))
+		goto out;
+	st = http_xfer_status(x);
+	if (!st) {
+		unreachable(x, image, "the token server", ch->realm, err);
+		goto out;
+	}
+	if (st != 200) {
+		struct strbuf msg = STRBUF_INIT;
+
+		json_error_message(http_xfer_body(x)->buf,
+				   http_xfer_body(x)->len, &msg);
+		error_set(err, EXIT_ENV,
+			  "image '%s': unauthorized: the token server %s "
+			  "answered %ld (%s)\nhint: %s",
+			  image, ch->realm, st, msg.buf,
+			  r->creds > 0 ? "check the credentials of `docker "
+					 "login` for this registry"
+				       : "log in with `docker login`");
+		strbuf_release(&msg);
+		goto out;
+	}
+	if (json_parse(&j, http_xfer_body(x)->buf, http_xfer_body(x)->len,
+		       err)) {
+		error_prefix(err, "image '%s': token server %s: ", image,
+			     ch->realm);
+		goto out;
+	}
+	tok = json_get_str(j, "token");
+	if (!tok || !*tok)
+		tok = json_get_str(j, "access_token");
+	if (!tok || !*tok) {
+		error_set(err, EXIT_ENV,
+			  "image '%s': the token server %s sent no token",
+			  image, ch->realm);
+		goto out;
+	}
+	strbuf_addstr(token, tok);
+	ret = 0;
+out:
+	json_free(j);
+	http_xfer_free(x);
+	explicit_bzero(hdr.buf, hdr.len);
+	strbuf_release(&hdr);
+	strbuf_release(&q);
+	strbuf_release(&base);
+	free(scope);
+	return ret;
+}
+
+static int no_creds(const struct oci_ref *ref, const char *image,
+		    struct error *err)
+{
+	return error_set(err, EXIT_ENV,
+			 "image '%s': unauthorized at %s: no credentials\n"
+			 "hint: log in with `docker login %s` (pipe reads "
+			 "~/.docker/config.json or $DOCKER_CONFIG)",
+			 image, ref->registry, ref->host);
+}
+
+/* Answer a 401's challenge: r->auth set for the retry. */
+static int authorize(struct oci *o, struct reg *r, const struct oci_ref *ref,
+		     const char *image, const char *challenge,
+		     struct error *err)
+{
+	struct oci_challenge ch;
+	struct strbuf hdr = STRBUF_INIT, tok = STRBUF_INIT;
+	int ret = -1;
+
+	if (!challenge || oci_challenge_parse(&ch, challenge))
+		return error_set(err, EXIT_ENV,
+				 "image '%s': registry %s asks for an "
+				 "authentication pipe does not know: '%s'",
+				 image, ref->registry,
+				 challenge ? challenge : "(none)");
+	if (load_creds(r, ref->host, err)) {
+		error_prefix(err, "image '%s': credentials for %s: ", image,
+			     ref->host);
+		goto out;
+	}
+	if (!strcmp(ch.scheme, "basic")) {
+		if (r->creds < 0) {
+			no_creds(ref, image, err);
+			goto out;
+		}
+		basic_header(&r->cred, &hdr);
+	} else {
+		if (fetch_token(o, r, &ch, ref->repo, image, &tok, err))
+			goto out;
+		strbuf_addf(&hdr, "Authorization: Bearer %s", tok.buf);
+	}
+	wipe_free(r->auth);
+	r->auth = strbuf_detach(&hdr, NULL);
+	ret = 0;
+out:
+	oci_challenge_release(&ch);
+	explicit_bzero(tok.buf, tok.len);
+	strbuf_release(&tok);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* The manifest */
+
+/* method on the tag's manifest, through one 401 and its challenge. */
+static int manifest(struct oci *o, struct reg *r, const struct oci_ref *ref,
+		    const char *image, const char *method, struct http_xfer **x,
+		    struct error *err)
+{
+	struct strbuf base = STRBUF_INIT, path = STRBUF_INIT;
+	int ret = -1;
+
+	strbuf_addf(&base, "%s://%s",
+		    oci_insecure(ref->registry) ? "http" : "https",
+		    ref->registry);
+	strbuf_addf(&path, "/v2/%s/manifests/", ref->repo);
+	http_escape(&path, ref->tag);
+	for (int attempt = 0;; attempt++) {
+		char *headers[] = {ACCEPT, r->auth, NULL};
+		struct http_request req = {
+			.method = method, .path = path.buf, .headers = headers};
+
+		http_xfer_free(*x);
+		*x = NULL;
+		if (request(o, base.buf, &req, x, err))
+			goto out;
+		if (!http_xfer_status(*x)) {
+			unreachable(*x, image, "the registry", base.buf, err);
+			goto out;
+		}
+		if (http_xfer_status(*x) != 401 || attempt)
+			break;
+		if (authorize(o, r, ref, image,
+			      http_xfer_header(*x, "WWW-Authenticate"), err))
+			goto out;
+	}
+	ret = 0;
+out:
+	strbuf_release(&base);
+	strbuf_release(&path);
+	return ret;
+}
+
+static int valid_digest(const char *d)
+{
+	return d && !strncmp(d, "sha256:", 7) && strlen(d + 7) == 64 &&
+	       strspn(d + 7, "0123456789abcdef") == 64;
+}
+
+/* A status other than 200, in words. */
+static int bad_status(const struct http_xfer *x, const struct oci_ref *ref,
+		      const char *image, struct error *err)
+{
+	long st = http_xfer_status(x);
+	struct strbuf msg = STRBUF_INIT;
+	const struct strbuf *body = http_xfer_body(x);
+
+	if (st == 404)
+		return error_set(err, EXIT_USAGE,
+				 "image '%s' not found at %s\nhint: check "
+				 "the name and the tag, and that it was pushed",
+				 image, ref->registry);
+	if (st == 401 || st == 403)
+		return error_set(err, EXIT_ENV,
+				 "image '%s': unauthorized at %s (HTTP %ld)\n"
+				 "hint: check that it exists and that `docker "
+				 "login %s` gives access to it",
+				 image, ref->registry, st, ref->host);
+	json_error_message(body->buf, body->len, &msg);
+	error_set(err, EXIT_ENV, "image '%s': registry %s answered %ld (%s)",
+		  image, ref->registry, st, msg.buf);
+	strbuf_release(&msg);
+	return -1;
+}
+
+/* The digest: Docker-Content-Digest of a HEAD, else the sha256 of a GET's
+ * body (checked against its header when it has one). */
+static int fetch_digest(struct oci *o, const struct oci_ref *ref,
+			const char *image, struct strbuf *digest,
+			struct error *err)
+{
+	struct reg *r = find_reg(o, ref->registry);
+	struct http_xfer *x = NULL;
+	const char *d;
+	int ret = -1;
+
+	if (manifest(o, r, ref, image, "HEAD", &x, err))
+		goto out;
+	if (http_xfer_status(x) != 200) {
+		bad_status(x, ref, image, err);
+		goto out;
+	}
+	d = http_xfer_header(x, "Docker-Content-Digest");
+	if (!d) {
+		if (manifest(o, r, ref, image, "GET", &x, err))
+			goto out;
+		if (http_xfer_status(x) != 200) {
+			bad_status(x, ref, image, err);
+			goto out;
+		}
+		strbuf_addstr(digest, "sha256:");
+		sha256_hex(http_xfer_body(x)->buf, http_xfer_body(x)->len,
+			   digest);
+		d = http_xfer_header(x, "Docker-Content-Digest");
+		if (!d || !strcmp(d, digest->buf)) {
+			ret = 0;
+			goto out;
+		}
+	}
+	if (!valid_digest(d)) {
+		error_set(
+			err, EXIT_ENV,
+			"image '%s': registry %s sent a bad "
+			"Docker-Content-Digest '%.100s' (want sha256:<64 hex>)",
+			image, ref->registry, d);
+		goto out;
+	}
+	if (digest->len) {
+		error_set(err, EXIT_ENV,
+			  "image '%s': the manifest from %s has digest %s, "
+			  "not the %s it claims",
+			  image, ref->registry, digest->buf, d);
+		goto out;
+	}
+	strbuf_addstr(digest, d);
+	ret = 0;
+out:
+	http_xfer_free(x);
+	return ret;
+}
+
+int oci_resolve(struct oci *o, const char *image, struct strbuf *pinned,
+		struct error *err)
+{
+	struct oci_ref ref;
+	struct strbuf digest = STRBUF_INIT;
+	struct pin *p;
+
+	strbuf_reset(pinned);
+	if (oci_ref_parse(&ref, image, err))
+		return -1;
+	if (ref.digest) {
+		strbuf_addstr(pinned, image);
+		goto out;
+	}
+	for (size_t i = 0; i < o->nr_pins; i++)
+		if (!strcmp(o->pins[i].image, image)) {
+			strbuf_addstr(pinned, o->pins[i].pinned);
+			goto out;
+		}
+	if (fetch_digest(o, &ref, image, &digest, err)) {
+		oci_ref_release(&ref);
+		strbuf_release(&digest);
+		return -1;
+	}
+	strbuf_addf(pinned, "%s/%s@%s", ref.host, ref.repo, digest.buf);
+	ALLOC_GROW(o->pins, o->nr_pins + 1, o->alloc_pins);
+	p = &o->pins[o->nr_pins++];
+	p->image = xstrdup(image);
+	p->pinned = xstrdup(pinned->buf);
+out:
+	oci_ref_release(&ref);
+	strbuf_release(&digest);
+	return 0;
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Fixtures for t42-registry.sh around a real registry (distribution):
+
+  oci-registry.py port                        a free 127.0.0.1 TCP port
+  oci-registry.py bcrypt PASSWORD             an htpasswd bcrypt hash (libcrypt)
+  oci-registry.py keygen DIR                  DIR/key.pem and DIR/jwks.json
+  oci-registry.py token-server PORT DIR USER PASS ISSUER SERVICE
+                                              a Docker token server whose JWTs
+                                              the registry trusts (jwks)
+  oci-registry.py push BASE REPO TAG SEED [oci|docker|index] [USER PASS]
+                                              PUT a config, a layer and a
+                                              manifest (no Docker); prints the
+                                              manifest's sha256 digest
+"""
+import base64
+import ctypes
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def bcrypt(password):
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt.restype = ctypes.c_char_p
+    salt = lib.crypt_gensalt(b"$2b$", 5, None, 0)
+    return lib.crypt(password.encode(), salt).decode()
+
+
+def keygen(d):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    with open(os.path.join(d, "key.pem"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    nums = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "kid": "pipe-test", "use": "sig",
+           "alg": "ES256", "x": b64url(nums.x.to_bytes(32, "big")),
+           "y": b64url(nums.y.to_bytes(32, "big"))}
+    with open(os.path.join(d, "jwks.json"), "w") as f:
+        json.dump({"keys": [jwk]}, f)
+
+
+def jwt(d, claims):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import \
+        decode_dss_signature
+
+    with open(os.path.join(d, "key.pem"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    head = {"typ": "JWT", "alg": "ES256", "kid": "pipe-test"}
+    signing = (b64url(json.dumps(head).encode()) + "." +
+               b64url(json.dumps(claims).encode()))
+    r, s = decode_dss_signature(key.sign(signing.encode(),
+                                         ec.ECDSA(hashes.SHA256())))
+    return signing + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def token_server(port, d, user, password, issuer, service):
+    want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            u = urllib.parse.urlparse(self.path)
+            q = urllib.parse.parse_qs(u.query)
+            if u.path != "/token":
+                self.send_error(404)
+                return
+            if self.headers.get("Authorization") != want:
+                body = b'{"details":"incorrect username or password"}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            access = []
+            for scope in q.get("scope", []):
+                m = re.fullmatch(r"repository:([^:]+):(.+)", scope)
+                if m:
+                    access.append({"type": "repository", "name": m.group(1),
+                                   "actions": m.group(2).split(",")})
+            now = int(time.time())
+            tok = jwt(d, {"iss": issuer, "sub": user,
+                          "aud": q.get("service", [service])[0],
+                          "exp": now + 300, "nbf": now - 10, "iat": now,
+                          "jti": str(now), "access": access})
+            body = json.dumps({"token": tok, "expires_in": 300}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    HTTPServer(("127.0.0.1", port), H).serve_forever()
+
+
+class Client:
+    """Just enough of a registry client to push: Basic or Bearer on 401."""
+
+    def __init__(self, base, user=None, password=None):
+        self.base, self.user, self.password = base, user, password
+        self.auth = None
+
+    def basic(self):
+        if self.user is None:
+            return None
+        raw = f"{self.user}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def authorize(self, challenge):
+        scheme, _, rest = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            self.auth = self.basic()
+            return
+        params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        q = {k: params[k] for k in ("service", "scope") if k in params}
+        req = urllib.request.Request(params["realm"] + "?" +
+                                     urllib.parse.urlencode(q))
+        if self.basic():
+            req.add_header("Authorization", self.basic())
+        with urllib.request.urlopen(req) as r:
+            self.auth = "Bearer " + json.load(r)["token"]
+
+    def call(self, method, path, data=None, ctype=None):
+        url = path if path.startswith("http") else self.base + path
+        for attempt in (0, 1):
+            req = urllib.request.Request(url, data=data, method=method)
+            if ctype:
+                req.add_header("Content-Type", ctype)
+            if self.auth:
+                req.add_header("Authorization", self.auth)
+            try:
+                with urllib.request.urlopen(req) as r:
+                    return r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                if e.code != 401 or attempt:
+                    raise
+                self.authorize(e.headers["WWW-Authenticate"])
+
+    def blob(self, repo, data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        h, _ = self.call("POST", f"/v2/{repo}/blobs/uploads/")
+        loc = h["Location"]
+        if not loc.startswith("http"):
+            loc = self.base + loc
+        sep = "&" if "?" in loc else "?"
+        self.call("PUT", f"{loc}{sep}digest={digest}", data,
+                  "application/octet-stream")
+        return {"digest": digest, "size": len(data)}
+
+
+OCI = "application/vnd.oci.image.manifest.v1+json"
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def push(base, repo, tag, seed, kind="oci", user=None, password=None):
+    c = Client(base, user, password)
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": []},
+                         "config": {"Labels": {"seed": seed}}}).encode()
+    layer = f"pipe test layer {seed}\n".encode()
+    cfg = c.blob(repo, config)
+    lay = c.blob(repo, layer)
+    mt = DOCKER if kind == "docker" else OCI
+    cfg["mediaType"] = ("application/vnd.docker.container.image.v1+json"
+                        if kind == "docker" else
+                        "application/vnd.oci.image.config.v1+json")
+    lay["mediaType"] = ("application/vnd.docker.image.rootfs.diff.tar.gzip"
+                        if kind == "docker" else
+                        "application/vnd.oci.image.layer.v1.tar")
+    man = json.dumps({"schemaVersion": 2, "mediaType": mt, "config": cfg,
+                      "layers": [lay]}, indent=2).encode()
+    digest = "sha256:" + hashlib.sha256(man).hexdigest()
+    if kind == "index":
+        c.call("PUT", f"/v2/{repo}/manifests/{digest}", man, mt)
+        man = json.dumps({"schemaVersion": 2, "mediaType": INDEX,
+                          "manifests": [{"mediaType": mt, "digest": digest,
+                                         "size": len(man), "platform": {
+                                             "architecture": "amd64",
+                                             "os": "linux"}}]}).encode()
+        mt = INDEX
+        digest = "sha256:" + hashlib.sha256(man).hexdigest()
+    c.call("PUT", f"/v2/{repo}/manifests/{tag}", man, mt)
+    print(digest)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "port":
+        print(free_port())
+    elif cmd == "bcrypt":
+        print(bcrypt(args[0]))
+    elif cmd == "keygen":
+        keygen(args[0])
+    elif cmd == "token-server":
+        token_server(int(args[0]), *args[1:])
+    elif cmd == "push":
+        push(*args)
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
