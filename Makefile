@@ -2,8 +2,11 @@
 #
 #   make            build ./pipe (installs missing Debian packages first)
 #   make example    build and run examples/sentiment
-#   make test       unit tests (cmocka) + end-to-end tests; last line
-#                   "N passed, N failed, N skipped"
+#   make test       unit tests (cmocka) + end-to-end tests + the Kubernetes
+#                   tests on a real local cluster (K8S=0: without them);
+#                   last line "N passed, N failed, N skipped"
+#   make test-k8s   only the Kubernetes tests (tests/k8s; the cluster is
+#                   built the first time, about 12 minutes)
 #   make valgrind   the same with pipe under memcheck
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
@@ -60,8 +63,8 @@ else
 -include $(B)/config.mk
 endif
 
-.PHONY: FORCE all deps test test-long unit e2e asan valgrind example bench \
-        bench-quick format format-check check-layers clean fuzz fuzz-build \
+.PHONY: FORCE all deps test test-k8s test-long unit e2e asan valgrind example \
+        bench bench-quick format format-check check-layers clean fuzz fuzz-build \
         install uninstall dist
 all: pipe $(B)/pipe.1
 
@@ -139,6 +142,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libpipe.a
 test: $(B)/pipe $(UNIT_BIN)
 	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests bash tests/run.sh
 
+# The Kubernetes tests alone: tests/k8s/run.sh brings the test cluster up
+# (tests/k8s/cluster.sh), runs tests/k8s/t*.sh and takes it down.
+test-k8s: $(B)/pipe
+	@PIPE=$(CURDIR)/$(B)/pipe bash tests/k8s/run.sh
+
 # The long tests of issue #12: 200 SIGKILL trials, and 2,000 random
 # steps of five seeds of the no-data-loss property test.
 test-long: $(B)/pipe
@@ -147,8 +155,9 @@ test-long: $(B)/pipe
 	@PIPE=$(CURDIR)/$(B)/pipe NDL_STEPS=$${NDL_STEPS:-2000} \
 	  NDL_SEEDS="$${NDL_SEEDS:-1 2 3 4 5}" bash tests/e2e/t29-no-data-loss.sh
 
+# Without the Kubernetes group: the cluster's daemons are Go, not pipe.
 asan:
-	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	@K8S=0 $(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 # The unit tests and the end-to-end tests with every pipe process under

@@ -21,7 +21,7 @@ expect_eq "runs before the skip" 1 1
 skip_all docker "no Docker daemon: made up"
 EOF
 runner() {
-	E2E_DIR=$PWD/e2e UNIT_DIR=$PWD/unit run env -u CI -u PIPE_REQUIRE \
+	E2E_DIR=$PWD/e2e UNIT_DIR=$PWD/unit K8S_DIR=$PWD/k8s run env -u CI -u PIPE_REQUIRE \
 		-u VALGRIND -u ONLY "$@" bash "$root/tests/run.sh"
 }
 runner
