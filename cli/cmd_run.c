@@ -58,6 +58,14 @@ int cmd_run(struct cli *cli)
 							    "a name");
 			}
 			eo.executor = cli->argv[++i];
+		} else if (!strcmp(a, "--context")) {
+			if (i + 1 >= cli->argc) {
+				free(targets);
+				return cli_usage_error(cli, "--context needs "
+							    "a kubeconfig "
+							    "context");
+			}
+			eo.context = cli->argv[++i];
 		} else if (a[0] == '-' && a[1]) {
 			free(targets);
 			return cli_usage_error(cli, "unknown option '%s'", a);

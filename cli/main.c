@@ -26,7 +26,7 @@ const struct command commands[] = {
 	 "Pipefile:LINE:COL and a caret under the column, and exits 2."},
 	{"run", cmd_run,
 	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--no-cache] [--wait] "
-	 "[--executor E]",
+	 "[--executor E] [--context C]",
 	 "bring stages and what they need up to date",
 	 "Runs the stale stages among STAGE... (default: all) and the stale\n"
 	 "stages they need, skipping fresh ones.\n\n"
@@ -38,6 +38,7 @@ const struct command commands[] = {
 	 "  --no-cache      never restore a stage from the run-cache\n"
 	 "  --wait          wait for another pipe run in this workspace\n"
 	 "  --executor E    run every stage with executor E\n"
+	 "  --context C     the kubeconfig context for kubernetes stages\n"
 	 "  -q, -v          less or more output\n\n"
 	 "Exit: 0 all up to date, 1 a stage failed, 2 bad usage or Pipefile,\n"
 	 "3 environment (workspace locked, daemon down), 128 + a signal\n"

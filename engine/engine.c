@@ -6,10 +6,12 @@
 #include "engine/state.h"
 #include "engine/statcache.h"
 #include "executors/executor.h"
+#include "pipefile/kubeconfig.h"
 #include "pipefile/pipefile.h"
 #include "store/recover.h"
 #include "store/store.h"
 #include "util/fs.h"
+#include "util/kubecfg.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -153,6 +155,10 @@ static void close_engine(struct engine *e, int free_all)
 		return;
 	}
 	free(e->git_head);
+	if (e->kube)
+		kube_config_release(e->kube);
+	free(e->kube);
+	free(e->kube_opts);
 	state_free(e->state);
 	if (e->image_ids)
 		for (size_t i = 0; i < e->pf->nr; i++)
@@ -198,6 +204,38 @@ const char *engine_executor_name(const struct engine *e, size_t stage)
 					     : "local";
 }
 
+/* The cluster (kubeconfig; --context, else the Pipefile's, else the
+ * current context) and the Pipefile's kubernetes: keys. */
+static int kube_options(struct engine *e, struct exec_options *eo,
+			struct error *err)
+{
+	const struct pf_kube *k = &e->pf->kube;
+
+	if (!e->kube) {
+		e->kube = xcalloc(1, sizeof(*e->kube));
+		if (kubeconfig_load(e->kube,
+				    e->opt.context ? e->opt.context
+						   : k->context,
+				    err)) {
+			kube_config_release(e->kube);
+			free(e->kube);
+			e->kube = NULL;
+			return -1;
+		}
+		e->kube_opts = xcalloc(1, sizeof(*e->kube_opts));
+		e->kube_opts->namespace = k->namespace;
+		e->kube_opts->claim = k->claim;
+		e->kube_opts->host_path = k->host_path;
+		e->kube_opts->mount_path = k->mount_path;
+		e->kube_opts->uid = k->uid;
+		e->kube_opts->gid = k->gid;
+		e->kube_opts->pull_secrets = k->image_pull_secrets.v;
+	}
+	eo->kube = e->kube;
+	eo->kube_opts = e->kube_opts;
+	return 0;
+}
+
 int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
 		    struct exec_ctx **ctx, struct error *err)
 {
@@ -213,6 +251,8 @@ int engine_executor(struct engine *e, size_t stage, const struct executor **ops,
 		}
 	}
 	x = executor_find(name);
+	if (x && !strcmp(name, "kubernetes") && kube_options(e, &eo, err))
+		return -1;
 	if (!x)
 		return error_set(err, EXIT_USAGE,
 				 "stage '%s': executor '%s' is not available "

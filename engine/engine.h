@@ -22,8 +22,12 @@ struct engine_options {
 	int write;	      /* take the workspace lock (pipe run) */
 	int wait_lock;	      /* --wait: block until the lock is free */
 	const char *executor; /* --executor override, or NULL */
+	const char *context;  /* --context: the kubeconfig context */
 	const char *command;  /* "pipe run", for the lock message */
 };
+
+struct kube_config;
+struct exec_kube;
 
 struct open_executor {
 	const struct executor *ops;
@@ -40,6 +44,8 @@ struct engine {
 	int lock_fd;	 /* -1 when not locked */
 	struct engine_options opt;
 	struct open_executor execs[4];
+	struct kube_config *kube;    /* read when kubernetes opens */
+	struct exec_kube *kube_opts; /* the Pipefile's, for it */
 	size_t execs_nr;
 	char **image_ids;    /* per stage, resolved lazily; NULL if none */
 	struct store *store; /* opened on first use */

@@ -505,6 +505,10 @@ static void teardown(struct sched *s)
 		strbuf_release(&s->jobs[i].fail_msg);
 		free(s->jobs[i].pending);
 		free(s->jobs[i].ran);
+		if (s->jobs[i].sched)
+			strvec_clear(&s->jobs[i].node_sel);
+		free(s->jobs[i].sched);
+		free(s->jobs[i].tols);
 	}
 	free(s->jobs);
 	free(s->forced);

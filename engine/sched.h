@@ -41,7 +41,11 @@ struct job {
 	long long started_ms;
 	int moved_aside; /* outputs are in .pipe/trash */
 	size_t running;	 /* units running now */
-	int failed;	 /* a unit failed for good */
+	int batch;	 /* its datums were started as one batch: one slot */
+	struct exec_sched *sched; /* where its pods may run (kubernetes) */
+	struct strvec node_sel;
+	struct exec_toleration *tols;
+	int failed; /* a unit failed for good */
 	struct strbuf fail_msg;
 	size_t *pending; /* datums to run (indices) */
 	size_t pending_nr, next_datum;

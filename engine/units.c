@@ -51,6 +51,7 @@ struct unit {
 	struct strvec ro; /* a datum's: the stage's and the datum */
 	struct strvec rw; /* a datum's PIPE_OUT */
 	char *log_path;
+	char *label;   /* "[label]": the stage, and a datum's match */
 	char *out_dir; /* PIPE_OUT, workspace-relative (datums) */
 	long long started_ms;
 };
@@ -61,6 +62,7 @@ static void unit_free(struct unit *u)
 	strvec_clear(&u->ro);
 	strvec_clear(&u->rw);
 	free(u->log_path);
+	free(u->label);
 	free(u->out_dir);
 	free(u);
 }
@@ -78,13 +80,42 @@ static char *datum_log_path(const char *workspace, const char *job,
 	return strbuf_detach(&sb, NULL);
 }
 
-static int start_unit(struct sched *s, struct job *j, struct unit *un,
-		      struct error *err)
+/* Where a stage's pods may run: its kubernetes: keys, for the executor
+ * (kept in the job while its units run). */
+static const struct exec_sched *job_sched(const struct pf_stage *st,
+					  struct job *j)
+{
+	const struct pf_kube_sched *k = &st->kube;
+
+	if (!j->sched) {
+		j->sched = xcalloc(1, sizeof(*j->sched));
+		strvec_init(&j->node_sel);
+		for (size_t i = 0; i < k->node_selector.nr; i++)
+			strvec_pushf(&j->node_sel, "%s=%s",
+				     k->node_selector.v[i].key,
+				     k->node_selector.v[i].value);
+		j->sched->node_selector = j->node_sel.v;
+		j->tols = xcalloc(k->tolerations_nr + 1, sizeof(*j->tols));
+		for (size_t i = 0; i < k->tolerations_nr; i++) {
+			const struct pf_toleration *t = &k->tolerations[i];
+
+			j->tols[i] = (struct exec_toleration){
+				t->key, t->op, t->value, t->effect, t->seconds};
+		}
+		j->sched->tolerations = j->tols;
+		j->sched->tolerations_nr = k->tolerations_nr;
+		j->sched->service_account = k->service_account;
+	}
+	return j->sched;
+}
+
+/* The exec_unit of un; what it points at lives in un and j. */
+static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
+			struct exec_unit *up, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
 	struct strbuf label = STRBUF_INIT;
 	struct exec_unit u;
-	int ret;
 
 	strvec_clear(&un->env);
 	for (size_t i = 0; i < st->env.nr; i++)
@@ -98,10 +129,12 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		free(un->out_dir);
 		un->out_dir = datums_out_dir(st->name, (size_t)un->datum);
 		fs_remove_tree(un->out_dir);
-		if (fs_mkdir_p(un->out_dir, 0755))
+		if (fs_mkdir_p(un->out_dir, 0755)) {
+			strbuf_release(&label);
 			return error_set(err, EXIT_ENV,
 					 "cannot create '%s': %s", un->out_dir,
 					 strerror(errno));
+		}
 		strvec_pushf(&un->env, "PIPE_DATUM=%s", path);
 		strvec_pushf(&un->env, "PIPE_OUT=%s", un->out_dir);
 		strbuf_addf(&label, " %s", path);
@@ -112,7 +145,6 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		un->log_path = log_file_path(s->e->workspace, j->id);
 	}
 	u.stage = st->name;
-	u.label = label.buf;
 	u.workspace = s->e->workspace;
 	u.shell = st->cmd_kind == PF_CMD_SHELL;
 	u.cmd = st->cmd;
@@ -139,11 +171,24 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 	u.cpu_milli = st->resources.cpu_milli;
 	u.memory_bytes = st->resources.memory_bytes;
 	u.gpu = st->resources.gpu;
+	u.job_id = j->id;
+	u.retries = st->retries;
+	u.sched = job_sched(st, j);
 	u.data = un;
 	un->started_ms = sched_now_ms();
-	ret = j->ops->start(j->ctx, &u, err);
-	strbuf_release(&label);
-	if (ret)
+	free(un->label);
+	un->label = strbuf_detach(&label, NULL);
+	u.label = un->label;
+	*up = u;
+	return 0;
+}
+
+static int start_unit(struct sched *s, struct job *j, struct unit *un,
+		      struct error *err)
+{
+	struct exec_unit u;
+
+	if (prepare_unit(s, j, un, &u, err) || j->ops->start(j->ctx, &u, err))
 		return -1;
 	j->running++;
 	s->running++;
@@ -168,10 +213,53 @@ static int new_unit(struct sched *s, struct job *j, long datum,
 	return 0;
 }
 
+/* Every pending datum at once on an executor that runs a batch (one
+ * Indexed Job): it keeps the stage's parallelism, and takes one slot. */
+static int start_batch(struct sched *s, struct job *j, struct error *err)
+{
+	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+	size_t n = j->pending_nr - j->next_datum, k = 0;
+	struct exec_unit *v = xcalloc(n + 1, sizeof(*v));
+	struct unit **made = xcalloc(n + 1, sizeof(*made));
+	int ret = -1;
+
+	for (; k < n; k++) {
+		struct unit *un = xcalloc(1, sizeof(*un));
+
+		un->job = j;
+		un->datum = (long)j->pending[j->next_datum + k];
+		strvec_init(&un->env);
+		strvec_init(&un->ro);
+		strvec_init(&un->rw);
+		made[k] = un;
+		if (prepare_unit(s, j, un, &v[k], err)) {
+			k++;
+			goto out;
+		}
+	}
+	if (j->ops->start_batch(j->ctx, v, n, st->parallelism, err))
+		goto out;
+	j->next_datum += n;
+	j->running += n;
+	j->batch = 1;
+	s->running++;
+	ret = 0;
+out:
+	for (size_t i = 0; ret && i < k; i++)
+		unit_free(made[i]);
+	free(made);
+	free(v);
+	return ret;
+}
+
 /* Start pending datums while the stage's parallelism and -j allow. */
 int units_fill(struct sched *s, struct job *j, struct error *err)
 {
 	const struct pf_stage *st = &s->e->pf->stages[j->stage];
+
+	if (j->ops->start_batch && !sched_interrupted &&
+	    j->next_datum < j->pending_nr)
+		return j->running ? 0 : start_batch(s, j, err);
 
 	/* a failed datum does not stop the others: the rerun then does only
 	 * the failed ones */
@@ -370,8 +458,9 @@ void units_done(struct sched *s, struct exec_done *d)
 	int ok = d->exit_code == 0 && !d->term_signal && !d->cancelled &&
 		 !d->timed_out;
 
-	s->running--;
 	j->running--;
+	if (!j->batch || !j->running)
+		s->running--;
 	scan_forget_folders();
 	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
 		ok = 0;
@@ -379,7 +468,7 @@ void units_done(struct sched *s, struct exec_done *d)
 		if (un->datum >= 0)
 			j->datums_done++;
 	} else if (!d->cancelled && !sched_interrupted &&
-		   un->tries < st->retries) {
+		   un->tries < st->retries && !j->ops->own_retries) {
 		struct strbuf why = STRBUF_INIT;
 
 		describe_end(d, &why);

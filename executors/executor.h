@@ -12,6 +12,19 @@
 
 #include "util/error.h"
 
+/* Where a Kubernetes pod may run (the stage's `kubernetes:` keys). */
+struct exec_toleration {
+	const char *key, *op, *value, *effect; /* NULL: unset */
+	long long seconds;		       /* -1: unset */
+};
+
+struct exec_sched {
+	char *const *node_selector; /* "key=value", NULL-terminated */
+	const struct exec_toleration *tolerations;
+	size_t tolerations_nr;
+	const char *service_account; /* NULL: none */
+};
+
 /* One unit of work: a whole stage, or one datum of it. Every pointer is
  * borrowed and must stay valid until the unit is reported done. */
 struct exec_unit {
@@ -41,6 +54,12 @@ struct exec_unit {
 	long long cpu_milli, memory_bytes;
 	int gpu;
 
+	/* For executors that retry and schedule by themselves (Kubernetes:
+	 * own_retries in struct executor). */
+	const char *job_id;		/* the job's id, for labels */
+	int retries;			/* tries after the first */
+	const struct exec_sched *sched; /* NULL: anywhere */
+
 	void *data; /* the caller's; handed back in exec_done */
 };
 
@@ -65,12 +84,30 @@ struct exec_options {
 	 * clear a progress line; may be NULL */
 	void (*before_output)(void *arg);
 	void *output_arg;
+	/* Kubernetes: the cluster (kubeconfig) and the Pipefile's
+	 * kubernetes: keys; NULL for the other executors. */
+	const struct kube_config *kube;
+	const struct exec_kube *kube_opts;
+};
+
+/* The Pipefile's top-level kubernetes: keys, for the executor. */
+struct exec_kube {
+	const char *namespace;	   /* NULL: the context's, or "default" */
+	const char *claim;	   /* workspace PVC; NULL: hostPath */
+	const char *host_path;	   /* NULL: the workspace's own path */
+	const char *mount_path;	   /* NULL: the workspace's own path */
+	long long uid, gid;	   /* -1: pipe's own (non-root) */
+	char *const *pull_secrets; /* NULL-terminated; may be NULL */
 };
 
 struct exec_ctx; /* an executor's private state */
+struct kube_config;
 
 struct executor {
 	const char *name; /* "local", "docker", "kubernetes" */
+	/* 1: the executor retries a failed unit itself (exec_unit.retries)
+	 * and its units take no local slot (-j): the cluster runs them */
+	int own_retries;
 
 	/* Set up (connect to a daemon, read a kubeconfig). Errors with exit
 	 * code EXIT_ENV when the backend is unreachable. */
@@ -85,6 +122,12 @@ struct executor {
 	 * then, as a container's processes would be. */
 	int (*start)(struct exec_ctx *ctx, const struct exec_unit *unit,
 		     struct error *err);
+
+	/* Start n units of one stage at once, at most parallelism of them
+	 * running together (Kubernetes: one Indexed Job). Each is reported
+	 * on its own. NULL: the engine starts them one at a time. */
+	int (*start_batch)(struct exec_ctx *ctx, const struct exec_unit *units,
+			   size_t n, int parallelism, struct error *err);
 
 	/* Resolve an image name to the id that enters the stage key. NULL
 	 * for executors without images. */

@@ -22,6 +22,8 @@ struct http_target {
 	const char *bearer_token;	/* "Authorization: Bearer …"; never
 					 * shown in a message */
 	long connect_timeout_ms;	/* 0: 10 s */
+	int insecure; /* 1: the peer is not verified (a kubeconfig's
+		       * insecure-skip-tls-verify; the caller warns) */
 };
 
 struct http_request {

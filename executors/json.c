@@ -72,6 +72,13 @@ const struct json *json_member(const struct json *j, const char *key)
 	return W(json_is_object(J(j)) ? json_object_get(J(j), key) : NULL);
 }
 
+const char *json_member_str(const struct json *j, const char *key)
+{
+	json_t *v = J(json_member(j, key));
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
 const char *json_get_str(const struct json *j, const char *path)
 {
 	json_t *v = J(json_get(j, path));

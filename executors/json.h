@@ -31,6 +31,10 @@ const struct json *json_member(const struct json *j, const char *key);
 /* The string at path, or NULL when missing or not a string. */
 const char *json_get_str(const struct json *j, const char *path);
 
+/* The string member key of object j (taken whole: label keys have
+ * dots), or NULL. */
+const char *json_member_str(const struct json *j, const char *key);
+
 /* The integer at path into *out: 0, or -1 when missing or not an integer
  * (*out untouched). */
 int json_get_int(const struct json *j, const char *path, long long *out);

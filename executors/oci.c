@@ -4,6 +4,7 @@
 #include "executors/http.h"
 #include "executors/json.h"
 #include "executors/oci.h"
+#include "util/base64.h"
 #include "util/sha256.h"
 #include "util/xalloc.h"
 
@@ -159,7 +160,7 @@ static void basic_header(const struct oci_cred *c, struct strbuf *out)
 
 	strbuf_addf(&plain, "%s:%s", c->user, c->secret);
 	strbuf_addstr(out, "Authorization: Basic ");
-	base64_encode(plain.buf, plain.len, out);
+	base64_encode(out, plain.buf, plain.len);
 	explicit_bzero(plain.buf, plain.len);
 	strbuf_release(&plain);
 }

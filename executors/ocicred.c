@@ -4,6 +4,7 @@
 #include "executors/json.h"
 #include "executors/oci.h"
 #include "util/proc.h"
+#include "util/base64.h"
 #include "util/sha256.h"
 #include "util/xalloc.h"
 
@@ -80,7 +81,7 @@ static int from_auth(const struct json *entry, struct oci_cred *cred,
 	}
 	if (!auth || !*auth)
 		return 0;
-	if (base64_decode(auth, strlen(auth), &plain) ||
+	if (base64_decode(&plain, auth, strlen(auth)) ||
 	    !(colon = memchr(plain.buf, ':', plain.len)) ||
 	    strlen(plain.buf) != plain.len) {
 		wipe_strbuf(&plain);

@@ -1,6 +1,7 @@
 /* The executors the engine can pick by name (Pipefile `executor:`). */
 #include "executors/docker.h"
 #include "executors/executor.h"
+#include "executors/kubernetes.h"
 #include "util/xalloc.h"
 
 #include <string.h>
@@ -8,6 +9,7 @@
 static const struct executor *const executors[] = {
 	&executor_local,
 	&executor_docker,
+	&executor_kubernetes,
 };
 
 const struct executor *executor_find(const char *name)

@@ -293,10 +293,6 @@ int pipefile_read_stage_kube(struct pf_ctx *c, const struct ynode *key,
 /* Free what s holds (pipefile/pipefile.c) and empty it. */
 void pipefile_sched_release(struct pf_kube_sched *s);
 
-/* Tests only, until the kubernetes executor lands: when set, a stage may
- * run on kubernetes (else the parser refuses it at its executor line). */
-extern int pipefile_kube_runnable;
-
 /* Build pf from the node tree. */
 int pipefile_build(struct pf_ctx *c, const struct ynode *root);
 /* No output is, or holds, the Pipefile, a params file (the top-level one

@@ -195,24 +195,6 @@ static int check_image(struct pf_ctx *c, const struct stage_src *s)
 				  s->name, s->set.executor);
 }
 
-int pipefile_kube_runnable;
-
-/* SPEC's third executor is parsed and checked, but pipe cannot run it
- * yet: say so now, at the line that asks for it, not at run time. */
-static int check_available(struct pf_ctx *c, const struct stage_src *s)
-{
-	const struct ynode *at =
-		s->set.executor_node ? s->set.executor_node : s->key;
-
-	if (strcmp(s->set.executor, "kubernetes") || pipefile_kube_runnable)
-		return 0;
-	return pipefile_src_error(c->src, c->err, at->line, at->col,
-				  "stage '%s' runs on 'kubernetes', which "
-				  "this version of pipe cannot run yet (use "
-				  "local or docker)",
-				  s->name);
-}
-
 static int read_source(struct pf_ctx *c, struct stage_src *s)
 {
 	struct pf_where w = {.stage = s->name};
@@ -224,7 +206,7 @@ static int read_source(struct pf_ctx *c, struct stage_src *s)
 	    pipefile_read_stage_kube(c, s->keys[K_KUBE], s->vals[K_KUBE],
 				     s->name, s->set.executor, &s->kube,
 				     &s->kube_set) ||
-	    check_available(c, s) || read_cmd(c, s, &w))
+	    read_cmd(c, s, &w))
 		return -1;
 	if (s->vals[K_INPUTS] &&
 	    pipefile_get_list(c, "inputs", s->vals[K_INPUTS], &w, &s->in,

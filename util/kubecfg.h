@@ -25,8 +25,8 @@ struct kube_config {
 	char *ca_pem;	 /* NULL: the system's CAs */
 	char *cert_pem;	 /* client certificate; NULL: none */
 	char *key_pem;
-	char *token;	  /* a bearer token; NULL: none */
-	char *token_file; /* re-read on each connection (rotates) */
+	char *token;		   /* a bearer token; NULL: none */
+	char *token_file;	   /* re-read on each connection (rotates) */
 	char *username, *password; /* basic auth (old clusters) */
 	int insecure;		   /* insecure-skip-tls-verify: true */
 	char *tls_server_name;

@@ -1,4 +1,4 @@
-/* SHA-256 (FIPS 180-4) for OCI digests, and base64 for HTTP credentials:
+/* SHA-256 (FIPS 180-4) for OCI digests:
  * small enough to keep here rather than depend on a crypto library. */
 #ifndef UTIL_SHA256_H
 #define UTIL_SHA256_H
@@ -24,12 +24,5 @@ void sha256_final(struct sha256 *c, unsigned char out[SHA256_LEN]);
 
 /* The digest of len bytes as 64 lowercase hex digits, appended to out. */
 void sha256_hex(const void *data, size_t len, struct strbuf *out);
-
-/* Standard base64 (RFC 4648, with padding) appended to out. */
-void base64_encode(const void *data, size_t len, struct strbuf *out);
-/* Decode standard base64 (padding optional, no whitespace) and append to
- * out; returns 0, or -1 on a character or length that is not base64 (out
- * then holds a prefix: release it). */
-int base64_decode(const char *s, size_t len, struct strbuf *out);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "executors/oci.h"
 #include "util/error.h"
+#include "util/base64.h"
 #include "util/sha256.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -110,18 +111,18 @@ static void test_base64(void **state)
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
 		strbuf_reset(&sb);
-		base64_encode(v[i][0], strlen(v[i][0]), &sb);
+		base64_encode(&sb, v[i][0], strlen(v[i][0]));
 		assert_string_equal(sb.buf, v[i][1]);
 		strbuf_reset(&sb);
-		assert_int_equal(base64_decode(v[i][1], strlen(v[i][1]), &sb),
+		assert_int_equal(base64_decode(&sb, v[i][1], strlen(v[i][1])),
 				 0);
 		assert_string_equal(sb.buf, v[i][0]);
 	}
 	strbuf_reset(&sb);
-	assert_int_equal(base64_decode("Zm9vYg", 6, &sb), 0); /* no '=' */
+	assert_int_equal(base64_decode(&sb, "Zm9vYg", 6), 0); /* no '=' */
 	assert_string_equal(sb.buf, "foob");
-	assert_int_equal(base64_decode("Zm9v!", 5, &sb), -1);
-	assert_int_equal(base64_decode("Z", 1, &sb), -1);
+	assert_int_equal(base64_decode(&sb, "Zm9v!", 5), -1);
+	assert_int_equal(base64_decode(&sb, "Z", 1), -1);
 	strbuf_release(&sb);
 }
 

@@ -658,7 +658,6 @@ static void test_kube_merge(void **state)
 	const struct pf_stage *s;
 
 	(void)state;
-	pipefile_kube_runnable = 1;
 	pf = parse_ok("kubernetes:\n"
 		      "  nodeSelector: {disk: ssd, zone: a}\n"
 		      "  tolerations: [{key: dedicated, value: pipe}]\n"
@@ -691,7 +690,6 @@ static void test_kube_merge(void **state)
 		      "    cmd: x ${lr}\n"
 		      "    kubernetes:\n"
 		      "      tolerations: [{key: gpu, operator: Exists}]\n");
-	pipefile_kube_runnable = 0;
 	assert_int_equal(pf->nr, 7);
 
 	s = pipefile_find_stage(pf, "all-defaults");
@@ -820,11 +818,6 @@ static void test_kube_errors(void **state)
 	parse_bad(sb.buf, 6, 38,
 		  "bad name 'A' for 'serviceAccountName' in 'kubernetes' of "
 		  "stage 't'");
-	strbuf_reset(&sb);
-	/* then pipe says it cannot run them yet, at the executor line
-	 * (stage.c, check_available) */
-	strbuf_addf(&sb, "%s    kubernetes: {serviceAccountName: a}\n", k8s);
-	parse_bad(sb.buf, 3, 15, "this version of pipe cannot run yet");
 	strbuf_release(&sb);
 }
 
