@@ -129,12 +129,17 @@ static int run_request(struct exec_ctx *ctx, const char *method,
 		struct http_xfer *x = request(ctx, method, path, body,
 					      REQUEST_MS, NULL, NULL, NULL);
 
-		while (!http_xfer_done(x))
-			if (http_poll(ctx->http, -1, err) < 0 ||
-			    (!http_xfer_done(x) && 0)) {
+		while (!http_xfer_done(x)) {
+			int r = http_poll(ctx->http, -1, err);
+
+			if (r) {
+				if (r > 0)
+					error_set(err, EXIT_INTERRUPTED,
+						  "interrupted");
 				http_xfer_free(x);
 				return -1;
 			}
+		}
 		if (*http_xfer_error(x)) {
 			error_set(err, EXIT_ENV,
 				  "cannot reach the Kubernetes API at %s: %s",
@@ -291,12 +296,13 @@ static void unit_end(struct kunit *u)
 }
 
 /* End u once its result is known and its log has been read (or had its
- * time to drain). */
+ * time to drain): the Job's watch may tell of the end before the pods'
+ * watch shows the pod whose log is to be read. */
 static void try_end(struct kunit *u)
 {
 	if (!u->result || !u->lu || u->lu->ended)
 		return;
-	if (u->logx && !u->drained) {
+	if ((u->logx || !u->pod) && !u->drained) {
 		if (u->drain.at < 0)
 			loop_timer_arm(&u->drain, loop_now_ms() + LOG_DRAIN_MS);
 		return;
@@ -349,6 +355,7 @@ static void kube_stop(struct loop_unit *lu, int sig)
 		struct kunit *x = j->units[i];
 
 		if (x->lu && !x->lu->ended && x->result != 1) {
+			x->lu->cancelled = 1;
 			x->result = 2;
 			x->drained = 1;
 			unit_end(x);
@@ -459,7 +466,9 @@ static size_t running_pods(const struct kjob *j)
 	return n;
 }
 
-static void unschedulable(struct kjob *j, const struct json *status)
+/* A pod no node can take while none of its Job's pods runs (which could
+ * make room) fails the Job: 1. */
+static int unschedulable(struct kjob *j, const struct json *status)
 {
 	const struct json *conds = json_get(status, "conditions");
 
@@ -476,15 +485,16 @@ static void unschedulable(struct kjob *j, const struct json *status)
 			continue;
 		/* pods of this Job that run may make room when they end */
 		if (running_pods(j))
-			return;
+			return 0;
 		strbuf_addf(
 			&sb, "no node can run the pod (FailedScheduling): %s",
 			json_get_str(c, "message") ? json_get_str(c, "message")
 						   : reason);
 		job_fail(j, sb.buf);
 		strbuf_release(&sb);
-		return;
+		return 1;
 	}
+	return 0;
 }
 
 static void on_pod(struct exec_ctx *ctx, const char *type,
@@ -519,7 +529,8 @@ static void on_pod(struct exec_ctx *ctx, const char *type,
 		return;
 	}
 	st = json_get(pod, "status");
-	unschedulable(j, st);
+	if (unschedulable(j, st))
+		return;
 	cs = json_array_at(json_get(st, "containerStatuses"), 0);
 	if (cs) {
 		const char *wait = json_get_str(cs, "state.waiting.reason");
