@@ -7,7 +7,8 @@
 # latest.md and plot.png (BENCH_OUT=DIR elsewhere). QUICK=1 (make
 # bench-quick) runs smaller sizes and writes to build/bench-quick/.
 # RUNS=N (5) runs per tool; KEEP=1 keeps the temp folder.
-# ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6.
+# ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6,
+# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh).
 # Installs missing peers itself (apt-get; pip into a venv for DVC).
 # Not part of `make test`.
 set -euo pipefail
@@ -15,7 +16,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 PIPE=${PIPE:-$root/build/pipe}
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
-ONLY=${ONLY:-0 1 2 3 4 5 6 7}
+ONLY=${ONLY:-0 1 2 3 4 5 6 7 8}
 # bench-quick's figures are for a quick look, not the record: under build/
 if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${BENCH_OUT:-$root/bench/results}; fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
@@ -29,12 +30,14 @@ if [ "$QUICK" = 1 ]; then
 	HASH_MIB=256 STORE_MIB=256 SETTLE_MS=200
 	N_DATUMS=500 N_DATUMS_SNK="100"
 	DOCKER_STAGES=5
+	K8S_DATUMS=20 K8S_RUNS=1
 else
 	N_VALIDATE=10000 N_TRIVIAL=2000 N_TRIVIAL_DVC=200
 	MANY_STAGES=100 MANY_PER=1000
 	HASH_MIB=1024 STORE_MIB=1024 SETTLE_MS=1000
 	N_DATUMS=10000 N_DATUMS_SNK="500 1000"
 	DOCKER_STAGES=20
+	K8S_DATUMS=200 K8S_RUNS=3
 fi
 # DVC's `dvc repro` grows faster than linearly with the stage count (50
 # stages 3.5 s, 200 stages 37 s on 2 cores: each stage rewrites dvc.lock);
@@ -649,6 +652,28 @@ w6() {
 	note "6: tests/bench/docker_bench.sh: pipe run -f -j4 of $DOCKER_STAGES docker stages against a shell loop of docker run --rm with the same image, mounts, user, no network, capabilities dropped and --init; $(sed -n 's/^docker bench: //p' "$out")"
 }
 
+# --- 8. Kubernetes: 200 datums vs one Indexed Job by hand ------------------
+w8() {
+	local out=$work/w8.out
+	if [ "${SKIP_K8S:-0}" = 1 ]; then
+		echo "8: kubernetes: skipped (SKIP_K8S=1)"
+		return 0
+	fi
+	say "8: $K8S_DATUMS datums on the test cluster"
+	if ! DATUMS=$K8S_DATUMS RUNS=$K8S_RUNS PIPE=$PIPE bash "$root/tests/bench/k8s_bench.sh" >"$out" 2>&1; then
+		echo "8: kubernetes: could not run: $(tail -1 "$out")"
+		return 0
+	fi
+	T[w8.pipe]=$(sed -n 's/^runs pipe: //p' "$out")
+	T[w8.kubectl]=$(sed -n 's/^runs kubectl: //p' "$out")
+	T[w8.fresh]=$(sed -n 's/^runs fresh: //p' "$out")
+	L[w8.pipe]="pipe run -f" L[w8.kubectl]="kubectl apply + wait" L[w8.fresh]="pipe run (fresh)"
+	header "8. Kubernetes: $K8S_DATUMS datums ($(sed -n 's/^k8s bench: //p' "$out"))"
+	row 8a "$K8S_DATUMS datums of sleep 0.1, parallelism 10" w8.pipe w8.kubectl "ratio<=1.1"
+	row 8b "a fresh kubernetes stage, no API call" w8.fresh - "time<0.2"
+	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8b runs pipe with a kubeconfig whose server does not exist"
+}
+
 # --- 7. peak memory of pipe ----------------------------------------------
 w7() {
 	header "7. peak memory (max RSS) of pipe"
@@ -659,7 +684,7 @@ w7() {
 	row 7e "5: $N_DATUMS datums, run after one change" w5.rss.one - "rss<100"
 }
 
-for wl in 0 1 2 3 4 5 6; do
+for wl in 0 1 2 3 4 5 6 8; do
 	if want "$wl"; then
 		t0=$EPOCHREALTIME
 		"w$wl"
