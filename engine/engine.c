@@ -104,6 +104,7 @@ int engine_open(struct engine **out, const char *pipefile_path,
 		const struct engine_options *opt, struct error *err)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
+	error_init(&e->kube_err);
 
 	*out = NULL;
 	e->lock_fd = -1;
@@ -159,6 +160,7 @@ static void close_engine(struct engine *e, int free_all)
 		kube_config_release(e->kube);
 	free(e->kube);
 	free(e->kube_opts);
+	error_release(&e->kube_err);
 	state_free(e->state);
 	if (e->image_ids)
 		for (size_t i = 0; i < e->pf->nr; i++)
@@ -211,16 +213,18 @@ static int kube_options(struct engine *e, struct exec_options *eo,
 {
 	const struct pf_kube *k = &e->pf->kube;
 
-	if (!e->kube) {
+	(void)err;
+	if (!e->kube_opts) {
 		e->kube = xcalloc(1, sizeof(*e->kube));
+		/* status and a fresh run need no cluster: a kubeconfig that
+		 * cannot be read fails the first Job, not the open */
 		if (kubeconfig_load(e->kube,
 				    e->opt.context ? e->opt.context
 						   : k->context,
-				    err)) {
+				    &e->kube_err)) {
 			kube_config_release(e->kube);
 			free(e->kube);
 			e->kube = NULL;
-			return -1;
 		}
 		e->kube_opts = xcalloc(1, sizeof(*e->kube_opts));
 		e->kube_opts->namespace = k->namespace;
@@ -233,6 +237,7 @@ static int kube_options(struct engine *e, struct exec_options *eo,
 	}
 	eo->kube = e->kube;
 	eo->kube_opts = e->kube_opts;
+	eo->kube_err = &e->kube_err;
 	return 0;
 }
 

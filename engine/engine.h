@@ -46,6 +46,7 @@ struct engine {
 	struct open_executor execs[4];
 	struct kube_config *kube;    /* read when kubernetes opens */
 	struct exec_kube *kube_opts; /* the Pipefile's, for it */
+	struct error kube_err;	     /* why kube is NULL */
 	size_t execs_nr;
 	char **image_ids;    /* per stage, resolved lazily; NULL if none */
 	struct store *store; /* opened on first use */

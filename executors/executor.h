@@ -88,6 +88,9 @@ struct exec_options {
 	 * kubernetes: keys; NULL for the other executors. */
 	const struct kube_config *kube;
 	const struct exec_kube *kube_opts;
+	/* why there is no kube (no kubeconfig): the executor still opens,
+	 * resolves images, and fails a unit's start with this */
+	const struct error *kube_err;
 };
 
 /* The Pipefile's top-level kubernetes: keys, for the executor. */

@@ -27,6 +27,7 @@ struct kube_watch {
 	int watching; /* x is the watch stream, not the list */
 	struct strbuf line;
 	struct loop_timer retry;
+	struct loop_timer parse; /* the lines that came, read outside curl */
 	long long failing_since; /* 0: the last request worked */
 	int backoff_ms;
 	unsigned lists;
@@ -101,19 +102,42 @@ static void on_event(struct kube_watch *w, const char *text, size_t len)
 	json_free(ev);
 }
 
+/* The complete lines that came: events for the executor, which may start
+ * and free requests (so never from inside curl's data callback). */
+static void parse_lines(struct kube_watch *w)
+{
+	char *nl;
+
+	struct strbuf lines = STRBUF_INIT;
+	size_t off = 0;
+
+	loop_timer_disarm(&w->parse);
+	/* the complete lines, taken out first: an event may stop the watch */
+	nl = memrchr(w->line.buf, '\n', w->line.len);
+	if (!nl)
+		return;
+	strbuf_add(&lines, w->line.buf, (size_t)(nl - w->line.buf) + 1);
+	memmove(w->line.buf, nl + 1, w->line.len - lines.len);
+	strbuf_setlen(&w->line, w->line.len - lines.len);
+	while ((nl = memchr(lines.buf + off, '\n', lines.len - off))) {
+		on_event(w, lines.buf + off, (size_t)(nl - lines.buf) - off);
+		off = (size_t)(nl - lines.buf) + 1;
+	}
+	strbuf_release(&lines);
+}
+
+static void on_parse(void *arg)
+{
+	parse_lines(arg);
+}
+
 static void on_data(void *arg, const char *data, size_t len)
 {
 	struct kube_watch *w = arg;
-	char *nl;
 
 	strbuf_add(&w->line, data, len);
-	while ((nl = memchr(w->line.buf, '\n', w->line.len))) {
-		size_t n = (size_t)(nl - w->line.buf) + 1;
-
-		on_event(w, w->line.buf, n - 1);
-		memmove(w->line.buf, w->line.buf + n, w->line.len - n);
-		strbuf_setlen(&w->line, w->line.len - n);
-	}
+	if (memchr(data, '\n', len))
+		loop_timer_arm(&w->parse, loop_now_ms());
 }
 
 static void listed(struct kube_watch *w, struct http_xfer *x)
@@ -146,6 +170,8 @@ static void on_done(void *arg, struct http_xfer *x)
 	int watching = w->watching;
 
 	w->x = NULL;
+	if (w->active && watching)
+		parse_lines(w);
 	strbuf_reset(&w->line);
 	if (!w->active) {
 		http_xfer_free(x);
@@ -241,6 +267,7 @@ struct kube_watch *kube_watch_new(const char *path, const char *selector,
 	w->backoff_ms = BACKOFF_MIN_MS;
 	strbuf_init(&w->line, 0);
 	loop_timer_init(&w->retry, on_retry, w);
+	loop_timer_init(&w->parse, on_parse, w);
 	return w;
 }
 
@@ -260,6 +287,7 @@ void kube_watch_stop(struct kube_watch *w)
 		return;
 	w->active = 0;
 	loop_timer_disarm(&w->retry);
+	loop_timer_disarm(&w->parse);
 	http_xfer_free(w->x);
 	w->x = NULL;
 	strbuf_reset(&w->line);

@@ -948,6 +948,25 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 				 "stage '%s': executor kubernetes needs an "
 				 "image",
 				 u0->stage);
+	if (!ctx->kc) {
+		if (ctx->opt.kube_err && ctx->opt.kube_err->exit_code) {
+			const struct error *ke = ctx->opt.kube_err;
+
+			error_set(err, ke->exit_code, "%s", ke->msg.buf);
+			if (ke->file) {
+				err->file = xstrdup(ke->file);
+				err->line = ke->line;
+				err->col = ke->col;
+				err->source_line =
+					ke->source_line
+						? xstrdup(ke->source_line)
+						: NULL;
+			}
+			return -1;
+		}
+		return error_set(err, EXIT_ENV,
+				 "kubernetes: no cluster configured");
+	}
 	if (pod_user(ctx, u0->workspace, &spec.uid, &spec.gid, err) ||
 	    connect_api(ctx, err) || (!ctx->swept && sweep(ctx, err)))
 		return -1;
@@ -1039,9 +1058,7 @@ static int kube_open(struct exec_ctx **out, const struct exec_options *opt,
 	char hex[HASH_HEX_LEN + 1];
 	char cwd[4096];
 
-	if (!opt->kube)
-		return error_set(err, EXIT_ENV,
-				 "kubernetes: no cluster configured");
+	(void)err;
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->opt = *opt;
 	ctx->kc = opt->kube;
@@ -1049,9 +1066,9 @@ static int kube_open(struct exec_ctx **out, const struct exec_options *opt,
 		ctx->kopt = *opt->kube_opts;
 	else
 		ctx->kopt.uid = ctx->kopt.gid = -1;
-	ctx->ns = xstrdup(ctx->kopt.namespace  ? ctx->kopt.namespace
-			  : ctx->kc->namespace ? ctx->kc->namespace
-					       : "default");
+	ctx->ns = xstrdup(ctx->kopt.namespace		  ? ctx->kopt.namespace
+			  : ctx->kc && ctx->kc->namespace ? ctx->kc->namespace
+							  : "default");
 	/* the workspace's Jobs carry a hash of its path */
 	if (!getcwd(cwd, sizeof(cwd)))
 		strcpy(cwd, ".");
