@@ -285,7 +285,7 @@ static int read_enum(struct pf_ctx *c, const char *key, const struct ynode *n,
 {
 	const char *s;
 
-	if (pipefile_get_enum(c, key, key, n, w, table, nr, list, &s))
+	if (pipefile_get_enum(c, key, n, w, table, nr, list, &s))
 		return -1;
 	*out = xstrdup(s);
 	return 0;
