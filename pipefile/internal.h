@@ -239,12 +239,11 @@ int pipefile_get_string(struct pf_ctx *c, const char *key,
 int pipefile_get_int(struct pf_ctx *c, const char *key, const struct ynode *n,
 		     const struct pf_where *w, long long min, long long max,
 		     long long *out);
-/* A string that is one of table[0..nr): else "unknown WHAT 'x' WHERE (did
+/* A string that is one of table[0..nr): else "unknown KEY 'x' WHERE (did
  * you mean 'y'?)", or "(use LIST)" when nothing is close. */
-int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
-		      const struct ynode *n, const struct pf_where *w,
-		      const char *const *table, size_t nr, const char *list,
-		      const char **out);
+int pipefile_get_enum(struct pf_ctx *c, const char *key, const struct ynode *n,
+		      const struct pf_where *w, const char *const *table,
+		      size_t nr, const char *list, const char **out);
 /* A string or a list of strings: *items points at nr scalar nodes (at
  * *one for a lone string). */
 int pipefile_get_list(struct pf_ctx *c, const char *key, const struct ynode *n,

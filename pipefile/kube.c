@@ -207,24 +207,17 @@ static int read_name(struct pf_ctx *c, const char *key, const struct ynode *n,
 	return 0;
 }
 
-/* runAsUser from 1 (a pod of pipe's never runs as root), runAsGroup
- * from 0. */
-static int read_id(struct pf_ctx *c, const char *key, const struct ynode *n,
-		   const struct pf_where *w, long long min, long long *out)
+/* runAsUser: from 1, since a pod of pipe's never runs as root. */
+static int read_uid(struct pf_ctx *c, const struct ynode *n,
+		    const struct pf_where *w, long long *out)
 {
-	struct strbuf where = STRBUF_INIT;
 	long long v;
 
-	if (!min || n->kind != YNODE_SCALAR || pipefile_parse_int(n->str, &v) ||
-	    v != 0)
-		return pipefile_get_int(c, key, n, w, min, KUBE_MAX_ID, out);
-	pipefile_where(w, &where);
-	pipefile_src_error(c->src, c->err, n->line, n->col,
-			   "'%s' %s is 0, the root user, but pipe runs its "
-			   "pods as non-root (use another uid, e.g. 1000)",
-			   key, where.buf);
-	strbuf_release(&where);
-	return -1;
+	if (n->kind == YNODE_SCALAR && !pipefile_parse_int(n->str, &v) && !v)
+		return said(c, n, w, "'runAsUser'",
+			    "is 0, the root user, but pipe runs its pods as "
+			    "non-root (use another uid, e.g. 1000)");
+	return pipefile_get_int(c, "runAsUser", n, w, 1, KUBE_MAX_ID, out);
 }
 
 static int cmp_kv(const void *a, const void *b)
@@ -285,7 +278,7 @@ static int read_enum(struct pf_ctx *c, const char *key, const struct ynode *n,
 {
 	const char *s;
 
-	if (pipefile_get_enum(c, key, key, n, w, table, nr, list, &s))
+	if (pipefile_get_enum(c, key, n, w, table, nr, list, &s))
 		return -1;
 	*out = xstrdup(s);
 	return 0;
@@ -574,11 +567,11 @@ int pipefile_read_kube(struct pf_ctx *c, const struct ynode *n)
 	if (pipefile_collect(c, n, kube_keys, KU__NR, ALL_KEYS, &w, v, k) ||
 	    read_cluster(c, v, &w))
 		return -1;
-	if (v[KU_RUN_AS_USER] &&
-	    read_id(c, "runAsUser", v[KU_RUN_AS_USER], &w, 1, &kube->uid))
+	if (v[KU_RUN_AS_USER] && read_uid(c, v[KU_RUN_AS_USER], &w, &kube->uid))
 		return -1;
 	if (v[KU_RUN_AS_GROUP] &&
-	    read_id(c, "runAsGroup", v[KU_RUN_AS_GROUP], &w, 0, &kube->gid))
+	    pipefile_get_int(c, "runAsGroup", v[KU_RUN_AS_GROUP], &w, 0,
+			     KUBE_MAX_ID, &kube->gid))
 		return -1;
 	if (v[KU_PULL_SECRETS] && read_pull_secrets(c, v[KU_PULL_SECRETS], &w,
 						    &kube->image_pull_secrets))

@@ -295,10 +295,9 @@ static int check_env(struct pf_ctx *c, const struct ynode *env,
 	return 0;
 }
 
-int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
-		      const struct ynode *n, const struct pf_where *w,
-		      const char *const *table, size_t nr, const char *list,
-		      const char **out)
+int pipefile_get_enum(struct pf_ctx *c, const char *key, const struct ynode *n,
+		      const struct pf_where *w, const char *const *table,
+		      size_t nr, const char *list, const char **out)
 {
 	struct strbuf where = STRBUF_INIT;
 	const char *hint;
@@ -311,7 +310,7 @@ int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
 	hint = suggest(n->str, table, nr, ALL_KEYS);
 	pipefile_where(w, &where);
 	pipefile_src_error(c->src, c->err, n->line, n->col,
-			   "unknown %s '%s' %s (%s%s%s)", what, n->str,
+			   "unknown %s '%s' %s (%s%s%s)", key, n->str,
 			   where.buf, hint ? "did you mean '" : "use ",
 			   hint ? hint : list, hint ? "'?" : "");
 	strbuf_release(&where);
@@ -321,7 +320,7 @@ int pipefile_get_enum(struct pf_ctx *c, const char *key, const char *what,
 static int read_executor(struct pf_ctx *c, const struct ynode *n,
 			 const struct pf_where *w, struct pf_settings *s)
 {
-	if (pipefile_get_enum(c, "executor", "executor", n, w, executors,
+	if (pipefile_get_enum(c, "executor", n, w, executors,
 			      ARRAY_SIZE(executors),
 			      "local, docker or kubernetes", &s->executor))
 		return -1;

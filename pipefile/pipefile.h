@@ -76,12 +76,12 @@ struct pf_resources {
  * over the top-level `kubernetes:` defaults of the same keys). Not in the
  * stage's key: they choose where it runs, not what it computes. */
 struct pf_toleration {
-	char *key;	       /* NULL: any (operator Exists) */
-	char *op;	       /* "Equal" or "Exists"; NULL: Equal */
-	char *value;	       /* NULL: none */
-	char *effect;	       /* NoSchedule, PreferNoSchedule, NoExecute;
-				* NULL: all */
-	long long seconds;     /* tolerationSeconds; -1: unset */
+	char *key;	   /* NULL: any (operator Exists) */
+	char *op;	   /* "Equal" or "Exists"; NULL: Equal */
+	char *value;	   /* NULL: none */
+	char *effect;	   /* NoSchedule, PreferNoSchedule, NoExecute;
+			    * NULL: all */
+	long long seconds; /* tolerationSeconds; -1: unset */
 };
 
 struct pf_kube_sched {
@@ -120,15 +120,17 @@ struct pf_stage {
 	long long timeout_ms; /* 0 = none */
 	struct pf_kvs
 		matrix; /* this expansion's values, in the order written */
-	struct pf_kube_sched kube; /* executor: kubernetes */
+	struct pf_kube_sched kube; /* executor kubernetes: each key the
+				    * stage gives, else the top-level
+				    * default's; empty on other executors */
 };
 
 struct pf_kube {
-	char *context;	  /* NULL: current-context */
-	char *namespace;  /* NULL: "default" */
-	char *claim;	  /* workspace PVC, or NULL */
-	char *host_path;  /* workspace hostPath, or NULL */
-	char *mount_path; /* NULL: the workspace's own absolute path */
+	char *context;	    /* NULL: current-context */
+	char *namespace;    /* NULL: "default" */
+	char *claim;	    /* workspace PVC, or NULL */
+	char *host_path;    /* workspace hostPath, or NULL */
+	char *mount_path;   /* NULL: the workspace's own absolute path */
 	long long uid, gid; /* runAsUser/runAsGroup; -1: unset (pipe's own
 			     * uid and gid, or 65534 when pipe is root) */
 	struct strvec image_pull_secrets; /* imagePullSecrets: names */
