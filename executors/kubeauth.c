@@ -225,9 +225,9 @@ static int take_credential(struct kube_auth *a, const char *name,
 	/* jansson's message quotes the text near the problem: not shown */
 	if (json_parse(&j, out->buf, out->len, &jerr)) {
 		error_set(err, EXIT_ENV,
-			  "exec plugin '%s' printed no ExecCredential JSON on "
-			  "stdout (invalid JSON at line %d)",
-			  name, jerr.line);
+			  "exec plugin '%s' printed no valid ExecCredential "
+			  "JSON on stdout",
+			  name);
 		goto out;
 	}
 	ver = json_get_str(j, "apiVersion");
