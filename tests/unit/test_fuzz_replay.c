@@ -51,6 +51,9 @@
 #define LLVMFuzzerTestOneInput fuzz_keys
 #include "tests/fuzz/fuzz_keys.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_kubeconfig
+#include "tests/fuzz/fuzz_kubeconfig.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -129,6 +132,7 @@ REPLAY(docker_json)
 REPLAY(docker_demux)
 REPLAY(jobs)
 REPLAY(keys)
+REPLAY(kubeconfig)
 
 int main(void)
 {
@@ -144,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_docker_demux),
 		cmocka_unit_test(test_jobs),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_kubeconfig),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
