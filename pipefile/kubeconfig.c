@@ -379,6 +379,8 @@ static int decode(struct kc *k, const char *context, struct kube_config *out)
 {
 	const struct kc_entry *ctx;
 
+	if (context && !*context)
+		context = NULL; /* --context "": the current one, as kubectl */
 	if (pick_context(k, context, &ctx))
 		return -1;
 	out->context = xstrdup(ctx->name->str);
@@ -430,6 +432,13 @@ int kc_read_file(const char *path, size_t max, struct strbuf *out)
 	return n < 0 ? -1 : 0;
 }
 
+const char *kc_strerror(int e)
+{
+	if (e == EINVAL)
+		return "not a regular file";
+	return e == EFBIG ? "larger than pipe accepts" : strerror(e);
+}
+
 static char *sa_path(const char *file)
 {
 	const char *dir = getenv("PIPE_K8S_SA_DIR");
@@ -467,7 +476,7 @@ static int in_cluster(struct kube_config *out, const char *context,
 	if (kc_read_file(ca, 1u << 20, &sb)) {
 		error_set(err, EXIT_ENV,
 			  "in-cluster: cannot read the cluster's CA '%s': %s",
-			  ca, strerror(errno));
+			  ca, kc_strerror(errno));
 		goto out;
 	}
 	out->ca_pem = strbuf_detach(&sb, NULL);
@@ -475,7 +484,7 @@ static int in_cluster(struct kube_config *out, const char *context,
 		error_set(err, EXIT_ENV,
 			  "in-cluster: cannot read the service account token "
 			  "'%s': %s (is automountServiceAccountToken off?)",
-			  out->token_file, strerror(errno));
+			  out->token_file, kc_strerror(errno));
 		goto out;
 	}
 	if (!kc_read_file(ns, 4096, &sb)) {
@@ -554,7 +563,7 @@ int kubeconfig_load(struct kube_config *out, const char *context,
 				continue;
 			error_set(err, EXIT_ENV,
 				  "cannot read kubeconfig '%s': %s", paths.v[i],
-				  strerror(errno));
+				  kc_strerror(errno));
 			goto out;
 		}
 		if (add_file(&k, paths.v[i], text.buf, text.len))
