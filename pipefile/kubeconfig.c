@@ -147,7 +147,8 @@ const struct ynode *kc_get(const struct ynode *map, const char *key)
 
 static void add_secret(struct kc *k, const struct ynode *n, int depth)
 {
-	if (!n || depth > 16 || k->secret_nr >= 4096)
+	/* aliases make a DAG: bound the walk, not only the depth */
+	if (!n || depth > 16 || k->secret_nr >= 4096 || ++k->walked > 100000)
 		return;
 	if (n->kind == YNODE_SCALAR) {
 		if (n->nr) {
@@ -317,7 +318,7 @@ void kc_known(const struct kc *k, int kind, struct strbuf *out)
 	}
 	strbuf_addf(out, "known %ss: ", kc_kind_name[kind]);
 	for (size_t i = 0; i < n && i < 10; i++)
-		strbuf_addf(out, "%s'%s'", i ? ", " : "",
+		strbuf_addf(out, "%s'%.80s'", i ? ", " : "",
 			    k->ent[kind][i].name->str);
 	if (n > 10)
 		strbuf_addf(out, " and %zu more", n - 10);

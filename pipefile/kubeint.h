@@ -33,7 +33,7 @@ struct kc {
 	const struct ynode *current;  /* the current-context chosen */
 	const struct kc_file *current_f;
 	const struct ynode **secrets; /* scalars never to quote */
-	size_t secret_nr, secret_alloc;
+	size_t secret_nr, secret_alloc, walked;
 	struct error *err;
 };
 
