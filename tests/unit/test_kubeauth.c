@@ -305,6 +305,15 @@ static void test_exec_failures(void **state)
 		kube_config_release(&kc);
 	}
 
+	/* removed after kube_auth_new(): the same message at run time */
+	exec_config(&kc, plugin, "");
+	kc.exec.install_hint = xstrdup("brew install it");
+	assert_int_equal(kube_auth_new(&a, &kc, &err), 0);
+	unlink(kc.exec.command);
+	get_fails(a, "is not found: brew install it");
+	kube_auth_free(a);
+	kube_config_release(&kc);
+
 	/* not found: the message carries the install hint */
 	exec_config(&kc, plugin, "");
 	free(kc.exec.command);
