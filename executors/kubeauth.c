@@ -72,6 +72,19 @@ static int plugin_exists(const char *cmd)
 	return found;
 }
 
+static int not_found(const struct kube_config *kc, struct error *err)
+{
+	const struct kube_exec *x = &kc->exec;
+
+	return error_set(err, EXIT_ENV,
+			 "exec plugin '%s' (kubeconfig user of context '%s') "
+			 "is not found: %s",
+			 x->command, kc->context ? kc->context : "-",
+			 x->install_hint ? x->install_hint
+					 : "install it, or fix the user's exec "
+					   "command");
+}
+
 int kube_auth_new(struct kube_auth **out, const struct kube_config *kc,
 		  struct error *err)
 {
@@ -79,13 +92,7 @@ int kube_auth_new(struct kube_auth **out, const struct kube_config *kc,
 
 	*out = NULL;
 	if (x->command && !plugin_exists(x->command))
-		return error_set(err, EXIT_ENV,
-				 "exec plugin '%s' (kubeconfig user of context "
-				 "'%s') is not found: %s",
-				 x->command, kc->context ? kc->context : "-",
-				 x->install_hint ? x->install_hint
-						 : "install it, or fix the "
-						   "user's exec command");
+		return not_found(kc, err);
 	if (x->command && x->interactive && !isatty(0))
 		return error_set(err, EXIT_ENV,
 				 "exec plugin '%s' wants a terminal "
@@ -225,9 +232,9 @@ static int take_credential(struct kube_auth *a, const char *name,
 	/* jansson's message quotes the text near the problem: not shown */
 	if (json_parse(&j, out->buf, out->len, &jerr)) {
 		error_set(err, EXIT_ENV,
-			  "exec plugin '%s' printed no ExecCredential JSON on "
-			  "stdout (invalid JSON at line %d)",
-			  name, jerr.line);
+			  "exec plugin '%s' printed no valid ExecCredential "
+			  "JSON on stdout",
+			  name);
 		goto out;
 	}
 	ver = json_get_str(j, "apiVersion");
@@ -309,6 +316,8 @@ static int run_plugin(struct kube_auth *a, struct error *err)
 	status = proc_capture(&r, &out, &errout, err);
 	if (status < 0) {
 		error_prefix(err, "exec plugin: ");
+	} else if (status == 127 && !plugin_exists(x->command)) {
+		not_found(a->kc, err); /* removed since kube_auth_new() */
 	} else if (status) {
 		error_set(err, EXIT_ENV,
 			  "exec plugin '%s' failed (exit status %d)",

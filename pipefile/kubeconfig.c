@@ -147,7 +147,8 @@ const struct ynode *kc_get(const struct ynode *map, const char *key)
 
 static void add_secret(struct kc *k, const struct ynode *n, int depth)
 {
-	if (!n || depth > 16 || k->secret_nr >= 4096)
+	/* aliases make a DAG: bound the walk, not only the depth */
+	if (!n || depth > 16 || k->secret_nr >= 4096 || ++k->walked > 100000)
 		return;
 	if (n->kind == YNODE_SCALAR) {
 		if (n->nr) {
@@ -317,7 +318,7 @@ void kc_known(const struct kc *k, int kind, struct strbuf *out)
 	}
 	strbuf_addf(out, "known %ss: ", kc_kind_name[kind]);
 	for (size_t i = 0; i < n && i < 10; i++)
-		strbuf_addf(out, "%s'%s'", i ? ", " : "",
+		strbuf_addf(out, "%s'%.80s'", i ? ", " : "",
 			    k->ent[kind][i].name->str);
 	if (n > 10)
 		strbuf_addf(out, " and %zu more", n - 10);
@@ -379,6 +380,8 @@ static int decode(struct kc *k, const char *context, struct kube_config *out)
 {
 	const struct kc_entry *ctx;
 
+	if (context && !*context)
+		context = NULL; /* --context "": the current one, as kubectl */
 	if (pick_context(k, context, &ctx))
 		return -1;
 	out->context = xstrdup(ctx->name->str);
@@ -430,6 +433,13 @@ int kc_read_file(const char *path, size_t max, struct strbuf *out)
 	return n < 0 ? -1 : 0;
 }
 
+const char *kc_strerror(int e)
+{
+	if (e == EINVAL)
+		return "not a regular file";
+	return e == EFBIG ? "larger than pipe accepts" : strerror(e);
+}
+
 static char *sa_path(const char *file)
 {
 	const char *dir = getenv("PIPE_K8S_SA_DIR");
@@ -467,7 +477,7 @@ static int in_cluster(struct kube_config *out, const char *context,
 	if (kc_read_file(ca, 1u << 20, &sb)) {
 		error_set(err, EXIT_ENV,
 			  "in-cluster: cannot read the cluster's CA '%s': %s",
-			  ca, strerror(errno));
+			  ca, kc_strerror(errno));
 		goto out;
 	}
 	out->ca_pem = strbuf_detach(&sb, NULL);
@@ -475,7 +485,7 @@ static int in_cluster(struct kube_config *out, const char *context,
 		error_set(err, EXIT_ENV,
 			  "in-cluster: cannot read the service account token "
 			  "'%s': %s (is automountServiceAccountToken off?)",
-			  out->token_file, strerror(errno));
+			  out->token_file, kc_strerror(errno));
 		goto out;
 	}
 	if (!kc_read_file(ns, 4096, &sb)) {
@@ -554,7 +564,7 @@ int kubeconfig_load(struct kube_config *out, const char *context,
 				continue;
 			error_set(err, EXIT_ENV,
 				  "cannot read kubeconfig '%s': %s", paths.v[i],
-				  strerror(errno));
+				  kc_strerror(errno));
 			goto out;
 		}
 		if (add_file(&k, paths.v[i], text.buf, text.len))

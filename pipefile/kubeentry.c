@@ -119,7 +119,7 @@ static int read_pem(const struct where *w, const char *key_path,
 		full = resolve(w, path);
 		if (kc_read_file(full, KC_MAX_PEM, &sb)) {
 			wfail(w, n, EXIT_ENV, "cannot read %s '%s': %s",
-			      key_path, full, strerror(errno));
+			      key_path, full, kc_strerror(errno));
 			goto out;
 		}
 	} else {

@@ -33,7 +33,7 @@ struct kc {
 	const struct ynode *current;  /* the current-context chosen */
 	const struct kc_file *current_f;
 	const struct ynode **secrets; /* scalars never to quote */
-	size_t secret_nr, secret_alloc;
+	size_t secret_nr, secret_alloc, walked;
 	struct error *err;
 };
 
@@ -54,8 +54,11 @@ const struct kc_entry *kc_find(const struct kc *k, int kind, const char *name);
 /* "known clusters: 'a', 'b'" (the first ten), or "no cluster is defined". */
 void kc_known(const struct kc *k, int kind, struct strbuf *out);
 
-/* Read a regular file of at most max bytes into out: 0, or -1 (errno). */
+/* Read a regular file of at most max bytes into out: 0, or -1 (errno;
+ * EINVAL: not a regular file, EFBIG: larger than max). */
 int kc_read_file(const char *path, size_t max, struct strbuf *out);
+/* strerror() with words for kc_read_file's EINVAL and EFBIG. */
+const char *kc_strerror(int e);
 
 /* pipefile/kubeentry.c: fill out (context and source set already) from
  * context entry ctx: its namespace, cluster and user. */

@@ -278,6 +278,20 @@ static void test_home_config(void **state)
 	assert_int_equal(kubeconfig_load(&kc, "x", &err), 0);
 	assert_string_equal(kc.server, "https://h:1");
 	kube_config_release(&kc);
+	/* --context "" is the current one, and there is none */
+	assert_int_equal(kubeconfig_load(&kc, "", &err), -1);
+	assert_int_equal(err.exit_code, EXIT_ENV);
+	assert_non_null(strstr(err.msg.buf, "no current-context is set"));
+	error_release(&err);
+	/* a folder where a certificate should be */
+	free(write_file(".kube/config",
+			"clusters: [{name: c, cluster: {server: h:1, "
+			"certificate-authority: /}}]\n"
+			"contexts: [{name: x, context: {cluster: c}}]\n"));
+	assert_int_equal(kubeconfig_load(&kc, "x", &err), -1);
+	assert_non_null(strstr(err.msg.buf, "cannot read certificate-authority "
+					    "'/': Is a directory"));
+	error_release(&err);
 	unlink(p);
 	free(p);
 }
@@ -484,8 +498,7 @@ static void test_file_errors(void **state)
 		{"users: {token: " TOKEN "}\n", "'users' must be a list", 1},
 		{"users:\n- {nam: u, user: {token: " TOKEN "}}\n",
 		 "has no 'name'", 2},
-		{"current-context: [a]\n", "'current-context' must be",
-		 1},
+		{"current-context: [a]\n", "'current-context' must be", 1},
 	};
 	char *name = xstrfmt("%s/config", tmp);
 
