@@ -173,8 +173,9 @@ stop:
 			break;
 		}
 	if (why == 1)
-		error_set(err, EXIT_ENV, "'%s' did not finish within %lds",
-			  name, timeout / 1000);
+		error_set(err, EXIT_ENV, "'%s' did not finish within %ld%s",
+			  name, timeout % 1000 ? timeout : timeout / 1000,
+			  timeout % 1000 ? "ms" : "s");
 	else if (why == 2)
 		error_set(err, EXIT_ENV, "'%s' printed more than %zu bytes",
 			  name, max_out);
