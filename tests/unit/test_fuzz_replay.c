@@ -54,6 +54,9 @@
 #define LLVMFuzzerTestOneInput fuzz_oci
 #include "tests/fuzz/fuzz_oci.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_kube
+#include "tests/fuzz/fuzz_kube.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -133,6 +136,7 @@ REPLAY(docker_demux)
 REPLAY(jobs)
 REPLAY(keys)
 REPLAY(oci)
+REPLAY(kube)
 
 int main(void)
 {
@@ -149,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_jobs),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_oci),
+		cmocka_unit_test(test_kube),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
