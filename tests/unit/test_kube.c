@@ -682,18 +682,103 @@ static const struct json *mount_at(const struct json *job, const char *path)
 	return NULL;
 }
 
-/* The value of the container's variable name, or NULL. */
-static const char *env_of(const struct json *job, const char *name)
+/* The kubelet expands $(NAME) in a container's command, args and env
+ * values (from the variables defined before it) and turns $$ into $
+ * (kubernetes third_party/forked/golang/expansion: Expand); undefined
+ * names stay as written. */
+static void kubelet_expand(const char *s, const struct json *env, size_t upto,
+			   struct strbuf *out)
+{
+	size_t len = strlen(s);
+
+	strbuf_reset(out);
+	for (size_t i = 0; i < len; i++) {
+		const char *close;
+
+		if (s[i] != '$' || i + 1 == len) {
+			strbuf_addch(out, s[i]);
+			continue;
+		}
+		if (s[i + 1] == '$') {
+			strbuf_addch(out, '$');
+			i++;
+		} else if (s[i + 1] == '(' &&
+			   (close = strchr(s + i + 2, ')'))) {
+			size_t nl = (size_t)(close - (s + i + 2));
+			const char *val = NULL;
+
+			for (size_t k = 0; k < upto; k++) {
+				const struct json *e = json_array_at(env, k);
+				const char *n = json_get_str(e, "name");
+
+				if (n && strlen(n) == nl &&
+				    !memcmp(n, s + i + 2, nl))
+					val = json_get_str(e, "value");
+			}
+			if (val)
+				strbuf_addstr(out, val);
+			else
+				strbuf_add(out, s + i, nl + 3);
+			i += nl + 2;
+		} else {
+			strbuf_addch(out, '$');
+			strbuf_addch(out, s[i + 1]);
+			i++;
+		}
+	}
+}
+
+/* The value of the container's variable name as the pod sees it (the
+ * kubelet's expansion done), or NULL; the caller frees it. */
+static char *env_of(const struct json *job, const char *name)
 {
 	const struct json *e = json_get(container(job), "env");
+	struct strbuf sb = STRBUF_INIT;
 
 	for (size_t i = 0; i < json_array_len(e); i++) {
 		const char *n = json_get_str(json_array_at(e, i), "name");
 
-		if (n && !strcmp(n, name))
-			return json_get_str(json_array_at(e, i), "value");
+		if (n && !strcmp(n, name)) {
+			kubelet_expand(
+				json_get_str(json_array_at(e, i), "value"), e,
+				i, &sb);
+			return strbuf_detach(&sb, NULL);
+		}
 	}
+	strbuf_release(&sb);
 	return NULL;
+}
+
+#define assert_env(job, name, want)                                            \
+	do {                                                                   \
+		char *v_ = env_of(job, name);                                  \
+		if (!v_)                                                       \
+			fail_msg("no variable %s", name);                      \
+		assert_string_equal(v_, want);                                 \
+		free(v_);                                                      \
+	} while (0)
+
+#define assert_no_env(job, name)                                               \
+	do {                                                                   \
+		char *v_ = env_of(job, name);                                  \
+		if (v_)                                                        \
+			fail_msg("unexpected variable %s='%s'", name, v_);     \
+	} while (0)
+
+/* The container's command as the pod runs it (the kubelet's expansion
+ * done). */
+static void pod_argv(const struct json *job, struct strvec *out)
+{
+	const struct json *c = json_get(container(job), "command");
+	const struct json *e = json_get(container(job), "env");
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t i = 0; i < json_array_len(c); i++) {
+		kubelet_expand(json_get_str(json_array_at(c, i), ""), e,
+			       json_array_len(e), &sb);
+		strvec_push(out, sb.buf);
+	}
+	strbuf_release(&sb);
 }
 
 static void expect_mount(const struct json *job, const char *ws,
@@ -803,25 +888,25 @@ static void test_manifest_datum_command_env(void **state)
 {
 	struct fixture f;
 	struct json *job;
-	const struct json *c;
+	struct strvec argv = STRVEC_INIT;
 	char *dir;
 
 	(void)state;
 	fixture_init(&f, 2, 1);
 	job = manifest(&f.spec);
-	c = json_get(container(job), "command");
-	assert_int_equal(json_array_len(c), 5);
-	assert_string_equal(json_get_str(json_array_at(c, 0), ""), "/bin/sh");
-	assert_string_equal(json_get_str(json_array_at(c, 1), ""), "-c");
-	assert_non_null(strstr(json_get_str(json_array_at(c, 2), ""),
-			       "$JOB_COMPLETION_INDEX"));
-	assert_string_equal(json_get_str(json_array_at(c, 4), ""), SHELL_CMD);
+	pod_argv(job, &argv);
+	assert_int_equal(argv.nr, 5);
+	assert_string_equal(argv.v[0], "/bin/sh");
+	assert_string_equal(argv.v[1], "-c");
+	assert_non_null(strstr(argv.v[2], "$JOB_COMPLETION_INDEX"));
+	assert_string_equal(argv.v[4], SHELL_CMD);
+	strvec_clear(&argv);
 	/* the common part as plain variables, the rest by file */
-	assert_string_equal(env_of(job, "A"), "1");
-	assert_null(env_of(job, "PIPE_DATUM"));
-	assert_null(env_of(job, "PIPE_OUT"));
+	assert_env(job, "A", "1");
+	assert_no_env(job, "PIPE_DATUM");
+	assert_no_env(job, "PIPE_OUT");
 	dir = xstrfmt("%s/.pipe/k8s/pipe-train-model-" ID, f.ws);
-	assert_string_equal(env_of(job, "PIPE_ENV_DIR"), dir);
+	assert_env(job, "PIPE_ENV_DIR", dir);
 	free(dir);
 	json_free(job);
 	fixture_release(&f);
@@ -830,23 +915,26 @@ static void test_manifest_datum_command_env(void **state)
 	fixture_init(&f, 1, 1);
 	assert_int_equal(f.own, 0);
 	job = manifest(&f.spec);
-	assert_json(container(job), "command",
-		    "[\"/bin/sh\",\"-c\",\"printf '%s|%s' \\\"$PIPE_DATUM\\\" "
-		    "\\\"$PIPE_OUT\\\"\"]");
-	assert_string_equal(env_of(job, "PIPE_DATUM"), "data/a.txt");
-	assert_string_equal(env_of(job, "PIPE_OUT"), ".pipe/tmp/train/0");
-	assert_null(env_of(job, "PIPE_ENV_DIR"));
+	pod_argv(job, &argv);
+	assert_int_equal(argv.nr, 3);
+	assert_string_equal(argv.v[0], "/bin/sh");
+	assert_string_equal(argv.v[1], "-c");
+	assert_string_equal(argv.v[2], SHELL_CMD);
+	strvec_clear(&argv);
+	assert_env(job, "PIPE_DATUM", "data/a.txt");
+	assert_env(job, "PIPE_OUT", ".pipe/tmp/train/0");
+	assert_no_env(job, "PIPE_ENV_DIR");
 	json_free(job);
 	fixture_release(&f);
 
 	/* one unit, argv: exactly its argv */
 	fixture_init(&f, 1, 0);
 	job = manifest(&f.spec);
-	c = json_get(container(job), "command");
-	assert_int_equal(json_array_len(c), 5);
+	pod_argv(job, &argv);
+	assert_int_equal(argv.nr, 5);
 	for (size_t i = 0; i < 5; i++)
-		assert_string_equal(json_get_str(json_array_at(c, i), ""),
-				    argv_cmd[i]);
+		assert_string_equal(argv.v[i], argv_cmd[i]);
+	strvec_clear(&argv);
 	json_free(job);
 	fixture_release(&f);
 }
@@ -887,8 +975,7 @@ static void test_manifest_mounts(void **state)
 	expect_mount(job, "/w", "data", 1);
 	expect_mount(job, "/w", ".pipe/tmp/train", 0);
 	assert_string_equal(json_get_str(container(job), "workingDir"), "/w");
-	assert_string_equal(env_of(job, "PIPE_ENV_DIR"),
-			    "/w/.pipe/k8s/pipe-train-model-" ID);
+	assert_env(job, "PIPE_ENV_DIR", "/w/.pipe/k8s/pipe-train-model-" ID);
 	assert_string_equal(
 		json_get_str(json_array_at(json_get(job, "spec.template.spec."
 							 "volumes"),
@@ -992,6 +1079,64 @@ static void test_manifest_defaults(void **state)
 	fixture_release(&f);
 }
 
+/* What the pod gets is what the Pipefile said: "$$" and "$(NAME)" in a
+ * command or a value pass the kubelet untouched. */
+static void test_manifest_kubelet_expansion(void **state)
+{
+	static const char *const cmds[] = {"echo $$ $(A) $(HOME) $", SHELL_CMD};
+	struct fixture f;
+	struct json *job;
+	struct strbuf got = STRBUF_INIT;
+
+	(void)state;
+	for (size_t n = 1; n <= 2; n++) {
+		const struct json *c, *e;
+
+		fixture_init(&f, n, 1);
+		free(f.e[0][0]);
+		f.e[0][0] = xstrdup("A=a$$b$(PIPE_OUT)c");
+		free(f.e[1][0]);
+		f.e[1][0] = xstrdup("A=a$$b$(PIPE_OUT)c");
+		free(f.e[0][1]);
+		f.e[0][1] = xstrdup("PIPE_DATUM=data/x$$y$(A)z");
+		strvec_clear(&f.common);
+		strbuf_release(&f.files[0]);
+		strbuf_release(&f.files[1]);
+		kube_split_env(f.u, n, &f.common, f.files);
+		f.spec.common_env = f.common.v;
+		for (size_t k = 0; k < 2; k++) {
+			f.u[0].cmd = f.u[1].cmd = cmds[k];
+			job = manifest(&f.spec);
+			c = json_get(container(job), "command");
+			e = json_get(container(job), "env");
+			kubelet_expand(
+				json_get_str(json_array_at(c, n == 1 ? 2 : 4),
+					     ""),
+				e, json_array_len(e), &got);
+			assert_string_equal(got.buf, cmds[k]);
+			for (size_t i = 0; i < json_array_len(e); i++) {
+				const char *name = json_get_str(
+					json_array_at(e, i), "name");
+				const char *want = NULL;
+
+				for (char **kv = f.e[0]; *kv; kv++)
+					if (!strncmp(*kv, name, strlen(name)) &&
+					    (*kv)[strlen(name)] == '=')
+						want = *kv + strlen(name) + 1;
+				if (!want) /* PIPE_ENV_DIR */
+					continue;
+				kubelet_expand(json_get_str(json_array_at(e, i),
+							    "value"),
+					       e, i, &got);
+				assert_string_equal(got.buf, want);
+			}
+			json_free(job);
+		}
+		fixture_release(&f);
+	}
+	strbuf_release(&got);
+}
+
 /* ------------------------------------------------------------------ */
 /* The datum wrapper, run as the pod runs it */
 
@@ -1001,9 +1146,9 @@ static void test_manifest_defaults(void **state)
 static int run_pod(struct fixture *f, const struct json *job, size_t index,
 		   struct strbuf *out)
 {
-	const struct json *c = json_get(container(job), "command");
 	const struct json *e = json_get(container(job), "env");
 	struct strvec argv = STRVEC_INIT, envp = STRVEC_INIT;
+	struct strbuf v = STRBUF_INIT;
 	int rc;
 
 	for (size_t i = 0; i < f->spec.n; i++) {
@@ -1013,15 +1158,17 @@ static int run_pod(struct fixture *f, const struct json *job, size_t index,
 		write_file(p, f->files[i].buf, f->files[i].len);
 		free(p);
 	}
-	for (size_t i = 0; i < json_array_len(c); i++)
-		strvec_push(&argv, json_get_str(json_array_at(c, i), ""));
+	pod_argv(job, &argv);
 	strvec_push(&envp, "PATH=/usr/bin:/bin");
 	strvec_pushf(&envp, "JOB_COMPLETION_INDEX=%zu", index);
-	for (size_t i = 0; i < json_array_len(e); i++)
+	for (size_t i = 0; i < json_array_len(e); i++) {
+		kubelet_expand(json_get_str(json_array_at(e, i), "value"), e, i,
+			       &v);
 		strvec_pushf(&envp, "%s=%s",
-			     json_get_str(json_array_at(e, i), "name"),
-			     json_get_str(json_array_at(e, i), "value"));
+			     json_get_str(json_array_at(e, i), "name"), v.buf);
+	}
 	rc = run(argv.v, envp.v, out);
+	strbuf_release(&v);
 	strvec_clear(&argv);
 	strvec_clear(&envp);
 	return rc;
@@ -1078,6 +1225,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_dot_pipe_prefix_input),
 		cmocka_unit_test(test_manifest_annotation),
 		cmocka_unit_test(test_manifest_defaults),
+		cmocka_unit_test(test_manifest_kubelet_expansion),
 		cmocka_unit_test(test_wrapper_runs),
 	};
 
