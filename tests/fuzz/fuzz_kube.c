@@ -2,9 +2,13 @@
  * The input (cut at its first NUL) as a Job's completedIndexes list
  * (kube_each_index), as a stage name (kube_job_name, kube_label_value:
  * DNS and label rules, length limits) and as a datum path in an env file
- * (kube_split_env: the sh quoting reads back to the same bytes). */
+ * (kube_split_env: the sh quoting reads back to the same bytes), and as
+ * a lone datum's path and command in a Job manifest (kube_job_manifest:
+ * no abort, and the JSON carries the bytes). */
 #include "executors/executor.h"
+#include "executors/json.h"
 #include "executors/kube.h"
+#include "util/error.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/strbuf.h"
 #include "util/strvec.h"
@@ -130,6 +134,123 @@ static void kube_fz_env(const char *datum)
 	free(kv);
 }
 
+/* Whether s is UTF-8, as JSON carries it. */
+static int kube_fz_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p++, cp;
+		int more = c < 0x80		   ? 0
+			   : c >= 0xc2 && c < 0xe0 ? 1
+			   : c >= 0xe0 && c < 0xf0 ? 2
+			   : c >= 0xf0 && c < 0xf5 ? 3
+						   : -1;
+
+		if (more < 0)
+			return 0;
+		cp = c & (0x7f >> more);
+		for (int i = 0; i < more; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if ((more == 2 &&
+		     (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+	}
+	return 1;
+}
+
+/* got is want, as is or with each '$' doubled (escaped for the
+ * kubelet's $(NAME) expansion). */
+static int kube_fz_same(const char *got, const char *want)
+{
+	if (!got)
+		return 0;
+	if (!strcmp(got, want))
+		return 1;
+	for (; *want; want++, got++) {
+		if (*want == '$' && *got++ != '$')
+			return 0;
+		if (*got != *want)
+			return 0;
+	}
+	return !*got;
+}
+
+/* A Job of one datum whose path is s (and, when JSON can carry it, whose
+ * command is s): made without an abort, dumped, parsed back, and the pod
+ * gets s inline or by its env file. */
+static void kube_fz_manifest(const char *s)
+{
+	char *kv = xstrfmt("PIPE_DATUM=%s", s);
+	char *env[] = {"PIPE_OUT=.pipe/tmp/s/0", kv, NULL};
+	char *ro[] = {"in/", kv + 11, NULL};
+	char *rw[] = {".pipe/tmp/s/0/", NULL};
+	int utf8 = kube_fz_utf8(s);
+	struct exec_unit u = {.stage = "s",
+			      .workspace = "/nonexistent/ws",
+			      .shell = 1,
+			      .cmd = utf8 ? s : "true",
+			      .env = env,
+			      .ro_paths = ro,
+			      .rw_paths = rw,
+			      .job_id = "0a1b2c3d4e5f"};
+	struct strvec common = STRVEC_INIT;
+	struct strbuf files[1], dump = STRBUF_INIT;
+	struct kube_job_spec spec = {.name = "pipe-s-0a1b2c3d4e5f",
+				     .namespace = "ns",
+				     .workspace_label = "w",
+				     .units = &u,
+				     .n = 1,
+				     .image = "i@sha256:0",
+				     .uid = 1000,
+				     .gid = 1000};
+	struct json *job, *back = NULL;
+	struct error err = ERROR_INIT;
+	const struct json *c, *e;
+	int own = kube_split_env(&u, 1, &common, files), inline_ok = 0;
+
+	spec.common_env = common.v;
+	if (own)
+		spec.env_dir = ".pipe/k8s/pipe-s-0a1b2c3d4e5f";
+	job = kube_job_manifest(&spec);
+	json_dump(job, &dump);
+	json_free(job);
+	if (json_parse(&back, dump.buf, dump.len, &err))
+		abort();
+	c = json_get(json_array_at(json_get(back, "spec.template.spec."
+						  "containers"),
+				   0),
+		     "command");
+	e = json_get(json_array_at(json_get(back, "spec.template.spec."
+						  "containers"),
+				   0),
+		     "env");
+	if (utf8 &&
+	    !kube_fz_same(
+		    json_get_str(json_array_at(c, json_array_len(c) - 1), ""),
+		    s))
+		abort();
+	for (size_t i = 0; i < json_array_len(e); i++) {
+		const char *n = json_get_str(json_array_at(e, i), "name");
+
+		if (n && !strcmp(n, "PIPE_DATUM"))
+			inline_ok = kube_fz_same(
+				json_get_str(json_array_at(e, i), "value"), s);
+	}
+	if (!inline_ok && !(own && strstr(files[0].buf, "PIPE_DATUM")))
+		abort();
+	json_free(back);
+	error_release(&err);
+	strbuf_release(&files[0]);
+	strbuf_release(&dump);
+	strvec_clear(&common);
+	free(kv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -153,6 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	kube_fz_name(s, "0", &a);
 	kube_fz_env(s);
+	kube_fz_manifest(s);
 	strbuf_release(&a);
 	strbuf_release(&b);
 	free(s);

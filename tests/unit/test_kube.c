@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1137,6 +1138,47 @@ static void test_manifest_kubelet_expansion(void **state)
 	strbuf_release(&got);
 }
 
+/* A datum path may hold any byte but NUL, and JSON carries only UTF-8:
+ * a lone datum whose path is not UTF-8 (Latin-1 "caf\xe9") still gets a
+ * Job, and its pod the path's exact bytes (by its env file). Run in a
+ * child: jansson refuses such a string and json.c's must() aborts. */
+static void test_manifest_non_utf8(void **state)
+{
+	struct fixture f;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	fixture_init(&f, 1, 1);
+	free(f.e[0][1]);
+	f.e[0][1] = xstrdup("PIPE_DATUM=data/caf\xe9.txt");
+	strvec_clear(&f.common);
+	strbuf_release(&f.files[0]);
+	strbuf_release(&f.files[1]);
+	f.own = kube_split_env(f.u, 1, &f.common, f.files);
+	f.spec.common_env = f.common.v;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct json *job;
+		char *v;
+
+		signal(SIGABRT, SIG_DFL);
+		job = manifest(&f.spec);
+		v = env_of(job, "PIPE_DATUM");
+		/* inline only if exact, else from an env file */
+		if (v ? strcmp(v, "data/caf\xe9.txt") != 0 : !f.own)
+			_exit(3);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		fail_msg("the manifest died of signal %d", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	fixture_release(&f);
+}
+
 /* ------------------------------------------------------------------ */
 /* The datum wrapper, run as the pod runs it */
 
@@ -1226,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_annotation),
 		cmocka_unit_test(test_manifest_defaults),
 		cmocka_unit_test(test_manifest_kubelet_expansion),
+		cmocka_unit_test(test_manifest_non_utf8),
 		cmocka_unit_test(test_wrapper_runs),
 	};
 
