@@ -363,12 +363,25 @@ static int run(char *const *argv, char *const *envp, struct strbuf *out)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* Every temp dir made, removed at the end even when a test failed. */
+static struct strvec tmp_dirs = STRVEC_INIT;
+
 static char *tmp_dir(void)
 {
 	char *d = xstrdup("/tmp/pipe-test-kube-XXXXXX");
 
 	assert_non_null(mkdtemp(d));
+	strvec_push(&tmp_dirs, d);
 	return d;
+}
+
+static int remove_tmp_dirs(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < tmp_dirs.nr; i++)
+		fs_remove_tree(tmp_dirs.v[i]);
+	strvec_clear(&tmp_dirs);
+	return 0;
 }
 
 static void write_file(const char *path, const char *text, size_t len)
@@ -1168,9 +1181,10 @@ static void test_manifest_non_utf8(void **state)
 		job = manifest(&f.spec);
 		v = env_of(job, "PIPE_DATUM");
 		/* inline only if exact, else from an env file */
-		if (v ? strcmp(v, "data/caf\xe9.txt") != 0 : !f.own)
-			_exit(3);
-		_exit(0);
+		status = v ? strcmp(v, "data/caf\xe9.txt") != 0 : !f.own;
+		free(v);
+		json_free(job);
+		_exit(status ? 3 : 0); /* the parent removes the files */
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (WIFSIGNALED(status))
@@ -1272,5 +1286,5 @@ int main(void)
 		cmocka_unit_test(test_wrapper_runs),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }
