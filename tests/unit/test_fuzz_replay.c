@@ -57,6 +57,9 @@
 #define LLVMFuzzerTestOneInput fuzz_kubeconfig
 #include "tests/fuzz/fuzz_kubeconfig.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_kube
+#include "tests/fuzz/fuzz_kube.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -137,6 +140,7 @@ REPLAY(jobs)
 REPLAY(keys)
 REPLAY(oci)
 REPLAY(kubeconfig)
+REPLAY(kube)
 
 int main(void)
 {
@@ -154,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_oci),
 		cmocka_unit_test(test_kubeconfig),
+		cmocka_unit_test(test_kube),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
