@@ -81,7 +81,9 @@ typedef void kube_watch_lost_fn(void *arg, const char *message);
  * list, then a watch from its resourceVersion; on 410 Gone or a dropped
  * stream the watch resumes, re-listing when the version is gone, with
  * backoff while the API does not answer. fn sees every object as
- * "ADDED", "MODIFIED" or "DELETED" (a re-list says ADDED again). */
+ * "ADDED", "MODIFIED" or "DELETED" (a re-list says ADDED again), then
+ * "LISTED" with the whole list after each list (what is not in it is
+ * gone), and "UNAUTHORIZED" (object NULL) after a 401. */
 struct kube_watch *kube_watch_new(const char *path, const char *selector,
 				  kube_request_fn *req, kube_watch_fn *fn,
 				  kube_watch_lost_fn *lost, void *arg);

@@ -45,19 +45,18 @@ void kube_label_value(struct strbuf *out, const char *s)
 	for (const char *p = s; *p && out->len - start < LABEL_MAX_LEN; p++) {
 		unsigned char c = (unsigned char)*p;
 
+		/* from the first alphanumeric on: the cap counts only what
+		 * is kept */
+		if (out->len == start && !isalnum(c))
+			continue;
 		if (isalnum(c) || c == '.' || c == '_' || c == '-')
 			strbuf_addch(out, (char)c);
-		else if (out->len > start)
+		else
 			strbuf_addch(out, '_');
 	}
 	while (out->len > start &&
 	       !isalnum((unsigned char)out->buf[out->len - 1]))
 		strbuf_setlen(out, out->len - 1);
-	while (out->len > start && !isalnum((unsigned char)out->buf[start])) {
-		memmove(out->buf + start, out->buf + start + 1,
-			out->len - start - 1);
-		strbuf_setlen(out, out->len - 1);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -86,6 +85,40 @@ static void sh_quote(struct strbuf *out, const char *s)
 	strbuf_addch(out, '\'');
 }
 
+/* Whether s is UTF-8 (as JSON, and so the API, can carry it): no
+ * overlong forms, surrogates or code points past U+10FFFF. */
+static int is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p++;
+		int more = c < 0x80		   ? 0
+			   : c >= 0xc2 && c < 0xe0 ? 1
+			   : c >= 0xe0 && c < 0xf0 ? 2
+			   : c >= 0xf0 && c < 0xf5 ? 3
+						   : -1;
+		unsigned cp = more == 1	  ? c & 0x1f
+			      : more == 2 ? c & 0x0f
+					  : c & 0x07;
+
+		if (more < 0)
+			return 0;
+		if (!more)
+			continue;
+		for (int i = 0; i < more; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if ((more == 2 &&
+		     (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+	}
+	return 1;
+}
+
 int kube_split_env(const struct exec_unit *units, size_t n,
 		   struct strvec *common, struct strbuf *files)
 {
@@ -99,7 +132,9 @@ int kube_split_env(const struct exec_unit *units, size_t n,
 
 			shared = v && !strcmp(v, *e);
 		}
-		if (shared)
+		/* what JSON cannot carry goes by env file (sh takes any
+		 * byte but NUL) */
+		if (shared && is_utf8(*e))
 			strvec_push(common, *e);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -236,8 +271,9 @@ static struct json *volume_mounts(const struct kube_job_spec *s)
 			rel[--len] = '\0';
 		strbuf_reset(&host);
 		strbuf_addf(&host, "%s/%s", u->workspace, rel);
-		if (!is_glob(rel) && strncmp(rel, ".pipe", 5) &&
-		    strcmp(rel, ".") && !stat(host.buf, &st) &&
+		if (!is_glob(rel) && strcmp(rel, ".pipe") &&
+		    strncmp(rel, ".pipe/", 6) && strcmp(rel, ".") &&
+		    !stat(host.buf, &st) &&
 		    (s->n == 1 || ro[1])) { /* a datum's own: not shared */
 			strbuf_reset(&p);
 			strbuf_addf(&p, "%s/%s", mp, rel);
@@ -313,32 +349,48 @@ static const char wrap_shell[] =
 static const char wrap_argv[] =
 	". \"$PIPE_ENV_DIR/$JOB_COMPLETION_INDEX\" && exec \"$@\"";
 
+/* The kubelet expands $(NAME) in a container's command and env values
+ * and turns $$ into $: each '$' doubled reaches the pod as written. */
+static const char *literal(struct strbuf *sb, const char *s)
+{
+	strbuf_reset(sb);
+	for (; *s; s++) {
+		if (*s == '$')
+			strbuf_addch(sb, '$');
+		strbuf_addch(sb, *s);
+	}
+	return sb->buf;
+}
+
 static struct json *command(const struct kube_job_spec *s)
 {
 	const struct exec_unit *u = &s->units[0];
 	struct json *c = json_new_array();
+	struct strbuf lit = STRBUF_INIT;
 
 	if (s->env_dir) {
 		json_push_str(c, "/bin/sh");
 		json_push_str(c, "-c");
-		json_push_str(c, u->shell ? wrap_shell : wrap_argv);
+		json_push_str(c,
+			      literal(&lit, u->shell ? wrap_shell : wrap_argv));
 		json_push_str(c, "pipe");
 	} else if (u->shell) {
 		json_push_str(c, "/bin/sh");
 		json_push_str(c, "-c");
 	}
 	if (u->shell)
-		json_push_str(c, u->cmd);
+		json_push_str(c, literal(&lit, u->cmd));
 	else
 		for (char *const *a = u->argv; a && *a; a++)
-			json_push_str(c, *a);
+			json_push_str(c, literal(&lit, *a));
+	strbuf_release(&lit);
 	return c;
 }
 
 static struct json *env(const struct kube_job_spec *s)
 {
 	struct json *v = json_new_array();
-	struct strbuf p = STRBUF_INIT;
+	struct strbuf p = STRBUF_INIT, lit = STRBUF_INIT;
 
 	for (char *const *e = s->common_env; e && *e; e++) {
 		struct json *o = json_new_object();
@@ -346,7 +398,8 @@ static struct json *env(const struct kube_job_spec *s)
 
 		json_put_str(o, "name", key);
 		json_put_str(o, "value",
-			     strchr(*e, '=') ? strchr(*e, '=') + 1 : "");
+			     literal(&lit, strchr(*e, '=') ? strchr(*e, '=') + 1
+							   : ""));
 		json_push(v, o);
 		free(key);
 	}
@@ -355,10 +408,11 @@ static struct json *env(const struct kube_job_spec *s)
 
 		strbuf_addf(&p, "%s/%s", mount_path(s), s->env_dir);
 		json_put_str(o, "name", "PIPE_ENV_DIR");
-		json_put_str(o, "value", p.buf);
+		json_put_str(o, "value", literal(&lit, p.buf));
 		json_push(v, o);
 	}
 	strbuf_release(&p);
+	strbuf_release(&lit);
 	return v;
 }
 
@@ -409,14 +463,16 @@ struct json *kube_job_manifest(const struct kube_job_spec *s)
 	struct json *job = json_new_object(), *meta = json_new_object();
 	struct json *tmeta = json_new_object(), *pod = json_new_object();
 	struct json *ctr = json_new_object(), *ctrs = json_new_array();
-	struct json *caps = json_new_array();
+	struct json *caps = json_new_array(), *annot = json_new_object();
 
 	json_set_str(job, "apiVersion", "batch/v1");
 	json_set_str(job, "kind", "Job");
 	json_put_str(meta, "name", s->name);
 	json_put_str(meta, "namespace", s->namespace);
 	labels(meta, s);
-	json_set_str(meta, "annotations." KUBE_ANNOTATION_STAGE, u->stage);
+	/* the key has dots: put, not set (a path) */
+	json_put_str(annot, KUBE_ANNOTATION_STAGE, u->stage);
+	json_set(meta, "annotations", annot);
 	json_set(job, "metadata", meta);
 
 	json_set_str(job, "spec.completionMode", "Indexed");

@@ -156,6 +156,8 @@ static void listed(struct kube_watch *w, struct http_xfer *x)
 	items = json_get(list, "items");
 	for (size_t i = 0; i < json_array_len(items); i++)
 		w->fn(w->arg, "ADDED", json_array_at(items, i));
+	/* what went away while nobody watched is missing from it */
+	w->fn(w->arg, "LISTED", list);
 	set_rv(w, json_get_str(list, "metadata.resourceVersion"));
 	json_free(list);
 	if (w->active)

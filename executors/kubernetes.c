@@ -27,6 +27,7 @@
 #define REQUEST_MS 30000
 #define LOG_DRAIN_MS 3000 /* a finished pod's log, after its end is seen */
 #define CREATE_TRIES 5
+#define LIST_GRACE_MS 10000
 
 struct kjob;
 
@@ -54,6 +55,7 @@ struct kjob {
 	struct strbuf body; /* the manifest, kept for a retried create */
 	int tries;
 	struct loop_timer retry;
+	long long created_ms; /* when the API said 201 */
 	unsigned created : 1, deleting : 1;
 };
 
@@ -518,7 +520,7 @@ static void on_pod(struct exec_ctx *ctx, const char *type,
 	if (!idx || !name)
 		return;
 	index = strtoul(idx, &end, 10);
-	if (*end || index >= j->n)
+	if (end == idx || *end || index >= j->n)
 		return;
 	u = j->units[index];
 	if (!u->lu || u->lu->ended)
@@ -646,12 +648,42 @@ static void on_job(struct exec_ctx *ctx, const char *type,
 		try_end(j->units[i]);
 }
 
+/* After a (re-)list: a Job of ours missing from it was deleted while
+ * nobody watched. One created just now may be missing from a list asked
+ * for before it existed: it gets LIST_GRACE_MS. */
+static void listed_jobs(struct exec_ctx *ctx, const struct json *list)
+{
+	const struct json *items = json_get(list, "items");
+	long long now = loop_now_ms();
+
+	for (size_t k = ctx->nr_jobs; k-- > 0;) {
+		struct kjob *j = ctx->jobs[k];
+		int found = 0;
+
+		if (!j->created || j->deleting ||
+		    now - j->created_ms < LIST_GRACE_MS)
+			continue;
+		for (size_t i = 0; i < json_array_len(items) && !found; i++) {
+			const char *n = json_get_str(json_array_at(items, i),
+						     "metadata.name");
+
+			found = n && !strcmp(n, j->name);
+		}
+		if (!found) {
+			j->created = 0;
+			job_fail(j, "the Job was deleted by someone else");
+		}
+	}
+}
+
 static void on_watch_jobs(void *arg, const char *type, const struct json *obj)
 {
 	struct exec_ctx *ctx = arg;
 
 	if (!strcmp(type, "UNAUTHORIZED"))
 		kube_auth_invalidate(ctx->auth);
+	else if (!strcmp(type, "LISTED"))
+		listed_jobs(ctx, obj);
 	else
 		on_job(ctx, type, obj);
 }
@@ -662,7 +694,7 @@ static void on_watch_pods(void *arg, const char *type, const struct json *obj)
 
 	if (!strcmp(type, "UNAUTHORIZED"))
 		kube_auth_invalidate(ctx->auth);
-	else
+	else if (strcmp(type, "LISTED"))
 		on_pod(ctx, type, obj);
 }
 
@@ -732,7 +764,7 @@ static int sweep(struct exec_ctx *ctx, struct error *err)
 		struct strbuf m = STRBUF_INIT;
 
 		api_message(x, &m);
-		error_set(err, http_xfer_status(x) == 401 ? EXIT_ENV : EXIT_ENV,
+		error_set(err, EXIT_ENV,
 			  "kubernetes: cannot list Jobs in namespace '%s' at "
 			  "%s: %s",
 			  ctx->ns, ctx->kc->server, m.buf);
@@ -901,6 +933,7 @@ static void on_created(void *arg, struct http_xfer *x)
 	j->create = NULL;
 	if (st == 201 || st == 200) {
 		j->created = 1;
+		j->created_ms = loop_now_ms();
 		http_xfer_free(x);
 		if (j->deleting) /* cancelled while it was being made */
 			delete_job(j->ctx, j->name);
@@ -1056,9 +1089,12 @@ static int kube_open(struct exec_ctx **out, const struct exec_options *opt,
 	struct exec_ctx *ctx;
 	struct hash128 h;
 	char hex[HASH_HEX_LEN + 1];
-	char cwd[4096];
+	char *cwd = getcwd(NULL, 0);
 
-	(void)err;
+	if (!cwd)
+		return error_set(err, EXIT_ENV,
+				 "cannot read the current folder: %s",
+				 strerror(errno));
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->opt = *opt;
 	ctx->kc = opt->kube;
@@ -1070,9 +1106,8 @@ static int kube_open(struct exec_ctx **out, const struct exec_options *opt,
 			  : ctx->kc && ctx->kc->namespace ? ctx->kc->namespace
 							  : "default");
 	/* the workspace's Jobs carry a hash of its path */
-	if (!getcwd(cwd, sizeof(cwd)))
-		strcpy(cwd, ".");
 	hash_buf(cwd, strlen(cwd), &h);
+	free(cwd);
 	hash_to_hex(&h, hex);
 	memcpy(ctx->ws_label, hex, 16);
 	ctx->ws_label[16] = '\0';
