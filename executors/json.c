@@ -22,7 +22,9 @@ static struct json *W(json_t *j)
 static json_t *must(json_t *j)
 {
 	if (!j)
-		abort(); /* jansson fails only on out of memory */
+		abort(); /* out of memory (strings are taken unchecked: a
+			  * path that is not UTF-8 reaches the API, which names
+			  * it) */
 	return j;
 }
 
@@ -154,7 +156,7 @@ void json_set(struct json *obj, const char *path, struct json *val)
 
 void json_set_str(struct json *obj, const char *path, const char *s)
 {
-	json_set(obj, path, W(must(json_string(s))));
+	json_set(obj, path, W(must(json_string_nocheck(s))));
 }
 
 void json_set_int(struct json *obj, const char *path, long long v)
@@ -174,7 +176,7 @@ void json_put(struct json *obj, const char *key, struct json *val)
 
 void json_put_str(struct json *obj, const char *key, const char *s)
 {
-	json_put(obj, key, W(s ? must(json_string(s)) : json_null()));
+	json_put(obj, key, W(s ? must(json_string_nocheck(s)) : json_null()));
 }
 
 void json_put_int(struct json *obj, const char *key, long long v)
@@ -189,7 +191,7 @@ void json_push(struct json *arr, struct json *val)
 
 void json_push_str(struct json *arr, const char *s)
 {
-	json_push(arr, W(must(json_string(s))));
+	json_push(arr, W(must(json_string_nocheck(s))));
 }
 
 static int dump_cb(const char *buf, size_t size, void *data)
