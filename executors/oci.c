@@ -164,11 +164,12 @@ static void basic_header(const struct oci_cred *c, struct strbuf *out)
 	strbuf_release(&plain);
 }
 
+/* "?key=val" after a path, "&key=val" after a query or a form */
 static void add_param(struct strbuf *q, const char *key, const char *val)
 {
 	if (!val)
 		return;
-	strbuf_addch(q, q->len ? '&' : '?');
+	strbuf_addch(q, strchr(q->buf, '?') || strchr(q->buf, '=') ? '&' : '?');
 	strbuf_addf(q, "%s=", key);
 	http_escape(q, val);
 }
@@ -185,6 +186,27 @@ static int split_url(const char *url, struct strbuf *base, const char **path)
 	strbuf_add(base, url, (size_t)(p - url));
 	*path = p;
 	return 0;
+}
+
+/* What a token server's error body says: Docker Hub's "details", OAuth2's
+ * "error_description" or "error", else as the APIs say it. */
+static void token_error(const struct strbuf *body, struct strbuf *out)
+{
+	static const char *const keys[] = {"details", "error_description",
+					   "error"};
+	struct error err = ERROR_INIT;
+	struct json *j = NULL;
+	const char *s = NULL;
+
+	if (!json_parse(&j, body->buf, body->len, &err))
+		for (size_t i = 0; i < ARRAY_SIZE(keys) && !s; i++)
+			s = json_get_str(j, keys[i]);
+	if (s)
+		strbuf_addf(out, "%.300s", s);
+	else
+		json_error_message(body->buf, body->len, out);
+	json_free(j);
+	error_release(&err);
 }
 
 /* The token of a Bearer challenge, from its realm: a GET with Basic
@@ -222,8 +244,6 @@ static int fetch_token(struct oci *o, struct reg *r,
 		add_param(&hdr, "service", ch->service);
 		add_param(&hdr, "scope", scope);
 		add_param(&hdr, "refresh_token", r->cred.secret);
-		hdr.buf[strlen("grant_type=refresh_token&client_id=pipe")] =
-			'&';
 		req.body = hdr.buf;
 		req.body_len = hdr.len;
 	} else {
@@ -245,8 +265,7 @@ static int fetch_token(struct oci *o, struct reg *r,
 	if (st != 200) {
 		struct strbuf msg = STRBUF_INIT;
 
-		json_error_message(http_xfer_body(x)->buf,
-				   http_xfer_body(x)->len, &msg);
+		token_error(http_xfer_body(x), &msg);
 		error_set(err, EXIT_ENV,
 			  "image '%s': unauthorized: the token server %s "
 			  "answered %ld (%s)\nhint: %s",

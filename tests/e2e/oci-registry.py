@@ -7,6 +7,11 @@
   oci-registry.py token-server PORT DIR USER PASS ISSUER SERVICE
                                               a Docker token server whose JWTs
                                               the registry trusts (jwks)
+  oci-registry.py proxy PORT UPSTREAM MODE   a fault in front of a registry:
+                                              MODE strip (no Docker-Content-
+                                              Digest), bad (not a digest), lie
+                                              (none on HEAD, another sha256 on
+                                              GET)
   oci-registry.py push BASE REPO TAG SEED [oci|docker|index] [USER PASS]
                                               PUT a config, a layer and a
                                               manifest (no Docker); prints the
@@ -122,6 +127,44 @@ def token_server(port, d, user, password, issuer, service):
     HTTPServer(("127.0.0.1", port), H).serve_forever()
 
 
+def proxy(port, upstream, mode):
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def forward(self):
+            req = urllib.request.Request(upstream + self.path,
+                                         method=self.command)
+            for k in ("Accept", "Authorization"):
+                if self.headers.get(k):
+                    req.add_header(k, self.headers[k])
+            try:
+                r = urllib.request.urlopen(req)
+                status, headers, body = r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                status, headers, body = e.code, e.headers, e.read()
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() in ("content-length", "connection", "date",
+                                 "transfer-encoding", "server"):
+                    continue
+                if k.lower() == "docker-content-digest":
+                    if mode == "strip" or (mode == "lie" and
+                                           self.command == "HEAD"):
+                        continue
+                    v = ("sha256:zz" if mode == "bad" else
+                         "sha256:" + hashlib.sha256(b"lie").hexdigest())
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = forward
+
+    HTTPServer(("127.0.0.1", port), H).serve_forever()
+
+
 class Client:
     """Just enough of a registry client to push: Basic or Bearer on 401."""
 
@@ -223,6 +266,8 @@ def main():
         keygen(args[0])
     elif cmd == "token-server":
         token_server(int(args[0]), *args[1:])
+    elif cmd == "proxy":
+        proxy(int(args[0]), args[1], args[2])
     elif cmd == "push":
         push(*args)
     else:

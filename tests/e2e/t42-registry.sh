@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 29
+plan 32
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -109,6 +109,24 @@ resolve "$R1/pipe-test/nothing:1"
 expect_rc "unknown repository: exit 2" 2
 expect_in "unknown repository: says so" "$err" "image '$R1/pipe-test/nothing:1' not found at $R1"
 
+# faults in front of the real registry: no digest header (a GET and its
+# sha256), a bad one, a wrong one
+for mode in strip bad lie; do
+	PX=$(python3 "$fx" port)
+	python3 "$fx" proxy "$PX" "http://$R1" "$mode" >/dev/null 2>&1 &
+	pids+=($!)
+	for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PX/v2/" && break; sleep 0.1; done
+	resolve "127.0.0.1:$PX/pipe-test/busybox:1"
+	case $mode in
+	strip) expect_eq "no Docker-Content-Digest: sha256 of the GET's body" "$out" \
+		"127.0.0.1:$PX/pipe-test/busybox@$dA2" ;;
+	bad) expect_in "a bad Docker-Content-Digest: an error" "$err" \
+		"registry 127.0.0.1:$PX sent a bad Docker-Content-Digest 'sha256:zz'" ;;
+	lie) expect_in "a GET whose body is not its digest: an error" "$err" \
+		"image '127.0.0.1:$PX/pipe-test/busybox:1': the manifest from 127.0.0.1:$PX has digest $dA2, not the sha256:" ;;
+	esac
+done
+
 # another name for this host (not loopback): https unless listed insecure
 ip=$(hostname -I 2>/dev/null | awk '{print $1}')
 if [ -n "$ip" ] && [[ $ip != 127.* ]]; then
@@ -167,6 +185,7 @@ python3 "$fx" keygen "$_tmp/token"
 python3 "$fx" token-server "$PT" "$_tmp/token" bob 'bob-T0ken-Pass' pipe-issuer pipe-registry \
 	>"$_tmp/token/log" 2>&1 &
 pids+=($!)
+for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PT/" && break; sleep 0.1; done
 start_registry token "$P3" "auth:
   token:
     realm: http://127.0.0.1:$PT/token
