@@ -132,8 +132,8 @@ static int unreachable(const struct http_xfer *x, const char *image,
 			 "image '%s': cannot reach %s at %s: %s\n"
 			 "hint: is it up and reachable from here?%s",
 			 image, what, url, http_xfer_error(x),
-			 https ? " A registry on plain http is listed in "
-				 "PIPE_INSECURE_REGISTRIES=host:port,..."
+			 https ? " For a registry on plain http, list it "
+				 "in PIPE_INSECURE_REGISTRIES=host:port,..."
 			       : "");
 }
 

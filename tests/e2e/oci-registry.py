@@ -92,20 +92,15 @@ def token_server(port, d, user, password, issuer, service):
         def log_message(self, *a):
             pass
 
-        def do_GET(self):
-            u = urllib.parse.urlparse(self.path)
-            q = urllib.parse.parse_qs(u.query)
-            if u.path != "/token":
-                self.send_error(404)
-                return
-            if self.headers.get("Authorization") != want:
-                body = b'{"details":"incorrect username or password"}'
-                self.send_response(401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
+        def answer(self, status, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def grant(self, q, key):
             access = []
             for scope in q.get("scope", []):
                 m = re.fullmatch(r"repository:([^:]+):(.+)", scope)
@@ -117,12 +112,26 @@ def token_server(port, d, user, password, issuer, service):
                           "aud": q.get("service", [service])[0],
                           "exp": now + 300, "nbf": now - 10, "iat": now,
                           "jti": str(now), "access": access})
-            body = json.dumps({"token": tok, "expires_in": 300}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200, {key: tok, "expires_in": 300})
+
+        def do_GET(self):
+            u = urllib.parse.urlparse(self.path)
+            if u.path != "/token":
+                self.send_error(404)
+            elif self.headers.get("Authorization") != want:
+                self.answer(401, {"details": "incorrect username or password"})
+            else:
+                self.grant(urllib.parse.parse_qs(u.query), "token")
+
+        # OAuth2: an identity token (the password here) as refresh token
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            q = urllib.parse.parse_qs(self.rfile.read(n).decode())
+            if (q.get("grant_type") != ["refresh_token"] or
+                    q.get("refresh_token") != [password]):
+                self.answer(401, {"error": "invalid_grant"})
+            else:
+                self.grant(q, "access_token")
 
     HTTPServer(("127.0.0.1", port), H).serve_forever()
 

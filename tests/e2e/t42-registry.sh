@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 32
+plan 33
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -210,6 +210,9 @@ expect_eq "token: Bearer through the realm, credHelpers" "$out" \
 d3b=$(python3 "$fx" push "http://$R3" lab/model 2024 F oci bob 'bob-T0ken-Pass')
 PATH=$_tmp/bin:$PATH resolve "$R3/lab/model:2024"
 expect_eq "token: re-tagged, the new digest" "$out" "$R3/lab/model@$d3b"
+echo "{\"auths\":{\"$R3\":{\"identitytoken\":\"bob-T0ken-Pass\"}}}" > "$DOCKER_CONFIG/config.json"
+resolve "$R3/lab/model:2024"
+expect_eq "token: an identity token, POSTed as OAuth2 refresh token" "$out" "$R3/lab/model@$d3b"
 echo "{\"auths\":{\"$R3\":{\"auth\":\"$(printf 'bob:Wr0ng-Secret' | base64)\"}}}" > "$DOCKER_CONFIG/config.json"
 resolve "$R3/lab/model:2024"
 expect_rc "token, wrong password: exit 3" 3
