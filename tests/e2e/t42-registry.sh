@@ -74,7 +74,12 @@ YML
 	return 1
 }
 
-resolve() { run "$driver" resolve "$@"; }
+# under make valgrind, the driver runs under memcheck too (an error or a
+# leak: exit 99, which fails the check)
+vg=()
+[ "${VALGRIND:-0}" = 1 ] && vg=(valgrind -q --error-exitcode=99 --leak-check=full
+	--suppressions="$root/tests/valgrind.supp")
+resolve() { run "${vg[@]}" "$driver" resolve "$@"; }
 
 # ---------------------------------------------------------------- open
 P1=$(python3 "$fx" port)
