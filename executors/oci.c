@@ -7,10 +7,12 @@
 #include "util/sha256.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define REQUEST_MS 30000
+#define CERTS_D "/etc/docker/certs.d"
 #define ACCEPT                                                                 \
 	"Accept: application/vnd.oci.image.index.v1+json, "                    \
 	"application/vnd.oci.image.manifest.v1+json, "                         \
@@ -77,24 +79,61 @@ void oci_free(struct oci *o)
 	free(o);
 }
 
+/* certs.d/HOST/NAME (Docker's per-registry certificates) into out, when
+ * it is there. Returns 0, or -1 when it is there but cannot be read. */
+static int read_cert(const char *host, const char *name, struct strbuf *out,
+		     struct error *err)
+{
+	const char *dir = getenv("PIPE_REGISTRY_CERTS_D");
+	char *path =
+		xstrfmt("%s/%s/%s", dir && *dir ? dir : CERTS_D, host, name);
+	int ret = 0;
+
+	if (strbuf_read_file(out, path, 0) && errno != ENOENT)
+		ret = error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+				strerror(errno));
+	free(path);
+	return ret;
+}
+
+/* The http handle for base, made on first use with the CA and client
+ * certificate of certs.d/HOST/ (ca.crt, client.cert, client.key) when an
+ * https host has them, as Docker does. */
 static int site_http(struct oci *o, const char *base, struct http **out,
 		     struct error *err)
 {
 	struct http_target t = {.base_url = base};
+	struct strbuf ca = STRBUF_INIT, cert = STRBUF_INIT, key = STRBUF_INIT;
+	const char *host = base + strlen("https://");
 	struct site *s;
+	int ret = -1;
 
 	for (size_t i = 0; i < o->nr_sites; i++)
 		if (!strcmp(o->sites[i].base, base)) {
 			*out = o->sites[i].http;
 			return 0;
 		}
+	if (!strncmp(base, "https://", 8) &&
+	    (read_cert(host, "ca.crt", &ca, err) ||
+	     read_cert(host, "client.cert", &cert, err) ||
+	     read_cert(host, "client.key", &key, err)))
+		goto out;
+	t.ca_pem = ca.len ? ca.buf : NULL;
+	t.cert_pem = cert.len && key.len ? cert.buf : NULL;
+	t.key_pem = cert.len && key.len ? key.buf : NULL;
 	if (http_new(out, &t, err))
-		return -1;
+		goto out;
 	ALLOC_GROW(o->sites, o->nr_sites + 1, o->alloc_sites);
 	s = &o->sites[o->nr_sites++];
 	s->base = xstrdup(base);
 	s->http = *out;
-	return 0;
+	ret = 0;
+out:
+	strbuf_release(&ca);
+	strbuf_release(&cert);
+	explicit_bzero(key.buf, key.len);
+	strbuf_release(&key);
+	return ret;
 }
 
 static struct reg *find_reg(struct oci *o, const char *registry)

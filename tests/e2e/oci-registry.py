@@ -3,6 +3,8 @@
 
   oci-registry.py port                        a free 127.0.0.1 TCP port
   oci-registry.py bcrypt PASSWORD             an htpasswd bcrypt hash (libcrypt)
+  oci-registry.py tls DIR IP                  DIR/ca.crt, server.crt, server.key
+                                              (for 127.0.0.1 and IP)
   oci-registry.py keygen DIR                  DIR/key.pem and DIR/jwks.json
   oci-registry.py token-server PORT DIR USER PASS ISSUER SERVICE
                                               a Docker token server whose JWTs
@@ -67,6 +69,48 @@ def keygen(d):
            "y": b64url(nums.y.to_bytes(32, "big"))}
     with open(os.path.join(d, "jwks.json"), "w") as f:
         json.dump({"keys": [jwk]}, f)
+
+
+def tls(d, ip):
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+
+    def cert(subject, key, issuer, ikey, ca, sans=None):
+        b = (x509.CertificateBuilder().subject_name(subject)
+             .issuer_name(issuer).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - day).not_valid_after(now + day)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
+                            critical=True))
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans),
+                                critical=False)
+        return b.sign(ikey, hashes.SHA256())
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    cakey = ec.generate_private_key(ec.SECP256R1())
+    ca = cert(name("pipe test CA"), cakey, name("pipe test CA"), cakey, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.IPAddress(ipaddress.ip_address(a))
+            for a in {"127.0.0.1", ip}]
+    srv = cert(name(ip), key, ca.subject, cakey, False, sans)
+    pem = serialization.Encoding.PEM
+    for f, data in (("ca.crt", ca.public_bytes(pem)),
+                    ("server.crt", srv.public_bytes(pem)),
+                    ("server.key", key.private_bytes(
+                        pem, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()))):
+        with open(os.path.join(d, f), "wb") as fp:
+            fp.write(data)
 
 
 def jwt(d, claims):
@@ -271,6 +315,8 @@ def main():
         print(free_port())
     elif cmd == "bcrypt":
         print(bcrypt(args[0]))
+    elif cmd == "tls":
+        tls(args[0], args[1])
     elif cmd == "keygen":
         keygen(args[0])
     elif cmd == "token-server":

@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 33
+plan 35
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -181,6 +181,32 @@ chmod +x "$_tmp/bin/docker-credential-pipetest"
 echo '{"auths":{},"credsStore":"pipetest"}' > "$DOCKER_CONFIG/config.json"
 PATH=$_tmp/bin:$PATH resolve "$R2/team/app:v1"
 expect_eq "basic: credsStore helper" "$out" "$R2/team/app@$d2"
+
+# ---------------------------------------------------------------- tls
+# https with a private CA (Docker's certs.d/HOST:PORT/ca.crt) and Basic
+# auth, as htpasswd is meant to be used; needs a non-loopback address
+if [ -n "$ip" ] && [[ $ip != 127.* ]]; then
+	P4=$(python3 "$fx" port)
+	mkdir -p "$_tmp/tls"
+	python3 "$fx" tls "$_tmp/tls" "$ip"
+	BIND=0.0.0.0 start_registry tls "$P4" "  tls:
+    certificate: $_tmp/tls/server.crt
+    key: $_tmp/tls/server.key
+auth:
+  htpasswd:
+    realm: pipe-test
+    path: $_tmp/basic/htpasswd" || true
+	d4=$(SSL_CERT_FILE=$_tmp/tls/ca.crt python3 "$fx" push "https://127.0.0.1:$P4" secure/app v1 T oci ann 'ann-Pa55word')
+	echo "{\"auths\":{\"$ip:$P4\":{\"auth\":\"$auth\"}}}" > "$DOCKER_CONFIG/config.json"
+	resolve "$ip:$P4/secure/app:v1"
+	expect_in "https, an unknown CA: refused" "$err" "cannot reach the registry at https://$ip:$P4"
+	mkdir -p "$_tmp/certs.d/$ip:$P4"
+	cp "$_tmp/tls/ca.crt" "$_tmp/certs.d/$ip:$P4/ca.crt"
+	PIPE_REGISTRY_CERTS_D=$_tmp/certs.d resolve "$ip:$P4/secure/app:v1"
+	expect_eq "https: certs.d/HOST:PORT/ca.crt, Basic auth" "$out" "$ip:$P4/secure/app@$d4"
+else
+	skip 2 oci "no non-loopback address here (hostname -I)"
+fi
 
 # ---------------------------------------------------------------- token
 P3=$(python3 "$fx" port)
