@@ -165,15 +165,22 @@ static int request(struct oci *o, const char *base, struct http_request *req,
 static int unreachable(const struct http_xfer *x, const char *image,
 		       const char *what, const char *url, struct error *err)
 {
-	int https = !strncmp(url, "https:", 6);
+	const char *why = http_xfer_error(x);
 
+	if (!strncmp(url, "https://", 8) && strstr(why, "certificate"))
+		return error_set(err, EXIT_ENV,
+				 "image '%s': cannot reach %s at %s: %s\n"
+				 "hint: a private CA's certificate goes in "
+				 "%s/%s/ca.crt",
+				 image, what, url, why, CERTS_D, url + 8);
 	return error_set(err, EXIT_ENV,
 			 "image '%s': cannot reach %s at %s: %s\n"
 			 "hint: is it up and reachable from here?%s",
-			 image, what, url, http_xfer_error(x),
-			 https ? " For a registry on plain http, list it "
-				 "in PIPE_INSECURE_REGISTRIES=host:port,..."
-			       : "");
+			 image, what, url, why,
+			 !strncmp(url, "https://", 8)
+				 ? " For a registry on plain http, list it "
+				   "in PIPE_INSECURE_REGISTRIES=host:port,..."
+				 : "");
 }
 
 /* ------------------------------------------------------------------ */

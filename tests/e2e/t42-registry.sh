@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 35
+plan 36
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -200,12 +200,13 @@ auth:
 	echo "{\"auths\":{\"$ip:$P4\":{\"auth\":\"$auth\"}}}" > "$DOCKER_CONFIG/config.json"
 	resolve "$ip:$P4/secure/app:v1"
 	expect_in "https, an unknown CA: refused" "$err" "cannot reach the registry at https://$ip:$P4"
+	expect_in "  where its CA goes" "$err" "hint: a private CA's certificate goes in /etc/docker/certs.d/$ip:$P4/ca.crt"
 	mkdir -p "$_tmp/certs.d/$ip:$P4"
 	cp "$_tmp/tls/ca.crt" "$_tmp/certs.d/$ip:$P4/ca.crt"
 	PIPE_REGISTRY_CERTS_D=$_tmp/certs.d resolve "$ip:$P4/secure/app:v1"
 	expect_eq "https: certs.d/HOST:PORT/ca.crt, Basic auth" "$out" "$ip:$P4/secure/app@$d4"
 else
-	skip 2 oci "no non-loopback address here (hostname -I)"
+	skip 3 oci "no non-loopback address here (hostname -I)"
 fi
 
 # ---------------------------------------------------------------- token
