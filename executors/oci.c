@@ -255,23 +255,82 @@ static void token_error(const struct strbuf *body, struct strbuf *out)
 	error_release(&err);
 }
 
-/* The token of a Bearer challenge, from its realm: a GET with Basic
- * credentials when there are any, a POST of the refresh token when they
- * are an identity token (OAuth2, as Docker does). */
+/* The realm's request: a GET with Basic credentials when there are any,
+ * a POST of the refresh token when they are an identity token (OAuth2, as
+ * Docker does). q holds the path, form the body or the header (secret). */
+static void token_request(const struct reg *r, const struct oci_challenge *ch,
+			  const char *scope, struct strbuf *q,
+			  struct strbuf *form, struct http_request *req)
+{
+	if (r->creds > 0 && r->cred.identity_token) {
+		req->method = "POST";
+		req->content_type = "application/x-www-form-urlencoded";
+		strbuf_addstr(form, "grant_type=refresh_token&client_id=pipe");
+		add_param(form, "service", ch->service);
+		add_param(form, "scope", scope);
+		add_param(form, "refresh_token", r->cred.secret);
+		req->body = form->buf;
+		req->body_len = form->len;
+		return;
+	}
+	add_param(q, "service", ch->service);
+	add_param(q, "scope", scope);
+	if (r->creds > 0)
+		basic_header(&r->cred, form);
+}
+
+/* The token in a token server's answer ("token" or "access_token"). */
+static int token_answer(const struct http_xfer *x, const struct reg *r,
+			const char *realm, const char *image,
+			struct strbuf *token, struct error *err)
+{
+	long st = http_xfer_status(x);
+	const struct strbuf *body = http_xfer_body(x);
+	struct strbuf msg = STRBUF_INIT;
+	struct json *j = NULL;
+	const char *tok = NULL;
+
+	if (st != 200) {
+		token_error(body, &msg);
+		error_set(err, EXIT_ENV,
+			  "image '%s': unauthorized: the token server %s "
+			  "answered %ld (%s)\nhint: %s `docker login %s`",
+			  image, realm, st, msg.buf,
+			  r->creds > 0 ? "check the credentials of"
+				       : "log in with",
+			  r->registry);
+		strbuf_release(&msg);
+		return -1;
+	}
+	/* not jansson's reason: it may quote the token */
+	if (!json_parse(&j, body->buf, body->len, err)) {
+		tok = json_get_str(j, "token");
+		if (!tok || !*tok)
+			tok = json_get_str(j, "access_token");
+	}
+	if (tok && *tok)
+		strbuf_addstr(token, tok);
+	else
+		error_set(err, EXIT_ENV,
+			  "image '%s': the token server %s sent no token",
+			  image, realm);
+	json_free(j);
+	return tok && *tok ? 0 : -1;
+}
+
+/* The token of a Bearer challenge, from its realm. */
 static int fetch_token(struct oci *o, struct reg *r,
 		       const struct oci_challenge *ch, const char *repo,
 		       const char *image, struct strbuf *token,
 		       struct error *err)
 {
-	struct strbuf base = STRBUF_INIT, q = STRBUF_INIT, hdr = STRBUF_INIT;
+	struct strbuf base = STRBUF_INIT, q = STRBUF_INIT, form = STRBUF_INIT;
 	char *scope = ch->scope ? xstrdup(ch->scope)
 				: xstrfmt("repository:%s:pull", repo);
-	const char *path, *tok;
+	const char *path;
 	char *headers[2] = {NULL, NULL};
 	struct http_request req = {.method = "GET", .headers = headers};
 	struct http_xfer *x = NULL;
-	struct json *j = NULL;
-	long st;
 	int ret = -1;
 
 	if (split_url(ch->realm, &base, &path)) {
@@ -282,68 +341,20 @@ static int fetch_token(struct oci *o, struct reg *r,
 		goto out;
 	}
 	strbuf_addstr(&q, path);
-	if (r->creds > 0 && r->cred.identity_token) {
-		req.method = "POST";
-		req.content_type = "application/x-www-form-urlencoded";
-		strbuf_reset(&hdr);
-		strbuf_addstr(&hdr, "grant_type=refresh_token&client_id=pipe");
-		add_param(&hdr, "service", ch->service);
-		add_param(&hdr, "scope", scope);
-		add_param(&hdr, "refresh_token", r->cred.secret);
-		req.body = hdr.buf;
-		req.body_len = hdr.len;
-	} else {
-		add_param(&q, "service", ch->service);
-		add_param(&q, "scope", scope);
-		if (r->creds > 0) {
-			basic_header(&r->cred, &hdr);
-			headers[0] = hdr.buf;
-		}
-	}
+	token_request(r, ch, scope, &q, &form, &req);
+	if (!req.body && form.len)
+		headers[0] = form.buf;
 	req.path = q.buf;
 	if (request(o, base.buf, &req, &x, err))
 		goto out;
-	st = http_xfer_status(x);
-	if (!st) {
+	if (!http_xfer_status(x))
 		unreachable(x, image, "the token server", ch->realm, err);
-		goto out;
-	}
-	if (st != 200) {
-		struct strbuf msg = STRBUF_INIT;
-
-		token_error(http_xfer_body(x), &msg);
-		error_set(err, EXIT_ENV,
-			  "image '%s': unauthorized: the token server %s "
-			  "answered %ld (%s)\nhint: %s",
-			  image, ch->realm, st, msg.buf,
-			  r->creds > 0 ? "check the credentials of `docker "
-					 "login` for this registry"
-				       : "log in with `docker login`");
-		strbuf_release(&msg);
-		goto out;
-	}
-	if (json_parse(&j, http_xfer_body(x)->buf, http_xfer_body(x)->len,
-		       err)) {
-		error_prefix(err, "image '%s': token server %s: ", image,
-			     ch->realm);
-		goto out;
-	}
-	tok = json_get_str(j, "token");
-	if (!tok || !*tok)
-		tok = json_get_str(j, "access_token");
-	if (!tok || !*tok) {
-		error_set(err, EXIT_ENV,
-			  "image '%s': the token server %s sent no token",
-			  image, ch->realm);
-		goto out;
-	}
-	strbuf_addstr(token, tok);
-	ret = 0;
+	else
+		ret = token_answer(x, r, ch->realm, image, token, err);
 out:
-	json_free(j);
 	http_xfer_free(x);
-	explicit_bzero(hdr.buf, hdr.len);
-	strbuf_release(&hdr);
+	explicit_bzero(form.buf, form.len);
+	strbuf_release(&form);
 	strbuf_release(&q);
 	strbuf_release(&base);
 	free(scope);
