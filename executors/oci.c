@@ -279,7 +279,8 @@ static void token_request(const struct reg *r, const struct oci_challenge *ch,
 		basic_header(&r->cred, form);
 }
 
-/* The token in a token server's answer ("token" or "access_token"). */
+/* The token in a token server's answer ("token" or "access_token"),
+ * appended to token (empty on entry). */
 static int token_answer(const struct http_xfer *x, const struct reg *r,
 			const char *realm, const char *image,
 			struct strbuf *token, struct error *err)
@@ -315,7 +316,7 @@ static int token_answer(const struct http_xfer *x, const struct reg *r,
 			  "image '%s': the token server %s sent no token",
 			  image, realm);
 	json_free(j);
-	return tok && *tok ? 0 : -1;
+	return token->len ? 0 : -1;
 }
 
 /* The token of a Bearer challenge, from its realm. */
