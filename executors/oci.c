@@ -384,7 +384,7 @@ static int authorize(struct oci *o, struct reg *r, const struct oci_ref *ref,
 	if (!challenge || oci_challenge_parse(&ch, challenge))
 		return error_set(err, EXIT_ENV,
 				 "image '%s': registry %s asks for an "
-				 "authentication pipe does not know: '%s'",
+				 "authentication pipe does not know: '%.200s'",
 				 image, ref->registry,
 				 challenge ? challenge : "(none)");
 	if (load_creds(r, ref->host, err)) {
@@ -461,6 +461,28 @@ static int valid_digest(const char *d)
 	       strspn(d + 7, "0123456789abcdef") == 64;
 }
 
+/* The distribution API's error body: {"errors":[{"code","message"}]}. */
+static void registry_error(const struct strbuf *body, struct strbuf *out)
+{
+	struct error err = ERROR_INIT;
+	struct json *j = NULL;
+	const struct json *e = NULL;
+	const char *code = NULL, *msg = NULL;
+
+	if (!json_parse(&j, body->buf, body->len, &err)) {
+		e = json_array_at(json_get(j, "errors"), 0);
+		code = json_get_str(e, "code");
+		msg = json_get_str(e, "message");
+	}
+	if (code || msg)
+		strbuf_addf(out, "%.60s%s%.300s", code ? code : "",
+			    code && msg ? ": " : "", msg ? msg : "");
+	else
+		json_error_message(body->buf, body->len, out);
+	json_free(j);
+	error_release(&err);
+}
+
 /* A status other than 200, in words. */
 static int bad_status(const struct http_xfer *x, const struct oci_ref *ref,
 		      const char *image, struct error *err)
@@ -480,9 +502,14 @@ static int bad_status(const struct http_xfer *x, const struct oci_ref *ref,
 				 "hint: check that it exists and that `docker "
 				 "login %s` gives access to it",
 				 image, ref->registry, st, ref->host);
-	json_error_message(body->buf, body->len, &msg);
-	error_set(err, EXIT_ENV, "image '%s': registry %s answered %ld (%s)",
-		  image, ref->registry, st, msg.buf);
+	if (body->len) /* a HEAD's answer has none */
+		registry_error(body, &msg);
+	error_set(err, EXIT_ENV, "image '%s': registry %s answered %ld%s%s%s%s",
+		  image, ref->registry, st, msg.len ? " (" : "", msg.buf,
+		  msg.len ? ")" : "",
+		  st == 429 ? "\nhint: a pull rate limit: log in (`docker "
+			      "login`) or try again later"
+			    : "");
 	strbuf_release(&msg);
 	return -1;
 }

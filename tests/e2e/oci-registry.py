@@ -13,7 +13,7 @@
                                               MODE strip (no Docker-Content-
                                               Digest), bad (not a digest), lie
                                               (none on HEAD, another sha256 on
-                                              GET)
+                                              GET), busy (429)
   oci-registry.py push BASE REPO TAG SEED [oci|docker|index] [USER PASS]
                                               PUT a config, a layer and a
                                               manifest (no Docker); prints the
@@ -186,6 +186,16 @@ def proxy(port, upstream, mode):
             pass
 
         def forward(self):
+            if mode == "busy":
+                body = (b'{"errors":[{"code":"TOOMANYREQUESTS",'
+                        b'"message":"slow down"}]}')
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return
             req = urllib.request.Request(upstream + self.path,
                                          method=self.command)
             for k in ("Accept", "Authorization"):

@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 36
+plan 37
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -121,8 +121,8 @@ expect_rc "unknown repository: exit 2" 2
 expect_in "unknown repository: says so" "$err" "image '$R1/pipe-test/nothing:1' not found at $R1"
 
 # faults in front of the real registry: no digest header (a GET and its
-# sha256), a bad one, a wrong one
-for mode in strip bad lie; do
+# sha256), a bad one, a wrong one; a rate limit
+for mode in strip bad lie busy; do
 	PX=$(python3 "$fx" port)
 	python3 "$fx" proxy "$PX" "http://$R1" "$mode" >/dev/null 2>&1 &
 	pids+=($!)
@@ -135,6 +135,8 @@ for mode in strip bad lie; do
 		"registry 127.0.0.1:$PX sent a bad Docker-Content-Digest 'sha256:zz'" ;;
 	lie) expect_in "a GET whose body is not its digest: an error" "$err" \
 		"image '127.0.0.1:$PX/pipe-test/busybox:1': the manifest from 127.0.0.1:$PX has digest $dA2, not the sha256:" ;;
+	busy) expect_in "429: the rate limit's hint" "$err" \
+		"registry 127.0.0.1:$PX answered 429"$'\n'"hint: a pull rate limit" ;;
 	esac
 done
 
