@@ -48,10 +48,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_up URL: until something answers there (10 s at most).
+wait_up() {
+	local _
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_registry NAME PORT [AUTH-YAML]: a registry on 127.0.0.1:PORT with
 # its storage under $_tmp/NAME; waits until /v2/ answers.
 start_registry() {
-	local d=$_tmp/$1 i
+	local d=$_tmp/$1
 	mkdir -p "$d/data"
 	cat > "$d/config.yml" <<YML
 version: 0.1
@@ -66,10 +76,7 @@ ${3:-}
 YML
 	"$REG" serve "$d/config.yml" >"$d/log" 2>&1 &
 	pids+=($!)
-	for i in $(seq 100); do
-		curl -s -o /dev/null "http://127.0.0.1:$2/v2/" && return 0
-		sleep 0.1
-	done
+	wait_up "http://127.0.0.1:$2/v2/" && return 0
 	echo "registry $1 did not start:"; cat "$d/log"
 	return 1
 }
@@ -100,7 +107,9 @@ expect_eq "open: HOST/REPO@digest of the pushed manifest" "$out" "$R1/pipe-test/
 dA2=$(python3 "$fx" push "http://$R1" pipe-test/busybox 1 A2 oci)
 resolve "$R1/pipe-test/busybox:1"
 expect_eq "re-tagged: the new digest" "$out" "$R1/pipe-test/busybox@$dA2"
-[ "$dA" != "$dA2" ] && ok "re-tagged: the digest changed" || not_ok "re-tagged: the digest changed" "$dA"
+if [ "$dA" != "$dA2" ]; then ok "re-tagged: the digest changed"; else
+	not_ok "re-tagged: the digest changed" "$dA"
+fi
 
 dD=$(python3 "$fx" push "http://$R1" pipe-test/busybox docker D docker)
 dI=$(python3 "$fx" push "http://$R1" pipe-test/busybox index I index)
@@ -126,7 +135,7 @@ for mode in strip bad lie busy; do
 	PX=$(python3 "$fx" port)
 	python3 "$fx" proxy "$PX" "http://$R1" "$mode" >/dev/null 2>&1 &
 	pids+=($!)
-	for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PX/v2/" && break; sleep 0.1; done
+	wait_up "http://127.0.0.1:$PX/v2/"
 	resolve "127.0.0.1:$PX/pipe-test/busybox:1"
 	case $mode in
 	strip) expect_eq "no Docker-Content-Digest: sha256 of the GET's body" "$out" \
@@ -225,7 +234,7 @@ python3 "$fx" keygen "$_tmp/token"
 python3 "$fx" token-server "$PT" "$_tmp/token" bob 'bob-T0ken-Pass' pipe-issuer pipe-registry \
 	>"$_tmp/token/log" 2>&1 &
 pids+=($!)
-for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PT/" && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$PT/"
 start_registry token "$P3" "auth:
   token:
     realm: http://127.0.0.1:$PT/token
