@@ -8,10 +8,12 @@
 #include "util/sha256.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define REQUEST_MS 30000
+#define CERTS_D "/etc/docker/certs.d"
 #define ACCEPT                                                                 \
 	"Accept: application/vnd.oci.image.index.v1+json, "                    \
 	"application/vnd.oci.image.manifest.v1+json, "                         \
@@ -78,24 +80,61 @@ void oci_free(struct oci *o)
 	free(o);
 }
 
+/* certs.d/HOST/NAME (Docker's per-registry certificates) into out, when
+ * it is there. Returns 0, or -1 when it is there but cannot be read. */
+static int read_cert(const char *host, const char *name, struct strbuf *out,
+		     struct error *err)
+{
+	const char *dir = getenv("PIPE_REGISTRY_CERTS_D");
+	char *path =
+		xstrfmt("%s/%s/%s", dir && *dir ? dir : CERTS_D, host, name);
+	int ret = 0;
+
+	if (strbuf_read_file(out, path, 0) && errno != ENOENT)
+		ret = error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+				strerror(errno));
+	free(path);
+	return ret;
+}
+
+/* The http handle for base, made on first use with the CA and client
+ * certificate of certs.d/HOST/ (ca.crt, client.cert, client.key) when an
+ * https host has them, as Docker does. */
 static int site_http(struct oci *o, const char *base, struct http **out,
 		     struct error *err)
 {
 	struct http_target t = {.base_url = base};
+	struct strbuf ca = STRBUF_INIT, cert = STRBUF_INIT, key = STRBUF_INIT;
+	const char *host = base + strlen("https://");
 	struct site *s;
+	int ret = -1;
 
 	for (size_t i = 0; i < o->nr_sites; i++)
 		if (!strcmp(o->sites[i].base, base)) {
 			*out = o->sites[i].http;
 			return 0;
 		}
+	if (!strncmp(base, "https://", 8) &&
+	    (read_cert(host, "ca.crt", &ca, err) ||
+	     read_cert(host, "client.cert", &cert, err) ||
+	     read_cert(host, "client.key", &key, err)))
+		goto out;
+	t.ca_pem = ca.len ? ca.buf : NULL;
+	t.cert_pem = cert.len && key.len ? cert.buf : NULL;
+	t.key_pem = cert.len && key.len ? key.buf : NULL;
 	if (http_new(out, &t, err))
-		return -1;
+		goto out;
 	ALLOC_GROW(o->sites, o->nr_sites + 1, o->alloc_sites);
 	s = &o->sites[o->nr_sites++];
 	s->base = xstrdup(base);
 	s->http = *out;
-	return 0;
+	ret = 0;
+out:
+	strbuf_release(&ca);
+	strbuf_release(&cert);
+	explicit_bzero(key.buf, key.len);
+	strbuf_release(&key);
+	return ret;
 }
 
 static struct reg *find_reg(struct oci *o, const char *registry)
@@ -127,15 +166,22 @@ static int request(struct oci *o, const char *base, struct http_request *req,
 static int unreachable(const struct http_xfer *x, const char *image,
 		       const char *what, const char *url, struct error *err)
 {
-	int https = !strncmp(url, "https:", 6);
+	const char *why = http_xfer_error(x);
 
+	if (!strncmp(url, "https://", 8) && strstr(why, "certificate"))
+		return error_set(err, EXIT_ENV,
+				 "image '%s': cannot reach %s at %s: %s\n"
+				 "hint: a private CA's certificate goes in "
+				 "%s/%s/ca.crt",
+				 image, what, url, why, CERTS_D, url + 8);
 	return error_set(err, EXIT_ENV,
 			 "image '%s': cannot reach %s at %s: %s\n"
 			 "hint: is it up and reachable from here?%s",
-			 image, what, url, http_xfer_error(x),
-			 https ? " A registry on plain http is listed in "
-				 "PIPE_INSECURE_REGISTRIES=host:port,..."
-			       : "");
+			 image, what, url, why,
+			 !strncmp(url, "https://", 8)
+				 ? " For a registry on plain http, list it "
+				   "in PIPE_INSECURE_REGISTRIES=host:port,..."
+				 : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -165,11 +211,12 @@ static void basic_header(const struct oci_cred *c, struct strbuf *out)
 	strbuf_release(&plain);
 }
 
+/* "?key=val" after a path, "&key=val" after a query or a form */
 static void add_param(struct strbuf *q, const char *key, const char *val)
 {
 	if (!val)
 		return;
-	strbuf_addch(q, q->len ? '&' : '?');
+	strbuf_addch(q, strchr(q->buf, '?') || strchr(q->buf, '=') ? '&' : '?');
 	strbuf_addf(q, "%s=", key);
 	http_escape(q, val);
 }
@@ -188,23 +235,104 @@ static int split_url(const char *url, struct strbuf *base, const char **path)
 	return 0;
 }
 
-/* The token of a Bearer challenge, from its realm: a GET with Basic
- * credentials when there are any, a POST of the refresh token when they
- * are an identity token (OAuth2, as Docker does). */
+/* What a token server's error body says: Docker Hub's "details", OAuth2's
+ * "error_description" or "error", else as the APIs say it. */
+static void token_error(const struct strbuf *body, struct strbuf *out)
+{
+	static const char *const keys[] = {"details", "error_description",
+					   "error"};
+	struct error err = ERROR_INIT;
+	struct json *j = NULL;
+	const char *s = NULL;
+
+	if (!json_parse(&j, body->buf, body->len, &err))
+		for (size_t i = 0; i < ARRAY_SIZE(keys) && !s; i++)
+			s = json_get_str(j, keys[i]);
+	if (s)
+		strbuf_addf(out, "%.300s", s);
+	else
+		json_error_message(body->buf, body->len, out);
+	json_free(j);
+	error_release(&err);
+}
+
+/* The realm's request: a GET with Basic credentials when there are any,
+ * a POST of the refresh token when they are an identity token (OAuth2, as
+ * Docker does). q holds the path, form the body or the header (secret). */
+static void token_request(const struct reg *r, const struct oci_challenge *ch,
+			  const char *scope, struct strbuf *q,
+			  struct strbuf *form, struct http_request *req)
+{
+	if (r->creds > 0 && r->cred.identity_token) {
+		req->method = "POST";
+		req->content_type = "application/x-www-form-urlencoded";
+		strbuf_addstr(form, "grant_type=refresh_token&client_id=pipe");
+		add_param(form, "service", ch->service);
+		add_param(form, "scope", scope);
+		add_param(form, "refresh_token", r->cred.secret);
+		req->body = form->buf;
+		req->body_len = form->len;
+		return;
+	}
+	add_param(q, "service", ch->service);
+	add_param(q, "scope", scope);
+	if (r->creds > 0)
+		basic_header(&r->cred, form);
+}
+
+/* The token in a token server's answer ("token" or "access_token"),
+ * appended to token (empty on entry). */
+static int token_answer(const struct http_xfer *x, const struct reg *r,
+			const char *realm, const char *image,
+			struct strbuf *token, struct error *err)
+{
+	long st = http_xfer_status(x);
+	const struct strbuf *body = http_xfer_body(x);
+	struct strbuf msg = STRBUF_INIT;
+	struct json *j = NULL;
+	const char *tok = NULL;
+
+	if (st != 200) {
+		token_error(body, &msg);
+		error_set(err, EXIT_ENV,
+			  "image '%s': unauthorized: the token server %s "
+			  "answered %ld (%s)\nhint: %s `docker login %s`",
+			  image, realm, st, msg.buf,
+			  r->creds > 0 ? "check the credentials of"
+				       : "log in with",
+			  r->registry);
+		strbuf_release(&msg);
+		return -1;
+	}
+	/* not jansson's reason: it may quote the token */
+	if (!json_parse(&j, body->buf, body->len, err)) {
+		tok = json_get_str(j, "token");
+		if (!tok || !*tok)
+			tok = json_get_str(j, "access_token");
+	}
+	if (tok && *tok)
+		strbuf_addstr(token, tok);
+	else
+		error_set(err, EXIT_ENV,
+			  "image '%s': the token server %s sent no token",
+			  image, realm);
+	json_free(j);
+	return token->len ? 0 : -1;
+}
+
+/* The token of a Bearer challenge, from its realm. */
 static int fetch_token(struct oci *o, struct reg *r,
 		       const struct oci_challenge *ch, const char *repo,
 		       const char *image, struct strbuf *token,
 		       struct error *err)
 {
-	struct strbuf base = STRBUF_INIT, q = STRBUF_INIT, hdr = STRBUF_INIT;
+	struct strbuf base = STRBUF_INIT, q = STRBUF_INIT, form = STRBUF_INIT;
 	char *scope = ch->scope ? xstrdup(ch->scope)
 				: xstrfmt("repository:%s:pull", repo);
-	const char *path, *tok;
+	const char *path;
 	char *headers[2] = {NULL, NULL};
 	struct http_request req = {.method = "GET", .headers = headers};
 	struct http_xfer *x = NULL;
-	struct json *j = NULL;
-	long st;
 	int ret = -1;
 
 	if (split_url(ch->realm, &base, &path)) {
@@ -215,71 +343,20 @@ static int fetch_token(struct oci *o, struct reg *r,
 		goto out;
 	}
 	strbuf_addstr(&q, path);
-	if (r->creds > 0 && r->cred.identity_token) {
-		req.method = "POST";
-		req.content_type = "application/x-www-form-urlencoded";
-		strbuf_reset(&hdr);
-		strbuf_addstr(&hdr, "grant_type=refresh_token&client_id=pipe");
-		add_param(&hdr, "service", ch->service);
-		add_param(&hdr, "scope", scope);
-		add_param(&hdr, "refresh_token", r->cred.secret);
-		hdr.buf[strlen("grant_type=refresh_token&client_id=pipe")] =
-			'&';
-		req.body = hdr.buf;
-		req.body_len = hdr.len;
-	} else {
-		add_param(&q, "service", ch->service);
-		add_param(&q, "scope", scope);
-		if (r->creds > 0) {
-			basic_header(&r->cred, &hdr);
-			headers[0] = hdr.buf;
-		}
-	}
+	token_request(r, ch, scope, &q, &form, &req);
+	if (!req.body && form.len)
+		headers[0] = form.buf;
 	req.path = q.buf;
 	if (request(o, base.buf, &req, &x, err))
 		goto out;
-	st = http_xfer_status(x);
-	if (!st) {
+	if (!http_xfer_status(x))
 		unreachable(x, image, "the token server", ch->realm, err);
-		goto out;
-	}
-	if (st != 200) {
-		struct strbuf msg = STRBUF_INIT;
-
-		json_error_message(http_xfer_body(x)->buf,
-				   http_xfer_body(x)->len, &msg);
-		error_set(err, EXIT_ENV,
-			  "image '%s': unauthorized: the token server %s "
-			  "answered %ld (%s)\nhint: %s",
-			  image, ch->realm, st, msg.buf,
-			  r->creds > 0 ? "check the credentials of `docker "
-					 "login` for this registry"
-				       : "log in with `docker login`");
-		strbuf_release(&msg);
-		goto out;
-	}
-	if (json_parse(&j, http_xfer_body(x)->buf, http_xfer_body(x)->len,
-		       err)) {
-		error_prefix(err, "image '%s': token server %s: ", image,
-			     ch->realm);
-		goto out;
-	}
-	tok = json_get_str(j, "token");
-	if (!tok || !*tok)
-		tok = json_get_str(j, "access_token");
-	if (!tok || !*tok) {
-		error_set(err, EXIT_ENV,
-			  "image '%s': the token server %s sent no token",
-			  image, ch->realm);
-		goto out;
-	}
-	strbuf_addstr(token, tok);
-	ret = 0;
+	else
+		ret = token_answer(x, r, ch->realm, image, token, err);
 out:
-	json_free(j);
 	http_xfer_free(x);
-	explicit_bzero(hdr.buf, hdr.len);
-	strbuf_release(&hdr);
+	explicit_bzero(form.buf, form.len);
+	strbuf_release(&form);
 	strbuf_release(&q);
 	strbuf_release(&base);
 	free(scope);
@@ -308,7 +385,7 @@ static int authorize(struct oci *o, struct reg *r, const struct oci_ref *ref,
 	if (!challenge || oci_challenge_parse(&ch, challenge))
 		return error_set(err, EXIT_ENV,
 				 "image '%s': registry %s asks for an "
-				 "authentication pipe does not know: '%s'",
+				 "authentication pipe does not know: '%.200s'",
 				 image, ref->registry,
 				 challenge ? challenge : "(none)");
 	if (load_creds(r, ref->host, err)) {
@@ -385,6 +462,28 @@ static int valid_digest(const char *d)
 	       strspn(d + 7, "0123456789abcdef") == 64;
 }
 
+/* The distribution API's error body: {"errors":[{"code","message"}]}. */
+static void registry_error(const struct strbuf *body, struct strbuf *out)
+{
+	struct error err = ERROR_INIT;
+	struct json *j = NULL;
+	const struct json *e = NULL;
+	const char *code = NULL, *msg = NULL;
+
+	if (!json_parse(&j, body->buf, body->len, &err)) {
+		e = json_array_at(json_get(j, "errors"), 0);
+		code = json_get_str(e, "code");
+		msg = json_get_str(e, "message");
+	}
+	if (code || msg)
+		strbuf_addf(out, "%.60s%s%.300s", code ? code : "",
+			    code && msg ? ": " : "", msg ? msg : "");
+	else
+		json_error_message(body->buf, body->len, out);
+	json_free(j);
+	error_release(&err);
+}
+
 /* A status other than 200, in words. */
 static int bad_status(const struct http_xfer *x, const struct oci_ref *ref,
 		      const char *image, struct error *err)
@@ -404,9 +503,14 @@ static int bad_status(const struct http_xfer *x, const struct oci_ref *ref,
 				 "hint: check that it exists and that `docker "
 				 "login %s` gives access to it",
 				 image, ref->registry, st, ref->host);
-	json_error_message(body->buf, body->len, &msg);
-	error_set(err, EXIT_ENV, "image '%s': registry %s answered %ld (%s)",
-		  image, ref->registry, st, msg.buf);
+	if (body->len) /* a HEAD's answer has none */
+		registry_error(body, &msg);
+	error_set(err, EXIT_ENV, "image '%s': registry %s answered %ld%s%s%s%s",
+		  image, ref->registry, st, msg.len ? " (" : "", msg.buf,
+		  msg.len ? ")" : "",
+		  st == 429 ? "\nhint: a pull rate limit: log in (`docker "
+			      "login`) or try again later"
+			    : "");
 	strbuf_release(&msg);
 	return -1;
 }

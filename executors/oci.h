@@ -27,7 +27,10 @@ void oci_ref_release(struct oci_ref *ref);
 /* Whether the registry is spoken to over plain http: localhost,
  * 127.0.0.0/8, ::1, and the hosts listed in PIPE_INSECURE_REGISTRIES
  * ("host:port,host,..."; an entry without a port matches every port), as
- * Docker treats its insecure registries. Otherwise https. */
+ * Docker treats its insecure registries. Otherwise https, verified with
+ * the system's CAs, or with /etc/docker/certs.d/HOST:PORT/ca.crt when
+ * there is one (and client.cert + client.key as client certificate), as
+ * Docker does; PIPE_REGISTRY_CERTS_D names another folder for that. */
 int oci_insecure(const char *registry);
 
 /* A WWW-Authenticate challenge: "Bearer realm=\"…\",service=\"…\",…" or

@@ -3,10 +3,17 @@
 
   oci-registry.py port                        a free 127.0.0.1 TCP port
   oci-registry.py bcrypt PASSWORD             an htpasswd bcrypt hash (libcrypt)
+  oci-registry.py tls DIR IP                  DIR/ca.crt, server.crt, server.key
+                                              (for 127.0.0.1 and IP)
   oci-registry.py keygen DIR                  DIR/key.pem and DIR/jwks.json
   oci-registry.py token-server PORT DIR USER PASS ISSUER SERVICE
                                               a Docker token server whose JWTs
                                               the registry trusts (jwks)
+  oci-registry.py proxy PORT UPSTREAM MODE   a fault in front of a registry:
+                                              MODE strip (no Docker-Content-
+                                              Digest), bad (not a digest), lie
+                                              (none on HEAD, another sha256 on
+                                              GET), busy (429)
   oci-registry.py push BASE REPO TAG SEED [oci|docker|index] [USER PASS]
                                               PUT a config, a layer and a
                                               manifest (no Docker); prints the
@@ -64,6 +71,48 @@ def keygen(d):
         json.dump({"keys": [jwk]}, f)
 
 
+def tls(d, ip):
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+
+    def cert(subject, key, issuer, ikey, ca, sans=None):
+        b = (x509.CertificateBuilder().subject_name(subject)
+             .issuer_name(issuer).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - day).not_valid_after(now + day)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
+                            critical=True))
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans),
+                                critical=False)
+        return b.sign(ikey, hashes.SHA256())
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    cakey = ec.generate_private_key(ec.SECP256R1())
+    ca = cert(name("pipe test CA"), cakey, name("pipe test CA"), cakey, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.IPAddress(ipaddress.ip_address(a))
+            for a in {"127.0.0.1", ip}]
+    srv = cert(name(ip), key, ca.subject, cakey, False, sans)
+    pem = serialization.Encoding.PEM
+    for f, data in (("ca.crt", ca.public_bytes(pem)),
+                    ("server.crt", srv.public_bytes(pem)),
+                    ("server.key", key.private_bytes(
+                        pem, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()))):
+        with open(os.path.join(d, f), "wb") as fp:
+            fp.write(data)
+
+
 def jwt(d, claims):
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -87,20 +136,15 @@ def token_server(port, d, user, password, issuer, service):
         def log_message(self, *a):
             pass
 
-        def do_GET(self):
-            u = urllib.parse.urlparse(self.path)
-            q = urllib.parse.parse_qs(u.query)
-            if u.path != "/token":
-                self.send_error(404)
-                return
-            if self.headers.get("Authorization") != want:
-                body = b'{"details":"incorrect username or password"}'
-                self.send_response(401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
+        def answer(self, status, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def grant(self, q, key):
             access = []
             for scope in q.get("scope", []):
                 m = re.fullmatch(r"repository:([^:]+):(.+)", scope)
@@ -112,12 +156,74 @@ def token_server(port, d, user, password, issuer, service):
                           "aud": q.get("service", [service])[0],
                           "exp": now + 300, "nbf": now - 10, "iat": now,
                           "jti": str(now), "access": access})
-            body = json.dumps({"token": tok, "expires_in": 300}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.answer(200, {key: tok, "expires_in": 300})
+
+        def do_GET(self):
+            u = urllib.parse.urlparse(self.path)
+            if u.path != "/token":
+                self.send_error(404)
+            elif self.headers.get("Authorization") != want:
+                self.answer(401, {"details": "incorrect username or password"})
+            else:
+                self.grant(urllib.parse.parse_qs(u.query), "token")
+
+        # OAuth2: an identity token (the password here) as refresh token
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            q = urllib.parse.parse_qs(self.rfile.read(n).decode())
+            if (q.get("grant_type") != ["refresh_token"] or
+                    q.get("refresh_token") != [password]):
+                self.answer(401, {"error": "invalid_grant"})
+            else:
+                self.grant(q, "access_token")
+
+    HTTPServer(("127.0.0.1", port), H).serve_forever()
+
+
+def proxy(port, upstream, mode):
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def forward(self):
+            if mode == "busy":
+                body = (b'{"errors":[{"code":"TOOMANYREQUESTS",'
+                        b'"message":"slow down"}]}')
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return
+            req = urllib.request.Request(upstream + self.path,
+                                         method=self.command)
+            for k in ("Accept", "Authorization"):
+                if self.headers.get(k):
+                    req.add_header(k, self.headers[k])
+            try:
+                r = urllib.request.urlopen(req)
+                status, headers, body = r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                status, headers, body = e.code, e.headers, e.read()
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() in ("content-length", "connection", "date",
+                                 "transfer-encoding", "server"):
+                    continue
+                if k.lower() == "docker-content-digest":
+                    if mode == "strip" or (mode == "lie" and
+                                           self.command == "HEAD"):
+                        continue
+                    v = ("sha256:zz" if mode == "bad" else
+                         "sha256:" + hashlib.sha256(b"lie").hexdigest())
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = forward
 
     HTTPServer(("127.0.0.1", port), H).serve_forever()
 
@@ -219,10 +325,14 @@ def main():
         print(free_port())
     elif cmd == "bcrypt":
         print(bcrypt(args[0]))
+    elif cmd == "tls":
+        tls(args[0], args[1])
     elif cmd == "keygen":
         keygen(args[0])
     elif cmd == "token-server":
         token_server(int(args[0]), *args[1:])
+    elif cmd == "proxy":
+        proxy(int(args[0]), args[1], args[2])
     elif cmd == "push":
         push(*args)
     else:

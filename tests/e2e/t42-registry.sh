@@ -10,7 +10,7 @@
 cache=${PIPE_K8S_CACHE:-${HOME:-/nonexistent}/.cache/pipe-k8s}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 29
+plan 37
 fx=$root/tests/e2e/oci-registry.py
 REGISTRY_VERSION=v3.1.2
 
@@ -48,10 +48,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_up URL: until something answers there (10 s at most).
+wait_up() {
+	local _
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_registry NAME PORT [AUTH-YAML]: a registry on 127.0.0.1:PORT with
 # its storage under $_tmp/NAME; waits until /v2/ answers.
 start_registry() {
-	local d=$_tmp/$1 i
+	local d=$_tmp/$1
 	mkdir -p "$d/data"
 	cat > "$d/config.yml" <<YML
 version: 0.1
@@ -66,15 +76,23 @@ ${3:-}
 YML
 	"$REG" serve "$d/config.yml" >"$d/log" 2>&1 &
 	pids+=($!)
-	for i in $(seq 100); do
-		curl -s -o /dev/null "http://127.0.0.1:$2/v2/" && return 0
-		sleep 0.1
-	done
+	wait_up "http://127.0.0.1:$2/v2/" && return 0
 	echo "registry $1 did not start:"; cat "$d/log"
 	return 1
 }
 
-resolve() { run "$driver" resolve "$@"; }
+# under make valgrind, the driver runs under memcheck too (an error or a
+# leak: exit 99)
+vg=()
+[ "${VALGRIND:-0}" = 1 ] && vg=(valgrind -q --error-exitcode=99 --leak-check=full
+	--suppressions="$root/tests/valgrind.supp")
+resolve() {
+	run "${vg[@]}" "$driver" resolve "$@"
+	# what memcheck found fails the check that follows, whatever it is
+	if [ "${#vg[@]}" -gt 0 ] && [ "$rc" = 99 ]; then
+		out="memcheck: $err" err="memcheck: $err" rc=99
+	fi
+}
 
 # ---------------------------------------------------------------- open
 P1=$(python3 "$fx" port)
@@ -89,7 +107,9 @@ expect_eq "open: HOST/REPO@digest of the pushed manifest" "$out" "$R1/pipe-test/
 dA2=$(python3 "$fx" push "http://$R1" pipe-test/busybox 1 A2 oci)
 resolve "$R1/pipe-test/busybox:1"
 expect_eq "re-tagged: the new digest" "$out" "$R1/pipe-test/busybox@$dA2"
-[ "$dA" != "$dA2" ] && ok "re-tagged: the digest changed" || not_ok "re-tagged: the digest changed" "$dA"
+if [ "$dA" != "$dA2" ]; then ok "re-tagged: the digest changed"; else
+	not_ok "re-tagged: the digest changed" "$dA"
+fi
 
 dD=$(python3 "$fx" push "http://$R1" pipe-test/busybox docker D docker)
 dI=$(python3 "$fx" push "http://$R1" pipe-test/busybox index I index)
@@ -108,6 +128,26 @@ expect_eq "the second resolve of an image: the same" "$out" \
 resolve "$R1/pipe-test/nothing:1"
 expect_rc "unknown repository: exit 2" 2
 expect_in "unknown repository: says so" "$err" "image '$R1/pipe-test/nothing:1' not found at $R1"
+
+# faults in front of the real registry: no digest header (a GET and its
+# sha256), a bad one, a wrong one; a rate limit
+for mode in strip bad lie busy; do
+	PX=$(python3 "$fx" port)
+	python3 "$fx" proxy "$PX" "http://$R1" "$mode" >/dev/null 2>&1 &
+	pids+=($!)
+	wait_up "http://127.0.0.1:$PX/v2/"
+	resolve "127.0.0.1:$PX/pipe-test/busybox:1"
+	case $mode in
+	strip) expect_eq "no Docker-Content-Digest: sha256 of the GET's body" "$out" \
+		"127.0.0.1:$PX/pipe-test/busybox@$dA2" ;;
+	bad) expect_in "a bad Docker-Content-Digest: an error" "$err" \
+		"registry 127.0.0.1:$PX sent a bad Docker-Content-Digest 'sha256:zz'" ;;
+	lie) expect_in "a GET whose body is not its digest: an error" "$err" \
+		"image '127.0.0.1:$PX/pipe-test/busybox:1': the manifest from 127.0.0.1:$PX has digest $dA2, not the sha256:" ;;
+	busy) expect_in "429: the rate limit's hint" "$err" \
+		"registry 127.0.0.1:$PX answered 429"$'\n'"hint: a pull rate limit" ;;
+	esac
+done
 
 # another name for this host (not loopback): https unless listed insecure
 ip=$(hostname -I 2>/dev/null | awk '{print $1}')
@@ -159,6 +199,33 @@ echo '{"auths":{},"credsStore":"pipetest"}' > "$DOCKER_CONFIG/config.json"
 PATH=$_tmp/bin:$PATH resolve "$R2/team/app:v1"
 expect_eq "basic: credsStore helper" "$out" "$R2/team/app@$d2"
 
+# ---------------------------------------------------------------- tls
+# https with a private CA (Docker's certs.d/HOST:PORT/ca.crt) and Basic
+# auth, as htpasswd is meant to be used; needs a non-loopback address
+if [ -n "$ip" ] && [[ $ip != 127.* ]]; then
+	P4=$(python3 "$fx" port)
+	mkdir -p "$_tmp/tls"
+	python3 "$fx" tls "$_tmp/tls" "$ip"
+	BIND=0.0.0.0 start_registry tls "$P4" "  tls:
+    certificate: $_tmp/tls/server.crt
+    key: $_tmp/tls/server.key
+auth:
+  htpasswd:
+    realm: pipe-test
+    path: $_tmp/basic/htpasswd" || true
+	d4=$(SSL_CERT_FILE=$_tmp/tls/ca.crt python3 "$fx" push "https://127.0.0.1:$P4" secure/app v1 T oci ann 'ann-Pa55word')
+	echo "{\"auths\":{\"$ip:$P4\":{\"auth\":\"$auth\"}}}" > "$DOCKER_CONFIG/config.json"
+	resolve "$ip:$P4/secure/app:v1"
+	expect_in "https, an unknown CA: refused" "$err" "cannot reach the registry at https://$ip:$P4"
+	expect_in "  where its CA goes" "$err" "hint: a private CA's certificate goes in /etc/docker/certs.d/$ip:$P4/ca.crt"
+	mkdir -p "$_tmp/certs.d/$ip:$P4"
+	cp "$_tmp/tls/ca.crt" "$_tmp/certs.d/$ip:$P4/ca.crt"
+	PIPE_REGISTRY_CERTS_D=$_tmp/certs.d resolve "$ip:$P4/secure/app:v1"
+	expect_eq "https: certs.d/HOST:PORT/ca.crt, Basic auth" "$out" "$ip:$P4/secure/app@$d4"
+else
+	skip 3 oci "no non-loopback address here (hostname -I)"
+fi
+
 # ---------------------------------------------------------------- token
 P3=$(python3 "$fx" port)
 PT=$(python3 "$fx" port)
@@ -167,6 +234,7 @@ python3 "$fx" keygen "$_tmp/token"
 python3 "$fx" token-server "$PT" "$_tmp/token" bob 'bob-T0ken-Pass' pipe-issuer pipe-registry \
 	>"$_tmp/token/log" 2>&1 &
 pids+=($!)
+wait_up "http://127.0.0.1:$PT/"
 start_registry token "$P3" "auth:
   token:
     realm: http://127.0.0.1:$PT/token
@@ -191,6 +259,9 @@ expect_eq "token: Bearer through the realm, credHelpers" "$out" \
 d3b=$(python3 "$fx" push "http://$R3" lab/model 2024 F oci bob 'bob-T0ken-Pass')
 PATH=$_tmp/bin:$PATH resolve "$R3/lab/model:2024"
 expect_eq "token: re-tagged, the new digest" "$out" "$R3/lab/model@$d3b"
+echo "{\"auths\":{\"$R3\":{\"identitytoken\":\"bob-T0ken-Pass\"}}}" > "$DOCKER_CONFIG/config.json"
+resolve "$R3/lab/model:2024"
+expect_eq "token: an identity token, POSTed as OAuth2 refresh token" "$out" "$R3/lab/model@$d3b"
 echo "{\"auths\":{\"$R3\":{\"auth\":\"$(printf 'bob:Wr0ng-Secret' | base64)\"}}}" > "$DOCKER_CONFIG/config.json"
 resolve "$R3/lab/model:2024"
 expect_rc "token, wrong password: exit 3" 3
