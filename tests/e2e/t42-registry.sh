@@ -35,8 +35,12 @@ if [ ! -x "$driver" ]; then
 	make -s -C "$root" build/tests/test_oci >&2 && driver=$root/build/tests/test_oci
 fi
 [ -x "$driver" ] || skip_all oci "cannot build build/tests/test_oci"
+# the token server signs with it: installed when missing (pip, then apt)
 python3 -c 'import cryptography' 2>/dev/null ||
-	skip_all oci "python3 without the cryptography module (Debian: python3-cryptography)"
+	python3 -m pip install -q cryptography >/dev/null 2>&1 ||
+	{ [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-cryptography >/dev/null 2>&1; }
+python3 -c 'import cryptography' 2>/dev/null ||
+	skip_all oci "python3 without the cryptography module (pip install cryptography, or Debian: python3-cryptography)"
 REG=$(registry_bin) || skip_all oci "no registry binary and no Go to build it"
 
 pids=()
