@@ -155,7 +155,8 @@ report() {
 count() { sed -n "s/^\[  $1 *\] \([0-9]*\) test.*/\1/p" "$2" | tail -1; }
 
 for t in "$UNIT_DIR"/test_*; do
-	in_group unit && [ -x "$t" ] || continue
+	in_group unit || break
+	[ -x "$t" ] || continue
 	name=$(basename "$t")
 	[ -n "$ONLY" ] && [[ $name != *$ONLY* ]] && continue
 	need_docker "$name"

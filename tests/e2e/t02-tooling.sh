@@ -41,6 +41,28 @@ runner
 expect_rc "a plan that does not match fails" 1
 expect_in "it names the plan" "$out" "not ok - plan: 4 checks"
 
+# --- tests/run.sh's Kubernetes group, with a cluster.sh that cannot run ---
+new_ws
+mkdir e2e unit k8s
+printf '. "%s/tests/e2e/lib.sh"\nexpect_eq one 1 1\nfinish\n' "$root" >e2e/t01-fine.sh
+printf '#!/bin/sh\n[ "$1" = check ] && echo made up && exit 1\necho "$1" >>%s/calls\n' "$PWD" >k8s/cluster.sh
+cat >k8s/t00-fake.sh <<EOF
+. "$root/tests/e2e/lib.sh"
+plan 2
+[ "\$PIPE_K8S_READY" = 1 ] || skip_all k8s "\$PIPE_K8S_WHY"
+EOF
+runner
+expect_rc "k8s: a cluster that cannot run here is a skip outside CI" 0
+expect_in "k8s: the group is skipped with the reason" "$out" \
+	"SKIP t00-fake.sh (2 checks): no test cluster here: made up"
+expect_eq "k8s: nothing was brought up" "$(cat calls 2>/dev/null)" ""
+runner CI=true
+expect_in "k8s: in CI the skip fails" "$out" "1 passed, 2 failed, 0 skipped"
+runner PIPE_SKIP=k8s
+expect_not_in "k8s: PIPE_SKIP=k8s leaves the group out" "$out" t00-fake
+runner K8S=0
+expect_not_in "k8s: so does K8S=0" "$out" t00-fake
+
 # --- tests/docker-env.sh when dockerd dies at once ---
 # (it starts dockerd through sudo when not root: the fake one needs root)
 new_ws

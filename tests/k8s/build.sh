@@ -8,6 +8,7 @@
 # stay where Go keeps them, so a rebuild after a version change is
 # incremental. Cold (empty Go caches), about 12 minutes on 2 cores.
 set -euo pipefail
+# shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 k8s_go_ok
 REGISTRY_VERSION=v3.1.2

@@ -17,6 +17,7 @@
 # Needs root, cgroup v1 and Go >= 1.24 (/usr/local/go is found). Env:
 # PIPE_K8S_CACHE (binaries, logs), PIPE_K8S_RUN (state), PIPE_K8S_IMAGES.
 set -uo pipefail
+# shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 
 check() {

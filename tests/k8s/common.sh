@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the names are for the scripts that source it
 # What every script of tests/k8s shares (bash; sourced): where the test
 # cluster keeps its binaries and its state, its addresses, and small
 # helpers. Binaries live outside the checkout, in

@@ -6,6 +6,7 @@
 # created, the CNI bridge, the registry and $PIPE_K8S_RUN. The logs stay
 # in $PIPE_K8S_CACHE/log.
 set -uo pipefail
+# shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 RUN=$PIPE_K8S_RUN
 
@@ -28,6 +29,6 @@ while read -r d; do rmdir "$d" 2>/dev/null; done <"$RUN/mountpoints" 2>/dev/null
 ip link del "$K8S_BRIDGE" 2>/dev/null
 "$k8s_here/registry.sh" down >/dev/null
 rm -rf "$RUN"
-left=$(ls -d /sys/fs/cgroup/*/"$K8S_CG" 2>/dev/null)
-[ -z "$left" ] || { echo "k8s: down: cgroups left: $left" >&2; exit 1; }
+cgs=$(ls -d /sys/fs/cgroup/*/"$K8S_CG" 2>/dev/null)
+[ -z "$cgs" ] || { echo "k8s: down: cgroups left: $cgs" >&2; exit 1; }
 echo "k8s: down"

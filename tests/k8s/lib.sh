@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the Kubernetes tests (sourced): everything of
 # tests/e2e/lib.sh (ok, not_ok, run, expect_*, plan, skip, finish, a temp
 # workspace and its own HOME), the test cluster's address and credentials

@@ -12,6 +12,7 @@
 #   push IMAGE  tags the local Docker image IMAGE as 127.0.0.1:5000/IMAGE,
 #               pushes it, and prints 127.0.0.1:5000/NAME@sha256:DIGEST
 set -uo pipefail
+# shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 export PIPE_K8S_REGISTRY_RUN=${PIPE_K8S_REGISTRY_RUN:-$PIPE_K8S_CACHE/registry}
 R=$PIPE_K8S_REGISTRY_RUN
@@ -42,6 +43,7 @@ storage:
   delete: {enabled: true}
 http:
   addr: $K8S_REGISTRY
+  secret: pipe-k8s-test
 EOC
 	# its pid file sits beside the cluster's: k8s_start writes there
 	PIPE_K8S_RUN=$R k8s_start registry "$K8S_BIN/registry" serve "$R/config.yml"

@@ -12,6 +12,7 @@ need_cluster
 
 id=$$
 hello=t00-hello-$id idx=t00-idx-$id
+# shellcheck disable=SC2317 # run by the trap
 cleanup() { jobs_delete "$hello" "$idx"; }
 trap 'cleanup; rm -rf "$_tmp"' EXIT
 
@@ -110,6 +111,6 @@ expect_eq "completedIndexes" "$(echo "$out" | jfield 'd["status"].get("completed
 # --- clean-up ---
 run jobs_delete "$hello" "$idx"
 expect_rc "its pods are gone" 0
-left=$(kapi GET /apis/batch/v1/namespaces/default/jobs | jfield "[j['metadata']['name'] for j in d['items'] if j['metadata']['name'] in ('$hello', '$idx')]")
-expect_eq "its Jobs are deleted" "$left" ""
+jobs=$(kapi GET /apis/batch/v1/namespaces/default/jobs | jfield "[j['metadata']['name'] for j in d['items'] if j['metadata']['name'] in ('$hello', '$idx')]")
+expect_eq "its Jobs are deleted" "$jobs" ""
 finish

@@ -10,6 +10,7 @@
 # local Docker images pushed to the registry (pipe-test/busybox:1 when it
 # exists).
 set -euo pipefail
+# shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 RUN=$PIPE_K8S_RUN P=$K8S_PKI
 CTR=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
@@ -95,7 +96,8 @@ k8s_start kube-scheduler "$K8S_BIN/kube-scheduler" \
 # The node's cgroup parent, in every v1 hierarchy (kubelet checks the
 # name=systemd one too); cpuset needs its cpus and mems before a task joins.
 for d in /sys/fs/cgroup/*/; do
-	[ -f "$d/cgroup.procs" ] && [ "$d" != /sys/fs/cgroup/unified/ ] || continue
+	[ -f "$d/cgroup.procs" ] || continue
+	[ "$d" != /sys/fs/cgroup/unified/ ] || continue
 	mkdir -p "$d$K8S_CG/daemons"
 	[ -f "$d/cpuset.cpus" ] || continue
 	for c in "$K8S_CG" "$K8S_CG/daemons"; do
