@@ -240,6 +240,15 @@ static void job_free(struct kjob *j)
 		free(j->env_dir);
 	}
 	strbuf_release(&j->body);
+	for (size_t i = 0; j->units && i < j->n; i++) {
+		if (!j->units[i])
+			continue;
+		http_xfer_free(j->units[i]->logx);
+		loop_timer_disarm(&j->units[i]->drain);
+		free(j->units[i]->pod);
+		free(j->units[i]->reason);
+		free(j->units[i]);
+	}
 	free(j->units);
 	free(j->name);
 	free(j);
@@ -370,12 +379,12 @@ static void kube_release(struct loop_unit *lu)
 	struct kunit *u = lu->impl;
 	struct kjob *j = u->job;
 
+	/* u stays in the Job (events for its index may still come) until
+	 * the Job is freed */
 	http_xfer_free(u->logx);
+	u->logx = NULL;
 	loop_timer_disarm(&u->drain);
-	free(u->pod);
-	free(u->reason);
 	u->lu = NULL;
-	free(u);
 	if (!--j->open)
 		job_closed(j);
 }
