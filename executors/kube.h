@@ -38,6 +38,7 @@ struct kube_job_spec {
 				  * files; NULL when every unit has the
 				  * same environment */
 	char *const *common_env; /* KEY=VALUE for every pod */
+	int grace_s;		 /* TERM to KILL when a pod is stopped */
 };
 
 /* "pipe-train-0a1b2c3d4e5f": DNS-safe, at most 52 characters, so that a

@@ -487,6 +487,10 @@ struct json *kube_job_manifest(const struct kube_job_spec *s)
 	json_set_str(pod, "restartPolicy", "Never");
 	json_set_bool(pod, "automountServiceAccountToken", 0);
 	json_set_bool(pod, "enableServiceLinks", 0);
+	/* a timeout or a cancel: TERM, then KILL after pipe's grace period
+	 * (the cluster's default is 30 s) */
+	json_set_int(pod, "terminationGracePeriodSeconds",
+		     s->grace_s > 0 ? s->grace_s : 5);
 	json_set_bool(pod, "securityContext.runAsNonRoot", 1);
 	json_set_int(pod, "securityContext.runAsUser", s->uid);
 	json_set_int(pod, "securityContext.runAsGroup", s->gid);

@@ -1045,6 +1045,8 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 	spec.image = u0->image;
 	spec.kopt = &ctx->kopt;
 	spec.common_env = common.v;
+	spec.grace_s =
+		ctx->opt.grace_ms > 0 ? (ctx->opt.grace_ms + 999) / 1000 : 5;
 	for (size_t i = 0; i < n; i++)
 		give_rw(&units[i], spec.uid, spec.gid);
 	manifest = kube_job_manifest(&spec);
