@@ -69,11 +69,12 @@ k8s_alive() {
 }
 
 # k8s_start NAME CMD...: CMD in the background, in its own session, its
-# output in $K8S_LOG/NAME.log and its pid in $PIPE_K8S_RUN/NAME.pid.
+# output in $K8S_LOG/NAME.log and its pid in $PIPE_K8S_RUN/NAME.pid; it
+# does not inherit cluster.sh's lock (fd 9).
 k8s_start() {
 	local n=$1
 	shift
-	setsid "$@" >>"$K8S_LOG/$n.log" 2>&1 </dev/null &
+	setsid "$@" >>"$K8S_LOG/$n.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$PIPE_K8S_RUN/$n.pid"
 }
 

@@ -15,6 +15,7 @@ set -euo pipefail
 RUN=$PIPE_K8S_RUN P=$K8S_PKI
 CTR=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
 t0=$(date +%s.%N)
+trap 'echo "k8s: up.sh failed at line $LINENO (logs: $K8S_LOG)" >&2' ERR
 
 say() {
 	awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$*" \
