@@ -15,7 +15,7 @@ K8S_PKI=$PIPE_K8S_RUN/pki
 K8S_SERVER=https://127.0.0.1:6443
 K8S_REGISTRY=127.0.0.1:5000
 K8S_NODE=localhost # the apiserver reaches the kubelet by this Hostname
-K8S_CG=pipe-k8s    # cgroup parent, in every v1 hierarchy
+K8S_CG=${PIPE_K8S_CGROUP:-pipe-k8s} # cgroup parent, in every v1 hierarchy
 K8S_BRIDGE=pipek8s0
 PATH=$PATH:/usr/local/go/bin
 

@@ -50,7 +50,7 @@ done
 rm -rf "$K8S_LOG"
 mkdir -p "$RUN/conf/cni" "$K8S_LOG"
 for f in containerd.toml kubelet.yaml cni/10-pipe-k8s.conflist; do
-	sed "s|@RUN@|$RUN|g" "$k8s_here/conf/$f" >"$RUN/conf/$f"
+	sed "s|@RUN@|$RUN|g; s|@CG@|$K8S_CG|g" "$k8s_here/conf/$f" >"$RUN/conf/$f"
 done
 "$k8s_here/pki.sh" "$P" "$K8S_NODE"
 "$k8s_here/registry.sh" up
