@@ -97,7 +97,7 @@ need_k8s() {
 		return
 	fi
 	k8s_started=1
-	echo "k8s: bringing the test cluster up (the first time it is built: about 12 minutes)"
+	echo "k8s: bringing the test cluster up (built the first time: 12 minutes or more)"
 	if ! PIPE_K8S_USER=$$ bash "$K8S_DIR/cluster.sh" up >"$log/k8s-up.out" 2>&1; then
 		PIPE_K8S_WHY="the test cluster did not come up"
 		report "k8s " "cluster up" "$log/k8s-up.out" 1 0 1 0
