@@ -97,7 +97,8 @@ need_k8s() {
 		return
 	fi
 	k8s_started=1
-	if ! bash "$K8S_DIR/cluster.sh" up >"$log/k8s-up.out" 2>&1; then
+	echo "k8s: bringing the test cluster up (built the first time: 12 minutes or more)"
+	if ! PIPE_K8S_USER=$$ bash "$K8S_DIR/cluster.sh" up >"$log/k8s-up.out" 2>&1; then
 		PIPE_K8S_WHY="the test cluster did not come up"
 		report "k8s " "cluster up" "$log/k8s-up.out" 1 0 1 0
 		tail -n 20 "$log/k8s-up.out" | sed 's/^/    /'
@@ -112,7 +113,7 @@ need_k8s() {
 k8s_down() {
 	[ "$k8s_started" = 1 ] && [ "${PIPE_K8S_KEEP:-0}" != 1 ] || return 0
 	k8s_started=0
-	bash "$K8S_DIR/cluster.sh" down >"$log/k8s-down.out" 2>&1 ||
+	PIPE_K8S_USER=$$ bash "$K8S_DIR/cluster.sh" down >"$log/k8s-down.out" 2>&1 ||
 		sed 's/^/    /' "$log/k8s-down.out"
 }
 

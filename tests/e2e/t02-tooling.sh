@@ -45,6 +45,7 @@ expect_in "it names the plan" "$out" "not ok - plan: 4 checks"
 new_ws
 mkdir e2e unit k8s
 printf '. "%s/tests/e2e/lib.sh"\nexpect_eq one 1 1\nfinish\n' "$root" >e2e/t01-fine.sh
+# shellcheck disable=SC2016 # $1 is the fake script's
 printf '#!/bin/sh\n[ "$1" = check ] && echo made up && exit 1\necho "$1" >>%s/calls\n' "$PWD" >k8s/cluster.sh
 cat >k8s/t00-fake.sh <<EOF
 . "$root/tests/e2e/lib.sh"

@@ -15,7 +15,8 @@
 #               prints its reference by digest (registry.sh push)
 #   check       why the cluster cannot run here (exit 1), or nothing
 # Needs root, cgroup v1 and Go >= 1.24 (/usr/local/go is found). Env:
-# PIPE_K8S_CACHE (binaries, logs), PIPE_K8S_RUN (state), PIPE_K8S_IMAGES.
+# PIPE_K8S_CACHE (binaries, logs), PIPE_K8S_RUN (state), PIPE_K8S_IMAGES,
+# PIPE_K8S_USER (the pid of a test run sharing the cluster: see lock).
 set -uo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
@@ -26,15 +27,47 @@ check() {
 	k8s_go_ok 2>&1 || return 1
 }
 
+# Checkouts on one machine share the cache, the run folder and the ports:
+# one up or down at a time, and a run that brought the cluster up
+# (PIPE_K8S_USER, its pid) takes it down only when no other such run lives.
+# The daemons do not hold the lock (common.sh: k8s_start).
+lock() {
+	mkdir -p "$PIPE_K8S_CACHE"
+	exec 9>"$PIPE_K8S_CACHE/lock"
+	flock 9
+}
+users=$PIPE_K8S_RUN/users
+
+# others: the live runs, other than PIPE_K8S_USER, using the cluster.
+others() {
+	local f p
+	for f in "$users"/*; do
+		p=${f##*/}
+		[ -f "$f" ] || continue
+		[ "$p" != "${PIPE_K8S_USER:-}" ] || continue
+		if k8s_alive "$p"; then echo "$p"; else rm -f "$f"; fi
+	done
+}
+
 case ${1:-} in
 build) "$k8s_here/build.sh" ;;
 up)
 	why=$(check) || { echo "k8s: cannot run here: $why" >&2; exit 1; }
 	k8s_apt containerd runc containernetworking-plugins openssl gcc libc6-dev \
 		curl iproute2 python3 || exit 1
-	"$k8s_here/build.sh" && "$k8s_here/up.sh"
+	lock
+	"$k8s_here/build.sh" && "$k8s_here/up.sh" || exit 1
+	[ -z "${PIPE_K8S_USER:-}" ] || { mkdir -p "$users" && touch "$users/$PIPE_K8S_USER"; }
 	;;
-down) "$k8s_here/down.sh" ;;
+down)
+	lock
+	if [ -n "${PIPE_K8S_USER:-}" ]; then
+		rm -f "$users/$PIPE_K8S_USER"
+		o=$(others | tr '\n' ' ')
+		[ -z "$o" ] || { echo "k8s: left up: other runs use it (pids ${o% })"; exit 0; }
+	fi
+	"$k8s_here/down.sh"
+	;;
 env)
 	printf 'export %s=%q\n' KUBECONFIG "$K8S_PKI/admin.kubeconfig" \
 		PIPE_K8S_CA "$K8S_PKI/ca.crt" PIPE_K8S_CERT "$K8S_PKI/admin.crt" \

@@ -15,21 +15,12 @@ K8S_PKI=$PIPE_K8S_RUN/pki
 K8S_SERVER=https://127.0.0.1:6443
 K8S_REGISTRY=127.0.0.1:5000
 K8S_NODE=localhost # the apiserver reaches the kubelet by this Hostname
-K8S_CG=pipe-k8s    # cgroup parent, in every v1 hierarchy
+K8S_CG=${PIPE_K8S_CGROUP:-pipe-k8s} # cgroup parent, in every v1 hierarchy
 K8S_BRIDGE=pipek8s0
 PATH=$PATH:/usr/local/go/bin
 
-k8s_sudo() {
-	if [ "$(id -u)" = 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		return 1
-	fi
-}
-
-# k8s_apt PKG...: installs the Debian packages not installed yet.
+# k8s_apt PKG...: installs the Debian packages not installed yet (the
+# cluster needs root anyway).
 k8s_apt() {
 	local p missing=()
 	for p; do
@@ -38,14 +29,15 @@ k8s_apt() {
 	done
 	[ ${#missing[@]} = 0 ] && return 0
 	echo "k8s: installing ${missing[*]}" >&2
-	k8s_sudo apt-get update -qq >/dev/null 2>&1
-	k8s_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	apt-get update -qq >/dev/null 2>&1
+	env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
 		{ echo "k8s: cannot install ${missing[*]}" >&2; return 1; }
 }
 
 # k8s_go_ok: a Go toolchain of at least 1.24 is on PATH (or in
-# /usr/local/go/bin); else says so on stderr.
+# /usr/local/go/bin); else says so on stderr. (etcd 3.5.36 wants Go 1.26:
+# an older go fetches that toolchain from the module proxy, GOTOOLCHAIN=auto.)
 k8s_go_ok() {
 	local v
 	v=$(go env GOVERSION 2>/dev/null) || {
@@ -60,20 +52,17 @@ k8s_go_ok() {
 	return 1
 }
 
-# k8s_alive PID: the process runs and is not a zombie.
-k8s_alive() {
-	local st
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	st=${st##*) }
-	[ "${st%% *}" != Z ]
-}
+# k8s_alive PID: the process runs (the daemons are orphans: init reaps
+# them, no zombie stays).
+k8s_alive() { kill -0 "$1" 2>/dev/null; }
 
 # k8s_start NAME CMD...: CMD in the background, in its own session, its
-# output in $K8S_LOG/NAME.log and its pid in $PIPE_K8S_RUN/NAME.pid.
+# output in $K8S_LOG/NAME.log and its pid in $PIPE_K8S_RUN/NAME.pid; it
+# does not inherit cluster.sh's lock (fd 9).
 k8s_start() {
 	local n=$1
 	shift
-	setsid "$@" >>"$K8S_LOG/$n.log" 2>&1 </dev/null &
+	setsid "$@" >>"$K8S_LOG/$n.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$PIPE_K8S_RUN/$n.pid"
 }
 

@@ -25,7 +25,7 @@ done
 k8s_stop kube-scheduler kube-controller-manager kube-apiserver etcd
 grep -q " $RUN/mntns " /proc/self/mountinfo && umount "$RUN/mntns"
 # the mount points node-ns.sh made (empty on the host)
-while read -r d; do rmdir "$d" 2>/dev/null; done <"$RUN/mountpoints" 2>/dev/null
+while read -r d; do rmdir "$d" 2>/dev/null; done 2>/dev/null <"$RUN/mountpoints"
 ip link del "$K8S_BRIDGE" 2>/dev/null
 "$k8s_here/registry.sh" down >/dev/null
 rm -rf "$RUN"

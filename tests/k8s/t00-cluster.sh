@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test cluster itself, with curl only: the apiserver answers with the
-# admin's client certificate and with the bearer token (and not without
-# either); an image pushed to the test registry is pulled by digest; a Job
+# admin's client certificate and with the bearer token (and refuses
+# anonymous requests); an image pushed to the test registry is pulled by digest; a Job
 # of it runs as a non-root user and writes into hostPath folders of the
 # workspace; the pod's log comes back over REST; an Indexed Job with
 # backoffLimitPerIndex 0 whose index 1 fails ends with exactly that index
@@ -22,7 +22,7 @@ expect_in "client certificate: the apiserver answers" "$out" '"gitVersion": "v1.
 run kapi_token /api/v1/namespaces/default
 expect_in "bearer token: the apiserver answers" "$out" '"name": "default"'
 run curl -s -o /dev/null -w '%{http_code}' --cacert "$PIPE_K8S_CA" "$PIPE_K8S_SERVER/api/v1/namespaces"
-expect_eq "no credentials: 401" "$out" 401
+expect_eq "no credentials: anonymous, refused" "$out" 403
 run kapi GET "/api/v1/nodes/$K8S_NODE"
 expect_eq "the node is Ready" "$(echo "$out" | jfield '[c["status"] for c in d["status"]["conditions"] if c["type"] == "Ready"]')" True
 
@@ -57,7 +57,7 @@ spec:
         command: [/bin/sh, -c]
         args:
         - id -u; echo open >/ws/open/f && echo owned >/ws/owned/f
-          && { echo closed >/ws/closed/f 2>/dev/null || echo closed-denied; }
+          && { { echo closed >/ws/closed/f; } 2>/dev/null || echo closed-denied; }
         volumeMounts:
         - {name: open, mountPath: /ws/open}
         - {name: owned, mountPath: /ws/owned}

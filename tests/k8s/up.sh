@@ -15,6 +15,7 @@ set -euo pipefail
 RUN=$PIPE_K8S_RUN P=$K8S_PKI
 CTR=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
 t0=$(date +%s.%N)
+trap 'echo "k8s: up.sh failed at line $LINENO (logs: $K8S_LOG)" >&2' ERR
 
 say() {
 	awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$*" \
@@ -49,7 +50,7 @@ done
 rm -rf "$K8S_LOG"
 mkdir -p "$RUN/conf/cni" "$K8S_LOG"
 for f in containerd.toml kubelet.yaml cni/10-pipe-k8s.conflist; do
-	sed "s|@RUN@|$RUN|g" "$k8s_here/conf/$f" >"$RUN/conf/$f"
+	sed "s|@RUN@|$RUN|g; s|@CG@|$K8S_CG|g" "$k8s_here/conf/$f" >"$RUN/conf/$f"
 done
 "$k8s_here/pki.sh" "$P" "$K8S_NODE"
 "$k8s_here/registry.sh" up
