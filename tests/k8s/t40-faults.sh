@@ -6,7 +6,7 @@
 # start of a run and the stage that uses it (the Job's digest and what the
 # pod ran agree). Everything runs in its own namespace (pipe-kfault).
 . "$(dirname "$0")/lib.sh"
-plan 43
+plan 48
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
@@ -208,9 +208,14 @@ expect_rc "... and the stage is not fresh" 1
 stop_proxies
 
 # ---------------------------------------------------------------- 4
-# An image re-tagged between the start of the run and the stage that uses
+# An image re-tagged between the start of a run and the stage that uses
 # it: two images FROM scratch, /marker A or B; retag:1 names A when the
-# run starts, and its first stage makes it name B.
+# run starts, and its first (local) stage makes it name B. Whatever pipe
+# resolves, the Job runs that digest and the key says so: a stage keyed
+# on A is stale afterwards (the tag names B), one keyed on B is fresh.
+# Round 1: the first run (the second stage's input does not exist yet);
+# round 2: the tag back on A, the first stage changed so that it runs
+# again (its output is there when the run starts).
 retag_build() { # retag_build TAG MARKER
 	local ctx a rc
 	ctx=$(mktemp -d "$_tmp/img.XXXXXX")
@@ -230,21 +235,13 @@ digest() {
 		-H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		"http://$reg/v2/$1/manifests/$2" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p'
 }
-if retag_build pipe-test/retag:a A && retag_build pipe-test/retag:b B &&
-	k8s_push pipe-test/retag:a >/dev/null && k8s_push pipe-test/retag:b >/dev/null &&
-	docker tag pipe-test/retag:a "$reg/pipe-test/retag:1" &&
-	docker push -q "$reg/pipe-test/retag:1" >/dev/null; then
-	da=$(digest pipe-test/retag a) db=$(digest pipe-test/retag b)
-	expect_eq "retag:1 names A when the run starts" "$(digest pipe-test/retag 1)" "$da"
-	[ -n "$da" ] && [ "$da" != "$db" ] && ok "A and B are different images ($da, $db)" ||
-		not_ok "A and B are different images" "A $da" "B $db"
-	new_ws
-	chown 1000:1000 .
+tag_a() { docker tag pipe-test/retag:a "$reg/pipe-test/retag:1" && docker push -q "$reg/pipe-test/retag:1" >/dev/null; }
+retag_pipefile() { # retag_pipefile MARK: what the first stage writes
 	cat > Pipefile <<YML
 kubernetes: {namespace: $NS}
 stages:
   retag:
-    cmd: docker tag pipe-test/retag:b $reg/pipe-test/retag:1 && docker push -q $reg/pipe-test/retag:1 > /dev/null && echo B > retagged.txt
+    cmd: docker tag pipe-test/retag:b $reg/pipe-test/retag:1 && docker push -q $reg/pipe-test/retag:1 > /dev/null && echo $1 > retagged.txt
     outputs: [retagged.txt]
   marker:
     executor: kubernetes
@@ -253,35 +250,51 @@ stages:
     inputs: [retagged.txt]
     outputs: [out.txt]
 YML
+}
+# retag_round N: runs the Pipefile with the tag on A; the checks (6)
+retag_round() {
+	local job_image ran st
+	expect_eq "round $1: retag:1 names A when the run starts" "$(digest pipe-test/retag 1)" "$da"
 	run pipe run -v
-	expect_rc "a run whose first stage re-tags the second's image" 0
-	expect_eq "... the tag names B afterwards" "$(digest pipe-test/retag 1)" "$db"
+	expect_rc "round $1: a run whose first stage re-tags the second's image" 0
 	job_image=$(printf '%s\n' "$err" | sed -n 's/^.*kubernetes: Job pipe-marker-[^:]*: //p' | head -1 |
 		jfield 'd["spec"]["template"]["spec"]["containers"][0]["image"]')
 	case $job_image in
 	"$reg/pipe-test/retag@$da") ran=A ;;
 	"$reg/pipe-test/retag@$db") ran=B ;;
-	*) ran="not A nor B" ;;
+	*) ran="neither A nor B" ;;
 	esac
-	[ "$ran" = A ] || [ "$ran" = B ] && ok "the Job's image is pinned to A or B by digest ($ran)" ||
-		not_ok "the Job's image is pinned to A or B by digest" "image: $job_image" "A: $da" "B: $db"
-	expect_eq "... and the pod ran that digest (its /marker)" "$(cat out.txt 2>/dev/null)" "$ran"
-	# what pipe recorded for the stage: the image it keyed on
-	rec=$(pipe status --json 2>/dev/null)
+	{ [ "$ran" = A ] || [ "$ran" = B ]; } && ok "... the Job's image is A or B, by digest ($ran)" ||
+		not_ok "... the Job's image is A or B, by digest" "image: $job_image" "A: $da" "B: $db"
+	expect_eq "... the pod ran that digest (its /marker)" "$(cat out.txt 2>/dev/null)" "$ran"
 	run pipe status
+	st=$out
 	if [ "$ran" = A ]; then
-		expect_rc "pipe resolved A: afterwards the stage is stale (the tag names B)" 1
-		expect_in "... pipe status says so" "$out" "stale marker"
+		expect_rc "... pipe resolved A: afterwards the stage is stale (the tag names B)" 1
+		expect_in "... pipe status says so" "$st" "stale marker"
 	else
-		expect_rc "pipe resolved B (after the first stage): afterwards everything is fresh" 0
-		expect_in "... pipe status says the stage is fresh" "$out" "fresh marker"
+		expect_rc "... pipe resolved B (after the first stage): afterwards all is fresh" 0
+		expect_in "... pipe status says so" "$st" "fresh marker"
 	fi
-	printf 'retag: A=%s B=%s job=%s ran=%s\nstatus: %s\n%s\nstatus --json: %s\n' \
-		"$da" "$db" "$job_image" "$ran" "$out" "$err" "$rec" > "$_tmp/retag.observed"
-	echo "# retag: the Job ran $ran ($job_image); A=$da B=$db"
-	expect_no_job "... no Job left"
+	printf 'round %s: A=%s B=%s Job image=%s ran=%s\npipe status (exit %s):\n%s\n' \
+		"$1" "$da" "$db" "$job_image" "$ran" "$rc" "$st" >> "$_tmp/retag.observed"
+	echo "# retag round $1: the Job ran $ran ($job_image); pipe status: $(echo "$st" | tr '\n' ' ')"
+}
+if retag_build pipe-test/retag:a A && retag_build pipe-test/retag:b B &&
+	k8s_push pipe-test/retag:a >/dev/null && k8s_push pipe-test/retag:b >/dev/null && tag_a; then
+	da=$(digest pipe-test/retag a) db=$(digest pipe-test/retag b)
+	[ -n "$da" ] && [ -n "$db" ] && [ "$da" != "$db" ] && ok "A and B are different images ($da, $db)" ||
+		not_ok "A and B are different images" "A $da" "B $db"
+	new_ws
+	chown 1000:1000 .
+	retag_pipefile B1
+	retag_round 1
+	tag_a
+	retag_pipefile B2
+	retag_round 2
+	expect_no_job "no Job left"
 else
 	not_ok "the two retag images could not be built and pushed"
-	skip 8 k8s "no retag images"
+	skip 13 k8s "no retag images"
 fi
 finish
