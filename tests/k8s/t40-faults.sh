@@ -47,7 +47,7 @@ stages:
     image: ${IMAGE:-$image}
     cmd: $2
     outputs: [out.txt]
-$3
+${3:-}
 YML
 }
 # pod_running: a pod of ours runs
