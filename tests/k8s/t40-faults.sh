@@ -20,6 +20,9 @@ cleanup() {
 	for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	kapi DELETE "/apis/batch/v1/namespaces/$NS/jobs?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpipe&propagationPolicy=Background" >/dev/null 2>&1
 	kapi DELETE "/api/v1/namespaces/$NS/pods?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpipe" >/dev/null 2>&1
+	# PIPE_T40_KEEP=DIR: pipe's output and the proxies' logs kept there
+	[ -n "${PIPE_T40_KEEP:-}" ] && mkdir -p "$PIPE_T40_KEEP" &&
+		cp "$_tmp"/*.err "$_tmp"/*.out "$_tmp"/*.log "$_tmp"/*.observed "$PIPE_T40_KEEP"/ 2>/dev/null
 	rm -rf "$_tmp"
 }
 trap cleanup EXIT
@@ -82,7 +85,7 @@ expect_in "... it said it retried while the API was away" "$err" "retrying in"
 expect_in "... the pod's log before the restart streamed" "$out" "[restart] before"
 expect_in "... and its log after the restart too" "$out" "[restart] after"
 expect_no_job "... no Job left"
-cp "$_tmp/restart.err" "$_tmp/restart.keep.err"
+cat .pipe/logs/*.log > "$_tmp/restart.unit.log" 2>/dev/null
 
 # ---------------------------------------------------------------- 2
 # faultproxy.py: its serving certificate, signed by the cluster's CA
@@ -143,6 +146,7 @@ new_ws
 chown 1000:1000 .
 stage gone 'sleep 4; echo gone-ok > out.txt'
 KUBECONFIG=$_tmp/gone.kubeconfig run pipe run -v
+cp "$_tmp/.err" "$_tmp/gone.pipe.err"
 expect_rc "a watch of Jobs answered 410 Gone: the stage finishes" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "gone-ok"
 expect_eq "... the proxy did answer 410" "$(grep -c ' GONE$' "$_tmp/gone.log")" 1
@@ -158,6 +162,7 @@ new_ws
 chown 1000:1000 .
 stage drop 'sleep 10; echo drop-ok > out.txt'
 KUBECONFIG=$_tmp/drop.kubeconfig run pipe run -v
+cp "$_tmp/.err" "$_tmp/drop.pipe.err"
 expect_rc "watch streams cut every 2 s: a 10 s stage finishes" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "drop-ok"
 n=$(grep -c ' DROPPED$' "$_tmp/drop.log")
@@ -185,6 +190,7 @@ new_ws
 chown 1000:1000 .
 stage busy 'echo busy-ok > out.txt'
 KUBECONFIG=$_tmp/fail503.kubeconfig run pipe run -v
+cp "$_tmp/.err" "$_tmp/fail503.pipe.err"
 expect_rc "two creates answered 503: retried, the stage succeeds" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "busy-ok"
 expect_eq "... the POSTs: 503, 503, 201" \
@@ -198,6 +204,7 @@ new_ws
 chown 1000:1000 .
 stage refused 'echo no > out.txt'
 KUBECONFIG=$_tmp/fail403.kubeconfig run pipe run -v
+cp "$_tmp/.err" "$_tmp/fail403.pipe.err"
 expect_rc "a create answered 403: the stage fails" 1
 expect_in "... naming the HTTP status" "$err" "403"
 expect_in "... and the API's message" "$err" "faultproxy: injected 403 on the create of a Job"
@@ -256,6 +263,7 @@ retag_round() {
 	local job_image ran st
 	expect_eq "round $1: retag:1 names A when the run starts" "$(digest pipe-test/retag 1)" "$da"
 	run pipe run -v
+	cp "$_tmp/.err" "$_tmp/retag$1.pipe.err"
 	expect_rc "round $1: a run whose first stage re-tags the second's image" 0
 	job_image=$(printf '%s\n' "$err" | sed -n 's/^.*kubernetes: Job pipe-marker-[^:]*: //p' | head -1 |
 		jfield 'd["spec"]["template"]["spec"]["containers"][0]["image"]')
