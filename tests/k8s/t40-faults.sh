@@ -5,6 +5,7 @@
 # with 503 (retried) and 403 (not); and an image re-tagged between the
 # start of a run and the stage that uses it (the Job's digest and what the
 # pod ran agree). Everything runs in its own namespace (pipe-kfault).
+# shellcheck source=lib.sh disable=SC2015,SC2317 # ok && ... || not_ok as in t20; functions run by the trap and k8s_wait
 . "$(dirname "$0")/lib.sh"
 plan 48
 need_cluster
