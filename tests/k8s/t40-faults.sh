@@ -132,6 +132,19 @@ stop_proxies() {
 	for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	proxy_pids=()
 }
+# proxied NAME STAGE CMD FLAGS...: a fresh workspace whose one stage runs
+# CMD through a new faultproxy.py NAME started with FLAGS (pipe run -v)
+proxied() {
+	local name=$1 st=$2 cmd=$3
+	shift 3
+	stop_proxies
+	proxy "$name" "$@"
+	new_ws
+	chown 1000:1000 .
+	stage "$st" "$cmd"
+	KUBECONFIG=$_tmp/$name.kubeconfig run pipe run -v
+	cp "$_tmp/.err" "$_tmp/$name.pipe.err"
+}
 jobs_path=/apis/batch/v1/namespaces/$NS/jobs
 # lines_after LOG WORD: the request lines of LOG after its first WORD line
 lines_after() { sed -n "/ $2\$/,\$p" "$1" | sed 1d; }
@@ -142,12 +155,7 @@ v=$(curl -sS --cacert "$PIPE_K8S_CA" -H "Authorization: Bearer $token" "https://
 expect_eq "faultproxy.py forwards (the apiserver's version through it)" "$v" "v1.34.4"
 
 # a watch of Jobs answered 410 Gone: pipe lists again and finishes
-proxy gone --gone-once
-new_ws
-chown 1000:1000 .
-stage gone 'sleep 4; echo gone-ok > out.txt'
-KUBECONFIG=$_tmp/gone.kubeconfig run pipe run -v
-cp "$_tmp/.err" "$_tmp/gone.pipe.err"
+proxied gone gone 'sleep 4; echo gone-ok > out.txt' --gone-once
 expect_rc "a watch of Jobs answered 410 Gone: the stage finishes" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "gone-ok"
 expect_eq "... the proxy did answer 410" "$(grep -c ' GONE$' "$_tmp/gone.log")" 1
@@ -157,13 +165,7 @@ expect_in "... pipe said so" "$err" "410 Gone: listing again"
 expect_no_job "... no Job left"
 
 # watch streams cut every 2 s (the connection closed mid-stream)
-stop_proxies
-proxy drop --drop-after 2
-new_ws
-chown 1000:1000 .
-stage drop 'sleep 10; echo drop-ok > out.txt'
-KUBECONFIG=$_tmp/drop.kubeconfig run pipe run -v
-cp "$_tmp/.err" "$_tmp/drop.pipe.err"
+proxied drop drop 'sleep 10; echo drop-ok > out.txt' --drop-after 2
 expect_rc "watch streams cut every 2 s: a 10 s stage finishes" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "drop-ok"
 n=$(grep -c ' DROPPED$' "$_tmp/drop.log")
@@ -185,13 +187,7 @@ cp "$_tmp/.err" "$_tmp/droplong.err"
 expect_no_job "... no Job left"
 
 # Job creates refused twice with 503: retried, the stage succeeds
-stop_proxies
-proxy fail503 --fail-first 2 503
-new_ws
-chown 1000:1000 .
-stage busy 'echo busy-ok > out.txt'
-KUBECONFIG=$_tmp/fail503.kubeconfig run pipe run -v
-cp "$_tmp/.err" "$_tmp/fail503.pipe.err"
+proxied fail503 busy 'echo busy-ok > out.txt' --fail-first 2 503
 expect_rc "two creates answered 503: retried, the stage succeeds" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "busy-ok"
 expect_eq "... the POSTs: 503, 503, 201" \
@@ -199,13 +195,7 @@ expect_eq "... the POSTs: 503, 503, 201" \
 expect_no_job "... no Job left"
 
 # a create refused with 403: not retried, the stage fails saying why
-stop_proxies
-proxy fail403 --fail-first 1 403
-new_ws
-chown 1000:1000 .
-stage refused 'echo no > out.txt'
-KUBECONFIG=$_tmp/fail403.kubeconfig run pipe run -v
-cp "$_tmp/.err" "$_tmp/fail403.pipe.err"
+proxied fail403 refused 'echo no > out.txt' --fail-first 1 403
 expect_rc "a create answered 403: the stage fails" 1
 expect_in "... naming the HTTP status" "$err" "403"
 expect_in "... and the API's message" "$err" "faultproxy: injected 403 on the create of a Job"
