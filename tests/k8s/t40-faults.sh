@@ -7,7 +7,7 @@
 # pod ran agree). Everything runs in its own namespace (pipe-kfault).
 # shellcheck source=lib.sh disable=SC2015,SC2317 # ok && ... || not_ok as in t20; functions run by the trap and k8s_wait
 . "$(dirname "$0")/lib.sh"
-plan 48
+plan 52
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
@@ -192,6 +192,14 @@ expect_rc "two creates answered 503: retried, the stage succeeds" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "busy-ok"
 expect_eq "... the POSTs: 503, 503, 201" \
 	"$(grep "^POST $jobs_path " "$_tmp/fail503.log" | awk '{print $3}' | tr '\n' ' ')" "503 503 201 "
+expect_no_job "... no Job left"
+
+# every create answered 503: pipe gives up after its tries, saying why
+proxied fail503all busy 'echo busy-ok > out.txt' --fail-first 100 503
+expect_rc "every create answered 503: the stage fails" 1
+expect_in "... naming the status and the API's message" "$err" "answered 503: faultproxy: injected 503 on the create of a Job"
+n=$(grep -c "^POST $jobs_path " "$_tmp/fail503all.log")
+[ "$n" -ge 2 ] && ok "... after retrying ($n POSTs)" || not_ok "... after retrying" "$n POSTs"
 expect_no_job "... no Job left"
 
 # a create refused with 403: not retried, the stage fails saying why
