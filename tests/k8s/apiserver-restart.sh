@@ -35,6 +35,9 @@ kube-apiserver) ;;
 esac
 
 t0=$(date +%s.%N)
+# from the kill on, the apiserver is started again whatever happens: a
+# Ctrl-C of the test must not leave the shared cluster without it
+trap '' INT TERM HUP
 kill "-$sig" "$pid" || exit 1
 for ((i = 0; i < 120; i++)); do # 30 s
 	k8s_alive "$pid" || break

@@ -19,7 +19,8 @@ Faults:
 Each request is logged to --log as one line, "METHOD PATH STATUS", the
 injected ones with a fourth word: GONE, DROPPED (when the cut happens),
 INJECTED. The port listened on (--port 0: any free one) is written to
---port-file once it accepts connections.
+--port-file once it accepts connections. --exit-with PID: the proxy exits
+when PID is gone (a test killed by SIGKILL leaves no proxy behind).
 """
 
 import argparse
@@ -31,6 +32,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 HOP = {
@@ -240,6 +242,8 @@ def main():
     p.add_argument("--upstream-cert")
     p.add_argument("--upstream-key")
     p.add_argument("--log")
+    p.add_argument("--exit-with", type=int, metavar="PID",
+                   help="exit when process PID is gone (the test)")
     p.add_argument("--gone-once", action="store_true")
     p.add_argument("--drop-after", type=float)
     p.add_argument("--fail-first", nargs=2, type=int, metavar=("N", "CODE"))
@@ -264,6 +268,17 @@ def main():
         with open(a.port_file + ".tmp", "w") as f:
             f.write("%d\n" % srv.server_address[1])
         os.rename(a.port_file + ".tmp", a.port_file)
+    if a.exit_with:
+        def watch_parent():
+            while True:
+                try:
+                    os.kill(a.exit_with, 0)
+                except ProcessLookupError:
+                    os._exit(0)
+                except PermissionError:
+                    pass
+                time.sleep(1)
+        threading.Thread(target=watch_parent, daemon=True).start()
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

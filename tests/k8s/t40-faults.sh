@@ -110,7 +110,7 @@ proxy() {
 	rm -f "$_tmp/$name.port"
 	python3 "$k8s_dir/faultproxy.py" --cert "$pk/proxy.crt" --key "$pk/proxy.key" \
 		--upstream "$PIPE_K8S_SERVER" --upstream-ca "$PIPE_K8S_CA" \
-		--log "$_tmp/$name.log" --port-file "$_tmp/$name.port" "$@" \
+		--log "$_tmp/$name.log" --port-file "$_tmp/$name.port" --exit-with $$ "$@" \
 		2> "$_tmp/$name.proxy.err" &
 	proxy_pids+=($!)
 	for ((i = 0; i < 40; i++)); do
