@@ -179,7 +179,9 @@ static void on_done(void *arg, struct http_xfer *x)
 		http_xfer_free(x);
 		return;
 	}
-	if (*http_xfer_error(x)) {
+	/* a watch cut after its 200 (a proxy, a restart) resumes at once:
+	 * the API answered */
+	if (*http_xfer_error(x) && !(watching && st == 200)) {
 		strbuf_addf(&why, "cannot reach the Kubernetes API: %s",
 			    http_xfer_error(x));
 	} else if (st == 401) {

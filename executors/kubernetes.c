@@ -28,6 +28,7 @@
 #define LOG_DRAIN_MS 3000 /* a finished pod's log, after its end is seen */
 #define CREATE_TRIES 5
 #define LIST_GRACE_MS 10000
+#define TS_LEN 29 /* 2026-12-04T19:52:02.123456789 */
 
 struct kjob;
 
@@ -39,10 +40,13 @@ struct kunit {
 	char *pod;		/* the pod whose log is streamed */
 	struct http_xfer *logx; /* that stream */
 	struct loop_timer drain;
+	struct strbuf logline;	  /* a line of the log not complete yet */
+	char last_ts[TS_LEN + 1]; /* the last log line's time, normalized */
+	int log_resumes;
 	int result; /* 0: open; 1: succeeded; 2: failed */
 	int exit_code;
 	char *reason; /* the last attempt's end: OOMKilled, DeadlineExceeded */
-	unsigned pod_running : 1, drained : 1;
+	unsigned pod_running : 1, drained : 1, resumed : 1;
 };
 
 struct kjob {
@@ -247,6 +251,7 @@ static void job_free(struct kjob *j)
 		loop_timer_disarm(&j->units[i]->drain);
 		free(j->units[i]->pod);
 		free(j->units[i]->reason);
+		strbuf_release(&j->units[i]->logline);
 		free(j->units[i]);
 	}
 	free(j->units);
@@ -274,6 +279,8 @@ static void job_closed(struct kjob *j)
 	}
 }
 
+static void log_line(struct kunit *u, const char *line, size_t len);
+
 static void unit_end(struct kunit *u)
 {
 	struct loop_unit *lu = u->lu;
@@ -283,6 +290,10 @@ static void unit_end(struct kunit *u)
 	http_xfer_free(u->logx);
 	u->logx = NULL;
 	loop_timer_disarm(&u->drain);
+	if (u->logline.len) { /* a last line without '\n' */
+		log_line(u, u->logline.buf, u->logline.len);
+		strbuf_reset(&u->logline);
+	}
 	if (u->result == 1) {
 		lu->exit_code = 0;
 	} else {
@@ -397,17 +408,72 @@ static const struct loop_ops kube_ops = {
 /* ------------------------------------------------------------------ */
 /* Logs */
 
+/* Logs are asked for with timestamps, so that a stream cut before the pod
+ * ended (the apiserver restarting) resumes where it stopped: each line's
+ * "2026-12-04T19:52:02.123456789Z " is cut off, and kept (normalized to
+ * nanoseconds, comparable as text) as the last one seen. */
+static void norm_time(const char *ts, size_t len, char out[TS_LEN + 1])
+{
+	const char *dot = memchr(ts, '.', len);
+	size_t sec =
+		dot ? (size_t)(dot - ts) : len - (len && ts[len - 1] == 'Z');
+	size_t k = 0;
+
+	memset(out, '0', TS_LEN);
+	out[TS_LEN] = '\0';
+	memcpy(out, ts, sec < 19 ? sec : 19);
+	out[19] = '.';
+	for (const char *p = dot ? dot + 1 : ts + len;
+	     p < ts + len && *p != 'Z' && k < 9; p++)
+		out[20 + k++] = *p;
+}
+
+static void log_line(struct kunit *u, const char *line, size_t len)
+{
+	const char *sp = memchr(line, ' ', len);
+	char ts[TS_LEN + 1];
+
+	if (!sp || sp == line || line[0] < '0' || line[0] > '9') {
+		loop_unit_output(u->lu, 1, line, len); /* no timestamp */
+		return;
+	}
+	norm_time(line, (size_t)(sp - line), ts);
+	if (u->resumed && strcmp(ts, u->last_ts) <= 0)
+		return; /* seen before the stream was cut */
+	memcpy(u->last_ts, ts, sizeof(ts));
+	sp++;
+	loop_unit_output(u->lu, 1, sp, len - (size_t)(sp - line));
+}
+
 static void on_log_data(void *arg, const char *data, size_t len)
 {
 	struct kunit *u = arg;
+	const char *nl;
 
-	if (u->lu && !u->lu->ended)
-		loop_unit_output(u->lu, 1, data, len);
+	if (!u->lu || u->lu->ended)
+		return;
+	while ((nl = memchr(data, '\n', len))) {
+		size_t n = (size_t)(nl - data) + 1;
+
+		if (u->logline.len) {
+			strbuf_add(&u->logline, data, n);
+			log_line(u, u->logline.buf, u->logline.len);
+			strbuf_reset(&u->logline);
+		} else {
+			log_line(u, data, n);
+		}
+		data += n;
+		len -= n;
+	}
+	strbuf_add(&u->logline, data, len);
 }
+
+static void start_log(struct kunit *u);
 
 static void on_log_done(void *arg, struct http_xfer *x)
 {
 	struct kunit *u = arg;
+	int cut = *http_xfer_error(x) && http_xfer_status(x) == 200;
 
 	if (http_xfer_status(x) >= 300 && u->lu && !u->lu->ended) {
 		struct strbuf sb = STRBUF_INIT;
@@ -421,15 +487,43 @@ static void on_log_done(void *arg, struct http_xfer *x)
 		u->logx = NULL;
 		http_xfer_free(x);
 	}
+	if (u->logline.len && u->lu && !u->lu->ended && !cut) {
+		log_line(u, u->logline.buf, u->logline.len);
+		strbuf_reset(&u->logline);
+	}
+	/* cut while the pod runs: again, from the last line seen */
+	if (cut && u->lu && !u->lu->ended && u->log_resumes++ < 20) {
+		strbuf_reset(&u->logline);
+		u->resumed = 1;
+		start_log(u);
+		return;
+	}
 	u->drained = 1;
 	try_end(u);
 }
 
-static void follow_log(struct kunit *u, const char *pod)
+static void start_log(struct kunit *u)
 {
 	struct exec_ctx *ctx = u->job->ctx;
 	struct strbuf p = STRBUF_INIT;
 
+	strbuf_addf(&p,
+		    "/api/v1/namespaces/%s/pods/%s/log?follow=true"
+		    "&timestamps=true",
+		    ctx->ns, u->pod);
+	if (u->resumed && u->last_ts[0]) {
+		/* whole seconds: what came again is skipped by its time */
+		strbuf_addstr(&p, "&sinceTime=");
+		strbuf_add(&p, u->last_ts, 19);
+		strbuf_addstr(&p, "Z");
+	}
+	u->logx = request(ctx, "GET", p.buf, NULL, 0, on_log_done, u,
+			  on_log_data);
+	strbuf_release(&p);
+}
+
+static void follow_log(struct kunit *u, const char *pod)
+{
 	if (u->pod) {
 		struct strbuf note = STRBUF_INIT;
 
@@ -440,12 +534,12 @@ static void follow_log(struct kunit *u, const char *pod)
 	free(u->pod);
 	u->pod = xstrdup(pod);
 	http_xfer_free(u->logx);
+	u->logx = NULL;
 	u->drained = 0;
-	strbuf_addf(&p, "/api/v1/namespaces/%s/pods/%s/log?follow=true",
-		    ctx->ns, pod);
-	u->logx = request(ctx, "GET", p.buf, NULL, 0, on_log_done, u,
-			  on_log_data);
-	strbuf_release(&p);
+	u->resumed = 0;
+	u->last_ts[0] = '\0';
+	strbuf_reset(&u->logline);
+	start_log(u);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1067,6 +1161,7 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 		u->index = i;
 		u->exit_code = -1;
 		loop_timer_init(&u->drain, on_drain, u);
+		strbuf_init(&u->logline, 0);
 		u->lu = loop_unit_add(&lu, &ctx->opt, &kube_ops, ctx, u);
 		u->lu->timeout_ms = units[i].timeout_ms;
 		u->lu->live = 1;

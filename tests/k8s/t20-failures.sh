@@ -40,6 +40,11 @@ YML
 }
 timed() { local t0=$SECONDS; run "$@"; took=$((SECONDS - t0)); }
 
+# what earlier runs left in the namespace would be counted as this one's
+kapi DELETE "/apis/batch/v1/namespaces/default/jobs?labelSelector=$sel&propagationPolicy=Background" >/dev/null 2>&1
+kapi DELETE "/api/v1/namespaces/default/pods?labelSelector=$sel&gracePeriodSeconds=0" >/dev/null 2>&1
+gone_within 60 || echo "# $(left) objects of earlier runs are still there"
+
 new_ws
 chown 1000:1000 .
 
@@ -94,7 +99,7 @@ expect_in "... saying it timed out" "$err" "timed out after 3s"
 gone_within 30 && ok "... its Job and pods are gone" || not_ok "... its Job and pods are gone" "$(left) left"
 
 stage long 'sleep 120; echo hi > out.txt'
-pipe run > "$_tmp/int.out" 2>&1 &
+"$PIPE" run > "$_tmp/int.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 120); do
 	[ "$(kapi GET "/api/v1/namespaces/default/pods?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpipe" |
