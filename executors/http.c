@@ -555,7 +555,9 @@ static int reap(struct http *h)
 		x = (struct http_xfer *)(void *)priv;
 		if (msg->data.result != CURLE_OK)
 			x->error = describe_error(x, msg->data.result);
-		else
+		/* also when the transfer broke after the response began (a
+		 * stream cut): the status that came, 0 when none did */
+		if (!x->status)
 			curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE,
 					  &x->status);
 		unadd(x);

@@ -32,6 +32,7 @@ struct kube_watch {
 	int backoff_ms;
 	unsigned lists;
 	unsigned active : 1, gone : 1;
+	unsigned got_data : 1; /* the stream in flight has answered */
 };
 
 static void start_request(struct kube_watch *w);
@@ -135,6 +136,7 @@ static void on_data(void *arg, const char *data, size_t len)
 {
 	struct kube_watch *w = arg;
 
+	w->got_data = 1;
 	strbuf_add(&w->line, data, len);
 	if (memchr(data, '\n', len))
 		loop_timer_arm(&w->parse, loop_now_ms());
@@ -181,7 +183,9 @@ static void on_done(void *arg, struct http_xfer *x)
 	}
 	/* a watch cut after its 200 (a proxy, a restart) resumes at once:
 	 * the API answered */
-	if (*http_xfer_error(x) && !(watching && st == 200)) {
+	if (*http_xfer_error(x) && watching && (st == 200 || w->got_data)) {
+		st = 200; /* cut after it answered: as a stream's end */
+	} else if (*http_xfer_error(x)) {
 		strbuf_addf(&why, "cannot reach the Kubernetes API: %s",
 			    http_xfer_error(x));
 	} else if (st == 401) {
@@ -233,6 +237,7 @@ static void start_request(struct kube_watch *w)
 	strbuf_addf(&p, "%s?labelSelector=", w->path);
 	http_escape(&p, w->selector);
 	w->watching = w->rv != NULL;
+	w->got_data = 0;
 	if (w->watching) {
 		strbuf_addf(&p,
 			    "&watch=1&allowWatchBookmarks=true"

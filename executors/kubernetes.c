@@ -28,7 +28,8 @@
 #define LOG_DRAIN_MS 3000 /* a finished pod's log, after its end is seen */
 #define CREATE_TRIES 5
 #define LIST_GRACE_MS 10000
-#define TS_LEN 29 /* 2026-12-04T19:52:02.123456789 */
+#define LOG_RESUMES 120 /* a cut log stream: up to a minute or so */
+#define TS_LEN 29	/* 2026-12-04T19:52:02.123456789 */
 
 struct kjob;
 
@@ -40,6 +41,7 @@ struct kunit {
 	char *pod;		/* the pod whose log is streamed */
 	struct http_xfer *logx; /* that stream */
 	struct loop_timer drain;
+	struct loop_timer relog;  /* a cut log stream, asked for again */
 	struct strbuf logline;	  /* a line of the log not complete yet */
 	char last_ts[TS_LEN + 1]; /* the last log line's time, normalized */
 	int log_resumes;
@@ -249,6 +251,7 @@ static void job_free(struct kjob *j)
 			continue;
 		http_xfer_free(j->units[i]->logx);
 		loop_timer_disarm(&j->units[i]->drain);
+		loop_timer_disarm(&j->units[i]->relog);
 		free(j->units[i]->pod);
 		free(j->units[i]->reason);
 		strbuf_release(&j->units[i]->logline);
@@ -290,6 +293,7 @@ static void unit_end(struct kunit *u)
 	http_xfer_free(u->logx);
 	u->logx = NULL;
 	loop_timer_disarm(&u->drain);
+	loop_timer_disarm(&u->relog);
 	if (u->logline.len) { /* a last line without '\n' */
 		log_line(u, u->logline.buf, u->logline.len);
 		strbuf_reset(&u->logline);
@@ -324,7 +328,7 @@ static void try_end(struct kunit *u)
 {
 	if (!u->result || !u->lu || u->lu->ended)
 		return;
-	if ((u->logx || !u->pod) && !u->drained) {
+	if ((u->logx || !u->pod || u->relog.at >= 0) && !u->drained) {
 		if (u->drain.at < 0)
 			loop_timer_arm(&u->drain, loop_now_ms() + LOG_DRAIN_MS);
 		return;
@@ -395,6 +399,7 @@ static void kube_release(struct loop_unit *lu)
 	http_xfer_free(u->logx);
 	u->logx = NULL;
 	loop_timer_disarm(&u->drain);
+	loop_timer_disarm(&u->relog);
 	u->lu = NULL;
 	if (!--j->open)
 		job_closed(j);
@@ -473,7 +478,7 @@ static void start_log(struct kunit *u);
 static void on_log_done(void *arg, struct http_xfer *x)
 {
 	struct kunit *u = arg;
-	int cut = *http_xfer_error(x) && http_xfer_status(x) == 200;
+	int cut = *http_xfer_error(x) != '\0';
 
 	if (http_xfer_status(x) >= 300 && u->lu && !u->lu->ended) {
 		struct strbuf sb = STRBUF_INIT;
@@ -491,11 +496,15 @@ static void on_log_done(void *arg, struct http_xfer *x)
 		log_line(u, u->logline.buf, u->logline.len);
 		strbuf_reset(&u->logline);
 	}
-	/* cut while the pod runs: again, from the last line seen */
-	if (cut && u->lu && !u->lu->ended && u->log_resumes++ < 20) {
+	/* cut while the pod runs (the API away): again, from the last line
+	 * seen, after a pause that grows */
+	if (cut && u->lu && !u->lu->ended && u->log_resumes < LOG_RESUMES) {
+		int n = ++u->log_resumes;
+
 		strbuf_reset(&u->logline);
 		u->resumed = 1;
-		start_log(u);
+		loop_timer_arm(&u->relog,
+			       loop_now_ms() + 250LL * (n < 8 ? n : 8));
 		return;
 	}
 	u->drained = 1;
@@ -522,6 +531,14 @@ static void start_log(struct kunit *u)
 	strbuf_release(&p);
 }
 
+static void on_relog(void *arg)
+{
+	struct kunit *u = arg;
+
+	if (u->lu && !u->lu->ended && !u->logx)
+		start_log(u);
+}
+
 static void follow_log(struct kunit *u, const char *pod)
 {
 	if (u->pod) {
@@ -535,8 +552,10 @@ static void follow_log(struct kunit *u, const char *pod)
 	u->pod = xstrdup(pod);
 	http_xfer_free(u->logx);
 	u->logx = NULL;
+	loop_timer_disarm(&u->relog);
 	u->drained = 0;
 	u->resumed = 0;
+	u->log_resumes = 0;
 	u->last_ts[0] = '\0';
 	strbuf_reset(&u->logline);
 	start_log(u);
@@ -1161,6 +1180,7 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 		u->index = i;
 		u->exit_code = -1;
 		loop_timer_init(&u->drain, on_drain, u);
+		loop_timer_init(&u->relog, on_relog, u);
 		strbuf_init(&u->logline, 0);
 		u->lu = loop_unit_add(&lu, &ctx->opt, &kube_ops, ctx, u);
 		u->lu->timeout_ms = units[i].timeout_ms;
