@@ -17,11 +17,11 @@ struct proc_run {
 	const char *in;	   /* written to its stdin, then closed; NULL:
 			    * stdin is /dev/null */
 	size_t in_len;
-	int keep_stdin;	   /* 1: stdin is pipe's own (an interactive
-			    * plugin); in must be NULL */
-	long timeout_ms;   /* then SIGKILL; 0: 60 s */
-	size_t max_out;	   /* stdout kept up to this many bytes; more is an
-			    * error; 0: 4 MiB */
+	int keep_stdin;	 /* 1: stdin is pipe's own (an interactive
+			  * plugin); in must be NULL */
+	long timeout_ms; /* then SIGKILL; 0: 60 s */
+	size_t max_out;	 /* stdout kept up to this many bytes; more is an
+			  * error; 0: 4 MiB */
 };
 
 /* Run it and wait. stdout into out, the first 4 KiB of stderr into errout
