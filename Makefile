@@ -164,7 +164,7 @@ asan:
 # valgrind's memcheck (tests/valgrind-pipe.sh); any error or leak fails.
 valgrind: $(B)/pipe $(UNIT_BIN)
 	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory DEBS=valgrind deps
-	@PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests VALGRIND=1 bash tests/run.sh
+	@K8S=0 PIPE=$(CURDIR)/$(B)/pipe UNIT_DIR=$(CURDIR)/$(B)/tests VALGRIND=1 bash tests/run.sh
 
 # Fuzzing: every tests/fuzz/fuzz_<name>.c is a libFuzzer target over one
 # parser of untrusted bytes, with its seed corpus (and the inputs of bugs it
