@@ -485,7 +485,10 @@ struct json *kube_job_manifest(const struct kube_job_spec *s)
 
 	labels(tmeta, s);
 	json_set_str(pod, "restartPolicy", "Never");
-	json_set_bool(pod, "automountServiceAccountToken", 0);
+	/* no token in the pod, unless a service account is asked for (its
+	 * token is then what the stage wants: cloud credentials) */
+	if (!u->sched || !u->sched->service_account)
+		json_set_bool(pod, "automountServiceAccountToken", 0);
 	json_set_bool(pod, "enableServiceLinks", 0);
 	/* a timeout or a cancel: TERM, then KILL after pipe's grace period
 	 * (the cluster's default is 30 s) */

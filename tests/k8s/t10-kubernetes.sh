@@ -6,7 +6,7 @@
 # with the restricted security profile, resources and a digest-pinned
 # image; every Job is gone afterwards.
 . "$(dirname "$0")/lib.sh"
-plan 23
+plan 29
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
@@ -138,4 +138,47 @@ digest=$(curl -sSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+j
 expect_eq "the image pinned by digest" \
 	"$(printf '%s' "$spec" | jfield 'd["spec"]["template"]["spec"]["containers"][0]["image"]')" \
 	"$reg/pipe-test/busybox@$digest"
+
+# every scheduling key the Pipefile has, accepted by the real apiserver,
+# and the workspace through a PersistentVolumeClaim (a hostPath PV bound
+# by hand: the test cluster has no RWX provisioner)
+new_ws
+chown 1000:1000 .
+wsdir=$PWD
+kapi DELETE /api/v1/namespaces/default/persistentvolumeclaims/pipe-t10-claim >/dev/null 2>&1
+kapi DELETE /api/v1/persistentvolumes/pipe-t10-pv >/dev/null 2>&1
+sleep 1
+kapi POST /api/v1/persistentvolumes "{apiVersion: v1, kind: PersistentVolume,
+  metadata: {name: pipe-t10-pv}, spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteMany],
+  storageClassName: manual, persistentVolumeReclaimPolicy: Retain, hostPath: {path: '$wsdir'}}}" >/dev/null
+kapi POST /api/v1/namespaces/default/persistentvolumeclaims "{apiVersion: v1, kind: PersistentVolumeClaim,
+  metadata: {name: pipe-t10-claim}, spec: {accessModes: [ReadWriteMany], storageClassName: manual,
+  volumeName: pipe-t10-pv, resources: {requests: {storage: 1Gi}}}}" >/dev/null
+cat > Pipefile <<YML
+kubernetes:
+  namespace: default
+  workspace: {claim: pipe-t10-claim}
+  runAsUser: 1000
+  runAsGroup: 1000
+  imagePullSecrets: [pipe-t10-none]
+  tolerations: [{key: example.com/spot, operator: Exists, effect: NoSchedule}]
+stages:
+  placed:
+    executor: kubernetes
+    image: $image
+    cmd: id -u > out.txt
+    outputs: [out.txt]
+    kubernetes:
+      nodeSelector: {kubernetes.io/hostname: localhost}
+      serviceAccountName: default
+YML
+run pipe run -v
+expect_rc "nodeSelector, tolerations, serviceAccountName, imagePullSecrets and a claim: accepted, run" 0
+expect_eq "... as runAsUser" "$(cat out.txt 2>/dev/null)" "1000"
+expect_in "... the claim mounted at the workspace's path" "$err" "\"persistentVolumeClaim\":{\"claimName\":\"pipe-t10-claim\"}"
+expect_in "... the node selector sent" "$err" "\"nodeSelector\":{\"kubernetes.io/hostname\":\"localhost\"}"
+expect_in "... the toleration sent" "$err" "\"tolerations\":[{\"key\":\"example.com/spot\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]"
+expect_in "... the service account" "$err" "\"serviceAccountName\":\"default\""
+kapi DELETE /api/v1/namespaces/default/persistentvolumeclaims/pipe-t10-claim >/dev/null 2>&1
+kapi DELETE /api/v1/persistentvolumes/pipe-t10-pv >/dev/null 2>&1
 finish

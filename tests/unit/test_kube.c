@@ -862,7 +862,9 @@ static void test_manifest_job(void **state)
 
 	pod = json_get(job, "spec.template.spec");
 	assert_string_equal(json_get_str(pod, "restartPolicy"), "Never");
-	assert_json(pod, "automountServiceAccountToken", "false");
+	/* a service account is asked for: its token is mounted (without
+	 * one: test_manifest_defaults) */
+	assert_null(json_get(pod, "automountServiceAccountToken"));
 	assert_json(pod, "securityContext.runAsNonRoot", "true");
 	assert_json(pod, "securityContext.runAsUser", "1000");
 	assert_json(pod, "securityContext.runAsGroup", "1001");
@@ -1084,6 +1086,8 @@ static void test_manifest_defaults(void **state)
 	assert_null(json_get(job, "spec.template.spec.tolerations"));
 	assert_null(json_get(job, "spec.template.spec.serviceAccountName"));
 	assert_null(json_get(job, "spec.template.spec.imagePullSecrets"));
+	assert_json(json_get(job, "spec.template.spec"),
+		    "automountServiceAccountToken", "false");
 	json_free(job);
 	for (size_t i = 0; i < 2; i++)
 		f.u[i].memory_bytes = 3LL << 30;
