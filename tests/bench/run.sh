@@ -8,7 +8,9 @@
 # bench-quick) runs smaller sizes and writes to build/bench-quick/.
 # RUNS=N (5) runs per tool; KEEP=1 keeps the temp folder.
 # ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6,
-# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh).
+# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh);
+# FAST_PEERS=1 leaves Snakemake and DVC out (pipe against itself, make and
+# ninja: a before/after comparison in minutes, not an hour).
 # Installs missing peers itself (apt-get; pip into a venv for DVC).
 # Not part of `make test`.
 set -euo pipefail
@@ -102,7 +104,7 @@ setup_dvc() {
 	fi
 	DVC=$venv/bin/dvc
 }
-if want 1 || want 2; then
+if [ "${FAST_PEERS:-0}" != 1 ] && { want 1 || want 2; }; then
 	setup_dvc || say "dvc: skipped (pip could not install it: $dvc_why)"
 fi
 
@@ -119,7 +121,7 @@ helper() {
 # --- timing and rows -----------------------------------------------------
 
 SNK=0
-command -v snakemake >/dev/null 2>&1 && SNK=1
+[ "${FAST_PEERS:-0}" = 1 ] || ! command -v snakemake >/dev/null 2>&1 || SNK=1
 # racy_wait: pipe's stat cache trusts an entry only once the file is 3 s
 # older than its hash (git's "racily clean" guard), so a no-op status
 # right after a run re-hashes the run's outputs. Steady state is a status
