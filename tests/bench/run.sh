@@ -191,8 +191,9 @@ row() {
 	local pm plo phi qm qlo qhi ratio=null pcell qcell=- qlabel=- rcell=-
 	[ -n "${T[$p]:-}" ] || return 0
 	read -r pm plo phi <<<"$(stats "${T[$p]}")"
+	# a peer that was not measured (FAST_PEERS=1): pipe's side alone
+	[ "$q" = - ] || [ -n "${T[$q]:-}" ] || q=-
 	if [ "$q" != - ]; then
-		[ -n "${T[$q]:-}" ] || return 0
 		read -r qm qlo qhi <<<"$(stats "${T[$q]}")"
 		ratio=$(awk -v a="$pm" -v b="$qm" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 	fi
