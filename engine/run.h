@@ -4,6 +4,7 @@
 #define ENGINE_RUN_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "engine/plan.h"
 #include "util/error.h"
@@ -34,6 +35,9 @@ struct run_options {
 	int force;	/* -f: force the targets (all when none) */
 	int keep_going; /* -k */
 	int no_cache;	/* --no-cache: never restore from the store */
+	FILE *events;	/* --json: events here, one a line; NULL: none */
+	const char *report;  /* --report: a JUnit XML file; NULL: none */
+	const char *version; /* pipe's, for the events */
 };
 
 struct run_summary {
