@@ -159,7 +159,7 @@ static void failed(struct status *st, const char *name, const char *msg)
 		return;
 	s->c.state = J_FAILED;
 	s->c.ms = s->started_ms ? now_ms() - s->started_ms : 0;
-	set_str(&s->c.message, msg);
+	set_str(&s->c.message, msg ? msg : "interrupted");
 }
 
 static void skipped(struct status *st, const char *name, const char *code,

@@ -66,7 +66,8 @@ static void failed(struct status *st, const char *name, const char *msg)
 {
 	(void)st;
 	(void)name;
-	log_error("%s", msg);
+	if (msg)
+		log_error("%s", msg);
 }
 
 static void skipped(struct status *st, const char *name, const char *code,

@@ -63,7 +63,8 @@ struct status_ops {
 	/* A stage succeeded; datums < 0: not a datums stage. */
 	void (*ok)(struct status *st, const char *name, long long datums_done,
 		   size_t datums_skipped, long long ms);
-	/* A stage failed (name NULL: pipe's own error), in words. */
+	/* A stage failed, in words (msg NULL: it was stopped by a signal,
+	 * which was said already). */
 	void (*failed)(struct status *st, const char *name, const char *msg);
 	/* A stage did not run, code "upstream_failed", "stopped" (after
 	 * another's failure, without -k) or "interrupted" (a signal), and

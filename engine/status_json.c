@@ -1,5 +1,6 @@
 /* `pipe run --json`: each thing the run does is one JSON object on one
- * line (README "Events of pipe run --json"), through the JSON door. */
+ * line (README "pipe run --json"), through the JSON door. The plain
+ * result lines still go to stderr, for the people reading a CI log. */
 #include "engine/plan.h"
 #include "engine/run.h"
 #include "engine/status.h"
@@ -95,6 +96,7 @@ static void decided(struct status *st, const char *verb, const char *name,
 	struct json *o;
 	const char *from;
 
+	status_plain.decided(st, verb, name, rs, tail);
 	if (strcmp(verb, "cache")) {
 		planned(st, "run", name, rs);
 		return;
@@ -119,6 +121,7 @@ static void fresh(struct status *st, const char *name)
 {
 	struct json *o = event("stage_fresh");
 
+	status_plain.fresh(st, name);
 	planned(st, "fresh", name, NULL);
 	json_put_str(o, "stage", name);
 	emit(st, o);
@@ -159,6 +162,7 @@ static void ok(struct status *st, const char *name, long long datums_done,
 {
 	struct json *o = event("stage_ok");
 
+	status_plain.ok(st, name, datums_done, datums_skipped, ms);
 	json_put_str(o, "stage", name);
 	json_put_int(o, "duration_ms", ms);
 	if (datums_done >= 0) {
@@ -175,8 +179,9 @@ static void failed(struct status *st, const char *name, const char *msg)
 {
 	struct json *o = event("stage_failed");
 
+	status_plain.failed(st, name, msg);
 	json_put_str(o, "stage", name);
-	json_put_str(o, "message", msg);
+	json_put_str(o, "message", msg ? msg : "interrupted");
 	emit(st, o);
 }
 
@@ -185,6 +190,7 @@ static void skipped(struct status *st, const char *name, const char *code,
 {
 	struct json *o = event("stage_skipped");
 
+	status_plain.skipped(st, name, code, msg);
 	json_put_str(o, "stage", name);
 	json_put_str(o, "reason", code);
 	json_put_str(o, "message", msg);
@@ -196,6 +202,7 @@ static void summary(struct status *st, const struct run_summary *sum,
 {
 	struct json *o = event("run_end");
 
+	status_plain.summary(st, sum, ms, exit_code, error);
 	json_put_int(o, "ran", (long long)sum->ran);
 	json_put_int(o, "cached", (long long)sum->cached);
 	json_put_int(o, "fresh", (long long)sum->fresh);

@@ -413,8 +413,8 @@ static void say_failure(struct sched *s, struct job *j, const struct error *err)
 			    j->fail_msg.buf, j->datums_failed - 1);
 	else
 		strbuf_add(&sb, j->fail_msg.buf, j->fail_msg.len);
-	if (sb.len)
-		status_failed(&s->status, name, sb.buf);
+	/* stopped by a signal, which was said: no message */
+	status_failed(&s->status, name, sb.len ? sb.buf : NULL);
 	strbuf_release(&sb);
 }
 
