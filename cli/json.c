@@ -33,8 +33,7 @@ void cli_json_status(const struct engine *e, const struct stage_status *v,
 		json_put_str(s, "name", e->pf->stages[v[i].stage].name);
 		json_put_str(s, "state", v[i].stale ? "stale" : "fresh");
 		for (size_t k = 0; k < v[i].reasons.nr; k++)
-			json_push(rs, status_reason_json(
-					      &v[i].reasons.v[k]));
+			json_push(rs, status_reason_json(&v[i].reasons.v[k]));
 		json_put(s, "reasons", rs);
 		json_push(stages, s);
 	}

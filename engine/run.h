@@ -30,12 +30,12 @@ void engine_status_free(struct stage_status *v, size_t nr);
 struct run_options {
 	char *const *targets; /* stage names; none: every stage */
 	size_t targets_nr;
-	int jobs;	/* -j; <= 0: number of cores */
-	int dry_run;	/* -n */
-	int force;	/* -f: force the targets (all when none) */
-	int keep_going; /* -k */
-	int no_cache;	/* --no-cache: never restore from the store */
-	FILE *events;	/* --json: events here, one a line; NULL: none */
+	int jobs;	     /* -j; <= 0: number of cores */
+	int dry_run;	     /* -n */
+	int force;	     /* -f: force the targets (all when none) */
+	int keep_going;	     /* -k */
+	int no_cache;	     /* --no-cache: never restore from the store */
+	FILE *events;	     /* --json: events here, one a line; NULL: none */
 	const char *report;  /* --report: a JUnit XML file; NULL: none */
 	const char *version; /* pipe's, for the events */
 };

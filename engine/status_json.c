@@ -41,8 +41,7 @@ static struct json *event(const char *kind)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03ldZ",
-		 ts.tv_nsec / 1000000);
+	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
 	json_put_str(o, "event", kind);
 	json_put_str(o, "time", when);
 	return o;
