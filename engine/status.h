@@ -75,7 +75,8 @@ struct status_ops {
 	 * caller need not gather the running stages). */
 	void (*progress)(struct status *st, size_t finished, size_t total,
 			 const struct status_running *v, size_t nr);
-	/* Take the live view off the screen before other output. */
+	/* Take the live view off the screen before other output; NULL:
+	 * there is none. */
 	void (*clear)(struct status *st);
 	/* The end: counts, time, the exit code and pipe's own error (NULL:
 	 * none). */

@@ -214,11 +214,6 @@ static void summary(struct status *st, const struct run_summary *sum,
 	emit(st, o);
 }
 
-static void no_clear(struct status *st)
-{
-	(void)st;
-}
-
 const struct status_ops status_json = {
 	.begin = begin,
 	.decided = decided,
@@ -229,6 +224,6 @@ const struct status_ops status_json = {
 	.failed = failed,
 	.skipped = skipped,
 	.progress = NULL,
-	.clear = no_clear,
+	.clear = NULL,
 	.summary = summary,
 };

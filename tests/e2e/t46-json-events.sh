@@ -49,20 +49,7 @@ new_ws
 mkdir d
 echo 1 > d/a.txt
 echo 2 > d/b.txt
-cat > Pipefile <<'YML'
-stages:
-  a:
-    cmd: echo from-a; echo a > a.out
-    outputs: [a.out]
-  b:
-    cmd: cat a.out > b.out
-    inputs: [a.out]
-    outputs: [b.out]
-  d:
-    datums: "d/*.txt"
-    cmd: cp $PIPE_DATUM $PIPE_OUT/
-    outputs: [dout/]
-YML
+cp "$data/ci/Pipefile" .
 run pipe run --json -j 1
 expect_rc "a first run exits 0" 0
 printf '%s\n' "$out" > ev0.jsonl

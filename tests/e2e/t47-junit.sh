@@ -31,20 +31,7 @@ new_ws
 mkdir d
 echo 1 > d/a.txt
 echo 2 > d/b.txt
-cat > Pipefile <<'YML'
-stages:
-  a:
-    cmd: echo a > a.out
-    outputs: [a.out]
-  b:
-    cmd: cat a.out > b.out
-    inputs: [a.out]
-    outputs: [b.out]
-  d:
-    datums: "d/*.txt"
-    cmd: cp $PIPE_DATUM $PIPE_OUT/
-    outputs: [dout/]
-YML
+cp "$data/ci/Pipefile" .
 mkdir -p ../reports
 run pipe run --report ../reports/ok.xml
 expect_rc "all ok: exit 0" 0
