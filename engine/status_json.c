@@ -118,10 +118,11 @@ static void decided(struct status *st, const char *verb, const char *name,
 
 static void fresh(struct status *st, const char *name)
 {
-	struct json *o = event("stage_fresh");
+	struct json *o;
 
 	status_plain.fresh(st, name);
 	planned(st, "fresh", name, NULL);
+	o = event("stage_fresh");
 	json_put_str(o, "stage", name);
 	emit(st, o);
 }
