@@ -551,77 +551,7 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
-/* The first event: what the run will look at. */
-static void begin(struct sched *s)
-{
-	struct status_begin b = {0};
-	const char **names = xcalloc(s->total + 1, sizeof(*names));
-
-	for (size_t k = 0; k < s->e->g->nr; k++)
-		if (s->jobs[s->e->g->order[k]].state != JOB_OFF)
-			names[b.stages_nr++] =
-				sched_stage_name(s, s->e->g->order[k]);
-	b.version = s->o->version;
-	b.workspace = s->e->workspace;
-	b.targets = s->o->targets;
-	b.targets_nr = s->o->targets_nr;
-	b.jobs = s->slots;
-	b.dry_run = s->o->dry_run;
-	b.stages = names;
-	b.stages_nr = s->total;
-	status_begin(&s->status, &b);
-	free(names);
-}
-
-/* The last event; -n says nothing more on a terminal, but its events
- * and its report end as a run's do. */
-static void end(struct sched *s, int ret, const struct error *err)
-{
-	long long ms = sched_now_ms() - s->start_ms;
-	const char *msg = ret && err->exit_code ? err->msg.buf : NULL;
-	struct status *st = &s->status;
-
-	if (!s->o->dry_run) {
-		status_summary(st, s->sum, ms, ret, msg);
-		return;
-	}
-	if (st->ops == &status_json)
-		st->ops->summary(st, s->sum, ms, ret, msg);
-	if (st->tee)
-		st->tee->summary(st, s->sum, ms, ret, msg);
-}
-
-static int run(struct sched *s, struct error *err);
-
-int engine_run(struct engine *e, const struct run_options *o,
-	       struct run_summary *sum, struct error *err)
-{
-	struct sched s = {0};
-	int ret;
-
-	memset(sum, 0, sizeof(*sum));
-	s.e = e;
-	s.o = o;
-	s.sum = sum;
-	s.start_ms = sched_now_ms();
-	status_init(&s.status, s.start_ms, o->events);
-	if (setup(&s, err)) {
-		teardown(&s);
-		return err->exit_code;
-	}
-	if (o->report)
-		junit_attach(&s.status, o->report);
-	begin(&s);
-	if (o->dry_run)
-		ret = dry_run(&s, err) ? err->exit_code : EXIT_OK;
-	else
-		ret = run(&s, err);
-	end(&s, ret, err);
-	junit_detach(&s.status);
-	teardown(&s);
-	return ret;
-}
-
+/* The run proper, after setup: the loop, the records, the exit code. */
 static int run(struct sched *s, struct error *err)
 {
 	struct engine *e = s->e;
@@ -669,5 +599,74 @@ static int run(struct sched *s, struct error *err)
 		ret = EXIT_SIGNAL + sched_interrupted;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
+	return ret;
+}
+
+/* The first event: what the run will look at. */
+static void begin(struct sched *s)
+{
+	struct status_begin b = {0};
+	const char **names = xcalloc(s->total + 1, sizeof(*names));
+
+	for (size_t k = 0; k < s->e->g->nr; k++)
+		if (s->jobs[s->e->g->order[k]].state != JOB_OFF)
+			names[b.stages_nr++] =
+				sched_stage_name(s, s->e->g->order[k]);
+	b.version = s->o->version;
+	b.workspace = s->e->workspace;
+	b.targets = s->o->targets;
+	b.targets_nr = s->o->targets_nr;
+	b.jobs = s->slots;
+	b.dry_run = s->o->dry_run;
+	b.stages = names;
+	b.stages_nr = s->total;
+	status_begin(&s->status, &b);
+	free(names);
+}
+
+/* The last event; -n says nothing more on a terminal, but its events
+ * and its report end as a run's do. */
+static void end(struct sched *s, int ret, const struct error *err)
+{
+	long long ms = sched_now_ms() - s->start_ms;
+	const char *msg = ret && err->exit_code ? err->msg.buf : NULL;
+	struct status *st = &s->status;
+
+	if (!s->o->dry_run) {
+		status_summary(st, s->sum, ms, ret, msg);
+		return;
+	}
+	if (st->ops == &status_json)
+		st->ops->summary(st, s->sum, ms, ret, msg);
+	if (st->tee)
+		st->tee->summary(st, s->sum, ms, ret, msg);
+}
+
+int engine_run(struct engine *e, const struct run_options *o,
+	       struct run_summary *sum, struct error *err)
+{
+	struct sched s = {0};
+	int ret;
+
+	memset(sum, 0, sizeof(*sum));
+	s.e = e;
+	s.o = o;
+	s.sum = sum;
+	s.start_ms = sched_now_ms();
+	status_init(&s.status, s.start_ms, o->events);
+	if (setup(&s, err)) {
+		teardown(&s);
+		return err->exit_code;
+	}
+	if (o->report)
+		junit_attach(&s.status, o->report);
+	begin(&s);
+	if (o->dry_run)
+		ret = dry_run(&s, err) ? err->exit_code : EXIT_OK;
+	else
+		ret = run(&s, err);
+	end(&s, ret, err);
+	junit_detach(&s.status);
+	teardown(&s);
 	return ret;
 }

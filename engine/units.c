@@ -184,23 +184,24 @@ static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
 }
 
 /* What the status says of un; the pointers are borrowed from un. */
-static void unit_status(const struct unit *un, struct status_unit *su)
+static void unit_status(const struct sched *s, const struct unit *un,
+			struct status_unit *su)
 {
 	const struct job *j = un->job;
 
 	memset(su, 0, sizeof(*su));
+	su->stage = sched_stage_name(s, j->stage);
 	su->datum = un->datum >= 0 ? j->cur->datum_list[un->datum].path : NULL;
 	su->log_path = un->log_path;
 	su->attempt = un->tries + 1;
 	su->exit_code = -1;
 }
 
-static void say_started(struct sched *s, struct job *j, const struct unit *un)
+static void say_started(struct sched *s, const struct unit *un)
 {
 	struct status_unit su;
 
-	unit_status(un, &su);
-	su.stage = sched_stage_name(s, j->stage);
+	unit_status(s, un, &su);
 	status_unit_started(&s->status, &su);
 }
 
@@ -213,7 +214,7 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		return -1;
 	j->running++;
 	s->running++;
-	say_started(s, j, un);
+	say_started(s, un);
 	return 0;
 }
 
@@ -266,7 +267,7 @@ static int start_batch(struct sched *s, struct job *j, struct error *err)
 	j->batch = 1;
 	s->running++;
 	for (size_t i = 0; i < n; i++)
-		say_started(s, j, made[i]);
+		say_started(s, made[i]);
 	ret = 0;
 out:
 	for (size_t i = 0; ret && i < k; i++)
@@ -480,8 +481,7 @@ static void say_finished(struct sched *s, const struct unit *un,
 	struct status_unit su;
 	struct strbuf why = STRBUF_INIT;
 
-	unit_status(un, &su);
-	su.stage = sched_stage_name(s, un->job->stage);
+	unit_status(s, un, &su);
 	if (access(un->log_path, F_OK))
 		su.log_path = NULL; /* it printed nothing */
 	su.ok = ok;
