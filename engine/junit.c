@@ -129,7 +129,10 @@ static void unit_finished(struct status *st, const struct status_unit *u)
 	}
 	c->state = u->ok ? J_OK : J_FAILED;
 	c->ms = u->ms;
-	set_str(&c->message, u->ok ? NULL : u->message);
+	free(c->message);
+	c->message = u->ok ? NULL
+			   : xstrfmt("stage '%s' failed: datum '%s': %s",
+				     u->stage, u->datum, u->message);
 	set_str(&c->log, u->log_path);
 }
 

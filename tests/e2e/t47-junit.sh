@@ -3,7 +3,7 @@
 # (tests/data/junit.xsd) accepts, for a run that succeeds, fails, fails
 # one datum, has nothing to do, or is interrupted; written atomically.
 . "$(dirname "$0")/lib.sh"
-plan 26
+plan 28
 
 # xmllint comes with libxml2-utils; installed when missing, as
 # tests/docker-env.sh installs docker.io
@@ -111,6 +111,10 @@ expect_rc "a failing datum: exit 1" 1
 valid "a failing datum: the report passes the schema" datum.xml
 expect_eq "a failing datum: one failing testcase in the stage's suite" \
 	"$(count datum.xml '//testsuite[@name="pipe.d"]/testcase[@name="d/b.txt"]/failure')" 1
+expect_eq "a failing datum: the failure names stage and datum" \
+	"$(xmllint --xpath 'string(//testcase[@name="d/b.txt"]/failure/@message)' datum.xml)" "stage 'd' failed: datum 'd/b.txt': exit status 1"
+expect_in "a failing datum: its log's tail" \
+	"$(xmllint --xpath 'string(//testcase[@name="d/b.txt"]/failure)' datum.xml)" "bad datum"
 expect_eq "a failing datum: the other datum passes" \
 	"$(count datum.xml '//testsuite[@name="pipe.d"]/testcase[@name="d/a.txt" and not(failure)]')" 1
 
