@@ -132,7 +132,7 @@ stages:
 YML
 "$PIPE" run --report int.xml >/dev/null 2>&1 &
 victim=$!
-for _ in $(seq 200); do [ -e started ] && break; sleep 0.05; done
+for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
 kill -INT $victim
 wait $victim
 expect_eq "interrupted: exit 130" "$?" 130

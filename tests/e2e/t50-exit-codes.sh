@@ -111,7 +111,7 @@ cat >> Pipefile <<'YML'
 YML
 "$PIPE" run slow >/dev/null 2>&1 &
 holder=$!
-for _ in $(seq 200); do [ -e started ] && break; sleep 0.05; done
+for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
 rc_is 3 run a
 rc_is 3 run --json a
 rc_is 3 checkout a
@@ -123,7 +123,7 @@ rc=$?
 expect_eq "good: pipe run on SIGINT -> 130" "$rc" 130
 "$PIPE" run slow >/dev/null 2>&1 &
 holder=$!
-for _ in $(seq 200); do [ -e started ] && break; sleep 0.05; done
+for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
 kill -TERM "$holder"
 wait "$holder"
 rc=$?
