@@ -121,6 +121,7 @@ kill -INT "$holder"
 wait "$holder"
 rc=$?
 expect_eq "good: pipe run on SIGINT -> 130" "$rc" 130
+rm -f started
 "$PIPE" run slow >/dev/null 2>&1 &
 holder=$!
 for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
