@@ -3,19 +3,63 @@
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "util/log.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* --json: the events keep stdout to themselves. They go to a copy of it;
+ * fd 1 becomes stderr, so what the stages print (streamed to fd 1 by the
+ * executors) cannot mix with them. NULL (and a message) when stdout
+ * cannot be copied. */
+static FILE *events_stream(void)
+{
+	int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+	FILE *f;
+
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		log_error("--json: cannot use stdout: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	fflush(stdout);
+	dup2(2, 1);
+	return f;
+}
+
+/* The report's path as the user meant it: pipe works in the workspace. */
+static char *absolute(const char *path)
+{
+	char *cwd;
+	char *out;
+
+	if (path[0] == '/')
+		return xstrdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return xstrdup(path);
+	out = xstrfmt("%s/%s", cwd, path);
+	free(cwd);
+	return out;
+}
 
 int cmd_run(struct cli *cli)
 {
 	struct engine_options eo = {.write = 1, .command = "pipe run"};
-	struct run_options ro = {0};
+	struct run_options ro = {.version = cli_version};
 	struct run_summary sum;
 	struct engine *e = NULL;
 	struct error err = ERROR_INIT;
 	char **targets = calloc((size_t)cli->argc + 1, sizeof(*targets));
-	int rc;
+	const char *report_arg = NULL;
+	char *report = NULL;
+	int json = 0, rc;
 
 	ro.targets = targets;
 	for (int i = 1; i < cli->argc; i++) {
@@ -31,6 +75,15 @@ int cmd_run(struct cli *cli)
 			ro.no_cache = 1;
 		} else if (!strcmp(a, "--wait")) {
 			eo.wait_lock = 1;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!strcmp(a, "--report")) {
+			if (i + 1 >= cli->argc || !*cli->argv[i + 1]) {
+				free(targets);
+				return cli_usage_error(cli, "--report needs "
+							    "a file name");
+			}
+			report_arg = cli->argv[++i];
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			log_verbosity = LOG_QUIET;
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
@@ -75,14 +128,25 @@ int cmd_run(struct cli *cli)
 	}
 	if (ro.dry_run)
 		eo.write = 0;
-	if (engine_open(&e, cli->pipefile_path, &eo, &err)) {
+	if (report_arg)
+		ro.report = report = absolute(report_arg);
+	if (json && !(ro.events = events_stream())) {
 		free(targets);
-		return cli_fail(&err);
+		free(report);
+		return EXIT_ENV;
+	}
+	if (engine_open(&e, cli->pipefile_path, &eo, &err)) {
+		rc = cli_fail(&err);
+		goto out;
 	}
 	rc = engine_run(e, &ro, &sum, &err);
 	if (err.exit_code)
 		rc = cli_fail(&err);
 	engine_close(e);
+out:
+	if (ro.events)
+		fclose(ro.events);
 	free(targets);
+	free(report);
 	return rc;
 }

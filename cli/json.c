@@ -3,26 +3,12 @@
 #include "engine/engine.h"
 #include "engine/jobs.h"
 #include "engine/run.h"
+#include "engine/status.h"
 #include "executors/json.h"
 #include "pipefile/pipefile.h"
 
 #include <stdio.h>
 #include <time.h>
-
-static struct json *reason_json(const struct reason *r)
-{
-	struct strbuf sb = STRBUF_INIT;
-	struct json *o = json_new_object();
-
-	reason_format(r, &sb);
-	json_put_str(o, "kind", reason_kind_name(r->kind));
-	json_put_str(o, "path", r->path);
-	json_put_str(o, "old", r->old_value);
-	json_put_str(o, "new", r->new_value);
-	json_put_str(o, "message", sb.buf);
-	strbuf_release(&sb);
-	return o;
-}
 
 /* Indented, one line at the end, on stdout. */
 static void print(struct json *j)
@@ -47,7 +33,7 @@ void cli_json_status(const struct engine *e, const struct stage_status *v,
 		json_put_str(s, "name", e->pf->stages[v[i].stage].name);
 		json_put_str(s, "state", v[i].stale ? "stale" : "fresh");
 		for (size_t k = 0; k < v[i].reasons.nr; k++)
-			json_push(rs, reason_json(&v[i].reasons.v[k]));
+			json_push(rs, status_reason_json(&v[i].reasons.v[k]));
 		json_put(s, "reasons", rs);
 		json_push(stages, s);
 	}

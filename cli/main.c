@@ -26,7 +26,7 @@ const struct command commands[] = {
 	 "Pipefile:LINE:COL and a caret under the column, and exits 2."},
 	{"run", cmd_run,
 	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--no-cache] [--wait] "
-	 "[--executor E] [--context C]",
+	 "[--executor E] [--context C] [--json] [--report FILE]",
 	 "bring stages and what they need up to date",
 	 "Runs the stale stages among STAGE... (default: all) and the stale\n"
 	 "stages they need, skipping fresh ones.\n\n"
@@ -37,6 +37,9 @@ const struct command commands[] = {
 	 "stages\n"
 	 "  --no-cache      never restore a stage from the run-cache\n"
 	 "  --wait          wait for another pipe run in this workspace\n"
+	 "  --json          events on stdout, one JSON object a line; the\n"
+	 "                  stages' output goes to stderr\n"
+	 "  --report FILE   write a JUnit XML report of the run to FILE\n"
 	 "  --executor E    run every stage with executor E\n"
 	 "  --context C     the kubeconfig context for kubernetes stages\n"
 	 "  -q, -v          less or more output\n\n"

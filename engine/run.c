@@ -185,7 +185,7 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		j->state = JOB_FRESH;
 		s->sum->fresh++;
 		s->finished++;
-		log_verbose("fresh %s", sched_stage_name(s, j->stage));
+		status_fresh(&s->status, sched_stage_name(s, j->stage));
 		stage_record_free(j->cur);
 		j->cur = NULL;
 		reasons_release(&rs);
@@ -222,8 +222,8 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		reasons_release(&rs);
 		return stale;
 	}
-	s->status.ops->decided(&s->status, "run ",
-			       sched_stage_name(s, j->stage), &rs, NULL);
+	status_decided(&s->status, "run ", sched_stage_name(s, j->stage), &rs,
+		       NULL);
 	reasons_release(&rs);
 	return units_start_job(s, j, err) ? -1 : 1;
 }
@@ -279,7 +279,7 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	    record_reuse(s, j, st, from, err))
 		return -1;
 	strbuf_addf(&why, "(restored from %.12s)", from);
-	s->status.ops->decided(&s->status, "cache", name, rs, why.buf);
+	status_decided(&s->status, "cache", name, rs, why.buf);
 	strbuf_release(&why);
 	record_job(s, j, "cached");
 	j->cur->started_ms = j->started_ms;
@@ -437,19 +437,27 @@ static void list_skipped(struct sched *s, int error)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
 		struct job *j = &s->jobs[s->e->g->order[k]];
+		const char *name = sched_stage_name(s, j->stage);
+		char *msg = NULL;
 
 		if (j->state == JOB_WAITING && deps_ready(s, j->stage) < 0) {
 			j->state = JOB_SKIPPED;
 			s->sum->skipped++;
 		}
-		if (j->state == JOB_SKIPPED)
-			log_error("skipped '%s': an upstream stage failed",
-				  sched_stage_name(s, j->stage));
-		else if (j->state == JOB_WAITING && !sched_interrupted &&
-			 !error)
-			log_error("not run '%s': stopped after a failure "
-				  "(-k keeps going)",
-				  sched_stage_name(s, j->stage));
+		if (j->state == JOB_SKIPPED) {
+			msg = xstrfmt("skipped '%s': an upstream stage failed",
+				      name);
+			status_skipped(&s->status, name, "upstream_failed",
+				       msg);
+		} else if (j->state == JOB_WAITING && sched_interrupted) {
+			status_skipped(&s->status, name, "interrupted", NULL);
+		} else if (j->state == JOB_WAITING && !error) {
+			msg = xstrfmt("not run '%s': stopped after a failure "
+				      "(-k keeps going)",
+				      name);
+			status_skipped(&s->status, name, "stopped", msg);
+		}
+		free(msg);
 	}
 }
 
@@ -528,13 +536,13 @@ static int dry_run(struct sched *s, struct error *err)
 	}
 	for (size_t i = 0; i < nr; i++) {
 		if (v[i].stale) {
-			s->status.ops->decided(&s->status, "would run",
-					       sched_stage_name(s, v[i].stage),
-					       &v[i].reasons, NULL);
+			status_decided(&s->status, "would run",
+				       sched_stage_name(s, v[i].stage),
+				       &v[i].reasons, NULL);
 			s->sum->ran++;
 		} else {
-			log_verbose("fresh %s",
-				    sched_stage_name(s, v[i].stage));
+			status_fresh(&s->status,
+				     sched_stage_name(s, v[i].stage));
 			s->sum->fresh++;
 		}
 	}
@@ -543,39 +551,25 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
-int engine_run(struct engine *e, const struct run_options *o,
-	       struct run_summary *sum, struct error *err)
+/* The run proper, after setup: the loop, the records, the exit code. */
+static int run(struct sched *s, struct error *err)
 {
-	struct sched s = {0};
+	struct engine *e = s->e;
+	struct run_summary *sum = s->sum;
 	struct saved_signals saved;
 	int ret;
 
-	memset(sum, 0, sizeof(*sum));
-	s.e = e;
-	s.o = o;
-	s.sum = sum;
-	s.start_ms = sched_now_ms();
-	status_init(&s.status, s.start_ms);
-	if (setup(&s, err)) {
-		teardown(&s);
-		return err->exit_code;
-	}
-	if (o->dry_run) {
-		ret = dry_run(&s, err) ? err->exit_code : EXIT_OK;
-		teardown(&s);
-		return ret;
-	}
 	outputs_recover(e);
 	sched_interrupted = signals_seen = 0;
-	status_hook_output(&s.status, &e->before_output, &e->output_arg);
+	status_hook_output(&s->status, &e->before_output, &e->output_arg);
 	catch_signals(&saved);
-	s.saved_ms = sched_now_ms();
-	s.kept_ms = STATE_SAVE_MS;
-	ret = loop(&s, err) ? err->exit_code : EXIT_OK;
+	s->saved_ms = sched_now_ms();
+	s->kept_ms = STATE_SAVE_MS;
+	ret = loop(s, err) ? err->exit_code : EXIT_OK;
 	{
 		struct error serr = ERROR_INIT;
 
-		if (sched_save(&s, 1, &serr) && !ret) {
+		if (sched_save(s, 1, &serr) && !ret) {
 			error_release(err);
 			*err = serr;
 			error_init(&serr);
@@ -584,12 +578,12 @@ int engine_run(struct engine *e, const struct run_options *o,
 		error_release(&serr);
 	}
 	restore_signals(&saved);
-	status_release(&s.status);
-	list_skipped(&s, ret);
+	status_release(&s->status);
+	list_skipped(s, ret);
 	{
 		struct error werr = ERROR_INIT;
 
-		if (record_run(&s,
+		if (record_run(s,
 			       ret	     ? ret
 			       : sum->failed ? EXIT_FAILED
 			       : sched_interrupted
@@ -605,7 +599,74 @@ int engine_run(struct engine *e, const struct run_options *o,
 		ret = EXIT_SIGNAL + sched_interrupted;
 	else if (!ret && sum->failed)
 		ret = EXIT_FAILED;
-	s.status.ops->summary(&s.status, sum, sched_now_ms() - s.start_ms);
+	return ret;
+}
+
+/* The first event: what the run will look at. */
+static void begin(struct sched *s)
+{
+	struct status_begin b = {0};
+	const char **names = xcalloc(s->total + 1, sizeof(*names));
+
+	for (size_t k = 0; k < s->e->g->nr; k++)
+		if (s->jobs[s->e->g->order[k]].state != JOB_OFF)
+			names[b.stages_nr++] =
+				sched_stage_name(s, s->e->g->order[k]);
+	b.version = s->o->version;
+	b.workspace = s->e->workspace;
+	b.targets = s->o->targets;
+	b.targets_nr = s->o->targets_nr;
+	b.jobs = s->slots;
+	b.dry_run = s->o->dry_run;
+	b.stages = names;
+	b.stages_nr = s->total;
+	status_begin(&s->status, &b);
+	free(names);
+}
+
+/* The last event; -n says nothing more on a terminal, but its events
+ * and its report end as a run's do. */
+static void end(struct sched *s, int ret, const struct error *err)
+{
+	long long ms = sched_now_ms() - s->start_ms;
+	const char *msg = ret && err->exit_code ? err->msg.buf : NULL;
+	struct status *st = &s->status;
+
+	if (!s->o->dry_run) {
+		status_summary(st, s->sum, ms, ret, msg);
+		return;
+	}
+	if (st->ops == &status_json)
+		st->ops->summary(st, s->sum, ms, ret, msg);
+	if (st->tee)
+		st->tee->summary(st, s->sum, ms, ret, msg);
+}
+
+int engine_run(struct engine *e, const struct run_options *o,
+	       struct run_summary *sum, struct error *err)
+{
+	struct sched s = {0};
+	int ret;
+
+	memset(sum, 0, sizeof(*sum));
+	s.e = e;
+	s.o = o;
+	s.sum = sum;
+	s.start_ms = sched_now_ms();
+	status_init(&s.status, s.start_ms, o->events);
+	if (setup(&s, err)) {
+		teardown(&s);
+		return err->exit_code;
+	}
+	if (o->report)
+		junit_attach(&s.status, o->report);
+	begin(&s);
+	if (o->dry_run)
+		ret = dry_run(&s, err) ? err->exit_code : EXIT_OK;
+	else
+		ret = run(&s, err);
+	end(&s, ret, err);
+	junit_detach(&s.status);
 	teardown(&s);
 	return ret;
 }

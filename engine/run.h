@@ -4,6 +4,7 @@
 #define ENGINE_RUN_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "engine/plan.h"
 #include "util/error.h"
@@ -29,11 +30,14 @@ void engine_status_free(struct stage_status *v, size_t nr);
 struct run_options {
 	char *const *targets; /* stage names; none: every stage */
 	size_t targets_nr;
-	int jobs;	/* -j; <= 0: number of cores */
-	int dry_run;	/* -n */
-	int force;	/* -f: force the targets (all when none) */
-	int keep_going; /* -k */
-	int no_cache;	/* --no-cache: never restore from the store */
+	int jobs;	     /* -j; <= 0: number of cores */
+	int dry_run;	     /* -n */
+	int force;	     /* -f: force the targets (all when none) */
+	int keep_going;	     /* -k */
+	int no_cache;	     /* --no-cache: never restore from the store */
+	FILE *events;	     /* --json: events here, one a line; NULL: none */
+	const char *report;  /* --report: a JUnit XML file; NULL: none */
+	const char *version; /* pipe's, for the events */
 };
 
 struct run_summary {

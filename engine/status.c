@@ -1,5 +1,6 @@
 /* Reporting a run: the terminal implementation (a live "[7/12] running:
- * train, eval  0:42" line under the result lines) and the plain one. */
+ * train, eval  0:42" line under the result lines), the plain one, and
+ * the calls that feed a table and its tee. */
 #include "engine/plan.h"
 #include "engine/run.h"
 #include "engine/status.h"
@@ -7,6 +8,8 @@
 #include "util/strbuf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,16 +56,36 @@ static void ok(struct status *st, const char *name, long long datums_done,
 		log_info("ok   %s (%.2fs)", name, (double)ms / 1000);
 }
 
-static void failed(struct status *st, const char *msg)
+static void fresh(struct status *st, const char *name)
 {
 	(void)st;
-	log_error("%s", msg);
+	log_verbose("fresh %s", name);
+}
+
+static void failed(struct status *st, const char *name, const char *msg)
+{
+	(void)st;
+	(void)name;
+	if (msg)
+		log_error("%s", msg);
+}
+
+static void skipped(struct status *st, const char *name, const char *code,
+		    const char *msg)
+{
+	(void)st;
+	(void)name;
+	(void)code;
+	if (msg)
+		log_error("%s", msg);
 }
 
 static void summary(struct status *st, const struct run_summary *sum,
-		    long long ms)
+		    long long ms, int exit_code, const char *error)
 {
 	(void)st;
+	(void)exit_code;
+	(void)error;
 	log_info("%zu ran, %zu cached, %zu fresh, %zu failed, %zu skipped in "
 		 "%.2fs",
 		 sum->ran, sum->cached, sum->fresh, sum->failed, sum->skipped,
@@ -76,8 +99,10 @@ static void no_clear(struct status *st)
 
 const struct status_ops status_plain = {
 	.decided = decided,
+	.fresh = fresh,
 	.ok = ok,
 	.failed = failed,
+	.skipped = skipped,
 	.progress = NULL,
 	.clear = no_clear,
 	.summary = summary,
@@ -133,18 +158,38 @@ static void progress(struct status *st, size_t finished, size_t total,
 
 const struct status_ops status_terminal = {
 	.decided = decided,
+	.fresh = fresh,
 	.ok = ok,
 	.failed = failed,
+	.skipped = skipped,
 	.progress = progress,
 	.clear = term_clear,
 	.summary = summary,
 };
 
-void status_init(struct status *st, long long start_ms)
+/* NO_COLOR (no-color.org): any non-empty value. CI: what CI services
+ * set (CI=true, CI=1); "false" and "0" say it is not one. */
+int status_can_redraw(void)
 {
-	int tty = isatty(2) && log_verbosity >= LOG_NORMAL;
+	const char *no_color = getenv("NO_COLOR"), *ci = getenv("CI");
 
-	st->ops = tty ? &status_terminal : &status_plain;
+	if (no_color && *no_color)
+		return 0;
+	if (ci && *ci && strcmp(ci, "false") && strcmp(ci, "0"))
+		return 0;
+	return isatty(1) && isatty(2);
+}
+
+void status_init(struct status *st, long long start_ms, FILE *events)
+{
+	memset(st, 0, sizeof(*st));
+	st->events = events;
+	if (events)
+		st->ops = &status_json;
+	else if (log_verbosity >= LOG_NORMAL && status_can_redraw())
+		st->ops = &status_terminal;
+	else
+		st->ops = &status_plain;
 	st->start_ms = start_ms;
 }
 
@@ -164,4 +209,63 @@ void status_release(struct status *st)
 		st->ops->clear(st);
 	if (st->ops == &status_terminal)
 		log_before_print = NULL;
+}
+
+/* --- one call, to the table and its tee --- */
+
+#define BOTH(hook, ...)                                                        \
+	do {                                                                   \
+		if (st->ops->hook)                                             \
+			st->ops->hook(st, __VA_ARGS__);                        \
+		if (st->tee && st->tee->hook)                                  \
+			st->tee->hook(st, __VA_ARGS__);                        \
+	} while (0)
+
+void status_begin(struct status *st, const struct status_begin *b)
+{
+	BOTH(begin, b);
+}
+
+void status_decided(struct status *st, const char *verb, const char *name,
+		    const struct reasons *rs, const char *tail)
+{
+	BOTH(decided, verb, name, rs, tail);
+}
+
+void status_fresh(struct status *st, const char *name)
+{
+	BOTH(fresh, name);
+}
+
+void status_unit_started(struct status *st, const struct status_unit *u)
+{
+	BOTH(unit_started, u);
+}
+
+void status_unit_finished(struct status *st, const struct status_unit *u)
+{
+	BOTH(unit_finished, u);
+}
+
+void status_ok(struct status *st, const char *name, long long datums_done,
+	       size_t datums_skipped, long long ms)
+{
+	BOTH(ok, name, datums_done, datums_skipped, ms);
+}
+
+void status_failed(struct status *st, const char *name, const char *msg)
+{
+	BOTH(failed, name, msg);
+}
+
+void status_skipped(struct status *st, const char *name, const char *code,
+		    const char *msg)
+{
+	BOTH(skipped, name, code, msg);
+}
+
+void status_summary(struct status *st, const struct run_summary *sum,
+		    long long ms, int exit_code, const char *error)
+{
+	BOTH(summary, sum, ms, exit_code, error);
 }

@@ -183,6 +183,28 @@ static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
 	return 0;
 }
 
+/* What the status says of un; the pointers are borrowed from un. */
+static void unit_status(const struct sched *s, const struct unit *un,
+			struct status_unit *su)
+{
+	const struct job *j = un->job;
+
+	memset(su, 0, sizeof(*su));
+	su->stage = sched_stage_name(s, j->stage);
+	su->datum = un->datum >= 0 ? j->cur->datum_list[un->datum].path : NULL;
+	su->log_path = un->log_path;
+	su->attempt = un->tries + 1;
+	su->exit_code = -1;
+}
+
+static void say_started(struct sched *s, const struct unit *un)
+{
+	struct status_unit su;
+
+	unit_status(s, un, &su);
+	status_unit_started(&s->status, &su);
+}
+
 static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		      struct error *err)
 {
@@ -192,6 +214,7 @@ static int start_unit(struct sched *s, struct job *j, struct unit *un,
 		return -1;
 	j->running++;
 	s->running++;
+	say_started(s, un);
 	return 0;
 }
 
@@ -243,6 +266,8 @@ static int start_batch(struct sched *s, struct job *j, struct error *err)
 	j->running += n;
 	j->batch = 1;
 	s->running++;
+	for (size_t i = 0; i < n; i++)
+		say_started(s, made[i]);
 	ret = 0;
 out:
 	for (size_t i = 0; ret && i < k; i++)
@@ -389,8 +414,8 @@ static void say_failure(struct sched *s, struct job *j, const struct error *err)
 			    j->fail_msg.buf, j->datums_failed - 1);
 	else
 		strbuf_add(&sb, j->fail_msg.buf, j->fail_msg.len);
-	if (sb.len)
-		s->status.ops->failed(&s->status, sb.buf);
+	/* stopped by a signal, which was said: no message */
+	status_failed(&s->status, name, sb.len ? sb.buf : NULL);
 	strbuf_release(&sb);
 }
 
@@ -419,11 +444,11 @@ static void finish_stage(struct sched *s, struct job *j)
 	if (ok) {
 		j->state = JOB_DONE;
 		s->sum->ran++;
-		s->status.ops->ok(&s->status, name,
-				  s->e->pf->stages[j->stage].datums.path
-					  ? (long long)j->datums_done
-					  : -1,
-				  j->datums_skipped, dur);
+		status_ok(&s->status, name,
+			  s->e->pf->stages[j->stage].datums.path
+				  ? (long long)j->datums_done
+				  : -1,
+			  j->datums_skipped, dur);
 	} else {
 		fail_job(s, j);
 		record_job(s, j, sched_interrupted ? "killed" : "failed");
@@ -449,6 +474,29 @@ static int keep_datum(struct sched *s, struct unit *un, struct error *err)
 	return sched_save(s, 0, err);
 }
 
+static void say_finished(struct sched *s, const struct unit *un,
+			 const struct exec_done *d, int ok,
+			 const struct error *err)
+{
+	struct status_unit su;
+	struct strbuf why = STRBUF_INIT;
+
+	unit_status(s, un, &su);
+	if (access(un->log_path, F_OK))
+		su.log_path = NULL; /* it printed nothing */
+	su.ok = ok;
+	su.exit_code = d->term_signal || d->cancelled ? -1 : d->exit_code;
+	if (err->exit_code)
+		strbuf_addstr(&why, err->msg.buf);
+	else
+		describe_end(d, &why);
+	su.message = why.buf;
+	su.ms = d->duration_ms > 0 ? d->duration_ms
+				   : sched_now_ms() - un->started_ms;
+	status_unit_finished(&s->status, &su);
+	strbuf_release(&why);
+}
+
 void units_done(struct sched *s, struct exec_done *d)
 {
 	struct unit *un = d->data;
@@ -464,6 +512,7 @@ void units_done(struct sched *s, struct exec_done *d)
 	scan_forget_folders();
 	if (ok && un->datum >= 0 && keep_datum(s, un, &err))
 		ok = 0;
+	say_finished(s, un, d, ok, &err);
 	if (ok) {
 		if (un->datum >= 0)
 			j->datums_done++;
