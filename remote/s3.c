@@ -57,8 +57,8 @@ int s3_open(struct s3 **out, const char *url, const struct s3_opts *o,
 		s3->o.backoff_ms = DEFAULT_BACKOFF_MS;
 	s3->sigv4 = xstrfmt("aws:amz:%s:s3", s3->cfg.region);
 	if (s3->cfg.token)
-		s3->token_hdr = xstrfmt("x-amz-security-token: %s",
-					s3->cfg.token);
+		s3->token_hdr =
+			xstrfmt("x-amz-security-token: %s", s3->cfg.token);
 	t.base_url = s3->cfg.base_url;
 	t.connect_timeout_ms = s3->o.connect_timeout_ms;
 	t.aws_sigv4 = s3->sigv4;
@@ -425,6 +425,33 @@ int s3_run(struct s3 *s3, int limit, struct error *err)
 	}
 }
 
+static const char *reason(long status)
+{
+	static const struct {
+		long status;
+		const char *text;
+	} t[] = {
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{403, "Forbidden (wrong credentials, or no access)"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{409, "Conflict"},
+		{412, "Precondition Failed"},
+		{416, "Range Not Satisfiable"},
+		{429, "Too Many Requests"},
+		{500, "Internal Server Error"},
+		{502, "Bad Gateway"},
+		{503, "Service Unavailable"},
+		{504, "Gateway Timeout"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		if (t[i].status == status)
+			return t[i].text;
+	return "";
+}
+
 int s3op_fail(struct s3op *op, struct s3req *r)
 {
 	struct s3 *s3 = op->s3;
@@ -435,14 +462,16 @@ int s3op_fail(struct s3op *op, struct s3req *r)
 	strbuf_addf(&msg, "%s 's3://%s/%s': ", op->what, s3->cfg.bucket,
 		    op->key ? op->key : "");
 	if (r->out_errno) {
-		strbuf_addf(&msg, "cannot write '%s': %s", op->tmp ? op->tmp : "",
-			    strerror(r->out_errno));
+		strbuf_addf(&msg, "cannot write '%s': %s",
+			    op->tmp ? op->tmp : "", strerror(r->out_errno));
 	} else if (*terr) {
 		strbuf_addf(&msg, "%s: %s", s3->cfg.base_url, terr);
 	} else {
 		strbuf_addf(&msg, "HTTP %ld", st);
 		if (body && s3_xml_pick(body->buf, body->len, "Code", &code))
 			strbuf_addf(&msg, " %s", code.buf);
+		else /* a HEAD's answer has no body */
+			strbuf_addf(&msg, " %s", reason(st));
 		if (body && s3_xml_pick(body->buf, body->len, "Message", &code))
 			strbuf_addf(&msg, ": %s", code.buf);
 	}

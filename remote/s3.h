@@ -21,10 +21,10 @@ struct s3_opts {
 	const char *profile;  /* NULL: AWS_PROFILE, else "default" */
 	long long part_size;  /* multipart part; 0: 8 MiB */
 	long long multipart_threshold; /* larger files go in parts; 0: 8 MiB */
-	int parallel;	  /* requests in flight for one call; 0: 4 */
-	int attempts;	  /* per request, the first included; 0: 5 */
-	long backoff_ms;  /* the first retry's wait (doubled, jittered,
-			   * at most 20 s); 0: 200 */
+	int parallel;		 /* requests in flight for one call; 0: 4 */
+	int attempts;		 /* per request, the first included; 0: 5 */
+	long backoff_ms;	 /* the first retry's wait (doubled, jittered,
+				  * at most 20 s); 0: 200 */
 	long connect_timeout_ms; /* 0: 10 s */
 };
 
@@ -88,10 +88,10 @@ int s3_delete(struct s3 *s3, const char *key, struct error *err);
 /* Many transfers, at most parallel requests at once (0: the opts'), on
  * one event loop. Each v[i].result is set; returns 0 when none failed,
  * else -1 with the first failure in err (the others run to their end). */
-int s3_batch_put_files(struct s3 *s3, struct s3_xfer *v, size_t n,
-		       int parallel, struct error *err);
-int s3_batch_get_files(struct s3 *s3, struct s3_xfer *v, size_t n,
-		       int parallel, struct error *err);
+int s3_batch_put_files(struct s3 *s3, struct s3_xfer *v, size_t n, int parallel,
+		       struct error *err);
+int s3_batch_get_files(struct s3 *s3, struct s3_xfer *v, size_t n, int parallel,
+		       struct error *err);
 
 /* Requests sent so far, retries included (for tests and reports). */
 long s3_requests(const struct s3 *s3);

@@ -27,8 +27,7 @@ void s3_encode(struct strbuf *out, const char *s, int keep_slash);
 /* The canonical query of n name/value pairs (pairs[2i], pairs[2i+1]; a
  * NULL value is written "name="): encoded, sorted by name then value,
  * joined by '&'. curl 7.88 signs the query as it is sent. */
-void s3_canonical_query(struct strbuf *out, const char *const *pairs,
-			size_t n);
+void s3_canonical_query(struct strbuf *out, const char *const *pairs, size_t n);
 
 /* The text of the first <name>...</name> in xml, entities decoded, into
  * out (reset first). Returns 1 when found, else 0. */
@@ -170,6 +169,5 @@ char *s3_full_key(const struct s3 *s3, const char *key);
 int s3req_ok(struct s3req *r);
 /* A PUT's end: S3_OK, S3_EXISTS on 412, or the failure. */
 void s3_put_done(struct s3req *r);
-
 
 #endif

@@ -20,9 +20,10 @@ int s3_parse_url(const char *url, char **bucket, char **prefix,
 	b = url + 5;
 	slash = strchr(b, '/');
 	blen = slash ? (size_t)(slash - b) : strlen(b);
-	if (blen < 1 || blen > 255 || strspn(b, "abcdefghijklmnopqrstuvwxyz"
-						"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-						"0123456789.-_") < blen)
+	if (blen < 1 || blen > 255 ||
+	    strspn(b, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789.-_") < blen)
 		goto bad;
 	if (slash) {
 		const char *s = slash + strspn(slash, "/");
@@ -63,8 +64,7 @@ static int cmp_param(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void s3_canonical_query(struct strbuf *out, const char *const *pairs,
-			size_t n)
+void s3_canonical_query(struct strbuf *out, const char *const *pairs, size_t n)
 {
 	char **v = xcalloc(n ? n : 1, sizeof(*v));
 
@@ -141,16 +141,18 @@ static size_t entity(const char *s, const char *end, struct strbuf *out)
 		unsigned long cp = 0;
 
 		for (; i < left && i < 10 && s[i] != ';'; i++) {
-			int d = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
-				: hexa && s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
-				: hexa && s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 10
-								     : -1;
+			int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0'
+				: hexa && s[i] >= 'a' && s[i] <= 'f'
+					? s[i] - 'a' + 10
+				: hexa && s[i] >= 'A' && s[i] <= 'F'
+					? s[i] - 'A' + 10
+					: -1;
 			if (d < 0)
 				return 0;
 			cp = cp * (hexa ? 16 : 10) + (unsigned long)d;
 		}
-		if (i >= left || s[i] != ';' || i == (hexa ? 2u : 1u) ||
-		    !cp || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		if (i >= left || s[i] != ';' || i == (hexa ? 2u : 1u) || !cp ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
 			return 0;
 		add_utf8(out, cp);
 		return i + 1;
@@ -228,12 +230,23 @@ void s3_xml_escape(struct strbuf *out, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': strbuf_addstr(out, "&amp;"); break;
-		case '<': strbuf_addstr(out, "&lt;"); break;
-		case '>': strbuf_addstr(out, "&gt;"); break;
-		case '"': strbuf_addstr(out, "&quot;"); break;
-		case '\'': strbuf_addstr(out, "&apos;"); break;
-		default: strbuf_addch(out, *s);
+		case '&':
+			strbuf_addstr(out, "&amp;");
+			break;
+		case '<':
+			strbuf_addstr(out, "&lt;");
+			break;
+		case '>':
+			strbuf_addstr(out, "&gt;");
+			break;
+		case '"':
+			strbuf_addstr(out, "&quot;");
+			break;
+		case '\'':
+			strbuf_addstr(out, "&apos;");
+			break;
+		default:
+			strbuf_addch(out, *s);
 		}
 	}
 }
@@ -265,7 +278,7 @@ int s3_parse_list(const char *xml, size_t len, struct s3_page *p)
 	pos = t0;
 	while (find_elem(&pos, end, "Contents", &t0, &t1)) {
 		if (!s3_xml_pick(t0, (size_t)(t1 - t0), "Key", &sb) ||
-		    !sb.len) {
+		    !sb.len || memchr(sb.buf, '\0', sb.len)) {
 			strbuf_release(&sb);
 			return -1;
 		}

@@ -385,14 +385,14 @@ static int batch(struct s3 *s3, struct s3_xfer *v, size_t n, int put,
 	return ret;
 }
 
-int s3_batch_put_files(struct s3 *s3, struct s3_xfer *v, size_t n,
-		       int parallel, struct error *err)
+int s3_batch_put_files(struct s3 *s3, struct s3_xfer *v, size_t n, int parallel,
+		       struct error *err)
 {
 	return batch(s3, v, n, 1, parallel, err);
 }
 
-int s3_batch_get_files(struct s3 *s3, struct s3_xfer *v, size_t n,
-		       int parallel, struct error *err)
+int s3_batch_get_files(struct s3 *s3, struct s3_xfer *v, size_t n, int parallel,
+		       struct error *err)
 {
 	return batch(s3, v, n, 0, parallel, err);
 }
@@ -439,7 +439,7 @@ static void list_done(struct s3req *r)
 
 static void list_request(struct s3op *op, const char *token)
 {
-	const char *q[] = {"list-type", "2",	   "prefix", op->key,
+	const char *q[] = {"list-type",		 "2",  "prefix", op->key,
 			   "continuation-token", token};
 	struct strbuf query = STRBUF_INIT;
 
