@@ -59,33 +59,40 @@ void s3_encode(struct strbuf *out, const char *s, int keep_slash)
 	}
 }
 
+struct param {
+	char *name, *value; /* encoded */
+};
+
+/* SigV4 sorts by the encoded name, then value (not by "name=value":
+ * "a-b" would come before "a"). */
 static int cmp_param(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct param *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : strcmp(x->value, y->value);
 }
 
 void s3_canonical_query(struct strbuf *out, const char *const *pairs, size_t n)
 {
-	char **v = xcalloc(n ? n : 1, sizeof(*v));
+	struct param *v = xcalloc(n ? n : 1, sizeof(*v));
 
-	/* "name=value" sorts as SigV4 wants: by name, then value, since
-	 * '=' (0x3D) sorts below every character an encoded name holds
-	 * but '%', '-', '.' and digits; names here are plain words */
 	for (size_t i = 0; i < n; i++) {
 		struct strbuf sb = STRBUF_INIT;
 
 		s3_encode(&sb, pairs[2 * i], 0);
-		strbuf_addch(&sb, '=');
+		v[i].name = strbuf_detach(&sb, NULL);
 		if (pairs[2 * i + 1])
 			s3_encode(&sb, pairs[2 * i + 1], 0);
-		v[i] = strbuf_detach(&sb, NULL);
+		v[i].value = strbuf_detach(&sb, NULL);
 	}
 	qsort(v, n, sizeof(*v), cmp_param);
 	for (size_t i = 0; i < n; i++) {
-		if (i)
-			strbuf_addch(out, '&');
-		strbuf_addstr(out, v[i]);
-		free(v[i]);
+		/* a valueless parameter is "name=" */
+		strbuf_addf(out, "%s%s=%s", i ? "&" : "", v[i].name,
+			    v[i].value);
+		free(v[i].name);
+		free(v[i].value);
 	}
 	free(v);
 }

@@ -128,6 +128,7 @@ static void test_query(void **state)
 	const char *uploads[] = {"uploads", NULL};
 	const char *part[] = {"uploadId", "x y", "partNumber", "12"};
 	const char *utf[] = {"prefix", "café/a+b c"};
+	const char *order[] = {"a-b", "1", "a", "2", "b", "y", "b", "x"};
 
 	(void)state;
 	query(list, 4, "delimiter=%2F&list-type=2&max-keys=1&prefix=dir%2F");
@@ -135,6 +136,7 @@ static void test_query(void **state)
 	query(uploads, 1, "uploads=");
 	query(part, 2, "partNumber=12&uploadId=x%20y");
 	query(utf, 1, "prefix=caf%C3%A9%2Fa%2Bb%20c");
+	query(order, 4, "a=2&a-b=1&b=x&b=y");
 	query(NULL, 0, "");
 }
 
