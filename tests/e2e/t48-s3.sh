@@ -10,7 +10,7 @@
 cache=${PIPE_S3_CACHE:-${HOME:-/nonexistent}/.cache/pipe-s3}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 54
+plan 53
 
 driver=${UNIT_DIR:-$root/build/tests}/test_s3
 if [ ! -x "$driver" ]; then
@@ -39,12 +39,12 @@ head -c 20971520 /dev/urandom >big
 d "$url" put one.bin one
 expect_in "put 1 byte" "$out" "ok in"
 d "$url" head one.bin
-expect_eq "head 1 byte: size and md5 ETag" "$out" "size=1 etag=$(md5 one)"
+expect_eq "head 1 byte: size and md5 ETag" "${out%%$'\n'*}" "size=1 etag=$(md5 one)"
 d "$url" get one.bin one.back
 expect_eq "get 1 byte" "$rc $(cat one.back)" "0 x"
 d "$url" put zero.bin zero
 d "$url" head zero.bin
-expect_eq "put and head 0 bytes" "$out" "size=0 etag=$(md5 zero)"
+expect_eq "put and head 0 bytes" "${out%%$'\n'*}" "size=0 etag=$(md5 zero)"
 d "$url" get zero.bin zero.back
 expect_eq "get 0 bytes" "$rc $(stat -c %s zero.back)" "0 0"
 d "$url" put big.bin big

@@ -285,7 +285,7 @@ static void test_upload_and_sigv4(void **state)
 	for (int i = 0; i < 2; i++) { /* the second reads it again */
 		assert_int_equal(http_run(h, &req, &x, &err), 0);
 		b = http_xfer_body(x)->buf;
-		assert_int_equal(strncmp(b, "PUT /echo HTTP/1.1\r\n", 21), 0);
+		assert_int_equal(strncmp(b, "PUT /echo HTTP/1.1\r\n", 20), 0);
 		assert_non_null(strstr(b, "Content-Length: 5\r\n"));
 		assert_non_null(strstr(b, "\r\n\r\n34567"));
 		assert_non_null(strstr(b, "Authorization: AWS4-HMAC-SHA256 "
@@ -300,7 +300,7 @@ static void test_upload_and_sigv4(void **state)
 	up.len = 0;
 	assert_int_equal(http_run(h, &req, &x, &err), 0);
 	b = http_xfer_body(x)->buf;
-	assert_int_equal(strncmp(b, "POST /echo HTTP/1.1\r\n", 22), 0);
+	assert_int_equal(strncmp(b, "POST /echo HTTP/1.1\r\n", 21), 0);
 	assert_non_null(strstr(b, "Content-Length: 0\r\n"));
 	http_xfer_free(x);
 	close(up.fd);
