@@ -19,6 +19,7 @@
 #define DEFAULT_BACKOFF_MS 200
 #define MAX_WAIT_MS 20000
 #define STALL_MS 60000
+#define ABORT_MS 3000
 #define UNSIGNED "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 
 static long long now_ms(void)
@@ -370,11 +371,75 @@ static void pump(struct s3 *s3)
 	}
 }
 
-/* After a signal: every request ends unanswered, its operation failed
- * (an upload in parts is not aborted: S3's lifecycle rules clean up). */
+static void abort_end(struct s3req *r)
+{
+	s3req_end(r);
+}
+
+/* After a signal: abort the uploads in parts that were under way, for
+ * a few seconds at most (S3 keeps, and bills, the parts of an upload
+ * neither completed nor aborted). Not retried. */
+static void abort_uploads(struct s3 *s3, struct strvec *kv)
+{
+	struct s3op *op = s3op_new(s3, "abort", NULL);
+	long long until = now_ms() + ABORT_MS;
+	struct error err = ERROR_INIT;
+
+	for (size_t i = 0; i + 1 < kv->nr; i += 2) {
+		const char *q[] = {"uploadId", kv->v[i + 1]};
+		struct strbuf query = STRBUF_INIT;
+		struct s3req *r;
+
+		s3_canonical_query(&query, q, 1);
+		r = s3req_new(op, "DELETE", kv->v[i], query.buf, abort_end);
+		r->attempt = s3->o.attempts;
+		s3req_queue(r);
+		strbuf_release(&query);
+	}
+	while ((s3->ready || s3->in_flight) && now_ms() < until) {
+		pump(s3);
+		if (s3->in_flight &&
+		    http_poll(s3->h, (int)(until - now_ms()), &err) < 0)
+			break; /* a second signal interrupts only the wait */
+	}
+	while (s3->ready || s3->flying) { /* out of time */
+		struct s3req *r = s3->flying ? s3->flying : s3->ready;
+
+		if (r == s3->flying) {
+			unfly(s3, r);
+		} else {
+			s3->ready = r->next;
+			if (!s3->ready)
+				s3->ready_tail = NULL;
+		}
+		s3req_end(r);
+	}
+	error_release(&err);
+	s3op_free(op);
+}
+
+/* The uploads in parts of the requests in queue (key, id pairs). */
+static void list_uploads(struct s3req *r, struct strvec *kv)
+{
+	for (; r; r = r->next)
+		if (r->op->upload_id && !r->op->listed) {
+			r->op->listed = 1;
+			strvec_push(kv, r->op->key);
+			strvec_push(kv, r->op->upload_id);
+		}
+}
+
+/* After a signal: every request ends unanswered, its operation failed;
+ * then the uploads in parts are aborted. */
 static void drain(struct s3 *s3)
 {
+	struct strvec kv = STRVEC_INIT;
+
 	s3->more = NULL;
+	list_uploads(s3->ready, &kv);
+	list_uploads(s3->waiting, &kv);
+	for (struct s3req *r = s3->flying; r; r = r->fnext)
+		list_uploads(&(struct s3req){.op = r->op}, &kv);
 	while (s3->flying || s3->ready || s3->waiting) {
 		struct s3req *r = s3->flying;
 
@@ -394,6 +459,8 @@ static void drain(struct s3 *s3)
 			error_set(&r->op->err, EXIT_INTERRUPTED, "interrupted");
 		s3req_end(r);
 	}
+	abort_uploads(s3, &kv);
+	strvec_clear(&kv);
 }
 
 int s3_run(struct s3 *s3, int limit, struct error *err)
@@ -518,58 +585,6 @@ int s3req_ok(struct s3req *r)
 	return !*http_xfer_error(r->x) && st >= 200 && st < 300;
 }
 
-static void head_done(struct s3req *r)
-{
-	struct s3op *op = r->op;
-	const char *v;
-
-	if (s3req_ok(r)) {
-		v = http_xfer_header(r->x, "Content-Length");
-		op->st->size = v ? atoll(v) : 0;
-		v = http_xfer_header(r->x, "ETag");
-		v = v ? v + strspn(v, "\"") : "";
-		snprintf(op->st->etag, sizeof(op->st->etag), "%.*s",
-			 (int)strcspn(v, "\""), v);
-	} else if (http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x)) {
-		op->result = S3_MISSING;
-	} else {
-		s3op_fail(op, r);
-	}
-	s3req_end(r);
-}
-
-int s3_head(struct s3 *s3, const char *key, struct s3_stat *st,
-	    struct error *err)
-{
-	char *full = s3_full_key(s3, key);
-	struct s3op *op = s3op_new(s3, "head", full);
-	struct s3_stat dummy;
-
-	op->st = st ? st : &dummy;
-	memset(op->st, 0, sizeof(*op->st));
-	s3req_queue(s3req_new(op, "HEAD", full, NULL, head_done));
-	free(full);
-	return s3op_run(op, err);
-}
-
-static void delete_done(struct s3req *r)
-{
-	if (!s3req_ok(r) &&
-	    !(http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x)))
-		s3op_fail(r->op, r);
-	s3req_end(r);
-}
-
-int s3_delete(struct s3 *s3, const char *key, struct error *err)
-{
-	char *full = s3_full_key(s3, key);
-	struct s3op *op = s3op_new(s3, "delete", full);
-
-	s3req_queue(s3req_new(op, "DELETE", full, NULL, delete_done));
-	free(full);
-	return s3op_run(op, err);
-}
-
 /* A PUT's answer: 412 to a create-only put means the key is there. */
 void s3_put_done(struct s3req *r)
 {
@@ -578,20 +593,4 @@ void s3_put_done(struct s3req *r)
 	else if (!s3req_ok(r))
 		s3op_fail(r->op, r);
 	s3req_end(r);
-}
-
-int s3_put_mem(struct s3 *s3, const char *key, const void *data, size_t len,
-	       int create_only, struct error *err)
-{
-	char *full = s3_full_key(s3, key);
-	struct s3op *op = s3op_new(s3, "put", full);
-	struct s3req *r = s3req_new(op, "PUT", full, NULL, s3_put_done);
-
-	r->body = xmemdupz(data, len);
-	r->body_len = len;
-	if (create_only)
-		strvec_push(&r->headers, "If-None-Match: *");
-	s3req_queue(r);
-	free(full);
-	return s3op_run(op, err);
 }

@@ -121,6 +121,7 @@ struct s3op {
 	char *path, *tmp;
 	long long size, part_size;
 	int create_only, nparts, parts_left, failed;
+	int listed; /* its upload is to be aborted */
 	char *upload_id;
 	char **etags;
 	struct s3_stat *st;

@@ -46,6 +46,77 @@ static void cleanup(struct s3op *op)
 }
 
 /* ------------------------------------------------------------------ */
+/* One request: head, delete, a put from memory */
+
+static void head_done(struct s3req *r)
+{
+	struct s3op *op = r->op;
+	const char *v;
+
+	if (s3req_ok(r)) {
+		v = http_xfer_header(r->x, "Content-Length");
+		op->st->size = v ? atoll(v) : 0;
+		v = http_xfer_header(r->x, "ETag");
+		v = v ? v + strspn(v, "\"") : "";
+		snprintf(op->st->etag, sizeof(op->st->etag), "%.*s",
+			 (int)strcspn(v, "\""), v);
+	} else if (http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x)) {
+		op->result = S3_MISSING;
+	} else {
+		s3op_fail(op, r);
+	}
+	s3req_end(r);
+}
+
+int s3_head(struct s3 *s3, const char *key, struct s3_stat *st,
+	    struct error *err)
+{
+	char *full = s3_full_key(s3, key);
+	struct s3op *op = s3op_new(s3, "head", full);
+	struct s3_stat dummy;
+
+	op->st = st ? st : &dummy;
+	memset(op->st, 0, sizeof(*op->st));
+	s3req_queue(s3req_new(op, "HEAD", full, NULL, head_done));
+	free(full);
+	return s3op_run(op, err);
+}
+
+static void delete_done(struct s3req *r)
+{
+	if (!s3req_ok(r) &&
+	    !(http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x)))
+		s3op_fail(r->op, r);
+	s3req_end(r);
+}
+
+int s3_delete(struct s3 *s3, const char *key, struct error *err)
+{
+	char *full = s3_full_key(s3, key);
+	struct s3op *op = s3op_new(s3, "delete", full);
+
+	s3req_queue(s3req_new(op, "DELETE", full, NULL, delete_done));
+	free(full);
+	return s3op_run(op, err);
+}
+
+int s3_put_mem(struct s3 *s3, const char *key, const void *data, size_t len,
+	       int create_only, struct error *err)
+{
+	char *full = s3_full_key(s3, key);
+	struct s3op *op = s3op_new(s3, "put", full);
+	struct s3req *r = s3req_new(op, "PUT", full, NULL, s3_put_done);
+
+	r->body = xmemdupz(data, len);
+	r->body_len = len;
+	if (create_only)
+		strvec_push(&r->headers, "If-None-Match: *");
+	s3req_queue(r);
+	free(full);
+	return s3op_run(op, err);
+}
+
+/* ------------------------------------------------------------------ */
 /* Multipart upload: create, the parts, complete; abort on failure */
 
 static void abort_done(struct s3req *r)

@@ -5,12 +5,13 @@
 # 2,500 objects listed across pages, create-only puts, a wrong secret, a
 # server that is down; and through a fault proxy on top of the real
 # server (tests/s3/fault-proxy.py): 503s, a connection cut mid-upload, a
-# multipart upload that fails and is aborted, a download that fails.
+# multipart upload that fails and is aborted, one interrupted (SIGINT)
+# and aborted, a download that fails.
 # Env: PIPE_S3_CACHE (the server binary's cache, ~/.cache/pipe-s3).
 cache=${PIPE_S3_CACHE:-${HOME:-/nonexistent}/.cache/pipe-s3}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 53
+plan 56
 
 driver=${UNIT_DIR:-$root/build/tests}/test_s3
 if [ ! -x "$driver" ]; then
@@ -148,6 +149,17 @@ expect_in "... the upload aborted" "$(grep DELETE "$plog")" "uploadId="
 lsup=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_KEY:$S3_SECRET" \
 	-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET?uploads=")
 expect_not_in "... no upload left on the server" "$lsup" "<UploadId>"
+proxy --fail-parts 100
+"$driver" drive --endpoint "$proxy" "$url" put big4.bin big >"$_tmp/int.out" 2>&1 &
+pid=$!
+sleep 1.5 # the parts wait to be sent again (Retry-After: 1)
+kill -INT "$pid"
+wait "$pid"
+expect_eq "interrupted upload: exit 130" "$? $(grep -c 'pipe: error: interrupted' "$_tmp/int.out")" "130 1"
+expect_in "... its upload aborted" "$(grep DELETE "$plog")" "big4.bin?uploadId="
+lsup=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_KEY:$S3_SECRET" \
+	-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET?uploads=")
+expect_not_in "... none left on the server" "$lsup" "<UploadId>"
 proxy --fail503 100
 d --endpoint "$proxy" --attempts 2 "$url" get big.bin failed.back
 expect_rc "a download that fails: exit 3" 3

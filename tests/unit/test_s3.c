@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,8 +485,16 @@ static int command(struct s3 *s3, int argc, char **argv, int parallel,
 	return r;
 }
 
+/* A signal interrupts the wait (as in pipe, whose handlers do not
+ * restart system calls). */
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
 static int drive(int argc, char **argv)
 {
+	struct sigaction sa = {.sa_handler = on_signal};
 	struct s3_opts o = {0};
 	struct s3 *s3;
 	struct error err = ERROR_INIT;
@@ -516,6 +525,7 @@ static int drive(int argc, char **argv)
 				"ARGS...\n");
 		return 2;
 	}
+	sigaction(SIGINT, &sa, NULL);
 	if (s3_open(&s3, argv[i], &o, &err)) {
 		error_print(&err, stderr);
 		return err.exit_code;
