@@ -48,7 +48,7 @@ LDFLAGS += $(SAN)
 
 # The layers, lowest first (see README "Design"). Each folder may include
 # only itself and the folders named after it in LAYER_<dir>.
-LIB_DIRS := util pipefile store executors engine
+LIB_DIRS := util pipefile store executors remote engine
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef PIPE_LIBCURL
 #define PIPE_LIBCURL "libcurl.so.4"
@@ -95,6 +96,7 @@ struct http {
 	CURLM *multi;
 	char *base_url, *unix_socket;
 	char *ca_pem, *cert_pem, *key_pem, *auth;
+	char *aws_sigv4, *aws_key, *aws_secret;
 	long connect_timeout_ms;
 	int insecure;
 	struct sock *socks;
@@ -114,6 +116,8 @@ struct http_xfer {
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url, *body;
+	struct http_upload upload; /* fd -1: none */
+	long long sent;		   /* of upload, this attempt */
 	void (*on_data)(void *arg, const char *data, size_t len);
 	void *data_arg;
 	void (*on_response)(void *arg, struct http_xfer *x);
@@ -265,6 +269,9 @@ int http_new(struct http **out, const struct http_target *t, struct error *err)
 	h->cert_pem = dup_or_null(t->cert_pem);
 	h->key_pem = dup_or_null(t->key_pem);
 	h->insecure = t->insecure;
+	h->aws_sigv4 = dup_or_null(t->aws_sigv4);
+	h->aws_key = dup_or_null(t->aws_key);
+	h->aws_secret = dup_or_null(t->aws_secret);
 	if (t->bearer_token) {
 		struct strbuf sb = STRBUF_INIT;
 
@@ -307,6 +314,9 @@ void http_free(struct http *h)
 	free_secret(h->cert_pem);
 	free_secret(h->key_pem);
 	free_secret(h->auth);
+	free(h->aws_sigv4);
+	free_secret(h->aws_key);
+	free_secret(h->aws_secret);
 	free(h->socks);
 	free(h->pfd);
 	free(h);
@@ -346,6 +356,59 @@ static void set_target(struct http_xfer *x)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	if (h->auth)
 		x->hdrs = curl_slist_append(x->hdrs, h->auth);
+	if (h->aws_sigv4) {
+		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, h->aws_sigv4);
+		curl_easy_setopt(e, CURLOPT_USERNAME, h->aws_key);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, h->aws_secret);
+	}
+}
+
+/* An upload's body, read from its file at the offset reached. */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct http_xfer *x = arg;
+	long long left = x->upload.len - x->sent;
+	size_t want = size * n;
+	ssize_t got;
+
+	if (left <= 0)
+		return 0;
+	if ((long long)want > left)
+		want = (size_t)left;
+	do
+		got = pread(x->upload.fd, buf, want,
+			    (off_t)(x->upload.offset + x->sent));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) /* the file shrank or cannot be read */
+		return CURL_READFUNC_ABORT;
+	x->sent += got;
+	return (size_t)got;
+}
+
+/* curl rewinds the body when it must send it again (a redirect, a
+ * connection that closed before the request went out). */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct http_xfer *x = arg;
+
+	if (origin != SEEK_SET || offset < 0 || offset > x->upload.len)
+		return CURL_SEEKFUNC_FAIL;
+	x->sent = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static void set_upload(struct http_xfer *x, const struct http_request *req)
+{
+	CURL *e = x->easy;
+
+	x->upload = *req->upload;
+	curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(e, CURLOPT_READDATA, x);
+	curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+	curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+	curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+			 (curl_off_t)x->upload.len);
 }
 
 static void set_method(struct http_xfer *x, const struct http_request *req)
@@ -353,6 +416,12 @@ static void set_method(struct http_xfer *x, const struct http_request *req)
 	const char *m = req->method ? req->method : "GET";
 	CURL *e = x->easy;
 
+	if (req->upload) {
+		set_upload(x, req);
+		if (strcmp(m, "PUT"))
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+		return;
+	}
 	if (!strcmp(m, "GET") && !req->body) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 		return;
@@ -393,6 +462,7 @@ static struct http_xfer *xfer_new(struct http *h,
 	struct strbuf url = STRBUF_INIT;
 
 	x->h = h;
+	x->upload.fd = -1;
 	strbuf_init(&x->resp_body, 0);
 	strbuf_init(&x->resp_headers, 0);
 	strbuf_init(&x->scratch, 0);
@@ -415,6 +485,12 @@ static struct http_xfer *xfer_new(struct http *h,
 	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->timeout_ms > 0)
 		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+	if (req->stall_ms > 0) {
+		long secs = (req->stall_ms + 999) / 1000;
+
+		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME, secs);
+	}
 	set_target(x);
 	set_method(x, req);
 	set_headers(x, req);

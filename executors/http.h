@@ -24,6 +24,18 @@ struct http_target {
 	long connect_timeout_ms;	/* 0: 10 s */
 	int insecure; /* 1: the peer is not verified (a kubeconfig's
 		       * insecure-skip-tls-verify; the caller warns) */
+	/* AWS Signature V4 (S3): "aws:amz:REGION:SERVICE" for curl, with
+	 * the access key id and secret key; never shown in a message. The
+	 * caller gives the query in canonical form (curl 7.88 signs it as
+	 * it is). NULL: not signed. */
+	const char *aws_sigv4, *aws_key, *aws_secret;
+};
+
+/* A request body read from a file: len bytes of fd from offset, by
+ * pread (so that many uploads can share one fd; a retry starts over). */
+struct http_upload {
+	int fd;
+	long long offset, len;
 };
 
 struct http_request {
@@ -34,6 +46,11 @@ struct http_request {
 	size_t body_len;
 	char *const *headers; /* extra "Name: value", NULL-terminated */
 	long timeout_ms;      /* the whole request; 0: none */
+	/* The body from a file instead of body/body_len; NULL: none. The
+	 * struct is copied; the fd must stay open until the request ends. */
+	const struct http_upload *upload;
+	/* Abort when less than 1 byte/s moves for this long; 0: never. */
+	long stall_ms;
 	/* Streaming: each piece of a 2xx response's body as it arrives
 	 * (then not kept in the body; other statuses' bodies are kept). It
 	 * must not start or free requests. */

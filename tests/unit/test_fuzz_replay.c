@@ -60,6 +60,9 @@
 #define LLVMFuzzerTestOneInput fuzz_kube
 #include "tests/fuzz/fuzz_kube.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_s3
+#include "tests/fuzz/fuzz_s3.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -141,6 +144,7 @@ REPLAY(keys)
 REPLAY(oci)
 REPLAY(kubeconfig)
 REPLAY(kube)
+REPLAY(s3)
 
 int main(void)
 {
@@ -159,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_oci),
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_kube),
+		cmocka_unit_test(test_s3),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +256,57 @@ static void test_methods_and_bodies(void **state)
 	http_free(h);
 }
 
+/* A body read from a file (a slice of it), and requests signed with AWS
+ * SigV4: the S3 client's needs. */
+static void test_upload_and_sigv4(void **state)
+{
+	struct http_target t = {.unix_socket = sock,
+				.aws_sigv4 = "aws:amz:eu-west-1:s3",
+				.aws_key = "AKIDTEST",
+				.aws_secret = "SECRETTEST"};
+	char path[128],
+		*hdrs[] = {"x-amz-content-sha256: UNSIGNED-PAYLOAD", NULL};
+	struct http_upload up = {.offset = 3, .len = 5};
+	struct http_request req = {.method = "PUT",
+				   .path = "/echo",
+				   .upload = &up,
+				   .headers = hdrs};
+	struct http *h;
+	struct http_xfer *x;
+	struct error err = ERROR_INIT;
+	const char *b;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/upload", dir);
+	assert_int_equal(fs_write_atomic(path, "0123456789", 10, &err), 0);
+	up.fd = open(path, O_RDONLY);
+	assert_true(up.fd >= 0);
+	assert_int_equal(http_new(&h, &t, &err), 0);
+	for (int i = 0; i < 2; i++) { /* the second reads it again */
+		assert_int_equal(http_run(h, &req, &x, &err), 0);
+		b = http_xfer_body(x)->buf;
+		assert_int_equal(strncmp(b, "PUT /echo HTTP/1.1\r\n", 20), 0);
+		assert_non_null(strstr(b, "Content-Length: 5\r\n"));
+		assert_non_null(strstr(b, "\r\n\r\n34567"));
+		assert_non_null(strstr(b, "Authorization: AWS4-HMAC-SHA256 "
+					  "Credential=AKIDTEST/"));
+		assert_non_null(strstr(b, "/eu-west-1/s3/aws4_request"));
+		assert_non_null(strstr(b, "x-amz-content-sha256"));
+		assert_null(strstr(b, "SECRETTEST"));
+		http_xfer_free(x);
+	}
+	/* another method with a file body; an empty slice */
+	req.method = "POST";
+	up.len = 0;
+	assert_int_equal(http_run(h, &req, &x, &err), 0);
+	b = http_xfer_body(x)->buf;
+	assert_int_equal(strncmp(b, "POST /echo HTTP/1.1\r\n", 21), 0);
+	assert_non_null(strstr(b, "Content-Length: 0\r\n"));
+	http_xfer_free(x);
+	close(up.fd);
+	http_free(h);
+}
+
 struct seen {
 	struct strbuf data;
 	int pieces, responses, done;
@@ -464,6 +516,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_and_headers),
 		cmocka_unit_test(test_methods_and_bodies),
+		cmocka_unit_test(test_upload_and_sigv4),
 		cmocka_unit_test(test_streaming),
 		cmocka_unit_test(test_transport_errors),
 		cmocka_unit_test(test_interrupted),
