@@ -28,6 +28,7 @@
 #define LOG_DRAIN_MS 3000 /* a finished pod's log, after its end is seen */
 #define CREATE_TRIES 5
 #define LIST_GRACE_MS 10000
+#define UNSCHEDULABLE_MS 5000
 #define LOG_RESUMES 120 /* a cut log stream: up to a minute or so */
 #define TS_LEN 29	/* 2026-12-04T19:52:02.123456789 */
 
@@ -61,7 +62,9 @@ struct kjob {
 	struct strbuf body; /* the manifest, kept for a retried create */
 	int tries;
 	struct loop_timer retry;
-	long long created_ms; /* when the API said 201 */
+	long long created_ms;	   /* when the API said 201 */
+	struct loop_timer unsched; /* a pod no node takes, for this long */
+	struct strbuf unsched_msg;
 	unsigned created : 1, deleting : 1;
 };
 
@@ -241,6 +244,8 @@ static void job_free(struct kjob *j)
 {
 	http_xfer_free(j->create);
 	loop_timer_disarm(&j->retry);
+	loop_timer_disarm(&j->unsched);
+	strbuf_release(&j->unsched_msg);
 	if (j->env_dir) {
 		fs_remove_tree(j->env_dir);
 		free(j->env_dir);
@@ -601,24 +606,38 @@ static int unschedulable(struct kjob *j, const struct json *status)
 		const char *type = json_get_str(c, "type");
 		const char *st = json_get_str(c, "status");
 		const char *reason = json_get_str(c, "reason");
-		struct strbuf sb = STRBUF_INIT;
+		const char *msg = json_get_str(c, "message");
 
-		if (!type || strcmp(type, "PodScheduled") || !st ||
-		    strcmp(st, "False") || !reason ||
-		    strcmp(reason, "Unschedulable"))
+		if (!type || strcmp(type, "PodScheduled") || !st)
 			continue;
-		/* pods of this Job that run may make room when they end */
+		if (strcmp(st, "False") || !reason ||
+		    strcmp(reason, "Unschedulable")) {
+			loop_timer_disarm(&j->unsched); /* scheduled */
+			return 0;
+		}
+		/* pods of this Job that run may make room when they end; a
+		 * claim being bound, a node coming up: the scheduler tries
+		 * again, so pipe gives it UNSCHEDULABLE_MS first */
 		if (running_pods(j))
 			return 0;
-		strbuf_addf(
-			&sb, "no node can run the pod (FailedScheduling): %s",
-			json_get_str(c, "message") ? json_get_str(c, "message")
-						   : reason);
-		job_fail(j, sb.buf);
-		strbuf_release(&sb);
-		return 1;
+		strbuf_reset(&j->unsched_msg);
+		strbuf_addf(&j->unsched_msg,
+			    "no node can run the pod (FailedScheduling): %s",
+			    msg ? msg : reason);
+		if (j->unsched.at < 0)
+			loop_timer_arm(&j->unsched,
+				       loop_now_ms() + UNSCHEDULABLE_MS);
+		return 0;
 	}
 	return 0;
+}
+
+static void on_unschedulable(void *arg)
+{
+	struct kjob *j = arg;
+
+	if (!running_pods(j) && j->unsched_msg.len)
+		job_fail(j, j->unsched_msg.buf);
 }
 
 static void on_pod(struct exec_ctx *ctx, const char *type,
@@ -1131,7 +1150,9 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 	j->name = strbuf_detach(&name, NULL);
 	j->n = n;
 	strbuf_init(&j->body, 0);
+	strbuf_init(&j->unsched_msg, 0);
 	loop_timer_init(&j->retry, on_retry_create, j);
+	loop_timer_init(&j->unsched, on_unschedulable, j);
 	files = xcalloc(n, sizeof(*files));
 	own = kube_split_env(units, n, &common, files);
 	if (own) {

@@ -154,6 +154,10 @@ kapi POST /api/v1/persistentvolumes "{apiVersion: v1, kind: PersistentVolume,
 kapi POST /api/v1/namespaces/default/persistentvolumeclaims "{apiVersion: v1, kind: PersistentVolumeClaim,
   metadata: {name: pipe-t10-claim}, spec: {accessModes: [ReadWriteMany], storageClassName: manual,
   volumeName: pipe-t10-pv, resources: {requests: {storage: 1Gi}}}}" >/dev/null
+for _ in $(seq 1 60); do # bound by the controller, not at once
+	[ "$(kapi GET /api/v1/namespaces/default/persistentvolumeclaims/pipe-t10-claim | jfield 'd["status"]["phase"]')" = Bound ] && break
+	sleep 0.25
+done
 cat > Pipefile <<YML
 kubernetes:
   namespace: default
