@@ -80,8 +80,6 @@ struct exec_ctx {
 	struct kjob **jobs;
 	size_t nr_jobs, alloc_jobs;
 	struct kube_watch *wjobs, *wpods;
-	struct http_xfer **bg; /* deletions in flight */
-	size_t nr_bg, alloc_bg;
 	unsigned swept : 1;
 };
 
@@ -179,9 +177,9 @@ static void api_message(struct http_xfer *x, struct strbuf *out)
 
 static void bg_done(void *arg, struct http_xfer *x)
 {
-	struct exec_ctx *ctx = arg;
 	long st = http_xfer_status(x);
 
+	(void)arg;
 	if ((st < 200 || st >= 300) && st != 404) {
 		struct strbuf sb = STRBUF_INIT;
 
@@ -192,22 +190,15 @@ static void bg_done(void *arg, struct http_xfer *x)
 		log_verbose("kubernetes: deleting: %s", sb.buf);
 		strbuf_release(&sb);
 	}
-	for (size_t i = 0; i < ctx->nr_bg; i++)
-		if (ctx->bg[i] == x) {
-			ctx->bg[i] = ctx->bg[--ctx->nr_bg];
-			break;
-		}
 	http_xfer_free(x);
 }
 
 static void bg_request(struct exec_ctx *ctx, const char *method,
 		       const char *path)
 {
-	struct http_xfer *x;
-
-	x = request(ctx, method, path, NULL, REQUEST_MS, bg_done, ctx, NULL);
-	ALLOC_GROW(ctx->bg, ctx->nr_bg + 1, ctx->alloc_bg);
-	ctx->bg[ctx->nr_bg++] = x;
+	/* nobody keeps it: bg_done frees it; close waits for the http
+	 * handle's requests to end */
+	request(ctx, method, path, NULL, REQUEST_MS, bg_done, ctx, NULL);
 }
 
 /* The Job, and its pods at once (not when the garbage collector gets to
@@ -1267,8 +1258,14 @@ static void kube_close(struct exec_ctx *ctx)
 	if (!ctx)
 		return;
 	loop_close(ctx);
-	/* the deletions: answered before pipe exits (Ctrl-C included) */
-	while (ctx->nr_bg && ctx->http) {
+	kube_watch_free(ctx->wjobs);
+	kube_watch_free(ctx->wpods);
+	ctx->wjobs = ctx->wpods = NULL;
+	while (ctx->nr_jobs)
+		job_free(ctx->jobs[--ctx->nr_jobs]);
+	/* what is left in flight are the deletions: answered before pipe
+	 * exits (Ctrl-C included) */
+	while (ctx->http && http_running(ctx->http)) {
 		struct error err = ERROR_INIT;
 		int r = http_poll(ctx->http, 1000, &err);
 
@@ -1276,14 +1273,7 @@ static void kube_close(struct exec_ctx *ctx)
 		if (r < 0)
 			break;
 	}
-	kube_watch_free(ctx->wjobs);
-	kube_watch_free(ctx->wpods);
-	while (ctx->nr_bg)
-		http_xfer_free(ctx->bg[--ctx->nr_bg]);
-	while (ctx->nr_jobs)
-		job_free(ctx->jobs[--ctx->nr_jobs]);
 	free(ctx->jobs);
-	free(ctx->bg);
 	http_free(ctx->http);
 	oci_free(ctx->oci);
 	kube_auth_free(ctx->auth);
