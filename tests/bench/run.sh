@@ -669,12 +669,15 @@ w8() {
 	fi
 	T[w8.pipe]=$(sed -n 's/^runs pipe: //p' "$out")
 	T[w8.kubectl]=$(sed -n 's/^runs kubectl: //p' "$out")
+	T[w8.bare]=$(sed -n 's/^runs bare: //p' "$out")
 	T[w8.fresh]=$(sed -n 's/^runs fresh: //p' "$out")
 	L[w8.pipe]="pipe run -f" L[w8.kubectl]="kubectl apply + wait" L[w8.fresh]="pipe run (fresh)"
+	L[w8.bare]="kubectl: a bare Job"
 	header "8. Kubernetes: $K8S_DATUMS datums ($(sed -n 's/^k8s bench: //p' "$out"))"
 	row 8a "$K8S_DATUMS datums of sleep 0.1, parallelism 10" w8.pipe w8.kubectl "ratio<=1.1"
 	row 8b "a fresh kubernetes stage, no API call" w8.fresh - "time<0.2"
-	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8b runs pipe with a kubeconfig whose server does not exist"
+	row 8c "8a against a Job with no volume, reading nothing" w8.pipe w8.bare -
+	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context, the workspace mounted read-only at its path and the output folder read-write as pipe mounts them, each pod finding its datum by its index in a list) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8c: the same against a bare Job (no volume, sleep 0.1 only), for reference; 8b runs pipe with a kubeconfig whose server does not exist"
 }
 
 # --- 7. peak memory of pipe ----------------------------------------------
