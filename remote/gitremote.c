@@ -286,8 +286,10 @@ int remote_git_push(struct store *st, const char *url,
 		goto out;
 	}
 	/* objects before refs: the CAS files first */
-	if (push_cas(st, url, ws, &tips, &f, s, err) ||
-	    sgit_push(st->git, url, specs.v, err))
+	if (push_cas(st, url, ws, &tips, &f, s, err))
+		goto out;
+	store_crash_point("push-git-before-refs");
+	if (sgit_push(st->git, url, specs.v, err))
 		goto out;
 	s->refs = specs.nr;
 	ret = 0;
@@ -388,6 +390,7 @@ int remote_git_pull(struct store *st, const char *url,
 	if (tips.nr && (cas_map_load(st, &f.cas, &have, err) ||
 			pull_cas(st, &tips, &old, &have, s, err)))
 		goto out;
+	store_crash_point("pull-git-before-refs");
 	for (size_t i = 0; i < f.refs.nr; i++) {
 		int moved = 0;
 

@@ -200,9 +200,11 @@ int remote_s3_push(struct store *st, const char *url,
 			goto out;
 		s->objects = count;
 	}
+	store_crash_point("push-s3-after-pack");
 	/* 2. the CAS files */
 	if (push_cas(st, s3, &tips, &hide, o, s, err))
 		goto out;
+	store_crash_point("push-s3-before-refs");
 	/* 3. the refs, each a new object */
 	for (size_t i = 0; i < local.nr; i++) {
 		if (has_ref(&remote, ws, local.v[i].suffix, &local.v[i].oid))
@@ -213,6 +215,7 @@ int remote_s3_push(struct store *st, const char *url,
 		if (s3_put_mem(s3, key.buf, "", 0, 1, err) < 0)
 			goto out;
 		s->refs++;
+		store_crash_point("push-s3-one-ref");
 	}
 	ret = 0;
 out:
@@ -375,6 +378,7 @@ int remote_s3_pull(struct store *st, const char *url,
 				  url, hex);
 			goto out;
 		}
+	store_crash_point("pull-s3-after-packs");
 	/* the files before the refs that name them */
 	if (pull_cas(st, s3, &tips, &old, dir, o, s, err))
 		goto out;
