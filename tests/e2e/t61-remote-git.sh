@@ -104,8 +104,10 @@ echo two-a >in2.txt
 pipe run >/dev/null 2>&1
 cd "$_tmp/b" && echo one-b >in1.txt && pipe run >/dev/null 2>&1
 (cd "$_tmp/a" && pipe push "$remote" >"$_tmp/pa.out" 2>&1; echo $? >"$_tmp/pa.rc") &
+p1=$!
 (cd "$_tmp/b" && pipe push "$remote" >"$_tmp/pb.out" 2>&1; echo $? >"$_tmp/pb.rc") &
-wait
+p2=$!
+wait "$p1" "$p2"
 expect_eq "two pushes at once both succeed" "$(cat "$_tmp/pa.rc") $(cat "$_tmp/pb.rc")" "0 0"
 expect_eq "the remote has a's new commit" "$(rref "refs/pipe/ws/$ida/stages/two")" \
 	"$(git --git-dir "$_tmp/a/.pipe/store" rev-parse refs/pipe/stages/two)"
@@ -116,8 +118,10 @@ remote_fsck "remote valid after concurrent pushes"
 # --- interleaved push and pull
 cd "$_tmp/a" && echo two-a2 >in2.txt && pipe run >/dev/null 2>&1
 (cd "$_tmp/a" && pipe push "$remote" >/dev/null 2>&1; echo $? >"$_tmp/pa.rc") &
+p1=$!
 (cd "$_tmp/b" && pipe pull "$remote" >/dev/null 2>&1; echo $? >"$_tmp/pb.rc") &
-wait
+p2=$!
+wait "$p1" "$p2"
 expect_eq "a push and a pull at once both succeed" "$(cat "$_tmp/pa.rc") $(cat "$_tmp/pb.rc")" "0 0"
 cd "$_tmp/b"
 run pipe pull "$remote"
