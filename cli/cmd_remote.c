@@ -95,8 +95,8 @@ static int remote_cmd(struct cli *cli, int push)
 			o.jobs = (int)n;
 		} else if (!strcmp(a, "--endpoint")) {
 			if (i + 1 >= cli->argc || !*cli->argv[i + 1])
-				return cli_usage_error(cli,
-						       "--endpoint needs a URL");
+				return cli_usage_error(
+					cli, "--endpoint needs a URL");
 			o.endpoint = cli->argv[++i];
 		} else if (a[0] == '-' && a[1]) {
 			return cli_usage_error(cli, "unknown option '%s'", a);
@@ -108,9 +108,10 @@ static int remote_cmd(struct cli *cli, int push)
 		}
 	}
 	if (!spec)
-		return cli_usage_error(cli, "name the remote: pipe %s REMOTE "
-					    "(a git remote, path or URL, or "
-					    "s3://bucket/prefix)",
+		return cli_usage_error(cli,
+				       "name the remote: pipe %s REMOTE "
+				       "(a git remote, path or URL, or "
+				       "s3://bucket/prefix)",
 				       cli->argv[0]);
 	if (engine_open(&e, cli->pipefile_path, &eo, &err) ||
 	    engine_store(e, &st, &err)) {

@@ -23,16 +23,15 @@
 #define PUSH_REF "refs/pipe-push/cas"
 
 struct fetched {
-	struct sync_refs refs;	/* runs, stages, datums by workspace */
-	struct oid_list cas;	/* the cas chains' tips */
-	struct oid_list all;	/* every fetched tip */
+	struct sync_refs refs;	 /* runs, stages, datums by workspace */
+	struct oid_list cas;	 /* the cas chains' tips */
+	struct oid_list all;	 /* every fetched tip */
 	struct sgit_oid own_cas; /* this workspace's, when has_own_cas */
 	int has_own_cas;
 	const char *ws;
 };
 
-static int fetched_cb(const char *name, const struct sgit_oid *oid,
-		      void *data)
+static int fetched_cb(const char *name, const struct sgit_oid *oid, void *data)
 {
 	struct fetched *f = data;
 	const char *p = name + strlen(FETCH_NS), *slash = strchr(p, '/');
@@ -158,8 +157,7 @@ static const struct sgit_entry *cas_map_find(const struct cas_map *m,
 {
 	struct sgit_entry key = {.name = hex};
 
-	return m->nr ? bsearch(&key, m->v, m->nr, sizeof(*m->v),
-			       cmp_entry_name)
+	return m->nr ? bsearch(&key, m->v, m->nr, sizeof(*m->v), cmp_entry_name)
 		     : NULL;
 }
 
@@ -253,8 +251,8 @@ static const struct sync_ref *find_ref(const struct sync_refs *r,
 	return NULL;
 }
 
-int remote_git_push(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err)
+int remote_git_push(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err)
 {
 	struct fetched f = {0};
 	struct sync_refs local = {0};
@@ -269,8 +267,8 @@ int remote_git_push(struct store *st, const char *url,
 	if (fetch(st, url, &f, err))
 		goto out;
 	for (size_t i = 0; i < local.nr; i++) {
-		const struct sync_ref *r = find_ref(&f.refs, ws,
-						    local.v[i].suffix);
+		const struct sync_ref *r =
+			find_ref(&f.refs, ws, local.v[i].suffix);
 
 		if (r && sgit_oid_equal(&r->oid, &local.v[i].oid))
 			continue;
@@ -364,8 +362,8 @@ out:
 	return ret;
 }
 
-int remote_git_pull(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err)
+int remote_git_pull(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err)
 {
 	struct fetched f = {0};
 	struct oid_list old = {0}, tips = {0};

@@ -84,8 +84,7 @@ static int local_cb(const char *name, const struct sgit_oid *oid, void *data)
 	return 0;
 }
 
-int sync_local_refs(struct store *st, struct sync_refs *out,
-		    struct error *err)
+int sync_local_refs(struct store *st, struct sync_refs *out, struct error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (store_batch_flush(st, err))
@@ -169,8 +168,8 @@ int sync_track(struct store *st, const char *ws, const char *suffix,
 
 			sgit_oid_hex(oid, hex);
 			strbuf_reset(&ref);
-			strbuf_addf(&ref, "refs/pipe/remotes/%s/%s/%s", ws,
-				    hex, suffix);
+			strbuf_addf(&ref, "refs/pipe/remotes/%s/%s/%s", ws, hex,
+				    suffix);
 			rc = sgit_ref_read(st->git, ref.buf, &old, err);
 			if (rc < 0)
 				goto out;
