@@ -78,13 +78,22 @@ static void drop_temp_refs(struct store *st)
 	error_release(&err);
 }
 
-static int fetch(struct store *st, const char *url, struct fetched *f,
-		 struct error *err)
+/* The remote's refs into FETCH_NS: every workspace's (pull), or only this
+ * one's (push: libgit2 then sends only the objects the remote lacks, a
+ * large file that another workspace sent included). */
+static int fetch(struct store *st, const char *url, int own_only,
+		 struct fetched *f, struct error *err)
 {
-	char *specs[] = {"+refs/pipe/ws/*:" FETCH_NS "*", NULL};
+	char *own =
+		xstrfmt("+refs/pipe/ws/%s/*:" FETCH_NS "%s/*", f->ws, f->ws);
+	char *specs[] = {own_only ? own : "+refs/pipe/ws/*:" FETCH_NS "*",
+			 NULL};
+	int rc;
 
 	drop_temp_refs(st);
-	if (sgit_fetch(st->git, url, specs, err))
+	rc = sgit_fetch(st->git, url, specs, err);
+	free(own);
+	if (rc)
 		return -1;
 	return sgit_ref_foreach(st->git, FETCH_NS "*", fetched_cb, f, err);
 }
@@ -264,7 +273,7 @@ int remote_git_push(struct store *st, const char *url, struct remote_stats *s,
 	if (sync_ws_id(st, ws, err) || sync_local_refs(st, &local, err))
 		goto out;
 	f.ws = ws;
-	if (fetch(st, url, &f, err))
+	if (fetch(st, url, 1, &f, err))
 		goto out;
 	for (size_t i = 0; i < local.nr; i++) {
 		const struct sync_ref *r =
@@ -376,7 +385,7 @@ int remote_git_pull(struct store *st, const char *url, struct remote_stats *s,
 	f.ws = ws;
 	if (sgit_ref_foreach(st->git, "refs/pipe/remotes/*", track_cb, &old,
 			     err) ||
-	    fetch(st, url, &f, err))
+	    fetch(st, url, 0, &f, err))
 		goto out;
 	for (size_t i = 0; i < f.refs.nr; i++) {
 		if (!strcmp(f.refs.v[i].ws, ws))
