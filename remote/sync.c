@@ -218,12 +218,14 @@ out:
 	return ret;
 }
 
-/* The folder downloads land in before they are checked: <store>/pull-tmp. */
+/* The folder downloads land in before they are checked: <store>/pull-tmp,
+ * emptied first (what a killed pull left there is only downloads). */
 char *sync_tmp_dir(struct store *st, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addf(&sb, "%s/pull-tmp", st->git_dir);
+	fs_remove_tree(sb.buf);
 	if (fs_mkdir_p(sb.buf, 0755)) {
 		error_set(err, EXIT_ENV, "cannot make '%s': %s", sb.buf,
 			  strerror(errno));

@@ -167,6 +167,15 @@ expect_in "c: run --pull says what it pulled" "$err" "pulled "
 same_outputs "c: outputs identical to a's (3 MB file included)" "$_tmp/a"
 expect_fsck "c: store valid"
 
+# --- a pull killed before its refs move, then pull again
+mkws k
+run env PIPE_TEST_CRASH=pull-git-before-refs "$PIPE" pull "$remote"
+expect_rc "k: pull killed before its refs" 99
+expect_eq "k: no ref moved" "$(git --git-dir .pipe/store for-each-ref refs/pipe/remotes | wc -l)" 0
+run pipe run --pull "$remote"
+expect_eq "k: run --pull again executes nothing" "$rc $(ran)" "0 "
+expect_fsck "k: store valid"
+
 # --- errors
 run pipe push nosuchremote
 expect_rc "unknown remote name: usage" 2

@@ -13,7 +13,7 @@
 cache=${PIPE_S3_CACHE:-${HOME:-/nonexistent}/.cache/pipe-s3}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 49
+plan 53
 
 server() { HOME=$go_home PIPE_S3_CACHE=$cache bash "$root/tests/s3/server.sh" "$@"; }
 up=$(server up 2>"$_tmp/up.err") || skip_all s3 "no S3 server: $(tail -3 "$_tmp/up.err")"
@@ -188,6 +188,15 @@ run pipe run --pull "$url"
 expect_eq "c: run --pull executes nothing" "$rc $(ran)" "0 "
 same_outputs "c: outputs identical to a's (CAS file included)" "$_tmp/a"
 expect_fsck "c: store valid"
+
+# --- a pull killed before its refs move, then pull again
+mkws k
+run env PIPE_TEST_CRASH=pull-s3-after-packs "$PIPE" pull "$url"
+expect_rc "k: pull killed before its refs" 99
+expect_eq "k: no ref moved" "$(git --git-dir .pipe/store for-each-ref refs/pipe/remotes | wc -l)" 0
+run pipe run --pull "$url"
+expect_eq "k: run --pull again executes nothing" "$rc $(ran)" "0 "
+expect_fsck "k: store valid"
 
 # --- errors
 run pipe push "s3://"
