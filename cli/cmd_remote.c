@@ -4,6 +4,8 @@
 #include "engine/engine.h"
 #include "remote/remote.h"
 #include "store/store.h"
+#include "util/log.h"
+#include "util/strbuf.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -27,10 +29,12 @@ static void human(unsigned long long n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
-/* The summary line on stderr, or one JSON object on stdout. */
+/* The summary line on stderr (not with -q), or one JSON object on
+ * stdout. */
 static void summary(const char *verb, const char *spec,
 		    const struct remote_stats *s, int json)
 {
+	struct strbuf sb = STRBUF_INIT;
 	char size[32];
 
 	human(s->bytes, size, sizeof(size));
@@ -43,14 +47,15 @@ static void summary(const char *verb, const char *spec,
 		return;
 	}
 	if (!s->refs && !s->files) {
-		fprintf(stderr, "nothing to %s\n", verb);
+		log_info("nothing to %s", verb);
 		return;
 	}
-	fprintf(stderr, "%sed %zu refs", verb, s->refs);
+	strbuf_addf(&sb, "%sed %zu refs", verb, s->refs);
 	if (s->objects)
-		fprintf(stderr, " (%zu objects)", s->objects);
-	fprintf(stderr, ", %zu files (%s) %s %s\n", s->files, size,
-		!strcmp(verb, "push") ? "to" : "from", spec);
+		strbuf_addf(&sb, " (%zu objects)", s->objects);
+	log_info("%s, %zu files (%s) %s %s", sb.buf, s->files, size,
+		 !strcmp(verb, "push") ? "to" : "from", spec);
+	strbuf_release(&sb);
 }
 
 int cli_remote_pull(struct store *st, const char *spec, int jobs,
