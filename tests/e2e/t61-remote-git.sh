@@ -8,6 +8,7 @@
 # moments) leaves both sides valid and the next push completes, a third
 # workspace then pulls; a 3 MB file travels through the CAS; errors.
 . "$(dirname "$0")/lib.sh"
+command -v xxhsum >/dev/null || { echo "xxhsum missing (make deps)"; exit 1; }
 
 remote=$_tmp/remote.git
 git init -q --bare "$remote"
