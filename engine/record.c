@@ -3,9 +3,11 @@
  * the stage commits of one `pipe run` together. */
 #include "engine/graph.h"
 #include "engine/jobs.h"
+#include "engine/scan.h"
 #include "engine/sched.h"
 #include "engine/state.h"
 #include "util/log.h"
+#include "util/path.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
@@ -133,6 +135,104 @@ void record_job(struct sched *s, struct job *j, const char *state)
 	free(log);
 }
 
+/* file lies in an output of a stage si reads from: the store has it. */
+static int written_upstream(const struct engine *e, size_t si, const char *file)
+{
+	const struct graph_node *n = &e->g->nodes[si];
+
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+
+		for (size_t j = 0; j < outs->nr; j++)
+			if (path_overlaps(file, outs->v[j].path))
+				return 1;
+	}
+	return 0;
+}
+
+static int add_files(struct engine *e, size_t si, const struct pf_path *in,
+		     struct strvec *files, struct error *err)
+{
+	struct scan_list l = SCAN_LIST_INIT;
+	struct hash128 h;
+	int found = 0, ret;
+
+	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h,
+			err);
+	for (size_t k = 0; !ret && k < l.nr; k++)
+		if (!written_upstream(e, si, l.v[k].path))
+			strvec_push(files, l.v[k].path);
+	scan_list_release(&l);
+	return ret;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files the selected stages read that no stage writes, sorted and
+ * unique. Hashes come from the stat cache, which this run filled. */
+static int source_files(struct sched *s, struct strvec *files,
+			struct error *err)
+{
+	struct engine *e = s->e;
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->g->nr; i++) {
+		const struct pf_stage *ps = &e->pf->stages[i];
+
+		if (s->jobs[i].state == JOB_OFF)
+			continue;
+		for (size_t k = 0; k < ps->inputs.nr; k++)
+			if (add_files(e, i, &ps->inputs.v[k], files, err))
+				return -1;
+		if (ps->datums.path && add_files(e, i, &ps->datums, files, err))
+			return -1;
+	}
+	if (!files->nr)
+		return 0;
+	qsort(files->v, files->nr, sizeof(*files->v), cmp_path);
+	for (size_t i = 0; i < files->nr; i++)
+		if (!n || strcmp(files->v[n - 1], files->v[i]))
+			files->v[n++] = files->v[i];
+		else
+			free(files->v[i]);
+	files->v[n] = NULL;
+	files->nr = n;
+	return 0;
+}
+
+/* The run's inputs the project's git does not hold as they are, into the
+ * run record (store.h, "untracked inputs"). Outside a git repository there
+ * is no commit to reproduce from, and nothing is recorded. A failure costs
+ * the record its inputs, never the run. */
+static void record_inputs(struct sched *s, struct store *st,
+			  struct store_run *run)
+{
+	struct strvec files = STRVEC_INIT, keep = STRVEC_INIT;
+	struct error err = ERROR_INIT;
+	unsigned char *untracked = NULL;
+
+	if (source_files(s, &files, &err) || !files.nr)
+		goto out;
+	untracked = xcalloc(files.nr, 1);
+	if (store_project_untracked(files.v, files.nr, untracked) <= 0)
+		goto out;
+	for (size_t i = 0; i < files.nr; i++)
+		if (untracked[i])
+			strvec_push(&keep, files.v[i]);
+	store_run_set_inputs(st, s->e->workspace, keep.v, run, &err);
+out:
+	if (err.exit_code)
+		log_warn("the run record lacks its untracked inputs: %s",
+			 err.msg.buf);
+	error_release(&err);
+	free(untracked);
+	strvec_clear(&files);
+	strvec_clear(&keep);
+}
+
 /* One id for the whole pipeline state: every selected stage's commit. */
 int record_run(struct sched *s, int ret, struct error *err)
 {
@@ -161,6 +261,8 @@ int record_run(struct sched *s, int ret, struct error *err)
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;
+	if (r >= 0 && *head)
+		record_inputs(s, st, &run);
 	run.duration_ms = sched_now_ms() - s->start_ms;
 	if (r >= 0)
 		r = store_write_run(st, &run, id, err);

@@ -432,6 +432,8 @@ struct reuse {
 	struct store_manifest man;
 	struct sgit_oid *oid; /* of man.files[i], when has[i] */
 	unsigned char *has;
+	int cas; /* CAS files too: the caller's hashes are of the file itself
+		  * (recorded inputs), not of a copy taken now */
 };
 
 struct committer {
@@ -549,7 +551,9 @@ static int reused(struct committer *c, const char *rel, const struct stat *sb,
 	if (!r || !(f = manifest_find(&r->man, rel)))
 		return 0;
 	i = (size_t)(f - r->man.files);
-	if (!r->has[i] || f->kind != STORE_BLOB || f->exec != exec ||
+	if (!r->has[i] ||
+	    (f->kind != STORE_BLOB && !(r->cas && f->kind == STORE_CAS)) ||
+	    f->exec != exec ||
 	    f->size != (unsigned long long)sb->st_size ||
 	    !c->st->known(c->st->known_arg, rel, sb, &h))
 		return 0;
@@ -572,7 +576,8 @@ static int add_regular(struct committer *c, const char *rel,
 	char hex[HASH_HEX_LEN + 1];
 
 	strbuf_reset(&c->data);
-	if (!big && reused(c, rel, sb, exec, &oid, hex)) {
+	if ((!big || (c->reuse && c->reuse->cas)) &&
+	    reused(c, rel, sb, exec, &oid, hex)) {
 		size = (unsigned long long)sb->st_size;
 		goto add;
 	}
@@ -938,6 +943,16 @@ static void reuse_release(struct reuse *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* The blobs of the files of r->man, found in tree. */
+static void reuse_blobs(struct store *st, const struct sgit_oid *tree,
+			struct reuse *r, struct error *err)
+{
+	r->oid = xcalloc(r->man.files_nr + 1, sizeof(*r->oid));
+	r->has = xcalloc(r->man.files_nr + 1, 1);
+	if (sgit_tree_walk(st->git, tree, reuse_entry, r, err))
+		reuse_release(r);
+}
+
 /* The files of commit parent with their blobs. Anything amiss leaves r
  * empty: the files are then read, as without a parent. */
 static void reuse_load(struct store *st, const struct sgit_oid *parent,
@@ -949,15 +964,32 @@ static void reuse_load(struct store *st, const struct sgit_oid *parent,
 	memset(r, 0, sizeof(*r));
 	if (!st->known)
 		return;
-	if (store_load_manifest(st, parent, &tree, &r->man, &err)) {
+	if (store_load_manifest(st, parent, &tree, &r->man, &err))
 		reuse_release(r);
-	} else {
-		r->oid = xcalloc(r->man.files_nr + 1, sizeof(*r->oid));
-		r->has = xcalloc(r->man.files_nr + 1, 1);
-		if (sgit_tree_walk(st->git, &tree, reuse_entry, r, &err))
-			reuse_release(r);
-	}
+	else
+		reuse_blobs(st, &tree, r, &err);
 	error_release(&err);
+}
+
+int store_write_files(struct store *st, const char *workspace,
+		      char *const *files, const struct sgit_oid *prev,
+		      struct sgit_oid *tree, struct store_manifest *m,
+		      struct error *err)
+{
+	struct error ignore = ERROR_INIT;
+	struct reuse reuse = {0};
+	unsigned long long bytes;
+	int ret;
+
+	if (prev && st->known &&
+	    store_tree_manifest(st, prev, &reuse.man, &ignore) == 1)
+		reuse_blobs(st, prev, &reuse, &ignore);
+	reuse.cas = 1;
+	error_release(&ignore);
+	ret = write_outputs(st, workspace, files, 1, &reuse, tree, m, &bytes,
+			    err);
+	reuse_release(&reuse);
+	return ret;
 }
 
 /* A commit of stage failed: drop its pending objects (in a batch, other
