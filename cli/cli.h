@@ -74,6 +74,7 @@ DECLARE_CMD(inspect);
 DECLARE_CMD(get);
 DECLARE_CMD(checkout);
 DECLARE_CMD(gc);
+DECLARE_CMD(reproduce);
 
 DECLARE_CMD(help);
 

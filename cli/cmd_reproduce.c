@@ -1,0 +1,127 @@
+/* pipe reproduce GIT-REV [--verify] [-o DIR]: the project at an old
+ * commit, run again from the store (engine/reproduce.c prepares it; the
+ * run is `pipe run` in the scratch workspace, a process of its own). */
+#include "cli/cli.h"
+#include "engine/reproduce.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile pid_t child;
+
+/* TERM or HUP for pipe reaches the run too; Ctrl-C reaches it from the
+ * terminal already. pipe waits for it to stop its stages. */
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+/* The child: the workspace's lock stays held while it runs (it writes
+ * nothing there, but it reads the store gc would sweep), it dies with
+ * pipe, and it sees no git repository around the scratch tree. */
+static void exec_run(const struct reproduce *r, int verify)
+{
+	char *ceiling = xstrdup(r->dir);
+	char *argv[] = {"pipe",	       "--pipefile", r->pipefile, "run",
+			verify ? "-f" : NULL, "--no-cache", NULL};
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (r->lock_fd >= 0)
+		fcntl(r->lock_fd, F_SETFD, 0);
+	*strrchr(ceiling, '/') = '\0';
+	setenv("GIT_CEILING_DIRECTORIES", *ceiling ? ceiling : "/", 1);
+	unsetenv("GIT_DIR");
+	unsetenv("GIT_WORK_TREE");
+	unsetenv("GIT_INDEX_FILE");
+	unsetenv("PIPEFILE");
+	if (chdir(r->workspace) == 0)
+		execv("/proc/self/exe", argv);
+	log_error("cannot run pipe in '%s': %s", r->workspace,
+		  strerror(errno));
+	_exit(EXIT_ENV);
+}
+
+static int run_in_scratch(const struct reproduce *r, int verify)
+{
+	struct sigaction sa, old_term, old_hup, old_int;
+	int status = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		log_error("cannot start pipe run: %s", strerror(errno));
+		return EXIT_ENV;
+	}
+	if (!pid)
+		exec_run(r, verify);
+	child = pid;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGHUP, &sa, &old_hup);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, &old_int);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	child = 0;
+	if (WIFSIGNALED(status))
+		return EXIT_SIGNAL + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int cmd_reproduce(struct cli *cli)
+{
+	struct reproduce_options o = {NULL, NULL, cli->pipefile_path};
+	struct reproduce r;
+	struct error err = ERROR_INIT;
+	size_t differs = 0;
+	int verify = 0, rc;
+
+	for (int i = 1; i < cli->argc; i++) {
+		const char *a = cli->argv[i];
+
+		if (!strcmp(a, "--verify"))
+			verify = 1;
+		else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (++i >= cli->argc || !*cli->argv[i])
+				return cli_usage_error(cli, "-o needs a folder");
+			o.out_dir = cli->argv[i];
+		} else if (a[0] == '-' && a[1])
+			return cli_usage_error(cli, "unknown option '%s'", a);
+		else if (o.rev)
+			return cli_usage_error(cli, "name one GIT-REV");
+		else
+			o.rev = a;
+	}
+	if (!o.rev)
+		return cli_usage_error(cli, "name the GIT-REV to reproduce");
+	if (reproduce_prepare(&r, &o, &err)) {
+		reproduce_release(&r);
+		return cli_fail(&err);
+	}
+	log_info("reproducing %.12s in %s", r.commit, r.workspace);
+	rc = run_in_scratch(&r, verify);
+	if (rc != EXIT_OK)
+		log_error("the run in '%s' failed (exit %d)", r.workspace, rc);
+	else if (verify ? reproduce_verify(&r, stdout, &differs, &err)
+			: reproduce_report(&r, stdout, &err))
+		rc = cli_fail(&err);
+	else if (differs)
+		rc = EXIT_FAILED;
+	reproduce_release(&r);
+	return rc;
+}
