@@ -7,7 +7,6 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,18 +24,22 @@ static void forward(int sig)
 		kill(child, sig);
 }
 
-/* The child: the workspace's lock stays held while it runs (it writes
- * nothing there, but it reads the store gc would sweep), it dies with
- * pipe, and it sees no git repository around the scratch tree. */
+/* The child: it dies with pipe, which holds the workspace's lock while it
+ * runs (the run writes nothing there, but reads the store gc sweeps; the
+ * lock is not handed down, or a stage that outlives the run would keep
+ * it), and it sees no git repository around the scratch tree. */
 static void exec_run(const struct reproduce *r, int verify)
 {
 	char *ceiling = xstrdup(r->dir);
-	char *argv[] = {"pipe",	       "--pipefile", r->pipefile, "run",
-			verify ? "-f" : NULL, "--no-cache", NULL};
+	char *argv[] = {"pipe", "--pipefile", r->pipefile, "run",
+			NULL,	NULL,	      NULL};
+
+	if (verify) { /* every stage runs, none from the store */
+		argv[4] = "-f";
+		argv[5] = "--no-cache";
+	}
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (r->lock_fd >= 0)
-		fcntl(r->lock_fd, F_SETFD, 0);
 	*strrchr(ceiling, '/') = '\0';
 	setenv("GIT_CEILING_DIRECTORIES", *ceiling ? ceiling : "/", 1);
 	unsetenv("GIT_DIR");

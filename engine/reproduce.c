@@ -256,6 +256,7 @@ int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 		goto out;
 	}
 	if (store_project_resolve(o->rev, &commit, &prefix, err) ||
+	    store_project_export(commit.buf, NULL, name, err) ||
 	    open_workspace(r, err))
 		goto out;
 	snprintf(r->commit, sizeof(r->commit), "%s", commit.buf);

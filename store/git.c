@@ -1841,6 +1841,10 @@ int sgit_project_export(const char *commit, const char *dir,
 		goto out;
 	}
 	x.repo = repo;
+	if (!dir) {
+		ret = 0;
+		goto out;
+	}
 	if (git_tree_walk((git_tree *)tree, GIT_TREEWALK_PRE, export_cb, &x)) {
 		if (!err->exit_code)
 			fail(err, "cannot write commit %.12s into '%s'", commit,

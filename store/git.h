@@ -178,7 +178,8 @@ int sgit_project_resolve(const char *rev, struct strbuf *commit,
 /* Write the files of the project's commit (40 hex) into the folder dir,
  * which exists and is empty: the whole work tree, files, exec bits and
  * symlinks; submodules are left out. Fails (EXIT_USAGE) when the commit
- * has no file must_have (relative to the workspace). */
+ * has no file must_have (relative to the workspace). dir NULL: only that
+ * check. */
 int sgit_project_export(const char *commit, const char *dir,
 			const char *must_have, struct error *err);
 

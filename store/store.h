@@ -401,7 +401,8 @@ int store_restore_run_inputs(struct store *st, const struct store_run *run,
 /* The project's commit for rev (40 hex into commit) and the workspace's
  * path below its work tree ("" or "sub/"): EXIT_USAGE outside a git
  * repository or for an unknown rev. Then write that commit's files into
- * the empty folder dir; it must hold must_have (workspace-relative). */
+ * the empty folder dir; it must hold must_have (workspace-relative). dir
+ * NULL: only check that. */
 int store_project_resolve(const char *rev, struct strbuf *commit,
 			  struct strbuf *prefix, struct error *err);
 int store_project_export(const char *commit, const char *dir,
