@@ -27,7 +27,9 @@
  * Only paths the manifest lists as "cas" are pointers: a user file that
  * looks like a pointer is a plain blob. Paths are escaped as in trailers
  * (see store_escape). A run record's tree holds one gitlink per stage commit
- * it used (stages/<stage> -> commit), so gc and git keep them.
+ * it used (stages/<stage> -> commit), so gc and git keep them, and in a git
+ * project inputs/, the input files git does not hold (see "untracked
+ * inputs" below).
  *
  * Provenance is a block of git trailers in the commit message (see
  * store_prov_format). All functions return 0 (or a count) on success and -1
