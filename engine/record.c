@@ -216,9 +216,11 @@ static void record_inputs(struct sched *s, struct store *st,
 
 	if (source_files(s, &files, &err) || !files.nr)
 		goto out;
+	log_trace_phase("inputs listed");
 	untracked = xcalloc(files.nr, 1);
 	if (store_project_untracked(files.v, files.nr, untracked) <= 0)
 		goto out;
+	log_trace_phase("inputs checked against git");
 	for (size_t i = 0; i < files.nr; i++)
 		if (untracked[i])
 			strvec_push(&keep, files.v[i]);
@@ -261,8 +263,11 @@ int record_run(struct sched *s, int ret, struct error *err)
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;
-	if (r >= 0 && *head)
+	if (r >= 0 && *head) {
+		log_trace_phase("run record's stages read");
 		record_inputs(s, st, &run);
+		log_trace_phase("untracked inputs recorded");
+	}
 	run.duration_ms = sched_now_ms() - s->start_ms;
 	if (r >= 0)
 		r = store_write_run(st, &run, id, err);
