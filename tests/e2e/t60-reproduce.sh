@@ -5,7 +5,7 @@
 # --verify tells deterministic stages from the others; every error names
 # what is missing; a kill leaves the workspace as it was.
 . "$(dirname "$0")/lib.sh"
-plan 51
+plan 58
 
 counter=$_tmp/counter # a line per stage execution, outside the workspace
 : >"$counter"
@@ -174,5 +174,34 @@ done
 expect_rc "after a kill, reproduce again: exit 0" 0
 expect_eq "after a kill: the outputs byte for byte" "$(sum "$scratch/out/clean.txt")" "$first_clean"
 expect_fsck "after a kill: the workspace's store passes fsck"
+
+# ---- a tracked input changed since HEAD is recorded, and wins over git
+new_ws
+git init -q .
+printf 'stages:\n  s:\n    cmd: cat code.txt > out.txt\n    inputs: [code.txt]\n    outputs: [out.txt]\n' >Pipefile
+printf '.pipe/\nout.txt\n' >.gitignore
+echo committed >code.txt
+gitc add -A
+gitc commit -qm one
+echo edited >code.txt
+run pipe run
+run pipe inspect runs
+expect_in "dirty: the run says so" "$out" "(dirty)"
+expect_in "dirty: the changed tracked file is recorded" "$out" "  code.txt"
+run pipe reproduce HEAD
+expect_rc "dirty: reproduce: exit 0" 0
+expect_eq "dirty: the recorded copy wins over git's" \
+	"$(cat ".pipe/reproduce/$(git rev-parse --short=12 HEAD)/out.txt")" edited
+
+# ---- outside git: nothing to reproduce from, nothing recorded
+new_ws
+printf 'stages:\n  s:\n    cmd: cat in.txt > out.txt\n    inputs: [in.txt]\n    outputs: [out.txt]\n' >Pipefile
+echo data >in.txt
+run pipe run
+run pipe inspect runs
+expect_in "no git: no project commit" "$out" "git head  none (not in a git repository)"
+expect_in "no git: no input recorded" "$out" "untracked 0 input files recorded"
+run pipe reproduce HEAD
+expect_in "no git: reproduce says why it cannot" "$err" "not in a git repository"
 
 finish
