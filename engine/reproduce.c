@@ -239,6 +239,20 @@ static int open_workspace(struct reproduce *r, struct error *err)
 	return store_open(&r->st, PIPE_DIR, err);
 }
 
+/* *path resolved through its symlinks: git compares its ceiling folders
+ * with real paths. */
+static int canonical(char **path, struct error *err)
+{
+	char *real = realpath(*path, NULL);
+
+	if (!real)
+		return error_set(err, EXIT_ENV, "cannot resolve '%s': %s",
+				 *path, strerror(errno));
+	free(*path);
+	*path = real;
+	return 0;
+}
+
 int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 		      struct error *err)
 {
@@ -248,6 +262,14 @@ int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 
 	memset(r, 0, sizeof(*r));
 	r->lock_fd = -1;
+	if (o->out_dir) { /* relative to where pipe was started */
+		char *here = getcwd(NULL, 0);
+
+		r->dir = o->out_dir[0] == '/' || !here
+				 ? xstrdup(o->out_dir)
+				 : path_join(here, o->out_dir);
+		free(here);
+	}
 	if (split_pipefile(o->pipefile, &ws, &name, err))
 		goto out;
 	if (chdir(ws)) {
@@ -262,26 +284,18 @@ int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 	snprintf(r->commit, sizeof(r->commit), "%s", commit.buf);
 	if (runs_at(r, err))
 		goto out;
-	if (o->out_dir) {
-		char *parent;
-
-		r->dir = o->out_dir[0] == '/' ? xstrdup(o->out_dir)
-					      : path_join(ws, o->out_dir);
-		parent = xstrdup(r->dir);
-		*strrchr(parent, '/') = '\0';
-		fs_mkdir_p(*parent ? parent : "/", 0777);
-		free(parent);
-	} else {
+	if (!r->dir)
 		r->dir = xstrfmt("%s/" PIPE_DIR "/reproduce/%.12s", ws,
 				 r->commit);
-	}
+	if (fs_mkdir_parent(r->dir, 0777) || scratch_dir(r->dir, err) ||
+	    canonical(&r->dir, err))
+		goto out;
 	r->workspace = prefix.len ? xstrfmt("%s/%.*s", r->dir,
 					    (int)prefix.len - 1, prefix.buf)
 				  : xstrdup(r->dir);
 	r->pipefile = path_join(r->workspace, name);
 	scratch_pipe = path_join(r->workspace, PIPE_DIR);
-	if (scratch_dir(r->dir, err) ||
-	    store_project_export(r->commit, r->dir, name, err) ||
+	if (store_project_export(r->commit, r->dir, name, err) ||
 	    restore_inputs(r, err) || check_inputs(r, err) ||
 	    fs_mkdir_p(scratch_pipe, 0777) ||
 	    store_make_shadow(r->st, scratch_pipe, err))
@@ -289,8 +303,8 @@ int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 	ret = 0;
 out:
 	if (ret && !err->exit_code)
-		error_set(err, EXIT_ENV, "cannot create '%s': %s", scratch_pipe,
-			  strerror(errno));
+		error_set(err, EXIT_ENV, "cannot create '%s': %s",
+			  scratch_pipe ? scratch_pipe : r->dir, strerror(errno));
 	strbuf_release(&commit);
 	strbuf_release(&prefix);
 	free(ws);

@@ -5,7 +5,7 @@
 # --verify tells deterministic stages from the others; every error names
 # what is missing; a kill leaves the workspace as it was.
 . "$(dirname "$0")/lib.sh"
-plan 58
+plan 59
 
 counter=$_tmp/counter # a line per stage execution, outside the workspace
 : >"$counter"
@@ -156,6 +156,9 @@ expect_eq "-o DIR: the user's file is untouched" "$(cat mine/notes.txt)" notes
 run pipe reproduce "$FIRST" -o ../elsewhere
 expect_rc "-o a new folder: exit 0" 0
 expect_eq "-o: the outputs are there" "$(sum ../elsewhere/out/clean.txt)" "$first_clean"
+(cd "$ws/.." && "$PIPE" --pipefile "$ws/Pipefile" reproduce "$FIRST" -o rel-out >/dev/null 2>&1)
+expect_eq "-o is relative to where pipe started" \
+	"$(sum "$ws/../rel-out/out/clean.txt")" "$first_clean"
 
 # ---- SIGKILL mid-run leaves the workspace as it was; reproduce again works
 touch "$_tmp/slow"
