@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,19 @@ static void forward(int sig)
  * runs (the run writes nothing there, but reads the store gc sweeps; the
  * lock is not handed down, or a stage that outlives the run would keep
  * it), and it sees no git repository around the scratch tree. */
+/* This program, for the run: the file the kernel was asked to execute
+ * (under valgrind /proc/self/exe is valgrind's tool), made absolute before
+ * anything changes folder. */
+static char *self_path(void)
+{
+	const char *fn = (const char *)getauxval(AT_EXECFN);
+	char *p = fn ? realpath(fn, NULL) : NULL;
+
+	return p ? p : xstrdup("/proc/self/exe");
+}
+
+static char *self;
+
 static void exec_run(const struct reproduce *r, int verify)
 {
 	char *ceiling = xstrdup(r->dir);
@@ -47,7 +61,7 @@ static void exec_run(const struct reproduce *r, int verify)
 	unsetenv("GIT_INDEX_FILE");
 	unsetenv("PIPEFILE");
 	if (chdir(r->workspace) == 0)
-		execv("/proc/self/exe", argv);
+		execv(self, argv);
 	log_error("cannot run pipe in '%s': %s", r->workspace,
 		  strerror(errno));
 	_exit(EXIT_ENV);
@@ -112,7 +126,9 @@ int cmd_reproduce(struct cli *cli)
 	}
 	if (!o.rev)
 		return cli_usage_error(cli, "name the GIT-REV to reproduce");
+	self = self_path();
 	if (reproduce_prepare(&r, &o, &err)) {
+		free(self);
 		reproduce_release(&r);
 		return cli_fail(&err);
 	}
@@ -126,5 +142,6 @@ int cmd_reproduce(struct cli *cli)
 	else if (differs)
 		rc = EXIT_FAILED;
 	reproduce_release(&r);
+	free(self);
 	return rc;
 }
