@@ -150,8 +150,21 @@ static int written_upstream(const struct engine *e, size_t si, const char *file)
 	return 0;
 }
 
+/* The input files of a run, as its scans found them. */
+struct file_list {
+	struct store_file *v;
+	size_t nr, alloc;
+};
+
+static void files_release(struct file_list *l)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		free(l->v[i].path);
+	free(l->v);
+}
+
 static int add_files(struct engine *e, size_t si, const struct pf_path *in,
-		     struct strvec *files, struct error *err)
+		     struct file_list *files, struct error *err)
 {
 	struct scan_list l = SCAN_LIST_INIT;
 	struct hash128 h;
@@ -159,21 +172,34 @@ static int add_files(struct engine *e, size_t si, const struct pf_path *in,
 
 	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h,
 			err);
-	for (size_t k = 0; !ret && k < l.nr; k++)
-		if (!written_upstream(e, si, l.v[k].path))
-			strvec_push(files, l.v[k].path);
+	for (size_t k = 0; !ret && k < l.nr; k++) {
+		const struct scan_entry *se = &l.v[k];
+		struct store_file *f;
+
+		if (written_upstream(e, si, se->path))
+			continue;
+		ALLOC_GROW(files->v, files->nr + 1, files->alloc);
+		f = &files->v[files->nr++];
+		memset(f, 0, sizeof(*f));
+		f->path = xstrdup(se->path);
+		f->kind = se->type == 'l' ? STORE_LINK : STORE_BLOB;
+		f->exec = se->type == 'x';
+		f->size = se->size;
+		hash_to_hex(&se->hash, f->hash);
+	}
 	scan_list_release(&l);
 	return ret;
 }
 
-static int cmp_path(const void *a, const void *b)
+static int cmp_file(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct store_file *)a)->path,
+		      ((const struct store_file *)b)->path);
 }
 
 /* The files the selected stages read that no stage writes, sorted and
  * unique. Hashes come from the stat cache, which this run filled. */
-static int source_files(struct sched *s, struct strvec *files,
+static int source_files(struct sched *s, struct file_list *files,
 			struct error *err)
 {
 	struct engine *e = s->e;
@@ -192,13 +218,12 @@ static int source_files(struct sched *s, struct strvec *files,
 	}
 	if (!files->nr)
 		return 0;
-	qsort(files->v, files->nr, sizeof(*files->v), cmp_path);
+	qsort(files->v, files->nr, sizeof(*files->v), cmp_file);
 	for (size_t i = 0; i < files->nr; i++)
-		if (!n || strcmp(files->v[n - 1], files->v[i]))
+		if (!n || strcmp(files->v[n - 1].path, files->v[i].path))
 			files->v[n++] = files->v[i];
 		else
-			free(files->v[i]);
-	files->v[n] = NULL;
+			free(files->v[i].path);
 	files->nr = n;
 	return 0;
 }
@@ -210,29 +235,38 @@ static int source_files(struct sched *s, struct strvec *files,
 static void record_inputs(struct sched *s, struct store *st,
 			  struct store_run *run)
 {
-	struct strvec files = STRVEC_INIT, keep = STRVEC_INIT;
+	struct file_list files = {0};
 	struct error err = ERROR_INIT;
 	unsigned char *untracked = NULL;
+	char **paths = NULL;
+	size_t n = 0;
 
 	if (source_files(s, &files, &err) || !files.nr)
 		goto out;
 	log_trace_phase("inputs listed");
 	untracked = xcalloc(files.nr, 1);
-	if (store_project_untracked(files.v, files.nr, untracked) <= 0)
+	paths = xcalloc(files.nr + 1, sizeof(*paths));
+	for (size_t i = 0; i < files.nr; i++)
+		paths[i] = files.v[i].path;
+	if (store_project_untracked(paths, files.nr, untracked) <= 0)
 		goto out;
 	log_trace_phase("inputs checked against git");
-	for (size_t i = 0; i < files.nr; i++)
+	for (size_t i = 0; i < files.nr; i++) /* keep the untracked ones */
 		if (untracked[i])
-			strvec_push(&keep, files.v[i]);
-	store_run_set_inputs(st, s->e->workspace, keep.v, run, &err);
+			files.v[n++] = files.v[i];
+		else
+			free(files.v[i].path);
+	files.nr = n;
+	store_run_set_inputs(st, s->e->workspace, files.v, files.nr, run,
+			     &err);
 out:
 	if (err.exit_code)
 		log_warn("the run record lacks its untracked inputs: %s",
 			 err.msg.buf);
 	error_release(&err);
 	free(untracked);
-	strvec_clear(&files);
-	strvec_clear(&keep);
+	free(paths);
+	files_release(&files);
 }
 
 /* One id for the whole pipeline state: every selected stage's commit. */

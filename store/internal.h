@@ -122,14 +122,16 @@ int store_write_outputs(struct store *st, const char *workspace,
 			struct sgit_oid *tree, struct store_manifest *m,
 			unsigned long long *bytes, struct error *err);
 
-/* store_write_outputs of files (normalized, unique, workspace-relative
- * file paths), always with a manifest, where a file whose hash the stat
- * cache knows (store_set_known) and that the tree prev (may be NULL; one
- * written by this function) holds with that hash, size and mode is taken
- * from prev unread, CAS files too. */
+/* store_write_outputs of files (sorted by path, unique, normalized,
+ * workspace-relative file paths with the hash, size, exec bit and kind
+ * (STORE_LINK or not) the caller's scan found), always with a manifest.
+ * A file that the tree prev (may be NULL; one this function wrote) holds
+ * just so is taken from it without a look at the file, CAS files too;
+ * when all are, *tree is prev. The rest are read (and a small one the
+ * stat cache vouches for still taken from prev, as for stage commits). */
 int store_write_files(struct store *st, const char *workspace,
-		      char *const *files, const struct sgit_oid *prev,
-		      struct sgit_oid *tree, struct store_manifest *m,
+		      const struct store_file *files, size_t nr,
+		      const struct sgit_oid *prev, struct sgit_oid *tree,
 		      struct error *err);
 
 /* Write the files of tree (a stage-commit-like tree whose manifest is m)

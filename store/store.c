@@ -434,6 +434,10 @@ struct reuse {
 	unsigned char *has;
 	int cas; /* CAS files too: the caller's hashes are of the file itself
 		  * (recorded inputs), not of a copy taken now */
+	/* what the caller knows of each path it stores (store_write_files),
+	 * in the order of the paths: one the parent holds just so is taken
+	 * without a look at the file */
+	const struct store_file *given;
 };
 
 struct committer {
@@ -865,6 +869,38 @@ static int write_stage_tree(struct committer *c, int manifest,
 	return rc < 0 ? -1 : 0;
 }
 
+static int same_file(const struct store_file *a, const struct store_file *b)
+{
+	return !strcmp(a->hash, b->hash) && a->size == b->size &&
+	       a->exec == b->exec &&
+	       (a->kind == STORE_LINK) == (b->kind == STORE_LINK);
+}
+
+/* The file g, as the caller found it, is the parent's: take its entry. */
+static int take_given(struct committer *c, const struct store_file *g)
+{
+	const struct reuse *r = c->reuse;
+	const struct store_file *f = manifest_find(&r->man, g->path);
+	struct store_file *n;
+	size_t i;
+
+	if (!f || !r->has[i = (size_t)(f - r->man.files)] || !same_file(f, g))
+		return 0;
+	n = add_file_entry(c, g->path, f->kind);
+	n->exec = f->exec;
+	n->size = f->size;
+	memcpy(n->hash, f->hash, sizeof(n->hash));
+	tnode_add(&c->root, g->path,
+		  f->kind == STORE_LINK ? SGIT_MODE_LINK
+		  : f->exec	       ? SGIT_MODE_EXEC
+				       : SGIT_MODE_FILE,
+		  &r->oid[i]);
+	c->bytes += f->size;
+	ALLOC_GROW(c->man.outputs, c->man.outputs_nr + 1, c->man.outputs_alloc);
+	c->man.outputs[c->man.outputs_nr++] = xstrdup(g->path);
+	return 1;
+}
+
 static int write_outputs(struct store *st, const char *workspace,
 			 char *const *outputs, int manifest,
 			 const struct reuse *reuse, struct sgit_oid *tree,
@@ -883,7 +919,8 @@ static int write_outputs(struct store *st, const char *workspace,
 	strbuf_init(&st->buf, 0);
 	cas_batch_init(&c.cas, st->cas_dir);
 	for (size_t i = 0; outputs[i]; i++)
-		if (add_output(&c, outputs[i], err))
+		if (!(reuse && reuse->given && take_given(&c, &reuse->given[i])) &&
+		    add_output(&c, outputs[i], err))
 			goto out;
 	if (cas_commit(&c.cas, err) || write_stage_tree(&c, manifest, err))
 		goto out;
@@ -972,23 +1009,36 @@ static void reuse_load(struct store *st, const struct sgit_oid *parent,
 }
 
 int store_write_files(struct store *st, const char *workspace,
-		      char *const *files, const struct sgit_oid *prev,
-		      struct sgit_oid *tree, struct store_manifest *m,
+		      const struct store_file *files, size_t nr,
+		      const struct sgit_oid *prev, struct sgit_oid *tree,
 		      struct error *err)
 {
 	struct error ignore = ERROR_INIT;
 	struct reuse reuse = {0};
 	unsigned long long bytes;
-	int ret;
+	char **paths = xcalloc(nr + 1, sizeof(*paths));
+	size_t same = 0;
+	int ret = 0;
 
-	if (prev && st->known &&
-	    store_tree_manifest(st, prev, &reuse.man, &ignore) == 1)
+	if (prev && store_tree_manifest(st, prev, &reuse.man, &ignore) == 1)
 		reuse_blobs(st, prev, &reuse, &ignore);
-	reuse.cas = 1;
 	error_release(&ignore);
-	ret = write_outputs(st, workspace, files, 1, &reuse, tree, m, &bytes,
-			    err);
+	for (size_t i = 0; i < nr; i++) {
+		paths[i] = files[i].path;
+		same += i < reuse.man.files_nr &&
+			!strcmp(reuse.man.files[i].path, files[i].path) &&
+			same_file(&reuse.man.files[i], &files[i]);
+	}
+	if (prev && reuse.has && same == nr && nr == reuse.man.files_nr) {
+		*tree = *prev; /* nothing changed: not even a look */
+	} else {
+		reuse.cas = 1;
+		reuse.given = reuse.has ? files : NULL;
+		ret = write_outputs(st, workspace, paths, 1, &reuse, tree,
+				    NULL, &bytes, err);
+	}
 	reuse_release(&reuse);
+	free(paths);
 	return ret;
 }
 

@@ -383,11 +383,14 @@ void store_runs_free(struct store_run *r, size_t nr);
 int store_project_untracked(char *const *paths, size_t n,
 			    unsigned char *untracked);
 
-/* Store files (sorted, unique, workspace-relative) as run's untracked
- * inputs: sets run->inputs. Objects are pending until store_write_run. */
+/* Store files (sorted by path, unique, workspace-relative; with the
+ * hash, size, exec bit and kind the caller's scan found: STORE_LINK for
+ * a symlink) as run's untracked inputs: sets run->inputs. When they are
+ * exactly the previous run's, its tree is taken and nothing is read.
+ * Objects are pending until store_write_run. */
 int store_run_set_inputs(struct store *st, const char *workspace,
-			 char *const *files, struct store_run *run,
-			 struct error *err);
+			 const struct store_file *files, size_t nr,
+			 struct store_run *run, struct error *err);
 
 /* The manifest of run's untracked inputs (files, sizes, hashes): 1 read,
  * 0 the run recorded none, -1 error. */

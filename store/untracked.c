@@ -51,22 +51,20 @@ static int head_inputs(struct store *st, const char *ref, struct sgit_oid *out,
 }
 
 int store_run_set_inputs(struct store *st, const char *workspace,
-			 char *const *files, struct store_run *run,
-			 struct error *err)
+			 const struct store_file *files, size_t nr,
+			 struct store_run *run, struct error *err)
 {
 	struct sgit_oid prev, tree;
-	struct store_manifest m;
 	int has_prev = head_inputs(st, RUNS_REF, &prev, err);
 
 	run->inputs[0] = '\0';
 	if (has_prev < 0)
 		return -1;
-	if (!files || !files[0])
+	if (!nr)
 		return 0;
-	if (store_write_files(st, workspace, files, has_prev ? &prev : NULL,
-			      &tree, &m, err))
+	if (store_write_files(st, workspace, files, nr,
+			      has_prev ? &prev : NULL, &tree, err))
 		return -1;
-	store_manifest_release(&m);
 	sgit_oid_hex(&tree, run->inputs);
 	return 0;
 }

@@ -1598,7 +1598,8 @@ static void test_run_inputs(void **state)
 {
 	struct fx *fx = *state;
 	char *big = noise(BIG, 7);
-	char *files[] = {"data/a.txt", "data/big.bin", NULL};
+	struct store_file files[2] = {{"data/a.txt", STORE_BLOB, 0, 5, ""},
+				      {"data/big.bin", STORE_BLOB, 0, BIG, ""}};
 	struct knowing k = {.path = {"data/a.txt", "data/big.bin"}};
 	char r1[STORE_ID_SIZE], r2[STORE_ID_SIZE], got[STORE_ID_SIZE];
 	char *shadow = own(fx, "%s/scratch/.pipe", fx->root);
@@ -1613,11 +1614,14 @@ static void test_run_inputs(void **state)
 	put(fx, "data/big.bin", big, BIG, 0644);
 	hash_buf("aaaa\n", 5, &k.hash[0]);
 	hash_buf(big, BIG, &k.hash[1]);
+	hash_to_hex(&k.hash[0], files[0].hash);
+	hash_to_hex(&k.hash[1], files[1].hash);
 	store_set_known(fx->st, known, &k);
 
 	store_run_init(&run);
 	run.git_head = xstrdup("5555555555555555555555555555555555555555");
-	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, &run, &fx->err));
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, &run,
+				       &fx->err));
 	assert_int_equal(strlen(run.inputs), 40);
 	CHECK(fx, store_write_run(fx->st, &run, r1, &fx->err));
 	CHECK(fx, store_read_run(fx->st, r1, &back, &fx->err));
@@ -1638,9 +1642,10 @@ static void test_run_inputs(void **state)
 			    fx->git_dir, r1),
 			 0);
 
-	/* the same files again, their hashes known: nothing read (shown by
-	 * changing both behind the stat cache's back), the same tree, and
-	 * no object but the run's commit is new (its root tree is r1's) */
+	/* the same files again, as the scan found them: the previous tree,
+	 * nothing read or even asked (shown by changing both behind the
+	 * scan's back), and no object but the run's commit is new (its root
+	 * tree is r1's) */
 	put_str(fx, "data/a.txt", "AAAA\n");
 	big[0]++;
 	put(fx, "data/big.bin", big, BIG, 0644);
@@ -1652,8 +1657,9 @@ static void test_run_inputs(void **state)
 			 0);
 	k.asked = 0;
 	memcpy(got, run.inputs, sizeof(got));
-	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, &run, &fx->err));
-	assert_int_equal(k.asked, 2);
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, &run,
+				       &fx->err));
+	assert_int_equal(k.asked, 0);
 	assert_string_equal(run.inputs, got);
 	CHECK(fx, store_write_run(fx->st, &run, r2, &fx->err));
 	assert_int_equal(sh("git --git-dir '%s' count-objects -v | "
@@ -1662,6 +1668,52 @@ static void test_run_inputs(void **state)
 			    "$(( $(cat '%s/n1') + 1 ))",
 			    fx->git_dir, fx->root, fx->root, fx->root),
 			 0);
+
+	/* one file new: the others, as the scan found them, are taken from
+	 * the previous run without a look (not even at the stat cache), the
+	 * CAS file too; the new one is read */
+	{
+		struct store_run run3;
+		struct store_file three[3] = {files[0], files[1],
+					      {"data/c.txt", STORE_BLOB, 0, 2,
+					       ""}};
+		struct strbuf sb = STRBUF_INIT;
+
+		put_str(fx, "data/c.txt", "c\n");
+		hash_buf("c\n", 2, &k.hash[2]);
+		hash_to_hex(&k.hash[2], three[2].hash);
+		k.path[2] = "data/c.txt";
+		k.asked = 0;
+		store_run_init(&run3);
+		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, &run3,
+					       &fx->err));
+		assert_int_equal(k.asked, 0);
+		assert_string_not_equal(run3.inputs, got);
+		assert_int_equal(store_run_inputs(fx->st, &run3, &m, &fx->err),
+				 1);
+		assert_int_equal(m.files_nr, 3);
+		assert_string_equal(m.files[0].hash, files[0].hash);
+		assert_string_equal(m.files[1].hash, files[1].hash);
+		assert_int_equal(m.files[1].kind, STORE_CAS);
+		store_manifest_release(&m);
+		CHECK(fx, store_write_run(fx->st, &run3, r2, &fx->err));
+		CHECK(fx, store_read_run(fx->st, r2, &back, &fx->err));
+		assert_int_equal(store_restore_run_inputs(fx->st, &back,
+							  other, NULL,
+							  &fx->err),
+				 0);
+		assert_int_equal(strbuf_read_file(&sb,
+						  own(fx, "%s/data/a.txt",
+						      other),
+						  0),
+				 0);
+		assert_memory_equal(sb.buf, "aaaa\n", 5); /* unread */
+		strbuf_release(&sb);
+		store_run_release(&back);
+		store_run_release(&run3);
+		fs_remove_tree(other);
+		unlink(own(fx, "%s/data/c.txt", fx->ws));
+	}
 
 	/* restored as recorded, into a folder holding other files */
 	assert_int_equal(fs_mkdir_p(own(fx, "%s/data", other), 0755), 0);
