@@ -105,16 +105,22 @@ rc_is 3 logs "$job"
 rmdir .pipe/jobs
 mv .pipe/jobs.kept .pipe/jobs
 
-# 3: the workspace is locked by a running `pipe run`; then 130 for that
-# run on SIGINT
-cat >> Pipefile <<'YML'
+# hold_lock: a stage 'slow' added to the Pipefile and started in the
+# background ($holder), holding the workspace's lock
+hold_lock() {
+	cat >> Pipefile <<'YML'
   slow:
     cmd: touch started; sleep 30
     outputs: [slow.out]
 YML
-"$PIPE" run slow >/dev/null 2>&1 &
-holder=$!
-for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
+	"$PIPE" run slow >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
+}
+
+# 3: the workspace is locked by a running `pipe run`; then 130 for that
+# run on SIGINT
+hold_lock
 rc_is 3 run a
 rc_is 3 run --json a
 rc_is 3 checkout a
@@ -154,14 +160,7 @@ rc_is 2 reproduce HEAD -o
 mkdir mine
 touch mine/x
 rc_is 2 reproduce HEAD -o mine
-cat >> Pipefile <<'YML'
-  slow:
-    cmd: touch started; sleep 30
-    outputs: [slow.out]
-YML
-"$PIPE" run slow >/dev/null 2>&1 &
-holder=$!
-for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
+hold_lock
 rc_is 3 reproduce HEAD
 kill -TERM "$holder"
 wait "$holder"
