@@ -163,13 +163,59 @@ static void files_release(struct file_list *l)
 	free(l->v);
 }
 
-static int add_files(struct engine *e, size_t si, const struct pf_path *in,
-		     struct file_list *files, struct error *err)
+static struct store_file *add_file(struct file_list *files)
 {
+	struct store_file *f;
+
+	ALLOC_GROW(files->v, files->nr + 1, files->alloc);
+	f = &files->v[files->nr++];
+	memset(f, 0, sizeof(*f));
+	return f;
+}
+
+/* A plain file input whose hash, as this run found it (the stage's
+ * record), is the one the previous run recorded for that path: that
+ * entry, without a look at the file. A plain file's hash is its
+ * content's (an executable's or a link's is not, and they are scanned). */
+static int as_before(struct sched *s, size_t si, const struct pf_path *in,
+		     const struct store_manifest *prev,
+		     struct file_list *files)
+{
+	const struct stage_record *r = s->jobs[si].cur;
+	const struct store_file *f;
+	char hex[HASH_HEX_LEN + 1];
+
+	if (in->is_glob || in->is_dir || !prev ||
+	    !(f = store_manifest_find(prev, in->path)) ||
+	    f->kind == STORE_LINK || f->exec)
+		return 0;
+	if (!r)
+		r = state_find(s->e->state, sched_stage_name(s, si));
+	for (size_t i = 0; r && i < r->inputs_nr; i++) {
+		if (strcmp(r->inputs[i].path, in->path) || r->inputs[i].missing)
+			continue;
+		hash_to_hex(&r->inputs[i].hash, hex);
+		if (strcmp(hex, f->hash))
+			return 0;
+		*add_file(files) = *f;
+		files->v[files->nr - 1].path = xstrdup(f->path);
+		return 1;
+	}
+	return 0;
+}
+
+static int add_files(struct sched *s, size_t si, const struct pf_path *in,
+		     const struct store_manifest *prev, struct file_list *files,
+		     struct error *err)
+{
+	struct engine *e = s->e;
 	struct scan_list l = SCAN_LIST_INIT;
 	struct hash128 h;
 	int found = 0, ret;
 
+	if (!written_upstream(e, si, in->path) &&
+	    as_before(s, si, in, prev, files))
+		return 0;
 	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h,
 			err);
 	for (size_t k = 0; !ret && k < l.nr; k++) {
@@ -178,9 +224,7 @@ static int add_files(struct engine *e, size_t si, const struct pf_path *in,
 
 		if (written_upstream(e, si, se->path))
 			continue;
-		ALLOC_GROW(files->v, files->nr + 1, files->alloc);
-		f = &files->v[files->nr++];
-		memset(f, 0, sizeof(*f));
+		f = add_file(files);
 		f->path = xstrdup(se->path);
 		f->kind = se->type == 'l' ? STORE_LINK : STORE_BLOB;
 		f->exec = se->type == 'x';
@@ -199,8 +243,8 @@ static int cmp_file(const void *a, const void *b)
 
 /* The files the selected stages read that no stage writes, sorted and
  * unique. Hashes come from the stat cache, which this run filled. */
-static int source_files(struct sched *s, struct file_list *files,
-			struct error *err)
+static int source_files(struct sched *s, const struct store_manifest *prev,
+			struct file_list *files, struct error *err)
 {
 	struct engine *e = s->e;
 	size_t n = 0;
@@ -211,9 +255,10 @@ static int source_files(struct sched *s, struct file_list *files,
 		if (s->jobs[i].state == JOB_OFF)
 			continue;
 		for (size_t k = 0; k < ps->inputs.nr; k++)
-			if (add_files(e, i, &ps->inputs.v[k], files, err))
+			if (add_files(s, i, &ps->inputs.v[k], prev, files, err))
 				return -1;
-		if (ps->datums.path && add_files(e, i, &ps->datums, files, err))
+		if (ps->datums.path &&
+		    add_files(s, i, &ps->datums, prev, files, err))
 			return -1;
 	}
 	if (!files->nr)
@@ -237,11 +282,14 @@ static void record_inputs(struct sched *s, struct store *st,
 {
 	struct file_list files = {0};
 	struct error err = ERROR_INIT;
+	struct store_manifest prev;
 	unsigned char *untracked = NULL;
 	char **paths = NULL;
 	size_t n = 0;
+	int has_prev = store_prev_run_inputs(st, &prev);
 
-	if (source_files(s, &files, &err) || !files.nr)
+	if (source_files(s, has_prev ? &prev : NULL, &files, &err) ||
+	    !files.nr)
 		goto out;
 	log_trace_phase("inputs listed");
 	untracked = xcalloc(files.nr, 1);
@@ -257,8 +305,8 @@ static void record_inputs(struct sched *s, struct store *st,
 		else
 			free(files.v[i].path);
 	files.nr = n;
-	store_run_set_inputs(st, s->e->workspace, files.v, files.nr, run,
-			     &err);
+	store_run_set_inputs(st, s->e->workspace, files.v, files.nr,
+			     has_prev ? &prev : NULL, run, &err);
 out:
 	if (err.exit_code)
 		log_warn("the run record lacks its untracked inputs: %s",
@@ -267,6 +315,7 @@ out:
 	free(untracked);
 	free(paths);
 	files_release(&files);
+	store_manifest_release(&prev);
 }
 
 /* One id for the whole pipeline state: every selected stage's commit. */

@@ -128,11 +128,13 @@ int store_write_outputs(struct store *st, const char *workspace,
  * A file that the tree prev (may be NULL; one this function wrote) holds
  * just so is taken from it without a look at the file, CAS files too;
  * when all are, *tree is prev. The rest are read (and a small one the
- * stat cache vouches for still taken from prev, as for stage commits). */
+ * stat cache vouches for still taken from prev, as for stage commits).
+ * prev_m (may be NULL: read here) is prev's manifest, as read. */
 int store_write_files(struct store *st, const char *workspace,
 		      const struct store_file *files, size_t nr,
-		      const struct sgit_oid *prev, struct sgit_oid *tree,
-		      struct error *err);
+		      const struct sgit_oid *prev,
+		      const struct store_manifest *prev_m,
+		      struct sgit_oid *tree, struct error *err);
 
 /* Write the files of tree (a stage-commit-like tree whose manifest is m)
  * into the folder dir, which may exist and hold other files: folders are

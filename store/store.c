@@ -438,6 +438,7 @@ struct reuse {
 	 * in the order of the paths: one the parent holds just so is taken
 	 * without a look at the file */
 	const struct store_file *given;
+	int man_borrowed; /* man is the caller's: not released here */
 };
 
 struct committer {
@@ -974,7 +975,8 @@ static int reuse_entry(const char *path, unsigned mode,
 
 static void reuse_release(struct reuse *r)
 {
-	store_manifest_release(&r->man);
+	if (!r->man_borrowed)
+		store_manifest_release(&r->man);
 	free(r->oid);
 	free(r->has);
 	memset(r, 0, sizeof(*r));
@@ -1010,8 +1012,9 @@ static void reuse_load(struct store *st, const struct sgit_oid *parent,
 
 int store_write_files(struct store *st, const char *workspace,
 		      const struct store_file *files, size_t nr,
-		      const struct sgit_oid *prev, struct sgit_oid *tree,
-		      struct error *err)
+		      const struct sgit_oid *prev,
+		      const struct store_manifest *prev_m,
+		      struct sgit_oid *tree, struct error *err)
 {
 	struct error ignore = ERROR_INIT;
 	struct reuse reuse = {0};
@@ -1020,8 +1023,14 @@ int store_write_files(struct store *st, const char *workspace,
 	size_t same = 0;
 	int ret = 0;
 
-	if (prev && store_tree_manifest(st, prev, &reuse.man, &ignore) == 1)
+	if (prev && prev_m) {
+		reuse.man = *prev_m;
+		reuse.man_borrowed = 1;
 		reuse_blobs(st, prev, &reuse, &ignore);
+	} else if (prev &&
+		   store_tree_manifest(st, prev, &reuse.man, &ignore) == 1) {
+		reuse_blobs(st, prev, &reuse, &ignore);
+	}
 	error_release(&ignore);
 	for (size_t i = 0; i < nr; i++) {
 		paths[i] = files[i].path;

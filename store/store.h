@@ -387,15 +387,24 @@ int store_project_untracked(char *const *paths, size_t n,
  * hash, size, exec bit and kind the caller's scan found: STORE_LINK for
  * a symlink) as run's untracked inputs: sets run->inputs. When they are
  * exactly the previous run's, its tree is taken and nothing is read.
- * Objects are pending until store_write_run. */
+ * prev_m (may be NULL) is what store_prev_run_inputs read, if the caller
+ * has it. Objects are pending until store_write_run. */
 int store_run_set_inputs(struct store *st, const char *workspace,
 			 const struct store_file *files, size_t nr,
+			 const struct store_manifest *prev_m,
 			 struct store_run *run, struct error *err);
 
 /* The manifest of run's untracked inputs (files, sizes, hashes): 1 read,
  * 0 the run recorded none, -1 error. */
 int store_run_inputs(struct store *st, const struct store_run *run,
 		     struct store_manifest *out, struct error *err);
+
+/* The manifest of the newest run's untracked inputs: 1 read, 0 none
+ * (or unreadable: m is then empty). */
+int store_prev_run_inputs(struct store *st, struct store_manifest *m);
+/* The entry for path in m (sorted, as read), or NULL. */
+const struct store_file *store_manifest_find(const struct store_manifest *m,
+					    const char *path);
 
 /* Write run's recorded inputs named in only (NULL: all) into workspace,
  * replacing what is there. */

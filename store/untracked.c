@@ -52,6 +52,7 @@ static int head_inputs(struct store *st, const char *ref, struct sgit_oid *out,
 
 int store_run_set_inputs(struct store *st, const char *workspace,
 			 const struct store_file *files, size_t nr,
+			 const struct store_manifest *prev_m,
 			 struct store_run *run, struct error *err)
 {
 	struct sgit_oid prev, tree;
@@ -63,10 +64,30 @@ int store_run_set_inputs(struct store *st, const char *workspace,
 	if (!nr)
 		return 0;
 	if (store_write_files(st, workspace, files, nr,
-			      has_prev ? &prev : NULL, &tree, err))
+			      has_prev ? &prev : NULL, has_prev ? prev_m : NULL,
+			      &tree, err))
 		return -1;
 	sgit_oid_hex(&tree, run->inputs);
 	return 0;
+}
+
+int store_prev_run_inputs(struct store *st, struct store_manifest *m)
+{
+	struct error ignore = ERROR_INIT;
+	struct sgit_oid prev;
+	int rc = head_inputs(st, RUNS_REF, &prev, &ignore);
+
+	store_manifest_init(m);
+	if (rc > 0 && store_tree_manifest(st, &prev, m, &ignore) != 1)
+		rc = 0;
+	error_release(&ignore);
+	return rc > 0;
+}
+
+const struct store_file *store_manifest_find(const struct store_manifest *m,
+					    const char *path)
+{
+	return manifest_find(m, path);
 }
 
 int store_run_root(struct store *st, const struct store_run *run,

@@ -1620,7 +1620,7 @@ static void test_run_inputs(void **state)
 
 	store_run_init(&run);
 	run.git_head = xstrdup("5555555555555555555555555555555555555555");
-	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, &run,
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, NULL, &run,
 				       &fx->err));
 	assert_int_equal(strlen(run.inputs), 40);
 	CHECK(fx, store_write_run(fx->st, &run, r1, &fx->err));
@@ -1657,7 +1657,7 @@ static void test_run_inputs(void **state)
 			 0);
 	k.asked = 0;
 	memcpy(got, run.inputs, sizeof(got));
-	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, &run,
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, NULL, &run,
 				       &fx->err));
 	assert_int_equal(k.asked, 0);
 	assert_string_equal(run.inputs, got);
@@ -1685,7 +1685,7 @@ static void test_run_inputs(void **state)
 		k.path[2] = "data/c.txt";
 		k.asked = 0;
 		store_run_init(&run3);
-		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, &run3,
+		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, NULL, &run3,
 					       &fx->err));
 		assert_int_equal(k.asked, 0);
 		assert_string_not_equal(run3.inputs, got);
