@@ -5,7 +5,7 @@
 # --verify tells deterministic stages from the others; every error names
 # what is missing; a kill leaves the workspace as it was.
 . "$(dirname "$0")/lib.sh"
-plan 59
+plan 62
 
 counter=$_tmp/counter # a line per stage execution, outside the workspace
 : >"$counter"
@@ -159,6 +159,15 @@ expect_eq "-o: the outputs are there" "$(sum ../elsewhere/out/clean.txt)" "$firs
 (cd "$ws/.." && "$PIPE" --pipefile "$ws/Pipefile" reproduce "$FIRST" -o rel-out >/dev/null 2>&1)
 expect_eq "-o is relative to where pipe started" \
 	"$(sum "$ws/../rel-out/out/clean.txt")" "$first_clean"
+
+# ---- gc keeps what the runs recorded
+run pipe gc
+expect_rc "gc: exit 0" 0
+expect_eq "gc keeps the large input's CAS file" \
+	"$(test -f ".pipe/store/cas/${big_hash:0:2}/${big_hash:2}" && echo yes)" yes
+run pipe reproduce "$FIRST" -o ../after-gc
+expect_eq "after gc: reproduce gives the outputs byte for byte" \
+	"$(sum ../after-gc/big.txt)" "$first_big"
 
 # ---- SIGKILL mid-run leaves the workspace as it was; reproduce again works
 touch "$_tmp/slow"
