@@ -82,6 +82,7 @@ DECLARE_CMD(checkout);
 DECLARE_CMD(gc);
 DECLARE_CMD(push);
 DECLARE_CMD(pull);
+DECLARE_CMD(reproduce);
 
 DECLARE_CMD(help);
 

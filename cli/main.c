@@ -112,6 +112,22 @@ const struct command commands[] = {
 	 "store, where the run-cache finds it: the next 'pipe run' restores\n"
 	 "what matches instead of running it. Never touches the workspace's\n"
 	 "files nor moves a local stage. Options as for 'pipe push'."},
+	{"reproduce", cmd_reproduce, "pipe reproduce GIT-REV [--verify] [-o DIR]",
+	 "run the project as of a git commit, from the store",
+	 "Writes the project's files at GIT-REV (any git revision) into a\n"
+	 "scratch tree, with the untracked inputs the runs at that commit\n"
+	 "recorded, and runs the pipeline there: stages the store has are\n"
+	 "restored, the rest run. Prints which came from the store, which\n"
+	 "ran, and where the outputs are. The workspace's outputs, state and\n"
+	 "store are left as they are.\n\n"
+	 "  -o DIR      the scratch tree (default .pipe/reproduce/COMMIT);\n"
+	 "              a folder holding files pipe did not write is refused\n"
+	 "  --verify    run every stage again without the cache and compare\n"
+	 "              its outputs with the recorded ones: 'identical', or\n"
+	 "              'differs' and the paths; exit 1 if any differ\n\n"
+	 "Exit: 0 reproduced (or all identical), 1 outputs differ or inputs\n"
+	 "were never recorded, 2 unknown GIT-REV, no Pipefile or no run\n"
+	 "at it, or DIR not pipe's, 3 workspace locked."},
 	{"dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
 	 "Without options: one line per stage in run order, with the stages it\n"
 	 "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart."},

@@ -184,5 +184,26 @@ int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
 /* Index the pack file at path into g's objects/pack (the indexer checks
  * every object), then see its objects. */
 int sgit_pack_index(struct sgit *g, const char *path, struct error *err);
+/* Of paths (relative to the current folder, the workspace), mark in
+ * untracked[i] those the project's HEAD does not hold as they are now: not
+ * in HEAD's tree, or changed in the index or the work tree. Returns 1, or
+ * 0 (nothing marked) outside a repository or before its first commit. */
+int sgit_project_untracked(char *const *paths, size_t n,
+			   unsigned char *untracked);
+
+/* Resolve rev (anything git rev-parse takes) in the project's repository
+ * to a commit id (40 hex) into commit, and the workspace's path below the
+ * work tree ("" or "sub/") into prefix. EXIT_USAGE outside a repository
+ * or for an unknown rev. */
+int sgit_project_resolve(const char *rev, struct strbuf *commit,
+			 struct strbuf *prefix, struct error *err);
+
+/* Write the files of the project's commit (40 hex) into the folder dir,
+ * which exists and is empty: the whole work tree, files, exec bits and
+ * symlinks; submodules are left out. Fails (EXIT_USAGE) when the commit
+ * has no file must_have (relative to the workspace). dir NULL: only that
+ * check. */
+int sgit_project_export(const char *commit, const char *dir,
+			const char *must_have, struct error *err);
 
 #endif

@@ -230,9 +230,9 @@ static int run_tree(struct store *st, const struct store_run *run,
 			}
 	}
 	if (!run->stages_nr)
-		ret = sgit_write_tree(st->git, NULL, 0, out, err);
+		ret = store_run_root(st, run, NULL, out, err);
 	else if (!sgit_write_tree(st->git, e, run->stages_nr, &top.oid, err))
-		ret = sgit_write_tree(st->git, &top, 1, out, err);
+		ret = store_run_root(st, run, &top.oid, out, err);
 out:
 	for (size_t j = 0; j < i + (i < run->stages_nr); j++)
 		free((char *)e[j].name);
@@ -283,6 +283,7 @@ static int read_run_oid(struct store *st, const struct sgit_oid *oid,
 		if (c.nparents)
 			sgit_oid_hex(&c.parents[0], out->parent);
 		out->time = c.time;
+		rc = store_run_read_inputs(st, &c.tree, out, err);
 	} else {
 		sgit_oid_hex(oid, out->id);
 		error_prefix(err, "commit '%s': ", out->id);
