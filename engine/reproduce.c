@@ -88,13 +88,14 @@ out:
 	return ret;
 }
 
-/* The runs recorded at commit, newest first. */
+/* The runs recorded at commit, newest first: this workspace's, and those
+ * a pull brought from others. */
 static int runs_at(struct reproduce *r, struct error *err)
 {
 	struct store_run *all = NULL;
 	size_t nr = 0, n = 0;
 
-	if (store_list_runs(r->st, 0, &all, &nr, err))
+	if (store_list_runs_all(r->st, &all, &nr, err))
 		return -1;
 	r->runs = xcalloc(nr + 1, sizeof(*r->runs));
 	for (size_t i = 0; i < nr; i++) {

@@ -361,6 +361,10 @@ int store_read_run(struct store *st, const char *id, struct store_run *out,
 int store_list_runs(struct store *st, size_t max, struct store_run **out,
 		    size_t *nr, struct error *err);
 void store_runs_free(struct store_run *r, size_t nr);
+/* Every run record the store has, newest first: this workspace's and
+ * those pulled from others (refs/pipe/remotes/ID/runs: pipe pull). */
+int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
+			struct error *err);
 
 /* ---- untracked inputs and the project's history (pipe reproduce) ------ */
 

@@ -192,4 +192,32 @@ mkdir -p "$_tmp/empty" && cd "$_tmp/empty"
 run pipe push "$remote"
 expect_rc "not a pipe workspace: usage" 2
 expect_in "not a pipe workspace: says so" "$err" "Pipefile"
+# --- a teammate reproduces a commit from what was pushed: the project's
+# git has the code, the pulled run record the untracked data
+proj=$_tmp/proj
+mkdir -p "$proj" && cp "$tpl"/* "$proj/" && cd "$proj" || exit 1
+git init -q && git add Pipefile in1.txt && git commit -qm first
+first=$(git rev-parse HEAD)
+run pipe run
+expect_rc "proj: run at the first commit (in2.txt and big.bin untracked)" 0
+rm -f ran.txt
+run pipe push "$remote"
+expect_rc "proj: push" 0
+git clone -q "$proj" "$_tmp/mate" && cd "$_tmp/mate" || exit 1
+run pipe reproduce "$first"
+expect_rc "mate, before a pull: no run recorded at that commit" 2
+run pipe pull "$remote"
+expect_rc "mate: pull" 0
+run pipe reproduce "$first"
+expect_rc "mate: reproduce the first commit from the pulled run" 0
+scratch=$(ls -d .pipe/reproduce/*/ 2>/dev/null | head -1)
+expect_eq "... nothing executed" "$(ls "$scratch" 2>/dev/null | grep -c '^ran.txt$')" "0"
+if [ -n "$scratch" ] && cmp -s "$scratch/o1.txt" "$proj/o1.txt" &&
+	cmp -s "$scratch/out2/big.bin" "$proj/out2/big.bin" &&
+	cmp -s "$scratch/in2.txt" "$proj/in2.txt"; then
+	ok "... the outputs and the untracked inputs, byte for byte"
+else
+	not_ok "... the outputs and the untracked inputs, byte for byte" "scratch: '$scratch'"
+fi
+
 finish
