@@ -385,8 +385,8 @@ int junit_replaceable(const char *path, struct error *err)
 	if (lstat(path, &sb))
 		return errno == ENOENT ? 0
 				       : error_set(err, EXIT_ENV,
-						   "cannot read '%s': %s",
-						   path, strerror(errno));
+						   "cannot read '%s': %s", path,
+						   strerror(errno));
 	if (S_ISREG(sb.st_mode) && sb.st_size == 0)
 		return 0; /* nothing to lose */
 	if (!S_ISREG(sb.st_mode))

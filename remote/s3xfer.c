@@ -236,8 +236,7 @@ static int lost_complete(struct s3req *r)
 {
 	const struct strbuf *body = http_xfer_body(r->x);
 	struct strbuf code = STRBUF_INIT;
-	int lost = http_xfer_status(r->x) == 404 &&
-		   !*http_xfer_error(r->x) &&
+	int lost = http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x) &&
 		   s3_xml_pick(body->buf, body->len, "Code", &code) &&
 		   !strcmp(code.buf, "NoSuchUpload");
 
@@ -256,8 +255,8 @@ static void complete_done(struct s3req *r)
 		return;
 	}
 	if (lost_complete(r)) {
-		s3req_queue(s3req_new(op, "HEAD", op->key, NULL,
-				      completed_done));
+		s3req_queue(
+			s3req_new(op, "HEAD", op->key, NULL, completed_done));
 		s3req_end(r);
 		return;
 	}

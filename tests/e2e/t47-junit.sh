@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # pipe run --report FILE: JUnit XML that a common JUnit schema
 # (tests/data/junit.xsd) accepts, for a run that succeeds, fails, fails
-# one datum, has nothing to do, or is interrupted; written atomically.
+# one datum, has nothing to do, or is interrupted; written atomically;
+# pipe's own report replaced without a word, a user's file at FILE (or
+# one edited since, a folder, one that appears during the run) never
+# touched; pipe get -o never over an existing file.
 . "$(dirname "$0")/lib.sh"
 plan 45
 

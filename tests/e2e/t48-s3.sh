@@ -6,7 +6,10 @@
 # server that is down; and through a fault proxy on top of the real
 # server (tests/s3/fault-proxy.py): 503s, a connection cut mid-upload, a
 # multipart upload that fails and is aborted, one interrupted (SIGINT)
-# and aborted, a download that fails.
+# and aborted, a download that fails, a complete whose answer is lost
+# (the server then forgets the upload: the object is taken when its ETag
+# is these parts'), one lost before the server saw it with another
+# object there (the put fails).
 # Env: PIPE_S3_CACHE (the server binary's cache, ~/.cache/pipe-s3).
 cache=${PIPE_S3_CACHE:-${HOME:-/nonexistent}/.cache/pipe-s3}
 go_home=${HOME:-}
