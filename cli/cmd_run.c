@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "engine/run.h"
+#include "engine/status.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -136,8 +137,15 @@ int cmd_run(struct cli *cli)
 	}
 	if (ro.dry_run)
 		eo.write = 0;
-	if (report_arg)
+	if (report_arg) {
 		ro.report = report = absolute(report_arg);
+		/* before the run: a user's file there stops it, untouched */
+		if (junit_replaceable(report_arg, &err)) {
+			free(targets);
+			free(report);
+			return cli_fail(&err);
+		}
+	}
 	if (json && !(ro.events = events_stream())) {
 		free(targets);
 		free(report);

@@ -322,16 +322,28 @@ int cmd_get(struct cli *cli)
 		rc = cli_fail(&err);
 	} else {
 		if (outfile) {
+			/* never over a file: pipe did not write it */
 			fd = open(outfile,
-				  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 				  0644);
-			if (fd < 0)
+			if (fd < 0 && errno == EEXIST)
+				error_set(&err, EXIT_USAGE,
+					  "'%s' exists: pipe get -o does not "
+					  "replace a file; move it away or "
+					  "name another",
+					  outfile);
+			else if (fd < 0)
 				error_set(&err, EXIT_ENV,
 					  "cannot create '%s': %s", outfile,
 					  strerror(errno));
 		}
-		if (fd >= 0 && store_read_file_fd(st, id, path, fd, &err))
+		if (fd >= 0 && store_read_file_fd(st, id, path, fd, &err)) {
+			if (outfile) {
+				close(fd);
+				unlink(outfile); /* the part pipe wrote */
+			}
 			fd = -2;
+		}
 		if (err.exit_code)
 			rc = cli_fail(&err);
 		if (outfile && fd >= 0)
