@@ -202,7 +202,7 @@ int sync_cas_import(struct store *st, const char *tmp, const char *hex,
 	int ret = -1;
 
 	cas_batch_init(&b, st->cas_dir);
-	if (cas_add(&b, tmp, got, &size, err))
+	if (cas_adopt(&b, tmp, got, &size, err))
 		goto out;
 	if (strcmp(got, hex)) {
 		error_set(err, EXIT_ENV,
