@@ -244,7 +244,8 @@ versions="versitygw $(sed -n 's/^VERSION=//p' "$root/tests/s3/server.sh")"
 [ -z "$DVC" ] || versions+=", dvc $("$DVC" --version 2>/dev/null) + dvc-s3 $("${DVC%/dvc}/python" -c 'import importlib.metadata as m; print(m.version("dvc-s3"))' 2>/dev/null)"
 [ -z "$AWS" ] || versions+=", $("$AWS" --version 2>&1 | cut -d' ' -f1)"
 echo "remote bench: $BIG_DESC and $SMALL_DESC, $versions, $(nproc) cores, load average $load0 before and $load1 after, median of $RUNS"
-echo "sizes: big=$BIG_DESC small=$SMALL_DESC"
+echo "size big: $BIG_DESC"
+echo "size small: $SMALL_DESC"
 for k in "${!R[@]}"; do
 	echo "runs $k:${R[$k]}"
 done | sort
