@@ -170,6 +170,22 @@ out:
 	return ret;
 }
 
+int store_cas_named(struct store *st, const struct oid_list *commits,
+		    struct store_file **out, size_t *nr, struct error *err)
+{
+	struct cas_keep keep = {0};
+
+	*out = NULL;
+	*nr = 0;
+	if (collect_cas(st, commits, &keep, err)) {
+		free(keep.v);
+		return -1;
+	}
+	*out = keep.v;
+	*nr = keep.nr;
+	return 0;
+}
+
 static int kept(const struct cas_keep *keep, const char *hex)
 {
 	struct store_file key;

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -127,7 +128,17 @@
 	X(git_treebuilder_free)                                                \
 	X(git_treebuilder_insert)                                              \
 	X(git_treebuilder_new)                                                 \
-	X(git_treebuilder_write)
+	X(git_treebuilder_write)                                               \
+	X(git_credential_ssh_key_from_agent)                                   \
+	X(git_fetch_options_init)                                              \
+	X(git_packbuilder_insert_walk)                                         \
+	X(git_push_options_init)                                               \
+	X(git_remote_create_anonymous)                                         \
+	X(git_remote_fetch)                                                    \
+	X(git_remote_free)                                                     \
+	X(git_remote_lookup)                                                   \
+	X(git_remote_push)                                                     \
+	X(git_remote_url)
 
 #define X(f) static __typeof__(f) *p_##f;
 GIT_API(X)
@@ -147,6 +158,16 @@ static int load_libgit2(struct error *err)
 }
 
 /* From here on, the names call through the pointers. */
+#define git_credential_ssh_key_from_agent (*p_git_credential_ssh_key_from_agent)
+#define git_fetch_options_init (*p_git_fetch_options_init)
+#define git_packbuilder_insert_walk (*p_git_packbuilder_insert_walk)
+#define git_push_options_init (*p_git_push_options_init)
+#define git_remote_create_anonymous (*p_git_remote_create_anonymous)
+#define git_remote_fetch (*p_git_remote_fetch)
+#define git_remote_free (*p_git_remote_free)
+#define git_remote_lookup (*p_git_remote_lookup)
+#define git_remote_push (*p_git_remote_push)
+#define git_remote_url (*p_git_remote_url)
 #define git_blob_free (*p_git_blob_free)
 #define git_blob_lookup (*p_git_blob_lookup)
 #define git_blob_rawcontent (*p_git_blob_rawcontent)
@@ -1555,4 +1576,221 @@ out:
 	git_status_list_free(list);
 	git_repository_free(repo);
 	error_release(&err);
+}
+
+/* ---- remotes (pipe push / pull) ---------------------------------------- */
+
+static int looks_like_url(const char *spec)
+{
+	/* scheme://..., an absolute or relative path, or scp-like host:path */
+	return strstr(spec, "://") || spec[0] == '/' || spec[0] == '.' ||
+	       spec[0] == '~' || (strchr(spec, ':') && !strchr(spec, '/')) ||
+	       (strchr(spec, ':') && strchr(spec, ':') < strchr(spec, '/'));
+}
+
+int sgit_remote_url(const char *spec, struct strbuf *url, struct error *err)
+{
+	git_repository *repo = NULL;
+	git_remote *r = NULL;
+	int found = 0;
+
+	strbuf_reset(url);
+	if (load_libgit2(err))
+		return -1;
+	if (looks_like_url(spec)) {
+		strbuf_addstr(url, spec);
+		return 0;
+	}
+	git_libgit2_init();
+	if (!git_repository_open_ext(&repo, NULL, GIT_REPOSITORY_OPEN_FROM_ENV,
+				     NULL) &&
+	    !git_remote_lookup(&r, repo, spec) && git_remote_url(r)) {
+		strbuf_addstr(url, git_remote_url(r));
+		found = 1;
+	}
+	git_remote_free(r);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	if (found)
+		return 0;
+	if (access(spec, F_OK) == 0) { /* a folder named like a remote */
+		strbuf_addstr(url, spec);
+		return 0;
+	}
+	return error_set(err, EXIT_USAGE,
+			 "unknown remote '%s': not a remote of the project's "
+			 "git ('git remote -v' lists them), a path, a URL or "
+			 "s3://bucket/prefix",
+			 spec);
+}
+
+/* ssh: the agent's keys; https: what the URL or git's helpers give is
+ * beyond libgit2's default, so only the agent is tried. */
+static int cred_cb(git_credential **out, const char *url,
+		   const char *username, unsigned int allowed, void *payload)
+{
+	int *tries = payload;
+
+	(void)url;
+	if (++*tries > 1 || !(allowed & GIT_CREDENTIAL_SSH_KEY))
+		return GIT_PASSTHROUGH;
+	return git_credential_ssh_key_from_agent(out,
+						 username ? username : "git");
+}
+
+static void strarray_of(git_strarray *a, char *const *v)
+{
+	a->count = 0;
+	while (v[a->count])
+		a->count++;
+	a->strings = (char **)v;
+}
+
+int sgit_fetch(struct sgit *g, const char *url, char *const *refspecs,
+	       struct error *err)
+{
+	git_remote *r = NULL;
+	git_fetch_options fo;
+	git_strarray specs;
+	int tries = 0, ret = 0;
+
+	strarray_of(&specs, refspecs);
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.callbacks.credentials = cred_cb;
+	fo.callbacks.payload = &tries;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.update_fetchhead = 0;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	if (git_remote_create_anonymous(&r, g->repo, url) ||
+	    git_remote_fetch(r, &specs, &fo, NULL))
+		ret = fail(err, "cannot fetch from '%s'", url);
+	git_remote_free(r);
+	git_odb_refresh(g->odb);
+	return ret;
+}
+
+struct push_state {
+	int tries;
+	struct strbuf rejected;
+};
+
+static int push_ref_cb(const char *refname, const char *status, void *data)
+{
+	struct push_state *ps = data;
+
+	if (status)
+		strbuf_addf(&ps->rejected, "%s%s (%s)",
+			    ps->rejected.len ? ", " : "", refname, status);
+	return 0;
+}
+
+static int push_cred_cb(git_credential **out, const char *url,
+			const char *username, unsigned int allowed,
+			void *payload)
+{
+	return cred_cb(out, url, username, allowed,
+		       &((struct push_state *)payload)->tries);
+}
+
+int sgit_push(struct sgit *g, const char *url, char *const *refspecs,
+	      struct error *err)
+{
+	struct push_state ps = {0, STRBUF_INIT};
+	git_remote *r = NULL;
+	git_push_options po;
+	git_strarray specs;
+	int ret = 0;
+
+	strarray_of(&specs, refspecs);
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	po.callbacks.credentials = push_cred_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.payload = &ps;
+	if (git_remote_create_anonymous(&r, g->repo, url) ||
+	    git_remote_push(r, &specs, &po))
+		ret = fail(err, "cannot push to '%s'", url);
+	else if (ps.rejected.len)
+		ret = error_set(err, EXIT_ENV,
+				"'%s' refused %s: push again (pipe fetches "
+				"first and never overwrites a remote ref)",
+				url, ps.rejected.buf);
+	git_remote_free(r);
+	strbuf_release(&ps.rejected);
+	return ret;
+}
+
+int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+		    const struct sgit_oid *hide, size_t nhide,
+		    struct strbuf *out, size_t *count, struct error *err)
+{
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	git_buf buf = {0};
+	int ret = -1;
+
+	*count = 0;
+	strbuf_reset(out);
+	if (git_packbuilder_new(&pb, g->repo) ||
+	    git_revwalk_new(&walk, g->repo))
+		goto fail;
+	for (size_t i = 0; i < ntips; i++)
+		if (git_revwalk_push(walk, goid(&tips[i])))
+			goto fail;
+	for (size_t i = 0; i < nhide; i++)
+		if (git_odb_exists(g->odb, goid(&hide[i])) &&
+		    git_revwalk_hide(walk, goid(&hide[i])))
+			goto fail;
+	if (git_packbuilder_insert_walk(pb, walk))
+		goto fail;
+	*count = git_packbuilder_object_count(pb);
+	if (*count) {
+		if (git_packbuilder_write_buf(&buf, pb))
+			goto fail;
+		strbuf_add(out, buf.ptr, buf.size);
+	}
+	ret = 0;
+	goto out;
+fail:
+	fail(err, "cannot pack objects of '%s'", g->dir);
+out:
+	git_buf_dispose(&buf);
+	git_revwalk_free(walk);
+	git_packbuilder_free(pb);
+	return ret;
+}
+
+int sgit_pack_index(struct sgit *g, const char *path, struct error *err)
+{
+	struct strbuf dir = STRBUF_INIT;
+	git_indexer *idx = NULL;
+	git_indexer_progress stats;
+	char buf[65536];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -1;
+
+	memset(&stats, 0, sizeof(stats));
+	strbuf_addf(&dir, "%s/objects/pack", g->dir);
+	if (fd < 0) {
+		error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+			  strerror(errno));
+		goto out;
+	}
+	if (git_indexer_new(&idx, dir.buf, 0, NULL, NULL))
+		goto fail;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (git_indexer_append(idx, buf, (size_t)n, &stats))
+			goto fail;
+	if (n < 0 || git_indexer_commit(idx, &stats))
+		goto fail;
+	git_odb_refresh(g->odb);
+	ret = 0;
+	goto out;
+fail:
+	fail(err, "cannot index the pack '%s'", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	git_indexer_free(idx);
+	strbuf_release(&dir);
+	return ret;
 }

@@ -161,4 +161,28 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
  * changes, staged or not. Never fails: what it cannot read is "". */
 void sgit_project_head(struct strbuf *head, int *dirty);
 
+/* ---- remotes (pipe push / pull) ----
+ * spec is a remote name of the project's git (found from the current
+ * folder as git finds it), a path, or a URL libgit2 reaches (file://,
+ * ssh, https); url gets what to hand to sgit_fetch / sgit_push. An
+ * unknown name fails with EXIT_USAGE. */
+int sgit_remote_url(const char *spec, struct strbuf *url, struct error *err);
+/* Fetch refspecs (NULL-terminated, git's syntax) from url into g. */
+int sgit_fetch(struct sgit *g, const char *url, char *const *refspecs,
+	       struct error *err);
+/* Push refspecs to url; a ref the remote refuses (not a fast-forward,
+ * moved meanwhile) fails naming it, with EXIT_ENV. */
+int sgit_push(struct sgit *g, const char *url, char *const *refspecs,
+	      struct error *err);
+/* A pack (git's format, whole: no deltas against missing objects) of the
+ * objects reachable from tips and not from hide (hide ids g lacks are
+ * skipped) into out; *count objects (0: out empty). Its name is the hex of
+ * its last 20 bytes (the pack's checksum). */
+int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+		    const struct sgit_oid *hide, size_t nhide,
+		    struct strbuf *out, size_t *count, struct error *err);
+/* Index the pack file at path into g's objects/pack (the indexer checks
+ * every object), then see its objects. */
+int sgit_pack_index(struct sgit *g, const char *path, struct error *err);
+
 #endif

@@ -141,4 +141,10 @@ void dindex_free(struct store *st);
 int dindex_result_trees(struct store *st, const struct oid_list *commits,
 			struct oid_list *out, struct error *err);
 
+/* The CAS files the commits (stage commits, datum index commits) name,
+ * sorted by hash, possibly repeated; path unset. *out is the caller's
+ * (free). For gc and for remote/ (push and pull). */
+int store_cas_named(struct store *st, const struct oid_list *commits,
+		    struct store_file **out, size_t *nr, struct error *err);
+
 #endif
