@@ -167,10 +167,12 @@ pipe_setup() {
 }
 pipe_round() { # pipe_round SET RUN
 	local set=$1 i=$2 r=s3://$B/pipe-$1-$2 ws=$work/pull-pipe
-	tm "$set.push.pipe" "$work/pipe-$set" "$PIPE" push "${PJ[@]}" "$r"
+	tm "$set.push.pipe" "$work/pipe-$set" "$PIPE" push --json "${PJ[@]}" "$r"
+	[ "$i" != 1 ] || echo "note: pipe push of $set, run 1: $(tail -1 "$work/last.log")"
 	touch "$work/mark"
 	sleep 0.01
-	tm "$set.noop.pipe" "$work/pipe-$set" "$PIPE" push "${PJ[@]}" "$r"
+	tm "$set.noop.pipe" "$work/pipe-$set" "$PIPE" push --json "${PJ[@]}" "$r"
+	[ "$i" != 1 ] || echo "note: pipe no-op push of $set, run 1: $(tail -1 "$work/last.log")"
 	unchanged "$set.noop.pipe" "pipe-$set-$i" "$work/mark"
 	rm -rf "$ws" "$work/ran"
 	mkdir -p "$ws"
