@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: pipe side by side with the tools that do the same work (make,
-# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run), on workloads
+# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run, dvc push/pull
+# and aws s3 sync to a local S3 server), on workloads
 # generated in a temp folder; each workload's tools run alternately, RUNS
 # times each, and every row shows median and spread (min-max), the ratio
 # pipe/peer and whether its target is met. Writes bench/results/latest.json,
@@ -12,7 +13,8 @@
 # SKIP_REMOTE=1 workload 9 (push/pull to a local S3 server);
 # FAST_PEERS=1 leaves Snakemake and DVC out (pipe against itself, make and
 # ninja: a before/after comparison in minutes, not an hour).
-# Installs missing peers itself (apt-get; pip into a venv for DVC).
+# Installs missing peers itself (apt-get; pip into venvs for DVC, dvc-s3
+# and awscli).
 # Not part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
