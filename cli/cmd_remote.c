@@ -4,6 +4,8 @@
 #include "engine/engine.h"
 #include "remote/remote.h"
 #include "store/store.h"
+#include "util/log.h"
+#include "util/strbuf.h"
 #include "util/xalloc.h"
 
 #include <stdio.h>
@@ -27,10 +29,12 @@ static void human(unsigned long long n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
-/* The summary line on stderr, or one JSON object on stdout. */
+/* The summary line on stderr (not with -q), or one JSON object on
+ * stdout. */
 static void summary(const char *verb, const char *spec,
 		    const struct remote_stats *s, int json)
 {
+	struct strbuf sb = STRBUF_INIT;
 	char size[32];
 
 	human(s->bytes, size, sizeof(size));
@@ -43,14 +47,15 @@ static void summary(const char *verb, const char *spec,
 		return;
 	}
 	if (!s->refs && !s->files) {
-		fprintf(stderr, "nothing to %s\n", verb);
+		log_info("nothing to %s", verb);
 		return;
 	}
-	fprintf(stderr, "%sed %zu refs", verb, s->refs);
+	strbuf_addf(&sb, "%sed %zu refs", verb, s->refs);
 	if (s->objects)
-		fprintf(stderr, " (%zu objects)", s->objects);
-	fprintf(stderr, ", %zu files (%s) %s %s\n", s->files, size,
-		!strcmp(verb, "push") ? "to" : "from", spec);
+		strbuf_addf(&sb, " (%zu objects)", s->objects);
+	log_info("%s, %zu files (%s) %s %s", sb.buf, s->files, size,
+		 !strcmp(verb, "push") ? "to" : "from", spec);
+	strbuf_release(&sb);
 }
 
 int cli_remote_pull(struct store *st, const char *spec, int jobs,
@@ -95,8 +100,8 @@ static int remote_cmd(struct cli *cli, int push)
 			o.jobs = (int)n;
 		} else if (!strcmp(a, "--endpoint")) {
 			if (i + 1 >= cli->argc || !*cli->argv[i + 1])
-				return cli_usage_error(cli,
-						       "--endpoint needs a URL");
+				return cli_usage_error(
+					cli, "--endpoint needs a URL");
 			o.endpoint = cli->argv[++i];
 		} else if (a[0] == '-' && a[1]) {
 			return cli_usage_error(cli, "unknown option '%s'", a);
@@ -108,9 +113,10 @@ static int remote_cmd(struct cli *cli, int push)
 		}
 	}
 	if (!spec)
-		return cli_usage_error(cli, "name the remote: pipe %s REMOTE "
-					    "(a git remote, path or URL, or "
-					    "s3://bucket/prefix)",
+		return cli_usage_error(cli,
+				       "name the remote: pipe %s REMOTE "
+				       "(a git remote, path or URL, or "
+				       "s3://bucket/prefix)",
 				       cli->argv[0]);
 	if (engine_open(&e, cli->pipefile_path, &eo, &err) ||
 	    engine_store(e, &st, &err)) {

@@ -23,16 +23,15 @@
 #define PUSH_REF "refs/pipe-push/cas"
 
 struct fetched {
-	struct sync_refs refs;	/* runs, stages, datums by workspace */
-	struct oid_list cas;	/* the cas chains' tips */
-	struct oid_list all;	/* every fetched tip */
+	struct sync_refs refs;	 /* runs, stages, datums by workspace */
+	struct oid_list cas;	 /* the cas chains' tips */
+	struct oid_list all;	 /* every fetched tip */
 	struct sgit_oid own_cas; /* this workspace's, when has_own_cas */
 	int has_own_cas;
 	const char *ws;
 };
 
-static int fetched_cb(const char *name, const struct sgit_oid *oid,
-		      void *data)
+static int fetched_cb(const char *name, const struct sgit_oid *oid, void *data)
 {
 	struct fetched *f = data;
 	const char *p = name + strlen(FETCH_NS), *slash = strchr(p, '/');
@@ -79,13 +78,22 @@ static void drop_temp_refs(struct store *st)
 	error_release(&err);
 }
 
-static int fetch(struct store *st, const char *url, struct fetched *f,
-		 struct error *err)
+/* The remote's refs into FETCH_NS: every workspace's (pull), or only this
+ * one's (push: libgit2 then sends only the objects the remote lacks, a
+ * large file that another workspace sent included). */
+static int fetch(struct store *st, const char *url, int own_only,
+		 struct fetched *f, struct error *err)
 {
-	char *specs[] = {"+refs/pipe/ws/*:" FETCH_NS "*", NULL};
+	char *own =
+		xstrfmt("+refs/pipe/ws/%s/*:" FETCH_NS "%s/*", f->ws, f->ws);
+	char *specs[] = {own_only ? own : "+refs/pipe/ws/*:" FETCH_NS "*",
+			 NULL};
+	int rc;
 
 	drop_temp_refs(st);
-	if (sgit_fetch(st->git, url, specs, err))
+	rc = sgit_fetch(st->git, url, specs, err);
+	free(own);
+	if (rc)
 		return -1;
 	return sgit_ref_foreach(st->git, FETCH_NS "*", fetched_cb, f, err);
 }
@@ -158,8 +166,7 @@ static const struct sgit_entry *cas_map_find(const struct cas_map *m,
 {
 	struct sgit_entry key = {.name = hex};
 
-	return m->nr ? bsearch(&key, m->v, m->nr, sizeof(*m->v),
-			       cmp_entry_name)
+	return m->nr ? bsearch(&key, m->v, m->nr, sizeof(*m->v), cmp_entry_name)
 		     : NULL;
 }
 
@@ -253,8 +260,8 @@ static const struct sync_ref *find_ref(const struct sync_refs *r,
 	return NULL;
 }
 
-int remote_git_push(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err)
+int remote_git_push(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err)
 {
 	struct fetched f = {0};
 	struct sync_refs local = {0};
@@ -266,11 +273,11 @@ int remote_git_push(struct store *st, const char *url,
 	if (sync_ws_id(st, ws, err) || sync_local_refs(st, &local, err))
 		goto out;
 	f.ws = ws;
-	if (fetch(st, url, &f, err))
+	if (fetch(st, url, 1, &f, err))
 		goto out;
 	for (size_t i = 0; i < local.nr; i++) {
-		const struct sync_ref *r = find_ref(&f.refs, ws,
-						    local.v[i].suffix);
+		const struct sync_ref *r =
+			find_ref(&f.refs, ws, local.v[i].suffix);
 
 		if (r && sgit_oid_equal(&r->oid, &local.v[i].oid))
 			continue;
@@ -364,8 +371,8 @@ out:
 	return ret;
 }
 
-int remote_git_pull(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err)
+int remote_git_pull(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err)
 {
 	struct fetched f = {0};
 	struct oid_list old = {0}, tips = {0};
@@ -378,7 +385,7 @@ int remote_git_pull(struct store *st, const char *url,
 	f.ws = ws;
 	if (sgit_ref_foreach(st->git, "refs/pipe/remotes/*", track_cb, &old,
 			     err) ||
-	    fetch(st, url, &f, err))
+	    fetch(st, url, 0, &f, err))
 		goto out;
 	for (size_t i = 0; i < f.refs.nr; i++) {
 		if (!strcmp(f.refs.v[i].ws, ws))

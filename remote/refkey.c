@@ -14,8 +14,7 @@ static int all_hex(const char *s, size_t n)
 
 static int component_ok(const char *s, size_t n)
 {
-	if (!n || s[0] == '.' ||
-	    (n >= 5 && !memcmp(s + n - 5, ".lock", 5)))
+	if (!n || s[0] == '.' || (n >= 5 && !memcmp(s + n - 5, ".lock", 5)))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];

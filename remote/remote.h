@@ -32,14 +32,12 @@ struct remote_stats {
 /* 1 when spec names S3 (s3://...). */
 int remote_is_s3(const char *spec);
 
-int remote_push(struct store *st, const char *spec,
-		const struct remote_opts *o, struct remote_stats *s,
-		struct error *err);
+int remote_push(struct store *st, const char *spec, const struct remote_opts *o,
+		struct remote_stats *s, struct error *err);
 /* Bring what the remote has that the store lacks; touches no file of the
  * workspace and no local ref outside refs/pipe/remotes/. */
-int remote_pull(struct store *st, const char *spec,
-		const struct remote_opts *o, struct remote_stats *s,
-		struct error *err);
+int remote_pull(struct store *st, const char *spec, const struct remote_opts *o,
+		struct remote_stats *s, struct error *err);
 
 /*
  * The key of a ref object on S3, below the prefix:

@@ -25,8 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int open_s3(struct s3 **s3, const char *url,
-		   const struct remote_opts *o, struct error *err)
+static int open_s3(struct s3 **s3, const char *url, const struct remote_opts *o,
+		   struct error *err)
 {
 	struct s3_opts so = {0};
 
@@ -288,8 +288,7 @@ static int pull_cas(struct store *st, struct s3 *s3,
 		    sync_cas_have(st, files[i].hash))
 			continue;
 		strvec_push_nodup(&keys, cas_key(files[i].hash));
-		strvec_push_nodup(&paths,
-				  xstrfmt("%s/%s", dir, files[i].hash));
+		strvec_push_nodup(&paths, xstrfmt("%s/%s", dir, files[i].hash));
 		strvec_push(&hexes, files[i].hash);
 		s->bytes += files[i].size;
 	}
@@ -404,9 +403,8 @@ out:
 	return ret;
 }
 
-int remote_push(struct store *st, const char *spec,
-		const struct remote_opts *o, struct remote_stats *s,
-		struct error *err)
+int remote_push(struct store *st, const char *spec, const struct remote_opts *o,
+		struct remote_stats *s, struct error *err)
 {
 	struct strbuf url = STRBUF_INIT;
 	int ret;
@@ -421,9 +419,8 @@ int remote_push(struct store *st, const char *spec,
 	return ret;
 }
 
-int remote_pull(struct store *st, const char *spec,
-		const struct remote_opts *o, struct remote_stats *s,
-		struct error *err)
+int remote_pull(struct store *st, const char *spec, const struct remote_opts *o,
+		struct remote_stats *s, struct error *err)
 {
 	struct strbuf url = STRBUF_INIT;
 	int ret;

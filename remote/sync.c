@@ -84,8 +84,7 @@ static int local_cb(const char *name, const struct sgit_oid *oid, void *data)
 	return 0;
 }
 
-int sync_local_refs(struct store *st, struct sync_refs *out,
-		    struct error *err)
+int sync_local_refs(struct store *st, struct sync_refs *out, struct error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (store_batch_flush(st, err))
@@ -169,8 +168,8 @@ int sync_track(struct store *st, const char *ws, const char *suffix,
 
 			sgit_oid_hex(oid, hex);
 			strbuf_reset(&ref);
-			strbuf_addf(&ref, "refs/pipe/remotes/%s/%s/%s", ws,
-				    hex, suffix);
+			strbuf_addf(&ref, "refs/pipe/remotes/%s/%s/%s", ws, hex,
+				    suffix);
 			rc = sgit_ref_read(st->git, ref.buf, &old, err);
 			if (rc < 0)
 				goto out;
@@ -219,12 +218,14 @@ out:
 	return ret;
 }
 
-/* The folder downloads land in before they are checked: <store>/pull-tmp. */
+/* The folder downloads land in before they are checked: <store>/pull-tmp,
+ * emptied first (what a killed pull left there is only downloads). */
 char *sync_tmp_dir(struct store *st, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 
 	strbuf_addf(&sb, "%s/pull-tmp", st->git_dir);
+	fs_remove_tree(sb.buf);
 	if (fs_mkdir_p(sb.buf, 0755)) {
 		error_set(err, EXIT_ENV, "cannot make '%s': %s", sb.buf,
 			  strerror(errno));

@@ -23,8 +23,7 @@ void sync_refs_release(struct sync_refs *r);
 /* This workspace's id (REMOTE_WS_LEN hex + NUL), made on first use. */
 int sync_ws_id(struct store *st, char *ws, struct error *err);
 /* The refs a push sends (batched commits flushed first). */
-int sync_local_refs(struct store *st, struct sync_refs *out,
-		    struct error *err);
+int sync_local_refs(struct store *st, struct sync_refs *out, struct error *err);
 /* CAS files named by commits reachable from tips and not from hide. */
 int sync_cas_named(struct store *st, const struct oid_list *tips,
 		   const struct oid_list *hide, struct store_file **out,
@@ -41,10 +40,10 @@ int sync_cas_import(struct store *st, const char *tmp, const char *hex,
 char *sync_tmp_dir(struct store *st, struct error *err);
 
 /* The transports (remote/gitremote.c, remote/s3sync.c). */
-int remote_git_push(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err);
-int remote_git_pull(struct store *st, const char *url,
-		    struct remote_stats *s, struct error *err);
+int remote_git_push(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err);
+int remote_git_pull(struct store *st, const char *url, struct remote_stats *s,
+		    struct error *err);
 int remote_s3_push(struct store *st, const char *url,
 		   const struct remote_opts *o, struct remote_stats *s,
 		   struct error *err);

@@ -1626,8 +1626,8 @@ int sgit_remote_url(const char *spec, struct strbuf *url, struct error *err)
 
 /* ssh: the agent's keys; https: what the URL or git's helpers give is
  * beyond libgit2's default, so only the agent is tried. */
-static int cred_cb(git_credential **out, const char *url,
-		   const char *username, unsigned int allowed, void *payload)
+static int cred_cb(git_credential **out, const char *url, const char *username,
+		   unsigned int allowed, void *payload)
 {
 	int *tries = payload;
 

@@ -4,7 +4,7 @@
 # refused), 2 bad usage or bad Pipefile, 3 environment (an unreadable
 # file, a locked workspace), 128 + a signal (130: run on SIGINT).
 . "$(dirname "$0")/lib.sh"
-plan 84
+plan 100
 
 # rc_is WANT ARGS...: `pipe ARGS` in the current folder exits WANT.
 rc_is() {
@@ -16,7 +16,7 @@ rc_is() {
 
 # Every command pipe lists is covered here: a new one fails this check
 # until its exit codes are.
-covered="init validate run status jobs logs log inspect get checkout gc dag help"
+covered="init validate run status jobs logs log inspect get checkout gc push pull dag help"
 listed=$(pipe --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}' | sort | tr '\n' ' ')
 expect_eq "every command of 'pipe help' is covered" "$listed" \
 	"$(printf '%s\n' $covered | sort | tr '\n' ' ')"
@@ -76,6 +76,18 @@ rc_is 0 checkout --force a
 rc_is 0 gc
 rc_is 0 gc --dry-run
 rc_is 2 gc --bogus
+remote=$_tmp/remote.git
+git init -q --bare "$remote"
+rc_is 0 push "$remote"
+rc_is 0 pull "$remote"
+rc_is 0 run --pull "$remote"
+rc_is 2 run --pull
+rc_is 2 push
+rc_is 2 push --bogus "$remote"
+rc_is 2 pull -j 0 "$remote"
+rc_is 2 push no-such-remote
+rc_is 3 push "$_tmp/nowhere.git"
+rc_is 3 pull "$_tmp/nowhere.git"
 rc_is 0 help
 rc_is 0 help run
 rc_is 2 help no-such-command
@@ -116,6 +128,8 @@ rc_is 3 run a
 rc_is 3 run --json a
 rc_is 3 checkout a
 rc_is 3 gc
+rc_is 3 push "$remote"
+rc_is 3 pull "$remote"
 rc_is 1 status
 kill -INT "$holder"
 wait "$holder"
@@ -135,7 +149,7 @@ bad=$(mktemp -d "$_tmp/bad.XXXXXX")
 cd "$bad" || exit 1
 printf 'stages:\n  a:\n    cmd: true\n    dependz: [x]\n' > Pipefile
 for c in validate run status dag jobs "logs x" "log a" "inspect a" \
-	"get a x" "checkout a" gc; do
+	"get a x" "checkout a" gc "push $remote" "pull $remote"; do
 	# shellcheck disable=SC2086
 	rc_is 2 $c
 done
@@ -147,7 +161,7 @@ loop=$(mktemp -d "$_tmp/unreadable.XXXXXX")
 cd "$loop" || exit 1
 ln -s Pipefile Pipefile
 for c in validate run status dag jobs "logs x" "log a" "inspect a" \
-	"get a x" "checkout a" gc; do
+	"get a x" "checkout a" gc "push $remote" "pull $remote"; do
 	# shellcheck disable=SC2086
 	rc_is 3 $c
 done

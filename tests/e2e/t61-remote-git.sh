@@ -8,6 +8,7 @@
 # moments) leaves both sides valid and the next push completes, a third
 # workspace then pulls; a 3 MB file travels through the CAS; errors.
 . "$(dirname "$0")/lib.sh"
+command -v xxhsum >/dev/null || { echo "xxhsum missing (make deps)"; exit 1; }
 
 remote=$_tmp/remote.git
 git init -q --bare "$remote"
@@ -104,8 +105,10 @@ echo two-a >in2.txt
 pipe run >/dev/null 2>&1
 cd "$_tmp/b" && echo one-b >in1.txt && pipe run >/dev/null 2>&1
 (cd "$_tmp/a" && pipe push "$remote" >"$_tmp/pa.out" 2>&1; echo $? >"$_tmp/pa.rc") &
+p1=$!
 (cd "$_tmp/b" && pipe push "$remote" >"$_tmp/pb.out" 2>&1; echo $? >"$_tmp/pb.rc") &
-wait
+p2=$!
+wait "$p1" "$p2"
 expect_eq "two pushes at once both succeed" "$(cat "$_tmp/pa.rc") $(cat "$_tmp/pb.rc")" "0 0"
 expect_eq "the remote has a's new commit" "$(rref "refs/pipe/ws/$ida/stages/two")" \
 	"$(git --git-dir "$_tmp/a/.pipe/store" rev-parse refs/pipe/stages/two)"
@@ -116,8 +119,10 @@ remote_fsck "remote valid after concurrent pushes"
 # --- interleaved push and pull
 cd "$_tmp/a" && echo two-a2 >in2.txt && pipe run >/dev/null 2>&1
 (cd "$_tmp/a" && pipe push "$remote" >/dev/null 2>&1; echo $? >"$_tmp/pa.rc") &
+p1=$!
 (cd "$_tmp/b" && pipe pull "$remote" >/dev/null 2>&1; echo $? >"$_tmp/pb.rc") &
-wait
+p2=$!
+wait "$p1" "$p2"
 expect_eq "a push and a pull at once both succeed" "$(cat "$_tmp/pa.rc") $(cat "$_tmp/pb.rc")" "0 0"
 cd "$_tmp/b"
 run pipe pull "$remote"
@@ -162,6 +167,15 @@ expect_eq "c: nothing executed" "$(ran)" ""
 expect_in "c: run --pull says what it pulled" "$err" "pulled "
 same_outputs "c: outputs identical to a's (3 MB file included)" "$_tmp/a"
 expect_fsck "c: store valid"
+
+# --- a pull killed before its refs move, then pull again
+mkws k
+run env PIPE_TEST_CRASH=pull-git-before-refs "$PIPE" pull "$remote"
+expect_rc "k: pull killed before its refs" 99
+expect_eq "k: no ref moved" "$(git --git-dir .pipe/store for-each-ref refs/pipe/remotes | wc -l)" 0
+run pipe run --pull "$remote"
+expect_eq "k: run --pull again executes nothing" "$rc $(ran)" "0 "
+expect_fsck "k: store valid"
 
 # --- errors
 run pipe push nosuchremote
