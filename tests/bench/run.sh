@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: pipe side by side with the tools that do the same work (make,
-# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run), on workloads
+# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run, dvc push/pull
+# and aws s3 sync to a local S3 server), on workloads
 # generated in a temp folder; each workload's tools run alternately, RUNS
 # times each, and every row shows median and spread (min-max), the ratio
 # pipe/peer and whether its target is met. Writes bench/results/latest.json,
@@ -8,17 +9,19 @@
 # bench-quick) runs smaller sizes and writes to build/bench-quick/.
 # RUNS=N (5) runs per tool; KEEP=1 keeps the temp folder.
 # ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6,
-# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh);
+# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh),
+# SKIP_REMOTE=1 workload 9 (push/pull to a local S3 server);
 # FAST_PEERS=1 leaves Snakemake and DVC out (pipe against itself, make and
 # ninja: a before/after comparison in minutes, not an hour).
-# Installs missing peers itself (apt-get; pip into a venv for DVC).
+# Installs missing peers itself (apt-get; pip into venvs for DVC, dvc-s3
+# and awscli).
 # Not part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PIPE=${PIPE:-$root/build/pipe}
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
-ONLY=${ONLY:-0 1 2 3 4 5 6 7 8}
+ONLY=${ONLY:-0 1 2 3 4 5 6 7 8 9}
 # bench-quick's figures are for a quick look, not the record: under build/
 if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${BENCH_OUT:-$root/bench/results}; fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
@@ -104,7 +107,7 @@ setup_dvc() {
 	fi
 	DVC=$venv/bin/dvc
 }
-if [ "${FAST_PEERS:-0}" != 1 ] && { want 1 || want 2; }; then
+if [ "${FAST_PEERS:-0}" != 1 ] && { want 1 || want 2 || want 9; }; then
 	setup_dvc || say "dvc: skipped (pip could not install it: $dvc_why)"
 fi
 
@@ -680,6 +683,45 @@ w8() {
 	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context, the workspace mounted read-only at its path and the output folder read-write as pipe mounts them, each pod finding its datum by its index in a list) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8c: the same against a bare Job (no volume, sleep 0.1 only), for reference; 8b runs pipe with a kubeconfig whose server does not exist"
 }
 
+# --- 9. push and pull to a local S3 server vs dvc and aws s3 sync --------
+w9() {
+	local out=$work/w9.out s o k v what id=a
+	if [ "${SKIP_REMOTE:-0}" = 1 ]; then
+		echo "9: remote: skipped (SKIP_REMOTE=1)"
+		return 0
+	fi
+	say "9: push and pull to a local S3 server (tests/bench/remote_bench.sh)"
+	if ! RUNS=$RUNS QUICK=$QUICK PIPE=$PIPE DVC=$DVC CACHE=$CACHE bash "$root/tests/bench/remote_bench.sh" >"$out" 2>"$work/w9.err"; then
+		echo "9: remote: could not run: $(tail -1 "$out")"
+		return 0
+	fi
+	while IFS=: read -r k v; do T[w9.${k#runs }]=$v; done < <(grep '^runs ' "$out")
+	while IFS=: read -r k v; do BAD[w9.${k#failed }]=${v# }; done < <(grep '^failed ' "$out")
+	while IFS= read -r v; do note "9: $v"; done < <(sed -n 's/^skip \([a-z]*\): \(.*\)/\1 not available: \2/p; s/^note: //p' "$out")
+	for s in big small; do
+		L[w9.$s.push.pipe]="pipe push" L[w9.$s.noop.pipe]="pipe push" L[w9.$s.pull.pipe]="pipe pull + pipe run"
+		L[w9.$s.push.dvc]="dvc push" L[w9.$s.noop.dvc]="dvc push" L[w9.$s.pull.dvc]="dvc pull"
+		L[w9.$s.push.aws]="aws s3 sync" L[w9.$s.noop.aws]="aws s3 sync" L[w9.$s.pull.aws]="aws s3 sync"
+	done
+	header "9. push and pull to a local S3 server ($(sed -n 's/^remote bench: //p' "$out"))"
+	for s in big small; do
+		what=$(sed -n "s/^size $s: //p" "$out")
+		for o in push noop pull; do
+			k=w9.$s.$o
+			v="$([ $o = noop ] && echo "no-op push" || echo $o) $what"
+			if [ -n "${T[$k.pipe]:-}" ]; then
+				row "9$id" "$v" "$k.pipe" "$k.dvc" "ratio<=1.0"
+				id=$(echo "$id" | tr a-y b-z)
+				row "9$id" "$v" "$k.pipe" "$k.aws" info
+			else # pipe's side missing: DVC against aws, for the record
+				row "9$id" "$v" "$k.dvc" "$k.aws" info
+			fi
+			id=$(echo "$id" | tr a-y b-z)
+		done
+	done
+	note "9: tests/bench/remote_bench.sh: each tool pushes the same bytes to its own fresh prefix of one bucket (versitygw on 127.0.0.1), then pushes again (no-op), then pulls into an empty workspace (pipe: Pipefile and generator only; dvc: out.dvc and config, no cache), alternating; every pull is compared byte for byte with what was pushed"
+}
+
 # --- 7. peak memory of pipe ----------------------------------------------
 w7() {
 	header "7. peak memory (max RSS) of pipe"
@@ -690,7 +732,7 @@ w7() {
 	row 7e "5: $N_DATUMS datums, run after one change" w5.rss.one - "rss<100"
 }
 
-for wl in 0 1 2 3 4 5 6 8; do
+for wl in 0 1 2 3 4 5 6 8 9; do
 	if want "$wl"; then
 		t0=$EPOCHREALTIME
 		"w$wl"
