@@ -453,6 +453,22 @@ static void test_path_lookup(void **state)
 	ws_free(ws);
 }
 
+/* Run u in ctx: it succeeds and tool.out holds want. */
+static void assert_tool_says(struct exec_ctx *ctx, const struct exec_unit *u,
+			     const char *want)
+{
+	struct error err = ERROR_INIT;
+	struct exec_done d;
+	char *s;
+
+	assert_int_equal(ex->start(ctx, u, &err), 0);
+	d = wait_one(ctx);
+	assert_int_equal(d.exit_code, 0);
+	s = slurp(u->workspace, "tool.out");
+	assert_string_equal(s, want);
+	free(s);
+}
+
 /* Programs are looked up on PATH once per executor (as sh's hash table):
  * the one found is tried first, the rest of PATH after it as execvp
  * would, and another PATH is looked up on its own. */
@@ -466,8 +482,6 @@ static void test_path_found_once(void **state)
 	struct exec_unit u = shell_unit(ws, "tool x");
 	struct error err = ERROR_INIT;
 	struct exec_ctx *ctx;
-	struct exec_done d;
-	char *s;
 
 	(void)state;
 	assert_int_equal(fs_mkdir_p(one, 0755), 0);
@@ -480,28 +494,13 @@ static void test_path_found_once(void **state)
 	env_b[0] = b.buf;
 	assert_int_equal(ex->open(&ctx, NULL, &err), 0);
 	u.env = env_a;
-	assert_int_equal(ex->start(ctx, &u, &err), 0);
-	d = wait_one(ctx);
-	assert_int_equal(d.exit_code, 0);
-	s = slurp(ws, "tool.out");
-	assert_string_equal(s, "one\n");
-	free(s);
+	assert_tool_says(ctx, &u, "one\n");
 	/* gone since it was found: the rest of PATH, in order */
 	assert_int_equal(unlink(tool), 0);
-	assert_int_equal(ex->start(ctx, &u, &err), 0);
-	d = wait_one(ctx);
-	assert_int_equal(d.exit_code, 0);
-	s = slurp(ws, "tool.out");
-	assert_string_equal(s, "two\n");
-	free(s);
+	assert_tool_says(ctx, &u, "two\n");
 	put_file(ws, "one/tool", "#!/bin/sh\necho one > tool.out\n", 0755);
 	u.env = env_b;
-	assert_int_equal(ex->start(ctx, &u, &err), 0);
-	d = wait_one(ctx);
-	assert_int_equal(d.exit_code, 0);
-	s = slurp(ws, "tool.out");
-	assert_string_equal(s, "two\n");
-	free(s);
+	assert_tool_says(ctx, &u, "two\n");
 	ex->close(ctx);
 	strbuf_release(&a);
 	strbuf_release(&b);
