@@ -197,6 +197,33 @@ static void test_find_keys(void **state)
 	free(ids);
 }
 
+/* 50,000 stage commits in one batch (as a run between two saves): the
+ * batch found each stage's pending ref by scanning all of them. */
+static void test_batch(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char *outs[] = {"o.txt", NULL};
+	char stage[32], id[STORE_ID_SIZE], head[STORE_ID_SIZE];
+	struct strbuf path = STRBUF_INIT;
+	double t0;
+
+	strbuf_addf(&path, "%s/o.txt", fx->root);
+	check(fx, fs_write_atomic(path.buf, "o\n", 2, &fx->err));
+	store_batch_begin(fx->st);
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		check(fx, store_commit_stage(fx->st, fx->root, stage, outs,
+					     NULL, id, &fx->err));
+	}
+	check(fx, store_batch_flush(fx->st, &fx->err));
+	assert_within(t0, 6, "50,000 stage commits in a batch");
+	check(fx, store_stage_head(fx->st, stage, head, &fx->err));
+	assert_string_equal(head, id);
+	strbuf_release(&path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +231,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_find_keys, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
