@@ -218,7 +218,7 @@ static void test_batch(void **state)
 					     NULL, id, &fx->err));
 	}
 	check(fx, store_batch_flush(fx->st, &fx->err));
-	assert_within(t0, 6, "50,000 stage commits in a batch");
+	assert_within(t0, 10, "50,000 stage commits in a batch");
 	check(fx, store_stage_head(fx->st, stage, head, &fx->err));
 	assert_string_equal(head, id);
 	strbuf_release(&path);
