@@ -397,7 +397,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 		 * writes that */
 		if (!pf->stages[pf->nr].name ||
 		    strmap_put(pf->names, pf->stages[pf->nr].name,
-					(void *)(pf->nr + 1)))
+			       (void *)(pf->nr + 1)))
 			r.bad = 1;
 	}
 	if (r.bad || r.p != r.end || pf->nr != nr) {

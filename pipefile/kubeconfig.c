@@ -205,7 +205,7 @@ static int index_list(struct kc *k, struct kc_file *f, int kind,
 		e->f = f;
 		e->kind = kind;
 		strmap_put(&k->map[kind], name->str,
-				    (void *)(uintptr_t)k->ent_nr[kind]);
+			   (void *)(uintptr_t)k->ent_nr[kind]);
 	}
 	return 0;
 }

@@ -286,8 +286,8 @@ static void find_dup(struct ynode **pairs, size_t nr, uint32_t *dup,
 	}
 	strmap_init(&seen, nr);
 	for (size_t i = 0; i < nr; i++) {
-		void *prev = strmap_put(&seen, pairs[2 * i]->str,
-						 (void *)(i + 1));
+		void *prev =
+			strmap_put(&seen, pairs[2 * i]->str, (void *)(i + 1));
 		if (prev) {
 			*dup = (uint32_t)i + 1;
 			*first = (uint32_t)(size_t)prev;
