@@ -61,6 +61,12 @@ long cli_parse_count(const char *s);
 /* The pipe(1) man page in roff (cli/man.c); returns the exit code. */
 int cli_print_man(FILE *fp);
 
+/* pipe pull's work, for pipe run --pull (cli/cmd_remote.c): prints the
+ * summary; -1 with err set on failure. */
+struct store;
+int cli_remote_pull(struct store *st, const char *spec, int jobs,
+		    const char *endpoint, struct error *err);
+
 #define DECLARE_CMD(name) int cmd_##name(struct cli *cli)
 DECLARE_CMD(init);
 DECLARE_CMD(validate);
@@ -74,6 +80,9 @@ DECLARE_CMD(inspect);
 DECLARE_CMD(get);
 DECLARE_CMD(checkout);
 DECLARE_CMD(gc);
+DECLARE_CMD(push);
+DECLARE_CMD(pull);
+DECLARE_CMD(reproduce);
 
 DECLARE_CMD(help);
 

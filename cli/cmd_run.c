@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "engine/run.h"
+#include "engine/status.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -59,6 +60,7 @@ int cmd_run(struct cli *cli)
 	char **targets = calloc((size_t)cli->argc + 1, sizeof(*targets));
 	const char *report_arg = NULL;
 	char *report = NULL;
+	const char *pull = NULL;
 	int json = 0, rc;
 
 	ro.targets = targets;
@@ -77,6 +79,13 @@ int cmd_run(struct cli *cli)
 			eo.wait_lock = 1;
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
+		} else if (!strcmp(a, "--pull")) {
+			if (i + 1 >= cli->argc || !*cli->argv[i + 1]) {
+				free(targets);
+				return cli_usage_error(cli, "--pull needs a "
+							    "remote");
+			}
+			pull = cli->argv[++i];
 		} else if (!strcmp(a, "--report")) {
 			if (i + 1 >= cli->argc || !*cli->argv[i + 1]) {
 				free(targets);
@@ -128,8 +137,15 @@ int cmd_run(struct cli *cli)
 	}
 	if (ro.dry_run)
 		eo.write = 0;
-	if (report_arg)
+	if (report_arg) {
 		ro.report = report = absolute(report_arg);
+		/* before the run: a user's file there stops it, untouched */
+		if (junit_replaceable(report_arg, &err)) {
+			free(targets);
+			free(report);
+			return cli_fail(&err);
+		}
+	}
 	if (json && !(ro.events = events_stream())) {
 		free(targets);
 		free(report);
@@ -138,6 +154,17 @@ int cmd_run(struct cli *cli)
 	if (engine_open(&e, cli->pipefile_path, &eo, &err)) {
 		rc = cli_fail(&err);
 		goto out;
+	}
+	if (pull) {
+		struct store *st;
+
+		/* what the remote's run-cache has, before planning */
+		if (engine_store(e, &st, &err) ||
+		    cli_remote_pull(st, pull, 0, NULL, &err)) {
+			rc = cli_fail(&err);
+			engine_close(e);
+			goto out;
+		}
 	}
 	rc = engine_run(e, &ro, &sum, &err);
 	if (err.exit_code)

@@ -171,10 +171,30 @@ static int inspect_commit(struct store *st, const char *id, int depth,
 	return ret;
 }
 
+/* The inputs git does not hold, as the run recorded them. */
+static int print_run_inputs(struct store *st, const struct store_run *r,
+			    struct error *err)
+{
+	struct store_manifest m;
+	int rc = store_run_inputs(st, r, &m, err);
+
+	if (rc < 0)
+		return -1;
+	printf("untracked %zu input file%s recorded%s\n", m.files_nr,
+	       m.files_nr == 1 ? "" : "s", m.files_nr ? ":" : "");
+	for (size_t i = 0; i < m.files_nr; i++)
+		printf("input     %s  %llu  %s%s\n", m.files[i].hash,
+		       m.files[i].size, m.files[i].path,
+		       m.files[i].kind == STORE_CAS ? "  (cas)" : "");
+	store_manifest_release(&m);
+	return 0;
+}
+
 static int inspect_run(struct store *st, const char *id, struct error *err)
 {
 	struct store_run r;
 	char when[32];
+	int rc;
 
 	if (store_read_run(st, id, &r, err))
 		return -1;
@@ -185,11 +205,14 @@ static int inspect_run(struct store *st, const char *id, struct error *err)
 	if (r.git_head)
 		printf("git head  %s%s\n", r.git_head,
 		       r.git_dirty ? " (dirty)" : "");
+	else
+		printf("git head  none (not in a git repository)\n");
 	for (size_t i = 0; i < r.stages_nr; i++)
 		printf("stage     %s %s\n", r.stages[i].stage,
 		       r.stages[i].commit);
+	rc = print_run_inputs(st, &r, err);
 	store_run_release(&r);
-	return 0;
+	return rc;
 }
 
 int cmd_inspect(struct cli *cli)
@@ -299,16 +322,28 @@ int cmd_get(struct cli *cli)
 		rc = cli_fail(&err);
 	} else {
 		if (outfile) {
+			/* never over a file: pipe did not write it */
 			fd = open(outfile,
-				  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 				  0644);
-			if (fd < 0)
+			if (fd < 0 && errno == EEXIST)
+				error_set(&err, EXIT_USAGE,
+					  "'%s' exists: pipe get -o does not "
+					  "replace a file; move it away or "
+					  "name another",
+					  outfile);
+			else if (fd < 0)
 				error_set(&err, EXIT_ENV,
 					  "cannot create '%s': %s", outfile,
 					  strerror(errno));
 		}
-		if (fd >= 0 && store_read_file_fd(st, id, path, fd, &err))
+		if (fd >= 0 && store_read_file_fd(st, id, path, fd, &err)) {
+			if (outfile) {
+				close(fd);
+				unlink(outfile); /* the part pipe wrote */
+			}
 			fd = -2;
+		}
 		if (err.exit_code)
 			rc = cli_fail(&err);
 		if (outfile && fd >= 0)

@@ -26,7 +26,7 @@ const struct command commands[] = {
 	 "Pipefile:LINE:COL and a caret under the column, and exits 2."},
 	{"run", cmd_run,
 	 "pipe run [STAGE...] [-j N] [-n] [-f] [-k] [--no-cache] [--wait] "
-	 "[--executor E] [--context C] [--json] [--report FILE]",
+	 "[--executor E] [--context C] [--json] [--report FILE] [--pull REMOTE]",
 	 "bring stages and what they need up to date",
 	 "Runs the stale stages among STAGE... (default: all) and the stale\n"
 	 "stages they need, skipping fresh ones.\n\n"
@@ -40,6 +40,8 @@ const struct command commands[] = {
 	 "  --json          events on stdout, one JSON object a line; the\n"
 	 "                  stages' output goes to stderr\n"
 	 "  --report FILE   write a JUnit XML report of the run to FILE\n"
+	 "  --pull REMOTE   pipe pull REMOTE first: what the remote's run-cache\n"
+	 "                  has is restored, not run\n"
 	 "  --executor E    run every stage with executor E\n"
 	 "  --context C     the kubeconfig context for kubernetes stages\n"
 	 "  -q, -v          less or more output\n\n"
@@ -92,6 +94,40 @@ const struct command commands[] = {
 	 "remove what no ref reaches from the store",
 	 "Removes git objects and content-addressed files that no stage or\n"
 	 "run ref reaches, and says how much it freed."},
+	{"push", cmd_push, "pipe push [-j N] [--endpoint URL] [--json] REMOTE",
+	 "send the store's commits, runs and large files to a remote",
+	 "REMOTE is a git remote of the project ('origin'), a path, a file://,\n"
+	 "ssh or https URL (anything libgit2 reaches), or s3://bucket/prefix\n"
+	 "(AWS_ENDPOINT_URL_S3 or --endpoint, AWS_REGION, AWS_ACCESS_KEY_ID,\n"
+	 "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE). Sends only\n"
+	 "what the remote lacks, objects before refs, and never overwrites a\n"
+	 "remote ref: each workspace pushes to its own namespace. Large files\n"
+	 "travel to a git remote as blobs (slow); S3 takes them in parallel.\n\n"
+	 "  -j, --jobs N     transfers in flight (default 16)\n"
+	 "  --endpoint URL   the S3 endpoint\n"
+	 "  --json           the summary as one JSON object on stdout"},
+	{"pull", cmd_pull, "pipe pull [-j N] [--endpoint URL] [--json] REMOTE",
+	 "bring the remote's commits, runs and large files into the store",
+	 "What other workspaces pushed lands under refs/pipe/remotes/ in the\n"
+	 "store, where the run-cache finds it: the next 'pipe run' restores\n"
+	 "what matches instead of running it. Never touches the workspace's\n"
+	 "files nor moves a local stage. Options as for 'pipe push'."},
+	{"reproduce", cmd_reproduce, "pipe reproduce GIT-REV [--verify] [-o DIR]",
+	 "run the project as of a git commit, from the store",
+	 "Writes the project's files at GIT-REV (any git revision) into a\n"
+	 "scratch tree, with the untracked inputs the runs at that commit\n"
+	 "recorded, and runs the pipeline there: stages the store has are\n"
+	 "restored, the rest run. Prints which came from the store, which\n"
+	 "ran, and where the outputs are. The workspace's outputs, state and\n"
+	 "store are left as they are.\n\n"
+	 "  -o DIR      the scratch tree (default .pipe/reproduce/COMMIT);\n"
+	 "              a folder holding files pipe did not write is refused\n"
+	 "  --verify    run every stage again without the cache and compare\n"
+	 "              its outputs with the recorded ones: 'identical', or\n"
+	 "              'differs' and the paths; exit 1 if any differ\n\n"
+	 "Exit: 0 reproduced (or all identical), 1 outputs differ or inputs\n"
+	 "were never recorded, 2 unknown GIT-REV, no Pipefile or no run\n"
+	 "at it, or DIR not pipe's, 3 workspace locked."},
 	{"dag", cmd_dag, "pipe dag [--dot|--mermaid]", "print the stage graph",
 	 "Without options: one line per stage in run order, with the stages it\n"
 	 "reads from after '<-'. --dot: Graphviz. --mermaid: a Mermaid flowchart."},

@@ -6,14 +6,26 @@
 #include "engine/status.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The report's first two lines. The second says pipe wrote it and hashes
+ * what follows it (HASH_HEX_LEN hex digits): a file that still opens so
+ * and hashes so is a report pipe wrote, as it wrote it, and is replaced
+ * without a word; anything else is the user's (junit_replaceable). */
+#define XML_DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define MARK_HEAD "<!-- a report pipe run wrote; xxh128 of the rest: "
+#define MARK_TAIL " -->\n"
 
 /* A failure carries this many lines of the end of its log. */
 #define TAIL_LINES 50
@@ -346,6 +358,57 @@ static void write_datums(struct strbuf *sb, const struct jstage *s,
 	free(cls);
 }
 
+/* Pipe's own bytes at path: the header and a body that hashes as it says. */
+static int own_report(const char *buf, size_t len)
+{
+	size_t head = strlen(XML_DECL) + strlen(MARK_HEAD);
+	size_t mark = head + HASH_HEX_LEN + strlen(MARK_TAIL);
+	char hex[HASH_HEX_LEN + 1];
+	struct hash128 h;
+
+	if (len < mark || memcmp(buf, XML_DECL, strlen(XML_DECL)) ||
+	    memcmp(buf + strlen(XML_DECL), MARK_HEAD, strlen(MARK_HEAD)) ||
+	    memcmp(buf + head + HASH_HEX_LEN, MARK_TAIL, strlen(MARK_TAIL)))
+		return 0;
+	hash_buf(buf + mark, len - mark, &h);
+	hash_to_hex(&h, hex);
+	return !memcmp(buf + head, hex, HASH_HEX_LEN);
+}
+
+int junit_replaceable(const char *path, struct error *err)
+{
+	struct stat sb;
+	void *map = NULL;
+	size_t len = 0;
+	int own;
+
+	if (lstat(path, &sb))
+		return errno == ENOENT ? 0
+				       : error_set(err, EXIT_ENV,
+						   "cannot read '%s': %s", path,
+						   strerror(errno));
+	if (S_ISREG(sb.st_mode) && sb.st_size == 0)
+		return 0; /* nothing to lose */
+	if (!S_ISREG(sb.st_mode))
+		return error_set(err, EXIT_USAGE,
+				 "'%s' is not a file: --report writes a file "
+				 "there; name another path",
+				 path);
+	if (fs_map(path, 0, &map, &len))
+		return error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+				 strerror(errno));
+	own = own_report(map, len);
+	if (map)
+		munmap(map, len);
+	if (own)
+		return 0;
+	return error_set(err, EXIT_USAGE,
+			 "'%s' exists and is not a report pipe wrote (or it "
+			 "was changed since): --report does not replace it; "
+			 "move it away or name another file",
+			 path);
+}
+
 static void render(const struct junit *ju, long long ms, struct strbuf *sb)
 {
 	struct counts all = {0}, top = {0};
@@ -362,7 +425,6 @@ static void render(const struct junit *ju, long long ms, struct strbuf *sb)
 	for (size_t i = 0; i < ju->nr; i++)
 		for (size_t k = 0; k < ju->v[i].datums_nr; k++)
 			count(&all, &ju->v[i].datums[k]);
-	strbuf_addstr(sb, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	strbuf_addf(sb,
 		    "<testsuites name=\"pipe run\" tests=\"%zu\" "
 		    "failures=\"%zu\" errors=\"0\" skipped=\"%zu\" "
@@ -379,6 +441,24 @@ static void render(const struct junit *ju, long long ms, struct strbuf *sb)
 	strbuf_addstr(sb, "</testsuites>\n");
 }
 
+/* The report: the declaration, pipe's mark (a hash of the rest), the rest. */
+static void render_marked(const struct junit *ju, long long ms,
+			  struct strbuf *sb)
+{
+	struct strbuf body = STRBUF_INIT;
+	char hex[HASH_HEX_LEN + 1];
+	struct hash128 h;
+
+	render(ju, ms, &body);
+	hash_buf(body.buf, body.len, &h);
+	hash_to_hex(&h, hex);
+	strbuf_addstr(sb, XML_DECL MARK_HEAD);
+	strbuf_addstr(sb, hex);
+	strbuf_addstr(sb, MARK_TAIL);
+	strbuf_add(sb, body.buf, body.len);
+	strbuf_release(&body);
+}
+
 static void summary(struct status *st, const struct run_summary *sum,
 		    long long ms, int exit_code, const char *error)
 {
@@ -389,8 +469,11 @@ static void summary(struct status *st, const struct run_summary *sum,
 	(void)sum;
 	(void)exit_code;
 	(void)error;
-	render(ju, ms, &sb);
-	if (fs_write_atomic(ju->path, sb.buf, sb.len, &err))
+	render_marked(ju, ms, &sb);
+	/* a file put there while the run ran is the user's too */
+	if (junit_replaceable(ju->path, &err))
+		log_warn("wrote no report: %s", err.msg.buf);
+	else if (fs_write_atomic(ju->path, sb.buf, sb.len, &err))
 		log_warn("cannot write the report '%s': %s", ju->path,
 			 err.msg.buf);
 	error_release(&err);

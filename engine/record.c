@@ -3,9 +3,11 @@
  * the stage commits of one `pipe run` together. */
 #include "engine/graph.h"
 #include "engine/jobs.h"
+#include "engine/scan.h"
 #include "engine/sched.h"
 #include "engine/state.h"
 #include "util/log.h"
+#include "util/path.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
@@ -133,6 +135,189 @@ void record_job(struct sched *s, struct job *j, const char *state)
 	free(log);
 }
 
+/* file lies in an output of a stage si reads from: the store has it. */
+static int written_upstream(const struct engine *e, size_t si, const char *file)
+{
+	const struct graph_node *n = &e->g->nodes[si];
+
+	for (size_t d = 0; d < n->deps_nr; d++) {
+		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+
+		for (size_t j = 0; j < outs->nr; j++)
+			if (path_overlaps(file, outs->v[j].path))
+				return 1;
+	}
+	return 0;
+}
+
+/* The input files of a run, as its scans found them. */
+struct file_list {
+	struct store_file *v;
+	size_t nr, alloc;
+};
+
+static void files_release(struct file_list *l)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		free(l->v[i].path);
+	free(l->v);
+}
+
+static struct store_file *add_file(struct file_list *files)
+{
+	struct store_file *f;
+
+	ALLOC_GROW(files->v, files->nr + 1, files->alloc);
+	f = &files->v[files->nr++];
+	memset(f, 0, sizeof(*f));
+	return f;
+}
+
+/* A plain file input whose hash, as this run found it (the stage's
+ * record), is the one the previous run recorded for that path: that
+ * entry, without a look at the file. A plain file's hash is its
+ * content's (an executable's or a link's is not, and they are scanned). */
+static int as_before(struct sched *s, size_t si, const struct pf_path *in,
+		     const struct store_manifest *prev,
+		     struct file_list *files)
+{
+	const struct stage_record *r = s->jobs[si].cur;
+	const struct store_file *f;
+	char hex[HASH_HEX_LEN + 1];
+
+	if (in->is_glob || in->is_dir || !prev ||
+	    !(f = store_manifest_find(prev, in->path)) ||
+	    f->kind == STORE_LINK || f->exec)
+		return 0;
+	if (!r)
+		r = state_find(s->e->state, sched_stage_name(s, si));
+	for (size_t i = 0; r && i < r->inputs_nr; i++) {
+		if (strcmp(r->inputs[i].path, in->path) || r->inputs[i].missing)
+			continue;
+		hash_to_hex(&r->inputs[i].hash, hex);
+		if (strcmp(hex, f->hash))
+			return 0;
+		*add_file(files) = *f;
+		files->v[files->nr - 1].path = xstrdup(f->path);
+		return 1;
+	}
+	return 0;
+}
+
+static int add_files(struct sched *s, size_t si, const struct pf_path *in,
+		     const struct store_manifest *prev, struct file_list *files,
+		     struct error *err)
+{
+	struct engine *e = s->e;
+	struct scan_list l = SCAN_LIST_INIT;
+	struct hash128 h;
+	int found = 0, ret;
+
+	if (!written_upstream(e, si, in->path) &&
+	    as_before(s, si, in, prev, files))
+		return 0;
+	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h,
+			err);
+	for (size_t k = 0; !ret && k < l.nr; k++) {
+		const struct scan_entry *se = &l.v[k];
+		struct store_file *f;
+
+		if (written_upstream(e, si, se->path))
+			continue;
+		f = add_file(files);
+		f->path = xstrdup(se->path);
+		f->kind = se->type == 'l' ? STORE_LINK : STORE_BLOB;
+		f->exec = se->type == 'x';
+		f->size = se->size;
+		hash_to_hex(&se->hash, f->hash);
+	}
+	scan_list_release(&l);
+	return ret;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct store_file *)a)->path,
+		      ((const struct store_file *)b)->path);
+}
+
+/* The files the selected stages read that no stage writes, sorted and
+ * unique. Hashes come from the stat cache, which this run filled. */
+static int source_files(struct sched *s, const struct store_manifest *prev,
+			struct file_list *files, struct error *err)
+{
+	struct engine *e = s->e;
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->g->nr; i++) {
+		const struct pf_stage *ps = &e->pf->stages[i];
+
+		if (s->jobs[i].state == JOB_OFF)
+			continue;
+		for (size_t k = 0; k < ps->inputs.nr; k++)
+			if (add_files(s, i, &ps->inputs.v[k], prev, files, err))
+				return -1;
+		if (ps->datums.path &&
+		    add_files(s, i, &ps->datums, prev, files, err))
+			return -1;
+	}
+	if (!files->nr)
+		return 0;
+	qsort(files->v, files->nr, sizeof(*files->v), cmp_file);
+	for (size_t i = 0; i < files->nr; i++)
+		if (!n || strcmp(files->v[n - 1].path, files->v[i].path))
+			files->v[n++] = files->v[i];
+		else
+			free(files->v[i].path);
+	files->nr = n;
+	return 0;
+}
+
+/* The run's inputs the project's git does not hold as they are, into the
+ * run record (store.h, "untracked inputs"). Outside a git repository there
+ * is no commit to reproduce from, and nothing is recorded. A failure costs
+ * the record its inputs, never the run. */
+static void record_inputs(struct sched *s, struct store *st,
+			  struct store_run *run)
+{
+	struct file_list files = {0};
+	struct error err = ERROR_INIT;
+	struct store_manifest prev;
+	unsigned char *untracked = NULL;
+	char **paths = NULL;
+	size_t n = 0;
+	int has_prev = store_prev_run_inputs(st, &prev);
+
+	if (source_files(s, has_prev ? &prev : NULL, &files, &err) ||
+	    !files.nr)
+		goto out;
+	log_trace_phase("inputs listed");
+	untracked = xcalloc(files.nr, 1);
+	paths = xcalloc(files.nr + 1, sizeof(*paths));
+	for (size_t i = 0; i < files.nr; i++)
+		paths[i] = files.v[i].path;
+	if (store_project_untracked(paths, files.nr, untracked) <= 0)
+		goto out;
+	log_trace_phase("inputs checked against git");
+	for (size_t i = 0; i < files.nr; i++) /* keep the untracked ones */
+		if (untracked[i])
+			files.v[n++] = files.v[i];
+		else
+			free(files.v[i].path);
+	files.nr = n;
+	store_run_set_inputs(st, s->e->workspace, files.v, files.nr,
+			     has_prev ? &prev : NULL, run, &err);
+out:
+	if (err.exit_code)
+		log_warn("the run record lacks its untracked inputs: %s",
+			 err.msg.buf);
+	error_release(&err);
+	free(untracked);
+	free(paths);
+	files_release(&files);
+	store_manifest_release(&prev);
+}
+
 /* One id for the whole pipeline state: every selected stage's commit. */
 int record_run(struct sched *s, int ret, struct error *err)
 {
@@ -161,6 +346,11 @@ int record_run(struct sched *s, int ret, struct error *err)
 	head = engine_git_head(s->e, &run.git_dirty);
 	run.git_head = *head ? xstrdup(head) : NULL;
 	run.started = s->start_ms / 1000;
+	if (r >= 0 && *head) {
+		log_trace_phase("run record's stages read");
+		record_inputs(s, st, &run);
+		log_trace_phase("untracked inputs recorded");
+	}
 	run.duration_ms = sched_now_ms() - s->start_ms;
 	if (r >= 0)
 		r = store_write_run(st, &run, id, err);

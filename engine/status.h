@@ -134,6 +134,12 @@ struct json *status_reason_json(const struct reason *r);
 /* The JUnit report (junit.c): st->tee writes path (temp + rename) at
  * status_summary(). */
 void junit_attach(struct status *st, const char *path);
+/* 0 when --report may write path: nothing is there, an empty file, or a
+ * report pipe wrote, unchanged (its mark hashes the rest). Otherwise -1
+ * with err naming path (EXIT_USAGE): pipe does not replace what it did
+ * not write. */
+struct error;
+int junit_replaceable(const char *path, struct error *err);
 /* Frees what junit_attach() made; the report, unless written, is not. */
 void junit_detach(struct status *st);
 

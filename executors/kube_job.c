@@ -208,11 +208,58 @@ static const char *mount_path(const struct kube_job_spec *s)
 					      : s->units[0].workspace;
 }
 
-static struct json *mount(const char *path, const char *sub, int ro)
+/* The workspace-relative folder a unit writes in .pipe/ (a datum's
+ * PIPE_OUT; for a Job of several datums the stage's folder that holds
+ * them all), or NULL when rw is not in .pipe/. */
+static char *pipe_rw_dir(const struct kube_job_spec *s, const char *rw)
+{
+	char *rel;
+	size_t len;
+
+	if (strncmp(rw, ".pipe/", 6))
+		return NULL;
+	rel = xstrdup(rw);
+	len = strlen(rel);
+	while (len > 1 && rel[len - 1] == '/')
+		rel[--len] = '\0';
+	if (s->n > 1 && strrchr(rel, '/') > rel + 5)
+		*strrchr(rel, '/') = '\0';
+	return rel;
+}
+
+/* A unit that writes only in .pipe/ (a datum: its PIPE_OUT) sees the
+ * workspace read-only and its output folder read-write: two mounts,
+ * whatever its inputs. */
+static int writes_only_pipe(const struct exec_unit *u)
+{
+	if (!u->rw_paths || !*u->rw_paths)
+		return 0;
+	for (char *const *rw = u->rw_paths; *rw; rw++)
+		if (strncmp(*rw, ".pipe/", 6))
+			return 0;
+	return 1;
+}
+
+/* hostPath: the output folder is a volume of its own, which the runtime
+ * binds as it binds the workspace; a subPath costs the kubelet a safe
+ * open and a bind mount of its own per pod. A claim has no other way. */
+static int out_volumes(const struct kube_job_spec *s)
+{
+	return writes_only_pipe(&s->units[0]) && !(s->kopt && s->kopt->claim);
+}
+
+static void out_name(struct strbuf *sb, size_t i)
+{
+	strbuf_reset(sb);
+	strbuf_addf(sb, "out-%zu", i);
+}
+
+static struct json *mount_named(const char *name, const char *path,
+				const char *sub, int ro)
 {
 	struct json *m = json_new_object();
 
-	json_put_str(m, "name", "workspace");
+	json_put_str(m, "name", name);
 	json_put_str(m, "mountPath", path);
 	if (sub)
 		json_put_str(m, "subPath", sub);
@@ -221,9 +268,40 @@ static struct json *mount(const char *path, const char *sub, int ro)
 	return m;
 }
 
+static struct json *mount(const char *path, const char *sub, int ro)
+{
+	return mount_named("workspace", path, sub, ro);
+}
+
 static int is_glob(const char *p)
 {
 	return strpbrk(p, "*?[") != NULL;
+}
+
+/* A datum: the workspace read-only, its output folder read-write. */
+static struct json *private_mounts(const struct kube_job_spec *s)
+{
+	const struct exec_unit *u = &s->units[0];
+	const char *mp = mount_path(s);
+	struct json *v = json_new_array();
+	struct strbuf p = STRBUF_INIT, name = STRBUF_INIT;
+	size_t i = 0;
+
+	json_push(v, mount(mp, NULL, 1));
+	for (char *const *rw = u->rw_paths; *rw; rw++, i++) {
+		char *rel = pipe_rw_dir(s, *rw);
+
+		strbuf_reset(&p);
+		strbuf_addf(&p, "%s/%s", mp, rel);
+		out_name(&name, i);
+		json_push(v, out_volumes(s)
+				     ? mount_named(name.buf, p.buf, NULL, 0)
+				     : mount(p.buf, rel, 0));
+		free(rel);
+	}
+	strbuf_release(&p);
+	strbuf_release(&name);
+	return v;
 }
 
 /* The workspace read-write, then read-only over it: .pipe (but the
@@ -232,10 +310,13 @@ static struct json *volume_mounts(const struct kube_job_spec *s)
 {
 	const struct exec_unit *u = &s->units[0];
 	const char *mp = mount_path(s);
-	struct json *v = json_new_array();
+	struct json *v;
 	struct strbuf p = STRBUF_INIT, host = STRBUF_INIT;
 	struct stat st;
 
+	if (writes_only_pipe(u))
+		return private_mounts(s);
+	v = json_new_array();
 	json_push(v, mount(mp, NULL, 0));
 	strbuf_addf(&p, "%s/.pipe", mp);
 	json_push(v, mount(p.buf, ".pipe", 1));
@@ -246,21 +327,13 @@ static struct json *volume_mounts(const struct kube_job_spec *s)
 		json_push(v, mount(p.buf, ".git", 1));
 	}
 	for (char *const *rw = u->rw_paths; rw && *rw; rw++) {
-		char *rel = xstrdup(*rw);
-		size_t len = strlen(rel);
+		char *rel = pipe_rw_dir(s, *rw);
 
-		if (strncmp(rel, ".pipe/", 6))
-			goto next;
-		while (len > 1 && rel[len - 1] == '/')
-			rel[--len] = '\0';
-		/* datums: each pod writes its own PIPE_OUT, all of them in
-		 * the stage's folder */
-		if (s->n > 1 && strrchr(rel, '/') > rel + 5)
-			*strrchr(rel, '/') = '\0';
+		if (!rel)
+			continue;
 		strbuf_reset(&p);
 		strbuf_addf(&p, "%s/%s", mp, rel);
 		json_push(v, mount(p.buf, rel, 0));
-	next:
 		free(rel);
 	}
 	for (char *const *ro = u->ro_paths; ro && *ro; ro++) {
@@ -286,22 +359,47 @@ static struct json *volume_mounts(const struct kube_job_spec *s)
 	return v;
 }
 
+static struct json *host_path(const char *path)
+{
+	struct json *w = json_new_object();
+
+	json_set_str(w, "hostPath.path", path);
+	json_set_str(w, "hostPath.type", "Directory");
+	return w;
+}
+
 static struct json *volumes(const struct kube_job_spec *s)
 {
-	struct json *v = json_new_array(), *w = json_new_object();
+	const char *root = s->kopt && s->kopt->host_path
+				   ? s->kopt->host_path
+				   : s->units[0].workspace;
+	struct json *v = json_new_array(), *w;
+	struct strbuf p = STRBUF_INIT, name = STRBUF_INIT;
+	size_t i = 0;
 
-	json_put_str(w, "name", "workspace");
 	if (s->kopt && s->kopt->claim) {
+		w = json_new_object();
 		json_set_str(w, "persistentVolumeClaim.claimName",
 			     s->kopt->claim);
 	} else {
-		json_set_str(w, "hostPath.path",
-			     s->kopt && s->kopt->host_path
-				     ? s->kopt->host_path
-				     : s->units[0].workspace);
-		json_set_str(w, "hostPath.type", "Directory");
+		w = host_path(root);
 	}
+	json_put_str(w, "name", "workspace");
 	json_push(v, w);
+	for (char *const *rw = s->units[0].rw_paths;
+	     out_volumes(s) && *rw; rw++, i++) {
+		char *rel = pipe_rw_dir(s, *rw);
+
+		strbuf_reset(&p);
+		strbuf_addf(&p, "%s/%s", root, rel);
+		w = host_path(p.buf);
+		out_name(&name, i);
+		json_put_str(w, "name", name.buf);
+		json_push(v, w);
+		free(rel);
+	}
+	strbuf_release(&p);
+	strbuf_release(&name);
 	return v;
 }
 

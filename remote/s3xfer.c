@@ -2,6 +2,8 @@
  * uploads (parts in parallel, aborted on failure), downloads to a temp
  * file renamed into place, paged listings, and batches of them. */
 #include "remote/s3int.h"
+#include "util/log.h"
+#include "util/md5.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,6 +151,99 @@ static void queue_abort(struct s3op *op)
 	strbuf_release(&q);
 }
 
+/* The ETag S3 gives the object the upload completes: the MD5 of its
+ * parts' MD5s (their ETags), then "-" and the number of parts. 0, or -1
+ * when a part's ETag is not an MD5 (encrypted with SSE-KMS, say). */
+static int multipart_etag(const struct s3op *op, struct strbuf *out)
+{
+	struct md5 c;
+	unsigned char d[MD5_LEN];
+
+	md5_init(&c);
+	for (int i = 0; i < op->nparts; i++) {
+		const char *e = op->etags[i] + strspn(op->etags[i], "\"");
+
+		if (strspn(e, "0123456789abcdefABCDEF") != 2 * MD5_LEN ||
+		    (e[2 * MD5_LEN] && e[2 * MD5_LEN] != '"'))
+			return -1;
+		for (int k = 0; k < MD5_LEN; k++) {
+			unsigned v;
+
+			sscanf(e + 2 * k, "%2x", &v);
+			d[k] = (unsigned char)v;
+		}
+		md5_add(&c, d, MD5_LEN);
+	}
+	md5_final(&c, d);
+	for (int k = 0; k < MD5_LEN; k++)
+		strbuf_addf(out, "%02x", d[k]);
+	strbuf_addf(out, "-%d", op->nparts);
+	return 0;
+}
+
+/* The HEAD after a lost complete: the object there is the upload just
+ * completed when it has its size and the ETag of exactly these parts
+ * (an MD5 over the parts' MD5s: other bytes, or the same bytes in other
+ * parts, give another), so the put succeeded. */
+static void completed_done(struct s3req *r)
+{
+	struct s3op *op = r->op;
+	struct strbuf want = STRBUF_INIT;
+	const char *v, *etag = NULL;
+	long long size = -1;
+	size_t etag_len = 0;
+
+	if (s3req_ok(r)) {
+		/* one header at a time: the next call reuses the buffer */
+		if ((v = http_xfer_header(r->x, "Content-Length")))
+			size = atoll(v);
+		etag = http_xfer_header(r->x, "ETag");
+		etag = etag ? etag + strspn(etag, "\"") : "";
+		etag_len = strcspn(etag, "\"");
+	}
+	if (size == op->size && !multipart_etag(op, &want) &&
+	    etag_len == want.len && !strncasecmp(etag, want.buf, want.len)) {
+		log_verbose("put 's3://%s/%s': the complete's answer was "
+			    "lost; the object there is this upload (ETag %s)",
+			    op->s3->cfg.bucket, op->key, want.buf);
+	} else if (!s3req_ok(r) && http_xfer_status(r->x) != 404) {
+		s3op_fail(op, r);
+	} else {
+		error_set(&op->err, EXIT_FAILED,
+			  "put 's3://%s/%s': S3 no longer knows the upload "
+			  "when it is completed (NoSuchUpload: completed by "
+			  "a try whose answer was lost, or aborted), and the "
+			  "object there is not it "
+			  "(%s): put it again",
+			  op->s3->cfg.bucket, op->key,
+			  !s3req_ok(r) ? "there is none"
+				       : "another size or ETag");
+		op->result = -1;
+		op->failed = 1;
+		/* S3 said there is no such upload; should it be wrong, parts
+		 * left would be billed: abort all the same (404 is fine) */
+		queue_abort(op);
+	}
+	strbuf_release(&want);
+	s3req_end(r);
+}
+
+/* The complete answered NoSuchUpload: a try of it whose answer was lost
+ * may have done it. That try may be one of ours or curl's own (it sends
+ * a request again, unseen, when a reused connection dies before the
+ * answer), so the attempts do not tell; the HEAD does. */
+static int lost_complete(struct s3req *r)
+{
+	const struct strbuf *body = http_xfer_body(r->x);
+	struct strbuf code = STRBUF_INIT;
+	int lost = http_xfer_status(r->x) == 404 && !*http_xfer_error(r->x) &&
+		   s3_xml_pick(body->buf, body->len, "Code", &code) &&
+		   !strcmp(code.buf, "NoSuchUpload");
+
+	strbuf_release(&code);
+	return lost;
+}
+
 static void complete_done(struct s3req *r)
 {
 	struct s3op *op = r->op;
@@ -155,6 +251,12 @@ static void complete_done(struct s3req *r)
 
 	/* S3 may answer 200 and put the error in the body */
 	if (s3req_ok(r) && !strstr(body->buf, "<Error>")) {
+		s3req_end(r);
+		return;
+	}
+	if (lost_complete(r)) {
+		s3req_queue(
+			s3req_new(op, "HEAD", op->key, NULL, completed_done));
 		s3req_end(r);
 		return;
 	}

@@ -362,6 +362,48 @@ out:
 	return ret;
 }
 
+int cas_adopt(struct cas_batch *b, const char *src, char *hex,
+	      unsigned long long *size, struct error *err)
+{
+	struct hasher *h;
+	struct hash128 sum;
+	struct stat st, dir;
+	char *buf;
+	int in, ret = -1;
+
+	if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return io_fail(err, "open", src);
+	if (fstat(in, &st) || !S_ISREG(st.st_mode)) {
+		close(in);
+		return io_fail(err, "read", src);
+	}
+	if (make_dir(b->cas_dir, &b->dirs) || stat(b->cas_dir, &dir) ||
+	    dir.st_dev != st.st_dev) {
+		close(in); /* another file system: a rename cannot take it */
+		return cas_add(b, src, hex, size, err);
+	}
+	h = hasher_new();
+	buf = xmalloc(READ_BUF);
+	if (hash_range(in, 0, (size_t)st.st_size, h, buf) ||
+	    fchmod(in, 0444)) {
+		io_fail(err, "read", src);
+		goto out;
+	}
+	hasher_final(h, &sum);
+	hash_to_hex(&sum, hex);
+	*size = (unsigned long long)st.st_size;
+	ALLOC_GROW(b->v, b->nr + 1, b->alloc);
+	b->v[b->nr].tmp = xstrdup(src);
+	memcpy(b->v[b->nr].hex, hex, sizeof(b->v[b->nr].hex));
+	b->v[b->nr++].size = *size;
+	ret = 0;
+out:
+	free(buf);
+	hasher_free(h);
+	close(in);
+	return ret;
+}
+
 static int fsync_path(const char *path, int flags, struct error *err)
 {
 	int fd = open(path, flags | O_CLOEXEC);

@@ -39,6 +39,12 @@ void cas_batch_release(struct cas_batch *b);
 /* hex gets HASH_HEX_LEN + 1 bytes. */
 int cas_add(struct cas_batch *b, const char *src, char *hex,
 	    unsigned long long *size, struct error *err);
+/* As cas_add, but src (a file of pipe's own, e.g. a download) is taken
+ * as it is: hashed by one read and renamed into place at commit instead of
+ * copied; copied when it is on another file system. Removed by
+ * cas_batch_release when the commit does not happen. */
+int cas_adopt(struct cas_batch *b, const char *src, char *hex,
+	      unsigned long long *size, struct error *err);
 int cas_commit(struct cas_batch *b, struct error *err);
 /* Settle the objects committed without waiting for their data to reach the
  * disk: fsync them when the machine has not restarted since (their

@@ -138,7 +138,29 @@ static int keep_tree(struct store *st, const struct sgit_oid *tree,
 	return 0;
 }
 
-/* The CAS files of stage commits and of the datum results that datum
+/* The CAS files of a run record's untracked inputs. */
+static int keep_run_inputs(struct store *st, const struct sgit_commit *c,
+			   struct cas_keep *keep, struct error *err)
+{
+	char *kind = trailers_kind(c->message);
+	struct store_run run;
+	int rc = 0;
+
+	if (kind && !strcmp(kind, "run")) {
+		store_run_init(&run);
+		rc = store_run_read_inputs(st, &c->tree, &run, err);
+		if (!rc && run.inputs[0]) {
+			struct sgit_oid tree;
+
+			sgit_oid_parse(run.inputs, &tree);
+			rc = keep_tree(st, &tree, keep, err);
+		}
+	}
+	free(kind);
+	return rc;
+}
+
+/* The CAS files of stage commits, of runs' inputs, and of the datum results that datum
  * index commits name. */
 static int collect_cas(struct store *st, const struct oid_list *commits,
 		       struct cas_keep *keep, struct error *err)
@@ -153,6 +175,8 @@ static int collect_cas(struct store *st, const struct oid_list *commits,
 		if (sgit_read_commit(st->git, &commits->v[i], &c, err))
 			goto out;
 		rc = keep_tree(st, &c.tree, keep, err);
+		if (!rc)
+			rc = keep_run_inputs(st, &c, keep, err);
 		sgit_commit_release(&c);
 		if (rc)
 			goto out;
@@ -168,6 +192,22 @@ static int collect_cas(struct store *st, const struct oid_list *commits,
 out:
 	free(results.v);
 	return ret;
+}
+
+int store_cas_named(struct store *st, const struct oid_list *commits,
+		    struct store_file **out, size_t *nr, struct error *err)
+{
+	struct cas_keep keep = {0};
+
+	*out = NULL;
+	*nr = 0;
+	if (collect_cas(st, commits, &keep, err)) {
+		free(keep.v);
+		return -1;
+	}
+	*out = keep.v;
+	*nr = keep.nr;
+	return 0;
 }
 
 static int kept(const struct cas_keep *keep, const char *hex)

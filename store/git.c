@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +64,13 @@
 	X(git_object_id)                                                       \
 	X(git_object_lookup_prefix)                                            \
 	X(git_object_type)                                                     \
+	X(git_object_peel)                                                     \
+	X(git_revparse_single)                                                 \
+	X(git_repository_workdir)                                              \
+	X(git_status_byindex)                                                  \
+	X(git_tree_entry_type)                                                 \
+	X(git_tree_entry_byindex)                                              \
+	X(git_tree_entrycount)                                                 \
 	X(git_odb_add_backend)                                                 \
 	X(git_odb_backend_loose)                                               \
 	X(git_odb_backend_one_pack)                                            \
@@ -127,7 +135,17 @@
 	X(git_treebuilder_free)                                                \
 	X(git_treebuilder_insert)                                              \
 	X(git_treebuilder_new)                                                 \
-	X(git_treebuilder_write)
+	X(git_treebuilder_write)                                               \
+	X(git_credential_ssh_key_from_agent)                                   \
+	X(git_fetch_options_init)                                              \
+	X(git_packbuilder_insert_walk)                                         \
+	X(git_push_options_init)                                               \
+	X(git_remote_create_anonymous)                                         \
+	X(git_remote_fetch)                                                    \
+	X(git_remote_free)                                                     \
+	X(git_remote_lookup)                                                   \
+	X(git_remote_push)                                                     \
+	X(git_remote_url)
 
 #define X(f) static __typeof__(f) *p_##f;
 GIT_API(X)
@@ -147,6 +165,16 @@ static int load_libgit2(struct error *err)
 }
 
 /* From here on, the names call through the pointers. */
+#define git_credential_ssh_key_from_agent (*p_git_credential_ssh_key_from_agent)
+#define git_fetch_options_init (*p_git_fetch_options_init)
+#define git_packbuilder_insert_walk (*p_git_packbuilder_insert_walk)
+#define git_push_options_init (*p_git_push_options_init)
+#define git_remote_create_anonymous (*p_git_remote_create_anonymous)
+#define git_remote_fetch (*p_git_remote_fetch)
+#define git_remote_free (*p_git_remote_free)
+#define git_remote_lookup (*p_git_remote_lookup)
+#define git_remote_push (*p_git_remote_push)
+#define git_remote_url (*p_git_remote_url)
 #define git_blob_free (*p_git_blob_free)
 #define git_blob_lookup (*p_git_blob_lookup)
 #define git_blob_rawcontent (*p_git_blob_rawcontent)
@@ -173,6 +201,13 @@ static int load_libgit2(struct error *err)
 #define git_object_id (*p_git_object_id)
 #define git_object_lookup_prefix (*p_git_object_lookup_prefix)
 #define git_object_type (*p_git_object_type)
+#define git_object_peel (*p_git_object_peel)
+#define git_revparse_single (*p_git_revparse_single)
+#define git_repository_workdir (*p_git_repository_workdir)
+#define git_status_byindex (*p_git_status_byindex)
+#define git_tree_entry_type (*p_git_tree_entry_type)
+#define git_tree_entry_byindex (*p_git_tree_entry_byindex)
+#define git_tree_entrycount (*p_git_tree_entrycount)
 #define git_odb_add_backend (*p_git_odb_add_backend)
 #define git_odb_backend_loose (*p_git_odb_backend_loose)
 #define git_odb_backend_one_pack (*p_git_odb_backend_one_pack)
@@ -1555,4 +1590,512 @@ out:
 	git_status_list_free(list);
 	git_repository_free(repo);
 	error_release(&err);
+}
+
+/* ---- remotes (pipe push / pull) ---------------------------------------- */
+
+static int looks_like_url(const char *spec)
+{
+	/* scheme://..., an absolute or relative path, or scp-like host:path */
+	return strstr(spec, "://") || spec[0] == '/' || spec[0] == '.' ||
+	       spec[0] == '~' || (strchr(spec, ':') && !strchr(spec, '/')) ||
+	       (strchr(spec, ':') && strchr(spec, ':') < strchr(spec, '/'));
+}
+
+int sgit_remote_url(const char *spec, struct strbuf *url, struct error *err)
+{
+	git_repository *repo = NULL;
+	git_remote *r = NULL;
+	int found = 0;
+
+	strbuf_reset(url);
+	if (load_libgit2(err))
+		return -1;
+	if (looks_like_url(spec)) {
+		strbuf_addstr(url, spec);
+		return 0;
+	}
+	git_libgit2_init();
+	if (!git_repository_open_ext(&repo, NULL, GIT_REPOSITORY_OPEN_FROM_ENV,
+				     NULL) &&
+	    !git_remote_lookup(&r, repo, spec) && git_remote_url(r)) {
+		strbuf_addstr(url, git_remote_url(r));
+		found = 1;
+	}
+	git_remote_free(r);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	if (found)
+		return 0;
+	if (access(spec, F_OK) == 0) { /* a folder named like a remote */
+		strbuf_addstr(url, spec);
+		return 0;
+	}
+	return error_set(err, EXIT_USAGE,
+			 "unknown remote '%s': not a remote of the project's "
+			 "git ('git remote -v' lists them), a path, a URL or "
+			 "s3://bucket/prefix",
+			 spec);
+}
+
+/* ssh: the agent's keys; https: what the URL or git's helpers give is
+ * beyond libgit2's default, so only the agent is tried. */
+static int cred_cb(git_credential **out, const char *url, const char *username,
+		   unsigned int allowed, void *payload)
+{
+	int *tries = payload;
+
+	(void)url;
+	if (++*tries > 1 || !(allowed & GIT_CREDENTIAL_SSH_KEY))
+		return GIT_PASSTHROUGH;
+	return git_credential_ssh_key_from_agent(out,
+						 username ? username : "git");
+}
+
+static void strarray_of(git_strarray *a, char *const *v)
+{
+	a->count = 0;
+	while (v[a->count])
+		a->count++;
+	a->strings = (char **)v;
+}
+
+int sgit_fetch(struct sgit *g, const char *url, char *const *refspecs,
+	       struct error *err)
+{
+	git_remote *r = NULL;
+	git_fetch_options fo;
+	git_strarray specs;
+	int tries = 0, ret = 0;
+
+	strarray_of(&specs, refspecs);
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.callbacks.credentials = cred_cb;
+	fo.callbacks.payload = &tries;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.update_fetchhead = 0;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	if (git_remote_create_anonymous(&r, g->repo, url) ||
+	    git_remote_fetch(r, &specs, &fo, NULL))
+		ret = fail(err, "cannot fetch from '%s'", url);
+	git_remote_free(r);
+	git_odb_refresh(g->odb);
+	return ret;
+}
+
+struct push_state {
+	int tries;
+	struct strbuf rejected;
+};
+
+static int push_ref_cb(const char *refname, const char *status, void *data)
+{
+	struct push_state *ps = data;
+
+	if (status)
+		strbuf_addf(&ps->rejected, "%s%s (%s)",
+			    ps->rejected.len ? ", " : "", refname, status);
+	return 0;
+}
+
+static int push_cred_cb(git_credential **out, const char *url,
+			const char *username, unsigned int allowed,
+			void *payload)
+{
+	return cred_cb(out, url, username, allowed,
+		       &((struct push_state *)payload)->tries);
+}
+
+int sgit_push(struct sgit *g, const char *url, char *const *refspecs,
+	      struct error *err)
+{
+	struct push_state ps = {0, STRBUF_INIT};
+	git_remote *r = NULL;
+	git_push_options po;
+	git_strarray specs;
+	int ret = 0;
+
+	strarray_of(&specs, refspecs);
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	po.callbacks.credentials = push_cred_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.payload = &ps;
+	if (git_remote_create_anonymous(&r, g->repo, url) ||
+	    git_remote_push(r, &specs, &po))
+		ret = fail(err, "cannot push to '%s'", url);
+	else if (ps.rejected.len)
+		ret = error_set(err, EXIT_ENV,
+				"'%s' refused %s: push again (pipe fetches "
+				"first and never overwrites a remote ref)",
+				url, ps.rejected.buf);
+	git_remote_free(r);
+	strbuf_release(&ps.rejected);
+	return ret;
+}
+
+int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+		    const struct sgit_oid *hide, size_t nhide,
+		    struct strbuf *out, size_t *count, struct error *err)
+{
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	git_buf buf = {0};
+	int ret = -1;
+
+	*count = 0;
+	strbuf_reset(out);
+	if (git_packbuilder_new(&pb, g->repo) ||
+	    git_revwalk_new(&walk, g->repo))
+		goto fail;
+	for (size_t i = 0; i < ntips; i++)
+		if (git_revwalk_push(walk, goid(&tips[i])))
+			goto fail;
+	for (size_t i = 0; i < nhide; i++)
+		if (git_odb_exists(g->odb, goid(&hide[i])) &&
+		    git_revwalk_hide(walk, goid(&hide[i])))
+			goto fail;
+	if (git_packbuilder_insert_walk(pb, walk))
+		goto fail;
+	*count = git_packbuilder_object_count(pb);
+	if (*count) {
+		if (git_packbuilder_write_buf(&buf, pb))
+			goto fail;
+		strbuf_add(out, buf.ptr, buf.size);
+	}
+	ret = 0;
+	goto out;
+fail:
+	fail(err, "cannot pack objects of '%s'", g->dir);
+out:
+	git_buf_dispose(&buf);
+	git_revwalk_free(walk);
+	git_packbuilder_free(pb);
+	return ret;
+}
+
+int sgit_pack_index(struct sgit *g, const char *path, struct error *err)
+{
+	struct strbuf dir = STRBUF_INIT;
+	git_indexer *idx = NULL;
+	git_indexer_progress stats;
+	char buf[65536];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -1;
+
+	memset(&stats, 0, sizeof(stats));
+	strbuf_addf(&dir, "%s/objects/pack", g->dir);
+	if (fd < 0) {
+		error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
+			  strerror(errno));
+		goto out;
+	}
+	if (git_indexer_new(&idx, dir.buf, 0, NULL, NULL))
+		goto fail;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (git_indexer_append(idx, buf, (size_t)n, &stats))
+			goto fail;
+	if (n < 0 || git_indexer_commit(idx, &stats))
+		goto fail;
+	git_odb_refresh(g->odb);
+	ret = 0;
+	goto out;
+fail:
+	fail(err, "cannot index the pack '%s'", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	git_indexer_free(idx);
+	strbuf_release(&dir);
+	return ret;
+}
+
+/* ---- the project's repository at other commits (pipe reproduce) ------- */
+
+/* The project's repository, found from the current folder as git finds it,
+ * and the current folder's path below its work tree ("" or "sub/"). */
+static int project_open(git_repository **repo, struct strbuf *prefix,
+			struct error *err)
+{
+	const char *wd;
+	char *here = NULL, *top = NULL;
+	size_t len;
+	int ret = -1;
+
+	*repo = NULL;
+	if (git_repository_open_ext(repo, NULL, GIT_REPOSITORY_OPEN_FROM_ENV,
+				    NULL))
+		return error_set(err, EXIT_USAGE,
+				 "not in a git repository: pipe reads the "
+				 "project's history from git");
+	wd = git_repository_workdir(*repo);
+	if (!wd || !(here = realpath(".", NULL)) || !(top = realpath(wd, NULL))) {
+		error_set(err, EXIT_USAGE,
+			  "the project's git repository has no work tree");
+		goto out;
+	}
+	len = strlen(top);
+	if (strncmp(here, top, len) || (here[len] && here[len] != '/')) {
+		error_set(err, EXIT_USAGE,
+			  "the workspace '%s' is not inside the work tree '%s'",
+			  here, top);
+		goto out;
+	}
+	strbuf_reset(prefix);
+	if (here[len])
+		strbuf_addf(prefix, "%s/", here + len + 1);
+	ret = 0;
+out:
+	if (ret) {
+		git_repository_free(*repo);
+		*repo = NULL;
+	}
+	free(here);
+	free(top);
+	return ret;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The tracked paths whose index or work tree differs from HEAD, sorted. */
+static void changed_paths(git_repository *repo, char ***out, size_t *nr)
+{
+	git_status_options opt;
+	git_status_list *list = NULL;
+	size_t alloc = 0;
+
+	*out = NULL;
+	*nr = 0;
+	memset(&opt, 0, sizeof(opt));
+	opt.version = GIT_STATUS_OPTIONS_VERSION;
+	opt.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+	opt.flags = 0; /* tracked files only */
+	if (git_status_list_new(&list, repo, &opt))
+		return;
+	for (size_t i = 0; i < git_status_list_entrycount(list); i++) {
+		const git_status_entry *e = git_status_byindex(list, i);
+		const git_diff_delta *d[2] = {e->head_to_index,
+					      e->index_to_workdir};
+
+		for (int k = 0; k < 2; k++) {
+			if (!d[k])
+				continue;
+			ALLOC_GROW(*out, *nr + 2, alloc);
+			(*out)[(*nr)++] = xstrdup(d[k]->old_file.path);
+			(*out)[(*nr)++] = xstrdup(d[k]->new_file.path);
+		}
+	}
+	git_status_list_free(list);
+	if (*nr)
+		qsort(*out, *nr, sizeof(**out), cmp_cstr);
+}
+
+int sgit_project_untracked(char *const *paths, size_t n,
+			   unsigned char *untracked)
+{
+	git_repository *repo = NULL;
+	git_object *tree = NULL;
+	struct strbuf prefix = STRBUF_INIT, full = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	char **changed = NULL;
+	size_t changed_nr = 0;
+	int ret = 0;
+
+	if (load_libgit2(&err)) {
+		error_release(&err);
+		return 0;
+	}
+	git_libgit2_init();
+	if (project_open(&repo, &prefix, &err) ||
+	    git_revparse_single(&tree, repo, "HEAD^{tree}"))
+		goto out; /* no repository, or no commit yet */
+	changed_paths(repo, &changed, &changed_nr);
+	for (size_t i = 0; i < n; i++) {
+		git_tree_entry *te = NULL;
+		const char *key;
+		int clean;
+
+		strbuf_reset(&full);
+		strbuf_addf(&full, "%s%s", prefix.buf, paths[i]);
+		key = full.buf;
+		clean = !git_tree_entry_bypath(&te, (git_tree *)tree, full.buf) &&
+			git_tree_entry_type(te) == GIT_OBJECT_BLOB &&
+			!(changed_nr && bsearch(&key, changed, changed_nr,
+						sizeof(*changed), cmp_cstr));
+		git_tree_entry_free(te);
+		untracked[i] = !clean;
+	}
+	ret = 1;
+out:
+	for (size_t i = 0; i < changed_nr; i++)
+		free(changed[i]);
+	free(changed);
+	git_object_free(tree);
+	git_repository_free(repo);
+	strbuf_release(&prefix);
+	strbuf_release(&full);
+	error_release(&err);
+	git_libgit2_shutdown();
+	return ret;
+}
+
+int sgit_project_resolve(const char *rev, struct strbuf *commit,
+			 struct strbuf *prefix, struct error *err)
+{
+	git_repository *repo = NULL;
+	git_object *obj = NULL, *c = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+	int ret = -1;
+
+	if (load_libgit2(err))
+		return -1;
+	git_libgit2_init();
+	if (project_open(&repo, prefix, err))
+		goto out;
+	if (git_revparse_single(&obj, repo, rev) ||
+	    git_object_peel(&c, obj, GIT_OBJECT_COMMIT)) {
+		error_set(err, EXIT_USAGE,
+			  "unknown revision '%s' in the project's git "
+			  "repository",
+			  rev);
+		goto out;
+	}
+	git_oid_tostr(hex, sizeof(hex), git_object_id(c));
+	strbuf_reset(commit);
+	strbuf_addstr(commit, hex);
+	ret = 0;
+out:
+	git_object_free(c);
+	git_object_free(obj);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return ret;
+}
+
+struct exporter {
+	git_repository *repo;
+	const char *dir;
+	struct strbuf path;
+	struct error *err;
+};
+
+static int export_blob(struct exporter *x, const git_tree_entry *e,
+		       git_filemode_t mode)
+{
+	git_blob *b = NULL;
+	const char *data;
+	size_t len;
+	int fd, ret = -1;
+
+	if (git_blob_lookup(&b, x->repo, git_tree_entry_id(e)))
+		return fail(x->err, "cannot read '%s'", x->path.buf);
+	data = git_blob_rawcontent(b);
+	len = (size_t)git_blob_rawsize(b);
+	if (mode == GIT_FILEMODE_LINK) {
+		char *target = xstrndup(data, len);
+
+		if (symlink(target, x->path.buf))
+			error_set(x->err, EXIT_FAILED,
+				  "cannot create link '%s': %s", x->path.buf,
+				  strerror(errno));
+		else
+			ret = 0;
+		free(target);
+		goto out;
+	}
+	fd = open(x->path.buf,
+		  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0777 : 0666);
+	if (fd < 0 || fs_write_all(fd, data, len) || close(fd))
+		error_set(x->err, EXIT_FAILED, "cannot write '%s': %s",
+			  x->path.buf, strerror(errno));
+	else
+		ret = 0;
+out:
+	git_blob_free(b);
+	return ret;
+}
+
+static int export_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct exporter *x = payload;
+	const char *name = git_tree_entry_name(e);
+	git_filemode_t mode = git_tree_entry_filemode_raw(e);
+
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    !strcasecmp(name, ".git") || strchr(name, '/')) {
+		error_set(x->err, EXIT_FAILED, "unsafe path '%s%s' in a tree",
+			  root, name);
+		return -1;
+	}
+	strbuf_reset(&x->path);
+	strbuf_addf(&x->path, "%s/%s%s", x->dir, root, name);
+	switch (mode) {
+	case GIT_FILEMODE_TREE:
+		if (mkdir(x->path.buf, 0777)) {
+			error_set(x->err, EXIT_FAILED, "cannot create '%s': %s",
+				  x->path.buf, strerror(errno));
+			return -1;
+		}
+		return 0;
+	case GIT_FILEMODE_BLOB:
+	case GIT_FILEMODE_BLOB_EXECUTABLE:
+	case GIT_FILEMODE_LINK:
+		return export_blob(x, e, mode) ? -1 : 0;
+	default:
+		return 0; /* submodules: not part of this repository */
+	}
+}
+
+int sgit_project_export(const char *commit, const char *dir,
+			const char *must_have, struct error *err)
+{
+	git_repository *repo = NULL;
+	git_object *tree = NULL;
+	git_tree_entry *te = NULL;
+	struct strbuf prefix = STRBUF_INIT, spec = STRBUF_INIT;
+	struct exporter x = {NULL, dir, STRBUF_INIT, err};
+	int ret = -1;
+
+	if (load_libgit2(err))
+		return -1;
+	git_libgit2_init();
+	if (project_open(&repo, &prefix, err))
+		goto out;
+	strbuf_addf(&spec, "%s^{tree}", commit);
+	if (git_revparse_single(&tree, repo, spec.buf)) {
+		fail(err, "cannot read commit %.12s", commit);
+		goto out;
+	}
+	strbuf_reset(&spec);
+	strbuf_addf(&spec, "%s%s", prefix.buf, must_have);
+	if (git_tree_entry_bypath(&te, (git_tree *)tree, spec.buf) ||
+	    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
+		error_set(err, EXIT_USAGE, "commit %.12s has no file '%s'",
+			  commit, spec.buf);
+		goto out;
+	}
+	x.repo = repo;
+	if (!dir) {
+		ret = 0;
+		goto out;
+	}
+	if (git_tree_walk((git_tree *)tree, GIT_TREEWALK_PRE, export_cb, &x)) {
+		if (!err->exit_code)
+			fail(err, "cannot write commit %.12s into '%s'", commit,
+			     dir);
+		goto out;
+	}
+	ret = 0;
+out:
+	git_tree_entry_free(te);
+	git_object_free(tree);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	strbuf_release(&prefix);
+	strbuf_release(&spec);
+	strbuf_release(&x.path);
+	return ret;
 }

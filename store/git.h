@@ -161,4 +161,49 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
  * changes, staged or not. Never fails: what it cannot read is "". */
 void sgit_project_head(struct strbuf *head, int *dirty);
 
+/* ---- remotes (pipe push / pull) ----
+ * spec is a remote name of the project's git (found from the current
+ * folder as git finds it), a path, or a URL libgit2 reaches (file://,
+ * ssh, https); url gets what to hand to sgit_fetch / sgit_push. An
+ * unknown name fails with EXIT_USAGE. */
+int sgit_remote_url(const char *spec, struct strbuf *url, struct error *err);
+/* Fetch refspecs (NULL-terminated, git's syntax) from url into g. */
+int sgit_fetch(struct sgit *g, const char *url, char *const *refspecs,
+	       struct error *err);
+/* Push refspecs to url; a ref the remote refuses (not a fast-forward,
+ * moved meanwhile) fails naming it, with EXIT_ENV. */
+int sgit_push(struct sgit *g, const char *url, char *const *refspecs,
+	      struct error *err);
+/* A pack (git's format, whole: no deltas against missing objects) of the
+ * objects reachable from tips and not from hide (hide ids g lacks are
+ * skipped) into out; *count objects (0: out empty). Its name is the hex of
+ * its last 20 bytes (the pack's checksum). */
+int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
+		    const struct sgit_oid *hide, size_t nhide,
+		    struct strbuf *out, size_t *count, struct error *err);
+/* Index the pack file at path into g's objects/pack (the indexer checks
+ * every object), then see its objects. */
+int sgit_pack_index(struct sgit *g, const char *path, struct error *err);
+/* Of paths (relative to the current folder, the workspace), mark in
+ * untracked[i] those the project's HEAD does not hold as they are now: not
+ * in HEAD's tree, or changed in the index or the work tree. Returns 1, or
+ * 0 (nothing marked) outside a repository or before its first commit. */
+int sgit_project_untracked(char *const *paths, size_t n,
+			   unsigned char *untracked);
+
+/* Resolve rev (anything git rev-parse takes) in the project's repository
+ * to a commit id (40 hex) into commit, and the workspace's path below the
+ * work tree ("" or "sub/") into prefix. EXIT_USAGE outside a repository
+ * or for an unknown rev. */
+int sgit_project_resolve(const char *rev, struct strbuf *commit,
+			 struct strbuf *prefix, struct error *err);
+
+/* Write the files of the project's commit (40 hex) into the folder dir,
+ * which exists and is empty: the whole work tree, files, exec bits and
+ * symlinks; submodules are left out. Fails (EXIT_USAGE) when the commit
+ * has no file must_have (relative to the workspace). dir NULL: only that
+ * check. */
+int sgit_project_export(const char *commit, const char *dir,
+			const char *must_have, struct error *err);
+
 #endif

@@ -124,6 +124,20 @@ int store_write_outputs(struct store *st, const char *workspace,
 			struct sgit_oid *tree, struct store_manifest *m,
 			unsigned long long *bytes, struct error *err);
 
+/* store_write_outputs of files (sorted by path, unique, normalized,
+ * workspace-relative file paths with the hash, size, exec bit and kind
+ * (STORE_LINK or not) the caller's scan found), always with a manifest.
+ * A file that the tree prev (may be NULL; one this function wrote) holds
+ * just so is taken from it without a look at the file, CAS files too;
+ * when all are, *tree is prev. The rest are read (and a small one the
+ * stat cache vouches for still taken from prev, as for stage commits).
+ * prev_m (may be NULL: read here) is prev's manifest, as read. */
+int store_write_files(struct store *st, const char *workspace,
+		      const struct store_file *files, size_t nr,
+		      const struct sgit_oid *prev,
+		      const struct store_manifest *prev_m,
+		      struct sgit_oid *tree, struct error *err);
+
 /* Write the files of tree (a stage-commit-like tree whose manifest is m)
  * into the folder dir, which may exist and hold other files: folders are
  * reused, each file must be new. Empty folders are not made
@@ -131,6 +145,23 @@ int store_write_outputs(struct store *st, const char *workspace,
 int store_restore_into(struct store *st, const struct sgit_oid *tree,
 		       const struct store_manifest *m, const char *dir,
 		       struct error *err);
+
+/* Put the outputs of tree (laid out as a stage commit's, m its manifest)
+ * named in only (NULL: all) into workspace, each swapped into place as
+ * store_restore does. */
+int store_restore_tree(struct store *st, const struct sgit_oid *tree,
+		       const struct store_manifest *m, const char *workspace,
+		       char *const *only, struct error *err);
+
+/* The root of a run record's tree: stages/ (stages, NULL: none) and, when
+ * run->inputs is set, inputs/ (store/untracked.c). */
+int store_run_root(struct store *st, const struct store_run *run,
+		   const struct sgit_oid *stages, struct sgit_oid *out,
+		   struct error *err);
+
+/* Fill run->inputs from the run commit's tree (store/untracked.c). */
+int store_run_read_inputs(struct store *st, const struct sgit_oid *tree,
+			  struct store_run *run, struct error *err);
 
 /* Datum indexes (store/datums.c): 1 when some hold entries not written
  * yet; write them (their refs move as store_publish_ref does); forget
@@ -142,5 +173,11 @@ void dindex_free(struct store *st);
  * name, each once (others are skipped). Caller frees out->v. */
 int dindex_result_trees(struct store *st, const struct oid_list *commits,
 			struct oid_list *out, struct error *err);
+
+/* The CAS files the commits (stage commits, datum index commits) name,
+ * sorted by hash, possibly repeated; path unset. *out is the caller's
+ * (free). For gc and for remote/ (push and pull). */
+int store_cas_named(struct store *st, const struct oid_list *commits,
+		    struct store_file **out, size_t *nr, struct error *err);
 
 #endif

@@ -168,34 +168,72 @@ static int clean_path(const char *path)
 	return ok;
 }
 
-static int in_output(const struct store_manifest *m, const char *path)
+/* Paths in the order of a walk: byte order with '/' before every other
+ * byte, trailing slashes ignored, so that what lies inside a path follows
+ * it at once ("a", "a/x", "a-b"). */
+static int cmp_walk(const char *a, const char *b)
 {
-	for (size_t i = 0; i < m->outputs_nr; i++)
-		if (path_is_inside(path, m->outputs[i]))
-			return 1;
-	return 0;
+	size_t an = path_trimmed_len(a), bn = path_trimmed_len(b);
+
+	for (size_t i = 0; i < an && i < bn; i++) {
+		unsigned x = a[i] == '/' ? 0 : (unsigned char)a[i] + 1u;
+		unsigned y = b[i] == '/' ? 0 : (unsigned char)b[i] + 1u;
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return an < bn ? -1 : an > bn;
+}
+
+static int cmp_walk_p(const void *a, const void *b)
+{
+	return cmp_walk(*(char *const *)a, *(char *const *)b);
+}
+
+/* path lies in one of the outputs, sorted by cmp_walk and disjoint: then
+ * only the last output not after path can hold it (any output between
+ * that one and path would lie inside it). */
+static int in_output(char *const *outs, size_t nr, const char *path)
+{
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_walk(outs[mid], path) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && path_is_inside(path, outs[lo - 1]);
 }
 
 /* A manifest may come from another machine (pipe pull): restore must
- * never write outside the workspace or through a path it wrote. */
+ * never write outside the workspace or through a path it wrote. Sorted,
+ * two outputs overlap only if two neighbours do: n log n for a manifest
+ * of 10,000 outputs. */
 static int manifest_check(const struct store_manifest *m, struct error *err)
 {
+	char **outs = xcalloc(m->outputs_nr + 1, sizeof(*outs));
 	const char *bad = NULL;
+	size_t n = m->outputs_nr;
 
-	for (size_t i = 0; !bad && i < m->outputs_nr; i++) {
-		if (!clean_path(m->outputs[i]))
+	for (size_t i = 0; !bad && i < n; i++)
+		if (!clean_path(outs[i] = m->outputs[i]))
 			bad = m->outputs[i];
-		for (size_t j = 0; !bad && j < i; j++)
-			if (path_overlaps(m->outputs[i], m->outputs[j]))
-				bad = m->outputs[i];
-	}
+	if (!bad && n)
+		qsort(outs, n, sizeof(*outs), cmp_walk_p);
+	for (size_t i = 1; !bad && i < n; i++)
+		if (path_overlaps(outs[i - 1], outs[i]))
+			bad = outs[i];
 	for (size_t i = 0; !bad && i < m->dirs_nr; i++)
-		if (!clean_path(m->dirs[i]) || !in_output(m, m->dirs[i]))
+		if (!clean_path(m->dirs[i]) || !in_output(outs, n, m->dirs[i]))
 			bad = m->dirs[i];
 	for (size_t i = 0; !bad && i < m->files_nr; i++)
 		if (!clean_path(m->files[i].path) ||
-		    !in_output(m, m->files[i].path))
+		    !in_output(outs, n, m->files[i].path))
 			bad = m->files[i].path;
+	free(outs);
 	if (bad)
 		return error_set(err, EXIT_FAILED,
 				 "'%s': unsafe or overlapping path '%s'",

@@ -239,28 +239,35 @@ static int wanted(const char *out, char *const *only)
 	return 0;
 }
 
+int store_restore_tree(struct store *st, const struct sgit_oid *tree,
+		       const struct store_manifest *m, const char *workspace,
+		       char *const *only, struct error *err)
+{
+	struct restorer r = {st,	  m,	       NULL,	    NULL, 0,
+			     STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, err};
+	int ret = 0;
+
+	for (size_t i = 0; i < m->outputs_nr && !ret; i++)
+		if (wanted(m->outputs[i], only))
+			ret = restore_output(&r, workspace, tree,
+					     m->outputs[i]);
+	strbuf_release(&r.dst);
+	strbuf_release(&r.full);
+	strbuf_release(&r.data);
+	return ret;
+}
+
 static int restore_stage(struct store *st, const struct sgit_oid *commit,
 			 const char *workspace, char *const *only,
 			 struct error *err)
 {
 	struct store_manifest m;
 	struct sgit_oid tree;
-	struct restorer r = {st,	  &m,	       NULL,	    NULL, 0,
-			     STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, err};
 	int ret = -1;
 
-	if (store_load_manifest(st, commit, &tree, &m, err))
-		goto out;
-	for (size_t i = 0; i < m.outputs_nr; i++)
-		if (wanted(m.outputs[i], only) &&
-		    restore_output(&r, workspace, &tree, m.outputs[i]))
-			goto out;
-	ret = 0;
-out:
+	if (!store_load_manifest(st, commit, &tree, &m, err))
+		ret = store_restore_tree(st, &tree, &m, workspace, only, err);
 	store_manifest_release(&m);
-	strbuf_release(&r.dst);
-	strbuf_release(&r.full);
-	strbuf_release(&r.data);
 	return ret;
 }
 

@@ -2,6 +2,7 @@
  * records, which tie a pipeline's stage commits together under one id. */
 #include "store/internal.h"
 #include "util/strmap.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <ctype.h>
@@ -297,9 +298,9 @@ static int run_tree(struct store *st, const struct store_run *run,
 		}
 	}
 	if (!run->stages_nr)
-		ret = sgit_write_tree(st->git, NULL, 0, out, err);
+		ret = store_run_root(st, run, NULL, out, err);
 	else if (!sgit_write_tree(st->git, e, run->stages_nr, &top.oid, err))
-		ret = sgit_write_tree(st->git, &top, 1, out, err);
+		ret = store_run_root(st, run, &top.oid, out, err);
 out:
 	strmap_release(&seen);
 	strmap_release(&prev.map);
@@ -354,6 +355,7 @@ static int read_run_oid(struct store *st, const struct sgit_oid *oid,
 		if (c.nparents)
 			sgit_oid_hex(&c.parents[0], out->parent);
 		out->time = c.time;
+		rc = store_run_read_inputs(st, &c.tree, out, err);
 	} else {
 		sgit_oid_hex(oid, out->id);
 		error_prefix(err, "commit '%s': ", out->id);
@@ -406,5 +408,75 @@ int store_list_runs(struct store *st, size_t max, struct store_run **out,
 out:
 	store_runs_free(v, i);
 	free(hist.v);
+	return ret;
+}
+
+struct runs_refs {
+	struct strvec names;
+};
+
+static int runs_ref_cb(const char *name, const struct sgit_oid *oid,
+		       void *data)
+{
+	struct runs_refs *r = data;
+	size_t len = strlen(name);
+
+	(void)oid;
+	if (len > 5 && !strcmp(name + len - 5, "/runs"))
+		strvec_push(&r->names, name);
+	return 0;
+}
+
+static int by_time_desc(const void *a, const void *b)
+{
+	const struct store_run *x = a, *y = b;
+
+	return (x->time < y->time) - (x->time > y->time);
+}
+
+int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
+			struct error *err)
+{
+	struct runs_refs refs = {STRVEC_INIT};
+	struct oid_list hist = {0};
+	struct store_run *v = NULL;
+	size_t n = 0, alloc = 0;
+	int ret = -1;
+
+	*out = NULL;
+	*nr = 0;
+	strvec_push(&refs.names, RUNS_REF);
+	if (sgit_ref_foreach(st->git, "refs/pipe/remotes/*", runs_ref_cb, &refs,
+			     err))
+		goto out;
+	for (size_t r = 0; r < refs.names.nr; r++) {
+		hist.nr = 0;
+		if (store_history(st, refs.names.v[r], 0, &hist, err))
+			goto out;
+		for (size_t i = 0; i < hist.nr; i++) {
+			char hex[SGIT_HEXSZ + 1];
+			int dup = 0;
+
+			/* a pulled history shares its older runs with others */
+			sgit_oid_hex(&hist.v[i], hex);
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = !strcmp(v[k].id, hex);
+			if (dup)
+				continue;
+			ALLOC_GROW(v, n + 1, alloc);
+			if (read_run_oid(st, &hist.v[i], &v[n], err))
+				goto out;
+			n++;
+		}
+	}
+	qsort(v, n, sizeof(*v), by_time_desc);
+	*out = v;
+	*nr = n;
+	v = NULL;
+	ret = 0;
+out:
+	store_runs_free(v, n);
+	free(hist.v);
+	strvec_clear(&refs.names);
 	return ret;
 }

@@ -435,6 +435,13 @@ struct reuse {
 	struct store_manifest man;
 	struct sgit_oid *oid; /* of man.files[i], when has[i] */
 	unsigned char *has;
+	int cas; /* CAS files too: the caller's hashes are of the file itself
+		  * (recorded inputs), not of a copy taken now */
+	/* what the caller knows of each path it stores (store_write_files),
+	 * in the order of the paths: one the parent holds just so is taken
+	 * without a look at the file */
+	const struct store_file *given;
+	int man_borrowed; /* man is the caller's: not released here */
 };
 
 struct committer {
@@ -552,7 +559,9 @@ static int reused(struct committer *c, const char *rel, const struct stat *sb,
 	if (!r || !(f = manifest_find(&r->man, rel)))
 		return 0;
 	i = (size_t)(f - r->man.files);
-	if (!r->has[i] || f->kind != STORE_BLOB || f->exec != exec ||
+	if (!r->has[i] ||
+	    (f->kind != STORE_BLOB && !(r->cas && f->kind == STORE_CAS)) ||
+	    f->exec != exec ||
 	    f->size != (unsigned long long)sb->st_size ||
 	    !c->st->known(c->st->known_arg, rel, sb, &h))
 		return 0;
@@ -575,7 +584,8 @@ static int add_regular(struct committer *c, const char *rel,
 	char hex[HASH_HEX_LEN + 1];
 
 	strbuf_reset(&c->data);
-	if (!big && reused(c, rel, sb, exec, &oid, hex)) {
+	if ((!big || (c->reuse && c->reuse->cas)) &&
+	    reused(c, rel, sb, exec, &oid, hex)) {
 		size = (unsigned long long)sb->st_size;
 		goto add;
 	}
@@ -863,6 +873,38 @@ static int write_stage_tree(struct committer *c, int manifest,
 	return rc < 0 ? -1 : 0;
 }
 
+static int same_file(const struct store_file *a, const struct store_file *b)
+{
+	return !strcmp(a->hash, b->hash) && a->size == b->size &&
+	       a->exec == b->exec &&
+	       (a->kind == STORE_LINK) == (b->kind == STORE_LINK);
+}
+
+/* The file g, as the caller found it, is the parent's: take its entry. */
+static int take_given(struct committer *c, const struct store_file *g)
+{
+	const struct reuse *r = c->reuse;
+	const struct store_file *f = manifest_find(&r->man, g->path);
+	struct store_file *n;
+	size_t i;
+
+	if (!f || !r->has[i = (size_t)(f - r->man.files)] || !same_file(f, g))
+		return 0;
+	n = add_file_entry(c, g->path, f->kind);
+	n->exec = f->exec;
+	n->size = f->size;
+	memcpy(n->hash, f->hash, sizeof(n->hash));
+	tnode_add(&c->root, g->path,
+		  f->kind == STORE_LINK ? SGIT_MODE_LINK
+		  : f->exec	       ? SGIT_MODE_EXEC
+				       : SGIT_MODE_FILE,
+		  &r->oid[i]);
+	c->bytes += f->size;
+	ALLOC_GROW(c->man.outputs, c->man.outputs_nr + 1, c->man.outputs_alloc);
+	c->man.outputs[c->man.outputs_nr++] = xstrdup(g->path);
+	return 1;
+}
+
 static int write_outputs(struct store *st, const char *workspace,
 			 char *const *outputs, int manifest,
 			 const struct reuse *reuse, struct sgit_oid *tree,
@@ -881,7 +923,8 @@ static int write_outputs(struct store *st, const char *workspace,
 	strbuf_init(&st->buf, 0);
 	cas_batch_init(&c.cas, st->cas_dir);
 	for (size_t i = 0; outputs[i]; i++)
-		if (add_output(&c, outputs[i], err))
+		if (!(reuse && reuse->given && take_given(&c, &reuse->given[i])) &&
+		    add_output(&c, outputs[i], err))
 			goto out;
 	if (cas_commit(&c.cas, err) || write_stage_tree(&c, manifest, err))
 		goto out;
@@ -935,10 +978,21 @@ static int reuse_entry(const char *path, unsigned mode,
 
 static void reuse_release(struct reuse *r)
 {
-	store_manifest_release(&r->man);
+	if (!r->man_borrowed)
+		store_manifest_release(&r->man);
 	free(r->oid);
 	free(r->has);
 	memset(r, 0, sizeof(*r));
+}
+
+/* The blobs of the files of r->man, found in tree. */
+static void reuse_blobs(struct store *st, const struct sgit_oid *tree,
+			struct reuse *r, struct error *err)
+{
+	r->oid = xcalloc(r->man.files_nr + 1, sizeof(*r->oid));
+	r->has = xcalloc(r->man.files_nr + 1, 1);
+	if (sgit_tree_walk(st->git, tree, reuse_entry, r, err))
+		reuse_release(r);
 }
 
 /* The files of commit parent with their blobs. Anything amiss leaves r
@@ -952,15 +1006,52 @@ static void reuse_load(struct store *st, const struct sgit_oid *parent,
 	memset(r, 0, sizeof(*r));
 	if (!st->known)
 		return;
-	if (store_load_manifest(st, parent, &tree, &r->man, &err)) {
+	if (store_load_manifest(st, parent, &tree, &r->man, &err))
 		reuse_release(r);
-	} else {
-		r->oid = xcalloc(r->man.files_nr + 1, sizeof(*r->oid));
-		r->has = xcalloc(r->man.files_nr + 1, 1);
-		if (sgit_tree_walk(st->git, &tree, reuse_entry, r, &err))
-			reuse_release(r);
-	}
+	else
+		reuse_blobs(st, &tree, r, &err);
 	error_release(&err);
+}
+
+int store_write_files(struct store *st, const char *workspace,
+		      const struct store_file *files, size_t nr,
+		      const struct sgit_oid *prev,
+		      const struct store_manifest *prev_m,
+		      struct sgit_oid *tree, struct error *err)
+{
+	struct error ignore = ERROR_INIT;
+	struct reuse reuse = {0};
+	unsigned long long bytes;
+	char **paths = xcalloc(nr + 1, sizeof(*paths));
+	size_t same = 0;
+	int ret = 0;
+
+	if (prev && prev_m) {
+		reuse.man = *prev_m;
+		reuse.man_borrowed = 1;
+		reuse_blobs(st, prev, &reuse, &ignore);
+	} else if (prev &&
+		   store_tree_manifest(st, prev, &reuse.man, &ignore) == 1) {
+		reuse_blobs(st, prev, &reuse, &ignore);
+	}
+	error_release(&ignore);
+	for (size_t i = 0; i < nr; i++) {
+		paths[i] = files[i].path;
+		same += i < reuse.man.files_nr &&
+			!strcmp(reuse.man.files[i].path, files[i].path) &&
+			same_file(&reuse.man.files[i], &files[i]);
+	}
+	if (prev && reuse.has && same == nr && nr == reuse.man.files_nr) {
+		*tree = *prev; /* nothing changed: not even a look */
+	} else {
+		reuse.cas = 1;
+		reuse.given = reuse.has ? files : NULL;
+		ret = write_outputs(st, workspace, paths, 1, &reuse, tree,
+				    NULL, &bytes, err);
+	}
+	reuse_release(&reuse);
+	free(paths);
+	return ret;
 }
 
 /* A commit of stage failed: drop its pending objects (in a batch, other

@@ -27,7 +27,9 @@
  * Only paths the manifest lists as "cas" are pointers: a user file that
  * looks like a pointer is a plain blob. Paths are escaped as in trailers
  * (see store_escape). A run record's tree holds one gitlink per stage commit
- * it used (stages/<stage> -> commit), so gc and git keep them.
+ * it used (stages/<stage> -> commit), so gc and git keep them, and in a git
+ * project inputs/, the input files git does not hold (see "untracked
+ * inputs" below).
  *
  * Provenance is a block of git trailers in the commit message (see
  * store_prov_format). All functions return 0 (or a count) on success and -1
@@ -338,6 +340,9 @@ struct store_run {
 	long long started, duration_ms;
 	struct store_kv *extra;
 	size_t extra_nr, extra_alloc;
+	/* the tree of the run's untracked inputs (see "untracked inputs"),
+	 * 40 hex; "" when none were recorded */
+	char inputs[STORE_ID_SIZE];
 };
 
 void store_run_init(struct store_run *r);
@@ -356,6 +361,81 @@ int store_read_run(struct store *st, const char *id, struct store_run *out,
 int store_list_runs(struct store *st, size_t max, struct store_run **out,
 		    size_t *nr, struct error *err);
 void store_runs_free(struct store_run *r, size_t nr);
+/* Every run record the store has, newest first: this workspace's and
+ * those pulled from others (refs/pipe/remotes/ID/runs: pipe pull). */
+int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
+			struct error *err);
+
+/* ---- untracked inputs and the project's history (pipe reproduce) ------ */
+
+/*
+ * A run record also keeps what the project's git does not: the content of
+ * every input file of its stages that no stage writes and that the
+ * project's HEAD (Pipe-Git-Head) does not hold as it is (not in HEAD's tree,
+ * or changed in the index or the work tree). They form the tree
+ * inputs/ of the run's commit, laid out as a stage commit's: the files at
+ * their workspace paths, each declared as an output in the manifest, files
+ * of STORE_CAS_MIN bytes or more in the CAS. A file that the previous run
+ * recorded with the hash the stat cache knows now is taken from it unread:
+ * unchanged data costs no read and no new object.
+ */
+
+/* Mark in untracked[i] the paths (workspace-relative files) that the
+ * project's HEAD does not hold as they are now. Returns 1, or 0 (nothing
+ * marked) outside a git repository or before its first commit. The
+ * current folder is the workspace. */
+int store_project_untracked(char *const *paths, size_t n,
+			    unsigned char *untracked);
+
+/* Store files (sorted by path, unique, workspace-relative; with the
+ * hash, size, exec bit and kind the caller's scan found: STORE_LINK for
+ * a symlink) as run's untracked inputs: sets run->inputs. When they are
+ * exactly the previous run's, its tree is taken and nothing is read.
+ * prev_m (may be NULL) is what store_prev_run_inputs read, if the caller
+ * has it. Objects are pending until store_write_run. */
+int store_run_set_inputs(struct store *st, const char *workspace,
+			 const struct store_file *files, size_t nr,
+			 const struct store_manifest *prev_m,
+			 struct store_run *run, struct error *err);
+
+/* The manifest of run's untracked inputs (files, sizes, hashes): 1 read,
+ * 0 the run recorded none, -1 error. */
+int store_run_inputs(struct store *st, const struct store_run *run,
+		     struct store_manifest *out, struct error *err);
+
+/* The manifest of the newest run's untracked inputs: 1 read, 0 none
+ * (or unreadable: m is then empty). */
+int store_prev_run_inputs(struct store *st, struct store_manifest *m);
+/* The entry for path in m (sorted, as read), or NULL. */
+const struct store_file *store_manifest_find(const struct store_manifest *m,
+					    const char *path);
+
+/* Write run's recorded inputs named in only (NULL: all) into workspace,
+ * replacing what is there. */
+int store_restore_run_inputs(struct store *st, const struct store_run *run,
+			     const char *workspace, char *const *only,
+			     struct error *err);
+
+/* The project's commit for rev (40 hex into commit) and the workspace's
+ * path below its work tree ("" or "sub/"): EXIT_USAGE outside a git
+ * repository or for an unknown rev. Then write that commit's files into
+ * the empty folder dir; it must hold must_have (workspace-relative). dir
+ * NULL: only check that. */
+int store_project_resolve(const char *rev, struct strbuf *commit,
+			  struct strbuf *prefix, struct error *err);
+int store_project_export(const char *commit, const char *dir,
+			 const char *must_have, struct error *err);
+
+/*
+ * A scratch store at <pipe_dir>/store (replacing any there) that sees
+ * everything main has and writes nothing to it: its git objects come from
+ * main's through git's alternates, its refs start as copies of main's, and
+ * its cas/ is main's (content-addressed and never rewritten, so a new file
+ * there is at worst garbage for main's gc). Commits made in the scratch
+ * store stay there. The caller holds main's workspace lock.
+ */
+int store_make_shadow(struct store *main, const char *pipe_dir,
+		      struct error *err);
 
 /* ---- displaced files ---------------------------------------------------- */
 

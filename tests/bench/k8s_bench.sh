@@ -3,10 +3,14 @@
 # up here when it is not, and taken down again): a stage of DATUMS datums
 # (`sleep 0.1` each, parallelism 10) through `pipe run -f`, against the
 # same work submitted by hand as one Indexed Job with kubectl and waited
-# for with `kubectl wait`, alternating, the median of RUNS runs each; then
+# for with `kubectl wait`, alternating, the median of RUNS runs each: the
+# Job by hand mounts the workspace as pipe's does (read-only, a hostPath
+# at its own path, the datums' folder read-write) and each pod finds its
+# datum by its index in a list, as a user's Job must to do the same work;
+# a bare Job (no volume, nothing read) is timed too, for reference. Then
 # `pipe run` finding the stage fresh, with a kubeconfig whose server is
-# not there (no API call at all, or it would fail). Prints
-# "runs pipe: …", "runs kubectl: …", "runs fresh: …" (seconds).
+# not there (no API call at all, or it would fail). Prints "runs pipe: …",
+# "runs kubectl: …", "runs bare: …", "runs fresh: …" (seconds).
 # Env: PIPE, DATUMS (200), RUNS (3). Not part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,10 +50,41 @@ stages:
     inputs: [in/]
     outputs: [out/]
 YML
+ls "$ws"/in/*.txt > "$ws/list"
+mkdir -p "$ws/out-by-hand"
+chown -R 1000:1000 "$ws"
 cat > "$work/job.yaml" <<YML
 apiVersion: batch/v1
 kind: Job
 metadata: {name: bench-by-hand, namespace: default}
+spec:
+  completionMode: Indexed
+  completions: $DATUMS
+  parallelism: 10
+  backoffLimitPerIndex: 0
+  template:
+    spec:
+      restartPolicy: Never
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      securityContext: {runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: c
+        image: $pinned
+        workingDir: $ws
+        command: [/bin/sh, -c, 'd=\$\$(sed -n "\$\$((JOB_COMPLETION_INDEX + 1))p" list) && test -f "\$\$d" && sleep 0.1']
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        volumeMounts:
+        - {name: ws, mountPath: $ws, readOnly: true}
+        - {name: out, mountPath: $ws/out-by-hand}
+      volumes:
+      - {name: ws, hostPath: {path: $ws, type: Directory}}
+      - {name: out, hostPath: {path: $ws/out-by-hand, type: Directory}}
+YML
+cat > "$work/bare.yaml" <<YML
+apiVersion: batch/v1
+kind: Job
+metadata: {name: bench-bare, namespace: default}
 spec:
   completionMode: Indexed
   completions: $DATUMS
@@ -80,14 +115,16 @@ pipe_once() {
 	secs "$t0" "$t1"
 }
 
+# kubectl_once NAME FILE
 kubectl_once() {
 	local t0 t1
-	"$kubectl" delete job bench-by-hand --ignore-not-found --wait=true >/dev/null 2>&1
+	"$kubectl" delete job "$1" --ignore-not-found --wait=true >/dev/null 2>&1
 	t0=$(now)
-	"$kubectl" apply -f "$work/job.yaml" >/dev/null
-	"$kubectl" wait --for=condition=complete job/bench-by-hand --timeout=600s >/dev/null
+	"$kubectl" apply -f "$2" >/dev/null
+	"$kubectl" wait --for=condition=complete "job/$1" --timeout=900s >/dev/null ||
+		{ echo "k8s bench: job $1 did not complete" >&2; exit 1; }
 	t1=$(now)
-	"$kubectl" delete job bench-by-hand --wait=false >/dev/null 2>&1
+	"$kubectl" delete job "$1" --wait=false >/dev/null 2>&1
 	secs "$t0" "$t1"
 }
 
@@ -102,11 +139,12 @@ fresh_once() {
 sed "s#server: .*#server: https://127.0.0.1:1#" "$KUBECONFIG" > "$work/dead.kubeconfig"
 
 pipe_once >/dev/null # a warm-up of each, not counted
-kubectl_once >/dev/null
-p=() k=() f=()
+kubectl_once bench-by-hand "$work/job.yaml" >/dev/null
+p=() k=() b=() f=()
 for _ in $(seq 1 "$RUNS"); do
 	p+=("$(pipe_once)")
-	k+=("$(kubectl_once)")
+	k+=("$(kubectl_once bench-by-hand "$work/job.yaml")")
+	b+=("$(kubectl_once bench-bare "$work/bare.yaml")")
 done
 for _ in $(seq 1 5); do f+=("$(fresh_once)"); done
 pm=$(printf '%s\n' "${p[@]}" | median)
@@ -116,4 +154,5 @@ printf 'pipe run -f: %.3fs, kubectl apply + wait: %.3fs, ratio %.3fx (target <= 
 	"$(awk -v a="$pm" -v b="$km" 'BEGIN { print a / b }')"
 echo "runs pipe: ${p[*]}"
 echo "runs kubectl: ${k[*]}"
+echo "runs bare: ${b[*]}"
 echo "runs fresh: ${f[*]}"

@@ -1,5 +1,5 @@
 # Time per stage against the stage count, log-log: pipe, make and ninja on
-# workload 9 of tests/bench/run.sh (tests/bench/scale.sh). Flat lines are
+# workload 10 of tests/bench/run.sh (tests/bench/scale.sh). Flat lines are
 # linear cost; a line that climbs is a cost growing faster than the work.
 #   gnuplot -e "datafile='...'; outfile='...'; subtitle='...'" plot_scale.gp
 # datafile: lines "kind tool N microseconds-per-stage", kind full, noop or

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: pipe side by side with the tools that do the same work (make,
-# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run), on workloads
+# ninja, Snakemake, DVC, git, xxhsum, md5sum, cp, docker run, dvc push/pull
+# and aws s3 sync to a local S3 server), on workloads
 # generated in a temp folder; each workload's tools run alternately, RUNS
 # times each, and every row shows median and spread (min-max), the ratio
 # pipe/peer and whether its target is met. Writes bench/results/latest.json,
@@ -8,21 +9,23 @@
 # bench-quick) runs smaller sizes and writes to build/bench-quick/.
 # RUNS=N (5) runs per tool; KEEP=1 keeps the temp folder.
 # ONLY="1 5" runs some workloads; SKIP_DOCKER=1 skips workload 6,
-# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh);
+# SKIP_K8S=1 workload 8 (the test cluster: tests/k8s/cluster.sh),
+# SKIP_REMOTE=1 workload 9 (push/pull to a local S3 server);
 # FAST_PEERS=1 leaves Snakemake and DVC out (pipe against itself, make and
 # ninja: a before/after comparison in minutes, not an hour).
-# Workload 9 (scale: pipe, make and ninja on N independent cp stages for
+# Workload 10 (scale: pipe, make and ninja on N independent cp stages for
 # each N of SCALE, "2000 20000" by default, QUICK "20000" with its
 # one-change row alone): SCALE="2000 20000 100000" adds 100,000 stages,
 # whose full runs take minutes per tool, so they run only when asked.
-# Installs missing peers itself (apt-get; pip into a venv for DVC).
+# Installs missing peers itself (apt-get; pip into venvs for DVC, dvc-s3
+# and awscli).
 # Not part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PIPE=${PIPE:-$root/build/pipe}
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
-ONLY=${ONLY:-0 1 2 3 4 5 6 7 8 9}
+ONLY=${ONLY:-0 1 2 3 4 5 6 7 8 9 10}
 # bench-quick's figures are for a quick look, not the record: under build/
 if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${BENCH_OUT:-$root/bench/results}; fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
@@ -110,7 +113,7 @@ setup_dvc() {
 	fi
 	DVC=$venv/bin/dvc
 }
-if [ "${FAST_PEERS:-0}" != 1 ] && { want 1 || want 2; }; then
+if [ "${FAST_PEERS:-0}" != 1 ] && { want 1 || want 2 || want 9; }; then
 	setup_dvc || say "dvc: skipped (pip could not install it: $dvc_why)"
 fi
 
@@ -675,12 +678,54 @@ w8() {
 	fi
 	T[w8.pipe]=$(sed -n 's/^runs pipe: //p' "$out")
 	T[w8.kubectl]=$(sed -n 's/^runs kubectl: //p' "$out")
+	T[w8.bare]=$(sed -n 's/^runs bare: //p' "$out")
 	T[w8.fresh]=$(sed -n 's/^runs fresh: //p' "$out")
 	L[w8.pipe]="pipe run -f" L[w8.kubectl]="kubectl apply + wait" L[w8.fresh]="pipe run (fresh)"
+	L[w8.bare]="kubectl: a bare Job"
 	header "8. Kubernetes: $K8S_DATUMS datums ($(sed -n 's/^k8s bench: //p' "$out"))"
 	row 8a "$K8S_DATUMS datums of sleep 0.1, parallelism 10" w8.pipe w8.kubectl "ratio<=1.1"
 	row 8b "a fresh kubernetes stage, no API call" w8.fresh - "time<0.2"
-	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8b runs pipe with a kubeconfig whose server does not exist"
+	row 8c "8a against a Job with no volume, reading nothing" w8.pipe w8.bare -
+	note "8: tests/bench/k8s_bench.sh: pipe run -f of one kubernetes stage of $K8S_DATUMS datums against the same Indexed Job (completions $K8S_DATUMS, parallelism 10, the same pinned image and security context, the workspace mounted read-only at its path and the output folder read-write as pipe mounts them, each pod finding its datum by its index in a list) applied with kubectl and waited for with kubectl wait --for=condition=complete; 8c: the same against a bare Job (no volume, sleep 0.1 only), for reference; 8b runs pipe with a kubeconfig whose server does not exist"
+}
+
+# --- 9. push and pull to a local S3 server vs dvc and aws s3 sync --------
+w9() {
+	local out=$work/w9.out s o k v what id=a
+	if [ "${SKIP_REMOTE:-0}" = 1 ]; then
+		echo "9: remote: skipped (SKIP_REMOTE=1)"
+		return 0
+	fi
+	say "9: push and pull to a local S3 server (tests/bench/remote_bench.sh)"
+	if ! RUNS=$RUNS QUICK=$QUICK PIPE=$PIPE DVC=$DVC CACHE=$CACHE bash "$root/tests/bench/remote_bench.sh" >"$out" 2>"$work/w9.err"; then
+		echo "9: remote: could not run: $(tail -1 "$out")"
+		return 0
+	fi
+	while IFS=: read -r k v; do T[w9.${k#runs }]=$v; done < <(grep '^runs ' "$out")
+	while IFS=: read -r k v; do BAD[w9.${k#failed }]=${v# }; done < <(grep '^failed ' "$out")
+	while IFS= read -r v; do note "9: $v"; done < <(sed -n 's/^skip \([a-z]*\): \(.*\)/\1 not available: \2/p; s/^note: //p' "$out")
+	for s in big small; do
+		L[w9.$s.push.pipe]="pipe push" L[w9.$s.noop.pipe]="pipe push" L[w9.$s.pull.pipe]="pipe pull + pipe run"
+		L[w9.$s.push.dvc]="dvc push" L[w9.$s.noop.dvc]="dvc push" L[w9.$s.pull.dvc]="dvc pull"
+		L[w9.$s.push.aws]="aws s3 sync" L[w9.$s.noop.aws]="aws s3 sync" L[w9.$s.pull.aws]="aws s3 sync"
+	done
+	header "9. push and pull to a local S3 server ($(sed -n 's/^remote bench: //p' "$out"))"
+	for s in big small; do
+		what=$(sed -n "s/^size $s: //p" "$out")
+		for o in push noop pull; do
+			k=w9.$s.$o
+			v="$([ $o = noop ] && echo "no-op push" || echo $o) $what"
+			if [ -n "${T[$k.pipe]:-}" ]; then
+				row "9$id" "$v" "$k.pipe" "$k.dvc" "ratio<=1.0"
+				id=$(echo "$id" | tr a-y b-z)
+				row "9$id" "$v" "$k.pipe" "$k.aws" info
+			else # pipe's side missing: DVC against aws, for the record
+				row "9$id" "$v" "$k.dvc" "$k.aws" info
+			fi
+			id=$(echo "$id" | tr a-y b-z)
+		done
+	done
+	note "9: tests/bench/remote_bench.sh: each tool pushes the same bytes to its own fresh prefix of one bucket (versitygw on 127.0.0.1), then pushes again (no-op), then pulls into an empty workspace (pipe: Pipefile and generator only; dvc: out.dvc and config, no cache), alternating; every pull is compared byte for byte with what was pushed"
 }
 
 # --- 7. peak memory of pipe ----------------------------------------------
@@ -693,10 +738,10 @@ w7() {
 	row 7e "5: $N_DATUMS datums, run after one change" w5.rss.one - "rss<100"
 }
 
-# --- 9. scale: N independent cp stages (tests/bench/scale.sh) ------------
+# --- 10. scale: N independent cp stages (tests/bench/scale.sh) -----------
 . "$root/tests/bench/scale.sh"
 
-for wl in 0 1 2 3 4 5 6 8 9; do
+for wl in 0 1 2 3 4 5 6 8 9 10; do
 	if want "$wl"; then
 		t0=$EPOCHREALTIME
 		"w$wl"

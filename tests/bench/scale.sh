@@ -1,4 +1,4 @@
-# Workload 9 of tests/bench/run.sh (sourced by it): scale. pipe, make and
+# Workload 10 of tests/bench/run.sh (sourced by it): scale. pipe, make and
 # ninja on N independent `cp in/i out/i` stages for each N of $SCALE: full
 # run, no-op check and a run after one input changed, side by side, with
 # pipe's peak RSS; time per stage against N for the three tools is drawn
@@ -23,31 +23,31 @@ scale_gen() {
 }
 
 SCALE_PLOT=() # "kind|tool|N|median seconds"
-w9() {
+w10() {
 	local n w t k f full_runs id
 	for n in $SCALE; do
-		w=$work/w9-$n
-		say "9: $n stages: writing them"
+		w=$work/w10-$n
+		say "10: $n stages: writing them"
 		scale_gen "$w" "$n"
-		L[w9.$n.full.pipe]="pipe run -j2" L[w9.$n.full.make]="make -j2" L[w9.$n.full.ninja]="ninja -j2"
-		L[w9.$n.noop.pipe]="pipe status" L[w9.$n.noop.make]="make -q" L[w9.$n.noop.ninja]="ninja -n"
-		L[w9.$n.one.pipe]="pipe run -j2" L[w9.$n.one.make]="make -j2" L[w9.$n.one.ninja]="ninja -j2"
-		L[w9.$n.rss.validate]="pipe validate" L[w9.$n.rss.noop]="pipe status"
-		L[w9.$n.rss.full]="pipe run -j2" L[w9.$n.rss.one]="pipe run -j2"
+		L[w10.$n.full.pipe]="pipe run -j2" L[w10.$n.full.make]="make -j2" L[w10.$n.full.ninja]="ninja -j2"
+		L[w10.$n.noop.pipe]="pipe status" L[w10.$n.noop.make]="make -q" L[w10.$n.noop.ninja]="ninja -n"
+		L[w10.$n.one.pipe]="pipe run -j2" L[w10.$n.one.make]="make -j2" L[w10.$n.one.ninja]="ninja -j2"
+		L[w10.$n.rss.validate]="pipe validate" L[w10.$n.rss.noop]="pipe status"
+		L[w10.$n.rss.full]="pipe run -j2" L[w10.$n.rss.one]="pipe run -j2"
 		# a full run takes minutes per tool from 20,000 on: once each
 		full_runs=$RUNS
 		[ "$n" -lt 20000 ] || full_runs=1
 		if [ "$SCALE_FULL" = 1 ]; then
-			say "9: $n stages, full runs"
+			say "10: $n stages, full runs"
 			for _ in $(seq "$full_runs"); do
 				for t in pipe make ninja; do fresh "$w" $t; done
-				tm "w9.$n.full.pipe" 0 "$w/pipe" "$PIPE" run -q -j2
-				tm "w9.$n.full.make" 0 "$w/make" make -s -j2
-				tm "w9.$n.full.ninja" 0 "$w/ninja" ninja -j2
+				tm "w10.$n.full.pipe" 0 "$w/pipe" "$PIPE" run -q -j2
+				tm "w10.$n.full.make" 0 "$w/make" make -s -j2
+				tm "w10.$n.full.ninja" 0 "$w/ninja" ninja -j2
 			done
 		else # the outputs, untimed: the one-change rows start from them
 			(cd "$w/pipe" && "$PIPE" run -q -j2 && cd ../make && make -s -j2 &&
-				cd ../ninja && ninja -j2) >/dev/null 2>&1 || say "bench: 9: $n stages: a first run failed"
+				cd ../ninja && ninja -j2) >/dev/null 2>&1 || say "bench: 10: $n stages: a first run failed"
 			last_pipe=$EPOCHREALTIME
 		fi
 		for t in pipe make ninja; do count_out "$w/$t" "$n" "$t"; done
@@ -55,16 +55,16 @@ w9() {
 		(cd "$w/pipe" && "$PIPE" status && cd ../make && make -q && cd ../ninja &&
 			ninja -n) >/dev/null 2>&1 || true
 		if [ "$SCALE_FULL" = 1 ]; then
-			say "9: $n stages, no-op checks"
+			say "10: $n stages, no-op checks"
 			for _ in $(seq "$RUNS"); do
-				tm "w9.$n.noop.pipe" 0 "$w/pipe" "$PIPE" status
-				tm "w9.$n.noop.make" 0 "$w/make" make -q
-				tm "w9.$n.noop.ninja" 0 "$w/ninja" ninja -n
+				tm "w10.$n.noop.pipe" 0 "$w/pipe" "$PIPE" status
+				tm "w10.$n.noop.make" 0 "$w/make" make -q
+				tm "w10.$n.noop.ninja" 0 "$w/ninja" ninja -n
 			done
-			rss "w9.$n.rss.validate" "$w/pipe" "$PIPE" validate
-			rss "w9.$n.rss.noop" "$w/pipe" "$PIPE" status
+			rss "w10.$n.rss.validate" "$w/pipe" "$PIPE" validate
+			rss "w10.$n.rss.noop" "$w/pipe" "$PIPE" status
 		fi
-		say "9: $n stages, runs after one change"
+		say "10: $n stages, runs after one change"
 		for k in $(seq "$RUNS"); do
 			f=in/$((k * 37 % n))
 			# make and ninja compare mtimes: ahead of the outputs'
@@ -72,53 +72,53 @@ w9() {
 				echo "changed $k" >"$w/$t/$f"
 				touch -d "+2 seconds" "$w/$t/$f"
 			done
-			tm "w9.$n.one.pipe" 0 "$w/pipe" "$PIPE" run -q -j2
-			tm "w9.$n.one.make" 0 "$w/make" make -s -j2
-			tm "w9.$n.one.ninja" 0 "$w/ninja" ninja -j2
+			tm "w10.$n.one.pipe" 0 "$w/pipe" "$PIPE" run -q -j2
+			tm "w10.$n.one.make" 0 "$w/make" make -s -j2
+			tm "w10.$n.one.ninja" 0 "$w/ninja" ninja -j2
 			for t in pipe make ninja; do
-				[ "$(cat "$w/$t/out/${f#in/}")" = "changed $k" ] || say "bench: 9: $t did not redo $f"
+				[ "$(cat "$w/$t/out/${f#in/}")" = "changed $k" ] || say "bench: 10: $t did not redo $f"
 			done
 		done
 		echo "changed again" >"$w/pipe/in/$(((RUNS + 1) * 37 % n))"
-		rss "w9.$n.rss.one" "$w/pipe" "$PIPE" run -q -j2
+		rss "w10.$n.rss.one" "$w/pipe" "$PIPE" run -q -j2
 		if [ "$SCALE_FULL" = 1 ]; then
 			fresh "$w" pipe
-			rss "w9.$n.rss.full" "$w/pipe" "$PIPE" run -q -j2
+			rss "w10.$n.rss.full" "$w/pipe" "$PIPE" run -q -j2
 		fi
 		[ "${KEEP:-0}" = 1 ] || rm -rf "$w"
 	done
-	header "9. scale: N independent cp stages"
+	header "10. scale: N independent cp stages"
 	id=a
 	for n in $SCALE; do
 		if [ "$n" -ge 100000 ]; then
-			row "9$id" "$n stages, full run" "w9.$n.full.pipe" "w9.$n.full.ninja" "ratio<=1.1"
-			row "9$id" "$n stages, full run" "w9.$n.full.pipe" "w9.$n.full.make" "ratio<=1.1"
-			row "9$id" "$n stages, no-op check" "w9.$n.noop.pipe" "w9.$n.noop.ninja" "ratio<=1.0"
-			row "9$id" "$n stages, run after one change" "w9.$n.one.pipe" "w9.$n.one.ninja" "ratio<=2"
-			row "9$id" "$n stages, run after one change" "w9.$n.one.pipe" "w9.$n.one.make" info
-			row "9$id" "$n stages, run after one change" "w9.$n.one.pipe" - "time<1"
+			row "10$id" "$n stages, full run" "w10.$n.full.pipe" "w10.$n.full.ninja" "ratio<=1.1"
+			row "10$id" "$n stages, full run" "w10.$n.full.pipe" "w10.$n.full.make" "ratio<=1.1"
+			row "10$id" "$n stages, no-op check" "w10.$n.noop.pipe" "w10.$n.noop.ninja" "ratio<=1.0"
+			row "10$id" "$n stages, run after one change" "w10.$n.one.pipe" "w10.$n.one.ninja" "ratio<=2"
+			row "10$id" "$n stages, run after one change" "w10.$n.one.pipe" "w10.$n.one.make" info
+			row "10$id" "$n stages, run after one change" "w10.$n.one.pipe" - "time<1"
 			for k in validate noop one full; do
-				row "9$id" "$n stages, peak RSS ($k)" "w9.$n.rss.$k" - "rss<100"
+				row "10$id" "$n stages, peak RSS ($k)" "w10.$n.rss.$k" - "rss<100"
 			done
 		else
-			row "9$id" "$n stages, full run" "w9.$n.full.pipe" "w9.$n.full.ninja" info
-			row "9$id" "$n stages, full run" "w9.$n.full.pipe" "w9.$n.full.make" info
-			row "9$id" "$n stages, no-op check" "w9.$n.noop.pipe" "w9.$n.noop.ninja" info
-			row "9$id" "$n stages, run after one change" "w9.$n.one.pipe" "w9.$n.one.ninja" info
-			row "9$id" "$n stages, run after one change" "w9.$n.one.pipe" "w9.$n.one.make" info
+			row "10$id" "$n stages, full run" "w10.$n.full.pipe" "w10.$n.full.ninja" info
+			row "10$id" "$n stages, full run" "w10.$n.full.pipe" "w10.$n.full.make" info
+			row "10$id" "$n stages, no-op check" "w10.$n.noop.pipe" "w10.$n.noop.ninja" info
+			row "10$id" "$n stages, run after one change" "w10.$n.one.pipe" "w10.$n.one.ninja" info
+			row "10$id" "$n stages, run after one change" "w10.$n.one.pipe" "w10.$n.one.make" info
 			for k in validate noop one full; do
-				row "9$id" "$n stages, peak RSS ($k)" "w9.$n.rss.$k" - "rss<100"
+				row "10$id" "$n stages, peak RSS ($k)" "w10.$n.rss.$k" - "rss<100"
 			done
 		fi
 		id=$(echo "$id" | tr a-y b-z)
 		for t in pipe make ninja; do
 			for k in full noop one; do
-				[ -z "${T[w9.$n.$k.$t]:-}" ] ||
-					SCALE_PLOT+=("$k|$t|$n|$(stats "${T[w9.$n.$k.$t]}" | cut -d' ' -f1)")
+				[ -z "${T[w10.$n.$k.$t]:-}" ] ||
+					SCALE_PLOT+=("$k|$t|$n|$(stats "${T[w10.$n.$k.$t]}" | cut -d' ' -f1)")
 			done
 		done
 	done
-	note "9: full runs from 20,000 stages on run once per tool (minutes each), no-op and one-change rows $RUNS times; the changed input is dated 2 s ahead so that make and ninja, which compare mtimes, see it"
+	note "10: full runs from 20,000 stages on run once per tool (minutes each), no-op and one-change rows $RUNS times; the changed input is dated 2 s ahead so that make and ninja, which compare mtimes, see it"
 }
 
 # plot_scale OUT: time per stage against N (log-log), one line per tool

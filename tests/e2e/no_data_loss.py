@@ -2,10 +2,11 @@
 """The no-data-loss property test (issue #12).
 
 Random, seeded, reproducible sequences of what a user does in a workspace:
-edit an input, edit or delete an output by hand, drop an extra file into an
-output folder, change a stage's outputs or command, `pipe run`, `pipe run
--f`, `pipe checkout` of an earlier run (with and without --force), `pipe gc`,
-and SIGKILL of pipe at a random moment. After every step an oracle checks
+edit an input, edit or delete an output (or the file `pipe run --report`
+writes) by hand, drop an extra file into an output folder, change a
+stage's outputs or command, `pipe run`, `pipe run -f` (either with
+--report), `pipe checkout` of an earlier run (with and without --force),
+`pipe gc`, and SIGKILL of pipe at a random moment. After every step an oracle checks
 that every version of every file the user wrote, that was in the workspace
 when a pipe command started, is still in the workspace or retrievable with
 a documented command (`pipe get REF PATH`, REF a commit that `pipe log
@@ -47,9 +48,12 @@ S3_CMDS = [
     'mkdir -p "$PIPE_OUT" && cat "$PIPE_DATUM" "$PIPE_DATUM" > "$PIPE_OUT/$(basename $PIPE_DATUM).out"',
 ]
 
+# not an output: the file `pipe run --report` writes, which the user may
+# hand-write or delete too (pipe replaces only its own report)
+REPORT = "report.xml"
 INPUTS = ["in1.txt", "in2.txt", "d/1.txt", "d/2.txt", "d/3.txt"]
 OUT_FILES = ["o1/a.txt", "o1/b.txt", "s1.log", "o2.txt", "o2b.txt",
-             "o3/1.txt.out", "o3/2.txt.out"]
+             "o3/1.txt.out", "o3/2.txt.out", REPORT]
 OUT_DIRS = ["o1", "o3"]
 
 
@@ -273,16 +277,13 @@ def step(w, rng):
         w.variant[k] ^= 1
         w.write_pipefile()
         return "Pipefile: variant %s" % w.variant, None
-    if r < 0.66:
-        res = w.pipe("run", "-k")
-        if res.returncode == 3:
-            return "run", "exit 3: " + res.stderr.decode()[-300:]
-        return "run (exit %d)" % res.returncode, None
     if r < 0.72:
-        res = w.pipe("run", "-f", "-k")
+        args = ["run", "-k"] + (["-f"] if r >= 0.66 else []) + \
+            (["--report", REPORT] if rng.random() < 0.4 else [])
+        res = w.pipe(*args)
         if res.returncode == 3:
-            return "run -f", "exit 3: " + res.stderr.decode()[-300:]
-        return "run -f (exit %d)" % res.returncode, None
+            return " ".join(args), "exit 3: " + res.stderr.decode()[-300:]
+        return "%s (exit %d)" % (" ".join(args), res.returncode), None
     if r < 0.82:
         n = w.runs()
         if not n:

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # pipe run --report FILE: JUnit XML that a common JUnit schema
 # (tests/data/junit.xsd) accepts, for a run that succeeds, fails, fails
-# one datum, has nothing to do, or is interrupted; written atomically.
+# one datum, has nothing to do, or is interrupted; written atomically;
+# pipe's own report replaced without a word, a user's file at FILE (or
+# one edited since, a folder, one that appears during the run) never
+# touched; pipe get -o never over an existing file.
 . "$(dirname "$0")/lib.sh"
-plan 28
+plan 45
 
 # xmllint comes with libxml2-utils; installed when missing, as
 # tests/docker-env.sh installs docker.io
@@ -42,6 +45,34 @@ expect_eq "all ok: the datums stage is a testsuite, a testcase per datum" \
 	"$(count ../reports/ok.xml '//testsuite[@name="pipe.d"]/testcase')" 2
 expect_eq "all ok: no failure" "$(count ../reports/ok.xml '//failure')" 0
 expect_eq "no temp file is left beside the report" "$(ls ../reports)" "ok.xml"
+
+# pipe's own report is replaced without a word; a user's file is not
+run pipe run -f --report ../reports/ok.xml
+expect_rc "a second report over pipe's own: exit 0" 0
+expect_not_in "... without a word about it" "$err" "ok.xml"
+valid "... and the new report passes the schema" ../reports/ok.xml
+cp ../reports/ok.xml ../reports/edited.xml
+echo '<!-- my note -->' >> ../reports/edited.xml
+cp ../reports/edited.xml ../edited.want
+run pipe run -f --report ../reports/edited.xml
+expect_rc "a report edited since pipe wrote it: refused, exit 2" 2
+expect_in "... the message names the file and what to do" "$err" \
+	"'../reports/edited.xml' exists and is not a report pipe wrote (or it was changed since): --report does not replace it; move it away or name another file"
+expect_eq "... and the file is as the user left it" \
+	"$(cmp ../reports/edited.xml ../edited.want && echo same)" same
+printf 'my notes\n\000\001 not a report\n' > ../reports/mine.xml
+cp ../reports/mine.xml ../mine.want
+run pipe run -f --report ../reports/mine.xml
+expect_rc "a user's file at FILE: refused, exit 2" 2
+expect_eq "... byte for byte as it was" \
+	"$(cmp ../reports/mine.xml ../mine.want && echo same)" same
+expect_not_in "... and nothing ran" "$out$err" "ran "
+mkdir ../reports/dir.xml
+run pipe run --report ../reports/dir.xml
+expect_in "a folder at FILE: refused, named" "$err" "'../reports/dir.xml' is not a file"
+: > ../reports/empty.xml
+run pipe run --report ../reports/empty.xml
+valid "an empty file at FILE holds nothing to lose: replaced" ../reports/empty.xml
 
 run pipe run --report ../reports/fresh.xml
 valid "fresh run: the report passes the schema" ../reports/fresh.xml
@@ -139,5 +170,26 @@ expect_eq "interrupted: exit 130" "$?" 130
 valid "interrupted: the report passes the schema" int.xml
 expect_eq "interrupted: the running stage failed: interrupted" \
 	"$(xmllint --xpath 'string(//testcase[@name="a"]/failure/@message)' int.xml)" "interrupted"
+
+# a file the user puts there while the run runs is left as it is
+new_ws
+cat > Pipefile <<'YML'
+stages:
+  a:
+    cmd: echo mine > late.xml; echo a > a.out
+    outputs: [a.out]
+YML
+run pipe run --report late.xml
+expect_eq "a file written at FILE during the run is kept" "$(cat late.xml)" mine
+expect_in "... and pipe says it wrote no report" "$err" "wrote no report: '$PWD/late.xml' exists and is not a report pipe wrote"
+
+# pipe get -o: never over an existing file
+printf 'keep me\n' > got.txt
+run pipe get a a.out -o got.txt
+expect_rc "get -o over an existing file: refused, exit 2" 2
+expect_in "... the message names it" "$err" "'got.txt' exists: pipe get -o does not replace a file"
+expect_eq "... and the file is untouched" "$(cat got.txt)" "keep me"
+run pipe get a a.out -o new.txt
+expect_eq "get -o to a new file writes it" "$(cat new.txt)" a
 
 finish

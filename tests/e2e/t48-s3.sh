@@ -6,12 +6,15 @@
 # server that is down; and through a fault proxy on top of the real
 # server (tests/s3/fault-proxy.py): 503s, a connection cut mid-upload, a
 # multipart upload that fails and is aborted, one interrupted (SIGINT)
-# and aborted, a download that fails.
+# and aborted, a download that fails, a complete whose answer is lost
+# (the server then forgets the upload: the object is taken when its ETag
+# is these parts'), one lost before the server saw it with another
+# object there (the put fails).
 # Env: PIPE_S3_CACHE (the server binary's cache, ~/.cache/pipe-s3).
 cache=${PIPE_S3_CACHE:-${HOME:-/nonexistent}/.cache/pipe-s3}
 go_home=${HOME:-}
 . "$(dirname "$0")/lib.sh"
-plan 56
+plan 62
 
 driver=${UNIT_DIR:-$root/build/tests}/test_s3
 if [ ! -x "$driver" ]; then
@@ -141,6 +144,24 @@ d --endpoint "$proxy" --parallel 2 "$url" put big2.bin big
 expect_eq "a part cut: retried, 6 requests" "$rc $(grep -c . "$plog") $(grep -c dropped "$plog")" "0 6 1"
 d "$url" get big2.bin big.back
 expect_eq "... and the object is intact" "$(md5 big.back)" "$(md5 big)"
+# the server completes the upload, its answer is lost: the retry finds
+# no such upload, and the object there is the one just completed
+proxy --cut-answer POST:uploadId=:1 --forget 1
+d --endpoint "$proxy" "$url" put big5.bin big
+expect_eq "a lost complete answer: the put succeeds" "$rc" 0
+expect_eq "... the proxy cut the complete's answer, the retry found no upload" \
+	"$(grep 'POST .*uploadId=' "$plog" | awk '{print $3 $4}' | tr '\n' ' ')" "cut200 404 "
+d "$url" get big5.bin big.back
+expect_eq "... and the object is intact" "$(md5 big.back)" "$(md5 big)"
+expect_eq "... checked by a HEAD of the object" "$(tail -1 "$plog" | awk '{print $1 $3}')" "HEAD200"
+# the complete never reached the server, which then forgot the upload;
+# an older object of other bytes is there: not taken for this upload
+d "$url" put big6.bin mid
+proxy --lose POST:uploadId=:1 --forget 1
+d --endpoint "$proxy" "$url" put big6.bin big
+expect_rc "a lost complete, another object there: exit 1" 1
+expect_in "... the message says what happened" "$err" \
+	"put 's3://$S3_BUCKET/t48/big6.bin': S3 no longer knows the upload when it is completed (NoSuchUpload: completed by a try whose answer was lost, or aborted), and the object there is not it (another size or ETag): put it again"
 proxy --fail-parts 100
 d --endpoint "$proxy" --attempts 2 "$url" put big3.bin big
 expect_rc "parts failing: exit 3" 3

@@ -4,7 +4,7 @@
 # refused), 2 bad usage or bad Pipefile, 3 environment (an unreadable
 # file, a locked workspace), 128 + a signal (130: run on SIGINT).
 . "$(dirname "$0")/lib.sh"
-plan 84
+plan 110
 
 # rc_is WANT ARGS...: `pipe ARGS` in the current folder exits WANT.
 rc_is() {
@@ -16,7 +16,7 @@ rc_is() {
 
 # Every command pipe lists is covered here: a new one fails this check
 # until its exit codes are.
-covered="init validate run status jobs logs log inspect get checkout gc dag help"
+covered="init validate run status jobs logs log inspect get checkout gc push pull dag reproduce help"
 listed=$(pipe --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}' | sort | tr '\n' ' ')
 expect_eq "every command of 'pipe help' is covered" "$listed" \
 	"$(printf '%s\n' $covered | sort | tr '\n' ' ')"
@@ -76,6 +76,21 @@ rc_is 0 checkout --force a
 rc_is 0 gc
 rc_is 0 gc --dry-run
 rc_is 2 gc --bogus
+remote=$_tmp/remote.git
+git init -q --bare "$remote"
+rc_is 0 push "$remote"
+rc_is 0 pull "$remote"
+rc_is 0 run --pull "$remote"
+rc_is 2 run --pull
+rc_is 2 push
+rc_is 2 push --bogus "$remote"
+rc_is 2 pull -j 0 "$remote"
+rc_is 2 push no-such-remote
+rc_is 3 push "$_tmp/nowhere.git"
+rc_is 3 pull "$_tmp/nowhere.git"
+rc_is 2 reproduce
+rc_is 2 reproduce --bogus
+rc_is 2 reproduce HEAD # not a git repository
 rc_is 0 help
 rc_is 0 help run
 rc_is 2 help no-such-command
@@ -102,20 +117,28 @@ rc_is 3 logs "$job"
 rmdir .pipe/jobs
 mv .pipe/jobs.kept .pipe/jobs
 
-# 3: the workspace is locked by a running `pipe run`; then 130 for that
-# run on SIGINT
-cat >> Pipefile <<'YML'
+# hold_lock: a stage 'slow' added to the Pipefile and started in the
+# background ($holder), holding the workspace's lock
+hold_lock() {
+	cat >> Pipefile <<'YML'
   slow:
     cmd: touch started; sleep 30
     outputs: [slow.out]
 YML
-"$PIPE" run slow >/dev/null 2>&1 &
-holder=$!
-for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
+	"$PIPE" run slow >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq $((200 * slow))); do [ -e started ] && break; sleep 0.05; done
+}
+
+# 3: the workspace is locked by a running `pipe run`; then 130 for that
+# run on SIGINT
+hold_lock
 rc_is 3 run a
 rc_is 3 run --json a
 rc_is 3 checkout a
 rc_is 3 gc
+rc_is 3 push "$remote"
+rc_is 3 pull "$remote"
 rc_is 1 status
 kill -INT "$holder"
 wait "$holder"
@@ -130,12 +153,38 @@ wait "$holder"
 rc=$?
 expect_eq "good: pipe run on SIGTERM -> 143" "$rc" 143
 
+# reproduce in a git project: 0, 1 (an output differs), 2, 3 (locked)
+gitws=$(mktemp -d "$_tmp/git.XXXXXX")
+cd "$gitws" || exit 1
+git init -q .
+cat > Pipefile <<'YML'
+stages:
+  t:
+    cmd: date +%s%N > t.out
+    outputs: [t.out]
+YML
+printf '.pipe/\n*.out\nmine/\n' > .gitignore
+git add -A
+git -c user.name=t -c user.email=t@t commit -qm one
+rc_is 0 run
+rc_is 0 reproduce HEAD
+rc_is 1 reproduce HEAD --verify
+rc_is 2 reproduce no-such-rev
+rc_is 2 reproduce HEAD -o
+mkdir mine
+touch mine/x
+rc_is 2 reproduce HEAD -o mine
+hold_lock
+rc_is 3 reproduce HEAD
+kill -TERM "$holder"
+wait "$holder"
+
 # a bad Pipefile: 2 from every command that reads it; help still 0
 bad=$(mktemp -d "$_tmp/bad.XXXXXX")
 cd "$bad" || exit 1
 printf 'stages:\n  a:\n    cmd: true\n    dependz: [x]\n' > Pipefile
 for c in validate run status dag jobs "logs x" "log a" "inspect a" \
-	"get a x" "checkout a" gc; do
+	"get a x" "checkout a" gc "push $remote" "pull $remote"; do
 	# shellcheck disable=SC2086
 	rc_is 2 $c
 done
@@ -147,7 +196,7 @@ loop=$(mktemp -d "$_tmp/unreadable.XXXXXX")
 cd "$loop" || exit 1
 ln -s Pipefile Pipefile
 for c in validate run status dag jobs "logs x" "log a" "inspect a" \
-	"get a x" "checkout a" gc; do
+	"get a x" "checkout a" gc "push $remote" "pull $remote"; do
 	# shellcheck disable=SC2086
 	rc_is 3 $c
 done

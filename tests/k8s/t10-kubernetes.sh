@@ -6,7 +6,7 @@
 # with the restricted security profile, resources and a digest-pinned
 # image; every Job is gone afterwards.
 . "$(dirname "$0")/lib.sh"
-plan 29
+plan 33
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
@@ -139,6 +139,36 @@ expect_eq "the image pinned by digest" \
 	"$(printf '%s' "$spec" | jfield 'd["spec"]["template"]["spec"]["containers"][0]["image"]')" \
 	"$reg/pipe-test/busybox@$digest"
 
+# a datum sees the workspace read-only: only its PIPE_OUT takes writes
+new_ws
+mkdir in
+echo a > in/a.txt
+echo b > in/b.txt
+echo keep > notes.txt
+chown -R 1000:1000 .
+cat > Pipefile <<'YML'
+stages:
+  d:
+    executor: kubernetes
+    image: IMAGE
+    datums: "in/*.txt"
+    parallelism: 2
+    inputs: [in/]
+    outputs: [out/]
+    cmd: >-
+      cp "$PIPE_DATUM" "$PIPE_OUT/";
+      for f in notes.txt in/new.txt stray.txt .pipe/stray; do
+        if (echo x >> "$f") 2>/dev/null; then echo "WROTE $f"; exit 1; fi;
+      done
+YML
+sed -i "s#IMAGE#$image#" Pipefile
+run pipe run
+expect_rc "datums: written to PIPE_OUT, nowhere else" 0
+expect_eq "... their outputs merged" "$(cat out/a.txt out/b.txt 2>/dev/null)" "a
+b"
+expect_eq "... the workspace untouched" \
+	"$(cat notes.txt) $(ls in | tr '\n' ' ')$(ls -A | grep -c stray)" "keep a.txt b.txt 0"
+
 # every scheduling key the Pipefile has, accepted by the real apiserver,
 # and the workspace through a PersistentVolumeClaim (a hostPath PV bound
 # by hand: the test cluster has no RWX provisioner)
@@ -175,7 +205,18 @@ stages:
     kubernetes:
       nodeSelector: {kubernetes.io/hostname: localhost}
       serviceAccountName: default
+  datums:
+    executor: kubernetes
+    image: $image
+    datums: "in/*.txt"
+    inputs: [in/]
+    outputs: [dout/]
+    cmd: cat "\$PIPE_DATUM" > "\$PIPE_OUT/\$(basename "\$PIPE_DATUM")"
 YML
+mkdir in
+echo one > in/1.txt
+echo two > in/2.txt
+chown -R 1000:1000 .
 run pipe run -v
 expect_rc "nodeSelector, tolerations, serviceAccountName, imagePullSecrets and a claim: accepted, run" 0
 expect_eq "... as runAsUser" "$(cat out.txt 2>/dev/null)" "1000"
@@ -183,6 +224,8 @@ expect_in "... the claim mounted at the workspace's path" "$err" "\"persistentVo
 expect_in "... the node selector sent" "$err" "\"nodeSelector\":{\"kubernetes.io/hostname\":\"localhost\"}"
 expect_in "... the toleration sent" "$err" "\"tolerations\":[{\"key\":\"example.com/spot\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]"
 expect_in "... the service account" "$err" "\"serviceAccountName\":\"default\""
+expect_eq "datums through a claim: their folder a subPath of it" "$(cat dout/1.txt dout/2.txt 2>/dev/null)" "one
+two"
 kapi DELETE /api/v1/namespaces/default/persistentvolumeclaims/pipe-t10-claim >/dev/null 2>&1
 kapi DELETE /api/v1/persistentvolumes/pipe-t10-pv >/dev/null 2>&1
 finish

@@ -2,14 +2,24 @@
 """A fault-adding proxy in front of the real S3 server (tests/e2e/t48-s3.sh).
 
 usage: fault-proxy.py UPSTREAM_PORT LOG [--fail503 N] [--fail-parts N] [--drop N]
+                     [--cut-answer METHOD:TEXT:N] [--lose METHOD:TEXT:N]
+                     [--forget N]
 
 Listens on a free 127.0.0.1 port (printed on the first line of stdout) and
 forwards every request to 127.0.0.1:UPSTREAM_PORT unchanged (Host header
 included, so SigV4 signatures stay valid). Faults, counted over the
 proxy's life: the first N requests answer 503 SlowDown with Retry-After: 1
 (--fail503; --fail-parts: the first N uploads of a part); the first N PUTs with a body over 1 MiB have half their body
-read, then the connection is reset (--drop). LOG gets one line per request:
-"METHOD PATH STATUS" (STATUS "dropped" for a reset).
+read, then the connection is reset (--drop); the Nth request whose method
+is METHOD and whose path (with its query) holds TEXT is forwarded and
+answered by the server, then the connection is reset before a byte of
+that answer is sent (--cut-answer: a lost answer); --lose resets it
+before forwarding (a lost request); after either, the next N requests
+that match are answered 404 NoSuchUpload by the proxy (--forget: what S3
+and MinIO answer a retried CompleteMultipartUpload once it completed;
+versitygw, tests/s3/server.sh, answers it 200 again). LOG gets one line per request:
+"METHOD PATH STATUS" (STATUS "dropped" for a reset, "cut STATUS" for an
+answer the server gave and the client never saw).
 """
 import http.client
 import http.server
@@ -21,9 +31,14 @@ import threading
 upstream = int(sys.argv[1])
 log_path = sys.argv[2]
 args = sys.argv[3:]
-faults = {"fail503": 0, "fail-parts": 0, "drop": 0}
+faults = {"fail503": 0, "fail-parts": 0, "drop": 0, "forget": 0}
+cut = None  # [method, text, the matching requests left before the cut]
 for i in range(0, len(args), 2):
-    faults[args[i].lstrip("-")] = int(args[i + 1])
+    if args[i] in ("--cut-answer", "--lose"):
+        m, text, n = args[i + 1].split(":", 2)
+        cut = [m, text, int(n), args[i] == "--lose", False]
+    else:
+        faults[args[i].lstrip("-")] = int(args[i + 1])
 lock = threading.Lock()
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
@@ -33,6 +48,37 @@ SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown'
 def log(line):
     with lock, open(log_path, "a") as f:
         f.write(line + "\n")
+
+
+def cut_this(method, path, lose):
+    with lock:
+        if (cut and cut[3] == lose and cut[2] > 0 and method == cut[0] and
+                cut[1] in path):
+            cut[2] -= 1
+            cut[4] = cut[2] == 0
+            return cut[4]
+    return False
+
+
+def forget_this(method, path):
+    with lock:
+        if (cut and cut[4] and faults["forget"] > 0 and method == cut[0] and
+                cut[1] in path):
+            faults["forget"] -= 1
+            return True
+    return False
+
+
+NO_SUCH_UPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+                  b'NoSuchUpload</Code><Message>The specified upload does '
+                  b'not exist.</Message></Error>')
+
+
+def reset(handler):
+    # RST, not FIN: the client sees the connection cut
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                  struct.pack("ii", 1, 0))
+    handler.close_connection = True
 
 
 def take(kind):
@@ -53,13 +99,22 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         if self.command == "PUT" and n > (1 << 20) and take("drop"):
             self.rfile.read(n // 2)
-            # RST, not FIN: the client sees the connection cut mid-upload
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-            self.close_connection = True
+            reset(self)
             log("%s %s dropped" % (self.command, self.path))
             return
         body = self.rfile.read(n) if n else b""
+        if cut_this(self.command, self.path, True):
+            reset(self)
+            log("%s %s lost" % (self.command, self.path))
+            return
+        if forget_this(self.command, self.path):
+            self.send_response_only(404, "Not Found")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(NO_SUCH_UPLOAD)))
+            self.end_headers()
+            self.wfile.write(NO_SUCH_UPLOAD)
+            log("%s %s 404" % (self.command, self.path))
+            return
         if take("fail503") or ("partNumber=" in self.path and
                                 take("fail-parts")):
             self.send_response_only(503, "Slow Down")
@@ -80,6 +135,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         conn.endheaders(body if n else None)
         resp = conn.getresponse()
         data = resp.read()
+        if cut_this(self.command, self.path, False):
+            conn.close()
+            reset(self)
+            log("%s %s cut %d" % (self.command, self.path, resp.status))
+            return
         self.send_response_only(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() in ("transfer-encoding", "connection",

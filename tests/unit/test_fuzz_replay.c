@@ -57,6 +57,9 @@
 #define LLVMFuzzerTestOneInput fuzz_kubeconfig
 #include "tests/fuzz/fuzz_kubeconfig.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_remote
+#include "tests/fuzz/fuzz_remote.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_kube
 #include "tests/fuzz/fuzz_kube.c"
 #undef LLVMFuzzerTestOneInput
@@ -145,6 +148,7 @@ REPLAY(oci)
 REPLAY(kubeconfig)
 REPLAY(kube)
 REPLAY(s3)
+REPLAY(remote)
 
 int main(void)
 {
@@ -164,6 +168,7 @@ int main(void)
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_kube),
 		cmocka_unit_test(test_s3),
+		cmocka_unit_test(test_remote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/md5.h"
 #include "util/strbuf.h"
 
 static char tmpdir[] = "/tmp/pipe-test-hash.XXXXXX";
@@ -204,6 +205,43 @@ static void test_missing_file(void **state)
 	error_release(&err);
 }
 
+/* RFC 1321's test suite, and input across block boundaries in pieces. */
+static void test_md5(void **state)
+{
+	static const char *const v[][2] = {
+		{"", "d41d8cd98f00b204e9800998ecf8427e"},
+		{"a", "0cc175b9c0f1b6a831c399e269772661"},
+		{"abc", "900150983cd24fb0d6963f7d28e17f72"},
+		{"message digest", "f96b697d7cb7938d525a2f31aaf161d0"},
+		{"abcdefghijklmnopqrstuvwxyz",
+		 "c3fcd3d76192e4007dfb496cca67e13b"},
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+		 "d174ab98d277d9f5a5611c2c9f419d9f"},
+		{"1234567890123456789012345678901234567890123456789012345678901234"
+		 "5678901234567890",
+		 "57edf4a22be3c955ac49da2e2107b67a"},
+	};
+	unsigned char out[MD5_LEN];
+	char hex[2 * MD5_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		for (size_t step = 1; step <= 64; step *= 4) {
+			struct md5 c;
+			size_t len = strlen(v[i][0]);
+
+			md5_init(&c);
+			for (size_t off = 0; off < len; off += step)
+				md5_add(&c, v[i][0] + off,
+					len - off < step ? len - off : step);
+			md5_final(&c, out);
+			for (int k = 0; k < MD5_LEN; k++)
+				snprintf(hex + 2 * k, 3, "%02x", out[k]);
+			assert_string_equal(hex, v[i][1]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_hasher),
 		cmocka_unit_test(test_file_matches_xxhsum),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_md5),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -828,6 +828,7 @@ static void test_manifest_job(void **state)
 	struct json *job;
 	const struct json *pod, *t;
 	long long v;
+	char *p;
 
 	(void)state;
 	fixture_init(&f, 2, 1);
@@ -879,11 +880,18 @@ static void test_manifest_job(void **state)
 	assert_json(pod, "imagePullSecrets",
 		    "[{\"name\":\"regcred\"},{\"name\":\"other\"}]");
 	t = json_array_at(json_get(pod, "volumes"), 0);
-	assert_int_equal(json_array_len(json_get(pod, "volumes")), 1);
+	assert_int_equal(json_array_len(json_get(pod, "volumes")), 2);
 	assert_string_equal(json_get_str(t, "name"), "workspace");
 	assert_string_equal(json_get_str(t, "hostPath.path"), f.ws);
 	assert_string_equal(json_get_str(t, "hostPath.type"), "Directory");
 	assert_null(json_get(t, "persistentVolumeClaim"));
+	/* the datums' folder: a volume of its own (no subPath to set up) */
+	t = json_array_at(json_get(pod, "volumes"), 1);
+	assert_string_equal(json_get_str(t, "name"), "out-0");
+	p = xstrfmt("%s/.pipe/tmp/train", f.ws);
+	assert_string_equal(json_get_str(t, "hostPath.path"), p);
+	free(p);
+	assert_string_equal(json_get_str(t, "hostPath.type"), "Directory");
 
 	t = container(job);
 	assert_string_equal(json_get_str(t, "name"), "stage");
@@ -955,68 +963,118 @@ static void test_manifest_datum_command_env(void **state)
 	fixture_release(&f);
 }
 
+/* A mount of volume name at path, subPath sub (NULL: none). */
+static void expect_volume_mount(const struct json *job, const char *path,
+				const char *name, const char *sub, int ro)
+{
+	const struct json *m = mount_at(job, path);
+
+	if (!m)
+		fail_msg("no volume mount at '%s'", path);
+	assert_string_equal(json_get_str(m, "name"), name);
+	if (sub)
+		assert_string_equal(json_get_str(m, "subPath"), sub);
+	else
+		assert_null(json_get(m, "subPath"));
+	assert_int_equal(json_get_bool(m, "readOnly"), ro);
+}
+
+static size_t mounts_nr(const struct json *job)
+{
+	return json_array_len(json_get(container(job), "volumeMounts"));
+}
+
+/* Datums write only their PIPE_OUT: the workspace is read-only to them,
+ * their folder read-write, two mounts whatever the inputs. */
 static void test_manifest_mounts(void **state)
 {
 	struct fixture f;
 	struct json *job;
-	char *p;
+	char *p, *q;
 
 	(void)state;
 	fixture_init(&f, 2, 1);
+	job = manifest(&f.spec);
+	expect_mount(job, f.ws, NULL, 1);
+	/* the stage's datum folder: each pod writes its own PIPE_OUT in it */
+	p = xstrfmt("%s/.pipe/tmp/train", f.ws);
+	expect_volume_mount(job, p, "out-0", NULL, 0);
+	free(p);
+	expect_no_mount(job, f.ws, ".pipe");
+	expect_no_mount(job, f.ws, "data");
+	expect_no_mount(job, f.ws, "data/a.txt");
+	assert_int_equal(mounts_nr(job), 2);
+	json_free(job);
+
+	/* another mount path: the host path is the node's */
+	f.kopt.mount_path = "/w";
+	f.kopt.host_path = "/srv/ws";
+	job = manifest(&f.spec);
+	expect_mount(job, "/w", NULL, 1);
+	expect_volume_mount(job, "/w/.pipe/tmp/train", "out-0", NULL, 0);
+	assert_string_equal(json_get_str(container(job), "workingDir"), "/w");
+	assert_env(job, "PIPE_ENV_DIR", "/w/.pipe/k8s/pipe-train-model-" ID);
+	assert_json(job, "spec.template.spec.volumes",
+		    "[{\"hostPath\":{\"path\":\"/srv/ws\",\"type\":"
+		    "\"Directory\"},\"name\":\"workspace\"},"
+		    "{\"hostPath\":{\"path\":\"/srv/ws/.pipe/tmp/train\","
+		    "\"type\":\"Directory\"},\"name\":\"out-0\"}]");
+	json_free(job);
+
+	/* a claim instead of a hostPath: the folder is a subPath of it */
+	f.kopt.claim = "ws-claim";
+	job = manifest(&f.spec);
+	assert_json(job, "spec.template.spec.volumes",
+		    "[{\"persistentVolumeClaim\":{\"claimName\":"
+		    "\"ws-claim\"},\"name\":\"workspace\"}]");
+	expect_mount(job, "/w", NULL, 1);
+	expect_mount(job, "/w", ".pipe/tmp/train", 0);
+	assert_int_equal(mounts_nr(job), 2);
+	json_free(job);
+	fixture_release(&f);
+
+	/* one datum: its own folder */
+	fixture_init(&f, 1, 1);
+	job = manifest(&f.spec);
+	expect_mount(job, f.ws, NULL, 1);
+	p = xstrfmt("%s/.pipe/tmp/train/0", f.ws);
+	expect_volume_mount(job, p, "out-0", NULL, 0);
+	free(p);
+	assert_int_equal(mounts_nr(job), 2);
+	json_free(job);
+	fixture_release(&f);
+
+	/* a whole stage writes its outputs in the workspace: read-write,
+	 * with .pipe, .git and every input that exists read-only over it */
+	fixture_init(&f, 1, 1);
+	free(f.rw[0][0]);
+	f.rw[0][0] = xstrdup("out/");
+	free(f.ro[0][4]);
+	f.ro[0][4] = NULL;
+	p = xstrfmt("%s/params.yaml", f.ws);
+	write_file(p, "a: 1", 4);
+	free(p);
 	job = manifest(&f.spec);
 	expect_mount(job, f.ws, NULL, 0);
 	expect_mount(job, f.ws, ".pipe", 1);
 	expect_mount(job, f.ws, ".git", 1);
 	expect_mount(job, f.ws, "data", 1);
-	/* the stage's datum folder: each pod writes its own PIPE_OUT in it */
-	expect_mount(job, f.ws, ".pipe/tmp/train", 0);
+	expect_mount(job, f.ws, "params.yaml", 1);
 	expect_no_mount(job, f.ws, "missing");
 	expect_no_mount(job, f.ws, "*.csv");
-	expect_no_mount(job, f.ws, "params.yaml");
-	expect_no_mount(job, f.ws, "data/a.txt"); /* a datum's own */
+	expect_no_mount(job, f.ws, "out");
+	assert_int_equal(mounts_nr(job), 5);
 	assert_int_equal(
-		json_array_len(json_get(container(job), "volumeMounts")), 5);
+		json_array_len(json_get(job, "spec.template.spec.volumes")), 1);
 	json_free(job);
 
-	/* no .git: no mount for it; another mount path */
-	p = xstrfmt("%s/.git", f.ws);
-	assert_int_equal(rmdir(p), 0);
-	free(p);
-	f.kopt.mount_path = "/w";
-	f.kopt.host_path = "/srv/ws";
+	/* no .git: no mount for it */
+	q = xstrfmt("%s/.git", f.ws);
+	assert_int_equal(rmdir(q), 0);
+	free(q);
 	job = manifest(&f.spec);
-	expect_no_mount(job, "/w", ".git");
-	expect_mount(job, "/w", NULL, 0);
-	expect_mount(job, "/w", ".pipe", 1);
-	expect_mount(job, "/w", "data", 1);
-	expect_mount(job, "/w", ".pipe/tmp/train", 0);
-	assert_string_equal(json_get_str(container(job), "workingDir"), "/w");
-	assert_env(job, "PIPE_ENV_DIR", "/w/.pipe/k8s/pipe-train-model-" ID);
-	assert_string_equal(
-		json_get_str(json_array_at(json_get(job, "spec.template.spec."
-							 "volumes"),
-					   0),
-			     "hostPath.path"),
-		"/srv/ws");
-	json_free(job);
-
-	/* a claim instead of a hostPath */
-	f.kopt.claim = "ws-claim";
-	job = manifest(&f.spec);
-	assert_json(job, "spec.template.spec.volumes",
-		    "[{\"name\":\"workspace\",\"persistentVolumeClaim\":"
-		    "{\"claimName\":\"ws-claim\"}}]");
-	json_free(job);
-	fixture_release(&f);
-
-	/* one datum: its own file is mounted read-only too */
-	fixture_init(&f, 1, 1);
-	p = xstrfmt("%s/data/a.txt", f.ws);
-	write_file(p, "a", 1);
-	free(p);
-	job = manifest(&f.spec);
-	expect_mount(job, f.ws, "data/a.txt", 1);
-	expect_mount(job, f.ws, ".pipe/tmp/train/0", 0);
+	expect_no_mount(job, f.ws, ".git");
+	assert_int_equal(mounts_nr(job), 4);
 	json_free(job);
 	fixture_release(&f);
 }
@@ -1031,6 +1089,8 @@ static void test_manifest_dot_pipe_prefix_input(void **state)
 
 	(void)state;
 	fixture_init(&f, 1, 1);
+	free(f.rw[0][0]);
+	f.rw[0][0] = xstrdup("out/");
 	p = xstrfmt("%s/.pipeline", f.ws);
 	assert_int_equal(mkdir(p, 0755), 0);
 	free(p);

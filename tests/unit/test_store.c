@@ -1589,6 +1589,178 @@ static void test_displaced(void **state)
 }
 
 /* A restore writes only the outputs asked for. */
+/* A run's untracked inputs: written as a tree with a manifest (large
+ * files in the CAS), read back, restored; an unchanged file is taken
+ * from the previous run unread (a second identical run writes no new
+ * object but its commit); gc keeps their CAS files; a scratch store sees
+ * all of it and writes nothing to the main one. */
+static void test_run_inputs(void **state)
+{
+	struct fx *fx = *state;
+	char *big = noise(BIG, 7);
+	struct store_file files[2] = {{"data/a.txt", STORE_BLOB, 0, 5, ""},
+				      {"data/big.bin", STORE_BLOB, 0, BIG, ""}};
+	struct knowing k = {.path = {"data/a.txt", "data/big.bin"}};
+	char r1[STORE_ID_SIZE], r2[STORE_ID_SIZE], got[STORE_ID_SIZE];
+	char *shadow = own(fx, "%s/scratch/.pipe", fx->root);
+	char *other = own(fx, "%s/other", fx->root);
+	struct store_run run, back;
+	struct store_manifest m;
+	struct store *sh_st;
+	unsigned long long freed;
+	size_t checked;
+
+	put_str(fx, "data/a.txt", "aaaa\n");
+	put(fx, "data/big.bin", big, BIG, 0644);
+	hash_buf("aaaa\n", 5, &k.hash[0]);
+	hash_buf(big, BIG, &k.hash[1]);
+	hash_to_hex(&k.hash[0], files[0].hash);
+	hash_to_hex(&k.hash[1], files[1].hash);
+	store_set_known(fx->st, known, &k);
+
+	store_run_init(&run);
+	run.git_head = xstrdup("5555555555555555555555555555555555555555");
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, NULL, &run,
+				       &fx->err));
+	assert_int_equal(strlen(run.inputs), 40);
+	CHECK(fx, store_write_run(fx->st, &run, r1, &fx->err));
+	CHECK(fx, store_read_run(fx->st, r1, &back, &fx->err));
+	assert_string_equal(back.inputs, run.inputs);
+	assert_int_equal(store_run_inputs(fx->st, &back, &m, &fx->err), 1);
+	assert_int_equal(m.files_nr, 2);
+	assert_string_equal(m.files[0].path, "data/a.txt");
+	assert_int_equal(m.files[0].kind, STORE_BLOB);
+	assert_int_equal(m.files[0].size, 5);
+	assert_string_equal(m.files[1].path, "data/big.bin");
+	assert_int_equal(m.files[1].kind, STORE_CAS);
+	assert_int_equal(m.files[1].size, BIG);
+	store_manifest_release(&m);
+	store_run_release(&back);
+	/* the message is the one it was: no new trailer */
+	assert_int_equal(sh("git --git-dir '%s' log -1 --format=%%B %s | "
+			    "grep -c '^Pipe-' | grep -qx 3",
+			    fx->git_dir, r1),
+			 0);
+
+	/* the same files again, as the scan found them: the previous tree,
+	 * nothing read or even asked (shown by changing both behind the
+	 * scan's back), and no object but the run's commit is new (its root
+	 * tree is r1's) */
+	put_str(fx, "data/a.txt", "AAAA\n");
+	big[0]++;
+	put(fx, "data/big.bin", big, BIG, 0644);
+	big[0]--;
+	assert_int_equal(sh("git --git-dir '%s' count-objects -v | "
+			    "awk '/^count|^in-pack/ {n += $2} END {print n}' "
+			    "> '%s/n1'",
+			    fx->git_dir, fx->root),
+			 0);
+	k.asked = 0;
+	memcpy(got, run.inputs, sizeof(got));
+	CHECK(fx, store_run_set_inputs(fx->st, fx->ws, files, 2, NULL, &run,
+				       &fx->err));
+	assert_int_equal(k.asked, 0);
+	assert_string_equal(run.inputs, got);
+	CHECK(fx, store_write_run(fx->st, &run, r2, &fx->err));
+	assert_int_equal(sh("git --git-dir '%s' count-objects -v | "
+			    "awk '/^count|^in-pack/ {n += $2} END {print n}' "
+			    "> '%s/n2'; test $(cat '%s/n2') = "
+			    "$(( $(cat '%s/n1') + 1 ))",
+			    fx->git_dir, fx->root, fx->root, fx->root),
+			 0);
+
+	/* one file new: the others, as the scan found them, are taken from
+	 * the previous run without a look (not even at the stat cache), the
+	 * CAS file too; the new one is read */
+	{
+		struct store_run run3;
+		struct store_file three[3] = {files[0], files[1],
+					      {"data/c.txt", STORE_BLOB, 0, 2,
+					       ""}};
+		struct strbuf sb = STRBUF_INIT;
+
+		put_str(fx, "data/c.txt", "c\n");
+		hash_buf("c\n", 2, &k.hash[2]);
+		hash_to_hex(&k.hash[2], three[2].hash);
+		k.path[2] = "data/c.txt";
+		k.asked = 0;
+		store_run_init(&run3);
+		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, NULL, &run3,
+					       &fx->err));
+		assert_int_equal(k.asked, 0);
+		assert_string_not_equal(run3.inputs, got);
+		assert_int_equal(store_run_inputs(fx->st, &run3, &m, &fx->err),
+				 1);
+		assert_int_equal(m.files_nr, 3);
+		assert_string_equal(m.files[0].hash, files[0].hash);
+		assert_string_equal(m.files[1].hash, files[1].hash);
+		assert_int_equal(m.files[1].kind, STORE_CAS);
+		store_manifest_release(&m);
+		CHECK(fx, store_write_run(fx->st, &run3, r2, &fx->err));
+		CHECK(fx, store_read_run(fx->st, r2, &back, &fx->err));
+		assert_int_equal(store_restore_run_inputs(fx->st, &back,
+							  other, NULL,
+							  &fx->err),
+				 0);
+		assert_int_equal(strbuf_read_file(&sb,
+						  own(fx, "%s/data/a.txt",
+						      other),
+						  0),
+				 0);
+		assert_memory_equal(sb.buf, "aaaa\n", 5); /* unread */
+		strbuf_release(&sb);
+		store_run_release(&back);
+		store_run_release(&run3);
+		fs_remove_tree(other);
+		unlink(own(fx, "%s/data/c.txt", fx->ws));
+	}
+
+	/* restored as recorded, into a folder holding other files */
+	assert_int_equal(fs_mkdir_p(own(fx, "%s/data", other), 0755), 0);
+	assert_int_equal(sh("echo old > '%s/data/a.txt'", other), 0);
+	CHECK(fx, store_read_run(fx->st, r1, &back, &fx->err));
+	CHECK(fx, store_restore_run_inputs(fx->st, &back, other, NULL,
+					   &fx->err));
+	assert_int_equal(sh("printf 'aaaa\\n' | cmp -s - '%s/data/a.txt'",
+			    other),
+			 0);
+	assert_int_equal(sh("cmp -s '%s/data/big.bin' '%s/data/big.bin'",
+			    other, fx->ws),
+			 1); /* the workspace's copy changed since */
+	store_run_release(&back);
+
+	/* gc keeps the CAS file only a run's inputs name */
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	CHECK(fx, store_verify(fx->st, &checked, &fx->err));
+	assert_int_equal(checked, 1);
+	assert_fsck(fx);
+
+	/* a scratch store sees the runs and their inputs; what it commits
+	 * stays in it */
+	assert_int_equal(fs_mkdir_p(shadow, 0755), 0);
+	CHECK(fx, store_make_shadow(fx->st, shadow, &fx->err));
+	CHECK(fx, store_open(&sh_st, shadow, &fx->err));
+	CHECK(fx, store_resolve(sh_st, "runs", got, NULL, &fx->err));
+	assert_string_equal(got, r2);
+	CHECK(fx, store_read_run(sh_st, r1, &back, &fx->err));
+	assert_int_equal(store_run_inputs(sh_st, &back, &m, &fx->err), 1);
+	assert_int_equal(m.files_nr, 2);
+	store_manifest_release(&m);
+	store_run_release(&back);
+	store_run_release(&run);
+	store_run_init(&run);
+	CHECK(fx, store_write_run(sh_st, &run, got, &fx->err));
+	store_free(sh_st);
+	CHECK(fx, store_resolve(fx->st, "runs", got, NULL, &fx->err));
+	assert_string_equal(got, r2);
+	assert_int_equal(sh("git --git-dir '%s/store' fsck --strict "
+			    "--no-progress 2>/dev/null",
+			    shadow),
+			 0);
+	store_run_release(&run);
+	free(big);
+}
+
 static void test_restore_only(void **state)
 {
 	struct fx *fx = *state;
@@ -1654,6 +1826,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_datum_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_displaced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_run_inputs, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_restore_only, setup,
 						teardown),
