@@ -97,6 +97,11 @@ long long sched_now_ms(void)
  * (with fsync) after each of 2,000 trivial stages would cost more than
  * running them. */
 #define STATE_SAVE_MS 1000
+/* A save costs time in proportion to the stage count (the state file and
+ * packed-refs are written whole): the interval grows to this many times
+ * what the last save took, so saving stays a twentieth of the run at
+ * 100,000 stages as at 100. */
+#define STATE_SAVE_FACTOR 20
 /* Datum results alone are flushed 1, 2, 4, then every 8 s: each flush
  * writes a pack, and a long stage of small datums would otherwise leave
  * dozens of packs to merge. A kill loses at most that much datum work. */
@@ -107,20 +112,26 @@ int sched_save(struct sched *s, int force, struct error *err)
 	long long now = sched_now_ms();
 	int dirty = s->dirty;
 
+	long long every = STATE_SAVE_MS;
+	int ret;
+
+	if (every < s->save_took_ms * STATE_SAVE_FACTOR)
+		every = s->save_took_ms * STATE_SAVE_FACTOR;
 	if ((!dirty && !s->kept) ||
-	    (!force &&
-	     now - s->saved_ms < (dirty ? STATE_SAVE_MS : s->kept_ms)))
+	    (!force && now - s->saved_ms < (dirty ? every : s->kept_ms)))
 		return 0;
 	if (!dirty && !force && s->kept_ms < DATUMS_SAVE_MAX_MS)
 		s->kept_ms *= 2;
 	s->dirty = s->kept = 0;
-	s->saved_ms = now;
 	/* the store's batched commits and datum results first: a record
 	 * without its commit is harmless, the other way round would lose
 	 * history, or name datum results that are not there */
 	if (s->e->store && store_batch_flush(s->e->store, err))
 		return -1;
-	return dirty ? state_save(s->e->state, err) : 0;
+	ret = dirty ? state_save(s->e->state, err) : 0;
+	s->saved_ms = sched_now_ms();
+	s->save_took_ms = s->saved_ms - now;
+	return ret;
 }
 
 /* The store, in batch mode for this run: stage commits are written as
@@ -292,6 +303,25 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	return sched_save(s, 0, err) ? -1 : 1;
 }
 
+/* A stage launch must still look at: waiting, or running (datums to
+ * start). No stage comes back from the other states in a run. */
+static int job_open(const struct job *j)
+{
+	return j->state == JOB_WAITING || j->state == JOB_RUNNING;
+}
+
+/* The first stage in run order that is still open: launch and the live
+ * view start there, not at the first stage, so that a run of N stages
+ * does not look at all N after each one ends. */
+static size_t first_open(struct sched *s)
+{
+	const struct graph *g = s->e->g;
+
+	while (s->settled < g->nr && !job_open(&s->jobs[g->order[s->settled]]))
+		s->settled++;
+	return s->settled;
+}
+
 /* Walk the stages in run order and start what can start. */
 static int launch(struct sched *s, struct error *err)
 {
@@ -299,7 +329,7 @@ static int launch(struct sched *s, struct error *err)
 
 	do {
 		progress = 0;
-		for (size_t k = 0; k < s->e->g->nr; k++) {
+		for (size_t k = first_open(s); k < s->e->g->nr; k++) {
 			struct job *j = &s->jobs[s->e->g->order[k]];
 			int r;
 
@@ -384,7 +414,8 @@ static void show_progress(struct sched *s)
 
 	if (!s->status.ops->progress)
 		return;
-	for (size_t k = 0; k < s->e->g->nr && nr < ARRAY_SIZE(v); k++) {
+	for (size_t k = first_open(s); k < s->e->g->nr && nr < ARRAY_SIZE(v);
+	     k++) {
 		const struct job *j = &s->jobs[s->e->g->order[k]];
 
 		if (j->state != JOB_RUNNING)

@@ -62,6 +62,7 @@ struct sched {
 	struct job *jobs;
 	unsigned char *forced;
 	size_t total, finished;
+	size_t settled; /* order[0..settled) neither wait nor run */
 	int running, slots;
 	int stop;	      /* a stage failed without -k */
 	int dirty;	      /* records not saved yet */
@@ -71,6 +72,7 @@ struct sched {
 	int batching;	      /* the store is in batch mode */
 	struct status status; /* progress and results, terminal or plain */
 	long long saved_ms;
+	long long save_took_ms; /* the last save's time */
 	long long start_ms;
 };
 

@@ -7,6 +7,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
+#include "util/strmap.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +69,13 @@ struct exec_ctx {
 	struct strbuf paths;
 	const char **cands, **shargv;
 	size_t cands_alloc, shargv_alloc;
+	int cands_skip; /* 1: cands[0] is no program found before */
+	/* Programs found on PATH: "<PATH>\n<name>" -> the first candidate
+	 * that is an executable file, tried first (as sh's hash table), so
+	 * that 2,000 units of cp do not each fail execve in every PATH
+	 * directory before it. Owned keys and values in found_owned. */
+	struct strmap found;
+	struct strvec found_owned;
 };
 
 /* Everything the child needs, prepared before vfork: between vfork and
@@ -242,6 +251,38 @@ static const char *env_path(struct exec_ctx *ctx)
 	return "/bin:/usr/bin"; /* glibc's default, as execvp */
 }
 
+/* The first of cands (NULL-terminated, from PATH) that is an executable
+ * regular file, looked up once per PATH and name; NULL when a relative
+ * directory comes first (it depends on the unit's folder) or none is. */
+static const char *find_program(struct exec_ctx *ctx, const char *file,
+				const char **cands)
+{
+	struct strbuf key = STRBUF_INIT;
+	const char *got;
+	struct stat sb;
+
+	strbuf_addf(&key, "%s\n%s", env_path(ctx), file);
+	got = strmap_get(&ctx->found, key.buf);
+	if (got) {
+		strbuf_release(&key);
+		return got;
+	}
+	for (; *cands && **cands == '/'; cands++)
+		if (!stat(*cands, &sb) && S_ISREG(sb.st_mode) &&
+		    !access(*cands, X_OK))
+			break;
+	if (!*cands || **cands != '/') {
+		strbuf_release(&key);
+		return NULL;
+	}
+	strvec_push_nodup(&ctx->found_owned, strbuf_detach(&key, NULL));
+	strvec_push(&ctx->found_owned, *cands);
+	got = ctx->found_owned.v[ctx->found_owned.nr - 1];
+	strmap_put(&ctx->found, ctx->found_owned.v[ctx->found_owned.nr - 2],
+		   (void *)got);
+	return got;
+}
+
 /* The programs execvp would try, searched in the unit's own PATH (as sh
  * would), relative entries resolved in the workspace after chdir. */
 static void prepare_cands(struct exec_ctx *ctx, int use_sh)
@@ -267,12 +308,16 @@ static void prepare_cands(struct exec_ctx *ctx, int use_sh)
 		n++;
 		p = p[len] ? p + len + 1 : NULL;
 	}
-	ALLOC_GROW(ctx->cands, n + 1, ctx->cands_alloc);
+	ALLOC_GROW(ctx->cands, n + 2, ctx->cands_alloc);
 	for (size_t i = 0, at = 0; i < n; i++) {
-		ctx->cands[i] = ctx->paths.buf + at;
-		at += strlen(ctx->cands[i]) + 1;
+		ctx->cands[i + 1] = ctx->paths.buf + at;
+		at += strlen(ctx->cands[i + 1]) + 1;
 	}
-	ctx->cands[n] = NULL;
+	ctx->cands[n + 1] = NULL;
+	/* the one found before first; the others after it, as execvp would
+	 * try them, should it be gone since */
+	ctx->cands[0] = n > 1 ? find_program(ctx, file, ctx->cands + 1) : NULL;
+	ctx->cands_skip = !ctx->cands[0];
 	ALLOC_GROW(ctx->shargv, argc + 2, ctx->shargv_alloc);
 	ctx->shargv[0] = "sh";
 	ctx->shargv[1] = NULL; /* the candidate, set in the child */
@@ -653,7 +698,7 @@ static int local_start(struct exec_ctx *ctx, const struct exec_unit *unit,
 		.report = pipes[2][1],
 		.argv = ctx->argv.v,
 		.envp = (char *const *)ctx->envp,
-		.cands = ctx->cands,
+		.cands = ctx->cands + ctx->cands_skip,
 		.shargv = ctx->shargv,
 	};
 	if (start_child(ctx, unit, &sp, pipes, err))
@@ -692,6 +737,7 @@ static int local_open(struct exec_ctx **out, const struct exec_options *opt,
 	strbuf_init(&ctx->paths, 0);
 	strvec_init(&ctx->argv);
 	strvec_init(&ctx->owned);
+	strvec_init(&ctx->found_owned);
 	*out = ctx;
 	return 0;
 }
@@ -708,6 +754,8 @@ static void local_close(struct exec_ctx *ctx)
 	strbuf_release(&ctx->paths);
 	strvec_clear(&ctx->argv);
 	strvec_clear(&ctx->owned);
+	strmap_release(&ctx->found);
+	strvec_clear(&ctx->found_owned);
 	free(ctx->envp);
 	free(ctx->cands);
 	free(ctx->shargv);

@@ -389,15 +389,15 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	nr = get_count(&r, 64);
 	pf->stages = nr ? xcalloc(nr, sizeof(*pf->stages)) : NULL;
 	pf->alloc = nr;
-	pipefile_strmap_release(pf->names);
-	pipefile_strmap_init(pf->names, nr);
+	strmap_release(pf->names);
+	strmap_init(pf->names, nr);
 	for (; pf->nr < nr && !r.bad; pf->nr++) {
 		get_stage(&r, &pf->stages[pf->nr]);
 		/* a stage without a name, or a second of one name: no parse
 		 * writes that */
 		if (!pf->stages[pf->nr].name ||
-		    pipefile_strmap_put(pf->names, pf->stages[pf->nr].name,
-					(void *)(pf->nr + 1)))
+		    strmap_put(pf->names, pf->stages[pf->nr].name,
+			       (void *)(pf->nr + 1)))
 			r.bad = 1;
 	}
 	if (r.bad || r.p != r.end || pf->nr != nr) {

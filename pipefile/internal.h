@@ -10,6 +10,7 @@
 #include "pipefile/pipefile.h"
 #include "util/error.h"
 #include "util/strbuf.h"
+#include "util/strmap.h"
 
 /* Bounds on the node tree against hostile input (see pipefile.h). */
 #define PIPEFILE_MAX_NODES 2000000u /* nodes written in the file */
@@ -92,23 +93,6 @@ struct pipefile *pipefile_new(const char *name, const char *dir,
  * text, and give the folder holding it in *dir (the caller frees it). */
 int pipefile_read(const char *path, struct strbuf *text, char **dir,
 		  struct error *err);
-
-/* -------- pipefile/strmap.c: string -> pointer hash map -------- */
-
-/* Open addressing; keys are borrowed and must outlive the map. */
-struct pf_strmap {
-	const char **keys;
-	void **vals;
-	size_t nr, cap;
-};
-
-void pipefile_strmap_init(struct pf_strmap *m, size_t hint);
-void pipefile_strmap_release(struct pf_strmap *m);
-/* The value stored under key, or NULL. */
-void *pipefile_strmap_get(const struct pf_strmap *m, const char *key);
-/* Store val under key, replacing any earlier value; returns the earlier
- * value or NULL. */
-void *pipefile_strmap_put(struct pf_strmap *m, const char *key, void *val);
 
 /* -------- pipefile/units.c: numbers, durations, sizes, cpu -------- */
 

@@ -195,7 +195,7 @@ static int index_list(struct kc *k, struct kc_file *f, int kind,
 			return kc_fail(k, f, name ? name : item, EXIT_ENV,
 				       "an entry of '%s' has no 'name'",
 				       list_key[kind]);
-		if (pipefile_strmap_get(&k->map[kind], name->str))
+		if (strmap_get(&k->map[kind], name->str))
 			continue; /* the first file defining it wins */
 		ALLOC_GROW(k->ent[kind], k->ent_nr[kind] + 1,
 			   k->ent_alloc[kind]);
@@ -204,8 +204,8 @@ static int index_list(struct kc *k, struct kc_file *f, int kind,
 		e->body = kc_get(item, body_key[kind]);
 		e->f = f;
 		e->kind = kind;
-		pipefile_strmap_put(&k->map[kind], name->str,
-				    (void *)(uintptr_t)k->ent_nr[kind]);
+		strmap_put(&k->map[kind], name->str,
+			   (void *)(uintptr_t)k->ent_nr[kind]);
 	}
 	return 0;
 }
@@ -284,7 +284,7 @@ static void kc_release(struct kc *k)
 	free(k->files);
 	for (int kind = 0; kind < KC__NR; kind++) {
 		free(k->ent[kind]);
-		pipefile_strmap_release(&k->map[kind]);
+		strmap_release(&k->map[kind]);
 	}
 	free(k->secrets);
 }
@@ -295,14 +295,14 @@ static void kc_init(struct kc *k, size_t files, struct error *err)
 	k->files = xcalloc(files ? files : 1, sizeof(*k->files));
 	k->err = err;
 	for (int kind = 0; kind < KC__NR; kind++)
-		pipefile_strmap_init(&k->map[kind], 0);
+		strmap_init(&k->map[kind], 0);
 }
 
 /* -------- picking the context -------- */
 
 const struct kc_entry *kc_find(const struct kc *k, int kind, const char *name)
 {
-	uintptr_t i = (uintptr_t)pipefile_strmap_get(&k->map[kind], name);
+	uintptr_t i = (uintptr_t)strmap_get(&k->map[kind], name);
 
 	return i ? &k->ent[kind][i - 1] : NULL;
 }

@@ -29,8 +29,8 @@ struct kc {
 	size_t nr;
 	struct kc_entry *ent[KC__NR];
 	size_t ent_nr[KC__NR], ent_alloc[KC__NR];
-	struct pf_strmap map[KC__NR]; /* name -> index + 1 */
-	const struct ynode *current;  /* the current-context chosen */
+	struct strmap map[KC__NR];   /* name -> index + 1 */
+	const struct ynode *current; /* the current-context chosen */
 	const struct kc_file *current_f;
 	const struct ynode **secrets; /* scalars never to quote */
 	size_t secret_nr, secret_alloc, walked;

@@ -122,7 +122,7 @@ struct pipefile *pipefile_new(const char *name, const char *dir,
 	pf->kube.uid = pf->kube.gid = -1;
 	strvec_init(&pf->kube.image_pull_secrets);
 	pf->names = xcalloc(1, sizeof(*pf->names));
-	pipefile_strmap_init(pf->names, 0);
+	strmap_init(pf->names, 0);
 	return pf;
 }
 
@@ -283,7 +283,7 @@ void pipefile_free(struct pipefile *pf)
 		free_stage(&pf->stages[i]);
 	free(pf->stages);
 	if (pf->names)
-		pipefile_strmap_release(pf->names);
+		strmap_release(pf->names);
 	free(pf->names);
 	free(pf->kube.context);
 	free(pf->kube.namespace);
@@ -307,6 +307,6 @@ const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 
 	if (!pf || !name)
 		return NULL;
-	i = (size_t)pipefile_strmap_get(pf->names, name);
+	i = (size_t)strmap_get(pf->names, name);
 	return i ? &pf->stages[i - 1] : NULL;
 }

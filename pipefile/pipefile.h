@@ -10,7 +10,7 @@
 #include "util/error.h"
 #include "util/strvec.h"
 
-struct pf_strmap;
+struct strmap;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
 #define PIPEFILE_MAX_BYTES (16u << 20) /* 16 MiB */
@@ -163,7 +163,7 @@ struct pipefile {
 	struct pf_stage *stages; /* in file order; matrix expansions
 				  * in order of their values */
 	size_t nr, alloc;
-	struct pf_strmap *names; /* stage name -> index + 1, private */
+	struct strmap *names; /* stage name -> index + 1, private */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned

@@ -658,7 +658,7 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 		return -1;
 	if (c->model_bytes > PIPEFILE_MAX_MODEL_BYTES)
 		return too_big(c, s);
-	if (pipefile_strmap_put(c->pf->names, st->name, (void *)(at + 1)))
+	if (strmap_put(c->pf->names, st->name, (void *)(at + 1)))
 		return pipefile_src_error(
 			c->src, c->err, s->vals[K_MATRIX]->line,
 			s->vals[K_MATRIX]->col,

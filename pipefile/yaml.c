@@ -120,7 +120,7 @@ struct loader {
 	int depth;
 	struct ynode **items; /* children of every open collection */
 	size_t items_nr, items_alloc;
-	struct pf_strmap anchors;
+	struct strmap anchors;
 	struct ynode *root;
 	size_t nodes;	/* written in the file */
 	size_t aliased; /* reached through aliases */
@@ -189,7 +189,7 @@ static void set_anchor(struct loader *l, const yaml_char_t *anchor,
 		size_t len = strlen((const char *)anchor);
 		char *name = arena_strdup(l->arena, (const char *)anchor, len);
 
-		pipefile_strmap_put(&l->anchors, name, n);
+		strmap_put(&l->anchors, name, n);
 	}
 }
 
@@ -246,7 +246,7 @@ static int on_start(struct loader *l, yaml_event_t *e, int kind)
 static int on_alias(struct loader *l, yaml_event_t *e)
 {
 	const char *name = (const char *)e->data.alias.anchor;
-	struct ynode *n = pipefile_strmap_get(&l->anchors, name);
+	struct ynode *n = strmap_get(&l->anchors, name);
 	size_t cap;
 
 	if (!n)
@@ -270,7 +270,7 @@ static int on_alias(struct loader *l, yaml_event_t *e)
 static void find_dup(struct ynode **pairs, size_t nr, uint32_t *dup,
 		     uint32_t *first)
 {
-	struct pf_strmap seen;
+	struct strmap seen;
 
 	*dup = *first = 0;
 	if (nr <= 8) {
@@ -284,17 +284,17 @@ static void find_dup(struct ynode **pairs, size_t nr, uint32_t *dup,
 				}
 		return;
 	}
-	pipefile_strmap_init(&seen, nr);
+	strmap_init(&seen, nr);
 	for (size_t i = 0; i < nr; i++) {
-		void *prev = pipefile_strmap_put(&seen, pairs[2 * i]->str,
-						 (void *)(i + 1));
+		void *prev =
+			strmap_put(&seen, pairs[2 * i]->str, (void *)(i + 1));
 		if (prev) {
 			*dup = (uint32_t)i + 1;
 			*first = (uint32_t)(size_t)prev;
 			break;
 		}
 	}
-	pipefile_strmap_release(&seen);
+	strmap_release(&seen);
 }
 
 static int is_merge_key(const struct ynode *k)
@@ -304,15 +304,15 @@ static int is_merge_key(const struct ynode *k)
 
 /* Append the pairs of source map src that own (the mapping's own keys)
  * and out (pairs merged so far) do not have yet. */
-static void merge_from(struct ynode *src, struct pf_strmap *have,
+static void merge_from(struct ynode *src, struct strmap *have,
 		       struct ynode ***out, size_t *nr, size_t *alloc)
 {
 	for (uint32_t i = 0; i < src->nr; i++) {
 		struct ynode *k = src->items[2 * i];
 
-		if (pipefile_strmap_get(have, k->str))
+		if (strmap_get(have, k->str))
 			continue;
-		pipefile_strmap_put(have, k->str, k);
+		strmap_put(have, k->str, k);
 		ALLOC_GROW(*out, *nr + 2, *alloc);
 		(*out)[(*nr)++] = k;
 		(*out)[(*nr)++] = src->items[2 * i + 1];
@@ -354,12 +354,12 @@ static int apply_merges(struct loader *l, struct ynode *map, struct ynode **own,
 {
 	struct ynode **out = NULL;
 	size_t out_nr = 0, alloc = 0;
-	struct pf_strmap have;
+	struct strmap have;
 
-	pipefile_strmap_init(&have, nr * 2);
+	strmap_init(&have, nr * 2);
 	for (size_t i = 0; i < nr; i++)
 		if (!is_merge_key(own[2 * i]))
-			pipefile_strmap_put(&have, own[2 * i]->str, own[2 * i]);
+			strmap_put(&have, own[2 * i]->str, own[2 * i]);
 	for (size_t i = 0; i < nr; i++) {
 		struct ynode *k = own[2 * i], *v = own[2 * i + 1];
 
@@ -369,7 +369,7 @@ static int apply_merges(struct loader *l, struct ynode *map, struct ynode **own,
 			out[out_nr++] = v;
 		} else if (check_merge(l, v)) {
 			free(out);
-			pipefile_strmap_release(&have);
+			strmap_release(&have);
 			return -1;
 		} else if (v->kind == YNODE_MAP) {
 			merge_from(v, &have, &out, &out_nr, &alloc);
@@ -382,7 +382,7 @@ static int apply_merges(struct loader *l, struct ynode *map, struct ynode **own,
 	map->nr = (uint32_t)(out_nr / 2);
 	map->items = copy_items(l, out, out_nr);
 	free(out);
-	pipefile_strmap_release(&have);
+	strmap_release(&have);
 	return 0;
 }
 
@@ -451,7 +451,7 @@ static int on_end(struct loader *l)
 	}
 	l->items_nr = f->start;
 	if (f->anchor)
-		pipefile_strmap_put(&l->anchors, f->anchor, n);
+		strmap_put(&l->anchors, f->anchor, n);
 	add_child(l, n);
 	return 0;
 }
@@ -596,7 +596,7 @@ int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
 	l.mc.text = src->text;
 	l.mc.len = src->len;
 	l.mc.ascii = is_ascii(src->text, src->len);
-	pipefile_strmap_init(&l.anchors, 0);
+	strmap_init(&l.anchors, 0);
 	if (!yaml_parser_initialize(&parser))
 		return pipefile_src_error(src, err, 0, 0,
 					  "cannot start the YAML parser");
@@ -616,7 +616,7 @@ int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
 	}
 	yaml_parser_delete(&parser);
 	free(l.items);
-	pipefile_strmap_release(&l.anchors);
+	strmap_release(&l.anchors);
 	doc->root = ret ? NULL : l.root;
 	return ret;
 }

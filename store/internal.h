@@ -4,6 +4,7 @@
 
 #include "store/git.h"
 #include "store/store.h"
+#include "util/strmap.h"
 
 struct store {
 	char *pipe_dir;
@@ -21,8 +22,9 @@ struct store {
 		int has_old;
 	} * pend;
 	size_t pend_nr, pend_alloc;
-	struct strbuf buf;    /* file contents being stored, reused */
-	store_known_fn known; /* store_set_known */
+	struct strmap pend_at; /* ref -> index in pend + 1 */
+	struct strbuf buf;     /* file contents being stored, reused */
+	store_known_fn known;  /* store_set_known */
 	void *known_arg;
 	/* datum indexes loaded or written by this process (store/datums.c) */
 	struct dindex **dindex;

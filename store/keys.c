@@ -8,6 +8,7 @@
  */
 #include "store/internal.h"
 #include "util/fs.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -28,11 +29,19 @@ struct key_tip {
 	struct sgit_oid oid;
 };
 
+/* Lookups by key and by ref are hashed: a run of N stages looks up N keys
+ * and notes N tips, and a scan of the arrays for each would be quadratic.
+ * by_key: open addressing over entry indexes + 1, one slot per distinct
+ * key holding its newest entry; older[i] is the next older entry with the
+ * same key (+ 1, 0 at the end). tip_at: ref -> index in tips + 1. */
 struct keys {
 	struct key_entry *v;
 	size_t nr, alloc;
+	size_t *older;
+	size_t *by_key, key_cap;
 	struct key_tip *tips;
 	size_t tips_nr, tips_alloc;
+	struct strmap tip_at;
 	int dirty;
 	int synced; /* with the refs, in this process */
 };
@@ -42,6 +51,7 @@ static void keys_clear_tips(struct keys *k)
 	for (size_t i = 0; i < k->tips_nr; i++)
 		free(k->tips[i].ref);
 	free(k->tips);
+	strmap_release(&k->tip_at);
 	k->tips = NULL;
 	k->tips_nr = k->tips_alloc = 0;
 }
@@ -51,24 +61,81 @@ static void keys_clear(struct keys *k)
 	for (size_t i = 0; i < k->nr; i++)
 		free(k->v[i].stage);
 	free(k->v);
+	free(k->older);
+	free(k->by_key);
 	keys_clear_tips(k);
 	memset(k, 0, sizeof(*k));
+}
+
+/* The slot of key in by_key: its newest entry, or an empty slot. The key
+ * is a hash already: its first 16 hex digits spread well. */
+static size_t key_slot(const struct keys *k, const char *key)
+{
+	size_t i = 0;
+
+	for (int d = 0; d < 16; d++)
+		i = i << 4 |
+		    (size_t)(key[d] <= '9' ? key[d] - '0' : key[d] - 'a' + 10);
+	i &= k->key_cap - 1;
+
+	while (k->by_key[i] &&
+	       memcmp(k->v[k->by_key[i] - 1].key, key, HASH_HEX_LEN))
+		i = (i + 1) & (k->key_cap - 1);
+	return i;
+}
+
+/* Chain entry i in front of the older ones with its key. */
+static void hash_key(struct keys *k, size_t i)
+{
+	size_t s = key_slot(k, k->v[i].key);
+
+	k->older[i] = k->by_key[s];
+	k->by_key[s] = i + 1;
 }
 
 static void add_key(struct keys *k, const char *key, const struct sgit_oid *c,
 		    const char *stage)
 {
+	size_t older_alloc = k->alloc;
+
 	ALLOC_GROW(k->v, k->nr + 1, k->alloc);
+	if (k->alloc != older_alloc)
+		k->older = xrealloc(k->older, k->alloc * sizeof(*k->older));
 	memcpy(k->v[k->nr].key, key, HASH_HEX_LEN + 1);
 	k->v[k->nr].commit = *c;
-	k->v[k->nr++].stage = xstrdup(stage);
+	k->v[k->nr].stage = xstrdup(stage);
+	if ((k->nr + 1) * 2 > k->key_cap) {
+		free(k->by_key);
+		k->key_cap = k->key_cap ? k->key_cap * 2 : 64;
+		while (k->key_cap < (k->nr + 1) * 2)
+			k->key_cap *= 2;
+		k->by_key = xcalloc(k->key_cap, sizeof(*k->by_key));
+		for (size_t i = 0; i < k->nr; i++)
+			hash_key(k, i);
+	}
+	hash_key(k, k->nr++);
 }
 
-static void add_tip(struct keys *k, const char *ref, const struct sgit_oid *oid)
+static struct key_tip *find_tip(const struct keys *k, const char *ref)
 {
+	size_t i = (size_t)strmap_get(&k->tip_at, ref);
+
+	return i ? &k->tips[i - 1] : NULL;
+}
+
+/* Add ref's tip, or move it. */
+static void set_tip(struct keys *k, const char *ref, const struct sgit_oid *oid)
+{
+	struct key_tip *t = find_tip(k, ref);
+
+	if (t) {
+		t->oid = *oid;
+		return;
+	}
 	ALLOC_GROW(k->tips, k->tips_nr + 1, k->tips_alloc);
 	k->tips[k->tips_nr].ref = xstrdup(ref);
 	k->tips[k->tips_nr++].oid = *oid;
+	strmap_put(&k->tip_at, k->tips[k->tips_nr - 1].ref, (void *)k->tips_nr);
 }
 
 static int is_hex(const char *s, size_t n)
@@ -88,7 +155,7 @@ static int parse_line(struct keys *k, char *line)
 		line[44] = '\0';
 		if (!sgit_oid_parse(line + 4, &oid) &&
 		    !store_unescape(&sb, line + 45, strlen(line + 45))) {
-			add_tip(k, sb.buf, &oid);
+			set_tip(k, sb.buf, &oid);
 			ret = 0;
 		}
 	} else if (!strncmp(line, "key ", 4) && strlen(line) > 78 &&
@@ -216,28 +283,31 @@ struct index_walk {
 	struct error *err;
 };
 
+static int has_entry(const struct keys *k, const char *key,
+		     const struct sgit_oid *commit)
+{
+	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
+
+	for (; i; i = k->older[i - 1])
+		if (sgit_oid_equal(&k->v[i - 1].commit, commit))
+			return 1;
+	return 0;
+}
+
 static int index_cb(const struct sgit_oid *oid, void *data)
 {
 	struct index_walk *w = data;
 	int rc = commit_key(w->st, oid, &w->ki, w->err);
 
-	if (rc > 0)
+	if (rc > 0 && !has_entry(w->k, w->ki.key, oid))
 		add_key(w->k, w->ki.key, oid, w->ki.stage.buf);
 	return rc < 0 ? -1 : 0;
 }
 
 static int tips_cb(const char *name, const struct sgit_oid *oid, void *data)
 {
-	add_tip(data, name, oid);
+	set_tip(data, name, oid);
 	return 0;
-}
-
-static const struct key_tip *find_tip(const struct keys *k, const char *ref)
-{
-	for (size_t i = 0; i < k->tips_nr; i++)
-		if (!strcmp(k->tips[i].ref, ref))
-			return &k->tips[i];
-	return NULL;
 }
 
 /* Index the commits the refs gained since the index was written. Returns
@@ -266,16 +336,21 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 		}
 		ALLOC_GROW(push.v, push.nr + 1, push.alloc);
 		push.v[push.nr++] = now.tips[i].oid;
+		/* Only the moved refs' old tips are hidden: hiding all N
+		 * would parse N commits for each run. Commits the walk meets
+		 * that another ref already led to are indexed once
+		 * (index_cb). */
+		if (t) {
+			ALLOC_GROW(hide.v, hide.nr + 1, hide.alloc);
+			hide.v[hide.nr++] = t->oid;
+		}
 	}
-	for (size_t i = 0; i < k->tips_nr; i++) {
+	for (size_t i = 0; i < k->tips_nr; i++)
 		if (!find_tip(&now, k->tips[i].ref) ||
 		    !sgit_object_exists(st->git, &k->tips[i].oid)) {
 			ret = 1;
 			goto out;
 		}
-		ALLOC_GROW(hide.v, hide.nr + 1, hide.alloc);
-		hide.v[hide.nr++] = k->tips[i].oid;
-	}
 	ret = 0;
 	if (!push.nr)
 		goto out;
@@ -288,6 +363,8 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 	k->tips = now.tips;
 	k->tips_nr = now.tips_nr;
 	k->tips_alloc = now.tips_alloc;
+	k->tip_at = now.tip_at;
+	memset(&now.tip_at, 0, sizeof(now.tip_at));
 	now.tips = NULL;
 	now.tips_nr = 0;
 	k->dirty = 1;
@@ -339,17 +416,11 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage)
 {
 	struct keys *k = st->keys;
-	size_t i;
 
 	if (!k || !k->synced || !key || !*key)
 		return;
 	add_key(k, key, commit, stage);
-	for (i = 0; i < k->tips_nr && strcmp(k->tips[i].ref, ref); i++)
-		;
-	if (i < k->tips_nr)
-		k->tips[i].oid = *commit;
-	else
-		add_tip(k, ref, commit);
+	set_tip(k, ref, commit);
 	k->dirty = 1;
 }
 
@@ -375,10 +446,12 @@ static int keys_lookup(struct store *st, const struct keys *k,
 	struct key_info ki = {0, {0}, STRBUF_INIT};
 	int rc = 0;
 
-	for (size_t i = k->nr; i-- > 0;) {
-		const struct key_entry *e = &k->v[i];
+	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
 
-		if (strcmp(e->key, key) || (stage && strcmp(e->stage, stage)))
+	for (; i; i = k->older[i - 1]) {
+		const struct key_entry *e = &k->v[i - 1];
+
+		if (stage && strcmp(e->stage, stage))
 			continue;
 		if (!sgit_object_exists(st->git, &e->commit) ||
 		    commit_key(st, &e->commit, &ki, err) <= 0 ||

@@ -1,6 +1,7 @@
 /* Names for commits (STAGE, STAGE~N, runs, abbreviated ids) and run
  * records, which tie a pipeline's stage commits together under one id. */
 #include "store/internal.h"
+#include "util/strmap.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
@@ -208,33 +209,103 @@ static int check_stage_commit(struct store *st, const struct store_run_stage *s,
 	return 0;
 }
 
+/* The stage commits of the previous run record (entry name -> oid),
+ * checked when it was written: a run of k stages out of N reads k stage
+ * commits, not N. */
+struct prev_run {
+	struct strmap map;
+	struct strbuf names; /* NUL-separated */
+	struct sgit_oid *oids;
+	size_t nr, alloc;
+};
+
+static int prev_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
+		   void *data)
+{
+	struct prev_run *p = data;
+
+	if (mode != SGIT_MODE_GITLINK || strncmp(path, "stages/", 7))
+		return 0;
+	ALLOC_GROW(p->oids, p->nr + 1, p->alloc);
+	p->oids[p->nr++] = *oid;
+	strbuf_add(&p->names, path + 7, strlen(path + 7) + 1);
+	return 0;
+}
+
+static void prev_load(struct store *st, const struct sgit_oid *parent,
+		      struct prev_run *p)
+{
+	struct error ignore = ERROR_INIT;
+	struct sgit_commit c;
+	const char *name;
+
+	if (sgit_read_commit(st->git, parent, &c, &ignore))
+		goto out;
+	if (sgit_tree_walk(st->git, &c.tree, prev_cb, p, &ignore))
+		p->nr = 0; /* checked one by one then */
+	sgit_commit_release(&c);
+	strmap_init(&p->map, p->nr);
+	name = p->names.buf;
+	for (size_t i = 0; i < p->nr; name += strlen(name) + 1, i++)
+		strmap_put(&p->map, name, &p->oids[i]);
+out:
+	error_release(&ignore);
+}
+
+static int in_prev(const struct prev_run *p, const char *name,
+		   const char *commit)
+{
+	const struct sgit_oid *oid = p->nr ? strmap_get(&p->map, name) : NULL;
+	char hex[SGIT_HEXSZ + 1];
+
+	if (!oid)
+		return 0;
+	sgit_oid_hex(oid, hex);
+	return !strcmp(hex, commit);
+}
+
 /* The run's tree: stages/<stage> -> gitlink to the stage commit. */
 static int run_tree(struct store *st, const struct store_run *run,
-		    struct sgit_oid *out, struct error *err)
+		    const struct sgit_oid *parent, struct sgit_oid *out,
+		    struct error *err)
 {
 	struct sgit_entry *e = xcalloc(run->stages_nr + 1, sizeof(*e));
 	struct sgit_entry top = {"stages", SGIT_MODE_TREE, {{0}}};
+	struct strmap seen;
+	struct prev_run prev = {{0}, STRBUF_INIT, NULL, 0, 0};
 	size_t i;
 	int ret = -1;
 
+	strmap_init(&seen, run->stages_nr);
+	if (parent)
+		prev_load(st, parent, &prev);
 	for (i = 0; i < run->stages_nr; i++) {
 		e[i].name = store_stage_entry(run->stages[i].stage);
 		e[i].mode = SGIT_MODE_GITLINK;
-		if (check_stage_commit(st, &run->stages[i], &e[i].oid, err))
-			goto out;
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(e[j].name, e[i].name)) {
-				error_set(err, EXIT_USAGE,
-					  "stage '%s' appears twice in a run",
-					  run->stages[i].stage);
+		if (in_prev(&prev, e[i].name, run->stages[i].commit)) {
+			if (store_parse_id(run->stages[i].commit, &e[i].oid,
+					   err))
 				goto out;
-			}
+		} else if (check_stage_commit(st, &run->stages[i], &e[i].oid,
+					      err)) {
+			goto out;
+		}
+		if (strmap_put(&seen, e[i].name, &e[i])) {
+			error_set(err, EXIT_USAGE,
+				  "stage '%s' appears twice in a run",
+				  run->stages[i].stage);
+			goto out;
+		}
 	}
 	if (!run->stages_nr)
 		ret = store_run_root(st, run, NULL, out, err);
 	else if (!sgit_write_tree(st->git, e, run->stages_nr, &top.oid, err))
 		ret = store_run_root(st, run, &top.oid, out, err);
 out:
+	strmap_release(&seen);
+	strmap_release(&prev.map);
+	strbuf_release(&prev.names);
+	free(prev.oids);
 	for (size_t j = 0; j < i + (i < run->stages_nr); j++)
 		free((char *)e[j].name);
 	free(e);
@@ -249,7 +320,7 @@ int store_write_run(struct store *st, const struct store_run *run, char *out_id,
 	int has_parent, ret = -1;
 
 	if ((has_parent = sgit_ref_read(st->git, RUNS_REF, &parent, err)) < 0 ||
-	    run_tree(st, run, &tree, err))
+	    run_tree(st, run, has_parent ? &parent : NULL, &tree, err))
 		goto out;
 	store_run_format(run, &msg);
 	if (sgit_write_commit(st->git, &tree, &parent, has_parent ? 1 : 0,

@@ -61,6 +61,7 @@ void store_free(struct store *st)
 		error_release(&err);
 	}
 	free(st->pend);
+	strmap_release(&st->pend_at);
 	dindex_free(st);
 	strbuf_release(&st->buf);
 	keys_free(st);
@@ -139,12 +140,12 @@ int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err)
 	return 0;
 }
 
+/* Hashed: a batch of thousands of stage commits looks up each ref. */
 static struct pending_ref *find_pending(struct store *st, const char *ref)
 {
-	for (size_t i = st->pend_nr; i-- > 0;)
-		if (!strcmp(st->pend[i].ref, ref))
-			return &st->pend[i];
-	return NULL;
+	size_t i = (size_t)strmap_get(&st->pend_at, ref);
+
+	return i ? &st->pend[i - 1] : NULL;
 }
 
 int store_ref_head(struct store *st, const char *ref, struct sgit_oid *out,
@@ -202,6 +203,7 @@ int store_batch_flush(struct store *st, struct error *err)
 	for (size_t i = 0; i < st->pend_nr; i++)
 		free(st->pend[i].ref);
 	st->pend_nr = 0;
+	strmap_release(&st->pend_at);
 	return ret;
 }
 
@@ -219,6 +221,7 @@ static void queue_ref(struct store *st, const char *ref,
 	ALLOC_GROW(st->pend, st->pend_nr + 1, st->pend_alloc);
 	p = &st->pend[st->pend_nr++];
 	p->ref = xstrdup(ref);
+	strmap_put(&st->pend_at, p->ref, (void *)st->pend_nr);
 	p->oid = *oid;
 	p->has_old = old != NULL;
 	if (old)

@@ -13,6 +13,10 @@
 # SKIP_REMOTE=1 workload 9 (push/pull to a local S3 server);
 # FAST_PEERS=1 leaves Snakemake and DVC out (pipe against itself, make and
 # ninja: a before/after comparison in minutes, not an hour).
+# Workload 10 (scale: pipe, make and ninja on N independent cp stages for
+# each N of SCALE, "2000 20000" by default, QUICK "20000" with its
+# one-change row alone): SCALE="2000 20000 100000" adds 100,000 stages,
+# whose full runs take minutes per tool, so they run only when asked.
 # Installs missing peers itself (apt-get; pip into venvs for DVC, dvc-s3
 # and awscli).
 # Not part of `make test`.
@@ -21,7 +25,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 PIPE=${PIPE:-$root/build/pipe}
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
-ONLY=${ONLY:-0 1 2 3 4 5 6 7 8 9}
+ONLY=${ONLY:-0 1 2 3 4 5 6 7 8 9 10}
 # bench-quick's figures are for a quick look, not the record: under build/
 if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${BENCH_OUT:-$root/bench/results}; fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
@@ -36,6 +40,7 @@ if [ "$QUICK" = 1 ]; then
 	N_DATUMS=500 N_DATUMS_SNK="100"
 	DOCKER_STAGES=5
 	K8S_DATUMS=20 K8S_RUNS=1
+	SCALE=${SCALE:-20000} SCALE_FULL=0
 else
 	N_VALIDATE=10000 N_TRIVIAL=2000 N_TRIVIAL_DVC=200
 	MANY_STAGES=100 MANY_PER=1000
@@ -43,6 +48,7 @@ else
 	N_DATUMS=10000 N_DATUMS_SNK="500 1000"
 	DOCKER_STAGES=20
 	K8S_DATUMS=200 K8S_RUNS=3
+	SCALE=${SCALE:-2000 20000} SCALE_FULL=1
 fi
 # DVC's `dvc repro` grows faster than linearly with the stage count (50
 # stages 3.5 s, 200 stages 37 s on 2 cores: each stage rewrites dvc.lock);
@@ -732,7 +738,10 @@ w7() {
 	row 7e "5: $N_DATUMS datums, run after one change" w5.rss.one - "rss<100"
 }
 
-for wl in 0 1 2 3 4 5 6 8 9; do
+# --- 10. scale: N independent cp stages (tests/bench/scale.sh) -----------
+. "$root/tests/bench/scale.sh"
+
+for wl in 0 1 2 3 4 5 6 8 9 10; do
 	if want "$wl"; then
 		t0=$EPOCHREALTIME
 		"w$wl"
@@ -802,6 +811,7 @@ if [ "${#PLOT[@]}" -gt 0 ] && command -v gnuplot >/dev/null; then
 	gnuplot -e "datafile='$OUT/plot.dat'; outfile='$OUT/plot.png'; subtitle='$date, commit $commit$dirty, $(nproc) cores'; tools='$tools'; groups=$(($(wc -l <"$OUT/plot.dat") - 1))" \
 		"$root/tests/bench/plot.gp" && echo "wrote $OUT/plot.png" || echo "plot: gnuplot failed"
 fi
+plot_scale "$OUT"
 echo
 cat "$OUT/latest.md"
 echo

@@ -453,6 +453,63 @@ static void test_path_lookup(void **state)
 	ws_free(ws);
 }
 
+/* Run u in ctx: it succeeds and tool.out holds want. */
+static void assert_tool_says(struct exec_ctx *ctx, const struct exec_unit *u,
+			     const char *want)
+{
+	struct error err = ERROR_INIT;
+	struct exec_done d;
+	char *s;
+
+	assert_int_equal(ex->start(ctx, u, &err), 0);
+	d = wait_one(ctx);
+	assert_int_equal(d.exit_code, 0);
+	s = slurp(u->workspace, "tool.out");
+	assert_string_equal(s, want);
+	free(s);
+}
+
+/* Programs are looked up on PATH once per executor (as sh's hash table):
+ * the one found is tried first, the rest of PATH after it as execvp
+ * would, and another PATH is looked up on its own. */
+static void test_path_found_once(void **state)
+{
+	char *ws = ws_new();
+	char *one = ws_path(ws, "one"), *two = ws_path(ws, "two");
+	char *tool = ws_path(ws, "one/tool");
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	char *env_a[] = {NULL, NULL}, *env_b[] = {NULL, NULL};
+	struct exec_unit u = shell_unit(ws, "tool x");
+	struct error err = ERROR_INIT;
+	struct exec_ctx *ctx;
+
+	(void)state;
+	assert_int_equal(fs_mkdir_p(one, 0755), 0);
+	assert_int_equal(fs_mkdir_p(two, 0755), 0);
+	put_file(ws, "one/tool", "#!/bin/sh\necho one > tool.out\n", 0755);
+	put_file(ws, "two/tool", "#!/bin/sh\necho two > tool.out\n", 0755);
+	strbuf_addf(&a, "PATH=%s/one:%s/two:/usr/bin:/bin", ws, ws);
+	strbuf_addf(&b, "PATH=%s/two:/usr/bin:/bin", ws);
+	env_a[0] = a.buf;
+	env_b[0] = b.buf;
+	assert_int_equal(ex->open(&ctx, NULL, &err), 0);
+	u.env = env_a;
+	assert_tool_says(ctx, &u, "one\n");
+	/* gone since it was found: the rest of PATH, in order */
+	assert_int_equal(unlink(tool), 0);
+	assert_tool_says(ctx, &u, "two\n");
+	put_file(ws, "one/tool", "#!/bin/sh\necho one > tool.out\n", 0755);
+	u.env = env_b;
+	assert_tool_says(ctx, &u, "two\n");
+	ex->close(ctx);
+	strbuf_release(&a);
+	strbuf_release(&b);
+	free(one);
+	free(two);
+	free(tool);
+	ws_free(ws);
+}
+
 static void test_log_both_streams(void **state)
 {
 	char *ws = ws_new();
@@ -1084,6 +1141,7 @@ int main(void)
 		cmocka_unit_test(test_argv_spaces),
 		cmocka_unit_test(test_env_and_cwd),
 		cmocka_unit_test(test_path_lookup),
+		cmocka_unit_test(test_path_found_once),
 		cmocka_unit_test(test_log_both_streams),
 		cmocka_unit_test(test_stream_prefix),
 		cmocka_unit_test(test_stream_no_interleave),

@@ -1,9 +1,10 @@
 /* A string-keyed hash map with open addressing, for duplicate keys,
- * anchors and stage names: O(1) per lookup where pairwise checks would
- * make 10,000 stages cost 50 million comparisons. */
-#include "pipefile/internal.h"
+ * anchors, stage names, refs and run entries: O(1) per lookup where pairwise
+ * checks would make 10,000 stages cost 50 million comparisons. */
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@ static size_t hash_str(const char *s)
 	return (size_t)(h ^ (h >> 32));
 }
 
-void pipefile_strmap_init(struct pf_strmap *m, size_t hint)
+void strmap_init(struct strmap *m, size_t hint)
 {
 	size_t cap = 16;
 
@@ -32,7 +33,7 @@ void pipefile_strmap_init(struct pf_strmap *m, size_t hint)
 	m->cap = cap;
 }
 
-void pipefile_strmap_release(struct pf_strmap *m)
+void strmap_release(struct strmap *m)
 {
 	free(m->keys);
 	free(m->vals);
@@ -41,7 +42,7 @@ void pipefile_strmap_release(struct pf_strmap *m)
 	m->nr = m->cap = 0;
 }
 
-static size_t slot(const struct pf_strmap *m, const char *key)
+static size_t slot(const struct strmap *m, const char *key)
 {
 	size_t i = hash_str(key) & (m->cap - 1);
 
@@ -50,7 +51,7 @@ static size_t slot(const struct pf_strmap *m, const char *key)
 	return i;
 }
 
-void *pipefile_strmap_get(const struct pf_strmap *m, const char *key)
+void *strmap_get(const struct strmap *m, const char *key)
 {
 	size_t i;
 
@@ -60,25 +61,25 @@ void *pipefile_strmap_get(const struct pf_strmap *m, const char *key)
 	return m->keys[i] ? m->vals[i] : NULL;
 }
 
-static void grow(struct pf_strmap *m)
+static void grow(struct strmap *m)
 {
-	struct pf_strmap bigger;
+	struct strmap bigger;
 
-	pipefile_strmap_init(&bigger, m->cap);
+	strmap_init(&bigger, m->cap);
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->keys[i])
-			pipefile_strmap_put(&bigger, m->keys[i], m->vals[i]);
-	pipefile_strmap_release(m);
+			strmap_put(&bigger, m->keys[i], m->vals[i]);
+	strmap_release(m);
 	*m = bigger;
 }
 
-void *pipefile_strmap_put(struct pf_strmap *m, const char *key, void *val)
+void *strmap_put(struct strmap *m, const char *key, void *val)
 {
 	size_t i;
 	void *old;
 
 	if (!m->cap)
-		pipefile_strmap_init(m, 0);
+		strmap_init(m, 0);
 	if ((m->nr + 1) * 2 > m->cap)
 		grow(m);
 	i = slot(m, key);

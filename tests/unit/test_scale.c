@@ -1,0 +1,238 @@
+/* Scale: the paths whose cost grew with the square of the stage count
+ * (issue #17), each on 50,000 or 100,000 stages with a bound a linear
+ * path meets many times over and a quadratic one misses by far, in CPU
+ * seconds of this process (a loaded machine stretches wall time, not
+ * these). The only timed tests: elsewhere tests assert outcomes, never
+ * timings. Under VALGRIND=1 the bounds are 50 times wider. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/internal.h" /* the door: commits and refs in bulk */
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+struct fx {
+	char root[64];
+	struct strbuf pipe_dir;
+	struct store *st;
+	struct error err;
+};
+
+/* A door or store call that must succeed. */
+static void check(struct fx *fx, int rc)
+{
+	if (rc < 0)
+		fail_msg("%s", fx->err.msg.buf);
+}
+
+static int setup(void **state)
+{
+	struct fx *fx = xcalloc(1, sizeof(*fx));
+
+	snprintf(fx->root, sizeof(fx->root), "/tmp/pipe-scale-test.XXXXXX");
+	if (!mkdtemp(fx->root))
+		return -1;
+	strbuf_init(&fx->pipe_dir, 0);
+	strbuf_addf(&fx->pipe_dir, "%s/.pipe", fx->root);
+	error_init(&fx->err);
+	if (store_open(&fx->st, fx->pipe_dir.buf, &fx->err))
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	store_free(fx->st);
+	fs_remove_tree(fx->root);
+	strbuf_release(&fx->pipe_dir);
+	error_release(&fx->err);
+	free(fx);
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void assert_within(double t0, double seconds, const char *what)
+{
+	double took = now() - t0;
+
+	if (getenv("VALGRIND") && !strcmp(getenv("VALGRIND"), "1"))
+		seconds *= 50;
+	if (getenv("PIPE_SCALE_VERBOSE"))
+		fprintf(stderr, "%s: %.2f s\n", what, took);
+	if (took >= seconds)
+		fail_msg("%s took %.2f s (bound %.1f s)", what, took, seconds);
+}
+
+static const char *key_n(size_t n)
+{
+	static char k[HASH_HEX_LEN + 1];
+
+	/* spread over the hex digits, as real keys are */
+	snprintf(k, sizeof(k), "%016zx%016zx",
+		 (size_t)(n * 0x9e3779b97f4a7c15ull), n);
+	return k;
+}
+
+/* n stage commits s<i> with key key_n(i), each under its stage ref, made
+ * through the door in bulk (one packed-refs write). */
+static void make_stages(struct fx *fx, size_t n, char (*ids)[STORE_ID_SIZE])
+{
+	struct sgit_ref_move *mv = xcalloc(n, sizeof(*mv));
+	struct strbuf msg = STRBUF_INIT, ref = STRBUF_INIT;
+	char **names = xcalloc(n, sizeof(*names));
+	struct sgit_oid tree;
+
+	check(fx, sgit_write_tree(fx->st->git, NULL, 0, &tree, &fx->err));
+	for (size_t i = 0; i < n; i++) {
+		strbuf_reset(&msg);
+		strbuf_addf(&msg,
+			    "stage s%zu\n\nPipe-Kind: stage\nPipe-Stage: s%zu\n"
+			    "Pipe-Key: %s\n",
+			    i, i, key_n(i));
+		check(fx, sgit_write_commit(fx->st->git, &tree, NULL, 0,
+					    msg.buf, &mv[i].oid, &fx->err));
+		strbuf_reset(&ref);
+		strbuf_addf(&ref, "%ss%zu", STAGE_REF_PREFIX, i);
+		names[i] = strbuf_detach(&ref, NULL);
+		mv[i].name = names[i];
+		if (ids)
+			sgit_oid_hex(&mv[i].oid, ids[i]);
+	}
+	check(fx, sgit_flush(fx->st->git, &fx->err));
+	check(fx, sgit_refs_move(fx->st->git, mv, n, &fx->err));
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(mv);
+	strbuf_release(&msg);
+}
+
+/* A run record of 100,000 stages: its duplicate check compared each stage
+ * with every earlier one (5 billion comparisons). */
+static void test_run_record(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 100000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(1, sizeof(*ids));
+	char stage[32], id[STORE_ID_SIZE];
+	struct store_run run, back;
+	double t0;
+
+	make_stages(fx, 1, ids);
+	store_run_init(&run);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		store_run_add_stage(&run, stage, ids[0]);
+	}
+	t0 = now();
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	assert_within(t0, 3, "two run records of 100,000 stages");
+	check(fx, store_read_run(fx->st, id, &back, &fx->err));
+	assert_int_equal(back.stages_nr, n);
+	store_run_release(&back);
+	/* Still refused: a stage twice, and a commit that is no stage's,
+	 * also for a stage the previous record had. */
+	store_run_add_stage(&run, "s7", ids[0]);
+	assert_int_equal(store_write_run(fx->st, &run, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg.buf, "'s7' appears twice"));
+	error_release(&fx->err);
+	store_run_release(&run);
+	store_run_init(&run);
+	check(fx, store_resolve(fx->st, "runs", id, NULL, &fx->err));
+	store_run_add_stage(&run, "s1", id);
+	assert_int_equal(store_write_run(fx->st, &run, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg.buf, "is not a stage commit"));
+	store_run_release(&run);
+	free(ids);
+}
+
+/* 50,000 stage refs, each key looked up once: the index found a ref's tip
+ * and a key by scanning all of them, for each. */
+static void test_find_keys(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char stage[32], got[STORE_ID_SIZE];
+	double t0;
+
+	make_stages(fx, n, ids);
+	t0 = now();
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			snprintf(stage, sizeof(stage), "s%zu", i);
+			assert_int_equal(store_find_key(fx->st, stage, key_n(i),
+							got, &fx->err),
+					 1);
+			assert_string_equal(got, ids[i]);
+		}
+		/* the second pass reads the index back from disk */
+		store_free(fx->st);
+		check(fx, store_open(&fx->st, fx->pipe_dir.buf, &fx->err));
+	}
+	assert_within(t0, 4, "50,000 key lookups, twice");
+	assert_int_equal(store_find_key(fx->st, "s1", key_n(2), got, &fx->err),
+			 0);
+	free(ids);
+}
+
+/* 50,000 stage commits in one batch (as a run between two saves): the
+ * batch found each stage's pending ref by scanning all of them. */
+static void test_batch(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char *outs[] = {"o.txt", NULL};
+	char stage[32], id[STORE_ID_SIZE], head[STORE_ID_SIZE];
+	struct strbuf path = STRBUF_INIT;
+	double t0;
+
+	strbuf_addf(&path, "%s/o.txt", fx->root);
+	check(fx, fs_write_atomic(path.buf, "o\n", 2, &fx->err));
+	store_batch_begin(fx->st);
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		check(fx, store_commit_stage(fx->st, fx->root, stage, outs,
+					     NULL, id, &fx->err));
+	}
+	check(fx, store_batch_flush(fx->st, &fx->err));
+	assert_within(t0, 10, "50,000 stage commits in a batch");
+	check(fx, store_stage_head(fx->st, stage, head, &fx->err));
+	assert_string_equal(head, id);
+	strbuf_release(&path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_run_record, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_find_keys, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
