@@ -7,7 +7,7 @@
 # 127.0.0.1 is the apiserver and the registry; it runs a kubernetes stage
 # of datums and a local one, and a second pod finds everything fresh.
 . "$(dirname "$0")/lib.sh"
-plan 10
+plan 11
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
