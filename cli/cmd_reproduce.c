@@ -62,8 +62,7 @@ static void exec_run(const struct reproduce *r, int verify)
 	unsetenv("PIPEFILE");
 	if (chdir(r->workspace) == 0)
 		execv(self, argv);
-	log_error("cannot run pipe in '%s': %s", r->workspace,
-		  strerror(errno));
+	log_error("cannot run pipe in '%s': %s", r->workspace, strerror(errno));
 	_exit(EXIT_ENV);
 }
 
@@ -115,7 +114,8 @@ int cmd_reproduce(struct cli *cli)
 			verify = 1;
 		else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
 			if (++i >= cli->argc || !*cli->argv[i])
-				return cli_usage_error(cli, "-o needs a folder");
+				return cli_usage_error(cli,
+						       "-o needs a folder");
 			o.out_dir = cli->argv[i];
 		} else if (a[0] == '-' && a[1])
 			return cli_usage_error(cli, "unknown option '%s'", a);

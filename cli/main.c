@@ -112,7 +112,8 @@ const struct command commands[] = {
 	 "store, where the run-cache finds it: the next 'pipe run' restores\n"
 	 "what matches instead of running it. Never touches the workspace's\n"
 	 "files nor moves a local stage. Options as for 'pipe push'."},
-	{"reproduce", cmd_reproduce, "pipe reproduce GIT-REV [--verify] [-o DIR]",
+	{"reproduce", cmd_reproduce,
+	 "pipe reproduce GIT-REV [--verify] [-o DIR]",
 	 "run the project as of a git commit, from the store",
 	 "Writes the project's files at GIT-REV (any git revision) into a\n"
 	 "scratch tree, with the untracked inputs the runs at that commit\n"

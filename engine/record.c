@@ -141,7 +141,8 @@ static int written_upstream(const struct engine *e, size_t si, const char *file)
 	const struct graph_node *n = &e->g->nodes[si];
 
 	for (size_t d = 0; d < n->deps_nr; d++) {
-		const struct pf_paths *outs = &e->pf->stages[n->deps[d]].outputs;
+		const struct pf_paths *outs =
+			&e->pf->stages[n->deps[d]].outputs;
 
 		for (size_t j = 0; j < outs->nr; j++)
 			if (path_overlaps(file, outs->v[j].path))
@@ -178,8 +179,7 @@ static struct store_file *add_file(struct file_list *files)
  * entry, without a look at the file. A plain file's hash is its
  * content's (an executable's or a link's is not, and they are scanned). */
 static int as_before(struct sched *s, size_t si, const struct pf_path *in,
-		     const struct store_manifest *prev,
-		     struct file_list *files)
+		     const struct store_manifest *prev, struct file_list *files)
 {
 	const struct stage_record *r = s->jobs[si].cur;
 	const struct store_file *f;
@@ -216,8 +216,7 @@ static int add_files(struct sched *s, size_t si, const struct pf_path *in,
 	if (!written_upstream(e, si, in->path) &&
 	    as_before(s, si, in, prev, files))
 		return 0;
-	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h,
-			err);
+	ret = scan_path(e->sc, ".", in->path, in->is_glob, &l, &found, &h, err);
 	for (size_t k = 0; !ret && k < l.nr; k++) {
 		const struct scan_entry *se = &l.v[k];
 		struct store_file *f;
@@ -288,8 +287,7 @@ static void record_inputs(struct sched *s, struct store *st,
 	size_t n = 0;
 	int has_prev = store_prev_run_inputs(st, &prev);
 
-	if (source_files(s, has_prev ? &prev : NULL, &files, &err) ||
-	    !files.nr)
+	if (source_files(s, has_prev ? &prev : NULL, &files, &err) || !files.nr)
 		goto out;
 	log_trace_phase("inputs listed");
 	untracked = xcalloc(files.nr, 1);

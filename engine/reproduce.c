@@ -143,9 +143,8 @@ static int restore_inputs(struct reproduce *r, struct error *err)
 				strvec_push(&done, m.files[k].path);
 			}
 		if (only.nr)
-			ret = store_restore_run_inputs(r->st, &r->runs[i],
-						       r->workspace, only.v,
-						       err);
+			ret = store_restore_run_inputs(
+				r->st, &r->runs[i], r->workspace, only.v, err);
 		store_manifest_release(&m);
 		strvec_clear(&only);
 	}
@@ -305,7 +304,8 @@ int reproduce_prepare(struct reproduce *r, const struct reproduce_options *o,
 out:
 	if (ret && !err->exit_code)
 		error_set(err, EXIT_ENV, "cannot create '%s': %s",
-			  scratch_pipe ? scratch_pipe : r->dir, strerror(errno));
+			  scratch_pipe ? scratch_pipe : r->dir,
+			  strerror(errno));
 	strbuf_release(&commit);
 	strbuf_release(&prefix);
 	free(ws);

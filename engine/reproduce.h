@@ -21,12 +21,12 @@ struct reproduce_options {
 };
 
 struct reproduce {
-	char commit[41];  /* rev's commit */
-	char *dir;	  /* the scratch tree (absolute) */
-	char *workspace;  /* the workspace in it (absolute) */
-	char *pipefile;	  /* its Pipefile (absolute) */
-	int lock_fd;	  /* the workspace's lock, held throughout */
-	struct store *st; /* the workspace's store */
+	char commit[41];	/* rev's commit */
+	char *dir;		/* the scratch tree (absolute) */
+	char *workspace;	/* the workspace in it (absolute) */
+	char *pipefile;		/* its Pipefile (absolute) */
+	int lock_fd;		/* the workspace's lock, held throughout */
+	struct store *st;	/* the workspace's store */
 	struct store_run *runs; /* the runs at commit, newest first */
 	size_t runs_nr;
 	size_t restored; /* untracked input files restored */

@@ -386,8 +386,8 @@ static struct json *volumes(const struct kube_job_spec *s)
 	}
 	json_put_str(w, "name", "workspace");
 	json_push(v, w);
-	for (char *const *rw = s->units[0].rw_paths;
-	     out_volumes(s) && *rw; rw++, i++) {
+	for (char *const *rw = s->units[0].rw_paths; out_volumes(s) && *rw;
+	     rw++, i++) {
 		char *rel = pipe_rw_dir(s, *rw);
 
 		strbuf_reset(&p);

@@ -36,7 +36,7 @@
  * (the kubelet looks again after a second or more): for 200 pods of 0.1 s
  * that cost pipe 10% against a Job nobody reads the logs of. */
 #define LOG_FOLLOW_AFTER_MS 2000
-#define TS_LEN 29	/* 2026-12-04T19:52:02.123456789 */
+#define TS_LEN 29 /* 2026-12-04T19:52:02.123456789 */
 
 struct kjob;
 

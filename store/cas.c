@@ -384,8 +384,7 @@ int cas_adopt(struct cas_batch *b, const char *src, char *hex,
 	}
 	h = hasher_new();
 	buf = xmalloc(READ_BUF);
-	if (hash_range(in, 0, (size_t)st.st_size, h, buf) ||
-	    fchmod(in, 0444)) {
+	if (hash_range(in, 0, (size_t)st.st_size, h, buf) || fchmod(in, 0444)) {
 		io_fail(err, "read", src);
 		goto out;
 	}

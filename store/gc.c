@@ -160,8 +160,8 @@ static int keep_run_inputs(struct store *st, const struct sgit_commit *c,
 	return rc;
 }
 
-/* The CAS files of stage commits, of runs' inputs, and of the datum results that datum
- * index commits name. */
+/* The CAS files of stage commits, of runs' inputs, and of the datum results
+ * that datum index commits name. */
 static int collect_cas(struct store *st, const struct oid_list *commits,
 		       struct cas_keep *keep, struct error *err)
 {

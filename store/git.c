@@ -1828,7 +1828,8 @@ static int project_open(git_repository **repo, struct strbuf *prefix,
 				 "not in a git repository: pipe reads the "
 				 "project's history from git");
 	wd = git_repository_workdir(*repo);
-	if (!wd || !(here = realpath(".", NULL)) || !(top = realpath(wd, NULL))) {
+	if (!wd || !(here = realpath(".", NULL)) ||
+	    !(top = realpath(wd, NULL))) {
 		error_set(err, EXIT_USAGE,
 			  "the project's git repository has no work tree");
 		goto out;
@@ -1920,7 +1921,8 @@ int sgit_project_untracked(char *const *paths, size_t n,
 		strbuf_reset(&full);
 		strbuf_addf(&full, "%s%s", prefix.buf, paths[i]);
 		key = full.buf;
-		clean = !git_tree_entry_bypath(&te, (git_tree *)tree, full.buf) &&
+		clean = !git_tree_entry_bypath(&te, (git_tree *)tree,
+					       full.buf) &&
 			git_tree_entry_type(te) == GIT_OBJECT_BLOB &&
 			!(changed_nr && bsearch(&key, changed, changed_nr,
 						sizeof(*changed), cmp_cstr));

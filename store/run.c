@@ -415,8 +415,7 @@ struct runs_refs {
 	struct strvec names;
 };
 
-static int runs_ref_cb(const char *name, const struct sgit_oid *oid,
-		       void *data)
+static int runs_ref_cb(const char *name, const struct sgit_oid *oid, void *data)
 {
 	struct runs_refs *r = data;
 	size_t len = strlen(name);

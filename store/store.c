@@ -561,8 +561,7 @@ static int reused(struct committer *c, const char *rel, const struct stat *sb,
 	i = (size_t)(f - r->man.files);
 	if (!r->has[i] ||
 	    (f->kind != STORE_BLOB && !(r->cas && f->kind == STORE_CAS)) ||
-	    f->exec != exec ||
-	    f->size != (unsigned long long)sb->st_size ||
+	    f->exec != exec || f->size != (unsigned long long)sb->st_size ||
 	    !c->st->known(c->st->known_arg, rel, sb, &h))
 		return 0;
 	hash_to_hex(&h, hex);
@@ -896,8 +895,8 @@ static int take_given(struct committer *c, const struct store_file *g)
 	memcpy(n->hash, f->hash, sizeof(n->hash));
 	tnode_add(&c->root, g->path,
 		  f->kind == STORE_LINK ? SGIT_MODE_LINK
-		  : f->exec	       ? SGIT_MODE_EXEC
-				       : SGIT_MODE_FILE,
+		  : f->exec		? SGIT_MODE_EXEC
+					: SGIT_MODE_FILE,
 		  &r->oid[i]);
 	c->bytes += f->size;
 	ALLOC_GROW(c->man.outputs, c->man.outputs_nr + 1, c->man.outputs_alloc);
@@ -923,7 +922,8 @@ static int write_outputs(struct store *st, const char *workspace,
 	strbuf_init(&st->buf, 0);
 	cas_batch_init(&c.cas, st->cas_dir);
 	for (size_t i = 0; outputs[i]; i++)
-		if (!(reuse && reuse->given && take_given(&c, &reuse->given[i])) &&
+		if (!(reuse && reuse->given &&
+		      take_given(&c, &reuse->given[i])) &&
 		    add_output(&c, outputs[i], err))
 			goto out;
 	if (cas_commit(&c.cas, err) || write_stage_tree(&c, manifest, err))
@@ -1046,8 +1046,8 @@ int store_write_files(struct store *st, const char *workspace,
 	} else {
 		reuse.cas = 1;
 		reuse.given = reuse.has ? files : NULL;
-		ret = write_outputs(st, workspace, paths, 1, &reuse, tree,
-				    NULL, &bytes, err);
+		ret = write_outputs(st, workspace, paths, 1, &reuse, tree, NULL,
+				    &bytes, err);
 	}
 	reuse_release(&reuse);
 	free(paths);

@@ -408,7 +408,7 @@ int store_run_inputs(struct store *st, const struct store_run *run,
 int store_prev_run_inputs(struct store *st, struct store_manifest *m);
 /* The entry for path in m (sorted, as read), or NULL. */
 const struct store_file *store_manifest_find(const struct store_manifest *m,
-					    const char *path);
+					     const char *path);
 
 /* Write run's recorded inputs named in only (NULL: all) into workspace,
  * replacing what is there. */

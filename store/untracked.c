@@ -63,9 +63,8 @@ int store_run_set_inputs(struct store *st, const char *workspace,
 		return -1;
 	if (!nr)
 		return 0;
-	if (store_write_files(st, workspace, files, nr,
-			      has_prev ? &prev : NULL, has_prev ? prev_m : NULL,
-			      &tree, err))
+	if (store_write_files(st, workspace, files, nr, has_prev ? &prev : NULL,
+			      has_prev ? prev_m : NULL, &tree, err))
 		return -1;
 	sgit_oid_hex(&tree, run->inputs);
 	return 0;
@@ -85,7 +84,7 @@ int store_prev_run_inputs(struct store *st, struct store_manifest *m)
 }
 
 const struct store_file *store_manifest_find(const struct store_manifest *m,
-					    const char *path)
+					     const char *path)
 {
 	return manifest_find(m, path);
 }
@@ -98,7 +97,8 @@ int store_run_root(struct store *st, const struct store_run *run,
 	size_t nr = 0;
 
 	if (stages)
-		e[nr++] = (struct sgit_entry){"stages", SGIT_MODE_TREE, *stages};
+		e[nr++] =
+			(struct sgit_entry){"stages", SGIT_MODE_TREE, *stages};
 	if (run->inputs[0]) {
 		e[nr].name = INPUTS_ENTRY;
 		e[nr].mode = SGIT_MODE_TREE;
@@ -114,7 +114,8 @@ int store_run_read_inputs(struct store *st, const struct sgit_oid *tree,
 {
 	struct sgit_oid oid;
 	unsigned mode;
-	int rc = sgit_tree_lookup(st->git, tree, INPUTS_ENTRY, &mode, &oid, err);
+	int rc =
+		sgit_tree_lookup(st->git, tree, INPUTS_ENTRY, &mode, &oid, err);
 
 	run->inputs[0] = '\0';
 	if (rc < 0)
@@ -190,8 +191,8 @@ static int copy_refs(struct store *from, struct store *to, struct error *err)
 
 	ret = sgit_ref_foreach(from->git, "refs/pipe/*", copy_ref, &c, err) < 0
 		      ? -1
-		      : c.nr ? sgit_refs_move(to->git, c.v, c.nr, err)
-			     : 0;
+	      : c.nr ? sgit_refs_move(to->git, c.v, c.nr, err)
+		     : 0;
 	for (size_t i = 0; i < c.nr; i++)
 		free((char *)c.v[i].name);
 	free(c.v);
@@ -200,8 +201,7 @@ static int copy_refs(struct store *from, struct store *to, struct error *err)
 
 /* Point path at target (absolute): a symlink for cas/, a line in
  * objects/info/alternates for the objects. */
-static int link_main(const char *git_dir, struct store *main,
-		     struct error *err)
+static int link_main(const char *git_dir, struct store *main, struct error *err)
 {
 	char *objects = path_join(main->git_dir, "objects");
 	char *abs_objects = realpath(objects, NULL);

@@ -1674,9 +1674,10 @@ static void test_run_inputs(void **state)
 	 * CAS file too; the new one is read */
 	{
 		struct store_run run3;
-		struct store_file three[3] = {files[0], files[1],
-					      {"data/c.txt", STORE_BLOB, 0, 2,
-					       ""}};
+		struct store_file three[3] = {
+			files[0],
+			files[1],
+			{"data/c.txt", STORE_BLOB, 0, 2, ""}};
 		struct strbuf sb = STRBUF_INIT;
 
 		put_str(fx, "data/c.txt", "c\n");
@@ -1685,8 +1686,8 @@ static void test_run_inputs(void **state)
 		k.path[2] = "data/c.txt";
 		k.asked = 0;
 		store_run_init(&run3);
-		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, NULL, &run3,
-					       &fx->err));
+		CHECK(fx, store_run_set_inputs(fx->st, fx->ws, three, 3, NULL,
+					       &run3, &fx->err));
 		assert_int_equal(k.asked, 0);
 		assert_string_not_equal(run3.inputs, got);
 		assert_int_equal(store_run_inputs(fx->st, &run3, &m, &fx->err),
@@ -1698,15 +1699,13 @@ static void test_run_inputs(void **state)
 		store_manifest_release(&m);
 		CHECK(fx, store_write_run(fx->st, &run3, r2, &fx->err));
 		CHECK(fx, store_read_run(fx->st, r2, &back, &fx->err));
-		assert_int_equal(store_restore_run_inputs(fx->st, &back,
-							  other, NULL,
-							  &fx->err),
+		assert_int_equal(store_restore_run_inputs(fx->st, &back, other,
+							  NULL, &fx->err),
 				 0);
-		assert_int_equal(strbuf_read_file(&sb,
-						  own(fx, "%s/data/a.txt",
-						      other),
-						  0),
-				 0);
+		assert_int_equal(
+			strbuf_read_file(&sb, own(fx, "%s/data/a.txt", other),
+					 0),
+			0);
 		assert_memory_equal(sb.buf, "aaaa\n", 5); /* unread */
 		strbuf_release(&sb);
 		store_run_release(&back);
@@ -1719,14 +1718,13 @@ static void test_run_inputs(void **state)
 	assert_int_equal(fs_mkdir_p(own(fx, "%s/data", other), 0755), 0);
 	assert_int_equal(sh("echo old > '%s/data/a.txt'", other), 0);
 	CHECK(fx, store_read_run(fx->st, r1, &back, &fx->err));
-	CHECK(fx, store_restore_run_inputs(fx->st, &back, other, NULL,
-					   &fx->err));
-	assert_int_equal(sh("printf 'aaaa\\n' | cmp -s - '%s/data/a.txt'",
-			    other),
-			 0);
-	assert_int_equal(sh("cmp -s '%s/data/big.bin' '%s/data/big.bin'",
-			    other, fx->ws),
-			 1); /* the workspace's copy changed since */
+	CHECK(fx,
+	      store_restore_run_inputs(fx->st, &back, other, NULL, &fx->err));
+	assert_int_equal(
+		sh("printf 'aaaa\\n' | cmp -s - '%s/data/a.txt'", other), 0);
+	assert_int_equal(
+		sh("cmp -s '%s/data/big.bin' '%s/data/big.bin'", other, fx->ws),
+		1); /* the workspace's copy changed since */
 	store_run_release(&back);
 
 	/* gc keeps the CAS file only a run's inputs name */
