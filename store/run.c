@@ -449,7 +449,7 @@ int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
 			     err))
 		goto out;
 	for (size_t r = 0; r < refs.names.nr; r++) {
-		hist.nr = 0;
+		free(hist.v); /* store_history starts a new list */
 		if (store_history(st, refs.names.v[r], 0, &hist, err))
 			goto out;
 		for (size_t i = 0; i < hist.nr; i++) {
