@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Copy this much per copy_file_range call, then hash it back from the page
@@ -481,12 +482,19 @@ int cas_commit(struct cas_batch *b, struct error *err)
 	return 0;
 }
 
-/* One line of UNSYNCED: "BOOT HEX SIZE". */
+/* An object written less than this long ago is left listed, not fsynced:
+ * the kernel writes dirty data back after 30 s by itself, and forcing it
+ * sooner made the writer after a 1 GiB pull wait for the disk (1.5 s);
+ * listed, it is still re-hashed after a reboot. */
+#define SETTLE_AGE_S 35
+
+/* One line of UNSYNCED: "BOOT HEX SIZE". 1: still to be kept listed. */
 static int settle_one(const char *cas_dir, const char *line, const char *boot,
-		      struct error *err)
+		      time_t now, struct error *err)
 {
 	char id[64], hex[HASH_HEX_LEN + 2];
 	unsigned long long size;
+	struct stat st;
 	char *path;
 	int ret = 0;
 
@@ -494,12 +502,15 @@ static int settle_one(const char *cas_dir, const char *line, const char *boot,
 	    !is_hex(hex, HASH_HEX_LEN))
 		return 0; /* a torn last line: its commit never happened */
 	path = cas_path(cas_dir, hex);
-	if (access(path, F_OK)) {
+	if (lstat(path, &st)) {
 		free(path);
 		return 0; /* collected since */
 	}
 	if (!strcmp(id, boot)) {
-		ret = fsync_path(path, O_RDONLY, err);
+		if (st.st_mtime > now - SETTLE_AGE_S && st.st_mtime <= now)
+			ret = 1; /* being written back: later */
+		else
+			ret = fsync_path(path, O_RDONLY, err);
 	} else {
 		struct error bad = ERROR_INIT;
 
@@ -519,7 +530,10 @@ static int settle_one(const char *cas_dir, const char *line, const char *boot,
 int cas_settle(const char *cas_dir, struct error *err)
 {
 	struct strbuf list = STRBUF_INIT, boot = STRBUF_INIT;
+	struct strbuf keep = STRBUF_INIT;
 	char *path = xstrfmt("%s/" UNSYNCED, cas_dir);
+	time_t now = time(NULL);
+	size_t dropped = 0;
 	int ret = 0;
 
 	if (strbuf_read_file(&list, path, 0)) {
@@ -528,19 +542,32 @@ int cas_settle(const char *cas_dir, struct error *err)
 		goto out;
 	}
 	boot_id(&boot);
-	for (char *p = list.buf; *p && !ret;) {
+	for (char *p = list.buf; *p && ret >= 0;) {
 		char *nl = strchrnul(p, '\n');
 		int last = !*nl;
 
 		*nl = '\0';
-		ret = settle_one(cas_dir, p, boot.buf, err);
+		ret = settle_one(cas_dir, p, boot.buf, now, err);
+		if (ret == 1) {
+			strbuf_addf(&keep, "%s\n", p);
+			ret = 0;
+		} else {
+			dropped++;
+		}
 		p = last ? nl : nl + 1;
 	}
-	if (!ret && unlink(path) && errno != ENOENT)
+	if (ret)
+		goto out;
+	if (keep.len) {
+		if (dropped)
+			ret = fs_write_atomic(path, keep.buf, keep.len, err);
+	} else if (unlink(path) && errno != ENOENT) {
 		ret = io_fail(err, "remove", path);
+	}
 out:
 	free(path);
 	strbuf_release(&list);
+	strbuf_release(&keep);
 	strbuf_release(&boot);
 	return ret;
 }

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/cas.h"
@@ -82,6 +84,19 @@ static int exists(struct fixture *f, const char *hex)
 	return rc;
 }
 
+/* Set object hex's mtime seconds back, as if written then. */
+static void age(struct fixture *f, const char *hex, int seconds)
+{
+	char *path = cas_path(f->cas, hex);
+	struct timespec t[2];
+
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= seconds;
+	t[1] = t[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+	free(path);
+}
+
 static void test_same_boot(void **state)
 {
 	struct fixture *f = *state;
@@ -101,12 +116,43 @@ static void test_same_boot(void **state)
 	assert_non_null(strstr(list, boot.buf));
 	assert_non_null(strstr(list, hex));
 	free(list);
+	/* just written: left to the kernel's writeback, still listed (a
+	 * reboot now would re-hash it) */
+	assert_int_equal(cas_settle(f->cas, &err), 0);
+	list = unsynced(f);
+	assert_non_null(list);
+	assert_non_null(strstr(list, hex));
+	free(list);
+	/* written back long ago: fsynced, and off the list */
+	age(f, hex, 60);
 	assert_int_equal(cas_settle(f->cas, &err), 0);
 	assert_null(unsynced(f)); /* settled */
 	assert_true(exists(f, hex));
 	assert_int_equal(cas_verify(f->cas, hex, 23, &err), 0);
 	assert_int_equal(cas_settle(f->cas, &err), 0); /* nothing to do */
 	strbuf_release(&boot);
+}
+
+/* Of two objects, the old one is settled and the young one stays listed:
+ * the list is rewritten with it alone. */
+static void test_same_boot_mixed(void **state)
+{
+	struct fixture *f = *state;
+	struct error err = ERROR_INIT;
+	char old[HASH_HEX_LEN + 1], young[HASH_HEX_LEN + 1], *list;
+
+	add(f, "old enough to be on disk\n", old);
+	add(f, "young: still being written back\n", young);
+	age(f, old, 3600);
+	assert_int_equal(cas_settle(f->cas, &err), 0);
+	list = unsynced(f);
+	assert_non_null(list);
+	assert_null(strstr(list, old));
+	assert_non_null(strstr(list, young));
+	assert_int_equal(strchr(list, '\n') - list + 1, (long)strlen(list));
+	free(list);
+	assert_true(exists(f, old));
+	assert_true(exists(f, young));
 }
 
 static void test_after_restart(void **state)
@@ -147,6 +193,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_same_boot, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_same_boot_mixed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_after_restart, setup,
 						teardown),
