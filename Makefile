@@ -10,7 +10,7 @@
 #   make valgrind   the same with pipe under memcheck
 #   make asan       the same tests under -fsanitize=address,undefined
 #   make bench      pipe against make, ninja, Snakemake, DVC, git, cp, docker;
-#                   writes bench/results/ (bench-quick: smaller, < 2 min; not in test)
+#                   writes bench/results/ (bench-quick: smaller, minutes; not in test)
 #   make install    bin/pipe, man1/pipe.1 and bash/zsh completion under
 #                   $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
 #   make dist       pipe-VERSION.tar.gz (git archive of HEAD) in DISTDIR (.)

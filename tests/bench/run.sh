@@ -31,7 +31,9 @@ if [ "$QUICK" = 1 ]; then OUT=${BENCH_OUT:-$root/build/bench-quick}; else OUT=${
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pipe-bench
 export DEBIAN_FRONTEND=noninteractive DVC_NO_ANALYTICS=1 LC_ALL=C
 
-# Sizes: the issue's, and QUICK's (bench-quick: under 2 minutes).
+# Sizes: the issue's, and QUICK's (bench-quick: a few minutes with docker, the
+# test cluster, the S3 server and a 20,000-stage row; SKIP_DOCKER, SKIP_K8S
+# and SKIP_REMOTE leave the first three out).
 if [ "$QUICK" = 1 ]; then
 	RUNS=3
 	N_VALIDATE=2000 N_TRIVIAL=200 N_TRIVIAL_DVC=20
