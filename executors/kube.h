@@ -49,6 +49,12 @@ void kube_job_name(struct strbuf *out, const char *stage, const char *job_id);
  * at both ends ("" when nothing is left). */
 void kube_label_value(struct strbuf *out, const char *s);
 
+/* 1 when spec's pods (a Job of several datums, each writing only its
+ * PIPE_OUT) also write their output to "PIPE_OUT-POD.log" beside their
+ * PIPE_OUT, in the folder they mount read-write: pipe reads a pod that
+ * ended before its log was followed from there, not from the API. */
+int kube_job_file_logs(const struct kube_job_spec *spec);
+
 /* The batch/v1 Job for spec. */
 struct json *kube_job_manifest(const struct kube_job_spec *spec);
 

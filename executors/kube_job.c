@@ -447,6 +447,29 @@ static const char wrap_shell[] =
 static const char wrap_argv[] =
 	". \"$PIPE_ENV_DIR/$JOB_COMPLETION_INDEX\" && exec \"$@\"";
 
+/* The same, and the command's output copied by tee into its log file
+ * (kube_job_log_file) as it goes to the container's: the pod's exit
+ * code is the command's (fd 4 carries it out of the pipeline). An image
+ * without tee, or a folder it cannot write, runs the command as above,
+ * and pipe reads the log from the API. */
+#define WRAP_TEE(run)                                                           \
+	". \"$PIPE_ENV_DIR/$JOB_COMPLETION_INDEX\" || exit 127\n"               \
+	"L=\"$PIPE_OUT-$PIPE_POD.log\"\n"                                       \
+	"if command -v tee >/dev/null 2>&1 && true 2>/dev/null >\"$L\"; then\n" \
+	"exec 3>&1\n"                                                           \
+	"r=$({ { " run " 2>&1 3>&- 4>&-; echo $? >&4; } | "                     \
+	"tee \"$L\" >&3 3>&- 4>&-; } 4>&1)\n"                                   \
+	"exit \"$r\"\n"                                                         \
+	"fi\n"                                                                  \
+	"exec " run
+static const char wrap_shell_tee[] = WRAP_TEE("/bin/sh -c \"$1\"");
+static const char wrap_argv_tee[] = WRAP_TEE("\"$@\"");
+
+int kube_job_file_logs(const struct kube_job_spec *s)
+{
+	return s->env_dir && s->n > 1 && writes_only_pipe(&s->units[0]);
+}
+
 /* The kubelet expands $(NAME) in a container's command and env values
  * and turns $$ into $: each '$' doubled reaches the pod as written. */
 static const char *literal(struct strbuf *sb, const char *s)
@@ -469,8 +492,11 @@ static struct json *command(const struct kube_job_spec *s)
 	if (s->env_dir) {
 		json_push_str(c, "/bin/sh");
 		json_push_str(c, "-c");
-		json_push_str(c,
-			      literal(&lit, u->shell ? wrap_shell : wrap_argv));
+		const char *w = u->shell ? wrap_shell : wrap_argv;
+
+		if (kube_job_file_logs(s))
+			w = u->shell ? wrap_shell_tee : wrap_argv_tee;
+		json_push_str(c, literal(&lit, w));
 		json_push_str(c, "pipe");
 	} else if (u->shell) {
 		json_push_str(c, "/bin/sh");
@@ -507,6 +533,14 @@ static struct json *env(const struct kube_job_spec *s)
 		strbuf_addf(&p, "%s/%s", mount_path(s), s->env_dir);
 		json_put_str(o, "name", "PIPE_ENV_DIR");
 		json_put_str(o, "value", literal(&lit, p.buf));
+		json_push(v, o);
+	}
+	if (kube_job_file_logs(s)) { /* names the pod's log file */
+		struct json *o = json_new_object();
+
+		json_put_str(o, "name", "PIPE_POD");
+		json_set_str(o, "valueFrom.fieldRef.fieldPath",
+			     "metadata.name");
 		json_push(v, o);
 	}
 	strbuf_release(&p);

@@ -45,7 +45,9 @@ struct kunit {
 	struct loop_unit *lu;
 	struct kjob *job;
 	size_t index;
-	char *pod;		/* the pod whose log is streamed */
+	char *pod;	/* the pod whose log is streamed */
+	char *log_base; /* absolute PIPE_OUT: the pods' log files beside it
+			 * are "<log_base>-<pod>.log"; NULL: none */
 	struct http_xfer *logx; /* that stream */
 	struct loop_timer drain;
 	struct loop_timer relog;  /* a cut log stream, asked for again */
@@ -257,6 +259,7 @@ static void job_free(struct kjob *j)
 		free(j->units[i]->pod);
 		free(j->units[i]->reason);
 		strbuf_release(&j->units[i]->logline);
+		free(j->units[i]->log_base);
 		free(j->units[i]);
 	}
 	free(j->units);
@@ -285,6 +288,7 @@ static void job_closed(struct kjob *j)
 }
 
 static void log_line(struct kunit *u, const char *line, size_t len);
+static void drop_log_file(struct kunit *u);
 
 static void unit_end(struct kunit *u)
 {
@@ -292,6 +296,7 @@ static void unit_end(struct kunit *u)
 
 	if (!lu || lu->ended)
 		return;
+	drop_log_file(u);
 	http_xfer_free(u->logx);
 	u->logx = NULL;
 	loop_timer_disarm(&u->drain);
@@ -534,6 +539,59 @@ static void start_log(struct kunit *u)
 	strbuf_release(&p);
 }
 
+/* The pod has ended: its log from the file its tee wrote (read whole,
+ * then removed), or, when there is none (an image without tee), from the
+ * API. */
+static void read_ended_log(struct kunit *u)
+{
+	char *path;
+	char buf[65536];
+	ssize_t n;
+	int fd;
+
+	if (!u->log_base || !u->pod) {
+		start_log(u);
+		return;
+	}
+	path = xstrfmt("%s-%s.log", u->log_base, u->pod);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_verbose("kubernetes: %s: %s", path,
+				    strerror(errno));
+		free(path);
+		start_log(u);
+		return;
+	}
+	u->log_begun = 1;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			loop_unit_note(u->lu, "cannot read the pod's log");
+			break;
+		}
+		loop_unit_output(u->lu, 1, buf, (size_t)n);
+	}
+	close(fd);
+	unlink(path);
+	free(path);
+	/* ended by the loop, once the pod's exit code is taken */
+	loop_timer_arm(&u->drain, loop_now_ms());
+}
+
+/* A pod whose log was followed from the API: its file is not needed. */
+static void drop_log_file(struct kunit *u)
+{
+	char *path;
+
+	if (!u->log_base || !u->pod)
+		return;
+	path = xstrfmt("%s-%s.log", u->log_base, u->pod);
+	unlink(path);
+	free(path);
+}
+
 static void on_relog(void *arg)
 {
 	struct kunit *u = arg;
@@ -551,6 +609,7 @@ static void follow_log(struct kunit *u, const char *pod, int now)
 		strbuf_addf(&note, "retry in pod %s", pod);
 		loop_unit_note(u->lu, note.buf);
 		strbuf_release(&note);
+		drop_log_file(u);
 	}
 	free(u->pod);
 	u->pod = xstrdup(pod);
@@ -564,7 +623,7 @@ static void follow_log(struct kunit *u, const char *pod, int now)
 	u->last_ts[0] = '\0';
 	strbuf_reset(&u->logline);
 	if (now)
-		start_log(u);
+		read_ended_log(u);
 	else
 		loop_timer_arm(&u->relog, loop_now_ms() + LOG_FOLLOW_AFTER_MS);
 }
@@ -703,7 +762,7 @@ static void on_pod(struct exec_ctx *ctx, const char *type,
 		else if (ended && !u->log_begun && u->pod &&
 			 !strcmp(u->pod, name)) {
 			loop_timer_disarm(&u->relog);
-			start_log(u); /* ended before its log was followed */
+			read_ended_log(u); /* ended before it was followed */
 		}
 		u->pod_running = json_get(cs, "state.running") != NULL;
 		if (!json_get_int(cs, "state.terminated.exitCode", &code)) {
@@ -1016,6 +1075,9 @@ static void give_rw(const struct exec_unit *u, long long uid, long long gid)
 		if (chown(abs, (uid_t)uid, (gid_t)gid))
 			log_verbose("kubernetes: chown %s: %s", abs,
 				    strerror(errno));
+		/* and the stage's folder that holds it (its pods' log files) */
+		while (abs[strlen(abs) - 1] == '/')
+			abs[strlen(abs) - 1] = '\0';
 		*strrchr(abs, '/') = '\0';
 		if (abs[strlen(abs) - 1] != '/' &&
 		    chown(abs, (uid_t)uid, (gid_t)gid))
@@ -1122,7 +1184,7 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 	struct strbuf name = STRBUF_INIT, *files;
 	struct kjob *j;
 	struct json *manifest;
-	int own;
+	int own, file_logs;
 
 	if (!n)
 		return 0;
@@ -1192,6 +1254,7 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 		ctx->opt.grace_ms > 0 ? (ctx->opt.grace_ms + 999) / 1000 : 5;
 	for (size_t i = 0; i < n; i++)
 		give_rw(&units[i], spec.uid, spec.gid);
+	file_logs = kube_job_file_logs(&spec);
 	manifest = kube_job_manifest(&spec);
 	json_dump(manifest, &j->body);
 	json_free(manifest);
@@ -1212,6 +1275,12 @@ static int kube_start_batch(struct exec_ctx *ctx, const struct exec_unit *units,
 		loop_timer_init(&u->drain, on_drain, u);
 		loop_timer_init(&u->relog, on_relog, u);
 		strbuf_init(&u->logline, 0);
+		if (file_logs) {
+			u->log_base = xstrfmt("%s/%s", units[i].workspace,
+					      units[i].rw_paths[0]);
+			if (u->log_base[strlen(u->log_base) - 1] == '/')
+				u->log_base[strlen(u->log_base) - 1] = '\0';
+		}
 		u->lu = loop_unit_add(&lu, &ctx->opt, &kube_ops, ctx, u);
 		u->lu->timeout_ms = units[i].timeout_ms;
 		u->lu->live = 1;

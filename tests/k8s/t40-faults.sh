@@ -7,7 +7,7 @@
 # pod ran agree). Everything runs in its own namespace (pipe-kfault).
 # shellcheck source=lib.sh disable=SC2015,SC2317 # ok && ... || not_ok as in t20; functions run by the trap and k8s_wait
 . "$(dirname "$0")/lib.sh"
-plan 52
+plan 62
 need_cluster
 
 reg=$PIPE_TEST_REGISTRY
@@ -184,6 +184,40 @@ expect_rc "watch streams cut every 2 s: a 100 s stage finishes too" 0
 expect_eq "... its output there" "$(cat out.txt 2>/dev/null)" "droplong-ok"
 expect_not_in "... pipe did not give up on the API" "$err" "cannot reach the Kubernetes API"
 cp "$_tmp/.err" "$_tmp/droplong.err"
+expect_no_job "... no Job left"
+
+# Pod logs: a datum pod that ended before its log was followed is read
+# from the file its tee wrote beside its PIPE_OUT, not from the API; a pod
+# that has no such file (this one removes its own) is read from the API
+stop_proxies
+proxy logs
+new_ws
+chown 1000:1000 .
+mkdir data && for d in d1 d2 d3 d4; do echo "$d" > data/$d; done
+cat > Pipefile <<YML
+kubernetes: {namespace: $NS}
+stages:
+  lg:
+    executor: kubernetes
+    image: $image
+    datums: "data/*"
+    parallelism: 2
+    inputs: [data/]
+    outputs: [out/]
+    cmd: echo "said \$PIPE_DATUM"; case \$PIPE_DATUM in *d3) rm -f "\$PIPE_OUT"-*.log; echo "after-rm \$PIPE_DATUM";; esac; cp "\$PIPE_DATUM" "\$PIPE_OUT/"
+YML
+KUBECONFIG=$_tmp/logs.kubeconfig run pipe run -v
+cp "$_tmp/.err" "$_tmp/logs.pipe.err"
+expect_rc "pod logs: 4 datums, parallelism 2" 0
+for d in d1 d2 d3 d4; do
+	expect_in "... [lg data/$d]'s line in pipe's output" "$out" "[lg data/$d] said data/$d"
+done
+expect_in "... the pod whose file was gone: its log from the API, whole" "$out" "[lg data/d3] after-rm data/d3"
+n=$(grep -c "^GET /api/v1/namespaces/$NS/pods/[^ ]*/log?" "$_tmp/logs.log")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] && ok "... log requests to the API: $n (the pod without its file; 4 pods ran)" ||
+	not_ok "... log requests to the API: 1 (2 on a slow machine)" "$n" "$(grep /log "$_tmp/logs.log")"
+expect_eq "... the outputs are the datums' files, no log file among them" "$(ls -A out | tr '\n' ' ')" "d1 d2 d3 d4 "
+expect_eq "... no log file left in .pipe" "$(find .pipe -name '*.log' -path '*tmp*' | wc -l)" 0
 expect_no_job "... no Job left"
 
 # Job creates refused twice with 503: retried, the stage succeeds

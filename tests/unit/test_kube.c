@@ -336,7 +336,8 @@ static void test_each_index_large(void **state)
 /* kube_split_env */
 
 /* Runs argv (envp) with stdout captured in out; returns the exit code. */
-static int run(char *const *argv, char *const *envp, struct strbuf *out)
+static int run(char *const *argv, char *const *envp, const char *cwd,
+	       struct strbuf *out)
 {
 	int fd[2], status;
 	pid_t pid;
@@ -350,6 +351,8 @@ static int run(char *const *argv, char *const *envp, struct strbuf *out)
 		dup2(fd[1], 1);
 		close(fd[0]);
 		close(fd[1]);
+		if (cwd && chdir(cwd))
+			_exit(126);
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}
@@ -400,7 +403,7 @@ static void sourced(const char *file, const char *var, struct strbuf *out)
 	char *argv[] = {"/bin/sh", "-c", script, "sh", (char *)file, NULL};
 	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
 
-	assert_int_equal(run(argv, envp, out), 0);
+	assert_int_equal(run(argv, envp, NULL, out), 0);
 	free(script);
 }
 
@@ -1282,12 +1285,20 @@ static int run_pod(struct fixture *f, const struct json *job, size_t index,
 	strvec_push(&envp, "PATH=/usr/bin:/bin");
 	strvec_pushf(&envp, "JOB_COMPLETION_INDEX=%zu", index);
 	for (size_t i = 0; i < json_array_len(e); i++) {
-		kubelet_expand(json_get_str(json_array_at(e, i), "value"), e, i,
-			       &v);
-		strvec_pushf(&envp, "%s=%s",
-			     json_get_str(json_array_at(e, i), "name"), v.buf);
+		const struct json *x = json_array_at(e, i);
+
+		if (!json_get_str(x, "value")) { /* the pod's name */
+			assert_string_equal(
+				json_get_str(x, "valueFrom.fieldRef.fieldPath"),
+				"metadata.name");
+			strvec_pushf(&envp, "%s=pod-%zu",
+				     json_get_str(x, "name"), index);
+			continue;
+		}
+		kubelet_expand(json_get_str(x, "value"), e, i, &v);
+		strvec_pushf(&envp, "%s=%s", json_get_str(x, "name"), v.buf);
 	}
-	rc = run(argv.v, envp.v, out);
+	rc = run(argv.v, envp.v, f->ws, out);
 	strbuf_release(&v);
 	strvec_clear(&argv);
 	strvec_clear(&envp);
@@ -1326,6 +1337,78 @@ static void test_wrapper_runs(void **state)
 	strbuf_release(&out);
 }
 
+static char *read_text(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(&sb, buf, (size_t)n);
+	close(fd);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* A Job of several datums: the pod's output goes to the container and,
+ * by tee, to "PIPE_OUT-POD.log" beside its PIPE_OUT; its exit code is
+ * the command's. Without tee on PATH (or a folder it cannot write) the
+ * command runs as before and no file is written. */
+static void test_wrapper_log_file(void **state)
+{
+	static const char *const cmds[] = {
+		"printf 'out %s\\n' \"$PIPE_OUT\"; echo err >&2; exit 3",
+		"echo quiet"};
+	struct fixture f;
+	struct json *job;
+	struct strbuf out = STRBUF_INIT;
+	char *p, *log;
+
+	(void)state;
+	for (int shell = 1; shell >= 0; shell--) {
+		char *argv[] = {"/bin/sh", "-c", (char *)cmds[0], NULL};
+
+		fixture_init(&f, 2, shell);
+		assert_true(kube_job_file_logs(&f.spec));
+		f.u[0].cmd = f.u[1].cmd = shell ? (char *)cmds[0] : NULL;
+		f.u[0].argv = f.u[1].argv = shell ? NULL : argv;
+		p = xstrfmt("%s/.pipe/tmp/train/1", f.ws);
+		assert_int_equal(fs_mkdir_p(p, 0755), 0);
+		free(p);
+		job = manifest(&f.spec);
+		strbuf_reset(&out);
+		assert_int_equal(run_pod(&f, job, 1, &out), 3);
+		assert_string_equal(out.buf, "out .pipe/tmp/train/1\nerr\n");
+		p = xstrfmt("%s/.pipe/tmp/train/1-pod-1.log", f.ws);
+		log = read_text(p);
+		assert_non_null(log);
+		assert_string_equal(log, out.buf);
+		free(log);
+		free(p);
+		/* index 0: its folder's parent is missing, it cannot write
+		 * its log file; it runs all the same */
+		p = xstrfmt("%s/.pipe/tmp/train", f.ws);
+		assert_int_equal(fs_remove_tree(p), 0);
+		free(p);
+		strbuf_reset(&out);
+		assert_int_equal(run_pod(&f, job, 0, &out), 3);
+		/* (its stderr is the container's own, not captured here) */
+		assert_string_equal(out.buf, "out .pipe/tmp/train/0\n");
+		json_free(job);
+		fixture_release(&f);
+	}
+	/* one datum: no file, the API gives the log */
+	fixture_init(&f, 1, 1);
+	assert_false(kube_job_file_logs(&f.spec));
+	job = manifest(&f.spec);
+	assert_null(env_of(job, "PIPE_POD"));
+	json_free(job);
+	fixture_release(&f);
+	strbuf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1348,6 +1431,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_kubelet_expansion),
 		cmocka_unit_test(test_manifest_non_utf8),
 		cmocka_unit_test(test_wrapper_runs),
+		cmocka_unit_test(test_wrapper_log_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
