@@ -23,14 +23,21 @@ static void kvs_free(struct state_kv *v, size_t n)
 	free(v);
 }
 
-static void paths_free(struct state_path *v, size_t n)
+/* The file lists: parsed into the heap even for a loaded record. */
+static void files_free(struct state_path *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < v[i].files_nr; j++)
 			free(v[i].files[j].path);
 		free(v[i].files);
-		free(v[i].path);
 	}
+}
+
+static void paths_free(struct state_path *v, size_t n)
+{
+	files_free(v, n);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].path);
 	free(v);
 }
 
@@ -50,6 +57,11 @@ void stage_record_free(struct stage_record *rec)
 	if (!rec)
 		return;
 	state_datums_free(rec->datum_list, rec->datum_nr);
+	if (rec->loaded) {
+		files_free(rec->inputs, rec->inputs_nr);
+		files_free(rec->outputs, rec->outputs_nr);
+		return;
+	}
 	free(rec->name);
 	free(rec->executor);
 	free(rec->image);
@@ -81,6 +93,7 @@ void state_free(struct state *st)
 	free(st->bufs);
 	if (st->map)
 		munmap(st->map, st->map_len);
+	arena_release(&st->arena);
 	free(st->path);
 	free(st);
 }
@@ -326,24 +339,43 @@ static int split_line(char *line, char **f)
 	return n;
 }
 
+/* Records are read in place: their strings point into the buffer the
+ * lines were cut in (which lives as long as the state) and their structs
+ * and arrays come from the state's arena, not one malloc each. */
 struct reader {
 	struct stage_record *rec;
 	struct state_path *cur; /* the input/output 'f' lines belong to */
+	struct arena *arena;
 };
+
+/* Room for one more element in an arena array of nr: doubled at powers of
+ * two, so a long list wastes at most half. */
+static void *arena_push(struct arena *a, void *v, size_t nr, size_t size)
+{
+	void *nv;
+
+	if (nr & (nr - 1)) /* not a power of two (nor 0): there is room */
+		return v;
+	nv = arena_alloc(a, (nr ? 2 * nr : 1) * size);
+	if (nr)
+		memcpy(nv, v, nr * size);
+	return nv;
+}
 
 static int parse_hash(const char *s, struct hash128 *h)
 {
 	return hash_from_hex(s, h);
 }
 
-static struct state_kv *push_kv(struct state_kv **v, size_t *nr, char **f)
+static struct state_kv *push_kv(struct reader *rd, struct state_kv **v,
+				size_t *nr, char **f)
 {
 	struct state_kv *kv;
 
-	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	kv = &(*v)[(*nr)++];
-	kv->key = xstrdup(f[1]);
-	kv->value = xstrdup(f[2]);
+	kv->key = f[1];
+	kv->value = f[2];
 	return kv;
 }
 
@@ -354,10 +386,10 @@ static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
 
 	if (n != 4)
 		return -1;
-	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	p = &(*v)[(*nr)++];
 	memset(p, 0, sizeof(*p));
-	p->path = xstrdup(f[1]);
+	p->path = f[1];
 	p->missing = !strcmp(f[3], "1");
 	rd->cur = p;
 	return parse_hash(f[2], &p->hash);
@@ -372,20 +404,20 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		return n == 2 ? parse_hash(f[1], &r->key) : -1;
 	case 'C':
 		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
-	case 'X': /* X, I, D: once (a second would leak the first) */
-		return n == 2 && !r->executor ? (r->executor = xstrdup(f[1]), 0)
-					      : -1;
+	case 'X': /* X, I, D: once */
+		return n == 2 && !r->executor ? (r->executor = f[1], 0) : -1;
 	case 'I':
-		return n == 2 && !r->image ? (r->image = xstrdup(f[1]), 0) : -1;
+		return n == 2 && !r->image ? (r->image = f[1], 0) : -1;
 	case 'D':
-		return n == 2 && !r->datums ? (r->datums = xstrdup(f[1]), 0)
-					    : -1;
+		return n == 2 && !r->datums ? (r->datums = f[1], 0) : -1;
 	case 'E':
-		return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
-		return n == 3 ? (push_kv(&r->params, &r->params_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->params, &r->params_nr, f), 0)
+			      : -1;
 	case 'M':
-		return n == 3 ? (push_kv(&r->matrix, &r->matrix_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->matrix, &r->matrix_nr, f), 0)
+			      : -1;
 	case 'i':
 		return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
 	case 'o':
@@ -475,8 +507,9 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 	if (f[0][0] == 'S') {
 		if (n != 2 || rd->rec)
 			return -1;
-		rd->rec = xcalloc(1, sizeof(*rd->rec));
-		rd->rec->name = xstrdup(f[1]);
+		rd->rec = arena_alloc(rd->arena, sizeof(*rd->rec));
+		rd->rec->loaded = 1;
+		rd->rec->name = f[1];
 		rd->cur = NULL;
 		return 0;
 	}
@@ -520,7 +553,7 @@ static long check_envelope(const char *buf, size_t len)
  * unparsed file lists point into it, so it lives as long as st. */
 static int parse_in_place(struct state *st, char *buf, size_t len)
 {
-	struct reader rd = {NULL, NULL};
+	struct reader rd = {NULL, NULL, &st->arena};
 	long body = check_envelope(buf, len);
 	char *p, *end;
 	int ret = 0;

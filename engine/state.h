@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "util/arena.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -62,6 +63,10 @@ struct stage_record {
 	int has_files;		     /* inputs carry file lists; not saved */
 	long long started_ms;	     /* unix time */
 	long long duration_ms;
+	/* private: a record loaded from the file, whose strings and arrays
+	 * (not its file and datum lists) live in the state's buffer and
+	 * arena; stage_record_free leaves them to state_free */
+	unsigned loaded : 1;
 };
 
 struct state {
@@ -72,6 +77,7 @@ struct state {
 	size_t bufs_nr, bufs_alloc;
 	void *map; /* the file loaded, mapped (state_load) */
 	size_t map_len;
+	struct arena arena; /* the loaded records and their arrays */
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -343,6 +344,17 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 			 const char *dir, const char *text, size_t len,
 			 const char *stamp, const char *buf, size_t n)
 {
+	if (pipefile_deserialize_model(out, name, dir, text, len, stamp, buf,
+				       n))
+		return -1;
+	(*out)->text = xmemdupz(text, len);
+	return 0;
+}
+
+int pipefile_deserialize_model(struct pipefile **out, const char *name,
+			       const char *dir, const char *text, size_t len,
+			       const char *stamp, const char *buf, size_t n)
+{
 	struct reader r = {buf, buf + n, 0};
 	struct pipefile *pf;
 	struct hash128 want, got;
@@ -370,7 +382,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	if (r.bad || !hash_equal(&want, &got))
 		return -1;
 
-	pf = pipefile_new(name, dir, text, len);
+	pf = pipefile_new(name, dir, NULL, len);
 	pf->version = get_int(&r);
 	get_owned(&r, &pf->params_file);
 	get_owned(&r, &pf->docker_network);
@@ -451,6 +463,8 @@ int pipefile_load_cached(struct pipefile **out, const char *path,
 	struct strbuf text = STRBUF_INIT, stamp = STRBUF_INIT,
 		      buf = STRBUF_INIT;
 	char *dir = NULL, *cache = NULL;
+	void *map = NULL;
+	size_t map_len = 0, len;
 	int ret;
 
 	*out = NULL;
@@ -459,19 +473,25 @@ int pipefile_load_cached(struct pipefile **out, const char *path,
 	cache = !strcmp(dir, ".") ? xstrdup(cache_name)
 				  : xstrfmt("%s/%s", dir, cache_name);
 	exe_stamp(&stamp);
-	if (strbuf_read_file(&buf, cache, 0) >= 0 &&
-	    !pipefile_deserialize(out, path, dir, text.buf, text.len, stamp.buf,
-				  buf.buf, buf.len)) {
+	/* mapped, not read: its pages go back whole when it is unmapped,
+	 * while the model stays */
+	if (!fs_map(cache, 0, &map, &map_len) && map &&
+	    !pipefile_deserialize_model(out, path, dir, text.buf, text.len,
+					stamp.buf, map, map_len)) {
+		(*out)->text = strbuf_detach(&text, NULL);
 		ret = 0;
 		goto out;
 	}
-	ret = pipefile_parse(out, path, dir, text.buf, text.len, err);
+	len = text.len;
+	ret = pipefile_parse_owned(out, path, dir, strbuf_detach(&text, NULL),
+				   len, err);
 	if (ret)
 		goto out;
-	strbuf_reset(&buf);
 	pipefile_serialize(*out, stamp.buf, &buf);
 	save(cache, &buf);
 out:
+	if (map)
+		munmap(map, map_len);
 	strbuf_release(&buf);
 	strbuf_release(&stamp);
 	strbuf_release(&text);

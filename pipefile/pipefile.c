@@ -105,14 +105,14 @@ int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 	return -1;
 }
 
-struct pipefile *pipefile_new(const char *name, const char *dir,
-			      const char *text, size_t len)
+struct pipefile *pipefile_new(const char *name, const char *dir, char *text,
+			      size_t len)
 {
 	struct pipefile *pf = xcalloc(1, sizeof(*pf));
 
 	pf->path = xstrdup(name);
 	pf->dir = xstrdup(dir ? dir : ".");
-	pf->text = xmemdupz(text, len);
+	pf->text = text;
 	pf->text_len = len;
 	pf->version = 1;
 	pf->params_file = xstrdup("params.yaml");
@@ -130,17 +130,35 @@ int pipefile_parse(struct pipefile **out, const char *name, const char *dir,
 		   const char *text, size_t len, struct error *err)
 {
 	struct pf_src src = {name, text, len};
-	struct ydoc doc = {0};
-	struct pf_ctx c = {0};
-	int ret;
 
 	*out = NULL;
 	if (len > PIPEFILE_MAX_BYTES)
 		return pipefile_src_error(&src, err, 0, 0,
 					  "file is larger than %u MiB",
 					  PIPEFILE_MAX_BYTES >> 20);
+	return pipefile_parse_owned(out, name, dir, xmemdupz(text, len), len,
+				    err);
+}
+
+int pipefile_parse_owned(struct pipefile **out, const char *name,
+			 const char *dir, char *text, size_t len,
+			 struct error *err)
+{
+	struct pf_src src = {name, text, len};
+	struct ydoc doc = {0};
+	struct pf_ctx c = {0};
+	int ret;
+
+	*out = NULL;
+	if (len > PIPEFILE_MAX_BYTES) {
+		pipefile_src_error(&src, err, 0, 0,
+				   "file is larger than %u MiB",
+				   PIPEFILE_MAX_BYTES >> 20);
+		free(text);
+		return -1;
+	}
+	/* the model owns the text from here: one copy of it, not two */
 	c.pf = pipefile_new(name, dir, text, len);
-	src.text = c.pf->text;
 	c.src = &src;
 	c.err = err;
 	c.defaults.executor = "local";
@@ -197,6 +215,11 @@ int pipefile_read(const char *path, struct strbuf *text, char **dir,
 		return error_set(err, EXIT_USAGE, "cannot read '%s': %s", path,
 				 strerror(errno));
 	}
+	/* room for the whole file at once: no slack left over from
+	 * doubling (the text lives as long as the model) */
+	if (S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size <= PIPEFILE_MAX_BYTES)
+		strbuf_grow(text, (size_t)st.st_size + 1);
 	/* never read more than the limit, whatever the file claims */
 	n = strbuf_read_fd(text, fd, PIPEFILE_MAX_BYTES + 1);
 	close(fd);
@@ -212,14 +235,16 @@ int pipefile_load(struct pipefile **out, const char *path, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *dir = NULL;
+	size_t len;
 	int ret;
 
 	*out = NULL;
 	if (pipefile_read(path, &sb, &dir, err))
 		return -1;
-	ret = pipefile_parse(out, path, dir, sb.buf, sb.len, err);
+	len = sb.len;
+	ret = pipefile_parse_owned(out, path, dir, strbuf_detach(&sb, NULL),
+				   len, err);
 	free(dir);
-	strbuf_release(&sb);
 	return ret;
 }
 
