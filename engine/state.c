@@ -88,11 +88,6 @@ void state_free(struct state *st)
 	if (!st)
 		return;
 	clear(st);
-	for (size_t i = 0; i < st->bufs_nr; i++)
-		free(st->bufs[i]);
-	free(st->bufs);
-	if (st->map)
-		munmap(st->map, st->map_len);
 	arena_release(&st->arena);
 	free(st->path);
 	free(st);
@@ -339,9 +334,9 @@ static int split_line(char *line, char **f)
 	return n;
 }
 
-/* Records are read in place: their strings point into the buffer the
- * lines were cut in (which lives as long as the state) and their structs
- * and arrays come from the state's arena, not one malloc each. */
+/* Loaded records, their strings, arrays and unparsed file lists come from
+ * the state's arena, not one malloc each; nothing points into the file
+ * read, which is unmapped after. */
 struct reader {
 	struct stage_record *rec;
 	struct state_path *cur; /* the input/output 'f' lines belong to */
@@ -374,8 +369,8 @@ static struct state_kv *push_kv(struct reader *rd, struct state_kv **v,
 
 	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	kv = &(*v)[(*nr)++];
-	kv->key = f[1];
-	kv->value = f[2];
+	kv->key = arena_strdup(rd->arena, f[1]);
+	kv->value = arena_strdup(rd->arena, f[2]);
 	return kv;
 }
 
@@ -389,7 +384,7 @@ static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
 	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	p = &(*v)[(*nr)++];
 	memset(p, 0, sizeof(*p));
-	p->path = f[1];
+	p->path = arena_strdup(rd->arena, f[1]);
 	p->missing = !strcmp(f[3], "1");
 	rd->cur = p;
 	return parse_hash(f[2], &p->hash);
@@ -405,11 +400,18 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 	case 'C':
 		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
 	case 'X': /* X, I, D: once */
-		return n == 2 && !r->executor ? (r->executor = f[1], 0) : -1;
+		return n == 2 && !r->executor
+			       ? (r->executor = arena_strdup(rd->arena, f[1]),
+				  0)
+			       : -1;
 	case 'I':
-		return n == 2 && !r->image ? (r->image = f[1], 0) : -1;
+		return n == 2 && !r->image
+			       ? (r->image = arena_strdup(rd->arena, f[1]), 0)
+			       : -1;
 	case 'D':
-		return n == 2 && !r->datums ? (r->datums = f[1], 0) : -1;
+		return n == 2 && !r->datums
+			       ? (r->datums = arena_strdup(rd->arena, f[1]), 0)
+			       : -1;
 	case 'E':
 		return n == 3 ? (push_kv(rd, &r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
@@ -509,7 +511,7 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 			return -1;
 		rd->rec = arena_alloc(rd->arena, sizeof(*rd->rec));
 		rd->rec->loaded = 1;
-		rd->rec->name = f[1];
+		rd->rec->name = arena_strdup(rd->arena, f[1]);
 		rd->cur = NULL;
 		return 0;
 	}
@@ -525,9 +527,43 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 	return parse_field_line(rd, f, n);
 }
 
+#define DROP_CHUNK (1u << 20)
+
+/* Give back the pages of a mapped file already read: a no-op status
+ * keeps only the records, not the 24 MB of text of 100,000 stages. */
+static void drop_behind(const char *buf, const char *upto, size_t *dropped,
+			int mapped)
+{
+	size_t off = (size_t)(upto - buf) & ~(size_t)(DROP_CHUNK - 1);
+
+	if (!mapped || off <= *dropped)
+		return;
+	madvise((char *)buf + *dropped, off - *dropped, MADV_DONTNEED);
+	*dropped = off;
+}
+
+/* The XXH3-128 of buf, a chunk at a time, dropping each behind. */
+static void hash_dropping(const char *buf, size_t len, int mapped,
+			  struct hash128 *out)
+{
+	struct hasher *h = hasher_new();
+	size_t dropped = 0;
+
+	for (size_t off = 0; off < len; off += DROP_CHUNK) {
+		size_t n = len - off < DROP_CHUNK ? len - off : DROP_CHUNK;
+
+		hasher_add(h, buf + off, n);
+		drop_behind(buf, buf + off + n, &dropped, mapped);
+	}
+	hasher_final(h, out);
+	hasher_free(h);
+	if (mapped && dropped < len)
+		madvise((char *)buf + dropped, len - dropped, MADV_DONTNEED);
+}
+
 /* Checks the version line and the trailing checksum; returns the length
  * of the body (records) or -1. */
-static long check_envelope(const char *buf, size_t len)
+static long check_envelope(const char *buf, size_t len, int mapped)
 {
 	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1; /* "#\t<hex>\n" */
 	struct hash128 want, got;
@@ -543,45 +579,71 @@ static long check_envelope(const char *buf, size_t len)
 	hex[HASH_HEX_LEN] = '\0';
 	if (hash_from_hex(hex, &want))
 		return -1;
-	hash_buf(buf, len - tail, &got);
+	hash_dropping(buf, len - tail, mapped, &got);
 	if (!hash_equal(&want, &got))
 		return -1;
 	return (long)(len - tail);
 }
 
-/* Parse buf (len bytes, writable: lines are cut in place) into st; the
- * unparsed file lists point into it, so it lives as long as st. */
-static int parse_in_place(struct state *st, char *buf, size_t len)
+/* The 'f' lines from p on (up to end): their length without the last
+ * newline. */
+static size_t f_lines(const char *p, const char *end)
+{
+	const char *q = p;
+
+	while (q < end && q[0] == 'f' && q[1] == '\t') {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+		if (!nl)
+			return (size_t)(end - p);
+		q = nl + 1;
+	}
+	return (size_t)(q - p) - 1;
+}
+
+/* Parse buf (len bytes, left as it is) into st. mapped: buf is a mapping
+ * whose pages may be dropped as it is read. */
+static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
 {
 	struct reader rd = {NULL, NULL, &st->arena};
-	long body = check_envelope(buf, len);
-	char *p, *end;
+	struct strbuf line = STRBUF_INIT;
+	long body = check_envelope(buf, len, mapped);
+	const char *p, *end;
+	size_t dropped = 0;
 	int ret = 0;
 
 	if (body < 0)
 		return -1;
 	end = buf + body;
 	for (p = buf + strlen(STATE_MAGIC); p < end && !ret;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (!nl) {
 			ret = -1;
 			break;
 		}
 		if (p[0] == 'f' && p[1] == '\t' && rd.cur) {
-			/* a file of the last input or output: left unparsed
-			 * until asked for (state_path_files) */
-			if (!rd.cur->files_raw)
-				rd.cur->files_raw = p;
-			rd.cur->files_raw_len =
-				(size_t)(nl - rd.cur->files_raw);
-			p = nl + 1;
+			/* the files of the last input or output: kept
+			 * unparsed until asked for (state_path_files); pipe
+			 * writes them right after their path, once */
+			size_t n = f_lines(p, end);
+
+			if (rd.cur->files_raw) {
+				ret = -1;
+				break;
+			}
+			rd.cur->files_raw = arena_memdupz(&st->arena, p, n);
+			rd.cur->files_raw_len = n;
+			p += n + 1;
 			continue;
 		}
-		*nl = '\0';
-		ret = parse_line(st, &rd, p);
+		strbuf_reset(&line);
+		strbuf_add(&line, p, (size_t)(nl - p));
+		ret = parse_line(st, &rd, line.buf);
 		p = nl + 1;
+		drop_behind(buf, p, &dropped, mapped);
 	}
+	strbuf_release(&line);
 	if (rd.rec) {
 		stage_record_free(rd.rec);
 		ret = -1;
@@ -593,19 +655,12 @@ static int parse_in_place(struct state *st, char *buf, size_t len)
 
 int state_parse(struct state *st, const char *buf, size_t len)
 {
-	char *copy = xmemdupz(buf, len);
-
-	if (parse_in_place(st, copy, len)) {
-		free(copy);
-		return -1;
-	}
-	ALLOC_GROW(st->bufs, st->bufs_nr + 1, st->bufs_alloc);
-	st->bufs[st->bufs_nr++] = copy;
-	return 0;
+	return parse_buf(st, buf, len, 0);
 }
 
-/* The file is mapped, not read: the file lists of 100,000 input files are
- * megabytes that a no-op status only checksums. */
+/* The file is mapped and given back as it is parsed: what stays is the
+ * records (the file lists under them unparsed: a no-op status only
+ * checksums them). */
 int state_load(struct state **out, const char *path, struct error *err)
 {
 	struct state *st = xcalloc(1, sizeof(*st));
@@ -614,23 +669,20 @@ int state_load(struct state **out, const char *path, struct error *err)
 
 	st->path = xstrdup(path);
 	*out = NULL;
-	if (fs_map(path, 1, &map, &len)) {
+	if (fs_map(path, FS_MAP_LAZY, &map, &len)) {
 		if (errno != ENOENT) {
 			error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
 				  strerror(errno));
 			state_free(st);
 			return -1;
 		}
-	} else if (map && !parse_in_place(st, map, len)) {
-		st->map = map;
-		st->map_len = len;
-	} else {
-		if (map)
-			munmap(map, len);
+	} else if (map && parse_buf(st, map, len, 1)) {
 		log_warn("'%s' is corrupt or truncated; ignoring it (every "
 			 "stage will be treated as never run)",
 			 path);
 	}
+	if (map)
+		munmap(map, len);
 	*out = st;
 	return 0;
 }

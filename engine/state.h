@@ -25,8 +25,8 @@ struct state_path {		  /* one declared input or output */
 	struct state_file *files; /* of a loaded record: see
 				   * state_path_files */
 	size_t files_nr, files_alloc;
-	/* private: the 'f' lines of a loaded record, still unparsed (they
-	 * live in the state's buffer) */
+	/* private: the 'f' lines of a loaded record, still unparsed (in the
+	 * state's arena) */
 	char *files_raw;
 	size_t files_raw_len;
 };
@@ -64,8 +64,8 @@ struct stage_record {
 	long long started_ms;	     /* unix time */
 	long long duration_ms;
 	/* private: a record loaded from the file, whose strings and arrays
-	 * (not its file and datum lists) live in the state's buffer and
-	 * arena; stage_record_free leaves them to state_free */
+	 * (not its file and datum lists) live in the state's arena;
+	 * stage_record_free leaves them to state_free */
 	unsigned loaded : 1;
 };
 
@@ -73,11 +73,8 @@ struct state {
 	char *path;
 	struct stage_record **recs; /* sorted by name */
 	size_t nr, alloc;
-	char **bufs; /* the text loaded, which unparsed file lists point into */
-	size_t bufs_nr, bufs_alloc;
-	void *map; /* the file loaded, mapped (state_load) */
-	size_t map_len;
-	struct arena arena; /* the loaded records and their arrays */
+	struct arena arena; /* the loaded records, their strings, arrays and
+			     * unparsed file lists */
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated

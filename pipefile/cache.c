@@ -6,6 +6,7 @@
  * or corrupt cache is ignored and rewritten, never trusted. */
 #include "pipefile/internal.h"
 #include "util/fs.h"
+#include "util/arena.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -159,7 +160,16 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 struct reader {
 	const char *p, *end;
 	int bad;
+	struct arena *arena; /* the stages': their strings and arrays go
+			      * here; NULL: the heap */
 };
+
+static void *get_array(struct reader *r, size_t n, size_t size)
+{
+	if (!n)
+		return NULL;
+	return r->arena ? arena_alloc(r->arena, n * size) : xcalloc(n, size);
+}
 
 static void get_raw(struct reader *r, void *dst, size_t n)
 {
@@ -217,7 +227,7 @@ static char *get_str(struct reader *r)
 		r->bad = 1;
 		return NULL;
 	}
-	s = xmemdupz(r->p, n);
+	s = r->arena ? arena_memdupz(r->arena, r->p, n) : xmemdupz(r->p, n);
 	r->p += n + 1;
 	return s;
 }
@@ -238,7 +248,7 @@ static void get_paths(struct reader *r, struct pf_paths *p)
 {
 	size_t n = get_count(r, 16);
 
-	p->v = n ? xcalloc(n, sizeof(*p->v)) : NULL;
+	p->v = get_array(r, n, sizeof(*p->v));
 	for (p->nr = p->alloc = 0; p->nr < n; p->nr++, p->alloc++)
 		get_path(r, &p->v[p->nr]);
 }
@@ -247,7 +257,7 @@ static void get_kvs(struct reader *r, struct pf_kvs *kv)
 {
 	size_t n = get_count(r, 16);
 
-	kv->v = n ? xcalloc(n, sizeof(*kv->v)) : NULL;
+	kv->v = get_array(r, n, sizeof(*kv->v));
 	for (kv->nr = kv->alloc = 0; kv->nr < n; kv->nr++, kv->alloc++) {
 		struct pf_kv *e = &kv->v[kv->nr];
 
@@ -264,7 +274,7 @@ static void get_sched(struct reader *r, struct pf_kube_sched *k)
 
 	get_kvs(r, &k->node_selector);
 	n = get_count(r, 24);
-	k->tolerations = n ? xcalloc(n, sizeof(*k->tolerations)) : NULL;
+	k->tolerations = get_array(r, n, sizeof(*k->tolerations));
 	for (k->tolerations_nr = 0; k->tolerations_nr < n;
 	     k->tolerations_nr++) {
 		struct pf_toleration *t = &k->tolerations[k->tolerations_nr];
@@ -278,11 +288,20 @@ static void get_sched(struct reader *r, struct pf_kube_sched *k)
 	k->service_account = get_str(r);
 }
 
-/* Strings, each pushed: a NULL one (no parse writes it) is corrupt. */
+/* Strings, each pushed: a NULL one (no parse writes it) is corrupt. A
+ * stage's are an arena array, which the strvec functions must not free or
+ * grow (the model is read-only). */
 static void get_strvec(struct reader *r, struct strvec *sv)
 {
 	size_t n = get_count(r, 4);
 
+	if (r->arena && n) {
+		sv->v = arena_alloc(r->arena, (n + 1) * sizeof(*sv->v));
+		for (sv->nr = 0; sv->nr < n && !r->bad; sv->nr++)
+			if (!(sv->v[sv->nr] = get_str(r)))
+				r->bad = 1;
+		return;
+	}
 	for (size_t i = 0; i < n && !r->bad; i++) {
 		char *a = get_str(r);
 
@@ -314,7 +333,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	get_path(r, &st->datums);
 	st->parallelism = get_int(r);
 	n = get_count(r, 16);
-	st->params = n ? xcalloc(n, sizeof(*st->params)) : NULL;
+	st->params = get_array(r, n, sizeof(*st->params));
 	for (st->params_nr = 0; st->params_nr < n; st->params_nr++) {
 		struct pf_param *p = &st->params[st->params_nr];
 
@@ -355,7 +374,7 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 			       const char *dir, const char *text, size_t len,
 			       const char *stamp, const char *buf, size_t n)
 {
-	struct reader r = {buf, buf + n, 0};
+	struct reader r = {buf, buf + n, 0, NULL};
 	struct pipefile *pf;
 	struct hash128 want, got;
 	char *s;
@@ -403,6 +422,10 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 	pf->alloc = nr;
 	strmap_release(pf->names);
 	strmap_init(pf->names, nr);
+	/* the stages' strings and small arrays: one arena, not a malloc each
+	 * (at 100,000 stages the headers alone were megabytes) */
+	pf->arena = xcalloc(1, sizeof(*pf->arena));
+	r.arena = pf->arena;
 	for (; pf->nr < nr && !r.bad; pf->nr++) {
 		get_stage(&r, &pf->stages[pf->nr]);
 		/* a stage without a name, or a second of one name: no parse

@@ -1,6 +1,7 @@
 /* The module's front door: read a Pipefile, parse it into the model (see
  * pipefile.h), free it, find stages, and make located errors. */
 #include "pipefile/internal.h"
+#include "util/arena.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -304,8 +305,12 @@ void pipefile_free(struct pipefile *pf)
 {
 	if (!pf)
 		return;
-	for (size_t i = 0; i < pf->nr; i++)
+	/* stages in an arena own nothing else */
+	for (size_t i = 0; !pf->arena && i < pf->nr; i++)
 		free_stage(&pf->stages[i]);
+	if (pf->arena)
+		arena_release(pf->arena);
+	free(pf->arena);
 	free(pf->stages);
 	if (pf->names)
 		strmap_release(pf->names);

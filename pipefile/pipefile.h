@@ -11,6 +11,7 @@
 #include "util/strvec.h"
 
 struct strmap;
+struct arena;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
 #define PIPEFILE_MAX_BYTES (16u << 20) /* 16 MiB */
@@ -164,6 +165,8 @@ struct pipefile {
 				  * in order of their values */
 	size_t nr, alloc;
 	struct strmap *names; /* stage name -> index + 1, private */
+	struct arena *arena;  /* private: when the model came from the
+			       * cache, its stages' strings and arrays */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned
