@@ -129,7 +129,10 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 
 	strbuf_addstr(out, MAGIC);
 	put_str(out, stamp);
-	hash_buf(pf->text, pf->text_len, &h);
+	if (pf->text)
+		hash_buf(pf->text, pf->text_len, &h);
+	else
+		h = pf->text_hash;
 	strbuf_add(out, &h, sizeof(h));
 	put_u32(out, (uint32_t)pf->version);
 	put_str(out, pf->params_file);
@@ -501,7 +504,10 @@ int pipefile_load_cached(struct pipefile **out, const char *path,
 	if (!fs_map(cache, 0, &map, &map_len) && map &&
 	    !pipefile_deserialize_model(out, path, dir, text.buf, text.len,
 					stamp.buf, map, map_len)) {
-		(*out)->text = strbuf_detach(&text, NULL);
+		/* the text only serves error excerpts: at 100,000 stages
+		 * it is 11 MB, read again on the rare error instead */
+		hash_buf(text.buf, text.len, &(*out)->text_hash);
+		(*out)->text_path = realpath(path, NULL);
 		ret = 0;
 		goto out;
 	}

@@ -2,6 +2,7 @@
  * pipefile.h), free it, find stages, and make located errors. */
 #include "pipefile/internal.h"
 #include "util/arena.h"
+#include "util/hash.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -94,15 +95,49 @@ int pipefile_src_error(const struct pf_src *src, struct error *err, int line,
 	return -1;
 }
 
+/* The text of a model read from the cache, which keeps only its hash:
+ * read again for an excerpt, and used only when it is still the text the
+ * model was made from. NULL otherwise (caller frees). */
+static char *text_again(const struct pipefile *pf)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct hash128 h;
+
+	if (!pf->text_path ||
+	    strbuf_read_file(&sb, pf->text_path, pf->text_len + 1) < 0 ||
+	    sb.len != pf->text_len) {
+		strbuf_release(&sb);
+		return NULL;
+	}
+	hash_buf(sb.buf, sb.len, &h);
+	if (!hash_equal(&h, &pf->text_hash)) {
+		strbuf_release(&sb);
+		return NULL;
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
 int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 		      int col, const char *fmt, ...)
 {
-	struct pf_src src = {pf->path, pf->text, pf->text_len};
+	char *again = pf->text ? NULL : text_again(pf);
+	struct pf_src src = {pf->path, pf->text ? pf->text : again,
+			     pf->text_len};
+	struct strbuf msg = STRBUF_INIT;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsrc_error(&src, err, line, col, fmt, ap);
+	if (src.text) {
+		vsrc_error(&src, err, line, col, fmt, ap);
+	} else {
+		/* the file changed since: the place without the excerpt */
+		strbuf_vaddf(&msg, fmt, ap);
+		error_set_at(err, EXIT_USAGE, pf->path, line, col, NULL, "%s",
+			     msg.buf);
+	}
 	va_end(ap);
+	strbuf_release(&msg);
+	free(again);
 	return -1;
 }
 
@@ -325,6 +360,7 @@ void pipefile_free(struct pipefile *pf)
 	free(pf->path);
 	free(pf->dir);
 	free(pf->text);
+	free(pf->text_path);
 	free(pf->params_file);
 	free(pf->docker_network);
 	free(pf);

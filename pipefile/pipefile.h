@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/strvec.h"
 
 struct strmap;
@@ -153,12 +154,15 @@ struct pf_keep {
 struct pipefile {
 	char *path; /* as given on the command line, for messages */
 	char *dir;  /* the workspace: the folder holding it */
-	char *text; /* the source, for error excerpts */
+	char *text; /* the source, for error excerpts; NULL when the model
+		     * came from the cache (pipefile_error_at reads it again) */
 	size_t text_len;
-	int version;	      /* 1 */
-	char *params_file;    /* default file for params keys:
-			       * "params.yaml" unless set */
-	char *docker_network; /* default "none" */
+	char *text_path;	  /* private: absolute, to read it again */
+	struct hash128 text_hash; /* private: of the text, when text is NULL */
+	int version;		  /* 1 */
+	char *params_file;	  /* default file for params keys:
+				   * "params.yaml" unless set */
+	char *docker_network;	  /* default "none" */
 	struct pf_keep keep;
 	struct pf_kube kube;
 	struct pf_stage *stages; /* in file order; matrix expansions
