@@ -61,12 +61,12 @@ struct stage_record {
 	size_t datum_nr, datum_alloc;
 	unsigned long long bytes_in; /* input bytes; not saved */
 	int has_files;		     /* inputs carry file lists; not saved */
-	long long started_ms;	     /* unix time */
-	long long duration_ms;
 	/* private: a record loaded from the file, whose strings and arrays
 	 * (not its file and datum lists) live in the state's arena;
 	 * stage_record_free leaves them to state_free */
 	unsigned loaded : 1;
+	long long started_ms; /* unix time */
+	long long duration_ms;
 };
 
 struct state {

@@ -118,7 +118,7 @@ static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 	put_u32(sb, (uint32_t)st->retries);
 	put_i64(sb, st->timeout_ms);
 	put_kvs(sb, &st->matrix);
-	put_sched(sb, &st->kube);
+	put_sched(sb, st->kube);
 }
 
 void pipefile_serialize(const struct pipefile *pf, const char *stamp,
@@ -315,6 +315,20 @@ static void get_strvec(struct reader *r, struct strvec *sv)
 	}
 }
 
+/* A stage's kubernetes: keys; the shared empty ones when there are none. */
+static void get_stage_sched(struct reader *r, struct pf_stage *st)
+{
+	struct pf_kube_sched k = {0};
+
+	get_sched(r, &k);
+	if (!k.node_selector.nr && !k.tolerations_nr && !k.service_account) {
+		st->kube = &pipefile_no_sched;
+		return;
+	}
+	st->kube = arena_alloc(r->arena, sizeof(*st->kube));
+	*st->kube = k;
+}
+
 static void get_stage(struct reader *r, struct pf_stage *st)
 {
 	size_t n;
@@ -352,7 +366,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->retries = get_int(r);
 	st->timeout_ms = get_i64(r);
 	get_kvs(r, &st->matrix);
-	get_sched(r, &st->kube);
+	get_stage_sched(r, st);
 }
 
 /* Replace a default string of the new model with what the cache holds. */

@@ -86,6 +86,10 @@ int pipefile_yaml_col_at(const struct ynode *n, const struct pf_src *src,
 
 /* -------- pipefile/pipefile.c, for cache.c -------- */
 
+/* The kubernetes: keys of every stage not on kubernetes (never written,
+ * never freed). */
+extern struct pf_kube_sched pipefile_no_sched;
+
 /* A model with no stages and the defaults, owning copies of name and dir
  * and text itself (malloc'd, or NULL). */
 struct pipefile *pipefile_new(const char *name, const char *dir, char *text,

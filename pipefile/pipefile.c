@@ -314,6 +314,8 @@ void pipefile_sched_release(struct pf_kube_sched *s)
 	memset(s, 0, sizeof(*s));
 }
 
+struct pf_kube_sched pipefile_no_sched;
+
 static void free_stage(struct pf_stage *st)
 {
 	free(st->name);
@@ -333,7 +335,10 @@ static void free_stage(struct pf_stage *st)
 	free(st->params);
 	free_kvs(&st->env);
 	free_kvs(&st->matrix);
-	pipefile_sched_release(&st->kube);
+	if (st->kube && st->kube != &pipefile_no_sched) {
+		pipefile_sched_release(st->kube);
+		free(st->kube);
+	}
 }
 
 void pipefile_free(struct pipefile *pf)

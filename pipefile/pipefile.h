@@ -122,9 +122,11 @@ struct pf_stage {
 	long long timeout_ms; /* 0 = none */
 	struct pf_kvs
 		matrix; /* this expansion's values, in the order written */
-	struct pf_kube_sched kube; /* executor kubernetes: each key the
-				    * stage gives, else the top-level
-				    * default's; empty on other executors */
+	struct pf_kube_sched *kube; /* never NULL; executor kubernetes:
+				     * each key the stage gives, else the
+				     * top-level default's; on other
+				     * executors one empty one all share
+				     * (one pointer, not 56 bytes a stage) */
 };
 
 struct pf_kube {
