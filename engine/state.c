@@ -518,9 +518,20 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 	if (!rd->rec)
 		return -1;
 	if (f[0][0] == '.') {
-		if (!rd->rec->executor || state_find(st, rd->rec->name))
+		size_t nr = st->nr;
+
+		if (!rd->rec->executor)
 			return -1;
-		state_put(st, rd->rec);
+		if (nr && strcmp(st->recs[nr - 1]->name, rd->rec->name) < 0) {
+			/* pipe writes records sorted by name: each goes
+			 * last, without a search */
+			ALLOC_GROW(st->recs, nr + 1, st->alloc);
+			st->recs[st->nr++] = rd->rec;
+		} else if (state_find(st, rd->rec->name)) {
+			return -1;
+		} else {
+			state_put(st, rd->rec);
+		}
 		rd->rec = NULL;
 		return 0;
 	}
