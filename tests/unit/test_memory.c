@@ -160,13 +160,14 @@ static void test_cached_model_excerpt(void **state)
  * per list (~722 in all). */
 static void test_state_per_stage(void **state)
 {
-	struct state *st = xcalloc(1, sizeof(*st));
+	struct state *st;
 	struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
 	size_t before;
 
 	(void)state;
 	if (!glibc_malloc())
 		skip();
+	st = xcalloc(1, sizeof(*st));
 	for (int i = 0; i < N; i++) {
 		struct stage_record *r = xcalloc(1, sizeof(*r));
 
