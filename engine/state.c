@@ -155,24 +155,29 @@ void state_drop(struct state *st, const char *name)
 
 /* --- writing --- */
 
+/* Written at every save of a run over 100,000 records: runs of plain bytes
+ * go in at once, numbers without printf. */
 static void add_escaped(struct strbuf *sb, const char *s)
 {
-	for (; *s; s++) {
-		switch (*s) {
+	for (;;) {
+		size_t k = strcspn(s, "\\\t\n\r");
+
+		strbuf_add(sb, s, k);
+		s += k;
+		if (!*s)
+			return;
+		switch (*s++) {
 		case '\\':
-			strbuf_addstr(sb, "\\\\");
+			strbuf_add(sb, "\\\\", 2);
 			break;
 		case '\t':
-			strbuf_addstr(sb, "\\t");
+			strbuf_add(sb, "\\t", 2);
 			break;
 		case '\n':
-			strbuf_addstr(sb, "\\n");
-			break;
-		case '\r':
-			strbuf_addstr(sb, "\\r");
+			strbuf_add(sb, "\\n", 2);
 			break;
 		default:
-			strbuf_addch(sb, *s);
+			strbuf_add(sb, "\\r", 2);
 		}
 	}
 }
@@ -185,11 +190,27 @@ static void add_field(struct strbuf *sb, const char *s)
 
 static void add_hash(struct strbuf *sb, const struct hash128 *h)
 {
-	char hex[HASH_HEX_LEN + 1];
+	char hex[1 + HASH_HEX_LEN + 1];
 
-	hash_to_hex(h, hex);
-	strbuf_addch(sb, '\t');
-	strbuf_addstr(sb, hex);
+	hex[0] = '\t';
+	hash_to_hex(h, hex + 1);
+	strbuf_add(sb, hex, 1 + HASH_HEX_LEN);
+}
+
+/* A tab and n in decimal. */
+static void add_number(struct strbuf *sb, long long n)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long v =
+		n < 0 ? 0 - (unsigned long long)n : (unsigned long long)n;
+
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	if (n < 0)
+		*--p = '-';
+	*--p = '\t';
+	strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static void add_kvs(struct strbuf *sb, char tag, const struct state_kv *v,
@@ -210,7 +231,8 @@ static void add_paths(struct strbuf *sb, char tag, const struct state_path *v,
 		strbuf_addch(sb, tag);
 		add_field(sb, v[i].path);
 		add_hash(sb, &v[i].hash);
-		strbuf_addf(sb, "\t%d\n", v[i].missing);
+		add_number(sb, v[i].missing);
+		strbuf_addch(sb, '\n');
 		if (v[i].files_raw) { /* never parsed: as it was read */
 			strbuf_add(sb, v[i].files_raw, v[i].files_raw_len);
 			strbuf_addch(sb, '\n');
@@ -264,7 +286,10 @@ static void add_record(struct strbuf *sb, const struct stage_record *r)
 			strbuf_addch(sb, '\n');
 		}
 	}
-	strbuf_addf(sb, "T\t%lld\t%lld\n.\n", r->started_ms, r->duration_ms);
+	strbuf_addch(sb, 'T');
+	add_number(sb, r->started_ms);
+	add_number(sb, r->duration_ms);
+	strbuf_add(sb, "\n.\n", 3);
 }
 
 void state_serialize(const struct state *st, struct strbuf *out)
