@@ -45,8 +45,9 @@ int cli_fail(struct error *err);
 __attribute__((format(printf, 2, 3))) int cli_usage_error(const struct cli *cli,
 							  const char *fmt, ...);
 
-/* Load the Pipefile named by cli; on error prints it and returns its exit
- * code (> 0); 0 on success. */
+/* Load the Pipefile named by cli (through .pipe/pipefile.cache beside it,
+ * as engine_open does); on error prints it and returns its exit code
+ * (> 0); 0 on success. */
 int cli_load_pipefile(const struct cli *cli, struct pipefile **out);
 
 /* For a command that writes the workspace under the lock (checkout, gc):

@@ -1,5 +1,6 @@
 /* pipe's entry point: global options, then one command from the table. */
 #include "cli/cli.h"
+#include "engine/engine.h"
 #include "engine/run.h"
 #include "pipefile/pipefile.h"
 #include "util/log.h"
@@ -174,7 +175,10 @@ int cli_load_pipefile(const struct cli *cli, struct pipefile **out)
 {
 	struct error err = ERROR_INIT;
 
-	if (pipefile_load(out, cli->pipefile_path, &err))
+	/* through the model cache, as status and run: the same model for
+	 * the same text, without parsing 100,000 stages again */
+	if (pipefile_load_cached(out, cli->pipefile_path,
+				 PIPE_DIR "/pipefile.cache", &err))
 		return cli_fail(&err);
 	return 0;
 }

@@ -14,6 +14,8 @@ static int explain_one(struct engine *e, size_t si, const unsigned char *stale,
 		       int forced, struct stage_status *st, struct error *err)
 {
 	const struct graph_node *n = &e->g->nodes[si];
+	const struct stage_record *old =
+		state_find(e->state, e->pf->stages[si].name);
 	struct stage_record *cur = NULL;
 	int rc;
 
@@ -24,12 +26,9 @@ static int explain_one(struct engine *e, size_t si, const unsigned char *stale,
 		if (stale[n->deps[d]])
 			reasons_add(&st->reasons, REASON_UPSTREAM,
 				    e->pf->stages[n->deps[d]].name, NULL, NULL);
-	if (plan_fingerprint_cmp(e, si,
-				 state_find(e->state, e->pf->stages[si].name),
-				 &cur, err))
+	if (plan_fingerprint_cmp(e, si, old, &cur, err))
 		return -1;
-	rc = plan_compare(e, si, state_find(e->state, e->pf->stages[si].name),
-			  cur, &st->reasons, err);
+	rc = plan_compare(e, si, old, cur, &st->reasons, err);
 	stage_record_free(cur);
 	if (rc < 0)
 		return -1;

@@ -25,6 +25,11 @@ struct builder {
 	struct graph *g;
 	struct out_ref *outs;
 	size_t outs_nr;
+	/* the last ancestor searched ("in" of "in/5") and where it lands:
+	 * 100,000 stages ask for the same few folders again and again */
+	struct strbuf up;
+	size_t up_at;
+	int up_set;
 };
 
 static int cmp_prefix(const char *a, size_t alen, const char *b, size_t blen)
@@ -89,13 +94,26 @@ static int link(struct builder *b, size_t reader, const struct pf_path *in,
 	return 0;
 }
 
+/* lower_bound of an ancestor folder, remembered for the next stage. */
+static size_t ancestor_bound(struct builder *b, const char *s, size_t n)
+{
+	if (b->up_set && b->up.len == n && !memcmp(b->up.buf, s, n))
+		return b->up_at;
+	strbuf_reset(&b->up);
+	strbuf_add(&b->up, s, n);
+	b->up_at = lower_bound(b, s, n);
+	b->up_set = 1;
+	return b->up_at;
+}
+
 /* Outputs equal to (s, n) or to one of its ancestors. */
 static int link_ancestors(struct builder *b, size_t reader,
 			  const struct pf_path *in, const char *s, size_t n,
 			  int is_glob, struct error *err)
 {
 	for (size_t cut = n; cut > 0;) {
-		size_t i = lower_bound(b, s, cut);
+		size_t i = cut == n ? lower_bound(b, s, cut)
+				    : ancestor_bound(b, s, cut);
 
 		for (; i < b->outs_nr &&
 		       !cmp_prefix(b->outs[i].path, b->outs[i].len, s, cut);
@@ -165,7 +183,9 @@ static int check_overlaps(struct builder *b, struct error *err)
 		/* an ancestor (or an equal path) of o that another stage
 		 * writes: sorted order puts it before o */
 		for (size_t cut = o->len; cut > 0;) {
-			size_t j = lower_bound(b, o->path, cut);
+			size_t j = cut == o->len
+					   ? lower_bound(b, o->path, cut)
+					   : ancestor_bound(b, o->path, cut);
 
 			for (; j < b->outs_nr && j != i &&
 			       !cmp_prefix(b->outs[j].path, b->outs[j].len,
@@ -387,7 +407,7 @@ static int link_stage(struct builder *b, size_t i, struct error *err)
 int graph_build(struct graph **out, const struct pipefile *pf,
 		struct error *err)
 {
-	struct builder b = {pf, NULL, NULL, 0};
+	struct builder b = {pf, NULL, NULL, 0, STRBUF_INIT, 0, 0};
 	struct graph *g = xcalloc(1, sizeof(*g));
 	int ret = -1;
 
@@ -410,6 +430,7 @@ int graph_build(struct graph **out, const struct pipefile *pf,
 	ret = 0;
 out:
 	free(b.outs);
+	strbuf_release(&b.up);
 	graph_free(g);
 	return ret;
 }

@@ -23,14 +23,21 @@ static void kvs_free(struct state_kv *v, size_t n)
 	free(v);
 }
 
-static void paths_free(struct state_path *v, size_t n)
+/* The file lists: parsed into the heap even for a loaded record. */
+static void files_free(struct state_path *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < v[i].files_nr; j++)
 			free(v[i].files[j].path);
 		free(v[i].files);
-		free(v[i].path);
 	}
+}
+
+static void paths_free(struct state_path *v, size_t n)
+{
+	files_free(v, n);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].path);
 	free(v);
 }
 
@@ -50,6 +57,11 @@ void stage_record_free(struct stage_record *rec)
 	if (!rec)
 		return;
 	state_datums_free(rec->datum_list, rec->datum_nr);
+	if (rec->loaded) {
+		files_free(rec->inputs, rec->inputs_nr);
+		files_free(rec->outputs, rec->outputs_nr);
+		return;
+	}
 	free(rec->name);
 	free(rec->executor);
 	free(rec->image);
@@ -76,11 +88,7 @@ void state_free(struct state *st)
 	if (!st)
 		return;
 	clear(st);
-	for (size_t i = 0; i < st->bufs_nr; i++)
-		free(st->bufs[i]);
-	free(st->bufs);
-	if (st->map)
-		munmap(st->map, st->map_len);
+	arena_release(&st->arena);
 	free(st->path);
 	free(st);
 }
@@ -147,24 +155,29 @@ void state_drop(struct state *st, const char *name)
 
 /* --- writing --- */
 
+/* Written at every save of a run over 100,000 records: runs of plain bytes
+ * go in at once, numbers without printf. */
 static void add_escaped(struct strbuf *sb, const char *s)
 {
-	for (; *s; s++) {
-		switch (*s) {
+	for (;;) {
+		size_t k = strcspn(s, "\\\t\n\r");
+
+		strbuf_add(sb, s, k);
+		s += k;
+		if (!*s)
+			return;
+		switch (*s++) {
 		case '\\':
-			strbuf_addstr(sb, "\\\\");
+			strbuf_add(sb, "\\\\", 2);
 			break;
 		case '\t':
-			strbuf_addstr(sb, "\\t");
+			strbuf_add(sb, "\\t", 2);
 			break;
 		case '\n':
-			strbuf_addstr(sb, "\\n");
-			break;
-		case '\r':
-			strbuf_addstr(sb, "\\r");
+			strbuf_add(sb, "\\n", 2);
 			break;
 		default:
-			strbuf_addch(sb, *s);
+			strbuf_add(sb, "\\r", 2);
 		}
 	}
 }
@@ -177,11 +190,27 @@ static void add_field(struct strbuf *sb, const char *s)
 
 static void add_hash(struct strbuf *sb, const struct hash128 *h)
 {
-	char hex[HASH_HEX_LEN + 1];
+	char hex[1 + HASH_HEX_LEN + 1];
 
-	hash_to_hex(h, hex);
-	strbuf_addch(sb, '\t');
-	strbuf_addstr(sb, hex);
+	hex[0] = '\t';
+	hash_to_hex(h, hex + 1);
+	strbuf_add(sb, hex, 1 + HASH_HEX_LEN);
+}
+
+/* A tab and n in decimal. */
+static void add_number(struct strbuf *sb, long long n)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long v =
+		n < 0 ? 0 - (unsigned long long)n : (unsigned long long)n;
+
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	if (n < 0)
+		*--p = '-';
+	*--p = '\t';
+	strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static void add_kvs(struct strbuf *sb, char tag, const struct state_kv *v,
@@ -202,7 +231,8 @@ static void add_paths(struct strbuf *sb, char tag, const struct state_path *v,
 		strbuf_addch(sb, tag);
 		add_field(sb, v[i].path);
 		add_hash(sb, &v[i].hash);
-		strbuf_addf(sb, "\t%d\n", v[i].missing);
+		add_number(sb, v[i].missing);
+		strbuf_addch(sb, '\n');
 		if (v[i].files_raw) { /* never parsed: as it was read */
 			strbuf_add(sb, v[i].files_raw, v[i].files_raw_len);
 			strbuf_addch(sb, '\n');
@@ -256,7 +286,10 @@ static void add_record(struct strbuf *sb, const struct stage_record *r)
 			strbuf_addch(sb, '\n');
 		}
 	}
-	strbuf_addf(sb, "T\t%lld\t%lld\n.\n", r->started_ms, r->duration_ms);
+	strbuf_addch(sb, 'T');
+	add_number(sb, r->started_ms);
+	add_number(sb, r->duration_ms);
+	strbuf_add(sb, "\n.\n", 3);
 }
 
 void state_serialize(const struct state *st, struct strbuf *out)
@@ -326,24 +359,43 @@ static int split_line(char *line, char **f)
 	return n;
 }
 
+/* Loaded records, their strings, arrays and unparsed file lists come from
+ * the state's arena, not one malloc each; nothing points into the file
+ * read, which is unmapped after. */
 struct reader {
 	struct stage_record *rec;
 	struct state_path *cur; /* the input/output 'f' lines belong to */
+	struct arena *arena;
 };
+
+/* Room for one more element in an arena array of nr: doubled at powers of
+ * two, so a long list wastes at most half. */
+static void *arena_push(struct arena *a, void *v, size_t nr, size_t size)
+{
+	void *nv;
+
+	if (nr & (nr - 1)) /* not a power of two (nor 0): there is room */
+		return v;
+	nv = arena_alloc(a, (nr ? 2 * nr : 1) * size);
+	if (nr)
+		memcpy(nv, v, nr * size);
+	return nv;
+}
 
 static int parse_hash(const char *s, struct hash128 *h)
 {
 	return hash_from_hex(s, h);
 }
 
-static struct state_kv *push_kv(struct state_kv **v, size_t *nr, char **f)
+static struct state_kv *push_kv(struct reader *rd, struct state_kv **v,
+				size_t *nr, char **f)
 {
 	struct state_kv *kv;
 
-	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	kv = &(*v)[(*nr)++];
-	kv->key = xstrdup(f[1]);
-	kv->value = xstrdup(f[2]);
+	kv->key = arena_strdup(rd->arena, f[1]);
+	kv->value = arena_strdup(rd->arena, f[2]);
 	return kv;
 }
 
@@ -354,10 +406,10 @@ static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
 
 	if (n != 4)
 		return -1;
-	*v = xrealloc(*v, (*nr + 1) * sizeof(**v));
+	*v = arena_push(rd->arena, *v, *nr, sizeof(**v));
 	p = &(*v)[(*nr)++];
 	memset(p, 0, sizeof(*p));
-	p->path = xstrdup(f[1]);
+	p->path = arena_strdup(rd->arena, f[1]);
 	p->missing = !strcmp(f[3], "1");
 	rd->cur = p;
 	return parse_hash(f[2], &p->hash);
@@ -372,20 +424,27 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		return n == 2 ? parse_hash(f[1], &r->key) : -1;
 	case 'C':
 		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
-	case 'X': /* X, I, D: once (a second would leak the first) */
-		return n == 2 && !r->executor ? (r->executor = xstrdup(f[1]), 0)
-					      : -1;
+	case 'X': /* X, I, D: once */
+		return n == 2 && !r->executor
+			       ? (r->executor = arena_strdup(rd->arena, f[1]),
+				  0)
+			       : -1;
 	case 'I':
-		return n == 2 && !r->image ? (r->image = xstrdup(f[1]), 0) : -1;
+		return n == 2 && !r->image
+			       ? (r->image = arena_strdup(rd->arena, f[1]), 0)
+			       : -1;
 	case 'D':
-		return n == 2 && !r->datums ? (r->datums = xstrdup(f[1]), 0)
-					    : -1;
+		return n == 2 && !r->datums
+			       ? (r->datums = arena_strdup(rd->arena, f[1]), 0)
+			       : -1;
 	case 'E':
-		return n == 3 ? (push_kv(&r->env, &r->env_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->env, &r->env_nr, f), 0) : -1;
 	case 'P':
-		return n == 3 ? (push_kv(&r->params, &r->params_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->params, &r->params_nr, f), 0)
+			      : -1;
 	case 'M':
-		return n == 3 ? (push_kv(&r->matrix, &r->matrix_nr, f), 0) : -1;
+		return n == 3 ? (push_kv(rd, &r->matrix, &r->matrix_nr, f), 0)
+			      : -1;
 	case 'i':
 		return push_path(rd, &r->inputs, &r->inputs_nr, f, n);
 	case 'o':
@@ -475,26 +534,72 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 	if (f[0][0] == 'S') {
 		if (n != 2 || rd->rec)
 			return -1;
-		rd->rec = xcalloc(1, sizeof(*rd->rec));
-		rd->rec->name = xstrdup(f[1]);
+		rd->rec = arena_alloc(rd->arena, sizeof(*rd->rec));
+		rd->rec->loaded = 1;
+		rd->rec->name = arena_strdup(rd->arena, f[1]);
 		rd->cur = NULL;
 		return 0;
 	}
 	if (!rd->rec)
 		return -1;
 	if (f[0][0] == '.') {
-		if (!rd->rec->executor || state_find(st, rd->rec->name))
+		size_t nr = st->nr;
+
+		if (!rd->rec->executor)
 			return -1;
-		state_put(st, rd->rec);
+		if (nr && strcmp(st->recs[nr - 1]->name, rd->rec->name) < 0) {
+			/* pipe writes records sorted by name: each goes
+			 * last, without a search */
+			ALLOC_GROW(st->recs, nr + 1, st->alloc);
+			st->recs[st->nr++] = rd->rec;
+		} else if (state_find(st, rd->rec->name)) {
+			return -1;
+		} else {
+			state_put(st, rd->rec);
+		}
 		rd->rec = NULL;
 		return 0;
 	}
 	return parse_field_line(rd, f, n);
 }
 
+#define DROP_CHUNK (1u << 20)
+
+/* Give back the pages of a mapped file already read: a no-op status
+ * keeps only the records, not the 24 MB of text of 100,000 stages. */
+static void drop_behind(const char *buf, const char *upto, size_t *dropped,
+			int mapped)
+{
+	size_t off = (size_t)(upto - buf) & ~(size_t)(DROP_CHUNK - 1);
+
+	if (!mapped || off <= *dropped)
+		return;
+	madvise((char *)buf + *dropped, off - *dropped, MADV_DONTNEED);
+	*dropped = off;
+}
+
+/* The XXH3-128 of buf, a chunk at a time, dropping each behind. */
+static void hash_dropping(const char *buf, size_t len, int mapped,
+			  struct hash128 *out)
+{
+	struct hasher *h = hasher_new();
+	size_t dropped = 0;
+
+	for (size_t off = 0; off < len; off += DROP_CHUNK) {
+		size_t n = len - off < DROP_CHUNK ? len - off : DROP_CHUNK;
+
+		hasher_add(h, buf + off, n);
+		drop_behind(buf, buf + off + n, &dropped, mapped);
+	}
+	hasher_final(h, out);
+	hasher_free(h);
+	if (mapped && dropped < len)
+		madvise((char *)buf + dropped, len - dropped, MADV_DONTNEED);
+}
+
 /* Checks the version line and the trailing checksum; returns the length
  * of the body (records) or -1. */
-static long check_envelope(const char *buf, size_t len)
+static long check_envelope(const char *buf, size_t len, int mapped)
 {
 	const size_t tail = 1 + 1 + HASH_HEX_LEN + 1; /* "#\t<hex>\n" */
 	struct hash128 want, got;
@@ -510,45 +615,71 @@ static long check_envelope(const char *buf, size_t len)
 	hex[HASH_HEX_LEN] = '\0';
 	if (hash_from_hex(hex, &want))
 		return -1;
-	hash_buf(buf, len - tail, &got);
+	hash_dropping(buf, len - tail, mapped, &got);
 	if (!hash_equal(&want, &got))
 		return -1;
 	return (long)(len - tail);
 }
 
-/* Parse buf (len bytes, writable: lines are cut in place) into st; the
- * unparsed file lists point into it, so it lives as long as st. */
-static int parse_in_place(struct state *st, char *buf, size_t len)
+/* The 'f' lines from p on (up to end): their length without the last
+ * newline. */
+static size_t f_lines(const char *p, const char *end)
 {
-	struct reader rd = {NULL, NULL};
-	long body = check_envelope(buf, len);
-	char *p, *end;
+	const char *q = p;
+
+	while (q < end && q[0] == 'f' && q[1] == '\t') {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+		if (!nl)
+			return (size_t)(end - p);
+		q = nl + 1;
+	}
+	return (size_t)(q - p) - 1;
+}
+
+/* Parse buf (len bytes, left as it is) into st. mapped: buf is a mapping
+ * whose pages may be dropped as it is read. */
+static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
+{
+	struct reader rd = {NULL, NULL, &st->arena};
+	struct strbuf line = STRBUF_INIT;
+	long body = check_envelope(buf, len, mapped);
+	const char *p, *end;
+	size_t dropped = 0;
 	int ret = 0;
 
 	if (body < 0)
 		return -1;
 	end = buf + body;
 	for (p = buf + strlen(STATE_MAGIC); p < end && !ret;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (!nl) {
 			ret = -1;
 			break;
 		}
 		if (p[0] == 'f' && p[1] == '\t' && rd.cur) {
-			/* a file of the last input or output: left unparsed
-			 * until asked for (state_path_files) */
-			if (!rd.cur->files_raw)
-				rd.cur->files_raw = p;
-			rd.cur->files_raw_len =
-				(size_t)(nl - rd.cur->files_raw);
-			p = nl + 1;
+			/* the files of the last input or output: kept
+			 * unparsed until asked for (state_path_files); pipe
+			 * writes them right after their path, once */
+			size_t n = f_lines(p, end);
+
+			if (rd.cur->files_raw) {
+				ret = -1;
+				break;
+			}
+			rd.cur->files_raw = arena_memdupz(&st->arena, p, n);
+			rd.cur->files_raw_len = n;
+			p += n + 1;
 			continue;
 		}
-		*nl = '\0';
-		ret = parse_line(st, &rd, p);
+		strbuf_reset(&line);
+		strbuf_add(&line, p, (size_t)(nl - p));
+		ret = parse_line(st, &rd, line.buf);
 		p = nl + 1;
+		drop_behind(buf, p, &dropped, mapped);
 	}
+	strbuf_release(&line);
 	if (rd.rec) {
 		stage_record_free(rd.rec);
 		ret = -1;
@@ -560,19 +691,12 @@ static int parse_in_place(struct state *st, char *buf, size_t len)
 
 int state_parse(struct state *st, const char *buf, size_t len)
 {
-	char *copy = xmemdupz(buf, len);
-
-	if (parse_in_place(st, copy, len)) {
-		free(copy);
-		return -1;
-	}
-	ALLOC_GROW(st->bufs, st->bufs_nr + 1, st->bufs_alloc);
-	st->bufs[st->bufs_nr++] = copy;
-	return 0;
+	return parse_buf(st, buf, len, 0);
 }
 
-/* The file is mapped, not read: the file lists of 100,000 input files are
- * megabytes that a no-op status only checksums. */
+/* The file is mapped and given back as it is parsed: what stays is the
+ * records (the file lists under them unparsed: a no-op status only
+ * checksums them). */
 int state_load(struct state **out, const char *path, struct error *err)
 {
 	struct state *st = xcalloc(1, sizeof(*st));
@@ -581,23 +705,20 @@ int state_load(struct state **out, const char *path, struct error *err)
 
 	st->path = xstrdup(path);
 	*out = NULL;
-	if (fs_map(path, 1, &map, &len)) {
+	if (fs_map(path, FS_MAP_LAZY, &map, &len)) {
 		if (errno != ENOENT) {
 			error_set(err, EXIT_ENV, "cannot read '%s': %s", path,
 				  strerror(errno));
 			state_free(st);
 			return -1;
 		}
-	} else if (map && !parse_in_place(st, map, len)) {
-		st->map = map;
-		st->map_len = len;
-	} else {
-		if (map)
-			munmap(map, len);
+	} else if (map && parse_buf(st, map, len, 1)) {
 		log_warn("'%s' is corrupt or truncated; ignoring it (every "
 			 "stage will be treated as never run)",
 			 path);
 	}
+	if (map)
+		munmap(map, len);
 	*out = st;
 	return 0;
 }

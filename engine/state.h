@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "util/arena.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -24,8 +25,8 @@ struct state_path {		  /* one declared input or output */
 	struct state_file *files; /* of a loaded record: see
 				   * state_path_files */
 	size_t files_nr, files_alloc;
-	/* private: the 'f' lines of a loaded record, still unparsed (they
-	 * live in the state's buffer) */
+	/* private: the 'f' lines of a loaded record, still unparsed (in the
+	 * state's arena) */
 	char *files_raw;
 	size_t files_raw_len;
 };
@@ -60,7 +61,11 @@ struct stage_record {
 	size_t datum_nr, datum_alloc;
 	unsigned long long bytes_in; /* input bytes; not saved */
 	int has_files;		     /* inputs carry file lists; not saved */
-	long long started_ms;	     /* unix time */
+	/* private: a record loaded from the file, whose strings and arrays
+	 * (not its file and datum lists) live in the state's arena;
+	 * stage_record_free leaves them to state_free */
+	unsigned loaded : 1;
+	long long started_ms; /* unix time */
 	long long duration_ms;
 };
 
@@ -68,10 +73,8 @@ struct state {
 	char *path;
 	struct stage_record **recs; /* sorted by name */
 	size_t nr, alloc;
-	char **bufs; /* the text loaded, which unparsed file lists point into */
-	size_t bufs_nr, bufs_alloc;
-	void *map; /* the file loaded, mapped (state_load) */
-	size_t map_len;
+	struct arena arena; /* the loaded records, their strings, arrays and
+			     * unparsed file lists */
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated

@@ -85,7 +85,7 @@ static char *datum_log_path(const char *workspace, const char *job,
 static const struct exec_sched *job_sched(const struct pf_stage *st,
 					  struct job *j)
 {
-	const struct pf_kube_sched *k = &st->kube;
+	const struct pf_kube_sched *k = st->kube;
 
 	if (!j->sched) {
 		j->sched = xcalloc(1, sizeof(*j->sched));

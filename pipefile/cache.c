@@ -6,6 +6,7 @@
  * or corrupt cache is ignored and rewritten, never trusted. */
 #include "pipefile/internal.h"
 #include "util/fs.h"
+#include "util/arena.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,7 +118,7 @@ static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 	put_u32(sb, (uint32_t)st->retries);
 	put_i64(sb, st->timeout_ms);
 	put_kvs(sb, &st->matrix);
-	put_sched(sb, &st->kube);
+	put_sched(sb, st->kube);
 }
 
 void pipefile_serialize(const struct pipefile *pf, const char *stamp,
@@ -127,7 +129,10 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 
 	strbuf_addstr(out, MAGIC);
 	put_str(out, stamp);
-	hash_buf(pf->text, pf->text_len, &h);
+	if (pf->text)
+		hash_buf(pf->text, pf->text_len, &h);
+	else
+		h = pf->text_hash;
 	strbuf_add(out, &h, sizeof(h));
 	put_u32(out, (uint32_t)pf->version);
 	put_str(out, pf->params_file);
@@ -158,7 +163,16 @@ void pipefile_serialize(const struct pipefile *pf, const char *stamp,
 struct reader {
 	const char *p, *end;
 	int bad;
+	struct arena *arena; /* the stages': their strings and arrays go
+			      * here; NULL: the heap */
 };
+
+static void *get_array(struct reader *r, size_t n, size_t size)
+{
+	if (!n)
+		return NULL;
+	return r->arena ? arena_alloc(r->arena, n * size) : xcalloc(n, size);
+}
 
 static void get_raw(struct reader *r, void *dst, size_t n)
 {
@@ -216,7 +230,7 @@ static char *get_str(struct reader *r)
 		r->bad = 1;
 		return NULL;
 	}
-	s = xmemdupz(r->p, n);
+	s = r->arena ? arena_memdupz(r->arena, r->p, n) : xmemdupz(r->p, n);
 	r->p += n + 1;
 	return s;
 }
@@ -237,7 +251,7 @@ static void get_paths(struct reader *r, struct pf_paths *p)
 {
 	size_t n = get_count(r, 16);
 
-	p->v = n ? xcalloc(n, sizeof(*p->v)) : NULL;
+	p->v = get_array(r, n, sizeof(*p->v));
 	for (p->nr = p->alloc = 0; p->nr < n; p->nr++, p->alloc++)
 		get_path(r, &p->v[p->nr]);
 }
@@ -246,7 +260,7 @@ static void get_kvs(struct reader *r, struct pf_kvs *kv)
 {
 	size_t n = get_count(r, 16);
 
-	kv->v = n ? xcalloc(n, sizeof(*kv->v)) : NULL;
+	kv->v = get_array(r, n, sizeof(*kv->v));
 	for (kv->nr = kv->alloc = 0; kv->nr < n; kv->nr++, kv->alloc++) {
 		struct pf_kv *e = &kv->v[kv->nr];
 
@@ -263,7 +277,7 @@ static void get_sched(struct reader *r, struct pf_kube_sched *k)
 
 	get_kvs(r, &k->node_selector);
 	n = get_count(r, 24);
-	k->tolerations = n ? xcalloc(n, sizeof(*k->tolerations)) : NULL;
+	k->tolerations = get_array(r, n, sizeof(*k->tolerations));
 	for (k->tolerations_nr = 0; k->tolerations_nr < n;
 	     k->tolerations_nr++) {
 		struct pf_toleration *t = &k->tolerations[k->tolerations_nr];
@@ -277,11 +291,20 @@ static void get_sched(struct reader *r, struct pf_kube_sched *k)
 	k->service_account = get_str(r);
 }
 
-/* Strings, each pushed: a NULL one (no parse writes it) is corrupt. */
+/* Strings, each pushed: a NULL one (no parse writes it) is corrupt. A
+ * stage's are an arena array, which the strvec functions must not free or
+ * grow (the model is read-only). */
 static void get_strvec(struct reader *r, struct strvec *sv)
 {
 	size_t n = get_count(r, 4);
 
+	if (r->arena && n) {
+		sv->v = arena_alloc(r->arena, (n + 1) * sizeof(*sv->v));
+		for (sv->nr = 0; sv->nr < n && !r->bad; sv->nr++)
+			if (!(sv->v[sv->nr] = get_str(r)))
+				r->bad = 1;
+		return;
+	}
 	for (size_t i = 0; i < n && !r->bad; i++) {
 		char *a = get_str(r);
 
@@ -290,6 +313,20 @@ static void get_strvec(struct reader *r, struct strvec *sv)
 		else
 			r->bad = 1;
 	}
+}
+
+/* A stage's kubernetes: keys; the shared empty ones when there are none. */
+static void get_stage_sched(struct reader *r, struct pf_stage *st)
+{
+	struct pf_kube_sched k = {0};
+
+	get_sched(r, &k);
+	if (!k.node_selector.nr && !k.tolerations_nr && !k.service_account) {
+		st->kube = &pipefile_no_sched;
+		return;
+	}
+	st->kube = arena_alloc(r->arena, sizeof(*st->kube));
+	*st->kube = k;
 }
 
 static void get_stage(struct reader *r, struct pf_stage *st)
@@ -313,7 +350,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	get_path(r, &st->datums);
 	st->parallelism = get_int(r);
 	n = get_count(r, 16);
-	st->params = n ? xcalloc(n, sizeof(*st->params)) : NULL;
+	st->params = get_array(r, n, sizeof(*st->params));
 	for (st->params_nr = 0; st->params_nr < n; st->params_nr++) {
 		struct pf_param *p = &st->params[st->params_nr];
 
@@ -329,7 +366,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->retries = get_int(r);
 	st->timeout_ms = get_i64(r);
 	get_kvs(r, &st->matrix);
-	get_sched(r, &st->kube);
+	get_stage_sched(r, st);
 }
 
 /* Replace a default string of the new model with what the cache holds. */
@@ -343,7 +380,18 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 			 const char *dir, const char *text, size_t len,
 			 const char *stamp, const char *buf, size_t n)
 {
-	struct reader r = {buf, buf + n, 0};
+	if (pipefile_deserialize_model(out, name, dir, text, len, stamp, buf,
+				       n))
+		return -1;
+	(*out)->text = xmemdupz(text, len);
+	return 0;
+}
+
+int pipefile_deserialize_model(struct pipefile **out, const char *name,
+			       const char *dir, const char *text, size_t len,
+			       const char *stamp, const char *buf, size_t n)
+{
+	struct reader r = {buf, buf + n, 0, NULL};
 	struct pipefile *pf;
 	struct hash128 want, got;
 	char *s;
@@ -370,7 +418,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	if (r.bad || !hash_equal(&want, &got))
 		return -1;
 
-	pf = pipefile_new(name, dir, text, len);
+	pf = pipefile_new(name, dir, NULL, len);
 	pf->version = get_int(&r);
 	get_owned(&r, &pf->params_file);
 	get_owned(&r, &pf->docker_network);
@@ -391,6 +439,10 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 	pf->alloc = nr;
 	strmap_release(pf->names);
 	strmap_init(pf->names, nr);
+	/* the stages' strings and small arrays: one arena, not a malloc each
+	 * (at 100,000 stages the headers alone were megabytes) */
+	pf->arena = xcalloc(1, sizeof(*pf->arena));
+	r.arena = pf->arena;
 	for (; pf->nr < nr && !r.bad; pf->nr++) {
 		get_stage(&r, &pf->stages[pf->nr]);
 		/* a stage without a name, or a second of one name: no parse
@@ -451,6 +503,8 @@ int pipefile_load_cached(struct pipefile **out, const char *path,
 	struct strbuf text = STRBUF_INIT, stamp = STRBUF_INIT,
 		      buf = STRBUF_INIT;
 	char *dir = NULL, *cache = NULL;
+	void *map = NULL;
+	size_t map_len = 0, len;
 	int ret;
 
 	*out = NULL;
@@ -459,19 +513,28 @@ int pipefile_load_cached(struct pipefile **out, const char *path,
 	cache = !strcmp(dir, ".") ? xstrdup(cache_name)
 				  : xstrfmt("%s/%s", dir, cache_name);
 	exe_stamp(&stamp);
-	if (strbuf_read_file(&buf, cache, 0) >= 0 &&
-	    !pipefile_deserialize(out, path, dir, text.buf, text.len, stamp.buf,
-				  buf.buf, buf.len)) {
+	/* mapped, not read: its pages go back whole when it is unmapped,
+	 * while the model stays */
+	if (!fs_map(cache, 0, &map, &map_len) && map &&
+	    !pipefile_deserialize_model(out, path, dir, text.buf, text.len,
+					stamp.buf, map, map_len)) {
+		/* the text only serves error excerpts: at 100,000 stages
+		 * it is 11 MB, read again on the rare error instead */
+		hash_buf(text.buf, text.len, &(*out)->text_hash);
+		(*out)->text_path = realpath(path, NULL);
 		ret = 0;
 		goto out;
 	}
-	ret = pipefile_parse(out, path, dir, text.buf, text.len, err);
+	len = text.len;
+	ret = pipefile_parse_owned(out, path, dir, strbuf_detach(&text, NULL),
+				   len, err);
 	if (ret)
 		goto out;
-	strbuf_reset(&buf);
 	pipefile_serialize(*out, stamp.buf, &buf);
 	save(cache, &buf);
 out:
+	if (map)
+		munmap(map, map_len);
 	strbuf_release(&buf);
 	strbuf_release(&stamp);
 	strbuf_release(&text);

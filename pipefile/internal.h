@@ -86,9 +86,23 @@ int pipefile_yaml_col_at(const struct ynode *n, const struct pf_src *src,
 
 /* -------- pipefile/pipefile.c, for cache.c -------- */
 
-/* A model with no stages and the defaults, owning copies of its args. */
-struct pipefile *pipefile_new(const char *name, const char *dir,
-			      const char *text, size_t len);
+/* The kubernetes: keys of every stage not on kubernetes (never written,
+ * never freed). */
+extern struct pf_kube_sched pipefile_no_sched;
+
+/* A model with no stages and the defaults, owning copies of name and dir
+ * and text itself (malloc'd, or NULL). */
+struct pipefile *pipefile_new(const char *name, const char *dir, char *text,
+			      size_t len);
+/* pipefile_parse taking text (malloc'd, len bytes, NUL after them): the
+ * model keeps it, and it is freed on failure. */
+int pipefile_parse_owned(struct pipefile **out, const char *name,
+			 const char *dir, char *text, size_t len,
+			 struct error *err);
+/* pipefile_deserialize leaving pf->text NULL for the caller to set. */
+int pipefile_deserialize_model(struct pipefile **out, const char *name,
+			       const char *dir, const char *text, size_t len,
+			       const char *stamp, const char *buf, size_t n);
 /* Read the Pipefile at path (at most PIPEFILE_MAX_BYTES + 1 bytes) into
  * text, and give the folder holding it in *dir (the caller frees it). */
 int pipefile_read(const char *path, struct strbuf *text, char **dir,

@@ -1,6 +1,8 @@
 /* The module's front door: read a Pipefile, parse it into the model (see
  * pipefile.h), free it, find stages, and make located errors. */
 #include "pipefile/internal.h"
+#include "util/arena.h"
+#include "util/hash.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -93,26 +95,60 @@ int pipefile_src_error(const struct pf_src *src, struct error *err, int line,
 	return -1;
 }
 
+/* The text of a model read from the cache, which keeps only its hash:
+ * read again for an excerpt, and used only when it is still the text the
+ * model was made from. NULL otherwise (caller frees). */
+static char *text_again(const struct pipefile *pf)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct hash128 h;
+
+	if (!pf->text_path ||
+	    strbuf_read_file(&sb, pf->text_path, pf->text_len + 1) < 0 ||
+	    sb.len != pf->text_len) {
+		strbuf_release(&sb);
+		return NULL;
+	}
+	hash_buf(sb.buf, sb.len, &h);
+	if (!hash_equal(&h, &pf->text_hash)) {
+		strbuf_release(&sb);
+		return NULL;
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
 int pipefile_error_at(const struct pipefile *pf, struct error *err, int line,
 		      int col, const char *fmt, ...)
 {
-	struct pf_src src = {pf->path, pf->text, pf->text_len};
+	char *again = pf->text ? NULL : text_again(pf);
+	struct pf_src src = {pf->path, pf->text ? pf->text : again,
+			     pf->text_len};
+	struct strbuf msg = STRBUF_INIT;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsrc_error(&src, err, line, col, fmt, ap);
+	if (src.text) {
+		vsrc_error(&src, err, line, col, fmt, ap);
+	} else {
+		/* the file changed since: the place without the excerpt */
+		strbuf_vaddf(&msg, fmt, ap);
+		error_set_at(err, EXIT_USAGE, pf->path, line, col, NULL, "%s",
+			     msg.buf);
+	}
 	va_end(ap);
+	strbuf_release(&msg);
+	free(again);
 	return -1;
 }
 
-struct pipefile *pipefile_new(const char *name, const char *dir,
-			      const char *text, size_t len)
+struct pipefile *pipefile_new(const char *name, const char *dir, char *text,
+			      size_t len)
 {
 	struct pipefile *pf = xcalloc(1, sizeof(*pf));
 
 	pf->path = xstrdup(name);
 	pf->dir = xstrdup(dir ? dir : ".");
-	pf->text = xmemdupz(text, len);
+	pf->text = text;
 	pf->text_len = len;
 	pf->version = 1;
 	pf->params_file = xstrdup("params.yaml");
@@ -130,17 +166,35 @@ int pipefile_parse(struct pipefile **out, const char *name, const char *dir,
 		   const char *text, size_t len, struct error *err)
 {
 	struct pf_src src = {name, text, len};
-	struct ydoc doc = {0};
-	struct pf_ctx c = {0};
-	int ret;
 
 	*out = NULL;
 	if (len > PIPEFILE_MAX_BYTES)
 		return pipefile_src_error(&src, err, 0, 0,
 					  "file is larger than %u MiB",
 					  PIPEFILE_MAX_BYTES >> 20);
+	return pipefile_parse_owned(out, name, dir, xmemdupz(text, len), len,
+				    err);
+}
+
+int pipefile_parse_owned(struct pipefile **out, const char *name,
+			 const char *dir, char *text, size_t len,
+			 struct error *err)
+{
+	struct pf_src src = {name, text, len};
+	struct ydoc doc = {0};
+	struct pf_ctx c = {0};
+	int ret;
+
+	*out = NULL;
+	if (len > PIPEFILE_MAX_BYTES) {
+		pipefile_src_error(&src, err, 0, 0,
+				   "file is larger than %u MiB",
+				   PIPEFILE_MAX_BYTES >> 20);
+		free(text);
+		return -1;
+	}
+	/* the model owns the text from here: one copy of it, not two */
 	c.pf = pipefile_new(name, dir, text, len);
-	src.text = c.pf->text;
 	c.src = &src;
 	c.err = err;
 	c.defaults.executor = "local";
@@ -197,6 +251,11 @@ int pipefile_read(const char *path, struct strbuf *text, char **dir,
 		return error_set(err, EXIT_USAGE, "cannot read '%s': %s", path,
 				 strerror(errno));
 	}
+	/* room for the whole file at once: no slack left over from
+	 * doubling (the text lives as long as the model) */
+	if (S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size <= PIPEFILE_MAX_BYTES)
+		strbuf_grow(text, (size_t)st.st_size + 1);
 	/* never read more than the limit, whatever the file claims */
 	n = strbuf_read_fd(text, fd, PIPEFILE_MAX_BYTES + 1);
 	close(fd);
@@ -212,14 +271,16 @@ int pipefile_load(struct pipefile **out, const char *path, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *dir = NULL;
+	size_t len;
 	int ret;
 
 	*out = NULL;
 	if (pipefile_read(path, &sb, &dir, err))
 		return -1;
-	ret = pipefile_parse(out, path, dir, sb.buf, sb.len, err);
+	len = sb.len;
+	ret = pipefile_parse_owned(out, path, dir, strbuf_detach(&sb, NULL),
+				   len, err);
 	free(dir);
-	strbuf_release(&sb);
 	return ret;
 }
 
@@ -253,6 +314,8 @@ void pipefile_sched_release(struct pf_kube_sched *s)
 	memset(s, 0, sizeof(*s));
 }
 
+struct pf_kube_sched pipefile_no_sched;
+
 static void free_stage(struct pf_stage *st)
 {
 	free(st->name);
@@ -272,15 +335,22 @@ static void free_stage(struct pf_stage *st)
 	free(st->params);
 	free_kvs(&st->env);
 	free_kvs(&st->matrix);
-	pipefile_sched_release(&st->kube);
+	if (st->kube && st->kube != &pipefile_no_sched) {
+		pipefile_sched_release(st->kube);
+		free(st->kube);
+	}
 }
 
 void pipefile_free(struct pipefile *pf)
 {
 	if (!pf)
 		return;
-	for (size_t i = 0; i < pf->nr; i++)
+	/* stages in an arena own nothing else */
+	for (size_t i = 0; !pf->arena && i < pf->nr; i++)
 		free_stage(&pf->stages[i]);
+	if (pf->arena)
+		arena_release(pf->arena);
+	free(pf->arena);
 	free(pf->stages);
 	if (pf->names)
 		strmap_release(pf->names);
@@ -295,6 +365,7 @@ void pipefile_free(struct pipefile *pf)
 	free(pf->path);
 	free(pf->dir);
 	free(pf->text);
+	free(pf->text_path);
 	free(pf->params_file);
 	free(pf->docker_network);
 	free(pf);

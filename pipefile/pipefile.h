@@ -8,9 +8,11 @@
 #include <stddef.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/strvec.h"
 
 struct strmap;
+struct arena;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
 #define PIPEFILE_MAX_BYTES (16u << 20) /* 16 MiB */
@@ -120,9 +122,11 @@ struct pf_stage {
 	long long timeout_ms; /* 0 = none */
 	struct pf_kvs
 		matrix; /* this expansion's values, in the order written */
-	struct pf_kube_sched kube; /* executor kubernetes: each key the
-				    * stage gives, else the top-level
-				    * default's; empty on other executors */
+	struct pf_kube_sched *kube; /* never NULL; executor kubernetes:
+				     * each key the stage gives, else the
+				     * top-level default's; on other
+				     * executors one empty one all share
+				     * (one pointer, not 56 bytes a stage) */
 };
 
 struct pf_kube {
@@ -152,18 +156,23 @@ struct pf_keep {
 struct pipefile {
 	char *path; /* as given on the command line, for messages */
 	char *dir;  /* the workspace: the folder holding it */
-	char *text; /* the source, for error excerpts */
+	char *text; /* the source, for error excerpts; NULL when the model
+		     * came from the cache (pipefile_error_at reads it again) */
 	size_t text_len;
-	int version;	      /* 1 */
-	char *params_file;    /* default file for params keys:
-			       * "params.yaml" unless set */
-	char *docker_network; /* default "none" */
+	char *text_path;	  /* private: absolute, to read it again */
+	struct hash128 text_hash; /* private: of the text, when text is NULL */
+	int version;		  /* 1 */
+	char *params_file;	  /* default file for params keys:
+				   * "params.yaml" unless set */
+	char *docker_network;	  /* default "none" */
 	struct pf_keep keep;
 	struct pf_kube kube;
 	struct pf_stage *stages; /* in file order; matrix expansions
 				  * in order of their values */
 	size_t nr, alloc;
 	struct strmap *names; /* stage name -> index + 1, private */
+	struct arena *arena;  /* private: when the model came from the
+			       * cache, its stages' strings and arrays */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned

@@ -604,13 +604,15 @@ static void copy_kube(struct pf_ctx *c, const struct stage_src *s,
 
 	if (strcmp(st->executor, "kubernetes"))
 		return;
+	st->kube = xcalloc(1, sizeof(*st->kube));
+	c->model_bytes += COST(sizeof(*st->kube));
 	copy_kvs(c,
 		 s->kube_set & PF_SCHED_NODE_SELECTOR ? &mine->node_selector
 						      : &d->node_selector,
-		 &st->kube.node_selector);
+		 &st->kube->node_selector);
 	copy_tolerations(c, s->kube_set & PF_SCHED_TOLERATIONS ? mine : d,
-			 &st->kube);
-	st->kube.service_account =
+			 st->kube);
+	st->kube->service_account =
 		own_or_null(c, s->kube_set & PF_SCHED_SERVICE_ACCOUNT
 				       ? mine->service_account
 				       : d->service_account);
@@ -624,6 +626,7 @@ static struct pf_stage *new_stage(struct pipefile *pf)
 	st = &pf->stages[pf->nr++];
 	memset(st, 0, sizeof(*st));
 	strvec_init(&st->argv);
+	st->kube = &pipefile_no_sched;
 	return st;
 }
 

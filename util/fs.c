@@ -298,10 +298,10 @@ int fs_copy_file(const char *src, const char *dst)
 	return ret;
 }
 
-int fs_map(const char *path, int writable, void **map, size_t *len)
+int fs_map(const char *path, int flags, void **map, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
-	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	int prot = PROT_READ | (flags & FS_MAP_WRITABLE ? PROT_WRITE : 0);
 	void *m = NULL;
 	struct stat st;
 
@@ -315,7 +315,8 @@ int fs_map(const char *path, int writable, void **map, size_t *len)
 		/* populated in one go: cheaper than a fault per 64 KiB for
 		 * a file that is read from start to end */
 		m = mmap(NULL, (size_t)st.st_size, prot,
-			 MAP_PRIVATE | MAP_POPULATE, fd, 0);
+			 MAP_PRIVATE | (flags & FS_MAP_LAZY ? 0 : MAP_POPULATE),
+			 fd, 0);
 	saved = errno;
 	close(fd);
 	errno = saved;

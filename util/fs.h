@@ -45,11 +45,15 @@ unsigned long long fs_tree_bytes(const char *path);
  * can). Returns 0 or -1 (errno). */
 int fs_copy_file(const char *src, const char *dst);
 
-/* Map the whole file at path, private to this process: with writable,
- * writes go to copies of the pages written (parsers put NULs in place),
- * never to the file. Readers of files that are only ever replaced by
- * rename (fs_write_atomic), never truncated in place. *len gets the size;
- * an empty file maps to NULL with *len 0. Returns 0 or -1 (errno). */
-int fs_map(const char *path, int writable, void **map, size_t *len);
+/* Map the whole file at path, private to this process: with
+ * FS_MAP_WRITABLE, writes go to copies of the pages written (parsers put
+ * NULs in place), never to the file. Read in at once, unless FS_MAP_LAZY
+ * (a reader that gives pages back as it goes: madvise). Readers of files
+ * that are only ever replaced by rename (fs_write_atomic), never truncated
+ * in place. *len gets the size; an empty file maps to NULL with *len 0.
+ * Returns 0 or -1 (errno). */
+#define FS_MAP_WRITABLE 1
+#define FS_MAP_LAZY 2
+int fs_map(const char *path, int flags, void **map, size_t *len);
 
 #endif

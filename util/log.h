@@ -22,7 +22,10 @@ __attribute__((format(printf, 1, 2))) void log_debug(const char *fmt, ...);
 
 /* PIPE_TRACE_PERFORMANCE=1 in the environment (as GIT_TRACE_PERFORMANCE):
  * each call prints the time since the previous one (or since the first
- * call) with what was done, to stderr. Costs one getenv when off. */
+ * call) with what was done and the peak RSS so far, to stderr. A phase
+ * traced many times in a row (once per stage) prints one line with the
+ * sum and the count. what must stay valid until the next call (a string
+ * literal). Costs one getenv when off. */
 void log_trace_phase(const char *what);
 
 /* Called before any message is printed (to clear a progress line);

@@ -636,9 +636,9 @@ static void test_kube_top(void **state)
 	assert_string_equal(t[3].value, "");
 	assert_string_equal(k->defaults.service_account, "pipe-runner");
 	/* a local stage gets none of it */
-	assert_int_equal(pf->stages[0].kube.node_selector.nr, 0);
-	assert_int_equal(pf->stages[0].kube.tolerations_nr, 0);
-	assert_null(pf->stages[0].kube.service_account);
+	assert_int_equal(pf->stages[0].kube->node_selector.nr, 0);
+	assert_int_equal(pf->stages[0].kube->tolerations_nr, 0);
+	assert_null(pf->stages[0].kube->service_account);
 	pipefile_free(pf);
 
 	pf = parse_ok("kubernetes: {imagePullSecrets: one}\n"
@@ -693,46 +693,46 @@ static void test_kube_merge(void **state)
 	assert_int_equal(pf->nr, 7);
 
 	s = pipefile_find_stage(pf, "all-defaults");
-	assert_int_equal(s->kube.node_selector.nr, 2);
-	assert_string_equal(s->kube.node_selector.v[0].key, "disk");
-	assert_string_equal(s->kube.node_selector.v[1].value, "a");
-	assert_int_equal(s->kube.tolerations_nr, 1);
-	assert_string_equal(s->kube.tolerations[0].key, "dedicated");
-	assert_string_equal(s->kube.tolerations[0].value, "pipe");
-	assert_string_equal(s->kube.service_account, "runner");
+	assert_int_equal(s->kube->node_selector.nr, 2);
+	assert_string_equal(s->kube->node_selector.v[0].key, "disk");
+	assert_string_equal(s->kube->node_selector.v[1].value, "a");
+	assert_int_equal(s->kube->tolerations_nr, 1);
+	assert_string_equal(s->kube->tolerations[0].key, "dedicated");
+	assert_string_equal(s->kube->tolerations[0].value, "pipe");
+	assert_string_equal(s->kube->service_account, "runner");
 
 	s = pipefile_find_stage(pf, "own-selector");
-	assert_int_equal(s->kube.node_selector.nr, 1); /* replaced whole */
-	assert_string_equal(s->kube.node_selector.v[0].key, "gpu");
-	assert_string_equal(s->kube.node_selector.v[0].value, "true");
-	assert_int_equal(s->kube.tolerations_nr, 1);
-	assert_string_equal(s->kube.service_account, "runner");
+	assert_int_equal(s->kube->node_selector.nr, 1); /* replaced whole */
+	assert_string_equal(s->kube->node_selector.v[0].key, "gpu");
+	assert_string_equal(s->kube->node_selector.v[0].value, "true");
+	assert_int_equal(s->kube->tolerations_nr, 1);
+	assert_string_equal(s->kube->service_account, "runner");
 
 	s = pipefile_find_stage(pf, "own-rest");
-	assert_int_equal(s->kube.node_selector.nr, 2); /* null: not set */
-	assert_int_equal(s->kube.tolerations_nr, 0);
-	assert_string_equal(s->kube.service_account, "other");
+	assert_int_equal(s->kube->node_selector.nr, 2); /* null: not set */
+	assert_int_equal(s->kube->tolerations_nr, 0);
+	assert_string_equal(s->kube->service_account, "other");
 
 	s = pipefile_find_stage(pf, "empty");
-	assert_int_equal(s->kube.node_selector.nr, 0);
-	assert_int_equal(s->kube.tolerations_nr, 1);
+	assert_int_equal(s->kube->node_selector.nr, 0);
+	assert_int_equal(s->kube->tolerations_nr, 1);
 
 	s = pipefile_find_stage(pf, "on-local"); /* `kubernetes:` null */
 	assert_string_equal(s->executor, "local");
-	assert_int_equal(s->kube.node_selector.nr, 0);
-	assert_null(s->kube.service_account);
+	assert_int_equal(s->kube->node_selector.nr, 0);
+	assert_null(s->kube->service_account);
 
 	for (int i = 5; i < 7; i++) {
 		s = &pf->stages[i];
 		assert_string_equal(s->base, "sweep");
-		assert_int_equal(s->kube.node_selector.nr, 2);
-		assert_int_equal(s->kube.tolerations_nr, 1);
-		assert_string_equal(s->kube.tolerations[0].key, "gpu");
-		assert_string_equal(s->kube.tolerations[0].op, "Exists");
-		assert_string_equal(s->kube.service_account, "runner");
+		assert_int_equal(s->kube->node_selector.nr, 2);
+		assert_int_equal(s->kube->tolerations_nr, 1);
+		assert_string_equal(s->kube->tolerations[0].key, "gpu");
+		assert_string_equal(s->kube->tolerations[0].op, "Exists");
+		assert_string_equal(s->kube->service_account, "runner");
 	}
-	assert_ptr_not_equal(pf->stages[5].kube.tolerations,
-			     pf->stages[6].kube.tolerations);
+	assert_ptr_not_equal(pf->stages[5].kube->tolerations,
+			     pf->stages[6].kube->tolerations);
 	pipefile_free(pf);
 }
 

@@ -1,0 +1,210 @@
+/* Memory against the stage count (issue #17): the bytes the heap holds per
+ * stage for the model a no-op `pipe status` loads (from the Pipefile
+ * cache) and for the loaded state, measured with mallinfo2 on 20,000
+ * stages of one input and one output each. The bounds sit between what
+ * the compact forms take and what one malloc per string and per array
+ * took before them. Skipped where malloc is not glibc's (ASan, valgrind),
+ * whose counts mallinfo2 does not see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/state.h"
+#include "pipefile/pipefile.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/strbuf.h"
+#include "util/xalloc.h"
+
+#define N 20000
+
+/* Bytes malloc has handed out and not had back (small and mapped). */
+static size_t heap_used(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static int glibc_malloc(void)
+{
+	size_t before = heap_used();
+	/* volatile: the compiler may drop a malloc that is freed unused */
+	void *volatile p = xmalloc(1 << 16);
+	int seen = heap_used() > before;
+
+#if defined(__SANITIZE_ADDRESS__)
+	seen = 0;
+#endif
+	free(p);
+	return seen && !getenv("PIPE_VG_REAL") &&
+	       !(getenv("VALGRIND") && !strcmp(getenv("VALGRIND"), "1"));
+}
+
+static void report(const char *what, size_t bytes, size_t bound)
+{
+	print_message("%s: %zu bytes per stage (bound %zu)\n", what, bytes / N,
+		      bound);
+	if (bytes / N > bound)
+		fail_msg("%s takes %zu bytes per stage, more than %zu", what,
+			 bytes / N, bound);
+}
+
+/* The model of N `cp` stages, as status loads it: from the cache the
+ * first load wrote. Its text is ~110 bytes a stage and stays with the
+ * model no more (read again for an error excerpt); the stages array is
+ * 328 bytes a stage, the names' table ~50, strings and path lists in an
+ * arena ~110 (~510 in all). The text kept and one malloc per string and
+ * per path list took ~722. */
+static void test_model_per_stage(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT,
+		      pipe_dir = STRBUF_INIT;
+	struct pipefile *pf = NULL;
+	struct error err = ERROR_INIT;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	strbuf_addstr(&text, "stages:\n");
+	for (int i = 0; i < N; i++)
+		strbuf_addf(&text,
+			    "  s%d:\n    cmd: cp in/%d out/%d\n"
+			    "    inputs: [in/%d]\n    outputs: [out/%d]\n",
+			    i, i, i, i, i);
+	strbuf_addf(&path, "%s/Pipefile", root);
+	strbuf_addf(&pipe_dir, "%s/.pipe", root);
+	assert_int_equal(mkdir(pipe_dir.buf, 0755), 0);
+	assert_int_equal(fs_write_atomic(path.buf, text.buf, text.len, &err),
+			 0);
+	/* the first load parses and writes the cache */
+	assert_int_equal(pipefile_load_cached(&pf, path.buf,
+					      ".pipe/pipefile.cache", &err),
+			 0);
+	pipefile_free(pf);
+	malloc_trim(0);
+	before = heap_used();
+	assert_int_equal(pipefile_load_cached(&pf, path.buf,
+					      ".pipe/pipefile.cache", &err),
+			 0);
+	assert_non_null(pf->arena); /* it came from the cache */
+	assert_int_equal(pf->nr, N);
+	report("model", heap_used() - before, 600);
+	pipefile_free(pf);
+	fs_remove_tree(root);
+	strbuf_release(&text);
+	strbuf_release(&path);
+	strbuf_release(&pipe_dir);
+	error_release(&err);
+}
+
+/* A model from the cache keeps no text: an error excerpt reads the file
+ * again, and shows none (but the place) when the file changed since. */
+static void test_cached_model_excerpt(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	const char *text = "stages:\n  a:\n    cmd: cp in out\n"
+			   "    inputs: [in]\n    outputs: [out]\n";
+	struct strbuf path = STRBUF_INIT, pipe_dir = STRBUF_INIT;
+	struct pipefile *pf = NULL;
+	struct error err = ERROR_INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	strbuf_addf(&path, "%s/Pipefile", root);
+	strbuf_addf(&pipe_dir, "%s/.pipe", root);
+	assert_int_equal(mkdir(pipe_dir.buf, 0755), 0);
+	assert_int_equal(fs_write_atomic(path.buf, text, strlen(text), &err),
+			 0);
+	for (int i = 0; i < 2; i++) {
+		pipefile_free(pf);
+		assert_int_equal(pipefile_load_cached(&pf, path.buf,
+						      ".pipe/pipefile.cache",
+						      &err),
+				 0);
+	}
+	assert_non_null(pf->arena); /* from the cache */
+	assert_null(pf->text);
+	pipefile_error_at(pf, &err, 4, 15, "input 'in' is missing");
+	assert_int_equal(err.line, 4);
+	assert_string_equal(err.source_line, "    inputs: [in]");
+	error_release(&err);
+	error_init(&err);
+	assert_int_equal(fs_write_atomic(path.buf, "stages: {}\n", 11, &err),
+			 0);
+	pipefile_error_at(pf, &err, 4, 15, "input 'in' is missing");
+	assert_int_equal(err.line, 4);
+	assert_int_equal(err.col, 15);
+	assert_null(err.source_line);
+	pipefile_free(pf);
+	fs_remove_tree(root);
+	strbuf_release(&path);
+	strbuf_release(&pipe_dir);
+	error_release(&err);
+}
+
+/* The state of N stages, each with an input and an output: the records,
+ * their strings and arrays (~421 bytes a stage). Reading it once copied
+ * the whole text (~240 bytes a stage) and made one malloc per string and
+ * per list (~722 in all). */
+static void test_state_per_stage(void **state)
+{
+	struct state *st;
+	struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	st = xcalloc(1, sizeof(*st));
+	for (int i = 0; i < N; i++) {
+		struct stage_record *r = xcalloc(1, sizeof(*r));
+
+		strbuf_reset(&name);
+		strbuf_addf(&name, "s%d", i);
+		r->name = xstrdup(name.buf);
+		r->executor = xstrdup("local");
+		r->inputs = xcalloc(1, sizeof(*r->inputs));
+		r->outputs = xcalloc(1, sizeof(*r->outputs));
+		r->inputs[0].path = xstrfmt("in/%d", i);
+		r->outputs[0].path = xstrfmt("out/%d", i);
+		hash_buf(name.buf, name.len, &r->inputs[0].hash);
+		hash_buf(name.buf, name.len, &r->outputs[0].hash);
+		r->inputs_nr = r->outputs_nr = 1;
+		state_put(st, r);
+	}
+	state_serialize(st, &text);
+	state_free(st);
+	malloc_trim(0);
+	st = xcalloc(1, sizeof(*st));
+	before = heap_used();
+	assert_int_equal(state_parse(st, text.buf, text.len), 0);
+	assert_int_equal(st->nr, N);
+	assert_string_equal(state_find(st, "s7")->outputs[0].path, "out/7");
+	report("state", heap_used() - before, 520);
+	state_free(st);
+	strbuf_release(&text);
+	strbuf_release(&name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model_per_stage),
+		cmocka_unit_test(test_state_per_stage),
+		cmocka_unit_test(test_cached_model_excerpt),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
