@@ -227,6 +227,93 @@ static void test_batch(void **state)
 	assert_string_equal(head, id);
 }
 
+/* A run record of n stages s<i>, with the commits of ids (m of them)
+ * in turn. */
+static void write_run(struct fx *fx, size_t n, char (*ids)[STORE_ID_SIZE],
+		      size_t m)
+{
+	struct store_run run;
+	char stage[32], id[STORE_ID_SIZE];
+
+	store_run_init(&run);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		store_run_add_stage(&run, stage, ids[i % m]);
+	}
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	store_run_release(&run);
+}
+
+/* The run-cache index after each of 5 runs of 100,000 stages that moved
+ * the runs ref: syncing it walked the new run record, which names every
+ * stage (6 MB) and holds no key. 1,000 stage refs keep the rest small. */
+static void test_keys_after_runs(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 100000, m = 1000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(m, sizeof(*ids));
+	char got[STORE_ID_SIZE];
+	double took = 0, t0;
+
+	make_stages(fx, m, ids);
+	write_run(fx, n, ids, m);
+	check(fx, store_find_key(fx->st, "s1", key_n(1), got, &fx->err));
+	for (int i = 0; i < 5; i++) { /* as 5 one-stage runs would */
+		write_run(fx, n, ids, m);
+		store_free(fx->st); /* the index is saved */
+		check(fx, store_open(&fx->st, fx->pipe_dir.buf, &fx->err));
+		t0 = now();
+		assert_int_equal(
+			store_find_key(fx->st, "s7", key_n(7), got, &fx->err),
+			1);
+		took += now() - t0;
+		assert_string_equal(got, ids[7]);
+	}
+	assert_within(now() - took, 0.5,
+		      "5 key lookups after runs of 100,000 stages");
+	free(ids);
+}
+
+/* The heads of 50,000 stages at once (a run record names them all),
+ * among them refs a batch has not moved yet. */
+static void test_stage_heads(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char(*heads)[STORE_ID_SIZE] = xcalloc(n + 1, sizeof(*heads));
+	const char **names = xcalloc(n + 1, sizeof(*names));
+	char *outs[] = {"o.txt", NULL};
+	struct strbuf path = STRBUF_INIT;
+	char id[STORE_ID_SIZE];
+	double t0;
+
+	make_stages(fx, n, ids);
+	strbuf_addf(&path, "%s/o.txt", fx->root);
+	check(fx, fs_write_atomic(path.buf, "o\n", 2, &fx->err));
+	store_batch_begin(fx->st);
+	check(fx, store_commit_stage(fx->st, fx->root, "s9", outs, NULL, id,
+				     &fx->err));
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrfmt("s%zu", i);
+	names[n] = "none";
+	t0 = now();
+	for (int pass = 0; pass < 5; pass++)
+		check(fx,
+		      store_stage_heads(fx->st, names, n + 1, heads, &fx->err));
+	assert_within(t0, 2, "the heads of 50,000 stages, 5 times");
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(heads[i], i == 9 ? id : ids[i]);
+	assert_string_equal(heads[n], "");
+	check(fx, store_batch_flush(fx->st, &fx->err));
+	for (size_t i = 0; i < n; i++)
+		free((char *)names[i]);
+	free(names);
+	free(heads);
+	free(ids);
+	strbuf_release(&path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +322,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find_keys, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_after_runs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stage_heads, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
