@@ -315,6 +315,9 @@ static int load_libgit2(struct error *err)
  * large pack for merge_packs to copy. */
 #define LOOSE_BIG_MAX 8
 #define LOOSE_BIG_BYTES (256u << 10)
+/* zlib's fastest level for loose objects, git's core.looseCompression
+ * default: a run record is written once and read once by the next run. */
+#define LOOSE_LEVEL 1
 /* More packs than this, and the small ones are merged (see merge_packs). */
 #define PACKS_MAX 16
 
@@ -669,7 +672,7 @@ static int write_loose(struct sgit *g, struct error *err)
 
 	strbuf_addf(&dir, "%s/objects", g->dir);
 	if (!g->loose &&
-	    git_odb_backend_loose(&g->loose, dir.buf, -1, 1, 0, 0)) {
+	    git_odb_backend_loose(&g->loose, dir.buf, LOOSE_LEVEL, 1, 0, 0)) {
 		fail(err, "cannot open the objects of '%s'", g->dir);
 		goto out;
 	}
