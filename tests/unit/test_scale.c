@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/internal.h" /* the door: commits and refs in bulk */
 #include "store/store.h"
@@ -314,6 +315,61 @@ static void test_stage_heads(void **state)
 	strbuf_release(&path);
 }
 
+/* 200 moves of one ref each among 50,000 packed refs (as 200 one-stage
+ * runs): each rewrote packed-refs whole. A batch of two then folds the
+ * loose refs back into packed-refs. */
+static void test_one_ref_moves(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char(*heads)[STORE_ID_SIZE] = xcalloc(n, sizeof(*heads));
+	const char **names = xcalloc(n + 1, sizeof(*names));
+	struct sgit_ref_move mv[2];
+	struct strbuf ref = STRBUF_INIT, path = STRBUF_INIT;
+	double t0;
+
+	make_stages(fx, n, ids);
+	t0 = now();
+	for (size_t i = 0; i < 200; i++) { /* s<i> to s<i+1>'s commit */
+		strbuf_reset(&ref);
+		strbuf_addf(&ref, "%ss%zu", STAGE_REF_PREFIX, i);
+		mv[0].name = ref.buf;
+		mv[0].has_old = 1;
+		check(fx, sgit_oid_parse(ids[i], &mv[0].old));
+		check(fx, sgit_oid_parse(ids[i + 1], &mv[0].oid));
+		check(fx, sgit_refs_move(fx->st->git, mv, 1, &fx->err));
+	}
+	assert_within(t0, 1, "200 moves of one ref among 50,000");
+	/* a stale expectation is still refused */
+	assert_int_equal(sgit_refs_move(fx->st->git, mv, 1, &fx->err), -1);
+	error_release(&fx->err);
+	mv[0].name = STAGE_REF_PREFIX "s300";
+	mv[1].name = STAGE_REF_PREFIX "s301";
+	for (int i = 0; i < 2; i++) {
+		mv[i].has_old = 1;
+		check(fx, sgit_oid_parse(ids[300 + i], &mv[i].old));
+		check(fx, sgit_oid_parse(ids[0], &mv[i].oid));
+	}
+	check(fx, sgit_refs_move(fx->st->git, mv, 2, &fx->err));
+	strbuf_addf(&path, "%s/store/%ss7", fx->pipe_dir.buf, STAGE_REF_PREFIX);
+	assert_int_equal(access(path.buf, F_OK), -1); /* folded */
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrfmt("s%zu", i);
+	check(fx, store_stage_heads(fx->st, names, n, heads, &fx->err));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(heads[i], i < 200 ? ids[i + 1]
+					      : i == 300 || i == 301 ? ids[0]
+								     : ids[i]);
+	for (size_t i = 0; i < n; i++)
+		free((char *)names[i]);
+	free(names);
+	free(heads);
+	free(ids);
+	strbuf_release(&ref);
+	strbuf_release(&path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +381,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keys_after_runs, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stage_heads, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_one_ref_moves, setup,
 						teardown),
 	};
 
