@@ -275,6 +275,23 @@ static void test_keys_after_runs(void **state)
 	free(ids);
 }
 
+/* "s0" .. "s<n-1>", and one more slot; free with free_names. */
+static const char **stage_names(size_t n)
+{
+	const char **names = xcalloc(n + 1, sizeof(*names));
+
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrfmt("s%zu", i);
+	return names;
+}
+
+static void free_names(const char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)names[i]);
+	free(names);
+}
+
 /* The heads of 50,000 stages at once (a run record names them all),
  * among them refs a batch has not moved yet. */
 static void test_stage_heads(void **state)
@@ -283,7 +300,7 @@ static void test_stage_heads(void **state)
 	size_t n = 50000;
 	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
 	char(*heads)[STORE_ID_SIZE] = xcalloc(n + 1, sizeof(*heads));
-	const char **names = xcalloc(n + 1, sizeof(*names));
+	const char **names;
 	char *outs[] = {"o.txt", NULL};
 	struct strbuf path = STRBUF_INIT;
 	char id[STORE_ID_SIZE];
@@ -295,8 +312,7 @@ static void test_stage_heads(void **state)
 	store_batch_begin(fx->st);
 	check(fx, store_commit_stage(fx->st, fx->root, "s9", outs, NULL, id,
 				     &fx->err));
-	for (size_t i = 0; i < n; i++)
-		names[i] = xstrfmt("s%zu", i);
+	names = stage_names(n);
 	names[n] = "none";
 	t0 = now();
 	for (int pass = 0; pass < 5; pass++)
@@ -307,9 +323,7 @@ static void test_stage_heads(void **state)
 		assert_string_equal(heads[i], i == 9 ? id : ids[i]);
 	assert_string_equal(heads[n], "");
 	check(fx, store_batch_flush(fx->st, &fx->err));
-	for (size_t i = 0; i < n; i++)
-		free((char *)names[i]);
-	free(names);
+	free_names(names, n);
 	free(heads);
 	free(ids);
 	strbuf_release(&path);
@@ -324,7 +338,7 @@ static void test_one_ref_moves(void **state)
 	size_t n = 50000;
 	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
 	char(*heads)[STORE_ID_SIZE] = xcalloc(n, sizeof(*heads));
-	const char **names = xcalloc(n + 1, sizeof(*names));
+	const char **names;
 	struct sgit_ref_move mv[2];
 	struct strbuf ref = STRBUF_INIT, path = STRBUF_INIT;
 	double t0;
@@ -354,16 +368,13 @@ static void test_one_ref_moves(void **state)
 	check(fx, sgit_refs_move(fx->st->git, mv, 2, &fx->err));
 	strbuf_addf(&path, "%s/store/%ss7", fx->pipe_dir.buf, STAGE_REF_PREFIX);
 	assert_int_equal(access(path.buf, F_OK), -1); /* folded */
-	for (size_t i = 0; i < n; i++)
-		names[i] = xstrfmt("s%zu", i);
+	names = stage_names(n);
 	check(fx, store_stage_heads(fx->st, names, n, heads, &fx->err));
 	for (size_t i = 0; i < n; i++)
 		assert_string_equal(heads[i], i < 200 ? ids[i + 1]
 					      : i == 300 || i == 301 ? ids[0]
 								     : ids[i]);
-	for (size_t i = 0; i < n; i++)
-		free((char *)names[i]);
-	free(names);
+	free_names(names, n);
 	free(heads);
 	free(ids);
 	strbuf_release(&ref);
