@@ -334,7 +334,7 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 	struct index_walk w = {st, k, {0, {0}, STRBUF_INIT}, err};
 	int rc, ret = -1;
 
-	if (sgit_ref_foreach(st->git, "refs/pipe/*", tips_cb, &now, err))
+	if (sgit_refs_list(st->git, "refs/pipe/", tips_cb, &now, err))
 		goto out;
 	for (size_t i = 0; i < now.tips_nr; i++) {
 		const struct key_tip *t = find_tip(k, now.tips[i].ref);

@@ -269,7 +269,7 @@ int store_stage_heads(struct store *st, const char *const *stages, size_t n,
 	const char *name;
 	int ret = -1;
 
-	if (sgit_ref_foreach(st->git, STAGE_REF_PREFIX "*", heads_cb, &h, err))
+	if (sgit_refs_list(st->git, STAGE_REF_PREFIX, heads_cb, &h, err))
 		goto out;
 	strmap_init(&map, h.nr);
 	name = h.names.buf;
