@@ -381,6 +381,60 @@ static void test_one_ref_moves(void **state)
 	strbuf_release(&path);
 }
 
+struct listed {
+	struct strbuf names;
+	size_t nr;
+};
+
+static int listed_cb(const char *name, const struct sgit_oid *oid, void *data)
+{
+	struct listed *l = data;
+	char hex[SGIT_HEXSZ + 1];
+
+	sgit_oid_hex(oid, hex);
+	strbuf_addf(&l->names, "%s=%.4s ", name + strlen(STAGE_REF_PREFIX),
+		    hex);
+	l->nr++;
+	return 0;
+}
+
+/* sgit_refs_list as libgit2 would list: a loose ref over its packed
+ * value, a symbolic ref and a lock file left out. */
+static void test_refs_list(void **state)
+{
+	struct fx *fx = *state;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(3, sizeof(*ids));
+	struct listed l = {STRBUF_INIT, 0};
+	struct strbuf path = STRBUF_INIT, want = STRBUF_INIT;
+	const char *files[][2] = {
+		{"s1", NULL}, /* ids[2] */
+		{"sym", "ref: " STAGE_REF_PREFIX "s0\n"},
+		{"s2.lock", "0000\n"},
+	};
+
+	make_stages(fx, 3, ids);
+	for (size_t i = 0; i < 3; i++) {
+		char *text = files[i][1] ? xstrdup(files[i][1])
+					 : xstrfmt("%s\n", ids[2]);
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/store/%s%s", fx->pipe_dir.buf,
+			    STAGE_REF_PREFIX, files[i][0]);
+		check(fx, fs_mkdir_parent(path.buf, 0755));
+		check(fx,
+		      fs_write_atomic(path.buf, text, strlen(text), &fx->err));
+		free(text);
+	}
+	check(fx, sgit_refs_list(fx->st->git, STAGE_REF_PREFIX, listed_cb, &l,
+				 &fx->err));
+	strbuf_addf(&want, "s1=%.4s s0=%.4s s2=%.4s ", ids[2], ids[0], ids[2]);
+	assert_string_equal(l.names.buf, want.buf);
+	strbuf_release(&l.names);
+	strbuf_release(&path);
+	strbuf_release(&want);
+	free(ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +448,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stage_heads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_one_ref_moves, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refs_list, setup,
 						teardown),
 	};
 
