@@ -316,28 +316,43 @@ out:
 	store_manifest_release(&prev);
 }
 
+/* The selected stages' commits, in run order, read in one pass. */
+static int run_stages(struct sched *s, struct store *st, struct store_run *run,
+		      struct error *err)
+{
+	size_t nr = s->e->g->nr, n = 0;
+	const char **names = xcalloc(nr + 1, sizeof(*names));
+	char(*heads)[STORE_ID_SIZE] = xcalloc(nr + 1, sizeof(*heads));
+	int ret;
+
+	for (size_t k = 0; k < nr; k++) {
+		size_t i = s->e->g->order[k];
+
+		if (s->jobs[i].state != JOB_OFF)
+			names[n++] = sched_stage_name(s, i);
+	}
+	ret = store_stage_heads(st, names, n, heads, err);
+	for (size_t i = 0; !ret && i < n; i++)
+		if (heads[i][0])
+			store_run_add_stage(run, names[i], heads[i]);
+	free(names);
+	free(heads);
+	return ret;
+}
+
 /* One id for the whole pipeline state: every selected stage's commit. */
 int record_run(struct sched *s, int ret, struct error *err)
 {
 	struct store_run run;
 	struct store *st;
-	char commit[STORE_ID_SIZE], id[STORE_ID_SIZE];
+	char id[STORE_ID_SIZE];
 	const char *head;
-	int r = 0;
+	int r;
 
 	if (!s->store_used || engine_store(s->e, &st, err))
 		return s->store_used ? -1 : 0;
 	store_run_init(&run);
-	for (size_t k = 0; k < s->e->g->nr && r >= 0; k++) {
-		size_t i = s->e->g->order[k];
-
-		if (s->jobs[i].state == JOB_OFF)
-			continue;
-		r = store_stage_head(st, sched_stage_name(s, i), commit, err);
-		if (r > 0)
-			store_run_add_stage(&run, sched_stage_name(s, i),
-					    commit);
-	}
+	r = run_stages(s, st, &run, err);
 	run.state = xstrdup(ret == EXIT_OK	 ? "success"
 			    : ret >= EXIT_SIGNAL ? "killed"
 						 : "failed");

@@ -91,6 +91,7 @@ const char *__lsan_default_options(void)
 	X(git_tree_entry_byindex)                                              \
 	X(git_tree_entrycount)                                                 \
 	X(git_odb_add_backend)                                                 \
+	X(git_odb_backend_data_free)                                           \
 	X(git_odb_backend_loose)                                               \
 	X(git_odb_backend_one_pack)                                            \
 	X(git_odb_exists)                                                      \
@@ -228,6 +229,7 @@ static int load_libgit2(struct error *err)
 #define git_tree_entry_byindex (*p_git_tree_entry_byindex)
 #define git_tree_entrycount (*p_git_tree_entrycount)
 #define git_odb_add_backend (*p_git_odb_add_backend)
+#define git_odb_backend_data_free (*p_git_odb_backend_data_free)
 #define git_odb_backend_loose (*p_git_odb_backend_loose)
 #define git_odb_backend_one_pack (*p_git_odb_backend_one_pack)
 #define git_odb_exists (*p_git_odb_exists)
@@ -306,6 +308,16 @@ static int load_libgit2(struct error *err)
  * file and its folder) rather than a pack (four: pack, index, reverse
  * index, folder; and one more file to search until merge_packs). */
 #define LOOSE_MAX 2
+/* So does a flush of a few large objects (a run record of 100,000 stages
+ * is megabytes): a pack costs more passes over their bytes (the pack
+ * builder reads and checks each object again, the indexer inflates and
+ * hashes it again, the builder lists every ref for tags) and leaves a
+ * large pack for merge_packs to copy. */
+#define LOOSE_BIG_MAX 8
+#define LOOSE_BIG_BYTES (256u << 10)
+/* zlib's fastest level for loose objects, git's core.looseCompression
+ * default: a run record is written once and read once by the next run. */
+#define LOOSE_LEVEL 1
 /* More packs than this, and the small ones are merged (see merge_packs). */
 #define PACKS_MAX 16
 
@@ -660,25 +672,26 @@ static int write_loose(struct sgit *g, struct error *err)
 
 	strbuf_addf(&dir, "%s/objects", g->dir);
 	if (!g->loose &&
-	    git_odb_backend_loose(&g->loose, dir.buf, -1, 1, 0, 0)) {
+	    git_odb_backend_loose(&g->loose, dir.buf, LOOSE_LEVEL, 1, 0, 0)) {
 		fail(err, "cannot open the objects of '%s'", g->dir);
 		goto out;
 	}
 	for (size_t i = 0; i < g->pending_nr; i++) {
-		git_odb_object *obj = NULL;
 		const git_oid *id = goid(&g->pending[i]);
+		void *data = NULL;
+		size_t len = 0;
+		git_object_t type;
 		int rc;
 
 		if (!g->mempack->exists(g->mempack, id))
 			continue; /* it was there before */
-		rc = git_odb_read(&obj, g->odb, id);
-
+		/* from the mempack itself: write_object hashed these bytes,
+		 * and the odb would hash them again */
+		rc = g->mempack->read(&data, &len, &type, g->mempack, id);
 		if (!rc)
-			rc = g->loose->write(g->loose, id,
-					     git_odb_object_data(obj),
-					     git_odb_object_size(obj),
-					     git_odb_object_type(obj));
-		git_odb_object_free(obj);
+			rc = g->loose->write(g->loose, id, data, len, type);
+		if (data)
+			git_odb_backend_data_free(g->mempack, data);
 		if (rc) {
 			fail(err, "cannot write an object to '%s'", g->dir);
 			goto out;
@@ -753,7 +766,9 @@ int sgit_flush(struct sgit *g, struct error *err)
 
 	if (!g->pending_nr)
 		return 0;
-	if (g->pending_nr <= LOOSE_MAX) {
+	if (g->pending_nr <= LOOSE_MAX ||
+	    (g->pending_nr <= LOOSE_BIG_MAX &&
+	     g->pending_bytes >= LOOSE_BIG_BYTES)) {
 		ret = write_loose(g, err);
 	} else if (!(ret = write_pack(g, err))) {
 		struct error merr = ERROR_INIT;

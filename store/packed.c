@@ -6,12 +6,18 @@
  * "# pack-refs with: ..." then "<hex> <refname>" lines sorted by name, each
  * tag followed by its "^<hex>" peeled line. Loose refs override packed
  * ones, so an updated ref's loose file is removed once the new packed-refs
- * is in place. */
+ * is in place. A move of one ref (a run of one stage) writes its loose
+ * file instead, O(1) where the rewrite is O(N refs), and the next batch
+ * folds the loose refs of the folders it moves refs in back into
+ * packed-refs. */
 #include "store/git.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
+#include "util/strmap.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -120,6 +126,22 @@ static int current(const char *gitdir, struct packed *p, const char *name,
 	return ret;
 }
 
+/* Set name's packed value to hex, adding it when new. */
+static void put(struct packed *p, const char *name, const char *hex)
+{
+	struct packed_ref *r = find(p, name);
+
+	if (!r) {
+		ALLOC_GROW(p->v, p->nr + 1, p->alloc);
+		r = &p->v[p->nr++];
+		r->name = xstrdup(name);
+		r->peeled = NULL;
+	}
+	memcpy(r->hex, hex, SGIT_HEXSZ + 1);
+	free(r->peeled); /* a commit does not peel */
+	r->peeled = NULL;
+}
+
 /* Check every move against the refs' values now and apply it to p. */
 static int apply(const char *gitdir, struct packed *p,
 		 const struct sgit_ref_move *v, size_t n, struct error *err)
@@ -127,7 +149,6 @@ static int apply(const char *gitdir, struct packed *p,
 	for (size_t i = 0; i < n; i++) {
 		char now[SGIT_HEXSZ + 1], want[SGIT_HEXSZ + 1];
 		int has = current(gitdir, p, v[i].name, now);
-		struct packed_ref *r;
 
 		if (has < 0)
 			return error_set(err, EXIT_ENV, "cannot read ref '%s'",
@@ -139,21 +160,70 @@ static int apply(const char *gitdir, struct packed *p,
 					 "ref '%s' moved while pipe was "
 					 "writing it; is another pipe running?",
 					 v[i].name);
-		r = find(p, v[i].name);
-		if (!r) {
-			ALLOC_GROW(p->v, p->nr + 1, p->alloc);
-			r = &p->v[p->nr++];
-			r->name = xstrdup(v[i].name);
-			r->peeled = NULL;
-		}
-		sgit_oid_hex(&v[i].oid, r->hex);
-		free(r->peeled); /* a commit does not peel */
-		r->peeled = NULL;
+		sgit_oid_hex(&v[i].oid, want);
+		put(p, v[i].name, want);
 	}
 	if (p->nr > p->sorted)
 		qsort(p->v, p->nr, sizeof(*p->v), cmp_name);
 	p->sorted = p->nr;
 	return 0;
+}
+
+/* The loose refs in the folders of the moved ones, into p (and their
+ * names into folded, to remove once p is written): a move of one ref
+ * leaves it loose (sgit_refs_move), and the next batch packs it. */
+static void fold_loose(const char *gitdir, struct packed *p,
+		       const struct sgit_ref_move *v, size_t n,
+		       struct strvec *folded)
+{
+	struct strvec dirs = STRVEC_INIT;
+	struct strbuf path = STRBUF_INIT, sb = STRBUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *slash = strrchr(v[i].name, '/');
+		size_t k = 0, len = slash ? (size_t)(slash - v[i].name) : 0;
+
+		while (k < dirs.nr && (strlen(dirs.v[k]) != len ||
+				       strncmp(dirs.v[k], v[i].name, len)))
+			k++;
+		if (len && k == dirs.nr)
+			strvec_push_nodup(&dirs, xstrndup(v[i].name, len));
+	}
+	for (size_t k = 0; k < dirs.nr; k++) {
+		DIR *d;
+		struct dirent *de;
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s", gitdir, dirs.v[k]);
+		if (!(d = opendir(path.buf)))
+			continue;
+		while ((de = readdir(d))) {
+			size_t dl = strlen(de->d_name);
+
+			if (de->d_name[0] == '.' ||
+			    (dl > 5 && !strcmp(de->d_name + dl - 5, ".lock")))
+				continue;
+			strbuf_reset(&path);
+			strbuf_addf(&path, "%s/%s/%s", gitdir, dirs.v[k],
+				    de->d_name);
+			strbuf_reset(&sb);
+			if (strbuf_read_file(&sb, path.buf, 64) ||
+			    sb.len < SGIT_HEXSZ || !is_hex40(sb.buf))
+				continue; /* a folder, or not a plain ref */
+			sb.buf[SGIT_HEXSZ] = '\0';
+			strbuf_reset(&path);
+			strbuf_addf(&path, "%s/%s", dirs.v[k], de->d_name);
+			put(p, path.buf, sb.buf);
+			strvec_push(folded, path.buf);
+		}
+		closedir(d);
+	}
+	if (p->nr > p->sorted)
+		qsort(p->v, p->nr, sizeof(*p->v), cmp_name);
+	p->sorted = p->nr;
+	strvec_clear(&dirs);
+	strbuf_release(&path);
+	strbuf_release(&sb);
 }
 
 static void format(const struct packed *p, struct strbuf *out)
@@ -175,10 +245,14 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT,
 		      text = STRBUF_INIT;
 	struct packed p = {NULL, 0, 0, 0};
+	struct strvec folded = STRVEC_INIT;
 	int fd = -1, ret = -1;
 
 	if (!n)
 		return 0;
+	if (n == 1) /* one loose file, not all N refs rewritten */
+		return sgit_ref_update(g, v[0].name, &v[0].oid,
+				       v[0].has_old ? &v[0].old : NULL, err);
 	strbuf_addf(&path, "%s/packed-refs", gitdir);
 	strbuf_addf(&lock, "%s.lock", path.buf);
 	fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -200,6 +274,7 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	if (p.nr > 1)
 		qsort(p.v, p.nr, sizeof(*p.v), cmp_name);
 	p.sorted = p.nr;
+	fold_loose(gitdir, &p, v, n, &folded);
 	if (apply(gitdir, &p, v, n, err))
 		goto out;
 	strbuf_reset(&text);
@@ -216,6 +291,11 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 		strbuf_addf(&path, "%s/%s", gitdir, v[i].name);
 		unlink(path.buf); /* the packed value is the one now */
 	}
+	for (size_t i = 0; i < folded.nr; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s", gitdir, folded.v[i]);
+		unlink(path.buf);
+	}
 	ret = 0;
 out:
 	if (fd >= 0) {
@@ -224,8 +304,100 @@ out:
 			unlink(lock.buf);
 	}
 	packed_release(&p);
+	strvec_clear(&folded);
 	strbuf_release(&path);
 	strbuf_release(&lock);
+	strbuf_release(&text);
+	return ret;
+}
+
+/* The loose refs below prefix, into loose (name, hex; a symbolic one, which
+ * libgit2 skips, with "" for hex): 0, or -1 when one is not a ref pipe
+ * writes (the caller asks libgit2 then). */
+static int read_loose(const char *gitdir, const char *prefix,
+		      struct packed *loose)
+{
+	struct strbuf path = STRBUF_INIT, sb = STRBUF_INIT;
+	struct strvec names = STRVEC_INIT;
+	int ret = 0;
+
+	strbuf_addf(&path, "%s/%s", gitdir, prefix);
+	if (fs_list_tree(path.buf, &names) && errno != ENOENT)
+		ret = -1;
+	for (size_t i = 0; !ret && i < names.nr; i++) {
+		size_t len = strlen(names.v[i]);
+		struct packed_ref *r;
+
+		if (len > 5 && !strcmp(names.v[i] + len - 5, ".lock"))
+			continue;
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s%s", gitdir, prefix, names.v[i]);
+		strbuf_reset(&sb);
+		if (strbuf_read_file(&sb, path.buf, 256) ||
+		    (strncmp(sb.buf, "ref: ", 5) &&
+		     (sb.len != SGIT_HEXSZ + 1 || !is_hex40(sb.buf) ||
+		      sb.buf[SGIT_HEXSZ] != '\n'))) {
+			ret = -1;
+			break;
+		}
+		ALLOC_GROW(loose->v, loose->nr + 1, loose->alloc);
+		r = &loose->v[loose->nr++];
+		r->name = xstrfmt("%s%s", prefix, names.v[i]);
+		r->peeled = NULL;
+		memcpy(r->hex, sb.buf, SGIT_HEXSZ);
+		r->hex[sb.buf[0] == 'r' ? 0 : SGIT_HEXSZ] = '\0';
+	}
+	strvec_clear(&names);
+	strbuf_release(&path);
+	strbuf_release(&sb);
+	return ret;
+}
+
+/* Call fn for r unless it is symbolic; fn's value. */
+static int list_one(const struct packed_ref *r, sgit_ref_fn fn, void *data)
+{
+	struct sgit_oid oid;
+
+	if (!r->hex[0] || sgit_oid_parse(r->hex, &oid))
+		return 0;
+	return fn(r->name, &oid, data);
+}
+
+/* packed-refs read by its parser here, not through libgit2's iterator
+ * (a reference object and a glob match per ref): 100,000 stage refs are
+ * listed on each run. Anything unexpected goes to libgit2. */
+int sgit_refs_list(struct sgit *g, const char *prefix, sgit_ref_fn fn,
+		   void *data, struct error *err)
+{
+	const char *gitdir = sgit_dir(g);
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	struct packed p = {NULL, 0, 0, 0}, loose = {NULL, 0, 0, 0};
+	struct strmap seen = {0};
+	size_t plen = strlen(prefix);
+	int ret = 0;
+
+	strbuf_addf(&path, "%s/packed-refs", gitdir);
+	if ((strbuf_read_file(&text, path.buf, 0) && errno != ENOENT) ||
+	    parse(text.buf, &p) || read_loose(gitdir, prefix, &loose)) {
+		strbuf_reset(&path); /* not ours to read: libgit2's */
+		strbuf_addf(&path, "%s*", prefix);
+		ret = sgit_ref_foreach(g, path.buf, fn, data, err);
+		goto out;
+	}
+	strmap_init(&seen, loose.nr);
+	for (size_t i = 0; !ret && i < loose.nr; i++) {
+		strmap_put(&seen, loose.v[i].name, &loose.v[i]);
+		ret = list_one(&loose.v[i], fn, data);
+	}
+	for (size_t i = 0; !ret && i < p.nr; i++)
+		if (!strncmp(p.v[i].name, prefix, plen) &&
+		    !strmap_get(&seen, p.v[i].name))
+			ret = list_one(&p.v[i], fn, data);
+out:
+	strmap_release(&seen);
+	packed_release(&p);
+	packed_release(&loose);
+	strbuf_release(&path);
 	strbuf_release(&text);
 	return ret;
 }

@@ -244,6 +244,60 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
 	return rc;
 }
 
+/* The stage refs, read in one pass over the ref list. */
+struct heads_scan {
+	struct strbuf names; /* NUL-separated */
+	struct sgit_oid *oids;
+	size_t nr, alloc;
+};
+
+static int heads_cb(const char *name, const struct sgit_oid *oid, void *data)
+{
+	struct heads_scan *h = data;
+
+	ALLOC_GROW(h->oids, h->nr + 1, h->alloc);
+	h->oids[h->nr++] = *oid;
+	strbuf_add(&h->names, name, strlen(name) + 1);
+	return 0;
+}
+
+int store_stage_heads(struct store *st, const char *const *stages, size_t n,
+		      char (*heads)[STORE_ID_SIZE], struct error *err)
+{
+	struct heads_scan h = {STRBUF_INIT, NULL, 0, 0};
+	struct strmap map = {0};
+	const char *name;
+	int ret = -1;
+
+	if (sgit_refs_list(st->git, STAGE_REF_PREFIX, heads_cb, &h, err))
+		goto out;
+	strmap_init(&map, h.nr);
+	name = h.names.buf;
+	for (size_t i = 0; i < h.nr; name += strlen(name) + 1, i++)
+		strmap_put(&map, name, &h.oids[i]);
+	for (size_t i = 0; i < n; i++) {
+		char *ref = store_stage_ref(stages[i], err);
+		const struct pending_ref *p;
+		const struct sgit_oid *oid;
+
+		if (!ref)
+			goto out;
+		p = find_pending(st, ref);
+		oid = p ? &p->oid : strmap_get(&map, ref);
+		free(ref);
+		if (oid)
+			sgit_oid_hex(oid, heads[i]);
+		else
+			heads[i][0] = '\0';
+	}
+	ret = 0;
+out:
+	strmap_release(&map);
+	strbuf_release(&h.names);
+	free(h.oids);
+	return ret;
+}
+
 int store_tree_manifest(struct store *st, const struct sgit_oid *tree,
 			struct store_manifest *m, struct error *err)
 {

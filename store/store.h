@@ -193,6 +193,12 @@ int store_batch_flush(struct store *st, struct error *err);
 int store_stage_head(struct store *st, const char *stage, char *out_commit,
 		     struct error *err);
 
+/* The current commits of n stages at once (a run record names them all):
+ * one pass over the refs rather than a ref read each. heads[i] gets
+ * stages[i]'s commit, "" when it has none. Returns 0 or -1. */
+int store_stage_heads(struct store *st, const char *const *stages, size_t n,
+		      char (*heads)[STORE_ID_SIZE], struct error *err);
+
 /* Run-cache: a commit of stage (any stage when stage is NULL) whose
  * Pipe-Key is key_hex, on the history of any ref. Returns 1 found, 0 none,
  * -1 error. Uses the pipe-keys index and brings it up to date. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/internal.h" /* the door: commits and refs in bulk */
 #include "store/store.h"
@@ -227,6 +228,213 @@ static void test_batch(void **state)
 	assert_string_equal(head, id);
 }
 
+/* A run record of n stages s<i>, with the commits of ids (m of them)
+ * in turn. */
+static void write_run(struct fx *fx, size_t n, char (*ids)[STORE_ID_SIZE],
+		      size_t m)
+{
+	struct store_run run;
+	char stage[32], id[STORE_ID_SIZE];
+
+	store_run_init(&run);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		store_run_add_stage(&run, stage, ids[i % m]);
+	}
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	store_run_release(&run);
+}
+
+/* The run-cache index after each of 5 runs of 100,000 stages that moved
+ * the runs ref: syncing it walked the new run record, which names every
+ * stage (6 MB) and holds no key. 1,000 stage refs keep the rest small. */
+static void test_keys_after_runs(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 100000, m = 1000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(m, sizeof(*ids));
+	char got[STORE_ID_SIZE];
+	double took = 0, t0;
+
+	make_stages(fx, m, ids);
+	write_run(fx, n, ids, m);
+	check(fx, store_find_key(fx->st, "s1", key_n(1), got, &fx->err));
+	for (int i = 0; i < 5; i++) { /* as 5 one-stage runs would */
+		write_run(fx, n, ids, m);
+		store_free(fx->st); /* the index is saved */
+		check(fx, store_open(&fx->st, fx->pipe_dir.buf, &fx->err));
+		t0 = now();
+		assert_int_equal(
+			store_find_key(fx->st, "s7", key_n(7), got, &fx->err),
+			1);
+		took += now() - t0;
+		assert_string_equal(got, ids[7]);
+	}
+	assert_within(now() - took, 0.5,
+		      "5 key lookups after runs of 100,000 stages");
+	free(ids);
+}
+
+/* "s0" .. "s<n-1>", and one more slot; free with free_names. */
+static const char **stage_names(size_t n)
+{
+	const char **names = xcalloc(n + 1, sizeof(*names));
+
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrfmt("s%zu", i);
+	return names;
+}
+
+static void free_names(const char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)names[i]);
+	free(names);
+}
+
+/* The heads of 50,000 stages at once (a run record names them all),
+ * among them refs a batch has not moved yet. */
+static void test_stage_heads(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char(*heads)[STORE_ID_SIZE] = xcalloc(n + 1, sizeof(*heads));
+	const char **names;
+	char *outs[] = {"o.txt", NULL};
+	struct strbuf path = STRBUF_INIT;
+	char id[STORE_ID_SIZE];
+	double t0;
+
+	make_stages(fx, n, ids);
+	strbuf_addf(&path, "%s/o.txt", fx->root);
+	check(fx, fs_write_atomic(path.buf, "o\n", 2, &fx->err));
+	store_batch_begin(fx->st);
+	check(fx, store_commit_stage(fx->st, fx->root, "s9", outs, NULL, id,
+				     &fx->err));
+	names = stage_names(n);
+	names[n] = "none";
+	t0 = now();
+	for (int pass = 0; pass < 5; pass++)
+		check(fx,
+		      store_stage_heads(fx->st, names, n + 1, heads, &fx->err));
+	assert_within(t0, 2, "the heads of 50,000 stages, 5 times");
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(heads[i], i == 9 ? id : ids[i]);
+	assert_string_equal(heads[n], "");
+	check(fx, store_batch_flush(fx->st, &fx->err));
+	free_names(names, n);
+	free(heads);
+	free(ids);
+	strbuf_release(&path);
+}
+
+/* 200 moves of one ref each among 50,000 packed refs (as 200 one-stage
+ * runs): each rewrote packed-refs whole. A batch of two then folds the
+ * loose refs back into packed-refs. */
+static void test_one_ref_moves(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char(*heads)[STORE_ID_SIZE] = xcalloc(n, sizeof(*heads));
+	const char **names;
+	struct sgit_ref_move mv[2];
+	struct strbuf ref = STRBUF_INIT, path = STRBUF_INIT;
+	double t0;
+
+	make_stages(fx, n, ids);
+	t0 = now();
+	for (size_t i = 0; i < 200; i++) { /* s<i> to s<i+1>'s commit */
+		strbuf_reset(&ref);
+		strbuf_addf(&ref, "%ss%zu", STAGE_REF_PREFIX, i);
+		mv[0].name = ref.buf;
+		mv[0].has_old = 1;
+		check(fx, sgit_oid_parse(ids[i], &mv[0].old));
+		check(fx, sgit_oid_parse(ids[i + 1], &mv[0].oid));
+		check(fx, sgit_refs_move(fx->st->git, mv, 1, &fx->err));
+	}
+	assert_within(t0, 1, "200 moves of one ref among 50,000");
+	/* a stale expectation is still refused */
+	assert_int_equal(sgit_refs_move(fx->st->git, mv, 1, &fx->err), -1);
+	error_release(&fx->err);
+	mv[0].name = STAGE_REF_PREFIX "s300";
+	mv[1].name = STAGE_REF_PREFIX "s301";
+	for (int i = 0; i < 2; i++) {
+		mv[i].has_old = 1;
+		check(fx, sgit_oid_parse(ids[300 + i], &mv[i].old));
+		check(fx, sgit_oid_parse(ids[0], &mv[i].oid));
+	}
+	check(fx, sgit_refs_move(fx->st->git, mv, 2, &fx->err));
+	strbuf_addf(&path, "%s/store/%ss7", fx->pipe_dir.buf, STAGE_REF_PREFIX);
+	assert_int_equal(access(path.buf, F_OK), -1); /* folded */
+	names = stage_names(n);
+	check(fx, store_stage_heads(fx->st, names, n, heads, &fx->err));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(heads[i], i < 200 ? ids[i + 1]
+					      : i == 300 || i == 301 ? ids[0]
+								     : ids[i]);
+	free_names(names, n);
+	free(heads);
+	free(ids);
+	strbuf_release(&ref);
+	strbuf_release(&path);
+}
+
+struct listed {
+	struct strbuf names;
+	size_t nr;
+};
+
+static int listed_cb(const char *name, const struct sgit_oid *oid, void *data)
+{
+	struct listed *l = data;
+	char hex[SGIT_HEXSZ + 1];
+
+	sgit_oid_hex(oid, hex);
+	strbuf_addf(&l->names, "%s=%.4s ", name + strlen(STAGE_REF_PREFIX),
+		    hex);
+	l->nr++;
+	return 0;
+}
+
+/* sgit_refs_list as libgit2 would list: a loose ref over its packed
+ * value, a symbolic ref and a lock file left out. */
+static void test_refs_list(void **state)
+{
+	struct fx *fx = *state;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(3, sizeof(*ids));
+	struct listed l = {STRBUF_INIT, 0};
+	struct strbuf path = STRBUF_INIT, want = STRBUF_INIT;
+	const char *files[][2] = {
+		{"s1", NULL}, /* ids[2] */
+		{"sym", "ref: " STAGE_REF_PREFIX "s0\n"},
+		{"s2.lock", "0000\n"},
+	};
+
+	make_stages(fx, 3, ids);
+	for (size_t i = 0; i < 3; i++) {
+		char *text = files[i][1] ? xstrdup(files[i][1])
+					 : xstrfmt("%s\n", ids[2]);
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/store/%s%s", fx->pipe_dir.buf,
+			    STAGE_REF_PREFIX, files[i][0]);
+		check(fx, fs_mkdir_parent(path.buf, 0755));
+		check(fx,
+		      fs_write_atomic(path.buf, text, strlen(text), &fx->err));
+		free(text);
+	}
+	check(fx, sgit_refs_list(fx->st->git, STAGE_REF_PREFIX, listed_cb, &l,
+				 &fx->err));
+	strbuf_addf(&want, "s1=%.4s s0=%.4s s2=%.4s ", ids[2], ids[0], ids[2]);
+	assert_string_equal(l.names.buf, want.buf);
+	strbuf_release(&l.names);
+	strbuf_release(&path);
+	strbuf_release(&want);
+	free(ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +443,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find_keys, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_after_runs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stage_heads, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_one_ref_moves, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refs_list, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
