@@ -140,12 +140,16 @@ static void test_all_or_none(void **state)
 }
 
 /* A loose ref overrides its packed value: it is what the swap compares
- * with, and it goes once the packed value is the new one. Tags' peeled
- * lines stay. */
+ * with, and it goes once the packed value is the new one (a batch of
+ * more than one ref; one ref moves as a loose ref of its own). Tags'
+ * peeled lines stay. */
 static void test_loose_and_tags(void **state)
 {
 	struct fx *f = *state;
-	struct sgit_ref_move mv = {"refs/pipe/runs", f->c2, 1, f->c1};
+	struct sgit_ref_move mv[2] = {
+		{"refs/pipe/runs", f->c2, 1, f->c1},
+		{"refs/pipe/other", f->c2, 0, {{0}}},
+	};
 	assert_int_equal(
 		sgit_ref_update(f->g, "refs/pipe/runs", &f->c1, NULL, &f->err),
 		0); /* loose */
@@ -159,8 +163,20 @@ static void test_loose_and_tags(void **state)
 	assert_int_equal(sgit_ref_update(f->g, "refs/pipe/runs", &f->c1, &f->c1,
 					 &f->err),
 			 0);
-	assert_int_equal(sgit_refs_move(f->g, &mv, 1, &f->err), 0);
+	/* one ref: its loose file, the packed line left as it was */
+	assert_int_equal(sgit_refs_move(f->g, mv, 1, &f->err), 0);
 	ref_is(f, "refs/pipe/runs", &f->c2);
+	assert_int_equal(sh("test -e '%s/refs/pipe/runs' && grep -q '^\\^' "
+			    "'%s/packed-refs' && git --git-dir '%s' fsck "
+			    "--strict 2>/dev/null",
+			    f->dir),
+			 0);
+	/* two refs: packed, the loose file gone */
+	mv[0].old = f->c2;
+	mv[0].oid = f->c1;
+	assert_int_equal(sgit_refs_move(f->g, mv, 2, &f->err), 0);
+	ref_is(f, "refs/pipe/runs", &f->c1);
+	ref_is(f, "refs/pipe/other", &f->c2);
 	assert_int_equal(sh("test ! -e '%s/refs/pipe/runs' && grep -q '^\\^' "
 			    "'%s/packed-refs' && git --git-dir '%s' fsck "
 			    "--strict 2>/dev/null",
