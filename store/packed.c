@@ -169,15 +169,41 @@ static int apply(const char *gitdir, struct packed *p,
 	return 0;
 }
 
+static int is_moved(const struct sgit_ref_move *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return 1;
+	return 0;
+}
+
+/* Let go of the loose refs' locks fold_loose took (their names). */
+static void unlock_folded(const char *gitdir, const struct strvec *folded)
+{
+	struct strbuf path = STRBUF_INIT;
+
+	for (size_t i = 0; i < folded->nr; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/%s.lock", gitdir, folded->v[i]);
+		unlink(path.buf);
+	}
+	strbuf_release(&path);
+}
+
 /* The loose refs in the folders of the moved ones, into p (and their
  * names into folded, to remove once p is written): a move of one ref
- * leaves it loose (sgit_refs_move), and the next batch packs it. */
-static void fold_loose(const char *gitdir, struct packed *p,
-		       const struct sgit_ref_move *v, size_t n,
-		       struct strvec *folded)
+ * leaves it loose (sgit_refs_move), and the next batch packs it. Each is
+ * read under its lock (NAME.lock, as git and libgit2 take it), held until
+ * unlock_folded: no one moves it between its read and its removal. A
+ * loose ref someone else holds stays loose (it wins over its packed
+ * value), unless it is one this batch moves: -1 then. */
+static int fold_loose(const char *gitdir, struct packed *p,
+		      const struct sgit_ref_move *v, size_t n,
+		      struct strvec *folded, struct error *err)
 {
 	struct strvec dirs = STRVEC_INIT;
 	struct strbuf path = STRBUF_INIT, sb = STRBUF_INIT;
+	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *slash = strrchr(v[i].name, '/');
@@ -189,7 +215,7 @@ static void fold_loose(const char *gitdir, struct packed *p,
 		if (len && k == dirs.nr)
 			strvec_push_nodup(&dirs, xstrndup(v[i].name, len));
 	}
-	for (size_t k = 0; k < dirs.nr; k++) {
+	for (size_t k = 0; !ret && k < dirs.nr; k++) {
 		DIR *d;
 		struct dirent *de;
 
@@ -197,19 +223,40 @@ static void fold_loose(const char *gitdir, struct packed *p,
 		strbuf_addf(&path, "%s/%s", gitdir, dirs.v[k]);
 		if (!(d = opendir(path.buf)))
 			continue;
-		while ((de = readdir(d))) {
+		while (!ret && (de = readdir(d))) {
 			size_t dl = strlen(de->d_name);
+			int fd;
 
 			if (de->d_name[0] == '.' ||
-			    (dl > 5 && !strcmp(de->d_name + dl - 5, ".lock")))
+			    (dl > 5 && !strcmp(de->d_name + dl - 5, ".lock")) ||
+			    de->d_type == DT_DIR)
 				continue;
 			strbuf_reset(&path);
-			strbuf_addf(&path, "%s/%s/%s", gitdir, dirs.v[k],
+			strbuf_addf(&path, "%s/%s/%s.lock", gitdir, dirs.v[k],
 				    de->d_name);
+			fd = open(path.buf,
+				  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				  0644);
+			strbuf_setlen(&path, path.len - 5);
+			if (fd < 0) {
+				if (is_moved(v, n,
+					     path.buf + strlen(gitdir) + 1))
+					ret = error_set(
+						err, EXIT_ENV,
+						"ref '%s' is locked by another "
+						"writer; is another pipe "
+						"running?",
+						path.buf + strlen(gitdir) + 1);
+				continue; /* stays loose */
+			}
+			close(fd);
 			strbuf_reset(&sb);
 			if (strbuf_read_file(&sb, path.buf, 64) ||
-			    sb.len < SGIT_HEXSZ || !is_hex40(sb.buf))
+			    sb.len < SGIT_HEXSZ || !is_hex40(sb.buf)) {
+				strbuf_addstr(&path, ".lock");
+				unlink(path.buf);
 				continue; /* a folder, or not a plain ref */
+			}
 			sb.buf[SGIT_HEXSZ] = '\0';
 			strbuf_reset(&path);
 			strbuf_addf(&path, "%s/%s", dirs.v[k], de->d_name);
@@ -224,6 +271,7 @@ static void fold_loose(const char *gitdir, struct packed *p,
 	strvec_clear(&dirs);
 	strbuf_release(&path);
 	strbuf_release(&sb);
+	return ret;
 }
 
 static void format(const struct packed *p, struct strbuf *out)
@@ -274,8 +322,8 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	if (p.nr > 1)
 		qsort(p.v, p.nr, sizeof(*p.v), cmp_name);
 	p.sorted = p.nr;
-	fold_loose(gitdir, &p, v, n, &folded);
-	if (apply(gitdir, &p, v, n, err))
+	if (fold_loose(gitdir, &p, v, n, &folded, err) ||
+	    apply(gitdir, &p, v, n, err))
 		goto out;
 	strbuf_reset(&text);
 	format(&p, &text);
@@ -286,11 +334,8 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 		goto out;
 	}
 	fs_fsync_parent(path.buf);
-	for (size_t i = 0; i < n; i++) {
-		strbuf_reset(&path);
-		strbuf_addf(&path, "%s/%s", gitdir, v[i].name);
-		unlink(path.buf); /* the packed value is the one now */
-	}
+	/* the packed values are the ones now (the moved refs' loose files,
+	 * if any, are among the folded: their folders were read) */
 	for (size_t i = 0; i < folded.nr; i++) {
 		strbuf_reset(&path);
 		strbuf_addf(&path, "%s/%s", gitdir, folded.v[i]);
@@ -303,6 +348,7 @@ out:
 		if (ret)
 			unlink(lock.buf);
 	}
+	unlock_folded(gitdir, &folded);
 	packed_release(&p);
 	strvec_clear(&folded);
 	strbuf_release(&path);

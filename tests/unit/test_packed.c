@@ -184,10 +184,59 @@ static void test_loose_and_tags(void **state)
 			 0);
 }
 
+/* A loose ref is folded into packed-refs under its lock: one another
+ * writer holds stays loose (it still wins), and a moved one held by
+ * another writer fails the batch, nothing written. */
+static void test_fold_respects_locks(void **state)
+{
+	struct fx *f = *state;
+	struct sgit_ref_move mv[2] = {
+		{"refs/pipe/stages/a", f->c1, 0, {{0}}},
+		{"refs/pipe/stages/b", f->c1, 0, {{0}}},
+	};
+
+	assert_int_equal(sgit_ref_update(f->g, "refs/pipe/stages/c", &f->c2,
+					 NULL, &f->err),
+			 0); /* loose */
+	assert_int_equal(sh("touch '%s/refs/pipe/stages/c.lock'", f->dir), 0);
+	assert_int_equal(sgit_refs_move(f->g, mv, 2, &f->err), 0);
+	ref_is(f, "refs/pipe/stages/a", &f->c1);
+	ref_is(f, "refs/pipe/stages/c", &f->c2);
+	assert_int_equal(sh("test -e '%s/refs/pipe/stages/c' && "
+			    "test ! -e '%s/refs/pipe/stages/a.lock'",
+			    f->dir),
+			 0);
+	/* c moved while another writer holds it: refused */
+	assert_int_equal(sh("rm '%s/refs/pipe/stages/c.lock'", f->dir), 0);
+	assert_int_equal(sgit_ref_update(f->g, "refs/pipe/stages/a", &f->c2,
+					 &f->c1, &f->err),
+			 0); /* a loose again */
+	assert_int_equal(sh("touch '%s/refs/pipe/stages/a.lock'", f->dir), 0);
+	mv[0].has_old = 1;
+	mv[0].old = f->c2;
+	mv[0].oid = f->c1;
+	mv[1].has_old = 1;
+	mv[1].old = f->c1;
+	mv[1].oid = f->c2;
+	assert_int_equal(sgit_refs_move(f->g, mv, 2, &f->err), -1);
+	assert_non_null(strstr(f->err.msg.buf, "locked by another writer"));
+	error_release(&f->err);
+	ref_is(f, "refs/pipe/stages/a", &f->c2);
+	ref_is(f, "refs/pipe/stages/b", &f->c1);
+	ref_is(f, "refs/pipe/stages/c", &f->c2);
+	assert_int_equal(sh("test ! -e '%s/packed-refs.lock' && "
+			    "test ! -e '%s/refs/pipe/stages/c.lock' && "
+			    "test -e '%s/refs/pipe/stages/a.lock'",
+			    f->dir),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_move_many, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fold_respects_locks, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_all_or_none, setup,
 						teardown),
