@@ -294,6 +294,51 @@ void plan_scan_ahead_end(struct engine *e)
 	e->ahead_nr = 0;
 }
 
+/* A plain file, as scan_path's quick case sees it: no glob, no folder. */
+static int plain_file(const struct pf_path *pp)
+{
+	size_t len = strlen(pp->path);
+
+	return len && pp->path[len - 1] != '/' &&
+	       !(pp->is_glob && glob_has_magic(pp->path));
+}
+
+void plan_prestat(struct engine *e, const unsigned char *mark)
+{
+	const char **v = NULL;
+	size_t n = 0, alloc = 0;
+
+	for (size_t si = 0; si < e->pf->nr; si++) {
+		const struct pf_stage *s = &e->pf->stages[si];
+
+		if (mark && !mark[si])
+			continue;
+		/* an input an upstream stage writes is looked at only
+		 * after that stage ran: not ahead */
+		for (size_t i = 0; i < s->inputs.nr; i++)
+			if (plain_file(&s->inputs.v[i]) &&
+			    !produced_upstream(e, si, &s->inputs.v[i])) {
+				ALLOC_GROW(v, n + 1, alloc);
+				v[n++] = s->inputs.v[i].path;
+			}
+		for (size_t i = 0; i < s->outputs.nr; i++)
+			if (plain_file(&s->outputs.v[i])) {
+				ALLOC_GROW(v, n + 1, alloc);
+				v[n++] = s->outputs.v[i].path;
+			}
+	}
+	scan_prestat_start(v, n);
+	free(v);
+}
+
+void plan_prestat_drop(struct engine *e, size_t si)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+
+	for (size_t i = 0; i < s->outputs.nr; i++)
+		scan_prestat_drop(s->outputs.v[i].path);
+}
+
 static const struct scan_ahead *find_ahead(const struct engine *e,
 					   const struct pf_path *pp)
 {

@@ -202,6 +202,8 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		reasons_release(&rs);
 		return 1;
 	}
+	/* stale: its outputs may change from here on */
+	plan_prestat_drop(s->e, j->stage);
 	if (s->running >= s->slots) {
 		reasons_release(&rs);
 		return 0;
@@ -582,6 +584,17 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
+/* The selected stages' plain files, stat'ed ahead on a second CPU. */
+static void prestat(struct sched *s)
+{
+	unsigned char *mark = xcalloc(s->e->g->nr + 1, 1);
+
+	for (size_t i = 0; i < s->e->g->nr; i++)
+		mark[i] = s->jobs[i].state != JOB_OFF;
+	plan_prestat(s->e, mark);
+	free(mark);
+}
+
 /* The run proper, after setup: the loop, the records, the exit code. */
 static int run(struct sched *s, struct error *err)
 {
@@ -591,12 +604,14 @@ static int run(struct sched *s, struct error *err)
 	int ret;
 
 	outputs_recover(e);
+	prestat(s);
 	sched_interrupted = signals_seen = 0;
 	status_hook_output(&s->status, &e->before_output, &e->output_arg);
 	catch_signals(&saved);
 	s->saved_ms = sched_now_ms();
 	s->kept_ms = STATE_SAVE_MS;
 	ret = loop(s, err) ? err->exit_code : EXIT_OK;
+	scan_prestat_stop();
 	{
 		struct error serr = ERROR_INIT;
 

@@ -1044,6 +1044,174 @@ static int check_folders(struct strbuf *full, size_t base)
 	return 0;
 }
 
+/* ---- stats taken ahead ------------------------------------------------ */
+
+/* The pass before a run asks for one lstat per declared plain file, in
+ * stage order: 200,000 path lookups in the kernel at 100,000 stages, while
+ * the calling thread hashes keys and compares records. A second thread
+ * takes those lstat calls ahead, in the same order, as git's preload-index
+ * does for the index, so the two overlap. Each result is used at most
+ * once; a path the caller reaches first, or drops because its stage is
+ * about to write it, is stat'ed by the caller as before. */
+enum { PRE_WAIT, PRE_BUSY, PRE_DONE, PRE_OWN };
+
+/* What scan_path and the stat cache use of a struct stat, in 64 bytes
+ * rather than 144: 200,000 of them at 100,000 stages. */
+struct prestat {
+	const char *path; /* looked up by this pointer */
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	uint32_t mode, uid;
+	int rc;
+	int state; /* atomic: PRE_* */
+};
+
+static void pack_stat(struct prestat *p, const struct stat *st)
+{
+	p->dev = st->st_dev;
+	p->ino = st->st_ino;
+	p->size = (uint64_t)st->st_size;
+	p->mtime_ns =
+		(int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	p->ctime_ns =
+		(int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	p->mode = st->st_mode;
+	p->uid = st->st_uid;
+}
+
+static void unpack_stat(const struct prestat *p, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = p->dev;
+	st->st_ino = p->ino;
+	st->st_size = (off_t)p->size;
+	st->st_mtim.tv_sec = p->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = p->mtime_ns % 1000000000;
+	st->st_ctim.tv_sec = p->ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = p->ctime_ns % 1000000000;
+	st->st_mode = p->mode;
+	st->st_uid = p->uid;
+	st->st_nlink = 1;
+}
+
+static struct {
+	struct prestat *v;
+	size_t n;
+	pthread_t th;
+	int running;
+	int stop; /* atomic */
+} pre;
+
+static int cmp_prestat(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct prestat *)a)->path;
+	uintptr_t y = (uintptr_t)((const struct prestat *)b)->path;
+
+	return x < y ? -1 : x > y;
+}
+
+static int claim(struct prestat *p, int from, int to)
+{
+	return __atomic_compare_exchange_n(&p->state, &from, to, 0,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static void *prestat_thread(void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < pre.n; i++) {
+		struct prestat *p = &pre.v[i];
+		struct stat st;
+		int rc;
+
+		if (__atomic_load_n(&pre.stop, __ATOMIC_RELAXED))
+			break;
+		if (!claim(p, PRE_WAIT, PRE_BUSY))
+			continue;
+		rc = fstatat(AT_FDCWD, p->path, &st, AT_SYMLINK_NOFOLLOW);
+		if (!rc)
+			pack_stat(p, &st);
+		p->rc = rc;
+		claim(p, PRE_BUSY, PRE_DONE); /* fails if the caller took it */
+	}
+	return NULL;
+}
+
+void scan_prestat_start(const char **paths, size_t n)
+{
+	scan_prestat_stop();
+	if (n < SCAN_PRESTAT_MIN || cpu_count() < 2)
+		return;
+	pre.v = xcalloc(n, sizeof(*pre.v));
+	for (size_t i = 0; i < n; i++)
+		pre.v[i].path = paths[i];
+	pre.n = n;
+	pre.stop = 0;
+	/* stage order is allocation order: sorting by pointer keeps it */
+	qsort(pre.v, n, sizeof(*pre.v), cmp_prestat);
+	pre.running = !pthread_create(&pre.th, NULL, prestat_thread, NULL);
+	if (!pre.running)
+		scan_prestat_stop();
+}
+
+void scan_prestat_settle(void)
+{
+	if (pre.running)
+		pthread_join(pre.th, NULL);
+	pre.running = 0;
+}
+
+void scan_prestat_stop(void)
+{
+	if (pre.running) {
+		__atomic_store_n(&pre.stop, 1, __ATOMIC_RELAXED);
+		pthread_join(pre.th, NULL);
+		pre.running = 0;
+	}
+	free(pre.v);
+	pre.v = NULL;
+	pre.n = 0;
+}
+
+static struct prestat *prestat_find(const char *path)
+{
+	struct prestat key = {.path = path};
+
+	if (!pre.n)
+		return NULL;
+	return bsearch(&key, pre.v, pre.n, sizeof(key), cmp_prestat);
+}
+
+void scan_prestat_drop(const char *path)
+{
+	struct prestat *p = prestat_find(path);
+
+	if (p)
+		__atomic_store_n(&p->state, PRE_OWN, __ATOMIC_RELEASE);
+}
+
+/* lstat(path) for the caller: taken ahead when the other thread has it,
+ * otherwise here (and the other thread then leaves it). */
+static int prestat_lstat(const char *path, const char *full, struct stat *st)
+{
+	struct prestat *p = prestat_find(path);
+
+	if (p && __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == PRE_DONE) {
+		__atomic_store_n(&p->state, PRE_OWN, __ATOMIC_RELAXED);
+		unpack_stat(p, st);
+		if (p->rc)
+			errno = ENOENT;
+		return p->rc;
+	}
+	if (p && !claim(p, PRE_WAIT, PRE_OWN) && !claim(p, PRE_BUSY, PRE_OWN) &&
+	    claim(p, PRE_DONE, PRE_OWN)) {
+		/* it finished between the two looks */
+		unpack_stat(p, st);
+		return p->rc;
+	}
+	return lstat(full, st);
+}
+
 /* The common case of a stage reading or writing one plain file: lstat its
  * folders (none may be a symlink) and the file, and ask the stat cache —
  * two or three syscalls instead of opening every folder on the way.
@@ -1066,7 +1234,9 @@ static int scan_one_file(struct statcache *sc, const char *workspace,
 	strbuf_addstr(&full, path);
 	if (check_folders(&full, base))
 		goto out; /* missing or a symlink: the walk says which */
-	if (lstat(full.buf, &st) || !S_ISREG(st.st_mode))
+	if ((base ? lstat(full.buf, &st)
+		  : prestat_lstat(path, full.buf, &st)) ||
+	    !S_ISREG(st.st_mode))
 		goto out;
 	ALLOC_GROW(out->v, out->nr + 1, out->alloc);
 	e = &out->v[out->nr];
