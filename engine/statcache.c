@@ -287,7 +287,9 @@ static size_t find(const struct statcache *sc, const char *p, size_t len,
 	else if (sc->nloaded)
 		i = find_rec(sc, p, len);
 	*pos = i;
-	if (i != SIZE_MAX && !(sc->flag[i] & F_MOVED))
+	/* a scan ahead's threads set F_SEEN in the same byte meanwhile */
+	if (i != SIZE_MAX &&
+	    !(__atomic_load_n(&sc->flag[i], __ATOMIC_RELAXED) & F_MOVED))
 		return i;
 	if (!sc->nslots)
 		return SIZE_MAX;
