@@ -361,6 +361,13 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 
 	memset(out, 0, sizeof(*out));
 	out->path = xstrdup(pp->path);
+	if (!keep_files && !(pp->is_glob && glob_has_magic(pp->path))) {
+		ret = scan_file(e->sc, pp->path, &out->hash, &out->bytes, err);
+		if (ret) {
+			*found = ret > 0;
+			return ret < 0 ? -1 : 0;
+		}
+	}
 	if (a) {
 		scan_ahead_take(e->sc, a);
 		out->hash = a->hash;

@@ -1018,32 +1018,6 @@ static int was_checked(const char *dir, size_t n)
 	return 0;
 }
 
-/* Whether every folder on the way from the workspace to the file
- * full->buf (the workspace's part is base bytes long) is a real folder:
- * none missing, none a symlink. 0 when so. */
-static int check_folders(struct strbuf *full, size_t base)
-{
-	char *last = strrchr(full->buf + base, '/');
-	size_t n = last ? (size_t)(last - full->buf) : 0;
-	struct stat st;
-	int bad;
-
-	if (!n || was_checked(full->buf, n))
-		return 0;
-	for (char *slash = strchr(full->buf + base, '/'); slash;
-	     slash = strchr(slash + 1, '/')) {
-		*slash = '\0';
-		bad = lstat(full->buf, &st) || !S_ISDIR(st.st_mode);
-		*slash = '/';
-		if (bad)
-			return -1;
-	}
-	strbuf_reset(&checked[checked_next]);
-	strbuf_add(&checked[checked_next], full->buf, n);
-	checked_next = (checked_next + 1) % CHECKED_MAX;
-	return 0;
-}
-
 /* ---- stats taken ahead ------------------------------------------------ */
 
 /* The pass before a run asks for one lstat per declared plain file, in
@@ -1212,49 +1186,114 @@ static int prestat_lstat(const char *path, const char *full, struct stat *st)
 	return lstat(full, st);
 }
 
+/* Whether every folder on the way from the workspace to the file full
+ * (the workspace's part is base bytes long) is a real folder: none
+ * missing, none a symlink. 0 when so. full is put back as it was. */
+static int check_folders(char *full, size_t base)
+{
+	char *last = strrchr(full + base, '/');
+	size_t n = last ? (size_t)(last - full) : 0;
+	struct stat st;
+	int bad;
+
+	if (!n || was_checked(full, n))
+		return 0;
+	for (char *slash = strchr(full + base, '/'); slash;
+	     slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		bad = lstat(full, &st) || !S_ISDIR(st.st_mode);
+		*slash = '/';
+		if (bad)
+			return -1;
+	}
+	strbuf_reset(&checked[checked_next]);
+	strbuf_add(&checked[checked_next], full, n);
+	checked_next = (checked_next + 1) % CHECKED_MAX;
+	return 0;
+}
+
 /* The common case of a stage reading or writing one plain file: lstat its
  * folders (none may be a symlink) and the file, and ask the stat cache —
  * two or three syscalls instead of opening every folder on the way.
- * Returns 1 when it handled path, 0 to take the general walk, -1. */
+ * Returns 1 when it handled path (st and hash filled), 0 to take the
+ * general walk, -1. */
+static int one_file(struct statcache *sc, const char *workspace,
+		    const char *path, struct stat *st, struct hash128 *hash,
+		    struct error *err)
+{
+	char own[1024], *full = own;
+	size_t len = strlen(path), base = 0;
+	int here = !strcmp(workspace, "."), ret = 0;
+
+	if (!len || path[len - 1] == '/')
+		return 0;
+	if (!here)
+		base = strlen(workspace) + 1;
+	if (base + len + 1 > sizeof(own))
+		full = xmalloc(base + len + 1);
+	if (!here) {
+		memcpy(full, workspace, base - 1);
+		full[base - 1] = '/';
+	}
+	memcpy(full + base, path, len + 1);
+	if (check_folders(full, base))
+		goto out; /* missing or a symlink: the walk says which */
+	if ((here ? prestat_lstat(path, full, st) : lstat(full, st)) ||
+	    !S_ISREG(st->st_mode))
+		goto out;
+	if (statcache_hash_file(sc, workspace, path, st, hash, err)) {
+		ret = -1;
+		goto out;
+	}
+	statcache_note_walked(sc, path, NULL);
+	ret = 1;
+out:
+	if (full != own)
+		free(full);
+	return ret;
+}
+
 static int scan_one_file(struct statcache *sc, const char *workspace,
 			 const char *path, struct scan_list *out, int *found,
 			 struct hash128 *combined, struct error *err)
 {
-	struct strbuf full = STRBUF_INIT;
-	size_t base;
 	struct stat st;
+	struct hash128 h;
 	struct scan_entry *e;
-	int ret = 0;
+	int ret = one_file(sc, workspace, path, &st, &h, err);
 
-	if (!*path || path[strlen(path) - 1] == '/')
-		return 0;
-	if (strcmp(workspace, "."))
-		strbuf_addf(&full, "%s/", workspace);
-	base = full.len;
-	strbuf_addstr(&full, path);
-	if (check_folders(&full, base))
-		goto out; /* missing or a symlink: the walk says which */
-	if ((base ? lstat(full.buf, &st)
-		  : prestat_lstat(path, full.buf, &st)) ||
-	    !S_ISREG(st.st_mode))
-		goto out;
+	if (ret <= 0)
+		return ret;
 	ALLOC_GROW(out->v, out->nr + 1, out->alloc);
 	e = &out->v[out->nr];
-	if (statcache_hash_file(sc, workspace, path, &st, &e->hash, err)) {
-		ret = -1;
-		goto out;
-	}
+	e->hash = h;
 	e->path = list_strdup(out, path, strlen(path));
 	e->type = st.st_mode & S_IXUSR ? 'x' : 'f';
 	e->size = (unsigned long long)st.st_size;
 	out->nr++;
-	statcache_note_walked(sc, path, NULL);
 	hash_one(e, combined);
 	*found = 1;
-	ret = 1;
-out:
-	strbuf_release(&full);
-	return ret;
+	return 1;
+}
+
+int scan_file(struct statcache *sc, const char *path, struct hash128 *combined,
+	      unsigned long long *bytes, struct error *err)
+{
+	struct stat st;
+	struct hash128 h;
+	struct scan_entry e;
+	int ret;
+
+	if (!sc)
+		return 0;
+	ret = one_file(sc, ".", path, &st, &h, err);
+	if (ret <= 0)
+		return ret;
+	e.hash = h;
+	e.type = st.st_mode & S_IXUSR ? 'x' : 'f';
+	hash_one(&e, combined);
+	*bytes = (unsigned long long)st.st_size;
+	return 1;
 }
 
 int scan_path(struct statcache *sc, const char *workspace, const char *path,

@@ -76,6 +76,13 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 	      int is_glob, struct scan_list *out, int *found,
 	      struct hash128 *combined, struct error *err);
 
+/* scan_path's quick case alone, for a plain file in the current folder
+ * when its file list is not wanted: 1 and its combined hash and size
+ * when it is a regular file reached through real folders; 0 when
+ * scan_path must say what is there (or sc is NULL); -1 on error. */
+int scan_file(struct statcache *sc, const char *path, struct hash128 *combined,
+	      unsigned long long *bytes, struct error *err);
+
 /* Scanning ahead. A read-only pass that will call scan_path on many paths
  * in turn (pipe status) can have them walked at once first, one whole path
  * per thread on every CPU, with hashes taken from the stat cache only. A

@@ -618,7 +618,10 @@ int statcache_hash_file(struct statcache *sc, const char *workspace_dir,
 			const char *relpath, const struct stat *st,
 			struct hash128 *out, struct error *err)
 {
-	char *full = path_join(workspace_dir, relpath);
+	/* "." joined is the path itself: no copy per file */
+	char *full = strcmp(workspace_dir, ".")
+			     ? path_join(workspace_dir, relpath)
+			     : (char *)relpath;
 	struct stat own;
 	int ret = -1;
 
@@ -632,7 +635,8 @@ int statcache_hash_file(struct statcache *sc, const char *workspace_dir,
 	}
 	ret = statcache_hash_at(sc, AT_FDCWD, full, relpath, st, out, err);
 out:
-	free(full);
+	if (full != relpath)
+		free(full);
 	return ret;
 }
 
