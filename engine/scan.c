@@ -1069,17 +1069,18 @@ static void unpack_stat(const struct prestat *p, struct stat *st)
 }
 
 static struct {
-	struct prestat *v;
+	struct prestat *v; /* in the order they will be asked for */
+	uint32_t *by_path; /* positions in v, by path pointer */
 	size_t n;
 	pthread_t th;
 	int running;
 	int stop; /* atomic */
 } pre;
 
-static int cmp_prestat(const void *a, const void *b)
+static int cmp_by_path(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)((const struct prestat *)a)->path;
-	uintptr_t y = (uintptr_t)((const struct prestat *)b)->path;
+	uintptr_t x = (uintptr_t)pre.v[*(const uint32_t *)a].path;
+	uintptr_t y = (uintptr_t)pre.v[*(const uint32_t *)b].path;
 
 	return x < y ? -1 : x > y;
 }
@@ -1114,15 +1115,23 @@ static void *prestat_thread(void *arg)
 void scan_prestat_start(const char **paths, size_t n)
 {
 	scan_prestat_stop();
-	if (n < SCAN_PRESTAT_MIN || cpu_count() < 2)
+	if (n < SCAN_PRESTAT_MIN || n > UINT32_MAX || cpu_count() < 2)
 		return;
 	pre.v = xcalloc(n, sizeof(*pre.v));
-	for (size_t i = 0; i < n; i++)
+	pre.by_path = xcalloc(n, sizeof(*pre.by_path));
+	for (size_t i = 0; i < n; i++) {
 		pre.v[i].path = paths[i];
+		pre.by_path[i] = (uint32_t)i;
+	}
 	pre.n = n;
 	pre.stop = 0;
-	/* stage order is allocation order: sorting by pointer keeps it */
-	qsort(pre.v, n, sizeof(*pre.v), cmp_prestat);
+	/* the model's strings lie in its order, most often: nothing to sort */
+	for (size_t i = 1; i < n; i++)
+		if ((uintptr_t)paths[i - 1] > (uintptr_t)paths[i]) {
+			qsort(pre.by_path, n, sizeof(*pre.by_path),
+			      cmp_by_path);
+			break;
+		}
 	pre.running = !pthread_create(&pre.th, NULL, prestat_thread, NULL);
 	if (!pre.running)
 		scan_prestat_stop();
@@ -1143,17 +1152,28 @@ void scan_prestat_stop(void)
 		pre.running = 0;
 	}
 	free(pre.v);
+	free(pre.by_path);
 	pre.v = NULL;
+	pre.by_path = NULL;
 	pre.n = 0;
 }
 
 static struct prestat *prestat_find(const char *path)
 {
-	struct prestat key = {.path = path};
+	size_t lo = 0, hi = pre.n;
 
-	if (!pre.n)
-		return NULL;
-	return bsearch(&key, pre.v, pre.n, sizeof(key), cmp_prestat);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *at = pre.v[pre.by_path[mid]].path;
+
+		if (at == path)
+			return &pre.v[pre.by_path[mid]];
+		if ((uintptr_t)at < (uintptr_t)path)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 void scan_prestat_drop(const char *path)

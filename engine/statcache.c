@@ -173,12 +173,14 @@ static void rec_path(const struct statcache *sc, size_t i, const char **p,
 static void rec_decode(const struct statcache *sc, size_t i, struct entry *e)
 {
 	const unsigned char *r = rec_at(sc, i);
+	/* a scan ahead's threads set F_SEEN meanwhile */
+	unsigned char flag = __atomic_load_n(&sc->flag[i], __ATOMIC_RELAXED);
 
 	e->path = (const char *)r + REC_FIXED;
 	e->len = get32(r);
 	e->owned = 0;
-	e->seen = !!(sc->flag[i] & F_SEEN);
-	e->dropped = !!(sc->flag[i] & F_DROPPED);
+	e->seen = !!(flag & F_SEEN);
+	e->dropped = !!(flag & F_DROPPED);
 	e->mode = get32(r + 4);
 	e->dev = get64(r + 8);
 	e->ino = get64(r + 16);
