@@ -399,7 +399,7 @@ static int link_stage(struct builder *b, size_t i, struct error *err)
 	for (size_t j = 0; j < s->inputs.nr; j++)
 		if (link_input(b, i, &s->inputs.v[j], err))
 			return -1;
-	if (s->datums.path && link_input(b, i, &s->datums, err))
+	if (s->rare->datums.path && link_input(b, i, &s->rare->datums, err))
 		return -1;
 	return 0;
 }

@@ -315,6 +315,30 @@ void pipefile_sched_release(struct pf_kube_sched *s)
 }
 
 struct pf_kube_sched pipefile_no_sched;
+struct pf_stage_rare pipefile_no_rare;
+
+int pipefile_rare_is_none(const struct pf_stage_rare *r)
+{
+	return !r->network && !r->datums.path && !r->params_nr &&
+	       !r->resources.cpu_milli && !r->resources.memory_bytes &&
+	       !r->resources.gpu && !r->timeout_ms && !r->retries &&
+	       !r->matrix.nr;
+}
+
+void pipefile_rare_free(struct pf_stage_rare *r)
+{
+	if (!r || r == &pipefile_no_rare)
+		return;
+	free(r->network);
+	free(r->datums.path);
+	for (size_t i = 0; i < r->params_nr; i++) {
+		free(r->params[i].file);
+		free(r->params[i].key);
+	}
+	free(r->params);
+	free_kvs(&r->matrix);
+	free(r);
+}
 
 static void free_stage(struct pf_stage *st)
 {
@@ -324,17 +348,10 @@ static void free_stage(struct pf_stage *st)
 	strvec_clear(&st->argv);
 	free(st->executor);
 	free(st->image);
-	free(st->network);
 	free_paths(&st->inputs);
 	free_paths(&st->outputs);
-	free(st->datums.path);
-	for (size_t i = 0; i < st->params_nr; i++) {
-		free(st->params[i].file);
-		free(st->params[i].key);
-	}
-	free(st->params);
 	free_kvs(&st->env);
-	free_kvs(&st->matrix);
+	pipefile_rare_free(st->rare);
 	if (st->kube && st->kube != &pipefile_no_sched) {
 		pipefile_sched_release(st->kube);
 		free(st->kube);

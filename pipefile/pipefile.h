@@ -94,34 +94,44 @@ struct pf_kube_sched {
 				* token is never mounted) */
 };
 
+/* The keys of a stage that few stages set (issue #17: 100,000 stages
+ * of a cmd, inputs and outputs should not each carry room for them).
+ * A stage that sets none points at the one shared pipefile_no_rare,
+ * which is all zero; the model is read-only, so nothing writes it. */
+struct pf_stage_rare {
+	char *network;	       /* docker network; NULL: the docker default */
+	struct pf_path datums; /* datums.path == NULL when not set */
+	struct pf_param *params;
+	size_t params_nr;
+	struct pf_resources resources;
+	long long timeout_ms; /* 0 = none */
+	int retries;	      /* >= 0 */
+	struct pf_kvs
+		matrix; /* this expansion's values, in the order written */
+};
+
 struct pf_stage {
 	char *name;    /* "train", or "sweep@depth=3,lr=0.1" */
 	char *base;    /* name before matrix expansion ("sweep") */
 	int line, col; /* of the stage's key under stages: */
 
 	enum pf_cmd_kind cmd_kind;
+	int parallelism;    /* >= 1; default 1 */
 	char *cmd;	    /* PF_CMD_SHELL: the string */
 	struct strvec argv; /* PF_CMD_ARGV: the words */
 	int cmd_line, cmd_col;
 
 	char *executor; /* "local", "docker" or "kubernetes" */
 	char *image;	/* NULL when none (local) */
-	char *network;	/* docker network; NULL: the docker default */
 
 	struct pf_paths inputs;
 	struct pf_paths outputs;
-	struct pf_path datums; /* datums.path == NULL when not set */
 
-	int parallelism; /* >= 1; default 1 */
-	struct pf_param *params;
-	size_t params_nr;
-	struct pf_kvs env; /* defaults.env overlaid with the stage's
-			    * env, sorted by key */
-	struct pf_resources resources;
-	int retries;	      /* >= 0 */
-	long long timeout_ms; /* 0 = none */
-	struct pf_kvs
-		matrix; /* this expansion's values, in the order written */
+	struct pf_kvs env;	    /* defaults.env overlaid with the stage's
+				     * env, sorted by key */
+	struct pf_stage_rare *rare; /* never NULL: network, datums, params,
+				     * resources, timeout, retries, matrix;
+				     * &pipefile_no_rare when none is set */
 	struct pf_kube_sched *kube; /* never NULL; executor kubernetes:
 				     * each key the stage gives, else the
 				     * top-level default's; on other
@@ -201,7 +211,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 			 const char *dir, const char *text, size_t len,
 			 const char *stamp, const char *buf, size_t n);
 /* Bumped whenever the parser's results or the cache format change. */
-#define PIPE_CACHE_VERSION "pipefile-cache-2"
+#define PIPE_CACHE_VERSION "pipefile-cache-3"
 
 /* Same from memory; name is used in messages ("Pipefile"), dir is the
  * workspace ("." when NULL). */
