@@ -131,8 +131,8 @@ static void hash_cmd(const struct pf_stage *s, struct hash128 *out)
 		hasher_add_str(h, s->cmd);
 	} else {
 		hasher_add_str(h, "argv");
-		for (size_t i = 0; i < s->argv.nr; i++)
-			hasher_add_str(h, s->argv.v[i]);
+		for (size_t i = 0; i < s->rare->argv.nr; i++)
+			hasher_add_str(h, s->rare->argv.v[i]);
 	}
 	hasher_final(h, out);
 	hasher_free(h);

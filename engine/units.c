@@ -148,7 +148,7 @@ static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
 	u.workspace = s->e->workspace;
 	u.shell = st->cmd_kind == PF_CMD_SHELL;
 	u.cmd = st->cmd;
-	u.argv = st->argv.v;
+	u.argv = st->rare->argv.v;
 	u.env = un->env.v;
 	u.log_path = un->log_path;
 	u.log_max = s->e->pf->keep.log_bytes;

@@ -92,9 +92,9 @@ static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 	put_u32(sb, (uint32_t)st->col);
 	put_u32(sb, (uint32_t)st->cmd_kind);
 	put_str(sb, st->cmd);
-	put_u32(sb, (uint32_t)st->argv.nr);
-	for (size_t i = 0; i < st->argv.nr; i++)
-		put_str(sb, st->argv.v[i]);
+	put_u32(sb, (uint32_t)st->rare->argv.nr);
+	for (size_t i = 0; i < st->rare->argv.nr; i++)
+		put_str(sb, st->rare->argv.v[i]);
 	put_u32(sb, (uint32_t)st->cmd_line);
 	put_u32(sb, (uint32_t)st->cmd_col);
 	put_str(sb, st->executor);
@@ -331,7 +331,7 @@ static void get_stage_sched(struct reader *r, struct pf_stage *st)
 
 static void get_stage(struct reader *r, struct pf_stage *st)
 {
-	struct pf_stage_rare rare = {0}, *x = &rare;
+	struct pf_stage_rare rare = {.argv = STRVEC_INIT}, *x = &rare;
 	size_t n;
 
 	st->name = get_str(r);
@@ -340,7 +340,7 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->col = get_int(r);
 	st->cmd_kind = get_u32(r) ? PF_CMD_ARGV : PF_CMD_SHELL;
 	st->cmd = get_str(r);
-	get_strvec(r, &st->argv);
+	get_strvec(r, &x->argv);
 	st->cmd_line = get_int(r);
 	st->cmd_col = get_int(r);
 	st->executor = get_str(r);

@@ -315,11 +315,11 @@ void pipefile_sched_release(struct pf_kube_sched *s)
 }
 
 struct pf_kube_sched pipefile_no_sched;
-struct pf_stage_rare pipefile_no_rare;
+struct pf_stage_rare pipefile_no_rare = {.argv = STRVEC_INIT};
 
 int pipefile_rare_is_none(const struct pf_stage_rare *r)
 {
-	return !r->network && !r->datums.path && !r->params_nr &&
+	return !r->argv.nr && !r->network && !r->datums.path && !r->params_nr &&
 	       !r->resources.cpu_milli && !r->resources.memory_bytes &&
 	       !r->resources.gpu && !r->timeout_ms && !r->retries &&
 	       !r->matrix.nr;
@@ -329,6 +329,7 @@ void pipefile_rare_free(struct pf_stage_rare *r)
 {
 	if (!r || r == &pipefile_no_rare)
 		return;
+	strvec_clear(&r->argv);
 	free(r->network);
 	free(r->datums.path);
 	for (size_t i = 0; i < r->params_nr; i++) {
@@ -345,7 +346,6 @@ static void free_stage(struct pf_stage *st)
 	free(st->name);
 	free(st->base);
 	free(st->cmd);
-	strvec_clear(&st->argv);
 	free(st->executor);
 	free(st->image);
 	free_paths(&st->inputs);

@@ -99,6 +99,7 @@ struct pf_kube_sched {
  * A stage that sets none points at the one shared pipefile_no_rare,
  * which is all zero; the model is read-only, so nothing writes it. */
 struct pf_stage_rare {
+	struct strvec argv;    /* PF_CMD_ARGV: the words */
 	char *network;	       /* docker network; NULL: the docker default */
 	struct pf_path datums; /* datums.path == NULL when not set */
 	struct pf_param *params;
@@ -116,9 +117,9 @@ struct pf_stage {
 	int line, col; /* of the stage's key under stages: */
 
 	enum pf_cmd_kind cmd_kind;
-	int parallelism;    /* >= 1; default 1 */
-	char *cmd;	    /* PF_CMD_SHELL: the string */
-	struct strvec argv; /* PF_CMD_ARGV: the words */
+	int parallelism; /* >= 1; default 1 */
+	char *cmd;	 /* PF_CMD_SHELL: the string; PF_CMD_ARGV: NULL,
+			  * the words in rare->argv */
 	int cmd_line, cmd_col;
 
 	char *executor; /* "local", "docker" or "kubernetes" */
@@ -129,9 +130,10 @@ struct pf_stage {
 
 	struct pf_kvs env;	    /* defaults.env overlaid with the stage's
 				     * env, sorted by key */
-	struct pf_stage_rare *rare; /* never NULL: network, datums, params,
-				     * resources, timeout, retries, matrix;
-				     * &pipefile_no_rare when none is set */
+	struct pf_stage_rare *rare; /* never NULL: argv, network, datums,
+				     * params, resources, timeout, retries,
+				     * matrix; one shared empty one when
+				     * none is set */
 	struct pf_kube_sched *kube; /* never NULL; executor kubernetes:
 				     * each key the stage gives, else the
 				     * top-level default's; on other

@@ -496,13 +496,13 @@ static int add_cmd(struct pf_ctx *c, const struct stage_src *s,
 		return expand(c, s, n, &st->cmd);
 	}
 	st->cmd_kind = PF_CMD_ARGV;
-	st->argv.v = xcalloc(s->cmd_nr + 1, sizeof(*st->argv.v));
-	st->argv.alloc = s->cmd_nr + 1;
-	c->model_bytes += COST((s->cmd_nr + 1) * sizeof(*st->argv.v));
+	st->rare->argv.v = xcalloc(s->cmd_nr + 1, sizeof(*st->rare->argv.v));
+	st->rare->argv.alloc = s->cmd_nr + 1;
+	c->model_bytes += COST((s->cmd_nr + 1) * sizeof(*st->rare->argv.v));
 	for (size_t i = 0; i < s->cmd_nr; i++) {
 		if (expand(c, s, s->cmd[i], &word))
 			return -1;
-		strvec_push_nodup(&st->argv, word);
+		strvec_push_nodup(&st->rare->argv, word);
 	}
 	return 0;
 }
@@ -625,9 +625,9 @@ static struct pf_stage *new_stage(struct pipefile *pf)
 	ALLOC_GROW(pf->stages, pf->nr + 1, pf->alloc);
 	st = &pf->stages[pf->nr++];
 	memset(st, 0, sizeof(*st));
-	strvec_init(&st->argv);
 	st->kube = &pipefile_no_sched;
 	st->rare = xcalloc(1, sizeof(*st->rare));
+	strvec_init(&st->rare->argv);
 	return st;
 }
 

@@ -73,8 +73,8 @@ static void report(const char *what, size_t bytes, size_t bound)
 /* The model of N `cp` stages, as status loads it: from the cache the
  * first load wrote. Its text is ~110 bytes a stage and stays with the
  * model no more (read again for an error excerpt); the stages array is
- * 176 bytes a stage (the keys few stages set behind one shared pointer),
- * the names' table ~50, strings and path lists in an arena ~110 (~343 in
+ * 152 bytes a stage (the keys few stages set behind one shared pointer),
+ * the names' table ~50, strings and path lists in an arena ~110 (~320 in
  * all). With those keys in every stage (288 bytes) it took ~455; the
  * text kept and one malloc per string and per path list took ~722. */
 static void test_model_per_stage(void **state)
