@@ -444,8 +444,7 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 	nr = get_count(&r, 64);
 	pf->stages = nr ? xcalloc(nr, sizeof(*pf->stages)) : NULL;
 	pf->alloc = nr;
-	strmap_release(pf->names);
-	strmap_init(pf->names, nr);
+	pipefile_names_init(pf, nr);
 	/* the stages' strings and small arrays: one arena, not a malloc each
 	 * (at 100,000 stages the headers alone were megabytes) */
 	pf->arena = xcalloc(1, sizeof(*pf->arena));
@@ -454,9 +453,7 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 		get_stage(&r, &pf->stages[pf->nr]);
 		/* a stage without a name, or a second of one name: no parse
 		 * writes that */
-		if (!pf->stages[pf->nr].name ||
-		    strmap_put(pf->names, pf->stages[pf->nr].name,
-			       (void *)(pf->nr + 1)))
+		if (!pf->stages[pf->nr].name || pipefile_names_add(pf, pf->nr))
 			r.bad = 1;
 	}
 	if (r.bad || r.p != r.end || pf->nr != nr) {

@@ -11,7 +11,7 @@
 #include "util/hash.h"
 #include "util/strvec.h"
 
-struct strmap;
+struct pf_names;
 struct arena;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
@@ -182,9 +182,9 @@ struct pipefile {
 	struct pf_stage *stages; /* in file order; matrix expansions
 				  * in order of their values */
 	size_t nr, alloc;
-	struct strmap *names; /* stage name -> index + 1, private */
-	struct arena *arena;  /* private: when the model came from the
-			       * cache, its stages' strings and arrays */
+	struct pf_names *names; /* stage name -> index, private */
+	struct arena *arena;	/* private: when the model came from the
+				 * cache, its stages' strings and arrays */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned

@@ -656,8 +656,8 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 					  "expansion)",
 					  PIPEFILE_MAX_STAGES);
 	st = new_stage(c->pf);
-	/* the stages array grows by half; the name index holds two
-	 * pointers per slot at most half full */
+	/* the stages array grows by half; the name index holds a 4-byte
+	 * slot at most half full, and the 64 covers it */
 	c->model_bytes += sizeof(*st) * 3 / 2 + 64;
 	pipefile_matrix_name(&s->matrix, s->name, &name);
 	st->name = own(c, name.buf);
@@ -674,7 +674,7 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 	share_rare(c, st);
 	if (c->model_bytes > PIPEFILE_MAX_MODEL_BYTES)
 		return too_big(c, s);
-	if (strmap_put(c->pf->names, st->name, (void *)(at + 1)))
+	if (pipefile_names_add(c->pf, at))
 		return pipefile_src_error(
 			c->src, c->err, s->vals[K_MATRIX]->line,
 			s->vals[K_MATRIX]->col,
