@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/graph.h"
 #include "engine/run.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
@@ -212,6 +213,42 @@ static void test_state_per_stage(void **state)
 	strbuf_release(&name);
 }
 
+/* The graph of a chain of N stages, each reading the one before: a
+ * node (32 bytes), its place in the order (8) and each edge once each
+ * way (16), 56 in all. With a malloc for each list, grown by ALLOC_GROW
+ * with room for 24 indices, a stage took ~470. */
+static void test_graph_per_stage(void **state)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct pipefile *pf = NULL;
+	struct graph *g = NULL;
+	struct error err = ERROR_INIT;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	strbuf_addstr(&text, "stages:\n");
+	for (int i = 0; i < N; i++)
+		strbuf_addf(&text,
+			    "  s%d:\n    cmd: cp in out\n"
+			    "    inputs: [out/%d]\n    outputs: [out/%d]\n",
+			    i, i - 1, i);
+	assert_int_equal(
+		pipefile_parse(&pf, "Pipefile", NULL, text.buf, text.len, &err),
+		0);
+	malloc_trim(0);
+	before = heap_used();
+	assert_int_equal(graph_build(&g, pf, &err), 0);
+	assert_int_equal(g->nodes[7].deps_nr, 1);
+	assert_int_equal(g->nodes[7].deps[0], 6);
+	assert_int_equal(g->nodes[7].rdeps[0], 8);
+	report("graph", heap_used() - before, 64);
+	graph_free(g);
+	pipefile_free(pf);
+	strbuf_release(&text);
+}
+
 /* The heap when the run's last event is written: the scheduler's
  * structures are all still there (engine_run frees them after it). */
 static size_t heap_at_end;
@@ -302,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_state_per_stage),
 		cmocka_unit_test(test_cached_model_excerpt),
 		cmocka_unit_test(test_sched_per_stage),
+		cmocka_unit_test(test_graph_per_stage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
