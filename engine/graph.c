@@ -240,7 +240,9 @@ static void finish_edges(struct graph *g)
 		for (size_t j = 0; j < k; j++)
 			g->nodes[n->deps[j]].rdeps_alloc++;
 	}
-	g->edges = xcalloc(2 * total + 1, sizeof(*g->edges));
+	if (!total)
+		return; /* no list, no block */
+	g->edges = xcalloc(2 * total, sizeof(*g->edges));
 	for (size_t i = 0; i < g->nr; i++) {
 		struct graph_node *n = &g->nodes[i];
 		size_t *own = n->deps;
