@@ -6,6 +6,7 @@
 #define PIPEFILE_PIPEFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/error.h"
 #include "util/hash.h"
@@ -33,7 +34,7 @@ struct pf_path {
 
 struct pf_paths {
 	struct pf_path *v;
-	size_t nr, alloc;
+	uint32_t nr, alloc; /* 32-bit: a stage's 16 bytes, not 24 */
 };
 
 /* A key and its string value: env entries, matrix values. */
@@ -45,7 +46,7 @@ struct pf_kv {
 
 struct pf_kvs {
 	struct pf_kv *v;
-	size_t nr, alloc;
+	uint32_t nr, alloc; /* 32-bit: a stage's 16 bytes, not 24 */
 };
 
 /* One entry of a stage's `params:` list: "pre.min_len" (from the top-level

@@ -403,7 +403,7 @@ static int check_datums(struct pf_ctx *c, const struct stage_src *s,
 			"'/')",
 			st->outputs.v[0].path, st->name);
 	return pipefile_src_error(c->src, c->err, d->line, d->col,
-				  "stage '%s' has 'datums' and %zu outputs: "
+				  "stage '%s' has 'datums' and %u outputs: "
 				  "it needs exactly one output folder, e.g. "
 				  "outputs: [out/]",
 				  st->name, st->outputs.nr);

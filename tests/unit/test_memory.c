@@ -74,10 +74,10 @@ static void report(const char *what, size_t bytes, size_t bound)
 /* The model of N `cp` stages, as status loads it: from the cache the
  * first load wrote. Its text is ~110 bytes a stage and stays with the
  * model no more (read again for an error excerpt); the stages array is
- * 152 bytes a stage (the keys few stages set behind one shared pointer),
- * the names' index ~13 (4-byte slots), strings and path lists in an
- * arena ~110 (~280 in all). With those keys in every stage (288 bytes)
- * and a strmap of names (~50) it took ~455; the text kept and one malloc
+ * 128 bytes a stage (the keys few stages set behind one shared pointer,
+ * 32-bit counts), the names' index ~13 (4-byte slots), strings and path
+ * lists in an arena ~110 (~255 in all). With those keys in every stage (288
+ * bytes) and a strmap of names (~50) it took ~455; the text kept and one malloc
  * per string and per path list took ~722. */
 static void test_model_per_stage(void **state)
 {
@@ -115,7 +115,7 @@ static void test_model_per_stage(void **state)
 			 0);
 	assert_non_null(pf->arena); /* it came from the cache */
 	assert_int_equal(pf->nr, N);
-	report("model", heap_used() - before, 320);
+	report("model", heap_used() - before, 300);
 	pipefile_free(pf);
 	fs_remove_tree(root);
 	strbuf_release(&text);
