@@ -131,8 +131,8 @@ static void hash_cmd(const struct pf_stage *s, struct hash128 *out)
 		hasher_add_str(h, s->cmd);
 	} else {
 		hasher_add_str(h, "argv");
-		for (size_t i = 0; i < s->argv.nr; i++)
-			hasher_add_str(h, s->argv.v[i]);
+		for (size_t i = 0; i < s->rare->argv.nr; i++)
+			hasher_add_str(h, s->rare->argv.v[i]);
 	}
 	hasher_final(h, out);
 	hasher_free(h);
@@ -180,14 +180,15 @@ static int read_params(struct engine *e, const struct pf_stage *s,
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	rec->params = xcalloc(s->params_nr + 1, sizeof(*rec->params));
-	for (size_t i = 0; i < s->params_nr; i++) {
+	rec->params = xcalloc(s->rare->params_nr + 1, sizeof(*rec->params));
+	for (size_t i = 0; i < s->rare->params_nr; i++) {
 		strbuf_reset(&sb);
-		if (pipefile_params_get(e->params, &s->params[i], &sb, err)) {
+		if (pipefile_params_get(e->params, &s->rare->params[i], &sb,
+					err)) {
 			strbuf_release(&sb);
-			return param_error(e, &s->params[i], err);
+			return param_error(e, &s->rare->params[i], err);
 		}
-		rec->params[i].key = xstrdup(s->params[i].key);
+		rec->params[i].key = xstrdup(s->rare->params[i].key);
 		rec->params[i].value = strbuf_detach(&sb, NULL);
 		rec->params_nr++;
 	}
@@ -269,7 +270,8 @@ void plan_scan_ahead(struct engine *e, const unsigned char *mark)
 
 		if (mark && !mark[si])
 			continue;
-		if (!s->datums.path) /* its inputs' file lists are needed */
+		if (!s->rare->datums
+			     .path) /* its inputs' file lists are needed */
 			add_ahead(e, &s->inputs, &alloc);
 		add_ahead(e, &s->outputs, &alloc);
 	}
@@ -391,7 +393,7 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 {
 	const struct pf_stage *s = &e->pf->stages[si];
 	/* the datums' files are sorted out of the inputs' lists */
-	int keep = with_files || s->datums.path;
+	int keep = with_files || s->rare->datums.path;
 
 	rec->inputs = xcalloc(s->inputs.nr + 1, sizeof(*rec->inputs));
 	for (size_t i = 0; i < s->inputs.nr; i++) {
@@ -524,9 +526,9 @@ static int scan_datums(struct engine *e, const struct pf_stage *s,
 	int ret = 0;
 
 	for (size_t i = 0; i < rec->inputs_nr; i++)
-		drop_datum_files(&rec->inputs[i], s->datums.path);
+		drop_datum_files(&rec->inputs[i], s->rare->datums.path);
 	compute_key(s, rec, &rec->key);
-	if (scan_glob(".", s->datums.path, &matches, err)) {
+	if (scan_glob(".", s->rare->datums.path, &matches, err)) {
 		ret = -1;
 		goto out;
 	}
@@ -578,16 +580,17 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 	rec->executor = xstrdup(engine_executor_name(e, si));
 	if (engine_image_id(e, si, &rec->image, err))
 		goto fail;
-	rec->datums = s->datums.path ? xstrdup(s->datums.path) : NULL;
+	rec->datums =
+		s->rare->datums.path ? xstrdup(s->rare->datums.path) : NULL;
 	rec->env = copy_kvs(&s->env, 1);
 	rec->env_nr = s->env.nr;
-	rec->matrix = copy_kvs(&s->matrix, 0);
-	rec->matrix_nr = s->matrix.nr;
-	rec->has_files = with_files || s->datums.path;
+	rec->matrix = copy_kvs(&s->rare->matrix, 0);
+	rec->matrix_nr = s->rare->matrix.nr;
+	rec->has_files = with_files || s->rare->datums.path;
 	if (read_params(e, s, rec, err) ||
 	    scan_inputs(e, si, rec, with_files, err))
 		goto fail;
-	if (s->datums.path) {
+	if (s->rare->datums.path) {
 		if (scan_datums(e, s, rec, err))
 			goto fail;
 	} else {
