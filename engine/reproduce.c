@@ -8,6 +8,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/path.h"
+#include "util/strmap.h"
 #include "util/strvec.h"
 #include "util/xalloc.h"
 
@@ -106,6 +107,9 @@ static int runs_at(struct reproduce *r, struct error *err)
 	}
 	r->runs_nr = n;
 	store_runs_free(all, nr);
+	for (size_t i = 0; i < n; i++) /* listed as summaries */
+		if (store_run_read_stages(r->st, &r->runs[i], err))
+			return -1;
 	if (!n)
 		return error_set(err, EXIT_USAGE,
 				 "no run recorded at commit %.12s: pipe "
@@ -339,16 +343,52 @@ static void print_list(FILE *out, const char *what, const struct strvec *v)
 	fprintf(out, "%s\n", v->nr ? "" : "(none)");
 }
 
+/* The run's stages in the Pipefile's order (a record lists them by
+ * name); those it does not declare last. */
+static size_t *pipefile_order(const struct reproduce *r,
+			      const struct store_run *run)
+{
+	size_t *v = xcalloc(run->stages_nr + 1, sizeof(*v)), n = 0;
+	unsigned char *done = xcalloc(run->stages_nr + 1, 1);
+	struct error ignore = ERROR_INIT;
+	struct pipefile *pf = NULL;
+	struct strmap at;
+
+	strmap_init(&at, run->stages_nr);
+	for (size_t i = 0; i < run->stages_nr; i++)
+		strmap_put(&at, run->stages[i].stage, (void *)(i + 1));
+	if (!pipefile_load(&pf, r->pipefile, &ignore))
+		for (size_t s = 0; s < pf->nr; s++) {
+			size_t i = (size_t)strmap_get(&at, pf->stages[s].name);
+
+			if (i && !done[i - 1]) {
+				done[i - 1] = 1;
+				v[n++] = i - 1;
+			}
+		}
+	for (size_t i = 0; i < run->stages_nr; i++)
+		if (!done[i])
+			v[n++] = i;
+	pipefile_free(pf);
+	error_release(&ignore);
+	strmap_release(&at);
+	free(done);
+	return v;
+}
+
 int reproduce_report(struct reproduce *r, FILE *out, struct error *err)
 {
 	struct strvec cached = STRVEC_INIT, ran = STRVEC_INIT;
 	struct store *st = NULL;
 	struct store_run run;
+	size_t *order = NULL;
 	int ret = -1;
 
 	if (scratch_run(r, &st, &run, err))
 		goto out;
-	for (size_t i = 0; i < run.stages_nr; i++) {
+	order = pipefile_order(r, &run);
+	for (size_t k = 0; k < run.stages_nr; k++) {
+		size_t i = order[k];
 		struct store_prov p;
 
 		if (store_read_prov(st, run.stages[i].commit, &p, err))
@@ -366,6 +406,7 @@ int reproduce_report(struct reproduce *r, FILE *out, struct error *err)
 	fprintf(out, "outputs in     %s\n", r->workspace);
 	ret = 0;
 out:
+	free(order);
 	store_run_release(&run);
 	store_free(st);
 	strvec_clear(&cached);
@@ -427,13 +468,16 @@ int reproduce_verify(struct reproduce *r, FILE *out, size_t *differs,
 {
 	struct store *st = NULL;
 	struct store_run run;
+	size_t *order = NULL;
 	int ret = -1;
 
 	*differs = 0;
 	if (scratch_run(r, &st, &run, err))
 		goto out;
+	order = pipefile_order(r, &run);
 	fprintf(out, "%-24s %s\n", "STAGE", "RESULT");
-	for (size_t i = 0; i < run.stages_nr; i++) {
+	for (size_t k = 0; k < run.stages_nr; k++) {
+		size_t i = order[k];
 		const char *rec = recorded(r, run.stages[i].stage);
 		struct strvec paths = STRVEC_INIT;
 
@@ -446,14 +490,15 @@ int reproduce_verify(struct reproduce *r, FILE *out, size_t *differs,
 			goto out;
 		fprintf(out, "%-24s %s", run.stages[i].stage,
 			paths.nr ? "differs:" : "identical");
-		for (size_t k = 0; k < paths.nr; k++)
-			fprintf(out, " %s", paths.v[k]);
+		for (size_t p = 0; p < paths.nr; p++)
+			fprintf(out, " %s", paths.v[p]);
 		fputc('\n', out);
 		*differs += paths.nr > 0;
 		strvec_clear(&paths);
 	}
 	ret = 0;
 out:
+	free(order);
 	store_run_release(&run);
 	store_free(st);
 	return ret;

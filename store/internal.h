@@ -54,6 +54,8 @@ char *store_stage_ref(const char *stage, struct error *err);
 char *store_datums_ref(const char *stage, struct error *err);
 /* The tree entry name of a stage in a run record ("%XX" as for refs). */
 char *store_stage_entry(const char *stage);
+/* The stage an entry names, into out: 0, or -1 for a malformed entry. */
+int store_entry_stage(const char *entry, struct strbuf *out);
 
 /* Trailer blocks (store/prov.c). fn gets each trailer's key and its raw,
  * still escaped value; returns 0 or -1 with err set. */

@@ -6,9 +6,10 @@
  * "# pack-refs with: ..." then "<hex> <refname>" lines sorted by name, each
  * tag followed by its "^<hex>" peeled line. Loose refs override packed
  * ones, so an updated ref's loose file is removed once the new packed-refs
- * is in place. A move of one ref (a run of one stage) writes its loose
- * file instead, O(1) where the rewrite is O(N refs), and the next batch
- * folds the loose refs of the folders it moves refs in back into
+ * is in place. A move of one ref (a run of one stage, a run record) writes
+ * its loose file instead, here rather than through libgit2, which reads
+ * every packed ref for it: O(1) where the rewrite is O(N refs); the next
+ * batch folds the loose refs of the folders it moves refs in back into
  * packed-refs. */
 #include "store/git.h"
 #include "util/fs.h"
@@ -284,6 +285,115 @@ static void format(const struct packed *p, struct strbuf *out)
 	}
 }
 
+/* Write buf to the lock file fd, then put it in place as path. */
+static int write_locked(int fd, const char *lock, const char *path,
+			const char *buf, size_t len, struct error *err)
+{
+	if (fs_write_all(fd, buf, len) || fsync(fd) || rename(lock, path))
+		return error_set(err, EXIT_ENV, "cannot write '%s': %s", path,
+				 strerror(errno));
+	fs_fsync_parent(path);
+	return 0;
+}
+
+/* Close the lock file fd; on failure, remove it. */
+static void drop_lock(int fd, const char *lock, int failed)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	if (failed)
+		unlink(lock);
+}
+
+/* name's line in packed-refs ("<hex> <name>"): 1 and hex filled, 0 when
+ * packed-refs has none, -1 when unreadable. Found by its text, not by
+ * parsing the N lines around it. */
+static int packed_value(const char *gitdir, const char *name, char *hex)
+{
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT, pat = STRBUF_INIT;
+	const char *at = NULL, *from;
+	int ret = 0;
+
+	strbuf_addf(&path, "%s/packed-refs", gitdir);
+	strbuf_addf(&pat, " %s\n", name);
+	if (strbuf_read_file(&text, path.buf, 0))
+		ret = errno == ENOENT ? 0 : -1;
+	for (from = text.buf;
+	     !ret && (at = memmem(from, text.len - (size_t)(from - text.buf),
+				  pat.buf, pat.len));
+	     from = at + 1) {
+		size_t off = (size_t)(at - text.buf);
+		const char *line =
+			text.buf + (off >= SGIT_HEXSZ ? off - SGIT_HEXSZ : 0);
+
+		if (off >= SGIT_HEXSZ &&
+		    (line == text.buf || line[-1] == '\n') && is_hex40(line)) {
+			memcpy(hex, line, SGIT_HEXSZ);
+			hex[SGIT_HEXSZ] = '\0';
+			ret = 1;
+		}
+	}
+	strbuf_release(&path);
+	strbuf_release(&text);
+	strbuf_release(&pat);
+	return ret;
+}
+
+/* One ref moved: its loose file written through NAME.lock, as git and
+ * libgit2 write it, checked against its value now (the loose file, else
+ * its packed-refs line). libgit2 would parse all N packed refs for it. */
+static int move_one(const char *gitdir, const struct sgit_ref_move *m,
+		    struct error *err)
+{
+	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT, sb = STRBUF_INIT;
+	char hex[SGIT_HEXSZ + 1], want[SGIT_HEXSZ + 1];
+	int fd = -1, ret = -1, rc;
+
+	strbuf_addf(&path, "%s/%s", gitdir, m->name);
+	strbuf_addf(&lock, "%s.lock", path.buf);
+	if (fs_mkdir_parent(path.buf, 0755) ||
+	    (fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		       0644)) < 0) {
+		error_set(err, EXIT_ENV, "cannot lock '%s': %s", lock.buf,
+			  strerror(errno));
+		goto out;
+	}
+	if (!strbuf_read_file(&sb, path.buf, 64))
+		rc = sb.len == SGIT_HEXSZ + 1 && is_hex40(sb.buf) ? 1 : -1;
+	else if (errno == ENOENT || errno == ENOTDIR)
+		rc = packed_value(gitdir, m->name, hex);
+	else
+		rc = -1;
+	if (rc == 1 && sb.len)
+		memcpy(hex, sb.buf, SGIT_HEXSZ);
+	hex[SGIT_HEXSZ] = '\0';
+	if (m->has_old)
+		sgit_oid_hex(&m->old, want);
+	if (rc < 0) {
+		error_set(err, EXIT_ENV, "cannot read ref '%s'", m->name);
+		goto out;
+	}
+	if (rc != m->has_old || (rc && strcmp(hex, want))) {
+		error_set(err, EXIT_ENV,
+			  "ref '%s' moved while pipe was writing it; "
+			  "is another pipe running?",
+			  m->name);
+		goto out;
+	}
+	sgit_oid_hex(&m->oid, hex);
+	hex[SGIT_HEXSZ] = '\n';
+	if (write_locked(fd, lock.buf, path.buf, hex, SGIT_HEXSZ + 1, err))
+		goto out;
+	ret = 0;
+out:
+	drop_lock(fd, lock.buf, ret);
+	strbuf_release(&path);
+	strbuf_release(&lock);
+	strbuf_release(&sb);
+	return ret;
+}
+
 /* The new packed-refs goes through packed-refs.lock, the lock git and
  * libgit2 take for it; then the updated refs' loose files go. */
 int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
@@ -299,8 +409,7 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	if (!n)
 		return 0;
 	if (n == 1) /* one loose file, not all N refs rewritten */
-		return sgit_ref_update(g, v[0].name, &v[0].oid,
-				       v[0].has_old ? &v[0].old : NULL, err);
+		return move_one(gitdir, &v[0], err);
 	strbuf_addf(&path, "%s/packed-refs", gitdir);
 	strbuf_addf(&lock, "%s.lock", path.buf);
 	fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -327,13 +436,8 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 		goto out;
 	strbuf_reset(&text);
 	format(&p, &text);
-	if (fs_write_all(fd, text.buf, text.len) || fsync(fd) ||
-	    rename(lock.buf, path.buf)) {
-		error_set(err, EXIT_ENV, "cannot write '%s': %s", path.buf,
-			  strerror(errno));
+	if (write_locked(fd, lock.buf, path.buf, text.buf, text.len, err))
 		goto out;
-	}
-	fs_fsync_parent(path.buf);
 	/* the packed values are the ones now (the moved refs' loose files,
 	 * if any, are among the folded: their folders were read) */
 	for (size_t i = 0; i < folded.nr; i++) {
@@ -343,11 +447,7 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	}
 	ret = 0;
 out:
-	if (fd >= 0) {
-		close(fd);
-		if (ret)
-			unlink(lock.buf);
-	}
+	drop_lock(fd, lock.buf, ret);
 	unlock_folded(gitdir, &folded);
 	packed_release(&p);
 	strvec_clear(&folded);

@@ -653,10 +653,13 @@ void store_run_add_stage(struct store_run *r, const char *stage,
 	snprintf(r->stages[r->stages_nr++].commit, STORE_ID_SIZE, "%s", commit);
 }
 
+/* Format 2: the stages are in the tree, the message has their count. */
 void store_run_format(const struct store_run *r, struct strbuf *out)
 {
 	strbuf_addf(out, "run: %zu stage%s\n\nPipe-Kind: run\n", r->stages_nr,
 		    r->stages_nr == 1 ? "" : "s");
+	strbuf_addf(out, "Pipe-Run-Format: %d\nPipe-Stages: %zu\n",
+		    STORE_RUN_FORMAT, r->stages_nr);
 	trailer_opt(out, "Pipe-State", r->state);
 	trailer_git_head(out, r->git_head, r->git_dirty);
 	if (r->started) {
@@ -666,11 +669,6 @@ void store_run_format(const struct store_run *r, struct strbuf *out)
 	}
 	strbuf_addf(out, "Pipe-Duration-Ms: %lld\n",
 		    r->duration_ms > 0 ? r->duration_ms : 0);
-	for (size_t i = 0; i < r->stages_nr; i++) {
-		strbuf_addstr(out, "Pipe-Stage: ");
-		store_escape(out, r->stages[i].stage, NULL);
-		strbuf_addf(out, " %s\n", r->stages[i].commit);
-	}
 	extras(out, r->extra, r->extra_nr);
 }
 
@@ -714,6 +712,8 @@ static const struct field run_fields[] = {
 	RF("Pipe-Started", F_FN, started, r_started),
 	RF("Pipe-Duration-Ms", F_LL, duration_ms, NULL),
 	RF("Pipe-Stage", F_FN, stages, r_stage),
+	RF("Pipe-Run-Format", F_LL, format, NULL),
+	RF("Pipe-Stages", F_LL, stage_count, NULL),
 };
 
 static int run_cb(const char *key, const char *value, size_t len, void *data,
@@ -738,5 +738,22 @@ int store_run_parse(const char *msg, struct store_run *out, struct error *err)
 		store_run_release(out);
 		return -1;
 	}
-	return 0;
+	if (!out->format) { /* format 1: the stages are in the message */
+		out->format = 1;
+		out->stage_count = (long long)out->stages_nr;
+	}
+	if (out->format > STORE_RUN_FORMAT)
+		error_set(err, EXIT_FAILED,
+			  "run record format %lld is newer than this pipe "
+			  "reads",
+			  out->format);
+	else if (out->format > 1 && out->stages_nr)
+		error_set(err, EXIT_FAILED,
+			  "a run record of format %lld lists stages in its "
+			  "message",
+			  out->format);
+	else
+		return 0;
+	store_run_release(out);
+	return -1;
 }

@@ -6,6 +6,7 @@
 #include "util/xalloc.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,26 +210,89 @@ static int check_stage_commit(struct store *st, const struct store_run_stage *s,
 	return 0;
 }
 
-/* The stage commits of the previous run record (entry name -> oid),
- * checked when it was written: a run of k stages out of N reads k stage
- * commits, not N. */
+/* ---- writing a record (format 2, store.h) ----------------------------- */
+
+#define SHARDS 256
+
+/* The shard of a stage's entry: FNV-1a of its bytes, the low 8 bits. Part
+ * of the format: a changed function would still read, but the next record
+ * would share no shard with the previous one. */
+static unsigned shard_of(const char *entry)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)entry; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h & (SHARDS - 1);
+}
+
+/* The previous record: format 2, its shards' trees; format 1, its
+ * entries. map (entry -> oid) holds a format-1 record's entries, or those
+ * of the one shard being checked. Stage commits it names were checked when
+ * it was written: a run of k stages out of N checks k stage commits. */
 struct prev_run {
+	int v1;
+	unsigned char has[SHARDS];
+	struct sgit_oid shard[SHARDS];
 	struct strmap map;
 	struct strbuf names; /* NUL-separated */
 	struct sgit_oid *oids;
 	size_t nr, alloc;
 };
 
-static int prev_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
-		   void *data)
+static void prev_add(struct prev_run *p, const char *name,
+		     const struct sgit_oid *oid)
 {
-	struct prev_run *p = data;
-
-	if (mode != SGIT_MODE_GITLINK || strncmp(path, "stages/", 7))
-		return 0;
 	ALLOC_GROW(p->oids, p->nr + 1, p->alloc);
 	p->oids[p->nr++] = *oid;
-	strbuf_add(&p->names, path + 7, strlen(path + 7) + 1);
+	strbuf_add(&p->names, name, strlen(name) + 1);
+}
+
+/* Index what prev_add added (names may move while they are added). */
+static void prev_index(struct prev_run *p)
+{
+	const char *name = p->names.buf;
+
+	strmap_release(&p->map);
+	strmap_init(&p->map, p->nr);
+	for (size_t i = 0; i < p->nr; name += strlen(name) + 1, i++)
+		strmap_put(&p->map, name, &p->oids[i]);
+}
+
+static void prev_release(struct prev_run *p)
+{
+	strmap_release(&p->map);
+	strbuf_release(&p->names);
+	free(p->oids);
+}
+
+static int hex2(const char *s)
+{
+	static const char digits[] = "0123456789abcdef";
+	const char *hi = s[0] ? strchr(digits, s[0]) : NULL;
+	const char *lo = hi && s[1] ? strchr(digits, s[1]) : NULL;
+
+	return lo && !s[2] ? (int)((hi - digits) << 4 | (lo - digits)) : -1;
+}
+
+/* The top of stages/: shards (format 2) or gitlinks (format 1). */
+static int prev_top_cb(const char *path, unsigned mode,
+		       const struct sgit_oid *oid, void *data)
+{
+	struct prev_run *p = data;
+	int s = hex2(path);
+
+	if (mode == SGIT_MODE_TREE) {
+		if (s >= 0) {
+			p->has[s] = 1;
+			p->shard[s] = *oid;
+		}
+		return 1; /* a shard's entries are read when it changed */
+	}
+	if (mode == SGIT_MODE_GITLINK) {
+		p->v1 = 1;
+		prev_add(p, path, oid);
+	}
 	return 0;
 }
 
@@ -237,78 +301,190 @@ static void prev_load(struct store *st, const struct sgit_oid *parent,
 {
 	struct error ignore = ERROR_INIT;
 	struct sgit_commit c;
-	const char *name;
+	struct sgit_oid stages;
+	unsigned mode;
 
 	if (sgit_read_commit(st->git, parent, &c, &ignore))
 		goto out;
-	if (sgit_tree_walk(st->git, &c.tree, prev_cb, p, &ignore))
-		p->nr = 0; /* checked one by one then */
+	if (sgit_tree_lookup(st->git, &c.tree, "stages", &mode, &stages,
+			     &ignore) == 1 &&
+	    mode == SGIT_MODE_TREE &&
+	    sgit_tree_walk(st->git, &stages, prev_top_cb, p, &ignore)) {
+		/* unreadable: every stage is checked then */
+		memset(p->has, 0, sizeof(p->has));
+		p->nr = 0;
+	}
 	sgit_commit_release(&c);
-	strmap_init(&p->map, p->nr);
-	name = p->names.buf;
-	for (size_t i = 0; i < p->nr; name += strlen(name) + 1, i++)
-		strmap_put(&p->map, name, &p->oids[i]);
+	if (p->v1)
+		prev_index(p);
 out:
 	error_release(&ignore);
 }
 
-static int in_prev(const struct prev_run *p, const char *name,
-		   const char *commit)
+static int prev_shard_cb(const char *path, unsigned mode,
+			 const struct sgit_oid *oid, void *data)
 {
-	const struct sgit_oid *oid = p->nr ? strmap_get(&p->map, name) : NULL;
-	char hex[SGIT_HEXSZ + 1];
-
-	if (!oid)
-		return 0;
-	sgit_oid_hex(oid, hex);
-	return !strcmp(hex, commit);
+	if (mode == SGIT_MODE_GITLINK)
+		prev_add(data, path, oid);
+	return 0;
 }
 
-/* The run's tree: stages/<stage> -> gitlink to the stage commit. */
+/* The entries of the previous record's shard s, into p->map. */
+static void prev_load_shard(struct store *st, struct prev_run *p, unsigned s)
+{
+	struct error ignore = ERROR_INIT;
+
+	strbuf_reset(&p->names);
+	p->nr = 0;
+	if (p->has[s] &&
+	    sgit_tree_walk(st->git, &p->shard[s], prev_shard_cb, p, &ignore))
+		p->nr = 0;
+	prev_index(p);
+	error_release(&ignore);
+}
+
+static int in_prev(const struct prev_run *p, const char *name,
+		   const struct sgit_oid *oid)
+{
+	const struct sgit_oid *was = p->nr ? strmap_get(&p->map, name) : NULL;
+
+	return was && sgit_oid_equal(was, oid);
+}
+
+/* The run's stages grouped by shard: order[start[s] .. start[s + 1]). */
+struct run_build {
+	char **entries;
+	struct sgit_oid *oids;
+	size_t *order;
+	size_t start[SHARDS + 1];
+};
+
+static int build_init(struct run_build *b, const struct store_run *run,
+		      struct error *err)
+{
+	size_t n = run->stages_nr, at[SHARDS];
+	unsigned *sh = xcalloc(n + 1, sizeof(*sh));
+	int ret = 0;
+
+	memset(b->start, 0, sizeof(b->start));
+	b->entries = xcalloc(n + 1, sizeof(*b->entries));
+	b->oids = xcalloc(n + 1, sizeof(*b->oids));
+	b->order = xcalloc(n + 1, sizeof(*b->order));
+	for (size_t i = 0; i < n && !ret; i++) {
+		b->entries[i] = store_stage_entry(run->stages[i].stage);
+		sh[i] = shard_of(b->entries[i]);
+		b->start[sh[i] + 1]++;
+		if (store_parse_id(run->stages[i].commit, &b->oids[i], err)) {
+			error_prefix(err, "stage '%s': ", run->stages[i].stage);
+			ret = -1;
+		}
+	}
+	for (unsigned s = 0; s < SHARDS; s++)
+		b->start[s + 1] += b->start[s];
+	memcpy(at, b->start, sizeof(at));
+	for (size_t i = 0; i < n && !ret; i++)
+		b->order[at[sh[i]]++] = i;
+	free(sh);
+	return ret;
+}
+
+static void build_release(struct run_build *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(b->entries[i]);
+	free(b->entries);
+	free(b->oids);
+	free(b->order);
+}
+
+/* A shard unlike the previous record's: no stage twice, and every stage
+ * commit the previous record did not name in it is a stage commit. */
+static int check_shard(struct store *st, const struct store_run *run,
+		       const struct run_build *b, unsigned s,
+		       struct prev_run *prev, struct error *err)
+{
+	struct strmap seen;
+	int ret = 0;
+
+	if (!prev->v1)
+		prev_load_shard(st, prev, s);
+	strmap_init(&seen, b->start[s + 1] - b->start[s]);
+	for (size_t k = b->start[s]; k < b->start[s + 1] && !ret; k++) {
+		size_t i = b->order[k];
+		struct sgit_oid oid;
+
+		if (strmap_put(&seen, b->entries[i], (void *)b->entries[i]))
+			ret = error_set(err, EXIT_USAGE,
+					"stage '%s' appears twice in a run",
+					run->stages[i].stage);
+		else if (!in_prev(prev, b->entries[i], &b->oids[i]))
+			ret = check_stage_commit(st, &run->stages[i], &oid,
+						 err);
+	}
+	strmap_release(&seen);
+	return ret;
+}
+
+/* Shard s's tree. One equal to the previous record's was checked then:
+ * only a changed shard is read and checked. */
+static int shard_tree(struct store *st, const struct store_run *run,
+		      const struct run_build *b, unsigned s,
+		      struct prev_run *prev, struct sgit_oid *out,
+		      struct error *err)
+{
+	size_t n = b->start[s + 1] - b->start[s];
+	struct sgit_entry *e = xcalloc(n + 1, sizeof(*e));
+	int ret;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i = b->order[b->start[s] + k];
+
+		e[k] = (struct sgit_entry){b->entries[i], SGIT_MODE_GITLINK,
+					   b->oids[i]};
+	}
+	ret = sgit_write_tree(st->git, e, n, out, err);
+	if (!ret && !(prev->has[s] && sgit_oid_equal(&prev->shard[s], out)))
+		ret = check_shard(st, run, b, s, prev, err);
+	free(e);
+	return ret;
+}
+
+/* The run's tree: stages/<shard>/<entry> -> gitlink to the stage commit,
+ * and the untracked inputs. */
 static int run_tree(struct store *st, const struct store_run *run,
 		    const struct sgit_oid *parent, struct sgit_oid *out,
 		    struct error *err)
 {
-	struct sgit_entry *e = xcalloc(run->stages_nr + 1, sizeof(*e));
-	struct sgit_entry top = {"stages", SGIT_MODE_TREE, {{0}}};
-	struct strmap seen;
-	struct prev_run prev = {{0}, STRBUF_INIT, NULL, 0, 0};
-	size_t i;
+	struct run_build b;
+	struct prev_run prev;
+	struct sgit_entry top[SHARDS];
+	char names[SHARDS][3];
+	struct sgit_oid stages;
+	size_t ntop = 0;
 	int ret = -1;
 
-	strmap_init(&seen, run->stages_nr);
+	if (!run->stages_nr)
+		return store_run_root(st, run, NULL, out, err);
+	memset(&prev, 0, sizeof(prev));
+	strbuf_init(&prev.names, 0);
+	if (build_init(&b, run, err))
+		goto out;
 	if (parent)
 		prev_load(st, parent, &prev);
-	for (i = 0; i < run->stages_nr; i++) {
-		e[i].name = store_stage_entry(run->stages[i].stage);
-		e[i].mode = SGIT_MODE_GITLINK;
-		if (in_prev(&prev, e[i].name, run->stages[i].commit)) {
-			if (store_parse_id(run->stages[i].commit, &e[i].oid,
-					   err))
-				goto out;
-		} else if (check_stage_commit(st, &run->stages[i], &e[i].oid,
-					      err)) {
+	for (unsigned s = 0; s < SHARDS; s++) {
+		if (b.start[s] == b.start[s + 1])
+			continue;
+		snprintf(names[ntop], sizeof(names[ntop]), "%02x", s);
+		top[ntop].name = names[ntop];
+		top[ntop].mode = SGIT_MODE_TREE;
+		if (shard_tree(st, run, &b, s, &prev, &top[ntop++].oid, err))
 			goto out;
-		}
-		if (strmap_put(&seen, e[i].name, &e[i])) {
-			error_set(err, EXIT_USAGE,
-				  "stage '%s' appears twice in a run",
-				  run->stages[i].stage);
-			goto out;
-		}
 	}
-	if (!run->stages_nr)
-		ret = store_run_root(st, run, NULL, out, err);
-	else if (!sgit_write_tree(st->git, e, run->stages_nr, &top.oid, err))
-		ret = store_run_root(st, run, &top.oid, out, err);
+	if (!sgit_write_tree(st->git, top, ntop, &stages, err))
+		ret = store_run_root(st, run, &stages, out, err);
 out:
-	strmap_release(&seen);
-	strmap_release(&prev.map);
-	strbuf_release(&prev.names);
-	free(prev.oids);
-	for (size_t j = 0; j < i + (i < run->stages_nr); j++)
-		free((char *)e[j].name);
-	free(e);
+	prev_release(&prev);
+	build_release(&b, run->stages_nr);
 	return ret;
 }
 
@@ -317,6 +493,7 @@ int store_write_run(struct store *st, const struct store_run *run, char *out_id,
 {
 	struct strbuf msg = STRBUF_INIT;
 	struct sgit_oid tree, parent, commit;
+	struct sgit_ref_move mv;
 	int has_parent, ret = -1;
 
 	if ((has_parent = sgit_ref_read(st->git, RUNS_REF, &parent, err)) < 0 ||
@@ -328,8 +505,14 @@ int store_write_run(struct store *st, const struct store_run *run, char *out_id,
 	    sgit_flush(st->git, err))
 		goto out;
 	store_crash_point("store-run-before-ref");
-	if (sgit_ref_update(st->git, RUNS_REF, &commit,
-			    has_parent ? &parent : NULL, err))
+	/* one ref moved: its loose file (libgit2 would read every packed
+	 * ref to check that no ref is named refs/pipe/runs/...) */
+	mv.name = RUNS_REF;
+	mv.oid = commit;
+	mv.has_old = has_parent;
+	if (has_parent)
+		mv.old = parent;
+	if (sgit_refs_move(st->git, &mv, 1, err))
 		goto out;
 	sgit_oid_hex(&commit, out_id);
 	ret = 0;
@@ -340,8 +523,71 @@ out:
 	return ret;
 }
 
+/* ---- reading records ----------------------------------------------- */
+
+struct stages_read {
+	struct store_run *run;
+	struct strbuf name;
+	struct error *err;
+};
+
+static int stage_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
+		    void *data)
+{
+	struct stages_read *r = data;
+	const char *entry = strrchr(path, '/');
+	char hex[SGIT_HEXSZ + 1];
+
+	if (mode != SGIT_MODE_GITLINK)
+		return 0;
+	entry = entry ? entry + 1 : path;
+	if (store_entry_stage(entry, &r->name))
+		return error_set(r->err, EXIT_FAILED,
+				 "malformed stage entry '%s'", path);
+	sgit_oid_hex(oid, hex);
+	store_run_add_stage(r->run, r->name.buf, hex);
+	return 0;
+}
+
+static int by_stage(const void *a, const void *b)
+{
+	return strcmp(((const struct store_run_stage *)a)->stage,
+		      ((const struct store_run_stage *)b)->stage);
+}
+
+/* A format-2 record's stages, from its tree: every shard is read. */
+static int read_stages(struct store *st, const struct sgit_oid *tree,
+		       struct store_run *run, struct error *err)
+{
+	struct stages_read r = {run, STRBUF_INIT, err};
+	struct sgit_oid stages;
+	unsigned mode;
+	int rc = 0;
+
+	if (run->format < 2 || (long long)run->stages_nr >= run->stage_count)
+		return 0;
+	rc = sgit_tree_lookup(st->git, tree, "stages", &mode, &stages, err);
+	if (rc > 0)
+		rc = mode == SGIT_MODE_TREE
+			     ? sgit_tree_walk(st->git, &stages, stage_cb, &r,
+					      err)
+			     : error_set(err, EXIT_FAILED,
+					 "'stages' is not a folder");
+	strbuf_release(&r.name);
+	if (rc < 0)
+		return -1;
+	if ((long long)run->stages_nr != run->stage_count)
+		return error_set(err, EXIT_FAILED,
+				 "the record names %lld stages, its tree %zu",
+				 run->stage_count, run->stages_nr);
+	qsort(run->stages, run->stages_nr, sizeof(*run->stages), by_stage);
+	return 0;
+}
+
+/* A run record; with_stages 0 leaves a format-2 record's stages unread. */
 static int read_run_oid(struct store *st, const struct sgit_oid *oid,
-			struct store_run *out, struct error *err)
+			int with_stages, struct store_run *out,
+			struct error *err)
 {
 	struct sgit_commit c;
 	int rc;
@@ -350,16 +596,18 @@ static int read_run_oid(struct store *st, const struct sgit_oid *oid,
 	if (sgit_read_commit(st->git, oid, &c, err))
 		return -1;
 	rc = store_run_parse(c.message, out, err);
+	sgit_oid_hex(oid, out->id);
 	if (!rc) {
-		sgit_oid_hex(oid, out->id);
 		if (c.nparents)
 			sgit_oid_hex(&c.parents[0], out->parent);
 		out->time = c.time;
 		rc = store_run_read_inputs(st, &c.tree, out, err);
-	} else {
-		sgit_oid_hex(oid, out->id);
-		error_prefix(err, "commit '%s': ", out->id);
-		out->id[0] = '\0';
+		if (!rc && with_stages)
+			rc = read_stages(st, &c.tree, out, err);
+	}
+	if (rc) {
+		error_prefix(err, "run record '%s': ", out->id);
+		store_run_release(out);
 	}
 	sgit_commit_release(&c);
 	return rc;
@@ -373,7 +621,26 @@ int store_read_run(struct store *st, const char *id, struct store_run *out,
 	store_run_init(out);
 	if (store_parse_id(id, &oid, err))
 		return -1;
-	return read_run_oid(st, &oid, out, err);
+	return read_run_oid(st, &oid, 1, out, err);
+}
+
+int store_run_read_stages(struct store *st, struct store_run *run,
+			  struct error *err)
+{
+	struct sgit_oid oid;
+	struct sgit_commit c;
+	int rc;
+
+	if (run->format < 2 || (long long)run->stages_nr >= run->stage_count)
+		return 0;
+	if (store_parse_id(run->id, &oid, err) ||
+	    sgit_read_commit(st->git, &oid, &c, err))
+		return -1;
+	rc = read_stages(st, &c.tree, run, err);
+	sgit_commit_release(&c);
+	if (rc)
+		error_prefix(err, "run record '%s': ", run->id);
+	return rc;
 }
 
 void store_runs_free(struct store_run *r, size_t nr)
@@ -399,7 +666,7 @@ int store_list_runs(struct store *st, size_t max, struct store_run **out,
 		goto out;
 	v = xcalloc(hist.nr + 1, sizeof(*v));
 	for (i = 0; i < hist.nr; i++)
-		if (read_run_oid(st, &hist.v[i], &v[i], err))
+		if (read_run_oid(st, &hist.v[i], 0, &v[i], err))
 			goto out;
 	*out = v;
 	*nr = hist.nr;
@@ -463,7 +730,7 @@ int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
 			if (dup)
 				continue;
 			ALLOC_GROW(v, n + 1, alloc);
-			if (read_run_oid(st, &hist.v[i], &v[n], err))
+			if (read_run_oid(st, &hist.v[i], 0, &v[n], err))
 				goto out;
 			n++;
 		}

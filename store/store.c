@@ -86,16 +86,55 @@ static int ref_safe(const char *s, size_t i)
 	       (c >= '0' && c <= '9') || strchr("_-+=,@", c);
 }
 
+static void add_stage_entry(struct strbuf *sb, const char *stage)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; stage[i]; i++) {
+		unsigned char c = (unsigned char)stage[i];
+		char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+		if (ref_safe(stage, i))
+			strbuf_addch(sb, stage[i]);
+		else
+			strbuf_add(sb, esc, 3);
+	}
+}
+
 char *store_stage_entry(const char *stage)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	for (size_t i = 0; stage[i]; i++)
-		if (ref_safe(stage, i))
-			strbuf_addch(&sb, stage[i]);
-		else
-			strbuf_addf(&sb, "%%%02X", (unsigned char)stage[i]);
+	add_stage_entry(&sb, stage);
 	return strbuf_detach(&sb, NULL);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int store_entry_stage(const char *entry, struct strbuf *out)
+{
+	strbuf_reset(out);
+	for (size_t i = 0; entry[i]; i++) {
+		int hi, lo;
+
+		if (entry[i] != '%') {
+			strbuf_addch(out, entry[i]);
+			continue;
+		}
+		if ((hi = hexval(entry[i + 1])) < 0 ||
+		    (lo = hexval(entry[i + 2])) < 0)
+			return -1;
+		strbuf_addch(out, (char)(hi << 4 | lo));
+		i += 2;
+	}
+	return out->len ? 0 : -1;
 }
 
 /* prefix + the escaped stage name, checked to be a valid ref name. */
@@ -265,8 +304,10 @@ int store_stage_heads(struct store *st, const char *const *stages, size_t n,
 		      char (*heads)[STORE_ID_SIZE], struct error *err)
 {
 	struct heads_scan h = {STRBUF_INIT, NULL, 0, 0};
+	struct strbuf ref = STRBUF_INIT;
 	struct strmap map = {0};
 	const char *name;
+	char *checked;
 	int ret = -1;
 
 	if (sgit_refs_list(st->git, STAGE_REF_PREFIX, heads_cb, &h, err))
@@ -276,22 +317,28 @@ int store_stage_heads(struct store *st, const char *const *stages, size_t n,
 	for (size_t i = 0; i < h.nr; name += strlen(name) + 1, i++)
 		strmap_put(&map, name, &h.oids[i]);
 	for (size_t i = 0; i < n; i++) {
-		char *ref = store_stage_ref(stages[i], err);
 		const struct pending_ref *p;
 		const struct sgit_oid *oid;
 
-		if (!ref)
-			goto out;
-		p = find_pending(st, ref);
-		oid = p ? &p->oid : strmap_get(&map, ref);
-		free(ref);
-		if (oid)
+		/* the ref's name, checked only when no ref has it: a name
+		 * found is a ref's (N checks cost more than the lookups) */
+		strbuf_reset(&ref);
+		strbuf_addstr(&ref, STAGE_REF_PREFIX);
+		add_stage_entry(&ref, stages[i]);
+		p = find_pending(st, ref.buf);
+		oid = p ? &p->oid : strmap_get(&map, ref.buf);
+		if (oid) {
 			sgit_oid_hex(oid, heads[i]);
-		else
-			heads[i][0] = '\0';
+			continue;
+		}
+		if (!(checked = store_stage_ref(stages[i], err)))
+			goto out;
+		free(checked);
+		heads[i][0] = '\0';
 	}
 	ret = 0;
 out:
+	strbuf_release(&ref);
 	strmap_release(&map);
 	strbuf_release(&h.names);
 	free(h.oids);

@@ -27,7 +27,8 @@
  * Only paths the manifest lists as "cas" are pointers: a user file that
  * looks like a pointer is a plain blob. Paths are escaped as in trailers
  * (see store_escape). A run record's tree holds one gitlink per stage commit
- * it used (stages/<stage> -> commit), so gc and git keep them, and in a git
+ * it used (stages/<shard>/<stage> -> commit; see "Run records, format 2"),
+ * so gc and git keep them, and in a git
  * project inputs/, the input files git does not hold (see "untracked
  * inputs" below).
  *
@@ -338,6 +339,12 @@ struct store_run {
 	char id[STORE_ID_SIZE];	    /* filled by reading */
 	char parent[STORE_ID_SIZE]; /* filled by reading; "" for the first */
 	long long time;		    /* filled by reading */
+	/* the record's format, filled by reading: 1 (stages in the message)
+	 * or STORE_RUN_FORMAT (stages in the tree only) */
+	long long format;
+	/* how many stages the record names, filled by reading: stages_nr
+	 * once the stages are read */
+	long long stage_count;
 	struct store_run_stage *stages;
 	size_t stages_nr, stages_alloc;
 	char *state;	/* "success", "failed", ...; may be NULL */
@@ -356,19 +363,41 @@ void store_run_release(struct store_run *r);
 void store_run_add_stage(struct store_run *r, const char *stage,
 			 const char *commit);
 
-/* Record a run on refs/pipe/runs, its parent the previous run; its message
- * lists "Pipe-Stage: <stage> <commit>" for every stage commit in run. */
+/*
+ * Run records, format 2 (Pipe-Run-Format: 2). The message holds the run's
+ * fields and "Pipe-Stages: <count>"; the tree holds each stage commit as
+ * a gitlink stages/<shard>/<entry>, entry the stage's escaped name
+ * (store_stage_entry) and shard two hex digits of a hash of it
+ * (store_run_shard), so that a record after a run that moved k of N stage
+ * heads shares every shard no moved head falls in with the previous record:
+ * those are neither written nor checked again. Format 1 (read, no longer
+ * written) listed "Pipe-Stage: <stage> <commit>" for every stage in the
+ * message, and the gitlinks as stages/<entry>. A record of a newer format
+ * fails to read rather than being misread.
+ */
+#define STORE_RUN_FORMAT 2
+
+/* Record a run on refs/pipe/runs, its parent the previous run, naming the
+ * stage commits in run (each checked to be a stage commit unless the
+ * previous record named it). */
 int store_write_run(struct store *st, const struct store_run *run, char *out_id,
 		    struct error *err);
+/* A run record with its stages (format 2: sorted by name). */
 int store_read_run(struct store *st, const char *id, struct store_run *out,
 		   struct error *err);
+/* Read the stages of a run that store_list_runs* returned without them
+ * (stages_nr < stage_count); nothing to do otherwise. */
+int store_run_read_stages(struct store *st, struct store_run *run,
+			  struct error *err);
 /* Run records, newest first, at most max (0: all); free with
- * store_runs_free. */
+ * store_runs_free. Summaries: a format-2 record's stages are not read
+ * (stage_count says how many; see store_run_read_stages). */
 int store_list_runs(struct store *st, size_t max, struct store_run **out,
 		    size_t *nr, struct error *err);
 void store_runs_free(struct store_run *r, size_t nr);
 /* Every run record the store has, newest first: this workspace's and
- * those pulled from others (refs/pipe/remotes/ID/runs: pipe pull). */
+ * those pulled from others (refs/pipe/remotes/ID/runs: pipe pull).
+ * Summaries, as store_list_runs. */
 int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
 			struct error *err);
 

@@ -435,6 +435,136 @@ static void test_refs_list(void **state)
 	free(ids);
 }
 
+/* The shard trees of run record id (its stages/ entries), into v. */
+static int shard_cb(const char *path, unsigned mode, const struct sgit_oid *oid,
+		    void *data)
+{
+	struct oid_list *v = data;
+
+	(void)path;
+	(void)mode;
+	ALLOC_GROW(v->v, v->nr + 1, v->alloc);
+	v->v[v->nr++] = *oid;
+	return 1;
+}
+
+static void shards_of(struct fx *fx, const char *id, struct oid_list *v)
+{
+	struct sgit_oid oid, stages;
+	struct sgit_commit c;
+	unsigned mode;
+
+	check(fx, sgit_oid_parse(id, &oid));
+	check(fx, sgit_read_commit(fx->st->git, &oid, &c, &fx->err));
+	assert_int_equal(sgit_tree_lookup(fx->st->git, &c.tree, "stages", &mode,
+					  &stages, &fx->err),
+			 1);
+	check(fx, sgit_tree_walk(fx->st->git, &stages, shard_cb, v, &fx->err));
+	sgit_commit_release(&c);
+}
+
+/* A run record after a one-stage change in a 50,000-stage pipeline: the
+ * record listed every stage in its message (5 MB) and wrote and hashed a
+ * tree of all of them, each time. Now one shard changes; the others are
+ * the previous record's trees. */
+static void test_run_record_one_change(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000, differ = 0;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n + 1, sizeof(*ids));
+	char stage[32], id[STORE_ID_SIZE], first[STORE_ID_SIZE];
+	struct oid_list a = {0}, b = {0};
+	struct store_run run, back;
+	double t0;
+
+	make_stages(fx, n + 1, ids); /* ids[n]: s9's next commit */
+	store_run_init(&run);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		store_run_add_stage(&run, stage, ids[i]);
+	}
+	check(fx, store_write_run(fx->st, &run, first, &fx->err));
+	t0 = now();
+	for (int pass = 0; pass < 20; pass++) { /* s9 back and forth */
+		memcpy(run.stages[9].commit, ids[pass % 2 ? 9 : n],
+		       STORE_ID_SIZE);
+		check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	}
+	assert_within(t0, 1.3, "20 run records of 50,000 stages, one changed");
+	check(fx, store_read_run(fx->st, id, &back, &fx->err));
+	assert_int_equal(back.stages_nr, n);
+	for (size_t i = 0; i < back.stages_nr; i++)
+		if (!strcmp(back.stages[i].stage, "s9"))
+			assert_string_equal(back.stages[i].commit, ids[9]);
+	store_run_release(&back);
+	shards_of(fx, first, &a);
+	shards_of(fx, id, &b);
+	assert_int_equal(a.nr, 256);
+	assert_int_equal(b.nr, 256);
+	for (size_t i = 0; i < a.nr; i++)
+		differ += !sgit_oid_equal(&a.v[i], &b.v[i]);
+	assert_int_equal(differ, 0); /* s9 is back where it was */
+	memcpy(run.stages[9].commit, ids[n], STORE_ID_SIZE);
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	b.nr = 0;
+	shards_of(fx, id, &b);
+	for (size_t i = 0; i < a.nr; i++)
+		differ += !sgit_oid_equal(&a.v[i], &b.v[i]);
+	assert_int_equal(differ, 1);
+	store_run_release(&run);
+	free(a.v);
+	free(b.v);
+	free(ids);
+}
+
+/* One stage commit flushed in a store whose last run record has 50,000
+ * stages: the pack builder listed every ref (git_tag_foreach), and the
+ * previous run record was read whole. */
+static void test_flush_after_big_record(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char *outs[] = {"o/", NULL};
+	char stage[32], id[STORE_ID_SIZE], head[STORE_ID_SIZE];
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	struct store_run run;
+	double t0;
+
+	make_stages(fx, n, ids);
+	store_run_init(&run);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(stage, sizeof(stage), "s%zu", i);
+		store_run_add_stage(&run, stage, ids[i]);
+	}
+	check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	store_run_release(&run);
+	strbuf_addf(&path, "%s/o/0", fx->root);
+	check(fx, fs_mkdir_parent(path.buf, 0755));
+	t0 = now();
+	for (int pass = 0; pass < 20; pass++) {
+		/* three files: a pack, not loose objects */
+		for (int f = 0; f < 3; f++) {
+			strbuf_reset(&path);
+			strbuf_addf(&path, "%s/o/%d", fx->root, f);
+			strbuf_reset(&text);
+			strbuf_addf(&text, "%d %d\n", pass, f);
+			check(fx, fs_write_atomic(path.buf, text.buf, text.len,
+						  &fx->err));
+		}
+		store_batch_begin(fx->st);
+		check(fx, store_commit_stage(fx->st, fx->root, "s9", outs, NULL,
+					     id, &fx->err));
+		check(fx, store_batch_flush(fx->st, &fx->err));
+	}
+	assert_within(t0, 0.2, "20 one-stage flushes after a 50,000-stage run");
+	assert_int_equal(store_stage_head(fx->st, "s9", head, &fx->err), 1);
+	assert_string_equal(head, id);
+	strbuf_release(&path);
+	strbuf_release(&text);
+	free(ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +581,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_refs_list, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_run_record_one_change,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_after_big_record,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

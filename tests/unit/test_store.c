@@ -780,20 +780,28 @@ static void test_ambiguous(void **state)
 	free(ids);
 }
 
+/* Stage a (a/x "a1") and stage b (b.txt "b1") committed once each. */
+static void two_stages(struct fx *fx, char *a1, char *b1)
+{
+	char *o1[] = {"a/", NULL}, *o2[] = {"b.txt", NULL};
+
+	put_str(fx, "a/x", "a1\n");
+	commit(fx, "a", o1, NULL, a1);
+	put_str(fx, "b.txt", "b1\n");
+	commit(fx, "b", o2, NULL, b1);
+}
+
 static void test_runs(void **state)
 {
 	struct fx *fx = *state;
-	char *o1[] = {"a/", NULL}, *o2[] = {"b.txt", NULL};
+	char *o1[] = {"a/", NULL};
 	char a1[STORE_ID_SIZE], a2[STORE_ID_SIZE], b1[STORE_ID_SIZE];
 	char r1[STORE_ID_SIZE], r2[STORE_ID_SIZE], got[STORE_ID_SIZE];
 	struct store_run run, back, *list;
 	size_t nr;
 	int is_run = 0;
 
-	put_str(fx, "a/x", "a1\n");
-	commit(fx, "a", o1, NULL, a1);
-	put_str(fx, "b.txt", "b1\n");
-	commit(fx, "b", o2, NULL, b1);
+	two_stages(fx, a1, b1);
 	store_run_init(&run);
 	store_run_add_stage(&run, "a", a1);
 	store_run_add_stage(&run, "b", b1);
@@ -843,6 +851,186 @@ static void test_runs(void **state)
 	store_run_add_stage(&run, "c", r1);
 	assert_int_equal(store_write_run(fx->st, &run, got, &fx->err), -1);
 	store_run_release(&run);
+}
+
+/* A format-1 run record (its stages in the message, gitlinks
+ * stages/<entry>), as pipe wrote them before format 2, made here with git:
+ * still read, listed, restored, and the base of the next record. */
+static void test_run_format1(void **state)
+{
+	struct fx *fx = *state;
+	char *o1[] = {"a/", NULL};
+	char a1[STORE_ID_SIZE], a2[STORE_ID_SIZE], b1[STORE_ID_SIZE];
+	char old[STORE_ID_SIZE], r2[STORE_ID_SIZE];
+	struct store_run run, back, *list;
+	size_t nr;
+	int is_run = 0;
+
+	two_stages(fx, a1, b1);
+	assert_int_equal(
+		sh("export GIT_DIR='%s' GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t "
+		   "GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t && "
+		   "t=$(printf '160000 commit %s\\ta\\n160000 commit %s\\tb\\n' "
+		   "| git mktree) && "
+		   "r=$(printf '040000 tree %%s\\tstages\\n' $t | git mktree) && "
+		   "c=$(printf 'run: 2 stages\\n\\nPipe-Kind: run\\n"
+		   "Pipe-State: success\\nPipe-Duration-Ms: 7\\n"
+		   "Pipe-Stage: b %s\\nPipe-Stage: a %s\\n' | "
+		   "git commit-tree $r) && git update-ref refs/pipe/runs $c",
+		   fx->git_dir, a1, b1, b1, a1),
+		0);
+	CHECK(fx, store_resolve(fx->st, "runs", old, &is_run, &fx->err));
+	assert_int_equal(is_run, 1);
+	CHECK(fx, store_read_run(fx->st, old, &back, &fx->err));
+	assert_int_equal(back.format, 1);
+	assert_int_equal(back.stage_count, 2);
+	assert_int_equal(back.stages_nr, 2); /* in the message's order */
+	assert_string_equal(back.stages[0].stage, "b");
+	assert_string_equal(back.stages[0].commit, b1);
+	assert_string_equal(back.stages[1].stage, "a");
+	assert_string_equal(back.stages[1].commit, a1);
+	assert_string_equal(back.state, "success");
+	assert_int_equal(back.duration_ms, 7);
+	store_run_release(&back);
+	fs_remove_tree(own(fx, "%s/a", fx->ws));
+	unlink(own(fx, "%s/b.txt", fx->ws));
+	CHECK(fx, store_restore(fx->st, old, fx->ws, &fx->err));
+	assert_content(fx, "a/x", "a1\n", 3);
+	assert_content(fx, "b.txt", "b1\n", 3);
+
+	/* the next record, format 2, on top of it */
+	put_str(fx, "a/x", "a2\n");
+	commit(fx, "a", o1, NULL, a2);
+	store_run_init(&run);
+	store_run_add_stage(&run, "b", b1);
+	store_run_add_stage(&run, "a", a2);
+	CHECK(fx, store_write_run(fx->st, &run, r2, &fx->err));
+	store_run_release(&run);
+	CHECK(fx, store_read_run(fx->st, r2, &back, &fx->err));
+	assert_int_equal(back.format, STORE_RUN_FORMAT);
+	assert_string_equal(back.parent, old);
+	assert_int_equal(back.stages_nr, 2); /* sorted by name */
+	assert_string_equal(back.stages[0].stage, "a");
+	assert_string_equal(back.stages[0].commit, a2);
+	assert_string_equal(back.stages[1].stage, "b");
+	assert_string_equal(back.stages[1].commit, b1);
+	store_run_release(&back);
+	assert_int_equal(sh("git --git-dir '%s' log -1 --format=%%B %s | "
+			    "grep -q '^Pipe-Stage:'",
+			    fx->git_dir, r2),
+			 1);
+	assert_int_equal(sh("git --git-dir '%s' ls-tree -r %s | grep -q "
+			    "'^160000 commit %s	stages/[0-9a-f][0-9a-f]/a$'",
+			    fx->git_dir, r2, a2),
+			 0);
+	/* listed as summaries: a format-2 record's stages read on demand */
+	CHECK(fx, store_list_runs(fx->st, 0, &list, &nr, &fx->err));
+	assert_int_equal(nr, 2);
+	assert_int_equal(list[0].stage_count, 2);
+	assert_int_equal(list[0].stages_nr, 0);
+	assert_int_equal(list[1].stages_nr, 2);
+	CHECK(fx, store_run_read_stages(fx->st, &list[0], &fx->err));
+	assert_int_equal(list[0].stages_nr, 2);
+	assert_string_equal(list[0].stages[0].commit, a2);
+	store_runs_free(list, nr);
+	CHECK(fx, store_restore(fx->st, old, fx->ws, &fx->err));
+	assert_content(fx, "a/x", "a1\n", 3);
+	CHECK(fx, store_restore(fx->st, r2, fx->ws, &fx->err));
+	assert_content(fx, "a/x", "a2\n", 3);
+}
+
+/* A record names the heads it is given, whatever moved them since the
+ * previous record (a run that was killed before its record, one of other
+ * stages): only the shard of a moved head is new. A record of a newer
+ * format is refused, not misread. */
+static void test_run_moved_head(void **state)
+{
+	struct fx *fx = *state;
+	char *o2[] = {"b.txt", NULL};
+	const char *names[] = {"a", "b"};
+	char heads[2][STORE_ID_SIZE], b1[STORE_ID_SIZE], b2[STORE_ID_SIZE];
+	char r1[STORE_ID_SIZE], r2[STORE_ID_SIZE], r3[STORE_ID_SIZE];
+	struct store_run run, back;
+
+	two_stages(fx, heads[0], b1);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass) { /* b's head moves outside any record */
+			put_str(fx, "b.txt", "b2\n");
+			commit(fx, "b", o2, NULL, b2);
+		}
+		CHECK(fx, store_stage_heads(fx->st, names, 2, heads, &fx->err));
+		store_run_init(&run);
+		for (int i = 0; i < 2; i++)
+			store_run_add_stage(&run, names[i], heads[i]);
+		CHECK(fx,
+		      store_write_run(fx->st, &run, pass ? r2 : r1, &fx->err));
+		store_run_release(&run);
+	}
+	CHECK(fx, store_read_run(fx->st, r2, &back, &fx->err));
+	assert_string_equal(back.stages[1].stage, "b");
+	assert_string_equal(back.stages[1].commit, b2);
+	store_run_release(&back);
+	/* a's shard is r1's tree; b's is not */
+	assert_int_equal(
+		sh("export GIT_DIR='%s' && "
+		   "n=$(git ls-tree %s:stages | wc -l) && "
+		   "d=$(git ls-tree %s:stages; git ls-tree %s:stages) && "
+		   "test $(echo \"$d\" | sort | uniq -d | wc -l) "
+		   "-eq $((n - 1))",
+		   fx->git_dir, r1, r1, r2),
+		0);
+	assert_int_equal(sh("export GIT_DIR='%s' GIT_AUTHOR_NAME=t "
+			    "GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t "
+			    "GIT_COMMITTER_EMAIL=t@t && "
+			    "printf 'run\\n\\nPipe-Kind: run\\n"
+			    "Pipe-Run-Format: 3\\nPipe-Stages: 0\\n' | "
+			    "git commit-tree %s^{tree} -p %s > '%s/id'",
+			    fx->git_dir, r2, r2, fx->root),
+			 0);
+	assert_int_equal(sh("test -s '%s/id'", fx->root), 0);
+	{
+		struct strbuf sb = STRBUF_INIT;
+
+		assert_int_equal(
+			strbuf_read_file(&sb, own(fx, "%s/id", fx->root), 0),
+			0);
+		snprintf(r3, sizeof(r3), "%.40s", sb.buf);
+		strbuf_release(&sb);
+	}
+	assert_int_equal(store_read_run(fx->st, r3, &back, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg.buf, "newer than this pipe"));
+	error_release(&fx->err);
+}
+
+/* gc keeps the stage commits a format-2 record names in its shards, and
+ * their history, when no stage ref reaches them any more. */
+static void test_run_keeps_stages(void **state)
+{
+	struct fx *fx = *state;
+	char a1[STORE_ID_SIZE], b1[STORE_ID_SIZE], r1[STORE_ID_SIZE];
+	struct store_run run;
+	unsigned long long freed = 0;
+
+	two_stages(fx, a1, b1);
+	store_run_init(&run);
+	store_run_add_stage(&run, "a", a1);
+	CHECK(fx, store_write_run(fx->st, &run, r1, &fx->err));
+	store_run_release(&run);
+	assert_int_equal(
+		sh("git --git-dir '%s' update-ref -d refs/pipe/stages/a "
+		   "&& git --git-dir '%s' update-ref -d "
+		   "refs/pipe/stages/b",
+		   fx->git_dir, fx->git_dir),
+		0);
+	CHECK(fx, store_gc(fx->st, 0, &freed, &fx->err));
+	assert_int_equal(
+		sh("git --git-dir '%s' cat-file -e %s", fx->git_dir, a1), 0);
+	assert_int_equal(sh("git --git-dir '%s' cat-file -e %s 2>/dev/null",
+			    fx->git_dir, b1),
+			 1);
+	fs_remove_tree(own(fx, "%s/a", fx->ws));
+	CHECK(fx, store_restore(fx->st, r1, fx->ws, &fx->err));
+	assert_content(fx, "a/x", "a1\n", 3);
 }
 
 static void test_read_file(void **state)
@@ -1636,9 +1824,10 @@ static void test_run_inputs(void **state)
 	assert_int_equal(m.files[1].size, BIG);
 	store_manifest_release(&m);
 	store_run_release(&back);
-	/* the message is the one it was: no new trailer */
+	/* the message is the one it was: no new trailer (Kind, Run-Format,
+	 * Stages, Git-Head, Duration-Ms) */
 	assert_int_equal(sh("git --git-dir '%s' log -1 --format=%%B %s | "
-			    "grep -c '^Pipe-' | grep -qx 3",
+			    "grep -c '^Pipe-' | grep -qx 5",
 			    fx->git_dir, r1),
 			 0);
 
@@ -1800,6 +1989,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ambiguous, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_format1, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_run_moved_head, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_run_keeps_stages, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_read_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_known_hashes, setup,
