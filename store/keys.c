@@ -485,21 +485,57 @@ static int write_file(const char *path, const struct keys *k, const char *refs,
 	return ret;
 }
 
+/* Where the log's whole lines end, from on: its length less a last line
+ * without its newline (an append cut short). What another process
+ * appended whole since this one read the log stays. */
+static off_t whole_end(int fd, off_t from)
+{
+	char buf[4096];
+	struct stat st;
+	off_t end;
+
+	if (fstat(fd, &st))
+		return from;
+	for (end = st.st_size; end > from;) {
+		size_t n = end - from < (off_t)sizeof(buf)
+				   ? (size_t)(end - from)
+				   : sizeof(buf);
+
+		if (pread(fd, buf, n, end - (off_t)n) != (ssize_t)n)
+			return from;
+		for (size_t i = n; i > 0; i--)
+			if (buf[i - 1] == '\n')
+				return end - (off_t)n + (off_t)i;
+		end -= (off_t)n;
+	}
+	return from;
+}
+
 /* What this process learnt, appended to the log, a cut-short last line
- * cut off first. Returns 0 or -1. */
+ * cut off first; a log of another file is replaced. Returns 0 or -1. */
 static int append_log(const char *path, const struct keys *k, const char *refs)
 {
 	char *lp = log_path(path);
 	struct strbuf sb = STRBUF_INIT;
+	off_t from = (off_t)k->log_whole;
 	int fd, ret = -1;
 
-	fd = open(lp, O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
 	if (fd < 0)
 		goto out;
-	if (ftruncate(fd, (off_t)k->log_whole))
+	strbuf_addf(&sb, "%s%s\n", LOG_MAGIC, k->id);
+	if (!from) { /* none when read: one begun since is kept */
+		char *hdr = xmalloc(sb.len);
+
+		if (pread(fd, hdr, sb.len, 0) == (ssize_t)sb.len &&
+		    !memcmp(hdr, sb.buf, sb.len))
+			from = (off_t)sb.len;
+		free(hdr);
+	}
+	if (ftruncate(fd, from ? whole_end(fd, from) : 0))
 		goto out;
-	if (!k->log_whole)
-		strbuf_addf(&sb, "%s%s\n", LOG_MAGIC, k->id);
+	if (from)
+		strbuf_reset(&sb);
 	strbuf_add(&sb, k->pending.buf, k->pending.len);
 	strbuf_addf(&sb, "refs %s\n", refs);
 	ret = fs_write_all(fd, sb.buf, sb.len);

@@ -671,7 +671,7 @@ static void append(const char *path, const char *text)
  * and the file is left as it was; a log cut short mid-line is read up to
  * its last whole line; a damaged log, a log of another file, an entry
  * naming a commit of another key and an index of the old format are never
- * trusted. */
+ * trusted; what one process appended stays when another appends. */
 static void test_keys_log(void **state)
 {
 	struct fx *fx = *state;
@@ -680,6 +680,7 @@ static void test_keys_log(void **state)
 	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
 	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
 	struct strbuf file = STRBUF_INIT, sb = STRBUF_INIT;
+	struct store *other;
 
 	for (int i = 0; i < 2; i++) {
 		put(fx, "o.txt", &i, sizeof(i), 0644);
@@ -768,6 +769,24 @@ static void test_keys_log(void **state)
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
 	assert_int_equal(strncmp(sb.buf, "pipe-keys 2 ", 12), 0);
 	assert_int_equal(keys_check_file(keys), 0);
+	/* two processes: what the first appended stays when the second,
+	 * which read the log before, appends in turn */
+	reopen(fx);
+	CHECK(fx, store_open(&other, fx->pipe_dir, &fx->err));
+	assert_int_equal(store_find_key(fx->st, "s", key_n(5), got, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(other, "s", key_n(5), got, &fx->err),
+			 0);
+	put_str(fx, "o.txt", "five");
+	commit(fx, "s", outs, key_n(5), c[0]);
+	reopen(fx);
+	store_free(other);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(5)));
+	assert_int_equal(store_find_key(fx->st, "s", key_n(5), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[0]);
 	strbuf_release(&file);
 	strbuf_release(&sb);
 }
