@@ -17,6 +17,7 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +101,51 @@ static int open_state(struct engine *e, struct error *err)
 	return 0;
 }
 
+/* The graph, built on a second thread while the state file loads: each
+ * takes 60 to 90 ms at 100,000 stages. Only where .pipe/ exists already,
+ * so that a first run's graph error (a cycle, two writers of a path)
+ * still comes before pipe creates anything. */
+#define GRAPH_THREAD_MIN 1000
+
+struct graph_job {
+	struct engine *e;
+	struct error err;
+	int ret;
+};
+
+static void *build_graph(void *arg)
+{
+	struct graph_job *j = arg;
+
+	j->ret = graph_build(&j->e->g, j->e->pf, &j->err);
+	return NULL;
+}
+
+static int open_graph_and_state(struct engine *e, struct error *err)
+{
+	struct graph_job j = {e, ERROR_INIT, 0};
+	pthread_t th;
+	int ret;
+
+	if (e->pf->nr < GRAPH_THREAD_MIN || access(PIPE_DIR, F_OK) ||
+	    pthread_create(&th, NULL, build_graph, &j)) {
+		if (graph_build(&e->g, e->pf, err))
+			return -1;
+		log_trace_phase("graph built");
+		return open_state(e, err);
+	}
+	ret = open_state(e, err);
+	pthread_join(th, NULL);
+	log_trace_phase("graph built (beside the state)");
+	if (j.ret) { /* its error first, as when built first */
+		error_release(err);
+		*err = j.err;
+		return -1;
+	}
+	error_release(&j.err);
+	return ret;
+}
+
 int engine_open(struct engine **out, const char *pipefile_path,
 		const struct engine_options *opt, struct error *err)
 {
@@ -113,10 +159,7 @@ int engine_open(struct engine **out, const char *pipefile_path,
 				 PIPE_DIR "/pipefile.cache", err))
 		goto fail;
 	log_trace_phase("Pipefile parsed");
-	if (graph_build(&e->g, e->pf, err))
-		goto fail;
-	log_trace_phase("graph built");
-	if (enter_workspace(e, err) || open_state(e, err))
+	if (enter_workspace(e, err) || open_graph_and_state(e, err))
 		goto fail;
 	e->params = pipefile_params_new();
 	e->image_ids = xcalloc(e->pf->nr + 1, sizeof(*e->image_ids));

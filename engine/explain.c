@@ -4,6 +4,7 @@
 #include "engine/graph.h"
 #include "engine/plan.h"
 #include "engine/run.h"
+#include "engine/scan.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
 #include "util/xalloc.h"
@@ -46,6 +47,7 @@ int engine_explain(struct engine *e, const unsigned char *mark,
 	int ret = 0;
 
 	plan_scan_ahead(e, mark);
+	plan_prestat(e, mark);
 	for (size_t k = 0; k < e->g->nr; k++) {
 		size_t si = e->g->order[k];
 
@@ -60,6 +62,7 @@ int engine_explain(struct engine *e, const unsigned char *mark,
 		stale[si] = v[n].stale;
 		n++;
 	}
+	scan_prestat_stop();
 	plan_scan_ahead_end(e);
 	free(stale);
 	if (ret) {

@@ -219,11 +219,16 @@ static int cmp_size(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sort and dedupe each stage's deps; then move every list into one
+ * block (graph.edges): the deps, then the reverse edges, filled in stage
+ * order so that each list is ascending. */
 static void finish_edges(struct graph *g)
 {
+	size_t total = 0, at = 0;
+
 	for (size_t i = 0; i < g->nr; i++) {
 		struct graph_node *n = &g->nodes[i];
-		size_t k = 0;
+		uint32_t k = 0;
 
 		if (n->deps_nr > 1)
 			qsort(n->deps, n->deps_nr, sizeof(*n->deps), cmp_size);
@@ -231,14 +236,36 @@ static void finish_edges(struct graph *g)
 			if (!k || n->deps[k - 1] != n->deps[j])
 				n->deps[k++] = n->deps[j];
 		n->deps_nr = k;
-		for (size_t j = 0; j < k; j++) {
-			struct graph_node *up = &g->nodes[n->deps[j]];
+		total += k;
+		for (size_t j = 0; j < k; j++)
+			g->nodes[n->deps[j]].rdeps_alloc++;
+	}
+	if (!total)
+		return; /* no list, no block */
+	g->edges = xcalloc(2 * total, sizeof(*g->edges));
+	for (size_t i = 0; i < g->nr; i++) {
+		struct graph_node *n = &g->nodes[i];
+		size_t *own = n->deps;
 
-			ALLOC_GROW(up->rdeps, up->rdeps_nr + 1,
-				   up->rdeps_alloc);
+		n->deps = n->deps_nr ? memcpy(g->edges + at, own,
+					      n->deps_nr * sizeof(*own))
+				     : NULL;
+		n->deps_alloc = n->deps_nr;
+		at += n->deps_nr;
+		free(own);
+	}
+	for (size_t i = 0; i < g->nr; i++) {
+		struct graph_node *n = &g->nodes[i];
+
+		n->rdeps = n->rdeps_alloc ? g->edges + at : NULL;
+		at += n->rdeps_alloc;
+	}
+	for (size_t i = 0; i < g->nr; i++)
+		for (size_t j = 0; j < g->nodes[i].deps_nr; j++) {
+			struct graph_node *up = &g->nodes[g->nodes[i].deps[j]];
+
 			up->rdeps[up->rdeps_nr++] = i;
 		}
-	}
 }
 
 /* Min-heap of ready stage indices, so ties keep file order. */
@@ -399,7 +426,7 @@ static int link_stage(struct builder *b, size_t i, struct error *err)
 	for (size_t j = 0; j < s->inputs.nr; j++)
 		if (link_input(b, i, &s->inputs.v[j], err))
 			return -1;
-	if (s->datums.path && link_input(b, i, &s->datums, err))
+	if (s->rare->datums.path && link_input(b, i, &s->rare->datums, err))
 		return -1;
 	return 0;
 }
@@ -439,10 +466,10 @@ void graph_free(struct graph *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->nr; i++) {
+	/* before finish_edges (an error), each deps list is its own */
+	for (size_t i = 0; !g->edges && i < g->nr; i++)
 		free(g->nodes[i].deps);
-		free(g->nodes[i].rdeps);
-	}
+	free(g->edges);
 	free(g->nodes);
 	free(g->order);
 	free(g);

@@ -5,16 +5,21 @@
 #define ENGINE_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/error.h"
 
 struct pipefile;
 
+/* 32 bytes a stage, and 8 bytes each way an edge (issue #17): the
+ * counts are 32-bit (PIPEFILE_MAX_STAGES is 1,000,000), and once built
+ * every list lies in one block (graph.edges), not a malloc each with
+ * ALLOC_GROW's room for 24. */
 struct graph_node {
 	size_t *deps; /* upstream stage indices, ascending, unique */
-	size_t deps_nr, deps_alloc;
+	uint32_t deps_nr, deps_alloc;
 	size_t *rdeps; /* downstream stage indices, ascending */
-	size_t rdeps_nr, rdeps_alloc;
+	uint32_t rdeps_nr, rdeps_alloc;
 };
 
 struct graph {
@@ -22,6 +27,7 @@ struct graph {
 	struct graph_node *nodes;  /* nodes[i] is pf->stages[i] */
 	size_t nr;
 	size_t *order; /* topological; ties keep file order */
+	size_t *edges; /* private: the nodes' deps and rdeps lists */
 };
 
 /* Build the graph of pf. An edge A -> B exists when an input (or the datums

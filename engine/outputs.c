@@ -9,6 +9,7 @@
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +84,25 @@ void outputs_back(struct engine *e, size_t stage, int restore)
 	strbuf_release(&dir);
 }
 
+/* Whether the trash folder holds anything: one look, not one per stage. */
+static int trash_in_use(void)
+{
+	DIR *d = opendir(PIPE_DIR "/trash");
+	struct dirent *de;
+	int used = 0;
+
+	if (!d)
+		return errno != ENOENT; /* look stage by stage, as before */
+	while (!used && (de = readdir(d)))
+		used = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return used;
+}
+
 void outputs_recover(struct engine *e)
 {
+	if (!trash_in_use())
+		return;
 	for (size_t i = 0; i < e->pf->nr; i++) {
 		const struct pf_stage *st = &e->pf->stages[i];
 		struct strbuf dir = STRBUF_INIT;

@@ -131,8 +131,8 @@ static void hash_cmd(const struct pf_stage *s, struct hash128 *out)
 		hasher_add_str(h, s->cmd);
 	} else {
 		hasher_add_str(h, "argv");
-		for (size_t i = 0; i < s->argv.nr; i++)
-			hasher_add_str(h, s->argv.v[i]);
+		for (size_t i = 0; i < s->rare->argv.nr; i++)
+			hasher_add_str(h, s->rare->argv.v[i]);
 	}
 	hasher_final(h, out);
 	hasher_free(h);
@@ -180,14 +180,15 @@ static int read_params(struct engine *e, const struct pf_stage *s,
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	rec->params = xcalloc(s->params_nr + 1, sizeof(*rec->params));
-	for (size_t i = 0; i < s->params_nr; i++) {
+	rec->params = xcalloc(s->rare->params_nr + 1, sizeof(*rec->params));
+	for (size_t i = 0; i < s->rare->params_nr; i++) {
 		strbuf_reset(&sb);
-		if (pipefile_params_get(e->params, &s->params[i], &sb, err)) {
+		if (pipefile_params_get(e->params, &s->rare->params[i], &sb,
+					err)) {
 			strbuf_release(&sb);
-			return param_error(e, &s->params[i], err);
+			return param_error(e, &s->rare->params[i], err);
 		}
-		rec->params[i].key = xstrdup(s->params[i].key);
+		rec->params[i].key = xstrdup(s->rare->params[i].key);
 		rec->params[i].value = strbuf_detach(&sb, NULL);
 		rec->params_nr++;
 	}
@@ -269,7 +270,8 @@ void plan_scan_ahead(struct engine *e, const unsigned char *mark)
 
 		if (mark && !mark[si])
 			continue;
-		if (!s->datums.path) /* its inputs' file lists are needed */
+		if (!s->rare->datums
+			     .path) /* its inputs' file lists are needed */
 			add_ahead(e, &s->inputs, &alloc);
 		add_ahead(e, &s->outputs, &alloc);
 	}
@@ -294,6 +296,51 @@ void plan_scan_ahead_end(struct engine *e)
 	e->ahead_nr = 0;
 }
 
+/* A plain file, as scan_path's quick case sees it: no glob, no folder. */
+static int plain_file(const struct pf_path *pp)
+{
+	size_t len = strlen(pp->path);
+
+	return len && pp->path[len - 1] != '/' &&
+	       !(pp->is_glob && glob_has_magic(pp->path));
+}
+
+void plan_prestat(struct engine *e, const unsigned char *mark)
+{
+	const char **v = NULL;
+	size_t n = 0, alloc = 0;
+
+	for (size_t si = 0; si < e->pf->nr; si++) {
+		const struct pf_stage *s = &e->pf->stages[si];
+
+		if (mark && !mark[si])
+			continue;
+		/* an input an upstream stage writes is looked at only
+		 * after that stage ran: not ahead */
+		for (size_t i = 0; i < s->inputs.nr; i++)
+			if (plain_file(&s->inputs.v[i]) &&
+			    !produced_upstream(e, si, &s->inputs.v[i])) {
+				ALLOC_GROW(v, n + 1, alloc);
+				v[n++] = s->inputs.v[i].path;
+			}
+		for (size_t i = 0; i < s->outputs.nr; i++)
+			if (plain_file(&s->outputs.v[i])) {
+				ALLOC_GROW(v, n + 1, alloc);
+				v[n++] = s->outputs.v[i].path;
+			}
+	}
+	scan_prestat_start(v, n);
+	free(v);
+}
+
+void plan_prestat_drop(struct engine *e, size_t si)
+{
+	const struct pf_stage *s = &e->pf->stages[si];
+
+	for (size_t i = 0; i < s->outputs.nr; i++)
+		scan_prestat_drop(s->outputs.v[i].path);
+}
+
 static const struct scan_ahead *find_ahead(const struct engine *e,
 					   const struct pf_path *pp)
 {
@@ -316,6 +363,13 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 
 	memset(out, 0, sizeof(*out));
 	out->path = xstrdup(pp->path);
+	if (!keep_files && !(pp->is_glob && glob_has_magic(pp->path))) {
+		ret = scan_file(e->sc, pp->path, &out->hash, &out->bytes, err);
+		if (ret) {
+			*found = ret > 0;
+			return ret < 0 ? -1 : 0;
+		}
+	}
 	if (a) {
 		scan_ahead_take(e->sc, a);
 		out->hash = a->hash;
@@ -339,7 +393,7 @@ static int scan_inputs(struct engine *e, size_t si, struct stage_record *rec,
 {
 	const struct pf_stage *s = &e->pf->stages[si];
 	/* the datums' files are sorted out of the inputs' lists */
-	int keep = with_files || s->datums.path;
+	int keep = with_files || s->rare->datums.path;
 
 	rec->inputs = xcalloc(s->inputs.nr + 1, sizeof(*rec->inputs));
 	for (size_t i = 0; i < s->inputs.nr; i++) {
@@ -472,9 +526,9 @@ static int scan_datums(struct engine *e, const struct pf_stage *s,
 	int ret = 0;
 
 	for (size_t i = 0; i < rec->inputs_nr; i++)
-		drop_datum_files(&rec->inputs[i], s->datums.path);
+		drop_datum_files(&rec->inputs[i], s->rare->datums.path);
 	compute_key(s, rec, &rec->key);
-	if (scan_glob(".", s->datums.path, &matches, err)) {
+	if (scan_glob(".", s->rare->datums.path, &matches, err)) {
 		ret = -1;
 		goto out;
 	}
@@ -526,16 +580,17 @@ int plan_fingerprint(struct engine *e, size_t si, struct stage_record **out,
 	rec->executor = xstrdup(engine_executor_name(e, si));
 	if (engine_image_id(e, si, &rec->image, err))
 		goto fail;
-	rec->datums = s->datums.path ? xstrdup(s->datums.path) : NULL;
+	rec->datums =
+		s->rare->datums.path ? xstrdup(s->rare->datums.path) : NULL;
 	rec->env = copy_kvs(&s->env, 1);
 	rec->env_nr = s->env.nr;
-	rec->matrix = copy_kvs(&s->matrix, 0);
-	rec->matrix_nr = s->matrix.nr;
-	rec->has_files = with_files || s->datums.path;
+	rec->matrix = copy_kvs(&s->rare->matrix, 0);
+	rec->matrix_nr = s->rare->matrix.nr;
+	rec->has_files = with_files || s->rare->datums.path;
 	if (read_params(e, s, rec, err) ||
 	    scan_inputs(e, si, rec, with_files, err))
 		goto fail;
-	if (s->datums.path) {
+	if (s->rare->datums.path) {
 		if (scan_datums(e, s, rec, err))
 			goto fail;
 	} else {

@@ -67,6 +67,13 @@ int plan_fingerprint(struct engine *e, size_t stage, struct stage_record **out,
 void plan_scan_ahead(struct engine *e, const unsigned char *mark);
 void plan_scan_ahead_end(struct engine *e);
 
+/* The lstat calls of the selected stages' plain files (inputs no upstream
+ * stage writes, and outputs), taken ahead on a second thread in stage
+ * order (engine/scan.h, scan_prestat). Drop a stage's outputs before
+ * anything writes them; scan_prestat_stop ends it. */
+void plan_prestat(struct engine *e, const unsigned char *mark);
+void plan_prestat_drop(struct engine *e, size_t si);
+
 /* The fingerprint to compare with old (the recorded run, or NULL): without
  * per-file lists when the key matches (a no-op status over 100,000 files
  * copies none), with them otherwise (to name each changed file, and to be

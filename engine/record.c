@@ -109,8 +109,9 @@ void record_job(struct sched *s, struct job *j, const char *state)
 	const struct pf_stage *ps = &s->e->pf->stages[j->stage];
 	struct job_rec r;
 	struct error err = ERROR_INIT;
-	char *log = ps->datums.path ? xstrfmt(PIPE_DIR "/logs/%s/", j->id)
-				    : xstrfmt(PIPE_DIR "/logs/%s.log", j->id);
+	char *log = ps->rare->datums.path
+			    ? xstrfmt(PIPE_DIR "/logs/%s/", j->id)
+			    : xstrfmt(PIPE_DIR "/logs/%s.log", j->id);
 
 	memset(&r, 0, sizeof(r));
 	memcpy(r.id, j->id, sizeof(r.id));
@@ -181,7 +182,7 @@ static struct store_file *add_file(struct file_list *files)
 static int as_before(struct sched *s, size_t si, const struct pf_path *in,
 		     const struct store_manifest *prev, struct file_list *files)
 {
-	const struct stage_record *r = s->jobs[si].cur;
+	const struct stage_record *r = s->jobs[si] ? s->jobs[si]->cur : NULL;
 	const struct store_file *f;
 	char hex[HASH_HEX_LEN + 1];
 
@@ -251,13 +252,13 @@ static int source_files(struct sched *s, const struct store_manifest *prev,
 	for (size_t i = 0; i < e->g->nr; i++) {
 		const struct pf_stage *ps = &e->pf->stages[i];
 
-		if (s->jobs[i].state == JOB_OFF)
+		if (s->state[i] == JOB_OFF)
 			continue;
 		for (size_t k = 0; k < ps->inputs.nr; k++)
 			if (add_files(s, i, &ps->inputs.v[k], prev, files, err))
 				return -1;
-		if (ps->datums.path &&
-		    add_files(s, i, &ps->datums, prev, files, err))
+		if (ps->rare->datums.path &&
+		    add_files(s, i, &ps->rare->datums, prev, files, err))
 			return -1;
 	}
 	if (!files->nr)
@@ -328,7 +329,7 @@ static int run_stages(struct sched *s, struct store *st, struct store_run *run,
 	for (size_t k = 0; k < nr; k++) {
 		size_t i = s->e->g->order[k];
 
-		if (s->jobs[i].state != JOB_OFF)
+		if (s->state[i] != JOB_OFF)
 			names[n++] = sched_stage_name(s, i);
 	}
 	ret = store_stage_heads(st, names, n, heads, err);

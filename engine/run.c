@@ -154,7 +154,7 @@ static int deps_ready(const struct sched *s, size_t si)
 	int ready = 1;
 
 	for (size_t d = 0; d < n->deps_nr; d++) {
-		enum job_state st = s->jobs[n->deps[d]].state;
+		enum job_state st = s->state[n->deps[d]];
 
 		if (st == JOB_FAILED || st == JOB_SKIPPED)
 			return -1;
@@ -164,57 +164,111 @@ static int deps_ready(const struct sched *s, size_t si)
 	return ready;
 }
 
+struct job *sched_job(struct sched *s, size_t i)
+{
+	struct job *j = s->jobs[i];
+
+	if (!j) {
+		j = s->jobs[i] = xcalloc(1, sizeof(*j));
+		j->stage = i;
+		strvec_init(&j->ro);
+		strvec_init(&j->rw);
+		strbuf_init(&j->fail_msg, 0);
+	}
+	return j;
+}
+
+void sched_job_free(struct sched *s, struct job *j)
+{
+	if (!j)
+		return;
+	s->jobs[j->stage] = NULL;
+	stage_record_free(j->cur);
+	strvec_clear(&j->ro);
+	strvec_clear(&j->rw);
+	strbuf_release(&j->fail_msg);
+	free(j->pending);
+	free(j->ran);
+	if (j->sched)
+		strvec_clear(&j->node_sel);
+	free(j->sched);
+	free(j->tols);
+	free(j);
+}
+
+/* A fresh stage: skipped, its fingerprint dropped, and no job made for
+ * it (a stale one that waited for a slot and is fresh now loses its). */
+static void settle_fresh(struct sched *s, size_t si, struct stage_record *cur)
+{
+	s->state[si] = JOB_FRESH;
+	s->sum->fresh++;
+	s->finished++;
+	status_fresh(&s->status, sched_stage_name(s, si));
+	stage_record_free(cur);
+	sched_job_free(s, s->jobs[si]);
+}
+
+static int start_stale(struct sched *s, struct job *j, struct reasons *rs,
+		       struct error *err);
+
+/* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
+ * was started or settled, 0 when no slot is free, -1 on error. A stale
+ * stage waiting for a slot keeps its fingerprint in its job. */
+static int consider(struct sched *s, size_t si, struct error *err)
+{
+	const char *name = sched_stage_name(s, si);
+	struct reasons rs = {0};
+	struct stage_record *cur = NULL;
+	struct job *j = s->jobs[si];
+	int stale;
+
+	if (j) { /* stale before, and no slot was free */
+		cur = j->cur;
+		j->cur = NULL;
+	}
+	if (!cur && plan_fingerprint_cmp(
+			    s->e, si, state_find(s->e->state, name), &cur, err))
+		return -1;
+	log_trace_phase("fingerprinted");
+	if (s->forced[si])
+		reasons_add(&rs, REASON_FORCED, NULL, NULL, NULL);
+	stale = plan_compare(s->e, si, state_find(s->e->state, name), cur, &rs,
+			     err);
+	if (!stale && !rs.nr) {
+		settle_fresh(s, si, cur);
+		return 1;
+	}
+	/* stale (or an error): its job owns the fingerprint from here */
+	j = sched_job(s, si);
+	j->cur = cur;
+	if (stale >= 0)
+		stale = start_stale(s, j, &rs, err);
+	reasons_release(&rs);
+	return stale;
+}
+
 static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 		     struct error *err);
 
-/* Decide a ready stage: fresh (skip) or stale (start). Returns 1 when it
- * was started or settled, 0 when no slot is free, -1 on error. */
-static int consider(struct sched *s, struct job *j, struct error *err)
+/* A stale stage: restored from the run-cache or started, when a slot is
+ * free. Returns as consider does. */
+static int start_stale(struct sched *s, struct job *j, struct reasons *rs,
+		       struct error *err)
 {
 	struct strbuf why = STRBUF_INIT;
-	struct reasons rs = {0};
-	int stale;
+	int ret;
 
-	if (!j->cur &&
-	    plan_fingerprint_cmp(
-		    s->e, j->stage,
-		    state_find(s->e->state, sched_stage_name(s, j->stage)),
-		    &j->cur, err))
-		return -1;
-	log_trace_phase("fingerprinted");
-	if (s->forced[j->stage])
-		reasons_add(&rs, REASON_FORCED, NULL, NULL, NULL);
-	stale = plan_compare(
-		s->e, j->stage,
-		state_find(s->e->state, sched_stage_name(s, j->stage)), j->cur,
-		&rs, err);
-	if (stale < 0) {
-		reasons_release(&rs);
-		return -1;
-	}
-	if (!rs.nr) {
-		j->state = JOB_FRESH;
-		s->sum->fresh++;
-		s->finished++;
-		status_fresh(&s->status, sched_stage_name(s, j->stage));
-		stage_record_free(j->cur);
-		j->cur = NULL;
-		reasons_release(&rs);
-		return 1;
-	}
-	if (s->running >= s->slots) {
-		reasons_release(&rs);
+	/* its outputs may change from here on */
+	plan_prestat_drop(s->e, j->stage);
+	if (s->running >= s->slots)
 		return 0;
-	}
 	if (!j->cur->has_files) {
 		/* fresh by key, stale by outputs or -f: the record to be
 		 * saved needs the file lists */
 		stage_record_free(j->cur);
 		j->cur = NULL;
-		if (plan_fingerprint(s->e, j->stage, &j->cur, 1, err)) {
-			reasons_release(&rs);
+		if (plan_fingerprint(s->e, j->stage, &j->cur, 1, err))
 			return -1;
-		}
 	}
 	/* what pipe did not write goes to the store before anything below
 	 * replaces it (a restore, the move aside, a datum merge) */
@@ -222,20 +276,15 @@ static int consider(struct sched *s, struct job *j, struct error *err)
 		    "before 'pipe run' replaced the outputs of stage "
 		    "'%s'",
 		    sched_stage_name(s, j->stage));
-	stale = guard_outputs(s->e, j->stage, &rs, why.buf, err);
+	ret = guard_outputs(s->e, j->stage, rs, why.buf, err);
 	strbuf_release(&why);
-	if (stale) {
-		reasons_release(&rs);
+	if (ret)
 		return -1;
-	}
-	stale = try_cache(s, j, &rs, err);
-	if (stale) {
-		reasons_release(&rs);
-		return stale;
-	}
-	status_decided(&s->status, "run ", sched_stage_name(s, j->stage), &rs,
+	ret = try_cache(s, j, rs, err);
+	if (ret)
+		return ret;
+	status_decided(&s->status, "run ", sched_stage_name(s, j->stage), rs,
 		       NULL);
-	reasons_release(&rs);
 	return units_start_job(s, j, err) ? -1 : 1;
 }
 
@@ -297,7 +346,8 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 	state_put(s->e->state, j->cur);
 	j->cur = NULL;
 	s->dirty = 1;
-	j->state = JOB_DONE;
+	s->state[j->stage] = JOB_DONE;
+	sched_job_free(s, j);
 	s->sum->cached++;
 	s->finished++;
 	return sched_save(s, 0, err) ? -1 : 1;
@@ -305,9 +355,9 @@ static int try_cache(struct sched *s, struct job *j, const struct reasons *rs,
 
 /* A stage launch must still look at: waiting, or running (datums to
  * start). No stage comes back from the other states in a run. */
-static int job_open(const struct job *j)
+static int job_open(enum job_state st)
 {
-	return j->state == JOB_WAITING || j->state == JOB_RUNNING;
+	return st == JOB_WAITING || st == JOB_RUNNING;
 }
 
 /* The first stage in run order that is still open: launch and the live
@@ -317,7 +367,7 @@ static size_t first_open(struct sched *s)
 {
 	const struct graph *g = s->e->g;
 
-	while (s->settled < g->nr && !job_open(&s->jobs[g->order[s->settled]]))
+	while (s->settled < g->nr && !job_open(s->state[g->order[s->settled]]))
 		s->settled++;
 	return s->settled;
 }
@@ -330,10 +380,11 @@ static int launch(struct sched *s, struct error *err)
 	do {
 		progress = 0;
 		for (size_t k = first_open(s); k < s->e->g->nr; k++) {
-			struct job *j = &s->jobs[s->e->g->order[k]];
+			size_t si = s->e->g->order[k];
+			struct job *j = s->jobs[si];
 			int r;
 
-			if (j->state == JOB_RUNNING && j->cur &&
+			if (s->state[si] == JOB_RUNNING && j->cur &&
 			    j->next_datum < j->pending_nr) {
 				size_t before = j->next_datum;
 
@@ -342,12 +393,12 @@ static int launch(struct sched *s, struct error *err)
 				progress |= j->next_datum != before;
 				continue;
 			}
-			if (j->state != JOB_WAITING || s->stop ||
+			if (s->state[si] != JOB_WAITING || s->stop ||
 			    sched_interrupted)
 				continue;
-			r = deps_ready(s, j->stage);
+			r = deps_ready(s, si);
 			if (r < 0) {
-				j->state = JOB_SKIPPED;
+				s->state[si] = JOB_SKIPPED;
 				s->sum->skipped++;
 				s->finished++;
 				progress = 1;
@@ -355,7 +406,7 @@ static int launch(struct sched *s, struct error *err)
 			}
 			if (!r)
 				continue;
-			r = consider(s, j, err);
+			r = consider(s, si, err);
 			if (r < 0)
 				return -1;
 			if (r == 0)
@@ -388,12 +439,12 @@ static void say_stopping(struct sched *s)
 	size_t stages = 0, datums = 0;
 
 	for (size_t i = 0; i < s->e->g->nr; i++) {
-		const struct job *j = &s->jobs[i];
+		const struct job *j = s->jobs[i];
 
-		if (!j->running)
+		if (!j || !j->running)
 			continue;
 		stages++;
-		if (s->e->pf->stages[j->stage].datums.path)
+		if (s->e->pf->stages[j->stage].rare->datums.path)
 			datums += j->running;
 	}
 	strbuf_addf(&sb, "interrupted (SIG%s): stopping %zu running stage%s",
@@ -416,11 +467,12 @@ static void show_progress(struct sched *s)
 		return;
 	for (size_t k = first_open(s); k < s->e->g->nr && nr < ARRAY_SIZE(v);
 	     k++) {
-		const struct job *j = &s->jobs[s->e->g->order[k]];
+		size_t si = s->e->g->order[k];
+		const struct job *j = s->jobs[si];
 
-		if (j->state != JOB_RUNNING)
+		if (s->state[si] != JOB_RUNNING || !j)
 			continue;
-		v[nr].name = sched_stage_name(s, j->stage);
+		v[nr].name = sched_stage_name(s, si);
 		v[nr].datums_done = j->datums_done + j->datums_skipped;
 		v[nr].datums_total = j->cur ? j->cur->datum_nr : 0;
 		nr++;
@@ -467,22 +519,23 @@ fail:
 static void list_skipped(struct sched *s, int error)
 {
 	for (size_t k = 0; k < s->e->g->nr; k++) {
-		struct job *j = &s->jobs[s->e->g->order[k]];
-		const char *name = sched_stage_name(s, j->stage);
+		size_t si = s->e->g->order[k];
+		unsigned char *st = &s->state[si];
+		const char *name = sched_stage_name(s, si);
 		char *msg = NULL;
 
-		if (j->state == JOB_WAITING && deps_ready(s, j->stage) < 0) {
-			j->state = JOB_SKIPPED;
+		if (*st == JOB_WAITING && deps_ready(s, si) < 0) {
+			*st = JOB_SKIPPED;
 			s->sum->skipped++;
 		}
-		if (j->state == JOB_SKIPPED) {
+		if (*st == JOB_SKIPPED) {
 			msg = xstrfmt("skipped '%s': an upstream stage failed",
 				      name);
 			status_skipped(&s->status, name, "upstream_failed",
 				       msg);
-		} else if (j->state == JOB_WAITING && sched_interrupted) {
+		} else if (*st == JOB_WAITING && sched_interrupted) {
 			status_skipped(&s->status, name, "interrupted", NULL);
-		} else if (j->state == JOB_WAITING && !error) {
+		} else if (*st == JOB_WAITING && !error) {
 			msg = xstrfmt("not run '%s': stopped after a failure "
 				      "(-k keeps going)",
 				      name);
@@ -498,6 +551,7 @@ static int setup(struct sched *s, struct error *err)
 	unsigned char *mark = xcalloc(e->g->nr + 1, 1);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	s->state = xcalloc(e->g->nr + 1, 1);
 	s->jobs = xcalloc(e->g->nr + 1, sizeof(*s->jobs));
 	s->forced = xcalloc(e->g->nr + 1, 1);
 	s->slots = s->o->jobs > 0 ? s->o->jobs : (ncpu > 0 ? (int)ncpu : 1);
@@ -510,11 +564,7 @@ static int setup(struct sched *s, struct error *err)
 		return -1;
 	}
 	for (size_t i = 0; i < e->g->nr; i++) {
-		s->jobs[i].stage = i;
-		s->jobs[i].state = mark[i] ? JOB_WAITING : JOB_OFF;
-		strvec_init(&s->jobs[i].ro);
-		strbuf_init(&s->jobs[i].fail_msg, 0);
-		strvec_init(&s->jobs[i].rw);
+		s->state[i] = mark[i] ? JOB_WAITING : JOB_OFF;
 		s->total += mark[i];
 	}
 	if (s->o->force) {
@@ -537,19 +587,10 @@ static int setup(struct sched *s, struct error *err)
 
 static void teardown(struct sched *s)
 {
-	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++) {
-		stage_record_free(s->jobs[i].cur);
-		strvec_clear(&s->jobs[i].ro);
-		strvec_clear(&s->jobs[i].rw);
-		strbuf_release(&s->jobs[i].fail_msg);
-		free(s->jobs[i].pending);
-		free(s->jobs[i].ran);
-		if (s->jobs[i].sched)
-			strvec_clear(&s->jobs[i].node_sel);
-		free(s->jobs[i].sched);
-		free(s->jobs[i].tols);
-	}
+	for (size_t i = 0; s->jobs && i < s->e->g->nr; i++)
+		sched_job_free(s, s->jobs[i]);
 	free(s->jobs);
+	free(s->state);
 	free(s->forced);
 }
 
@@ -560,7 +601,7 @@ static int dry_run(struct sched *s, struct error *err)
 	size_t nr = 0;
 
 	for (size_t i = 0; i < s->e->g->nr; i++)
-		mark[i] = s->jobs[i].state != JOB_OFF;
+		mark[i] = s->state[i] != JOB_OFF;
 	if (engine_explain(s->e, mark, s->forced, &v, &nr, err)) {
 		free(mark);
 		return -1;
@@ -582,6 +623,17 @@ static int dry_run(struct sched *s, struct error *err)
 	return 0;
 }
 
+/* The selected stages' plain files, stat'ed ahead on a second CPU. */
+static void prestat(struct sched *s)
+{
+	unsigned char *mark = xcalloc(s->e->g->nr + 1, 1);
+
+	for (size_t i = 0; i < s->e->g->nr; i++)
+		mark[i] = s->state[i] != JOB_OFF;
+	plan_prestat(s->e, mark);
+	free(mark);
+}
+
 /* The run proper, after setup: the loop, the records, the exit code. */
 static int run(struct sched *s, struct error *err)
 {
@@ -591,12 +643,14 @@ static int run(struct sched *s, struct error *err)
 	int ret;
 
 	outputs_recover(e);
+	prestat(s);
 	sched_interrupted = signals_seen = 0;
 	status_hook_output(&s->status, &e->before_output, &e->output_arg);
 	catch_signals(&saved);
 	s->saved_ms = sched_now_ms();
 	s->kept_ms = STATE_SAVE_MS;
 	ret = loop(s, err) ? err->exit_code : EXIT_OK;
+	scan_prestat_stop();
 	{
 		struct error serr = ERROR_INIT;
 
@@ -640,7 +694,7 @@ static void begin(struct sched *s)
 	const char **names = xcalloc(s->total + 1, sizeof(*names));
 
 	for (size_t k = 0; k < s->e->g->nr; k++)
-		if (s->jobs[s->e->g->order[k]].state != JOB_OFF)
+		if (s->state[s->e->g->order[k]] != JOB_OFF)
 			names[b.stages_nr++] =
 				sched_stage_name(s, s->e->g->order[k]);
 	b.version = s->o->version;

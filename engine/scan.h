@@ -76,6 +76,13 @@ int scan_path(struct statcache *sc, const char *workspace, const char *path,
 	      int is_glob, struct scan_list *out, int *found,
 	      struct hash128 *combined, struct error *err);
 
+/* scan_path's quick case alone, for a plain file in the current folder
+ * when its file list is not wanted: 1 and its combined hash and size
+ * when it is a regular file reached through real folders; 0 when
+ * scan_path must say what is there (or sc is NULL); -1 on error. */
+int scan_file(struct statcache *sc, const char *path, struct hash128 *combined,
+	      unsigned long long *bytes, struct error *err);
+
 /* Scanning ahead. A read-only pass that will call scan_path on many paths
  * in turn (pipe status) can have them walked at once first, one whole path
  * per thread on every CPU, with hashes taken from the stat cache only. A
@@ -97,6 +104,21 @@ void scan_ahead(struct statcache *sc, const char *workspace,
 /* Use a done result in place of scan_path with found 1: notes in sc what
  * the walk covered, as scan_path would. */
 void scan_ahead_take(struct statcache *sc, const struct scan_ahead *a);
+
+/* Stats taken ahead. A pass that will call scan_path on many plain files
+ * in turn, in a known order (the fingerprints of a run or of pipe status),
+ * can have their lstat calls taken on a second thread first; scan_path
+ * then uses each result once, when asked for that very pointer (paths are
+ * found by address, not by content; the workspace is the current folder).
+ * Drop a path before anything may change it (its stage is about to run):
+ * scan_path then stats it itself. Fewer than SCAN_PRESTAT_MIN paths, or
+ * one CPU: nothing is started. Stop before the paths are freed. */
+#define SCAN_PRESTAT_MIN 64
+void scan_prestat_start(const char **paths, size_t n);
+void scan_prestat_drop(const char *path);
+void scan_prestat_stop(void);
+/* Wait until every stat was taken ahead (tests). */
+void scan_prestat_settle(void);
 
 /* The paths matching pattern themselves (files, symlinks or folders, at
  * whatever depth they match; nothing below a matching folder), sorted, no

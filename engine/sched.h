@@ -1,5 +1,6 @@
-/* The scheduler's shared state, private to engine/: one job per stage of
- * the run, one unit per process or container, and the calls between the
+/* The scheduler's shared state, private to engine/: one state byte per
+ * stage of the run, one job per stage that is being run, one unit per
+ * process or container, and the calls between the
  * files that make up `pipe run` (run.c schedules, units.c starts and ends
  * units, outputs.c moves outputs aside and back, record.c writes the
  * provenance, status.c reports). */
@@ -31,9 +32,11 @@ enum job_state {
 	JOB_SKIPPED, /* an upstream stage failed */
 };
 
+/* A stale stage's run: made when a stage is found stale, freed when it
+ * ends (sched_job_free), so that a run of N stages that runs a few holds
+ * a few, not N (issue #17). Its state is in the sched's array. */
 struct job {
 	size_t stage;
-	enum job_state state;
 	struct stage_record *cur; /* fingerprint while running */
 	const struct executor *ops;
 	struct exec_ctx *ctx;
@@ -59,7 +62,8 @@ struct sched {
 	struct engine *e;
 	const struct run_options *o;
 	struct run_summary *sum;
-	struct job *jobs;
+	unsigned char *state; /* per stage: its enum job_state */
+	struct job **jobs;    /* per stage: its job while it is run, or NULL */
 	unsigned char *forced;
 	size_t total, finished;
 	size_t settled; /* order[0..settled) neither wait nor run */
@@ -83,6 +87,11 @@ static inline const char *sched_stage_name(const struct sched *s, size_t i)
 {
 	return s->e->pf->stages[i].name;
 }
+
+/* Stage i's job, made when it is first needed; a finished one's freed
+ * (its state stays in s->state). run.c. */
+struct job *sched_job(struct sched *s, size_t i);
+void sched_job_free(struct sched *s, struct job *j);
 
 /* Wall-clock milliseconds (job records and provenance carry dates). */
 long long sched_now_ms(void);

@@ -35,9 +35,9 @@ static void mounts(const struct pf_stage *st, struct job *j)
 	strvec_clear(&j->rw);
 	for (size_t i = 0; i < st->inputs.nr; i++)
 		strvec_push(&j->ro, st->inputs.v[i].path);
-	for (size_t i = 0; i < st->params_nr; i++)
-		if (st->params[i].file)
-			strvec_push(&j->ro, st->params[i].file);
+	for (size_t i = 0; i < st->rare->params_nr; i++)
+		if (st->rare->params[i].file)
+			strvec_push(&j->ro, st->rare->params[i].file);
 	for (size_t i = 0; i < st->outputs.nr; i++)
 		strvec_push(&j->rw, st->outputs.v[i].path);
 }
@@ -148,13 +148,14 @@ static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
 	u.workspace = s->e->workspace;
 	u.shell = st->cmd_kind == PF_CMD_SHELL;
 	u.cmd = st->cmd;
-	u.argv = st->argv.v;
+	u.argv = st->rare->argv.v;
 	u.env = un->env.v;
 	u.log_path = un->log_path;
 	u.log_max = s->e->pf->keep.log_bytes;
-	u.timeout_ms = st->timeout_ms;
+	u.timeout_ms = st->rare->timeout_ms;
 	u.image = j->cur->image;
-	u.network = st->network ? st->network : s->e->pf->docker_network;
+	u.network = st->rare->network ? st->rare->network
+				      : s->e->pf->docker_network;
 	u.ro_paths = j->ro.v;
 	u.rw_paths = j->rw.v;
 	if (un->datum >= 0) {
@@ -168,11 +169,11 @@ static int prepare_unit(struct sched *s, struct job *j, struct unit *un,
 		strvec_pushf(&un->rw, "%s/", un->out_dir);
 		u.rw_paths = un->rw.v;
 	}
-	u.cpu_milli = st->resources.cpu_milli;
-	u.memory_bytes = st->resources.memory_bytes;
-	u.gpu = st->resources.gpu;
+	u.cpu_milli = st->rare->resources.cpu_milli;
+	u.memory_bytes = st->rare->resources.memory_bytes;
+	u.gpu = st->rare->resources.gpu;
 	u.job_id = j->id;
-	u.retries = st->retries;
+	u.retries = st->rare->retries;
 	u.sched = job_sched(st, j);
 	u.data = un;
 	un->started_ms = sched_now_ms();
@@ -345,9 +346,9 @@ int units_start_job(struct sched *s, struct job *j, struct error *err)
 		return error_set(err, EXIT_ENV, "cannot create '%s': %s",
 				 PIPE_DIR "/logs", strerror(errno));
 	j->started_ms = sched_now_ms();
-	j->state = JOB_RUNNING;
+	s->state[j->stage] = JOB_RUNNING;
 	jobs_new_id(st->name, j->id);
-	if (st->datums.path)
+	if (st->rare->datums.path)
 		return start_datums(s, j, err);
 	j->moved_aside = 1;
 	if (outputs_aside(s->e, j->stage, err))
@@ -357,7 +358,7 @@ int units_start_job(struct sched *s, struct job *j, struct error *err)
 
 static void fail_job(struct sched *s, struct job *j)
 {
-	j->state = JOB_FAILED;
+	s->state[j->stage] = JOB_FAILED;
 	s->sum->failed++;
 	if (!s->o->keep_going)
 		s->stop = 1;
@@ -442,10 +443,10 @@ static void finish_stage(struct sched *s, struct job *j)
 		outputs_back(s->e, j->stage, !ok);
 	j->moved_aside = 0;
 	if (ok) {
-		j->state = JOB_DONE;
+		s->state[j->stage] = JOB_DONE;
 		s->sum->ran++;
 		status_ok(&s->status, name,
-			  s->e->pf->stages[j->stage].datums.path
+			  s->e->pf->stages[j->stage].rare->datums.path
 				  ? (long long)j->datums_done
 				  : -1,
 			  j->datums_skipped, dur);
@@ -455,8 +456,7 @@ static void finish_stage(struct sched *s, struct job *j)
 		say_failure(s, j, &err);
 	}
 	error_release(&err);
-	stage_record_free(j->cur);
-	j->cur = NULL;
+	sched_job_free(s, j); /* nothing reads it after its end */
 }
 
 /* Store a datum's PIPE_OUT as its result (on disk with the next flush,
@@ -517,7 +517,7 @@ void units_done(struct sched *s, struct exec_done *d)
 		if (un->datum >= 0)
 			j->datums_done++;
 	} else if (!d->cancelled && !sched_interrupted &&
-		   un->tries < st->retries && !j->ops->own_retries) {
+		   un->tries < st->rare->retries && !j->ops->own_retries) {
 		struct strbuf why = STRBUF_INIT;
 
 		describe_end(d, &why);
@@ -525,7 +525,7 @@ void units_done(struct sched *s, struct exec_done *d)
 		log_info("retry %s (%d of %d): %s",
 			 un->datum >= 0 ? j->cur->datum_list[un->datum].path
 					: st->name,
-			 un->tries, st->retries, why.buf);
+			 un->tries, st->rare->retries, why.buf);
 		strbuf_release(&why);
 		if (un->datum < 0) {
 			for (size_t i = 0; i < st->outputs.nr; i++)

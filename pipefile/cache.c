@@ -92,32 +92,32 @@ static void put_stage(struct strbuf *sb, const struct pf_stage *st)
 	put_u32(sb, (uint32_t)st->col);
 	put_u32(sb, (uint32_t)st->cmd_kind);
 	put_str(sb, st->cmd);
-	put_u32(sb, (uint32_t)st->argv.nr);
-	for (size_t i = 0; i < st->argv.nr; i++)
-		put_str(sb, st->argv.v[i]);
+	put_u32(sb, (uint32_t)st->rare->argv.nr);
+	for (size_t i = 0; i < st->rare->argv.nr; i++)
+		put_str(sb, st->rare->argv.v[i]);
 	put_u32(sb, (uint32_t)st->cmd_line);
 	put_u32(sb, (uint32_t)st->cmd_col);
 	put_str(sb, st->executor);
 	put_str(sb, st->image);
-	put_str(sb, st->network);
+	put_str(sb, st->rare->network);
 	put_paths(sb, &st->inputs);
 	put_paths(sb, &st->outputs);
-	put_path(sb, &st->datums);
+	put_path(sb, &st->rare->datums);
 	put_u32(sb, (uint32_t)st->parallelism);
-	put_u32(sb, (uint32_t)st->params_nr);
-	for (size_t i = 0; i < st->params_nr; i++) {
-		put_str(sb, st->params[i].file);
-		put_str(sb, st->params[i].key);
-		put_u32(sb, (uint32_t)st->params[i].line);
-		put_u32(sb, (uint32_t)st->params[i].col);
+	put_u32(sb, (uint32_t)st->rare->params_nr);
+	for (size_t i = 0; i < st->rare->params_nr; i++) {
+		put_str(sb, st->rare->params[i].file);
+		put_str(sb, st->rare->params[i].key);
+		put_u32(sb, (uint32_t)st->rare->params[i].line);
+		put_u32(sb, (uint32_t)st->rare->params[i].col);
 	}
 	put_kvs(sb, &st->env);
-	put_i64(sb, st->resources.cpu_milli);
-	put_i64(sb, st->resources.memory_bytes);
-	put_u32(sb, (uint32_t)st->resources.gpu);
-	put_u32(sb, (uint32_t)st->retries);
-	put_i64(sb, st->timeout_ms);
-	put_kvs(sb, &st->matrix);
+	put_i64(sb, st->rare->resources.cpu_milli);
+	put_i64(sb, st->rare->resources.memory_bytes);
+	put_u32(sb, (uint32_t)st->rare->resources.gpu);
+	put_u32(sb, (uint32_t)st->rare->retries);
+	put_i64(sb, st->rare->timeout_ms);
+	put_kvs(sb, &st->rare->matrix);
 	put_sched(sb, st->kube);
 }
 
@@ -331,6 +331,7 @@ static void get_stage_sched(struct reader *r, struct pf_stage *st)
 
 static void get_stage(struct reader *r, struct pf_stage *st)
 {
+	struct pf_stage_rare rare = {.argv = STRVEC_INIT}, *x = &rare;
 	size_t n;
 
 	st->name = get_str(r);
@@ -339,20 +340,20 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 	st->col = get_int(r);
 	st->cmd_kind = get_u32(r) ? PF_CMD_ARGV : PF_CMD_SHELL;
 	st->cmd = get_str(r);
-	get_strvec(r, &st->argv);
+	get_strvec(r, &x->argv);
 	st->cmd_line = get_int(r);
 	st->cmd_col = get_int(r);
 	st->executor = get_str(r);
 	st->image = get_str(r);
-	st->network = get_str(r);
+	x->network = get_str(r);
 	get_paths(r, &st->inputs);
 	get_paths(r, &st->outputs);
-	get_path(r, &st->datums);
+	get_path(r, &x->datums);
 	st->parallelism = get_int(r);
 	n = get_count(r, 16);
-	st->params = get_array(r, n, sizeof(*st->params));
-	for (st->params_nr = 0; st->params_nr < n; st->params_nr++) {
-		struct pf_param *p = &st->params[st->params_nr];
+	x->params = get_array(r, n, sizeof(*x->params));
+	for (x->params_nr = 0; x->params_nr < n; x->params_nr++) {
+		struct pf_param *p = &x->params[x->params_nr];
 
 		p->file = get_str(r);
 		p->key = get_str(r);
@@ -360,13 +361,19 @@ static void get_stage(struct reader *r, struct pf_stage *st)
 		p->col = get_int(r);
 	}
 	get_kvs(r, &st->env);
-	st->resources.cpu_milli = get_i64(r);
-	st->resources.memory_bytes = get_i64(r);
-	st->resources.gpu = get_int(r);
-	st->retries = get_int(r);
-	st->timeout_ms = get_i64(r);
-	get_kvs(r, &st->matrix);
+	x->resources.cpu_milli = get_i64(r);
+	x->resources.memory_bytes = get_i64(r);
+	x->resources.gpu = get_int(r);
+	x->retries = get_int(r);
+	x->timeout_ms = get_i64(r);
+	get_kvs(r, &x->matrix);
 	get_stage_sched(r, st);
+	/* the rare keys: shared when the stage sets none */
+	st->rare = &pipefile_no_rare;
+	if (!pipefile_rare_is_none(x)) {
+		st->rare = arena_alloc(r->arena, sizeof(*st->rare));
+		*st->rare = rare;
+	}
 }
 
 /* Replace a default string of the new model with what the cache holds. */
@@ -437,8 +444,7 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 	nr = get_count(&r, 64);
 	pf->stages = nr ? xcalloc(nr, sizeof(*pf->stages)) : NULL;
 	pf->alloc = nr;
-	strmap_release(pf->names);
-	strmap_init(pf->names, nr);
+	pipefile_names_init(pf, nr);
 	/* the stages' strings and small arrays: one arena, not a malloc each
 	 * (at 100,000 stages the headers alone were megabytes) */
 	pf->arena = xcalloc(1, sizeof(*pf->arena));
@@ -447,9 +453,7 @@ int pipefile_deserialize_model(struct pipefile **out, const char *name,
 		get_stage(&r, &pf->stages[pf->nr]);
 		/* a stage without a name, or a second of one name: no parse
 		 * writes that */
-		if (!pf->stages[pf->nr].name ||
-		    strmap_put(pf->names, pf->stages[pf->nr].name,
-			       (void *)(pf->nr + 1)))
+		if (!pf->stages[pf->nr].name || pipefile_names_add(pf, pf->nr))
 			r.bad = 1;
 	}
 	if (r.bad || r.p != r.end || pf->nr != nr) {

@@ -89,6 +89,8 @@ int pipefile_yaml_col_at(const struct ynode *n, const struct pf_src *src,
 /* The kubernetes: keys of every stage not on kubernetes (never written,
  * never freed). */
 extern struct pf_kube_sched pipefile_no_sched;
+/* The rare keys of every stage that sets none of them (all zero). */
+extern struct pf_stage_rare pipefile_no_rare;
 
 /* A model with no stages and the defaults, owning copies of name and dir
  * and text itself (malloc'd, or NULL). */
@@ -289,6 +291,22 @@ int pipefile_read_stage_kube(struct pf_ctx *c, const struct ynode *key,
 
 /* Free what s holds (pipefile/pipefile.c) and empty it. */
 void pipefile_sched_release(struct pf_kube_sched *s);
+/* The stages' name index (pipefile_find_stage): open addressing over
+ * stage numbers (index + 1; 0: empty), 4 bytes a slot where a strmap's
+ * key and value pointers took 16 (issue #17). */
+struct pf_names {
+	uint32_t *slots;
+	size_t nr, cap; /* cap: a power of 2, at least twice nr */
+};
+
+/* Empty the index of pf, with room for hint names. */
+void pipefile_names_init(struct pipefile *pf, size_t hint);
+/* Index stage at by its name; -1 when a stage of that name is in. */
+int pipefile_names_add(struct pipefile *pf, size_t at);
+
+/* r sets none of the rare keys; free one (not the shared one). */
+int pipefile_rare_is_none(const struct pf_stage_rare *r);
+void pipefile_rare_free(struct pf_stage_rare *r);
 
 /* Build pf from the node tree. */
 int pipefile_build(struct pf_ctx *c, const struct ynode *root);

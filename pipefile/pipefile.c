@@ -158,7 +158,7 @@ struct pipefile *pipefile_new(const char *name, const char *dir, char *text,
 	pf->kube.uid = pf->kube.gid = -1;
 	strvec_init(&pf->kube.image_pull_secrets);
 	pf->names = xcalloc(1, sizeof(*pf->names));
-	strmap_init(pf->names, 0);
+	pipefile_names_init(pf, 0);
 	return pf;
 }
 
@@ -315,26 +315,43 @@ void pipefile_sched_release(struct pf_kube_sched *s)
 }
 
 struct pf_kube_sched pipefile_no_sched;
+struct pf_stage_rare pipefile_no_rare = {.argv = STRVEC_INIT};
+
+int pipefile_rare_is_none(const struct pf_stage_rare *r)
+{
+	return !r->argv.nr && !r->network && !r->datums.path && !r->params_nr &&
+	       !r->resources.cpu_milli && !r->resources.memory_bytes &&
+	       !r->resources.gpu && !r->timeout_ms && !r->retries &&
+	       !r->matrix.nr;
+}
+
+void pipefile_rare_free(struct pf_stage_rare *r)
+{
+	if (!r || r == &pipefile_no_rare)
+		return;
+	strvec_clear(&r->argv);
+	free(r->network);
+	free(r->datums.path);
+	for (size_t i = 0; i < r->params_nr; i++) {
+		free(r->params[i].file);
+		free(r->params[i].key);
+	}
+	free(r->params);
+	free_kvs(&r->matrix);
+	free(r);
+}
 
 static void free_stage(struct pf_stage *st)
 {
 	free(st->name);
 	free(st->base);
 	free(st->cmd);
-	strvec_clear(&st->argv);
 	free(st->executor);
 	free(st->image);
-	free(st->network);
 	free_paths(&st->inputs);
 	free_paths(&st->outputs);
-	free(st->datums.path);
-	for (size_t i = 0; i < st->params_nr; i++) {
-		free(st->params[i].file);
-		free(st->params[i].key);
-	}
-	free(st->params);
 	free_kvs(&st->env);
-	free_kvs(&st->matrix);
+	pipefile_rare_free(st->rare);
 	if (st->kube && st->kube != &pipefile_no_sched) {
 		pipefile_sched_release(st->kube);
 		free(st->kube);
@@ -353,7 +370,7 @@ void pipefile_free(struct pipefile *pf)
 	free(pf->arena);
 	free(pf->stages);
 	if (pf->names)
-		strmap_release(pf->names);
+		free(pf->names->slots);
 	free(pf->names);
 	free(pf->kube.context);
 	free(pf->kube.namespace);
@@ -371,6 +388,69 @@ void pipefile_free(struct pipefile *pf)
 	free(pf);
 }
 
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot of name: where it is, or the empty one it would go in. */
+static size_t name_slot(const struct pipefile *pf, const char *name)
+{
+	const struct pf_names *m = pf->names;
+	size_t mask = m->cap - 1, i = name_hash(name) & mask;
+
+	while (m->slots[i] && strcmp(pf->stages[m->slots[i] - 1].name, name))
+		i = (i + 1) & mask;
+	return i;
+}
+
+void pipefile_names_init(struct pipefile *pf, size_t hint)
+{
+	struct pf_names *m = pf->names;
+	size_t cap = 16;
+
+	while (cap < 2 * hint)
+		cap *= 2;
+	free(m->slots);
+	m->slots = xcalloc(cap, sizeof(*m->slots));
+	m->cap = cap;
+	m->nr = 0;
+}
+
+static void names_grow(struct pipefile *pf)
+{
+	struct pf_names *m = pf->names;
+	uint32_t *old = m->slots;
+	size_t old_cap = m->cap;
+
+	m->cap *= 2;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	for (size_t k = 0; k < old_cap; k++)
+		if (old[k])
+			m->slots[name_slot(pf, pf->stages[old[k] - 1].name)] =
+				old[k];
+	free(old);
+}
+
+int pipefile_names_add(struct pipefile *pf, size_t at)
+{
+	struct pf_names *m = pf->names;
+	size_t i;
+
+	if (2 * (m->nr + 1) > m->cap)
+		names_grow(pf);
+	i = name_slot(pf, pf->stages[at].name);
+	if (m->slots[i])
+		return -1;
+	m->slots[i] = (uint32_t)(at + 1);
+	m->nr++;
+	return 0;
+}
+
 const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 					   const char *name)
 {
@@ -378,6 +458,6 @@ const struct pf_stage *pipefile_find_stage(const struct pipefile *pf,
 
 	if (!pf || !name)
 		return NULL;
-	i = (size_t)strmap_get(pf->names, name);
+	i = pf->names->slots[name_slot(pf, name)];
 	return i ? &pf->stages[i - 1] : NULL;
 }

@@ -6,12 +6,13 @@
 #define PIPEFILE_PIPEFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/strvec.h"
 
-struct strmap;
+struct pf_names;
 struct arena;
 
 /* Largest Pipefile accepted, and other bounds against hostile input. */
@@ -33,7 +34,7 @@ struct pf_path {
 
 struct pf_paths {
 	struct pf_path *v;
-	size_t nr, alloc;
+	uint32_t nr, alloc; /* 32-bit: a stage's 16 bytes, not 24 */
 };
 
 /* A key and its string value: env entries, matrix values. */
@@ -45,7 +46,7 @@ struct pf_kv {
 
 struct pf_kvs {
 	struct pf_kv *v;
-	size_t nr, alloc;
+	uint32_t nr, alloc; /* 32-bit: a stage's 16 bytes, not 24 */
 };
 
 /* One entry of a stage's `params:` list: "pre.min_len" (from the top-level
@@ -94,34 +95,46 @@ struct pf_kube_sched {
 				* token is never mounted) */
 };
 
+/* The keys of a stage that few stages set (issue #17: 100,000 stages
+ * of a cmd, inputs and outputs should not each carry room for them).
+ * A stage that sets none points at the one shared pipefile_no_rare,
+ * which is all zero; the model is read-only, so nothing writes it. */
+struct pf_stage_rare {
+	struct strvec argv;    /* PF_CMD_ARGV: the words */
+	char *network;	       /* docker network; NULL: the docker default */
+	struct pf_path datums; /* datums.path == NULL when not set */
+	struct pf_param *params;
+	size_t params_nr;
+	struct pf_resources resources;
+	long long timeout_ms; /* 0 = none */
+	int retries;	      /* >= 0 */
+	struct pf_kvs
+		matrix; /* this expansion's values, in the order written */
+};
+
 struct pf_stage {
 	char *name;    /* "train", or "sweep@depth=3,lr=0.1" */
 	char *base;    /* name before matrix expansion ("sweep") */
 	int line, col; /* of the stage's key under stages: */
 
 	enum pf_cmd_kind cmd_kind;
-	char *cmd;	    /* PF_CMD_SHELL: the string */
-	struct strvec argv; /* PF_CMD_ARGV: the words */
+	int parallelism; /* >= 1; default 1 */
+	char *cmd;	 /* PF_CMD_SHELL: the string; PF_CMD_ARGV: NULL,
+			  * the words in rare->argv */
 	int cmd_line, cmd_col;
 
 	char *executor; /* "local", "docker" or "kubernetes" */
 	char *image;	/* NULL when none (local) */
-	char *network;	/* docker network; NULL: the docker default */
 
 	struct pf_paths inputs;
 	struct pf_paths outputs;
-	struct pf_path datums; /* datums.path == NULL when not set */
 
-	int parallelism; /* >= 1; default 1 */
-	struct pf_param *params;
-	size_t params_nr;
-	struct pf_kvs env; /* defaults.env overlaid with the stage's
-			    * env, sorted by key */
-	struct pf_resources resources;
-	int retries;	      /* >= 0 */
-	long long timeout_ms; /* 0 = none */
-	struct pf_kvs
-		matrix; /* this expansion's values, in the order written */
+	struct pf_kvs env;	    /* defaults.env overlaid with the stage's
+				     * env, sorted by key */
+	struct pf_stage_rare *rare; /* never NULL: argv, network, datums,
+				     * params, resources, timeout, retries,
+				     * matrix; one shared empty one when
+				     * none is set */
 	struct pf_kube_sched *kube; /* never NULL; executor kubernetes:
 				     * each key the stage gives, else the
 				     * top-level default's; on other
@@ -170,9 +183,9 @@ struct pipefile {
 	struct pf_stage *stages; /* in file order; matrix expansions
 				  * in order of their values */
 	size_t nr, alloc;
-	struct strmap *names; /* stage name -> index + 1, private */
-	struct arena *arena;  /* private: when the model came from the
-			       * cache, its stages' strings and arrays */
+	struct pf_names *names; /* stage name -> index, private */
+	struct arena *arena;	/* private: when the model came from the
+				 * cache, its stages' strings and arrays */
 };
 
 /* Read, parse and validate the Pipefile at path. On success *out is owned
@@ -201,7 +214,7 @@ int pipefile_deserialize(struct pipefile **out, const char *name,
 			 const char *dir, const char *text, size_t len,
 			 const char *stamp, const char *buf, size_t n);
 /* Bumped whenever the parser's results or the cache format change. */
-#define PIPE_CACHE_VERSION "pipefile-cache-2"
+#define PIPE_CACHE_VERSION "pipefile-cache-3"
 
 /* Same from memory; name is used in messages ("Pipefile"), dir is the
  * workspace ("." when NULL). */

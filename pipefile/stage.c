@@ -403,7 +403,7 @@ static int check_datums(struct pf_ctx *c, const struct stage_src *s,
 			"'/')",
 			st->outputs.v[0].path, st->name);
 	return pipefile_src_error(c->src, c->err, d->line, d->col,
-				  "stage '%s' has 'datums' and %zu outputs: "
+				  "stage '%s' has 'datums' and %u outputs: "
 				  "it needs exactly one output folder, e.g. "
 				  "outputs: [out/]",
 				  st->name, st->outputs.nr);
@@ -420,7 +420,7 @@ static int add_datums(struct pf_ctx *c, const struct stage_src *s,
 		return 0;
 	if (expand(c, s, d, &text))
 		return -1;
-	rc = make_path(c, d, text, "datums", st->name, 0, &st->datums);
+	rc = make_path(c, d, text, "datums", st->name, 0, &st->rare->datums);
 	free(text);
 	return rc ? -1 : check_datums(c, s, st);
 }
@@ -471,14 +471,14 @@ static int add_params(struct pf_ctx *c, const struct stage_src *s,
 {
 	if (!s->par_nr)
 		return 0;
-	st->params = xcalloc(s->par_nr, sizeof(*st->params));
-	c->model_bytes += COST(s->par_nr * sizeof(*st->params));
+	st->rare->params = xcalloc(s->par_nr, sizeof(*st->rare->params));
+	c->model_bytes += COST(s->par_nr * sizeof(*st->rare->params));
 	for (size_t i = 0; i < s->par_nr; i++) {
-		if (read_param(c, s->par[i], st->name, &st->params[i]))
+		if (read_param(c, s->par[i], st->name, &st->rare->params[i]))
 			return -1;
-		c->model_bytes += COST(strlen(st->params[i].file) + 1) +
-				  COST(strlen(st->params[i].key) + 1);
-		st->params_nr++;
+		c->model_bytes += COST(strlen(st->rare->params[i].file) + 1) +
+				  COST(strlen(st->rare->params[i].key) + 1);
+		st->rare->params_nr++;
 	}
 	return 0;
 }
@@ -496,13 +496,13 @@ static int add_cmd(struct pf_ctx *c, const struct stage_src *s,
 		return expand(c, s, n, &st->cmd);
 	}
 	st->cmd_kind = PF_CMD_ARGV;
-	st->argv.v = xcalloc(s->cmd_nr + 1, sizeof(*st->argv.v));
-	st->argv.alloc = s->cmd_nr + 1;
-	c->model_bytes += COST((s->cmd_nr + 1) * sizeof(*st->argv.v));
+	st->rare->argv.v = xcalloc(s->cmd_nr + 1, sizeof(*st->rare->argv.v));
+	st->rare->argv.alloc = s->cmd_nr + 1;
+	c->model_bytes += COST((s->cmd_nr + 1) * sizeof(*st->rare->argv.v));
 	for (size_t i = 0; i < s->cmd_nr; i++) {
 		if (expand(c, s, s->cmd[i], &word))
 			return -1;
-		strvec_push_nodup(&st->argv, word);
+		strvec_push_nodup(&st->rare->argv, word);
 	}
 	return 0;
 }
@@ -529,16 +529,16 @@ static int add_env_matrix(struct pf_ctx *c, const struct stage_src *s,
 	}
 	if (!m->nr)
 		return 0;
-	st->matrix.v = xcalloc(m->nr, sizeof(*st->matrix.v));
-	st->matrix.alloc = m->nr;
-	c->model_bytes += COST(m->nr * sizeof(*st->matrix.v));
+	st->rare->matrix.v = xcalloc(m->nr, sizeof(*st->rare->matrix.v));
+	st->rare->matrix.alloc = m->nr;
+	c->model_bytes += COST(m->nr * sizeof(*st->rare->matrix.v));
 	for (size_t i = 0; i < m->nr; i++) {
-		st->matrix.v[i].key = own(c, m->vars[i].name);
-		st->matrix.v[i].value = own(c, m->vars[i].value);
-		st->matrix.v[i].line = m->keys[i]->line;
-		st->matrix.v[i].col = m->keys[i]->col;
+		st->rare->matrix.v[i].key = own(c, m->vars[i].name);
+		st->rare->matrix.v[i].value = own(c, m->vars[i].value);
+		st->rare->matrix.v[i].line = m->keys[i]->line;
+		st->rare->matrix.v[i].col = m->keys[i]->col;
 	}
-	st->matrix.nr = m->nr;
+	st->rare->matrix.nr = m->nr;
 	return 0;
 }
 
@@ -547,11 +547,11 @@ static void copy_settings(struct pf_ctx *c, const struct pf_settings *set,
 {
 	st->executor = own(c, set->executor);
 	st->image = set->image ? own(c, set->image) : NULL;
-	st->network = set->network ? own(c, set->network) : NULL;
+	st->rare->network = set->network ? own(c, set->network) : NULL;
 	st->parallelism = set->parallelism;
-	st->retries = set->retries;
-	st->timeout_ms = set->timeout_ms;
-	st->resources = set->res;
+	st->rare->retries = set->retries;
+	st->rare->timeout_ms = set->timeout_ms;
+	st->rare->resources = set->res;
 }
 
 static void copy_kvs(struct pf_ctx *c, const struct pf_kvs *src,
@@ -625,9 +625,21 @@ static struct pf_stage *new_stage(struct pipefile *pf)
 	ALLOC_GROW(pf->stages, pf->nr + 1, pf->alloc);
 	st = &pf->stages[pf->nr++];
 	memset(st, 0, sizeof(*st));
-	strvec_init(&st->argv);
 	st->kube = &pipefile_no_sched;
+	st->rare = xcalloc(1, sizeof(*st->rare));
+	strvec_init(&st->rare->argv);
 	return st;
+}
+
+/* A stage that sets none of the rare keys shares pipefile_no_rare. */
+static void share_rare(struct pf_ctx *c, struct pf_stage *st)
+{
+	if (pipefile_rare_is_none(st->rare)) {
+		pipefile_rare_free(st->rare);
+		st->rare = &pipefile_no_rare;
+		return;
+	}
+	c->model_bytes += COST(sizeof(*st->rare));
 }
 
 /* The stage for the matrix's current combination. */
@@ -644,8 +656,8 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 					  "expansion)",
 					  PIPEFILE_MAX_STAGES);
 	st = new_stage(c->pf);
-	/* the stages array grows by half; the name index holds two
-	 * pointers per slot at most half full */
+	/* the stages array grows by half; the name index holds a 4-byte
+	 * slot at most half full, and the 64 covers it */
 	c->model_bytes += sizeof(*st) * 3 / 2 + 64;
 	pipefile_matrix_name(&s->matrix, s->name, &name);
 	st->name = own(c, name.buf);
@@ -659,9 +671,10 @@ static int add_one(struct pf_ctx *c, const struct stage_src *s)
 	    add_paths(c, s, st, s->out, s->out_nr, 1) || add_datums(c, s, st) ||
 	    add_params(c, s, st) || add_env_matrix(c, s, st))
 		return -1;
+	share_rare(c, st);
 	if (c->model_bytes > PIPEFILE_MAX_MODEL_BYTES)
 		return too_big(c, s);
-	if (strmap_put(c->pf->names, st->name, (void *)(at + 1)))
+	if (pipefile_names_add(c->pf, at))
 		return pipefile_src_error(
 			c->src, c->err, s->vals[K_MATRIX]->line,
 			s->vals[K_MATRIX]->col,
@@ -717,8 +730,8 @@ static void params_files(const struct pipefile *pf, int params_set,
 	if (params_set)
 		strvec_push(files, pf->params_file);
 	for (size_t i = 0; i < pf->nr; i++) {
-		for (size_t j = 0; j < pf->stages[i].params_nr; j++) {
-			const char *f = pf->stages[i].params[j].file;
+		for (size_t j = 0; j < pf->stages[i].rare->params_nr; j++) {
+			const char *f = pf->stages[i].rare->params[j].file;
 			size_t k = 0;
 
 			if (last && !strcmp(f, last))

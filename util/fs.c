@@ -55,8 +55,8 @@ int fs_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len,
-		    struct error *err)
+static int write_renamed(const char *path, const void *data, size_t len,
+			 int sync, struct error *err)
 {
 	struct strbuf tmp = STRBUF_INIT;
 	int fd, ret = -1;
@@ -68,7 +68,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 			  strerror(errno));
 		goto out;
 	}
-	if (fs_write_all(fd, data, len) || fsync(fd)) {
+	if (fs_write_all(fd, data, len) || (sync && fsync(fd))) {
 		error_set(err, EXIT_ENV, "cannot write '%s': %s", tmp.buf,
 			  strerror(errno));
 		close(fd);
@@ -82,11 +82,24 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 		unlink(tmp.buf);
 		goto out;
 	}
-	fs_fsync_parent(path);
+	if (sync)
+		fs_fsync_parent(path);
 	ret = 0;
 out:
 	strbuf_release(&tmp);
 	return ret;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len,
+		    struct error *err)
+{
+	return write_renamed(path, data, len, 1, err);
+}
+
+int fs_write_replace(const char *path, const void *data, size_t len,
+		     struct error *err)
+{
+	return write_renamed(path, data, len, 0, err);
 }
 
 int fs_mkdir_p(const char *path, mode_t mode)

@@ -13,6 +13,12 @@ struct error;
 int fs_write_atomic(const char *path, const void *data, size_t len,
 		    struct error *err);
 
+/* The same without waiting for the disk (no fsync): for a cache whose
+ * reader checks a checksum and rebuilds what fails it, where an older
+ * copy after a power cut is as good as the newer (the stat cache). */
+int fs_write_replace(const char *path, const void *data, size_t len,
+		     struct error *err);
+
 /* Write all of p to fd, retrying after EINTR and waiting (poll) when a
  * non-blocking fd is full. Returns 0, or -1 (errno) when the reader is
  * gone or the disk is full. */

@@ -96,5 +96,12 @@ run pipe validate
 expect_rc "a long cycle: exit 2" 2
 expect_in "its ends and length" "$err" "pipe: error: Pipefile:2:3: dependency cycle of 20000 stages: s0 -> s1 -> s2 -> s3 -> ... -> s19996 -> s19997 -> s19998 -> s19999 -> s0"
 expect_eq "in a short message" "$(printf '%s' "$err" | wc -c | awk '{ print ($1 < 400) }')" "1"
+# where .pipe/ exists, the graph of a large Pipefile is built beside the
+# state file's load: the same error, and nothing written
+mkdir .pipe
+run pipe run
+expect_rc "a long cycle beside the state: exit 2" 2
+expect_in "the same message" "$err" "pipe: error: Pipefile:2:3: dependency cycle of 20000 stages: s0 -> s1"
+expect_eq "no state written" "$(ls .pipe | grep -c state)" "0"
 
 finish

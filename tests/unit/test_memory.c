@@ -16,11 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "engine/engine.h"
+#include "engine/graph.h"
+#include "engine/run.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
@@ -69,9 +74,11 @@ static void report(const char *what, size_t bytes, size_t bound)
 /* The model of N `cp` stages, as status loads it: from the cache the
  * first load wrote. Its text is ~110 bytes a stage and stays with the
  * model no more (read again for an error excerpt); the stages array is
- * 328 bytes a stage, the names' table ~50, strings and path lists in an
- * arena ~110 (~510 in all). The text kept and one malloc per string and
- * per path list took ~722. */
+ * 128 bytes a stage (the keys few stages set behind one shared pointer,
+ * 32-bit counts), the names' index ~13 (4-byte slots), strings and path
+ * lists in an arena ~110 (~255 in all). With those keys in every stage (288
+ * bytes) and a strmap of names (~50) it took ~455; the text kept and one malloc
+ * per string and per path list took ~722. */
 static void test_model_per_stage(void **state)
 {
 	char root[] = "/tmp/pipe-memory-test.XXXXXX";
@@ -108,7 +115,7 @@ static void test_model_per_stage(void **state)
 			 0);
 	assert_non_null(pf->arena); /* it came from the cache */
 	assert_int_equal(pf->nr, N);
-	report("model", heap_used() - before, 600);
+	report("model", heap_used() - before, 300);
 	pipefile_free(pf);
 	fs_remove_tree(root);
 	strbuf_release(&text);
@@ -206,12 +213,133 @@ static void test_state_per_stage(void **state)
 	strbuf_release(&name);
 }
 
+/* The graph of a chain of N stages, each reading the one before: a
+ * node (32 bytes), its place in the order (8) and each edge once each
+ * way (16), 56 in all. With a malloc for each list, grown by ALLOC_GROW
+ * with room for 24 indices, a stage took ~470. */
+static void test_graph_per_stage(void **state)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct pipefile *pf = NULL;
+	struct graph *g = NULL;
+	struct error err = ERROR_INIT;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	strbuf_addstr(&text, "stages:\n");
+	for (int i = 0; i < N; i++)
+		strbuf_addf(&text,
+			    "  s%d:\n    cmd: cp in out\n"
+			    "    inputs: [out/%d]\n    outputs: [out/%d]\n",
+			    i, i - 1, i);
+	assert_int_equal(
+		pipefile_parse(&pf, "Pipefile", NULL, text.buf, text.len, &err),
+		0);
+	malloc_trim(0);
+	before = heap_used();
+	assert_int_equal(graph_build(&g, pf, &err), 0);
+	assert_int_equal(g->nodes[7].deps_nr, 1);
+	assert_int_equal(g->nodes[7].deps[0], 6);
+	assert_int_equal(g->nodes[7].rdeps[0], 8);
+	report("graph", heap_used() - before, 64);
+	graph_free(g);
+	pipefile_free(pf);
+	strbuf_release(&text);
+}
+
+/* The heap when the run's last event is written: the scheduler's
+ * structures are all still there (engine_run frees them after it). */
+static size_t heap_at_end;
+
+static ssize_t events_write(void *cookie, const char *buf, size_t n)
+{
+	(void)cookie;
+	if (memmem(buf, n, "\"run_end\"", 9))
+		heap_at_end = heap_used();
+	return (ssize_t)n;
+}
+
+/* A no-op `pipe run` of n fresh stages in root: the heap it holds at its
+ * end over what the open engine held before it. */
+static size_t run_heap(const char *root, int n)
+{
+	static const cookie_io_functions_t io = {.write = events_write};
+	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
+	struct engine_options eo = {.write = 1, .command = "pipe run"};
+	struct run_options ro = {.jobs = 2};
+	struct run_summary sum;
+	struct error err = ERROR_INIT;
+	struct engine *e;
+	char old[4096];
+	size_t before = 0;
+
+	assert_non_null(getcwd(old, sizeof(old)));
+	strbuf_addf(&path, "%s/%d", root, n);
+	assert_int_equal(mkdir(path.buf, 0755), 0);
+	strbuf_addstr(&path, "/Pipefile");
+	strbuf_addstr(&text, "stages:\n");
+	for (int i = 0; i < n; i++)
+		strbuf_addf(&text, "  s%d:\n    cmd: \"true\"\n", i);
+	assert_int_equal(fs_write_atomic(path.buf, text.buf, text.len, &err),
+			 0);
+	/* the first run runs them all; the second finds them fresh */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(engine_open(&e, path.buf, &eo, &err), 0);
+		ro.events = fopencookie(NULL, "w", io);
+		assert_non_null(ro.events);
+		malloc_trim(0);
+		before = heap_used();
+		heap_at_end = 0;
+		assert_int_equal(engine_run(e, &ro, &sum, &err), 0);
+		fclose(ro.events);
+		engine_close(e);
+		assert_int_equal(chdir(old), 0);
+	}
+	assert_int_equal(sum.fresh, n);
+	assert_true(heap_at_end > 0);
+	strbuf_release(&text);
+	strbuf_release(&path);
+	return heap_at_end > before ? heap_at_end - before : 0;
+}
+
+/* What the scheduler holds per stage of a run: a state byte and a job
+ * pointer; a job (the stage's mounts, datums, kubernetes scheduling,
+ * failure message) only while a stage runs. One job for every stage,
+ * made at the start, took ~300 bytes a stage. Two sizes, so that what
+ * a run holds whatever its size (the store, the status) cancels out. */
+static void test_sched_per_stage(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	const int small = 200, large = 1200;
+	size_t a, b;
+	long per;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	log_verbosity = LOG_QUIET; /* as pipe run -q */
+	a = run_heap(root, small);
+	b = run_heap(root, large);
+	per = ((long)b - (long)a) / (large - small);
+	print_message("scheduler: %ld bytes per stage (bound 64)\n", per);
+	if (per > 64)
+		fail_msg("the scheduler holds %ld bytes per stage, more than "
+			 "64",
+			 per);
+	fs_remove_tree(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_per_stage),
 		cmocka_unit_test(test_state_per_stage),
 		cmocka_unit_test(test_cached_model_excerpt),
+		cmocka_unit_test(test_sched_per_stage),
+		cmocka_unit_test(test_graph_per_stage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,7 +144,7 @@ static void test_spec_example(void **state)
 	assert_int_equal(s->col, 3);
 	assert_string_equal(s->executor, "docker");
 	assert_string_equal(s->image, "example/pre:1.4");
-	assert_null(s->network);
+	assert_null(s->rare->network);
 	assert_int_equal(s->cmd_kind, PF_CMD_SHELL);
 	assert_string_equal(
 		s->cmd, "python pre_process.py \"$PIPE_DATUM\" \"$PIPE_OUT\"");
@@ -160,41 +160,41 @@ static void test_spec_example(void **state)
 	assert_true(s->inputs.v[2].is_glob);
 	assert_int_equal(s->inputs.v[2].line, 18);
 	assert_int_equal(s->inputs.v[2].col, 41);
-	assert_string_equal(s->datums.path, "data/raw/*.csv");
-	assert_true(s->datums.is_glob);
+	assert_string_equal(s->rare->datums.path, "data/raw/*.csv");
+	assert_true(s->rare->datums.is_glob);
 	assert_int_equal(s->parallelism, 4);
 	assert_int_equal(s->outputs.nr, 1);
 	assert_string_equal(s->outputs.v[0].path, "out/clean/");
-	assert_int_equal(s->params_nr, 2);
-	assert_string_equal(s->params[0].file, "params.yaml");
-	assert_string_equal(s->params[0].key, "pre.lowercase");
-	assert_string_equal(s->params[1].key, "pre.min_len");
+	assert_int_equal(s->rare->params_nr, 2);
+	assert_string_equal(s->rare->params[0].file, "params.yaml");
+	assert_string_equal(s->rare->params[0].key, "pre.lowercase");
+	assert_string_equal(s->rare->params[1].key, "pre.min_len");
 	assert_int_equal(s->env.nr, 2);
 	assert_string_equal(s->env.v[0].key, "LANG");
 	assert_string_equal(s->env.v[0].value, "C.UTF-8");
 	assert_string_equal(s->env.v[1].key, "PYTHONHASHSEED");
 	assert_string_equal(s->env.v[1].value, "0");
-	assert_int_equal(s->resources.cpu_milli, 2000);
-	assert_int_equal(s->resources.memory_bytes, 4294967296ll);
-	assert_int_equal(s->resources.gpu, 1);
-	assert_int_equal(s->retries, 2);
-	assert_int_equal(s->timeout_ms, 30 * 60 * 1000);
-	assert_int_equal(s->matrix.nr, 0);
+	assert_int_equal(s->rare->resources.cpu_milli, 2000);
+	assert_int_equal(s->rare->resources.memory_bytes, 4294967296ll);
+	assert_int_equal(s->rare->resources.gpu, 1);
+	assert_int_equal(s->rare->retries, 2);
+	assert_int_equal(s->rare->timeout_ms, 30 * 60 * 1000);
+	assert_int_equal(s->rare->matrix.nr, 0);
 
 	s = pipefile_find_stage(pf, "train");
 	assert_ptr_equal(s, &pf->stages[1]);
 	assert_int_equal(s->cmd_kind, PF_CMD_ARGV);
 	assert_null(s->cmd);
-	assert_int_equal(s->argv.nr, 4);
-	assert_string_equal(s->argv.v[0], "python");
-	assert_string_equal(s->argv.v[3], "model/");
-	assert_null(s->argv.v[4]);
+	assert_int_equal(s->rare->argv.nr, 4);
+	assert_string_equal(s->rare->argv.v[0], "python");
+	assert_string_equal(s->rare->argv.v[3], "model/");
+	assert_null(s->rare->argv.v[4]);
 	assert_string_equal(s->executor, "local");
 	assert_string_equal(s->image, "python:3.12-slim");
 	assert_int_equal(s->parallelism, 1);
-	assert_int_equal(s->retries, 0);
-	assert_int_equal(s->timeout_ms, 0);
-	assert_null(s->datums.path);
+	assert_int_equal(s->rare->retries, 0);
+	assert_int_equal(s->rare->timeout_ms, 0);
+	assert_null(s->rare->datums.path);
 	assert_int_equal(s->env.nr, 1);
 
 	assert_string_equal(pf->stages[2].name, "sweep@lr=0.1,depth=3");
@@ -207,11 +207,11 @@ static void test_spec_example(void **state)
 	assert_string_equal(s->cmd, "python train.py --lr 0.01 --depth 3 --out "
 				    "models/0.01-3");
 	assert_string_equal(s->outputs.v[0].path, "models/0.01-3/");
-	assert_int_equal(s->matrix.nr, 2);
-	assert_string_equal(s->matrix.v[0].key, "lr");
-	assert_string_equal(s->matrix.v[0].value, "0.01");
-	assert_string_equal(s->matrix.v[1].key, "depth");
-	assert_string_equal(s->matrix.v[1].value, "3");
+	assert_int_equal(s->rare->matrix.nr, 2);
+	assert_string_equal(s->rare->matrix.v[0].key, "lr");
+	assert_string_equal(s->rare->matrix.v[0].value, "0.01");
+	assert_string_equal(s->rare->matrix.v[1].key, "depth");
+	assert_string_equal(s->rare->matrix.v[1].value, "3");
 	assert_null(pipefile_find_stage(pf, "sweep"));
 	assert_null(pipefile_find_stage(pf, "nope"));
 	pipefile_free(pf);
@@ -252,19 +252,19 @@ static void test_defaults(void **state)
 	assert_string_equal(pf->params_file, "conf/params.yml");
 	assert_string_equal(a->executor, "docker");
 	assert_string_equal(a->image, "base:1");
-	assert_string_equal(a->network, "bridge");
+	assert_string_equal(a->rare->network, "bridge");
 	assert_int_equal(a->env.nr, 3);
 	assert_string_equal(a->env.v[0].key, "A");
 	assert_string_equal(a->env.v[1].value, "from-defaults");
-	assert_int_equal(a->resources.cpu_milli, 500);
-	assert_int_equal(a->resources.memory_bytes, 1ll << 30);
-	assert_int_equal(a->retries, 3);
-	assert_int_equal(a->timeout_ms, 90 * 60 * 1000);
+	assert_int_equal(a->rare->resources.cpu_milli, 500);
+	assert_int_equal(a->rare->resources.memory_bytes, 1ll << 30);
+	assert_int_equal(a->rare->retries, 3);
+	assert_int_equal(a->rare->timeout_ms, 90 * 60 * 1000);
 	assert_int_equal(a->parallelism, 2);
 
 	assert_string_equal(b->executor, "local");
 	assert_string_equal(b->image, "mine:2");
-	assert_string_equal(b->network, "none");
+	assert_string_equal(b->rare->network, "none");
 	/* env merged key by key, sorted, numbers and bools as written */
 	assert_int_equal(b->env.nr, 5);
 	assert_string_equal(b->env.v[0].key, "A");
@@ -275,19 +275,19 @@ static void test_defaults(void **state)
 	assert_string_equal(b->env.v[3].value, "true");
 	assert_string_equal(b->env.v[4].value, "1.50");
 	/* resources merged key by key */
-	assert_int_equal(b->resources.cpu_milli, 500);
-	assert_int_equal(b->resources.memory_bytes, 512ll << 20);
-	assert_int_equal(b->resources.gpu, 2);
-	assert_int_equal(b->retries, 0);
-	assert_int_equal(b->timeout_ms, 90000);
+	assert_int_equal(b->rare->resources.cpu_milli, 500);
+	assert_int_equal(b->rare->resources.memory_bytes, 512ll << 20);
+	assert_int_equal(b->rare->resources.gpu, 2);
+	assert_int_equal(b->rare->retries, 0);
+	assert_int_equal(b->rare->timeout_ms, 90000);
 	assert_int_equal(b->parallelism, 8);
-	assert_int_equal(b->params_nr, 3);
-	assert_string_equal(b->params[0].file, "conf/params.yml");
-	assert_string_equal(b->params[0].key, "x.y");
-	assert_string_equal(b->params[1].file, "other.yaml");
-	assert_string_equal(b->params[1].key, "z");
-	assert_string_equal(b->params[2].file, "p.json");
-	assert_string_equal(b->params[2].key, "k.l");
+	assert_int_equal(b->rare->params_nr, 3);
+	assert_string_equal(b->rare->params[0].file, "conf/params.yml");
+	assert_string_equal(b->rare->params[0].key, "x.y");
+	assert_string_equal(b->rare->params[1].file, "other.yaml");
+	assert_string_equal(b->rare->params[1].key, "z");
+	assert_string_equal(b->rare->params[2].file, "p.json");
+	assert_string_equal(b->rare->params[2].key, "k.l");
 	pipefile_free(pf);
 }
 
@@ -319,14 +319,14 @@ static void test_cmd_and_paths(void **state)
 	assert_string_equal(s->outputs.v[1].path, "res/");
 	assert_true(s->outputs.v[1].is_dir);
 	assert_int_equal(t->cmd_kind, PF_CMD_ARGV);
-	assert_int_equal(t->argv.nr, 4);
-	assert_string_equal(t->argv.v[2], "42");
-	assert_string_equal(t->argv.v[3], "a b");
+	assert_int_equal(t->rare->argv.nr, 4);
+	assert_string_equal(t->rare->argv.v[2], "42");
+	assert_string_equal(t->rare->argv.v[3], "a b");
 	assert_true(t->inputs.v[0].is_glob);
 	assert_true(t->inputs.v[1].is_glob);
-	assert_string_equal(t->datums.path, "data/*/");
-	assert_true(t->datums.is_dir);
-	assert_true(t->datums.is_glob);
+	assert_string_equal(t->rare->datums.path, "data/*/");
+	assert_true(t->rare->datums.is_dir);
+	assert_true(t->rare->datums.is_glob);
 	pipefile_free(pf);
 }
 
@@ -357,24 +357,24 @@ static void test_matrix(void **state)
 	assert_string_equal(pf->stages[3].name, "m@seed=2,mode=fast,unused=u");
 	s = &pf->stages[4];
 	assert_string_equal(s->name, "m@seed=2,mode=slow,unused=u");
-	assert_string_equal(s->argv.v[1], "--seed=2");
-	assert_string_equal(s->argv.v[2], "${HOME2}");
-	assert_string_equal(s->argv.v[3], "${PIPE_OUT}");
-	assert_string_equal(s->argv.v[4], "${HOME2}");
-	assert_string_equal(s->argv.v[5], "$$x slowslow");
+	assert_string_equal(s->rare->argv.v[1], "--seed=2");
+	assert_string_equal(s->rare->argv.v[2], "${HOME2}");
+	assert_string_equal(s->rare->argv.v[3], "${PIPE_OUT}");
+	assert_string_equal(s->rare->argv.v[4], "${HOME2}");
+	assert_string_equal(s->rare->argv.v[5], "$$x slowslow");
 	assert_string_equal(s->inputs.v[0].path, "in/2.csv");
 	assert_string_equal(s->outputs.v[0].path, "out/slow/2/");
-	assert_string_equal(s->datums.path, "in/slow/*");
+	assert_string_equal(s->rare->datums.path, "in/slow/*");
 	assert_int_equal(s->env.nr, 3);
 	assert_string_equal(s->env.v[0].key, "HOME2");
 	assert_string_equal(s->env.v[1].key, "OUT");
 	assert_string_equal(s->env.v[1].value, "res/slow");
 	assert_string_equal(s->env.v[2].key, "SEED");
 	assert_string_equal(s->env.v[2].value, "2");
-	assert_int_equal(s->matrix.nr, 3);
-	assert_string_equal(s->matrix.v[2].key, "unused");
-	assert_int_equal(s->matrix.v[0].line, 6);
-	assert_int_equal(s->matrix.v[0].col, 7);
+	assert_int_equal(s->rare->matrix.nr, 3);
+	assert_string_equal(s->rare->matrix.v[2].key, "unused");
+	assert_int_equal(s->rare->matrix.v[0].line, 6);
+	assert_int_equal(s->rare->matrix.v[0].col, 7);
 	pipefile_free(pf);
 }
 
@@ -1055,6 +1055,50 @@ static void test_load_cached(void **state)
 	strbuf_release(&sub);
 }
 
+/* The keys few stages set: the stages that set none share one empty
+ * pipefile_no_rare, parsed and from the cache alike; one that sets one
+ * has its own, with every value kept. */
+static void check_rare(const struct pipefile *pf)
+{
+	const struct pf_stage *a = pipefile_find_stage(pf, "a");
+	const struct pf_stage *b = pipefile_find_stage(pf, "b");
+	const struct pf_stage *c = pipefile_find_stage(pf, "c");
+	const struct pf_stage *m = pipefile_find_stage(pf, "m@n=1");
+
+	assert_ptr_equal(a->rare, &pipefile_no_rare);
+	assert_ptr_equal(c->rare, &pipefile_no_rare);
+	assert_ptr_not_equal(b->rare, &pipefile_no_rare);
+	assert_int_equal(b->rare->retries, 2);
+	assert_int_equal(b->rare->timeout_ms, 0);
+	assert_null(b->rare->datums.path);
+	assert_ptr_not_equal(m->rare, &pipefile_no_rare);
+	assert_int_equal(m->rare->matrix.nr, 1);
+	assert_string_equal(m->rare->matrix.v[0].value, "1");
+	assert_true(pipefile_rare_is_none(&pipefile_no_rare));
+}
+
+static void test_rare_shared(void **state)
+{
+	const char *text = "stages:\n"
+			   "  a: {cmd: x, outputs: [a]}\n"
+			   "  b: {cmd: x, outputs: [b], retries: 2}\n"
+			   "  c: {cmd: x, outputs: [c]}\n"
+			   "  m: {cmd: x, outputs: [\"m${n}\"], matrix: "
+			   "{n: [1, 2]}}\n";
+	struct error err = ERROR_INIT;
+	struct pipefile *pf = NULL;
+
+	(void)state;
+	assert_int_equal(
+		pipefile_parse(&pf, "Pipefile", NULL, text, strlen(text), &err),
+		0);
+	check_rare(pf);
+	pf = round_trip(pf, text);
+	check_rare(pf);
+	pipefile_free(pf);
+	assert_true(pipefile_rare_is_none(&pipefile_no_rare));
+}
+
 /* Every case of tests/data/pipefile/ parses or fails with a message:
  * never a crash. */
 static void test_corpus(void **state)
@@ -1120,6 +1164,7 @@ int main(void)
 		cmocka_unit_test(test_error_at_and_starter),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_rare_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -664,6 +665,94 @@ static void test_scan_glob(void **state)
 	expect_glob("data/*.none", none);
 }
 
+/* One file's hash through scan_path, the workspace being ".". */
+static struct hash128 scan_here(struct statcache *sc, const char *path,
+				int *found)
+{
+	struct scan_list l = SCAN_LIST_INIT;
+	struct error err = ERROR_INIT;
+	struct hash128 h;
+
+	*found = -1;
+	if (scan_path(sc, ".", path, 0, &l, found, &h, &err))
+		fail_msg("%s", err.msg.buf);
+	scan_list_release(&l);
+	return h;
+}
+
+/* Stats taken ahead: each result is used once, for the pointer it was
+ * taken for; a dropped path, and a path asked for again, is stat'ed anew,
+ * so a file changed in between is seen changed. */
+static void test_prestat(void **state)
+{
+	enum { N = SCAN_PRESTAT_MIN * 2 };
+	char names[N][16];
+	const char *paths[N + 1];
+	struct statcache *sc = settled_cache();
+	char old[PATH_MAX];
+	struct hash128 h;
+	int found;
+
+	(void)state;
+	assert_non_null(getcwd(old, sizeof(old)));
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "p/%d", i);
+		if (i != 7) /* p/7 is missing */
+			put(names[i], names[i]);
+		paths[i] = names[i];
+	}
+	assert_int_equal(chdir(ws), 0);
+	/* in the stat cache: an old stat would give the old hash */
+	for (int i = 0; i < N; i++)
+		scan_here(sc, paths[i], &found);
+	scan_prestat_start(paths, N);
+	scan_prestat_settle(); /* every result taken ahead */
+
+	/* p/3 dropped, then changed: scan_path sees the change */
+	scan_prestat_drop(paths[3]);
+	put("p/3", "changed after the stats were taken");
+	h = scan_here(sc, paths[3], &found);
+	assert_int_equal(found, 1);
+	{
+		struct hash128 want =
+			content_hash("changed after the stats were taken");
+
+		assert_true(hash_equal(&h, &want));
+	}
+	/* the others as they were; each result once */
+	for (int i = 0; i < N; i++) {
+		struct hash128 want = content_hash(names[i]);
+
+		if (i == 3)
+			continue;
+		h = scan_here(sc, paths[i], &found);
+		assert_int_equal(found, i != 7);
+		if (i != 7)
+			assert_true(hash_equal(&h, &want));
+	}
+	/* asked for again after a change: not the old result */
+	put("p/5", "a longer content than before");
+	{
+		struct hash128 want =
+			content_hash("a longer content than before");
+
+		h = scan_here(sc, paths[5], &found);
+		assert_true(hash_equal(&h, &want));
+	}
+	/* a copy of the path is not the path: stat'ed anew */
+	put("p/9", "nine, changed");
+	{
+		char copy[] = "p/9";
+		struct hash128 want = content_hash("nine, changed");
+
+		h = scan_here(sc, copy, &found);
+		assert_true(hash_equal(&h, &want));
+	}
+	scan_prestat_stop();
+	assert_int_equal(chdir(old), 0);
+	statcache_free(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +768,7 @@ int main(void)
 						make_tree, clear_tree),
 		cmocka_unit_test_setup_teardown(test_scan_ahead, make_tree,
 						clear_tree),
+		cmocka_unit_test_setup_teardown(test_prestat, NULL, clear_tree),
 		cmocka_unit_test_setup_teardown(test_workspace_skips_state,
 						make_tree, clear_tree),
 		cmocka_unit_test_setup_teardown(test_glob, make_tree,
