@@ -169,7 +169,7 @@ int cmd_run(struct cli *cli)
 	rc = engine_run(e, &ro, &sum, &err);
 	if (err.exit_code)
 		rc = cli_fail(&err);
-	engine_close(e);
+	engine_exit(e); /* the model is not freed: the process ends */
 out:
 	if (ro.events)
 		fclose(ro.events);

@@ -183,13 +183,12 @@ static void close_engine(struct engine *e, int free_all)
 		log_verbose("could not save the stat cache: %s", err.msg.buf);
 		error_release(&err);
 	}
-	statcache_free(e->sc);
 	store_free(e->store);
 	lock_release(e->lock_fd);
-	e->sc = NULL;
 	e->store = NULL;
 	e->lock_fd = -1;
-	if (!free_all) {
+	log_trace_phase("stat cache and store saved");
+	if (!free_all) { /* the stat cache too: 100,000 entries */
 		/* still reachable, so leak checkers stay quiet; volatile,
 		 * or -O2 drops the store and valgrind calls it lost */
 		static struct engine *volatile parked;
@@ -198,6 +197,7 @@ static void close_engine(struct engine *e, int free_all)
 		(void)parked;
 		return;
 	}
+	statcache_free(e->sc);
 	free(e->git_head);
 	if (e->kube)
 		kube_config_release(e->kube);

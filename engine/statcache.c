@@ -100,6 +100,7 @@ struct statcache {
 	size_t nslots;	      /* 0, or a power of two >= twice nr */
 	size_t cursor;	      /* where the next lookup probably lands */
 	struct strvec walked; /* folders walked in full, sorted at save */
+	int walked_sorted;    /* since the last note */
 	struct walked_glob *globs;
 	size_t nglobs, globs_alloc;
 	int dirty;
@@ -650,6 +651,7 @@ void statcache_note_walked(struct statcache *sc, const char *dir,
 	if (!glob) {
 		strvec_push_nodup(&sc->walked,
 				  xstrndup(dir, path_trimmed_len(dir)));
+		sc->walked_sorted = 0;
 		return;
 	}
 	ALLOC_GROW(sc->globs, sc->nglobs + 1, sc->globs_alloc);
@@ -676,12 +678,18 @@ static int walked_here(const struct statcache *sc, const char *s)
 
 /* True when p (len bytes) or one of its folders was walked in full, or
  * matches a walked glob: a file there that was not looked up is gone. The
- * walked folders are sorted (serialize), so this costs a binary search per
- * folder level. */
-static int in_walked(const struct statcache *sc, const char *p, size_t len)
+ * walked folders are sorted at the first call of a save (a run after one
+ * change sees every file, and 100,000 walked inputs need no sort), so
+ * this costs a binary search per folder level. */
+static int in_walked(struct statcache *sc, const char *p, size_t len)
 {
 	char *s = xmemdupz(p, len);
 	int hit = 0;
+
+	if (!sc->walked_sorted) {
+		qsort(sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str);
+		sc->walked_sorted = 1;
+	}
 
 	for (size_t n = len;; n--) {
 		if (n == len || n == 0 || s[n] == '/') {
@@ -775,7 +783,6 @@ static void serialize(struct statcache *sc, struct strbuf *sb)
 	for (size_t i = 0; i < sc->nr; i++)
 		added[i] = &sc->e[i];
 	qsort(added, sc->nr, sizeof(*added), cmp_entry);
-	qsort(sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str);
 	strbuf_grow(sb, sc->map_len + sc->nr * (REC_FIXED + 32));
 	strbuf_add(sb, MAGIC, MAGIC_LEN);
 	count_at = sb->len;

@@ -1,6 +1,11 @@
 /* The state file: one record per stage, line-based and tab-separated with
  * C-style escapes, a version line first and a checksum line last, so a
- * truncated or edited file is caught (ninja's build log does the same). */
+ * truncated or edited file is caught (ninja's build log does the same).
+ * Records saved since the file was written are appended to a journal
+ * beside it (<path>.journal): a version line naming the file's checksum,
+ * then batches of records, each closed by a checksum line of its own; a
+ * record there replaces the file's. A batch cut short (a kill mid-append)
+ * has no valid checksum line and is ignored with all after it. */
 #include "engine/state.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -8,11 +13,16 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define STATE_MAGIC "pipe-state 1\n"
+#define JOURNAL_MAGIC "pipe-state-journal 1\t"
+/* "#\t<hex>\n": a file's or a batch's last line */
+#define SUM_LINE_LEN (1 + 1 + HASH_HEX_LEN + 1)
 
 static void kvs_free(struct state_kv *v, size_t n)
 {
@@ -83,11 +93,21 @@ static void clear(struct state *st)
 	st->nr = st->alloc = 0;
 }
 
+static void clear_pending(struct state *st)
+{
+	for (size_t i = 0; i < st->pending_nr; i++)
+		free(st->pending[i]);
+	free(st->pending);
+	st->pending = NULL;
+	st->pending_nr = st->pending_alloc = 0;
+}
+
 void state_free(struct state *st)
 {
 	if (!st)
 		return;
 	clear(st);
+	clear_pending(st);
 	arena_release(&st->arena);
 	free(st->path);
 	free(st);
@@ -123,7 +143,8 @@ struct stage_record *state_find(const struct state *st, const char *name)
 	return lookup(st, name, NULL);
 }
 
-void state_put(struct state *st, struct stage_record *rec)
+/* Insert or replace rec, as read. */
+static void put(struct state *st, struct stage_record *rec)
 {
 	size_t at;
 	struct stage_record *old = lookup(st, rec->name, &at);
@@ -140,6 +161,14 @@ void state_put(struct state *st, struct stage_record *rec)
 	st->nr++;
 }
 
+void state_put(struct state *st, struct stage_record *rec)
+{
+	put(st, rec);
+	rec->pending = 1;
+	ALLOC_GROW(st->pending, st->pending_nr + 1, st->pending_alloc);
+	st->pending[st->pending_nr++] = xstrdup(rec->name);
+}
+
 void state_drop(struct state *st, const char *name)
 {
 	size_t at;
@@ -151,6 +180,7 @@ void state_drop(struct state *st, const char *name)
 	memmove(st->recs + at, st->recs + at + 1,
 		(st->nr - at - 1) * sizeof(*st->recs));
 	st->nr--;
+	st->full = 1; /* a journal only adds and replaces */
 }
 
 /* --- writing --- */
@@ -306,15 +336,105 @@ void state_serialize(const struct state *st, struct strbuf *out)
 	strbuf_addch(out, '\n');
 }
 
-int state_save(const struct state *st, struct error *err)
+static char *journal_path(const char *path)
+{
+	return xstrfmt("%s.journal", path);
+}
+
+/* The whole file; the journal, folded into it, goes. */
+static int save_file(struct state *st, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
+	char *jp = journal_path(st->path);
 	int ret;
 
 	state_serialize(st, &sb);
 	ret = fs_write_atomic(st->path, sb.buf, sb.len, err);
+	if (!ret) {
+		unlink(jp); /* names the old file: ignored if left */
+		memcpy(st->base, sb.buf + sb.len - 1 - HASH_HEX_LEN,
+		       HASH_HEX_LEN);
+		st->base[HASH_HEX_LEN] = '\0';
+		st->file_len = sb.len;
+		st->journal_len = 0;
+		st->full = 0;
+		for (size_t i = 0; i < st->nr; i++)
+			st->recs[i]->pending = 0;
+		clear_pending(st);
+	}
+	free(jp);
 	strbuf_release(&sb);
 	return ret;
+}
+
+/* The records put since the last save, as one batch closed by its
+ * checksum, into sb. */
+static void add_batch(struct state *st, struct strbuf *sb)
+{
+	size_t start = sb->len;
+	struct hash128 sum;
+
+	for (size_t i = 0; i < st->pending_nr; i++) {
+		struct stage_record *r = state_find(st, st->pending[i]);
+
+		if (r && r->pending) { /* once, if put twice */
+			add_record(sb, r);
+			r->pending = 0;
+		}
+	}
+	clear_pending(st);
+	hash_buf(sb->buf + start, sb->len - start, &sum);
+	strbuf_addch(sb, '#');
+	add_hash(sb, &sum);
+	strbuf_addch(sb, '\n');
+}
+
+/* Append the batch to the journal, a torn tail (whatever follows its
+ * whole batches) cut off first; a new journal starts with its version
+ * line and is fsynced with its folder. */
+static int append_journal(struct state *st, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *jp = journal_path(st->path);
+	int fresh = !st->journal_len, fd, ret = -1;
+
+	if (fresh)
+		strbuf_addf(&sb, "%s%s\n", JOURNAL_MAGIC, st->base);
+	add_batch(st, &sb);
+	fd = open(jp, O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0),
+		  0644);
+	if (fd < 0 ||
+	    (!fresh && (ftruncate(fd, (off_t)st->journal_len) ||
+			lseek(fd, 0, SEEK_END) != (off_t)st->journal_len)) ||
+	    fs_write_all(fd, sb.buf, sb.len) || fsync(fd)) {
+		error_set(err, EXIT_ENV, "cannot write '%s': %s", jp,
+			  strerror(errno));
+		st->full = 1; /* the batch's records: in the next save */
+		goto out;
+	}
+	if (fresh)
+		fs_fsync_parent(jp);
+	st->journal_len += sb.len;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(jp);
+	strbuf_release(&sb);
+	return ret;
+}
+
+int state_save(struct state *st, struct error *err)
+{
+	/* a batch as large as an eighth of the records, or a journal as
+	 * large as an eighth of the file, is folded into a new file: a load
+	 * reads the journal after the file */
+	if (st->full || !st->base[0] || st->pending_nr * 8 > st->nr ||
+	    st->journal_len > st->file_len / 8)
+		return save_file(st, err);
+	if (!st->pending_nr)
+		return 0;
+	return append_journal(st, err);
 }
 
 /* --- reading --- */
@@ -366,6 +486,7 @@ struct reader {
 	struct stage_record *rec;
 	struct state_path *cur; /* the input/output 'f' lines belong to */
 	struct arena *arena;
+	int replace; /* a journal's: records replace earlier ones */
 };
 
 /* Room for one more element in an arena array of nr: doubled at powers of
@@ -552,10 +673,10 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 			 * last, without a search */
 			ALLOC_GROW(st->recs, nr + 1, st->alloc);
 			st->recs[st->nr++] = rd->rec;
-		} else if (state_find(st, rd->rec->name)) {
+		} else if (!rd->replace && state_find(st, rd->rec->name)) {
 			return -1;
 		} else {
-			state_put(st, rd->rec);
+			put(st, rd->rec);
 		}
 		rd->rec = NULL;
 		return 0;
@@ -637,56 +758,113 @@ static size_t f_lines(const char *p, const char *end)
 	return (size_t)(q - p) - 1;
 }
 
-/* Parse buf (len bytes, left as it is) into st. mapped: buf is a mapping
- * whose pages may be dropped as it is read. */
-static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
+/* Parse the records of buf from p to end into st (buf: a mapping whose
+ * pages may be dropped as it is read, when mapped). */
+static int parse_records(struct state *st, struct reader *rd, const char *buf,
+			 const char *p, const char *end, int mapped)
 {
-	struct reader rd = {NULL, NULL, &st->arena};
 	struct strbuf line = STRBUF_INIT;
-	long body = check_envelope(buf, len, mapped);
-	const char *p, *end;
 	size_t dropped = 0;
 	int ret = 0;
 
-	if (body < 0)
-		return -1;
-	end = buf + body;
-	for (p = buf + strlen(STATE_MAGIC); p < end && !ret;) {
+	while (p < end && !ret) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (!nl) {
 			ret = -1;
 			break;
 		}
-		if (p[0] == 'f' && p[1] == '\t' && rd.cur) {
+		if (p[0] == 'f' && p[1] == '\t' && rd->cur) {
 			/* the files of the last input or output: kept
 			 * unparsed until asked for (state_path_files); pipe
 			 * writes them right after their path, once */
 			size_t n = f_lines(p, end);
 
-			if (rd.cur->files_raw) {
+			if (rd->cur->files_raw) {
 				ret = -1;
 				break;
 			}
-			rd.cur->files_raw = arena_memdupz(&st->arena, p, n);
-			rd.cur->files_raw_len = n;
+			rd->cur->files_raw = arena_memdupz(&st->arena, p, n);
+			rd->cur->files_raw_len = n;
 			p += n + 1;
 			continue;
 		}
 		strbuf_reset(&line);
 		strbuf_add(&line, p, (size_t)(nl - p));
-		ret = parse_line(st, &rd, line.buf);
+		ret = parse_line(st, rd, line.buf);
 		p = nl + 1;
 		drop_behind(buf, p, &dropped, mapped);
 	}
 	strbuf_release(&line);
-	if (rd.rec) {
-		stage_record_free(rd.rec);
+	if (rd->rec) {
+		stage_record_free(rd->rec);
+		rd->rec = NULL;
 		ret = -1;
 	}
-	if (ret)
-		clear(st);
 	return ret;
+}
+
+/* Parse buf (len bytes, left as it is) into st. mapped: buf is a mapping
+ * whose pages may be dropped as it is read. */
+static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
+{
+	struct reader rd = {NULL, NULL, &st->arena, 0};
+	long body = check_envelope(buf, len, mapped);
+
+	if (body < 0 || parse_records(st, &rd, buf, buf + strlen(STATE_MAGIC),
+				      buf + body, mapped)) {
+		clear(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* The journal's batches whose checksums hold, after the file's records:
+ * the first that does not (cut short by a kill, or not whole) ends it.
+ * st->journal_len gets the length of what holds. */
+static void load_journal(struct state *st)
+{
+	struct reader rd = {NULL, NULL, &st->arena, 1};
+	struct strbuf sb = STRBUF_INIT, hdr = STRBUF_INIT;
+	char *jp = journal_path(st->path);
+	const char *p, *end;
+
+	st->journal_len = 0;
+	strbuf_addf(&hdr, "%s%s\n", JOURNAL_MAGIC, st->base);
+	if (strbuf_read_file(&sb, jp, 0) || sb.len < hdr.len ||
+	    memcmp(sb.buf, hdr.buf, hdr.len))
+		goto out; /* none, or another file's: the next save's is new */
+	end = sb.buf + sb.len;
+	for (p = sb.buf + hdr.len; p < end;) {
+		const char *q = p, *sum;
+		struct hash128 want, got;
+		char hex[HASH_HEX_LEN + 1];
+
+		/* the batch's checksum line: the first line starting '#' */
+		while (q < end && *q != '#') {
+			const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+			q = nl ? nl + 1 : end;
+		}
+		if ((size_t)(end - q) < SUM_LINE_LEN || q[1] != '\t' ||
+		    q[SUM_LINE_LEN - 1] != '\n')
+			break;
+		sum = q + 2;
+		memcpy(hex, sum, HASH_HEX_LEN);
+		hex[HASH_HEX_LEN] = '\0';
+		hash_buf(p, (size_t)(q - p), &got);
+		if (hash_from_hex(hex, &want) || !hash_equal(&want, &got) ||
+		    parse_records(st, &rd, sb.buf, p, q, 0))
+			break;
+		p = q + SUM_LINE_LEN;
+		st->journal_len = (size_t)(p - sb.buf);
+	}
+	if (p < end) /* what does not hold is cut off by the next append */
+		log_verbose("'%s': ignoring a batch cut short", jp);
+out:
+	free(jp);
+	strbuf_release(&sb);
+	strbuf_release(&hdr);
 }
 
 int state_parse(struct state *st, const char *buf, size_t len)
@@ -716,9 +894,17 @@ int state_load(struct state **out, const char *path, struct error *err)
 		log_warn("'%s' is corrupt or truncated; ignoring it (every "
 			 "stage will be treated as never run)",
 			 path);
+	} else if (map) {
+		/* the journal extends this file: named by its checksum */
+		memcpy(st->base, (char *)map + len - 1 - HASH_HEX_LEN,
+		       HASH_HEX_LEN);
+		st->base[HASH_HEX_LEN] = '\0';
+		st->file_len = len;
 	}
 	if (map)
 		munmap(map, len);
+	if (st->base[0])
+		load_journal(st);
 	*out = st;
 	return 0;
 }

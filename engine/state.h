@@ -65,6 +65,7 @@ struct stage_record {
 	 * (not its file and datum lists) live in the state's arena;
 	 * stage_record_free leaves them to state_free */
 	unsigned loaded : 1;
+	unsigned pending : 1; /* put since the last save (state_save) */
 	long long started_ms; /* unix time */
 	long long duration_ms;
 };
@@ -75,6 +76,13 @@ struct state {
 	size_t nr, alloc;
 	struct arena arena; /* the loaded records, their strings, arrays and
 			     * unparsed file lists */
+	/* private: the journal beside the file (state_save) */
+	char base[HASH_HEX_LEN + 1];  /* the checksum of the file the journal
+				       * extends; "" when there is none */
+	size_t file_len, journal_len; /* journal_len: its whole batches */
+	char **pending;		      /* names put since the last save */
+	size_t pending_nr, pending_alloc;
+	int full; /* the next save writes the whole file */
 };
 
 /* Load path; a missing file gives an empty state. A corrupt or truncated
@@ -90,8 +98,13 @@ struct stage_record *state_find(const struct state *st, const char *name);
 void state_put(struct state *st, struct stage_record *rec);
 void state_drop(struct state *st, const char *name);
 
-/* Write atomically (temp + fsync + rename + fsync folder). */
-int state_save(const struct state *st, struct error *err);
+/* Save the records put since the last save, O(records put): appended to
+ * the journal <path>.journal as one batch with its checksum, and fsynced
+ * (the folder too when the journal is new). The whole file is written
+ * instead (temp + fsync + rename + fsync folder; the journal goes) when
+ * there is no file to extend, a record was dropped, or the journal would
+ * outgrow an eighth of the file. */
+int state_save(struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
 

@@ -1,22 +1,46 @@
 /* The run-cache index: which commits carry which stage key. A cache over
  * the refs' history in .pipe/store/pipe-keys, brought up to date from the
- * refs on every lookup and rebuilt when missing, corrupt or stale:
+ * refs and rebuilt when missing, corrupt or stale:
  *
- *   pipe-keys 1
+ *   pipe-keys 2 <id> <refs> <bytes>    <bytes>: the length of the key lines
+ *   key <key> <commit> <stage>         sorted by key, older first
  *   tip <commit> <ref>                 ref tips the index covers
- *   key <key> <commit> <stage>         one per stage commit with a key
- */
+ *
+ * and what later processes learnt, appended to pipe-keys.log:
+ *
+ *   pipe-keys-log 2 <id>               the index file it extends
+ *   key ... / tip ...                  as above, newer than the file's
+ *   refs <refs>                        after each append
+ *
+ * <refs> is a digest of the refs under refs/pipe/ as the index last saw
+ * them (packed-refs' size, times and inode; each loose ref's name and
+ * value), or "-". While it is the digest of the refs now, no ref moved:
+ * a lookup maps the file and searches its sorted key lines and reads the
+ * log, without listing 100,000 refs nor loading 100,000 entries. Else the
+ * index is loaded and synced with the refs. The log is folded into a new
+ * file once it outgrows a fraction of it; a torn last line is ignored. */
 #include "store/internal.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/strmap.h"
+#include "util/strvec.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-#define KEYS_HEADER "pipe-keys 1\n"
+#define KEYS_MAGIC "pipe-keys 2 "
+#define LOG_MAGIC "pipe-keys-log 2 "
+#define NO_REFS "-"
+/* "key " <key> " " <commit> " " */
+#define KEY_PREFIX_LEN (4 + HASH_HEX_LEN + 1 + SGIT_HEXSZ + 1)
 
 struct key_entry {
 	char key[HASH_HEX_LEN + 1];
@@ -29,11 +53,24 @@ struct key_tip {
 	struct sgit_oid oid;
 };
 
+/* The refs under refs/pipe/ as seen at one moment: packed-refs' identity
+ * and the loose refs ("<name> <value>" lines, sorted), run records' refs
+ * left out (the index does not follow them). */
+struct refs_seen {
+	struct strbuf packed;
+	struct strvec loose;
+	char digest[HASH_HEX_LEN + 1];
+};
+
 /* Lookups by key and by ref are hashed: a run of N stages looks up N keys
  * and notes N tips, and a scan of the arrays for each would be quadratic.
  * by_key: open addressing over entry indexes + 1, one slot per distinct
  * key holding its newest entry; older[i] is the next older entry with the
- * same key (+ 1, 0 at the end). tip_at: ref -> index in tips + 1. */
+ * same key (+ 1, 0 at the end). tip_at: ref -> index in tips + 1.
+ *
+ * Mapped (no ref moved since the index was saved), v and tips hold the
+ * log's lines and this process's only, and the file's key lines are
+ * searched in map. */
 struct keys {
 	struct key_entry *v;
 	size_t nr, alloc;
@@ -42,9 +79,25 @@ struct keys {
 	struct key_tip *tips;
 	size_t tips_nr, tips_alloc;
 	struct strmap tip_at;
-	int dirty;
 	int synced; /* with the refs, in this process */
+	int mapped;
+	char *map;		     /* the index file, mapped */
+	size_t map_len;		     /* its length */
+	size_t key_beg, key_end;     /* its key lines in map */
+	char id[HASH_HEX_LEN + 1];   /* the file's, "" when none is valid */
+	char refs[HASH_HEX_LEN + 1]; /* the digest the index covers */
+	size_t log_whole;      /* bytes of whole lines in the log, 0: none */
+	struct strbuf pending; /* lines for the log, not yet there */
+	int rewrite;	       /* the whole file is to be written */
+	struct refs_seen seen; /* the refs when opened */
+	struct strvec noted;   /* "<ref> <commit>" this process moved */
 };
+
+static void seen_release(struct refs_seen *s)
+{
+	strbuf_release(&s->packed);
+	strvec_clear(&s->loose);
+}
 
 static void keys_clear_tips(struct keys *k)
 {
@@ -64,7 +117,37 @@ static void keys_clear(struct keys *k)
 	free(k->older);
 	free(k->by_key);
 	keys_clear_tips(k);
+	if (k->map)
+		munmap(k->map, k->map_len);
+	strbuf_release(&k->pending);
+	seen_release(&k->seen);
+	strvec_clear(&k->noted);
 	memset(k, 0, sizeof(*k));
+	strbuf_init(&k->pending, 0);
+	strbuf_init(&k->seen.packed, 0);
+}
+
+/* Forget the entries and tips, keep what was seen and noted. */
+static void keys_clear_entries(struct keys *k)
+{
+	struct refs_seen seen = k->seen;
+	struct strvec noted = k->noted;
+
+	memset(&k->seen, 0, sizeof(k->seen));
+	memset(&k->noted, 0, sizeof(k->noted));
+	keys_clear(k);
+	strbuf_release(&k->seen.packed);
+	k->seen = seen;
+	k->noted = noted;
+}
+
+static struct keys *keys_new(void)
+{
+	struct keys *k = xcalloc(1, sizeof(*k));
+
+	strbuf_init(&k->pending, 0);
+	strbuf_init(&k->seen.packed, 0);
+	return k;
 }
 
 /* The slot of key in by_key: its newest entry, or an empty slot. The key
@@ -93,6 +176,28 @@ static void hash_key(struct keys *k, size_t i)
 	k->by_key[s] = i + 1;
 }
 
+static void format_key(struct strbuf *sb, const char *key,
+		       const struct sgit_oid *c, const char *stage)
+{
+	char hex[SGIT_HEXSZ + 1];
+
+	sgit_oid_hex(c, hex);
+	strbuf_addf(sb, "key %s %s ", key, hex);
+	store_escape(sb, stage, NULL);
+	strbuf_addch(sb, '\n');
+}
+
+static void format_tip(struct strbuf *sb, const char *ref,
+		       const struct sgit_oid *oid)
+{
+	char hex[SGIT_HEXSZ + 1];
+
+	sgit_oid_hex(oid, hex);
+	strbuf_addf(sb, "tip %s ", hex);
+	store_escape(sb, ref, NULL);
+	strbuf_addch(sb, '\n');
+}
+
 static void add_key(struct keys *k, const char *key, const struct sgit_oid *c,
 		    const char *stage)
 {
@@ -114,6 +219,14 @@ static void add_key(struct keys *k, const char *key, const struct sgit_oid *c,
 			hash_key(k, i);
 	}
 	hash_key(k, k->nr++);
+}
+
+/* An entry learnt in this process: kept, and written to the log. */
+static void learn_key(struct keys *k, const char *key, const struct sgit_oid *c,
+		      const char *stage)
+{
+	add_key(k, key, c, stage);
+	format_key(&k->pending, key, c, stage);
 }
 
 static struct key_tip *find_tip(const struct keys *k, const char *ref)
@@ -158,7 +271,7 @@ static int parse_line(struct keys *k, char *line)
 			set_tip(k, sb.buf, &oid);
 			ret = 0;
 		}
-	} else if (!strncmp(line, "key ", 4) && strlen(line) > 78 &&
+	} else if (!strncmp(line, "key ", 4) && strlen(line) > KEY_PREFIX_LEN &&
 		   line[36] == ' ' && line[77] == ' ') {
 		hex = line + 4;
 		line[36] = line[77] = '\0';
@@ -173,62 +286,263 @@ static int parse_line(struct keys *k, char *line)
 	return ret;
 }
 
-/* Returns 0, or -1 when the file is missing or not an index we wrote. */
-static int keys_load(const char *path, struct keys *k)
+/* The lines of text[0, len) into k; -1 at the first one that is not an
+ * entry or a tip (or not whole). */
+static int parse_lines(struct keys *k, const char *text, size_t len)
 {
-	struct strbuf sb = STRBUF_INIT;
-	size_t hl = strlen(KEYS_HEADER);
-	char *p, *nl;
+	struct strbuf line = STRBUF_INIT;
+	int ret = 0;
+
+	for (size_t at = 0; !ret && at < len;) {
+		const char *nl = memchr(text + at, '\n', len - at);
+
+		if (!nl)
+			return -1;
+		strbuf_reset(&line);
+		strbuf_add(&line, text + at, (size_t)(nl - text) - at);
+		ret = strlen(line.buf) != line.len ? -1
+						   : parse_line(k, line.buf);
+		at = (size_t)(nl - text) + 1;
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
+/* Map the index file and read its header: 0, or -1 when it is missing or
+ * not an index this version wrote. */
+static int map_file(const char *path, struct keys *k)
+{
+	size_t ml = strlen(KEYS_MAGIC), hl;
+	char *nl, *end;
+	unsigned long long bytes;
+	void *m;
+
+	if (fs_map(path, FS_MAP_LAZY, &m, &k->map_len))
+		return -1;
+	k->map = m;
+	if (k->map_len < ml || memcmp(k->map, KEYS_MAGIC, ml) ||
+	    k->map[k->map_len - 1] != '\n' ||
+	    !(nl = memchr(k->map, '\n', k->map_len)))
+		return -1;
+	hl = (size_t)(nl - k->map) + 1;
+	/* <id> <refs> <bytes> */
+	if (hl < ml + HASH_HEX_LEN + 4 || k->map[ml + HASH_HEX_LEN] != ' ' ||
+	    !is_hex(k->map + ml, HASH_HEX_LEN))
+		return -1;
+	memcpy(k->id, k->map + ml, HASH_HEX_LEN);
+	k->id[HASH_HEX_LEN] = '\0';
+	{
+		const char *r = k->map + ml + HASH_HEX_LEN + 1;
+		const char *sp = memchr(r, ' ', (size_t)(nl - r));
+
+		if (!sp ||
+		    !((sp - r == HASH_HEX_LEN && is_hex(r, HASH_HEX_LEN)) ||
+		      (sp - r == 1 && *r == '-')))
+			return -1;
+		memcpy(k->refs, r, (size_t)(sp - r));
+		k->refs[sp - r] = '\0';
+		errno = 0;
+		bytes = strtoull(sp + 1, &end, 10);
+		if (errno || end != nl || sp[1] < '0' || sp[1] > '9' ||
+		    bytes > k->map_len - hl ||
+		    (bytes && k->map[hl + bytes - 1] != '\n'))
+			return -1;
+	}
+	k->key_beg = hl;
+	k->key_end = hl + (size_t)bytes;
+	return 0;
+}
+
+/* One line of the log (without its newline) that parse_line may take. */
+static int is_entry_line(const char *line, size_t len)
+{
+	return len > 4 &&
+	       (!memcmp(line, "key ", 4) || !memcmp(line, "tip ", 4)) &&
+	       !memchr(line, '\0', len);
+}
+
+/* Read the log of the index file in k: its entry and tip lines into
+ * entries, its last "refs" line into k->refs. Returns 0, 1 when it has a
+ * line that is neither (the log is to be folded away), or -1 when there is
+ * none for this file. A last line without its newline (an append cut
+ * short) is left out; k->log_whole is where it starts. */
+static int read_log(const char *path, struct keys *k, struct strbuf *entries)
+{
+	struct strbuf hdr = STRBUF_INIT, log = STRBUF_INIT;
+	size_t at;
 	int ret = -1;
 
-	if (strbuf_read_file(&sb, path, 0) || sb.len < hl ||
-	    memcmp(sb.buf, KEYS_HEADER, hl) || sb.buf[sb.len - 1] != '\n')
+	strbuf_addf(&hdr, "%s%s\n", LOG_MAGIC, k->id);
+	if (strbuf_read_file(&log, path, 0) || log.len < hdr.len ||
+	    memcmp(log.buf, hdr.buf, hdr.len))
 		goto out;
-	for (p = sb.buf + hl; *p; p = nl + 1) {
-		nl = strchr(p, '\n');
-		if (!nl) /* a NUL byte before it */
-			goto out;
-		*nl = '\0';
-		if (parse_line(k, p))
-			goto out;
-	}
 	ret = 0;
+	for (at = hdr.len; at < log.len;) {
+		const char *line = log.buf + at;
+		const char *nl = memchr(line, '\n', log.len - at);
+		size_t ll;
+
+		if (!nl)
+			break;
+		ll = (size_t)(nl - line);
+		if (ll > 5 && !memcmp(line, "refs ", 5) &&
+		    ((ll == 5 + HASH_HEX_LEN &&
+		      is_hex(line + 5, HASH_HEX_LEN)) ||
+		     (ll == 6 && line[5] == '-'))) {
+			memcpy(k->refs, line + 5, ll - 5);
+			k->refs[ll - 5] = '\0';
+		} else if (is_entry_line(line, ll)) {
+			strbuf_add(entries, line, ll + 1);
+		} else {
+			ret = 1;
+			break;
+		}
+		at += ll + 1;
+	}
+	k->log_whole = at;
 out:
-	if (ret)
-		keys_clear(k);
-	strbuf_release(&sb);
+	strbuf_release(&hdr);
+	strbuf_release(&log);
 	return ret;
+}
+
+/* Load the index file and its log whole: 0, or -1. */
+static int load_all(struct keys *k, const struct strbuf *log)
+{
+	if (parse_lines(k, k->map + k->key_beg, k->map_len - k->key_beg) ||
+	    parse_lines(k, log->buf, log->len))
+		return -1;
+	munmap(k->map, k->map_len);
+	k->map = NULL;
+	k->map_len = 0;
+	return 0;
 }
 
 int keys_check_file(const char *path)
 {
-	struct keys k = {0};
-	int ret = keys_load(path, &k);
+	struct keys *k = keys_new();
+	struct strbuf none = STRBUF_INIT;
+	int ret = map_file(path, k) || load_all(k, &none) ? -1 : 0;
 
-	keys_clear(&k);
+	keys_clear(k);
+	free(k);
 	return ret;
 }
 
-static int keys_save(const char *path, const struct keys *k, struct error *err)
+static int cmp_entry(const void *a, const void *b)
 {
-	struct strbuf sb = STRBUF_INIT;
-	char hex[SGIT_HEXSZ + 1];
+	const struct key_entry *x = *(const struct key_entry *const *)a;
+	const struct key_entry *y = *(const struct key_entry *const *)b;
+	int c = memcmp(x->key, y->key, HASH_HEX_LEN);
+
+	return c ? c : (x > y) - (x < y); /* older first */
+}
+
+static char *log_path(const char *keys_path)
+{
+	return xstrfmt("%s.log", keys_path);
+}
+
+/* The whole index (all of it in k) into a new file; its log goes. */
+static int write_file(const char *path, const struct keys *k, const char *refs,
+		      struct error *err)
+{
+	struct strbuf body = STRBUF_INIT, out = STRBUF_INIT;
+	const struct key_entry **ord = xcalloc(k->nr + 1, sizeof(*ord));
+	struct hash128 h;
+	struct timespec ts;
+	char id[HASH_HEX_LEN + 1], *lp;
+	size_t key_bytes;
 	int ret;
 
-	strbuf_addstr(&sb, KEYS_HEADER);
-	for (size_t i = 0; i < k->tips_nr; i++) {
-		sgit_oid_hex(&k->tips[i].oid, hex);
-		strbuf_addf(&sb, "tip %s ", hex);
-		store_escape(&sb, k->tips[i].ref, NULL);
-		strbuf_addch(&sb, '\n');
+	for (size_t i = 0; i < k->nr; i++)
+		ord[i] = &k->v[i];
+	qsort(ord, k->nr, sizeof(*ord), cmp_entry);
+	for (size_t i = 0; i < k->nr; i++)
+		format_key(&body, ord[i]->key, &ord[i]->commit, ord[i]->stage);
+	key_bytes = body.len;
+	for (size_t i = 0; i < k->tips_nr; i++)
+		format_tip(&body, k->tips[i].ref, &k->tips[i].oid);
+	/* an id no other file of this index had: a log names the file it
+	 * extends */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strbuf_addf(&out, "%lld.%09ld %d %s", (long long)ts.tv_sec, ts.tv_nsec,
+		    (int)getpid(), refs);
+	strbuf_add(&out, body.buf, body.len);
+	hash_buf(out.buf, out.len, &h);
+	hash_to_hex(&h, id);
+	strbuf_reset(&out);
+	strbuf_addf(&out, "%s%s %s %zu\n", KEYS_MAGIC, id, refs, key_bytes);
+	strbuf_add(&out, body.buf, body.len);
+	ret = fs_write_atomic(path, out.buf, out.len, err);
+	lp = log_path(path);
+	if (!ret)
+		unlink(lp);
+	free(lp);
+	free(ord);
+	strbuf_release(&body);
+	strbuf_release(&out);
+	return ret;
+}
+
+/* Where the log's whole lines end, from on: its length less a last line
+ * without its newline (an append cut short). What another process
+ * appended whole since this one read the log stays. */
+static off_t whole_end(int fd, off_t from)
+{
+	char buf[4096];
+	struct stat st;
+	off_t end;
+
+	if (fstat(fd, &st))
+		return from;
+	for (end = st.st_size; end > from;) {
+		size_t n = end - from < (off_t)sizeof(buf)
+				   ? (size_t)(end - from)
+				   : sizeof(buf);
+
+		if (pread(fd, buf, n, end - (off_t)n) != (ssize_t)n)
+			return from;
+		for (size_t i = n; i > 0; i--)
+			if (buf[i - 1] == '\n')
+				return end - (off_t)n + (off_t)i;
+		end -= (off_t)n;
 	}
-	for (size_t i = 0; i < k->nr; i++) {
-		sgit_oid_hex(&k->v[i].commit, hex);
-		strbuf_addf(&sb, "key %s %s ", k->v[i].key, hex);
-		store_escape(&sb, k->v[i].stage, NULL);
-		strbuf_addch(&sb, '\n');
+	return from;
+}
+
+/* What this process learnt, appended to the log, a cut-short last line
+ * cut off first; a log of another file is replaced. Returns 0 or -1. */
+static int append_log(const char *path, const struct keys *k, const char *refs)
+{
+	char *lp = log_path(path);
+	struct strbuf sb = STRBUF_INIT;
+	off_t from = (off_t)k->log_whole;
+	int fd, ret = -1;
+
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
+	if (fd < 0)
+		goto out;
+	strbuf_addf(&sb, "%s%s\n", LOG_MAGIC, k->id);
+	if (!from) { /* none when read: one begun since is kept */
+		char *hdr = xmalloc(sb.len);
+
+		if (pread(fd, hdr, sb.len, 0) == (ssize_t)sb.len &&
+		    !memcmp(hdr, sb.buf, sb.len))
+			from = (off_t)sb.len;
+		free(hdr);
 	}
-	ret = fs_write_atomic(path, sb.buf, sb.len, err);
+	if (ftruncate(fd, from ? whole_end(fd, from) : 0))
+		goto out;
+	if (from)
+		strbuf_reset(&sb);
+	strbuf_add(&sb, k->pending.buf, k->pending.len);
+	strbuf_addf(&sb, "refs %s\n", refs);
+	ret = fs_write_all(fd, sb.buf, sb.len);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(lp);
 	strbuf_release(&sb);
 	return ret;
 }
@@ -300,7 +614,7 @@ static int index_cb(const struct sgit_oid *oid, void *data)
 	int rc = commit_key(w->st, oid, &w->ki, w->err);
 
 	if (rc > 0 && !has_entry(w->k, w->ki.key, oid))
-		add_key(w->k, w->ki.key, oid, w->ki.stage.buf);
+		learn_key(w->k, w->ki.key, oid, w->ki.stage.buf);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -322,6 +636,126 @@ static int tips_cb(const char *name, const struct sgit_oid *oid, void *data)
 	if (!is_runs_ref(name))
 		set_tip(data, name, oid);
 	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What the refs under refs/pipe/ are now, in O(loose refs): packed-refs
+ * is only stat'ed (it is replaced by rename when rewritten). digest is
+ * "-" when they cannot be read. */
+static void see_refs(struct store *st, struct refs_seen *s)
+{
+	struct strbuf path = STRBUF_INIT, sb = STRBUF_INIT;
+	struct strvec names = STRVEC_INIT;
+	struct hasher *h;
+	struct hash128 d;
+	struct stat pst;
+	int ok = 1;
+
+	strbuf_reset(&s->packed);
+	strvec_clear(&s->loose);
+	strbuf_addf(&path, "%s/packed-refs", st->git_dir);
+	if (!stat(path.buf, &pst))
+		strbuf_addf(&s->packed, "%llu %lld.%09ld %lld.%09ld %llu %llu",
+			    (unsigned long long)pst.st_size,
+			    (long long)pst.st_mtim.tv_sec, pst.st_mtim.tv_nsec,
+			    (long long)pst.st_ctim.tv_sec, pst.st_ctim.tv_nsec,
+			    (unsigned long long)pst.st_ino,
+			    (unsigned long long)pst.st_dev);
+	else if (errno == ENOENT)
+		strbuf_addstr(&s->packed, "none");
+	else
+		ok = 0;
+	strbuf_reset(&path);
+	strbuf_addf(&path, "%s/refs/pipe", st->git_dir);
+	if (fs_list_tree(path.buf, &names) && errno != ENOENT)
+		ok = 0;
+	for (size_t i = 0; ok && i < names.nr; i++) {
+		size_t len = strlen(names.v[i]);
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "refs/pipe/%s", names.v[i]);
+		if ((len > 5 && !strcmp(names.v[i] + len - 5, ".lock")) ||
+		    is_runs_ref(path.buf))
+			continue;
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s/%s", st->git_dir, path.buf);
+		strbuf_addch(&path, ' ');
+		if (strbuf_read_file(&path, sb.buf, 256) ||
+		    strlen(path.buf) != path.len)
+			ok = 0;
+		if (path.buf[path.len - 1] == '\n')
+			strbuf_setlen(&path, path.len - 1);
+		strvec_push(&s->loose, path.buf);
+	}
+	if (s->loose.nr > 1)
+		qsort(s->loose.v, s->loose.nr, sizeof(*s->loose.v), cmp_str);
+	h = hasher_new();
+	hasher_add_str(h, s->packed.buf);
+	for (size_t i = 0; i < s->loose.nr; i++) {
+		hasher_add_str(h, "\n");
+		hasher_add_str(h, s->loose.v[i]);
+	}
+	hasher_final(h, &d);
+	hasher_free(h);
+	if (ok)
+		hash_to_hex(&d, s->digest);
+	else
+		strcpy(s->digest, NO_REFS);
+	strvec_clear(&names);
+	strbuf_release(&path);
+	strbuf_release(&sb);
+}
+
+/* Put each "<ref> <value>" line of lines into want (ref -> value). */
+static void want_lines(struct strmap *want, struct strvec *names,
+		       const struct strvec *lines)
+{
+	for (size_t i = 0; i < lines->nr; i++) {
+		const char *sp = strchr(lines->v[i], ' ');
+		char *name = xstrndup(lines->v[i], (size_t)(sp - lines->v[i]));
+
+		strvec_push_nodup(names, name);
+		strmap_put(want, name, (void *)(sp + 1));
+	}
+}
+
+/* Whether the refs moved from k->seen to now by this process's moves
+ * only (k->noted): then the index, with what it noted, covers now. */
+static int moved_by_us(const struct keys *k, const struct refs_seen *now)
+{
+	struct strmap want = {0};
+	struct strvec names = STRVEC_INIT;
+	struct strbuf name = STRBUF_INIT;
+	int ret = 0;
+
+	if (!strcmp(now->digest, NO_REFS) || !strcmp(k->seen.digest, NO_REFS) ||
+	    strcmp(now->packed.buf, k->seen.packed.buf))
+		return 0;
+	strmap_init(&want, k->seen.loose.nr + k->noted.nr);
+	want_lines(&want, &names, &k->seen.loose);
+	want_lines(&want, &names, &k->noted);
+	if (want.nr != now->loose.nr)
+		goto out;
+	for (size_t i = 0; i < now->loose.nr; i++) {
+		const char *line = now->loose.v[i], *sp = strchr(line, ' ');
+		const char *v;
+
+		strbuf_reset(&name);
+		strbuf_add(&name, line, (size_t)(sp - line));
+		v = strmap_get(&want, name.buf);
+		if (!v || strcmp(v, sp + 1))
+			goto out;
+	}
+	ret = 1;
+out:
+	strmap_release(&want);
+	strvec_clear(&names);
+	strbuf_release(&name);
+	return ret;
 }
 
 /* Index the commits the refs gained since the index was written. Returns
@@ -376,6 +810,14 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 		ret = -1;
 		goto out;
 	}
+	/* the moved tips after the entries they cover */
+	for (size_t i = 0; i < now.tips_nr; i++) {
+		const struct key_tip *t = find_tip(k, now.tips[i].ref);
+
+		if (!t || !sgit_oid_equal(&t->oid, &now.tips[i].oid))
+			format_tip(&k->pending, now.tips[i].ref,
+				   &now.tips[i].oid);
+	}
 	keys_clear_tips(k);
 	k->tips = now.tips;
 	k->tips_nr = now.tips_nr;
@@ -384,7 +826,6 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 	memset(&now.tip_at, 0, sizeof(now.tip_at));
 	now.tips = NULL;
 	now.tips_nr = 0;
-	k->dirty = 1;
 out:
 	keys_clear(&now);
 	free(push.v);
@@ -393,12 +834,45 @@ out:
 	return ret;
 }
 
-/* Bring the index up to date: loaded from disk and synced with the refs
- * the first time (kept in st afterwards: a run of 2,000 stages looks up
- * 2,000 keys, and syncing each time would be quadratic), rebuilt when
- * needed. Commits this process makes are added by keys_note; the index is
- * saved by keys_free. Refs moved by another process meanwhile are seen by
- * the next process (pipe holds the workspace lock while it writes). */
+/* Read the index file and its log into k: mapped when no ref moved since
+ * they were written, else loaded whole. Returns 0, or 1 when the index is
+ * to be rebuilt (missing, damaged, of another version). */
+static int open_file(struct store *st, struct keys *k)
+{
+	struct strbuf log = STRBUF_INIT;
+	char *lp = log_path(st->keys_path);
+	int rc, ret = 1;
+
+	if (map_file(st->keys_path, k))
+		goto out;
+	rc = read_log(lp, k, &log);
+	if (rc == 1) /* not an append cut short: fold it away */
+		goto out;
+	if (rc < 0)
+		k->log_whole = 0; /* none, or another file's: replaced */
+	if (strcmp(k->refs, NO_REFS) && !strcmp(k->refs, k->seen.digest)) {
+		if (parse_lines(k, log.buf, log.len))
+			goto out;
+		k->mapped = 1;
+	} else if (load_all(k, &log)) {
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret)
+		keys_clear_entries(k);
+	free(lp);
+	strbuf_release(&log);
+	return ret;
+}
+
+/* Bring the index up to date: read and checked against the refs the
+ * first time (kept in st afterwards: a run of 2,000 stages looks up 2,000
+ * keys, and syncing each time would be quadratic), synced with them when
+ * one moved, rebuilt when needed. Commits this process makes are added by
+ * keys_note; the index is saved by keys_free. Refs moved by another
+ * process meanwhile are seen by the next process (pipe holds the
+ * workspace lock while it writes). */
 static int keys_open(struct store *st, int rebuild, struct error *err)
 {
 	struct keys *k = st->keys;
@@ -407,18 +881,18 @@ static int keys_open(struct store *st, int rebuild, struct error *err)
 	if (k && k->synced && !rebuild)
 		return 0;
 	if (!k) {
-		k = st->keys = xcalloc(1, sizeof(*k));
-		if (!rebuild && keys_load(st->keys_path, k))
+		k = st->keys = keys_new();
+		see_refs(st, &k->seen);
+		if (!rebuild && open_file(st, k))
 			rebuild = 1;
 	}
 	if (!rebuild)
-		rc = keys_sync(st, k, err);
+		rc = k->mapped ? 0 : keys_sync(st, k, err);
 	if (rc == 1) {
-		keys_clear(k);
+		keys_clear_entries(k);
+		k->rewrite = 1;
 		rc = keys_sync(st, k, err);
-		k->dirty = 1;
 	}
-	/* saved dirty by keys_free, once, with what this process adds */
 	if (rc) {
 		keys_clear(k);
 		free(k);
@@ -433,12 +907,62 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage)
 {
 	struct keys *k = st->keys;
+	char hex[SGIT_HEXSZ + 1];
 
 	if (!k || !k->synced || !key || !*key)
 		return;
-	add_key(k, key, commit, stage);
+	learn_key(k, key, commit, stage);
 	set_tip(k, ref, commit);
-	k->dirty = 1;
+	format_tip(&k->pending, ref, commit);
+	sgit_oid_hex(commit, hex);
+	strvec_pushf(&k->noted, "%s %s", ref, hex);
+}
+
+/* The file's entries and tips, then k's (newer), into all. */
+static int load_mapped(const struct keys *k, struct keys *all)
+{
+	if (parse_lines(all, k->map + k->key_beg, k->map_len - k->key_beg))
+		return -1;
+	for (size_t i = 0; i < k->nr; i++)
+		add_key(all, k->v[i].key, &k->v[i].commit, k->v[i].stage);
+	for (size_t i = 0; i < k->tips_nr; i++)
+		set_tip(all, k->tips[i].ref, &k->tips[i].oid);
+	return 0;
+}
+
+/* Save what this process learnt: appended to the log, or the whole index
+ * written anew when it was rebuilt or its log outgrew an eighth of it. */
+static int keys_save(struct store *st, struct keys *k, struct error *err)
+{
+	struct refs_seen now = {STRBUF_INIT, STRVEC_INIT, {0}};
+	struct keys *all = NULL;
+	const char *refs;
+	int ret = 0;
+
+	see_refs(st, &now);
+	refs = moved_by_us(k, &now) ? now.digest : NO_REFS;
+	if (!k->rewrite && !k->pending.len && !strcmp(refs, k->refs))
+		goto out;
+	if (!k->rewrite && k->log_whole + k->pending.len <
+				   (k->map_len + k->nr * 128) / 8 + 4096) {
+		ret = append_log(st->keys_path, k, refs);
+		goto out;
+	}
+	if (k->mapped) {
+		all = keys_new();
+		if (load_mapped(k, all)) {
+			ret = -1; /* damaged: the next process rebuilds it */
+			goto out;
+		}
+	}
+	ret = write_file(st->keys_path, all ? all : k, refs, err);
+out:
+	if (all) {
+		keys_clear(all);
+		free(all);
+	}
+	seen_release(&now);
+	return ret;
 }
 
 void keys_free(struct store *st)
@@ -447,38 +971,106 @@ void keys_free(struct store *st)
 
 	if (!st->keys)
 		return;
-	if (st->keys->dirty && keys_save(st->keys_path, st->keys, &err))
+	if (st->keys->synced && keys_save(st, st->keys, &err))
 		error_release(&err); /* a cache: the next process rebuilds it */
 	keys_clear(st->keys);
 	free(st->keys);
 	st->keys = NULL;
 }
 
-/* Newest entry first: later syncs append, and each walk goes newest
- * first. Returns 1 found and verified, 0 none, 2 stale, -1. */
+/* The newest entry with key (of stage, unless NULL) in k's memory. */
+static const struct key_entry *find_entry(const struct keys *k,
+					  const char *stage, const char *key)
+{
+	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
+
+	for (; i; i = k->older[i - 1])
+		if (!stage || !strcmp(k->v[i - 1].stage, stage))
+			return &k->v[i - 1];
+	return NULL;
+}
+
+/* The offset of the line at or before at in the file's key lines. */
+static size_t line_start(const struct keys *k, size_t at)
+{
+	while (at > k->key_beg && k->map[at - 1] != '\n')
+		at--;
+	return at;
+}
+
+/* The file's key lines with key into found: a binary search of the sorted
+ * lines, O(log N), then those lines parsed. Returns 0, or -1 when a line
+ * met is not a key line (the file is damaged). */
+static int search_file(const struct keys *k, const char *key,
+		       struct keys *found)
+{
+	size_t lo = k->key_beg, hi = k->key_end;
+	struct strbuf line = STRBUF_INIT;
+	int ret = 0;
+
+	while (lo < hi) {
+		size_t p = line_start(k, lo + (hi - lo) / 2);
+		const char *nl = memchr(k->map + p, '\n', k->key_end - p);
+
+		if (!nl || (size_t)(nl - k->map) - p <= KEY_PREFIX_LEN ||
+		    memcmp(k->map + p, "key ", 4))
+			return -1;
+		if (memcmp(k->map + p + 4, key, HASH_HEX_LEN) < 0)
+			lo = (size_t)(nl - k->map) + 1;
+		else
+			hi = p;
+	}
+	while (!ret && lo < k->key_end) {
+		const char *nl = memchr(k->map + lo, '\n', k->key_end - lo);
+
+		if (!nl || (size_t)(nl - k->map) - lo <= KEY_PREFIX_LEN ||
+		    memcmp(k->map + lo + 4, key, HASH_HEX_LEN))
+			break;
+		strbuf_reset(&line);
+		strbuf_add(&line, k->map + lo, (size_t)(nl - k->map) - lo);
+		ret = strlen(line.buf) != line.len
+			      ? -1
+			      : parse_line(found, line.buf);
+		lo = (size_t)(nl - k->map) + 1;
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
+/* The newest entry first: the log's and this process's, then the file's
+ * (later syncs append, each walk goes newest first, and the file keeps
+ * the order of equal keys). Returns 1 found and verified, 0 none, 2 stale
+ * or damaged, -1. */
 static int keys_lookup(struct store *st, const struct keys *k,
 		       const char *stage, const char *key, struct sgit_oid *out,
 		       struct error *err)
 {
 	struct key_info ki = {0, {0}, STRBUF_INIT};
+	struct keys *found = NULL;
+	const struct key_entry *e = find_entry(k, stage, key);
 	int rc = 0;
 
-	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
-
-	for (; i; i = k->older[i - 1]) {
-		const struct key_entry *e = &k->v[i - 1];
-
-		if (stage && strcmp(e->stage, stage))
-			continue;
-		if (!sgit_object_exists(st->git, &e->commit) ||
-		    commit_key(st, &e->commit, &ki, err) <= 0 ||
-		    strcmp(ki.key, key)) {
+	if (!e && k->mapped) {
+		found = keys_new();
+		if (search_file(k, key, found)) {
 			rc = 2;
-			break;
+			goto out;
 		}
-		*out = e->commit;
-		rc = 1;
-		break;
+		e = find_entry(found, stage, key);
+	}
+	if (!e)
+		goto out;
+	if (!sgit_object_exists(st->git, &e->commit) ||
+	    commit_key(st, &e->commit, &ki, err) <= 0 || strcmp(ki.key, key)) {
+		rc = 2;
+		goto out;
+	}
+	*out = e->commit;
+	rc = 1;
+out:
+	if (found) {
+		keys_clear(found);
+		free(found);
 	}
 	strbuf_release(&ki.stage);
 	return rc;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/state.h"
 #include "store/internal.h" /* the door: commits and refs in bulk */
 #include "store/store.h"
 #include "util/fs.h"
@@ -565,6 +566,123 @@ static void test_flush_after_big_record(void **state)
 	free(ids);
 }
 
+/* Stage s<i> moved from old to a new commit with key key_n(k), as a run
+ * of that stage publishes it: one loose ref, noted in the index. */
+static void move_stage(struct fx *fx, size_t i, const char *old, size_t k)
+{
+	struct strbuf msg = STRBUF_INIT, ref = STRBUF_INIT;
+	struct sgit_oid tree, commit, parent;
+
+	check(fx, sgit_write_tree(fx->st->git, NULL, 0, &tree, &fx->err));
+	strbuf_addf(&msg,
+		    "stage s%zu\n\nPipe-Kind: stage\nPipe-Stage: s%zu\n"
+		    "Pipe-Key: %s\n",
+		    i, i, key_n(k));
+	check(fx, sgit_write_commit(fx->st->git, &tree, NULL, 0, msg.buf,
+				    &commit, &fx->err));
+	check(fx, sgit_flush(fx->st->git, &fx->err));
+	strbuf_addf(&ref, "%ss%zu", STAGE_REF_PREFIX, i);
+	check(fx, sgit_oid_parse(old, &parent));
+	check(fx, sgit_ref_update(fx->st->git, ref.buf, &commit, &parent,
+				  &fx->err));
+	keys_note(fx->st, ref.buf, &commit, key_n(k), ref.buf + 17);
+	strbuf_release(&msg);
+	strbuf_release(&ref);
+}
+
+/* 20 runs of one stage over an index of 50,000 entries, each after one
+ * ref moved: a lookup loaded the whole index, listed the 50,000 refs to
+ * sync it and wrote it all back at the end. */
+static void test_find_key_one_moved(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	char(*ids)[STORE_ID_SIZE] = xcalloc(n, sizeof(*ids));
+	char got[STORE_ID_SIZE];
+	double took = 0, t0;
+
+	make_stages(fx, n, ids);
+	check(fx, store_find_key(fx->st, "s1", key_n(1), got, &fx->err));
+	store_free(fx->st); /* the index is written */
+	check(fx, store_open(&fx->st, fx->pipe_dir.buf, &fx->err));
+	for (size_t r = 0; r < 20; r++) {
+		size_t i = r * 2477 % n;
+
+		/* the stage's new key is not there yet; its old one is */
+		t0 = now();
+		assert_int_equal(store_find_key(fx->st, NULL, key_n(n + r), got,
+						&fx->err),
+				 0);
+		assert_int_equal(
+			store_find_key(fx->st, NULL, key_n(i), got, &fx->err),
+			1);
+		took += now() - t0;
+		move_stage(fx, i, ids[i], n + r); /* libgit2: O(refs) */
+		t0 = now();
+		store_free(fx->st); /* the index saved, as at exit */
+		took += now() - t0;
+		check(fx, store_open(&fx->st, fx->pipe_dir.buf, &fx->err));
+		t0 = now();
+		assert_int_equal(store_find_key(fx->st, NULL, key_n(n + r), got,
+						&fx->err),
+				 1);
+		took += now() - t0;
+	}
+	t0 = now() - took;
+	assert_within(t0, 0.2,
+		      "20 one-stage runs' lookups and saves over an index of "
+		      "50,000 entries");
+	free(ids);
+}
+
+/* A record of stage s<i> reading in/<k>. */
+static struct stage_record *state_record(size_t i, size_t k)
+{
+	struct stage_record *r = xcalloc(1, sizeof(*r));
+
+	r->name = xstrfmt("s%zu", i);
+	r->executor = xstrdup("local");
+	r->inputs = xcalloc(1, sizeof(*r->inputs));
+	r->inputs[0].path = xstrfmt("in/%zu", k);
+	r->outputs = xcalloc(1, sizeof(*r->outputs));
+	r->outputs[0].path = xstrfmt("out/%zu", i);
+	r->inputs_nr = r->outputs_nr = 1;
+	hash_buf(&k, sizeof(k), &r->key);
+	return r;
+}
+
+/* 50 saves of the state, each after one record of 50,000 changed (as a
+ * run of one stage): each wrote the whole file. */
+static void test_state_save_one(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 50000;
+	struct state *st;
+	struct strbuf path = STRBUF_INIT;
+	double t0;
+
+	strbuf_addf(&path, "%s/state", fx->pipe_dir.buf);
+	check(fx, state_load(&st, path.buf, &fx->err));
+	for (size_t i = 0; i < n; i++)
+		state_put(st, state_record(i, i));
+	check(fx, state_save(st, &fx->err));
+	t0 = now();
+	for (size_t r = 0; r < 50; r++) {
+		state_put(st, state_record(r * 2477 % n, n + r));
+		check(fx, state_save(st, &fx->err));
+	}
+	assert_within(t0, 0.15,
+		      "50 state saves of one changed record among 50,000");
+	state_free(st);
+	check(fx, state_load(&st, path.buf, &fx->err));
+	assert_int_equal(st->nr, n);
+	assert_string_equal(state_find(st, "s2477")->inputs[0].path,
+			    "in/50001");
+	assert_string_equal(state_find(st, "s2478")->inputs[0].path, "in/2478");
+	state_free(st);
+	strbuf_release(&path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +703,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_after_big_record,
 						setup, teardown),
+						teardown),
+		cmocka_unit_test_setup_teardown(test_find_key_one_moved, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_state_save_one, setup,
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@
 /* A state with one stage whose folder input holds two files. */
 static void sample(struct strbuf *out)
 {
-	struct state st = {0};
+	struct state *st = calloc(1, sizeof(*st));
 	struct stage_record *r = calloc(1, sizeof(*r));
 	struct state_path *in = calloc(1, sizeof(*in));
 
@@ -37,10 +37,9 @@ static void sample(struct strbuf *out)
 	hash_buf("data", 4, &in->hash);
 	r->inputs = in;
 	r->inputs_nr = 1;
-	state_put(&st, r);
-	state_serialize(&st, out);
-	stage_record_free(st.recs[0]);
-	free(st.recs);
+	state_put(st, r);
+	state_serialize(st, out);
+	state_free(st);
 }
 
 static void test_round_trip_lazy(void **state)
@@ -126,11 +125,171 @@ static void test_load_mapped(void **state)
 	strbuf_release(&file);
 }
 
+/* A record of stage name whose key is hashed from key. */
+static struct stage_record *record(const char *name, const char *key)
+{
+	struct stage_record *r = calloc(1, sizeof(*r));
+
+	r->name = strdup(name);
+	r->executor = strdup("local");
+	hash_buf(key, strlen(key), &r->key);
+	return r;
+}
+
+static void assert_key(const struct state *st, const char *name,
+		       const char *key)
+{
+	const struct stage_record *r = state_find(st, name);
+	struct hash128 h;
+
+	assert_non_null(r);
+	hash_buf(key, strlen(key), &h);
+	assert_true(hash_equal(&r->key, &h));
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p = malloc(strlen(dir) + strlen(name) + 2);
+
+	sprintf(p, "%s/%s", dir, name);
+	return p;
+}
+
+/* A save of one changed record among many appends it to the journal and
+ * leaves the file as it was; a load reads the journal after the file. A
+ * batch cut short by a kill is ignored (its stage keeps its older record:
+ * stale, never fresh) and cut off by the next append; a batch whose
+ * checksum fails and a journal of another file are ignored; a dropped
+ * record, or a journal grown past an eighth of the file, writes the file
+ * anew and the journal goes. */
+static void test_journal(void **state)
+{
+	char dir[] = "/tmp/pipe-test-state.XXXXXX";
+	struct strbuf file = STRBUF_INIT, sb = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	struct state *st;
+	char *path, *jp, name[16];
+	size_t whole;
+	int folded = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = path_in(dir, "state");
+	jp = path_in(dir, "state.journal");
+	assert_int_equal(state_load(&st, path, &err), 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		state_put(st, record(name, "old"));
+	}
+	assert_int_equal(state_save(st, &err), 0); /* no file: written */
+	assert_int_equal(access(jp, F_OK), -1);
+	assert_int_equal(strbuf_read_file(&file, path, 0), 0);
+	state_put(st, record("s07", "new"));
+	state_put(st, record("s07", "newer")); /* once in the batch */
+	assert_int_equal(state_save(st, &err), 0);
+	state_free(st);
+	assert_int_equal(strbuf_read_file(&sb, path, 0), 0);
+	assert_string_equal(sb.buf, file.buf); /* the file untouched */
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, jp, 0), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-state-journal 1\t", 21), 0);
+	assert_null(strstr(sb.buf, "s08"));
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_int_equal(st->nr, 100);
+	assert_key(st, "s07", "newer");
+	assert_key(st, "s08", "old");
+	state_put(st, record("s08", "new"));
+	assert_int_equal(state_save(st, &err), 0);
+	state_free(st);
+
+	/* killed mid-append: every cut of the last batch reads as before */
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, jp, 0), 0);
+	whole = sb.len;
+	assert_int_equal(state_load(&st, path, &err), 0);
+	state_put(st, record("s09", "new"));
+	assert_int_equal(state_save(st, &err), 0);
+	state_free(st);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, jp, 0), 0);
+	for (size_t cut = whole; cut < sb.len; cut += 7) {
+		assert_int_equal(fs_write_atomic(jp, sb.buf, cut, &err), 0);
+		assert_int_equal(state_load(&st, path, &err), 0);
+		assert_key(st, "s08", "new");
+		assert_key(st, "s09", "old");
+		state_free(st);
+	}
+	/* the torn tail is cut off by the next append */
+	assert_int_equal(fs_write_atomic(jp, sb.buf, sb.len - 3, &err), 0);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	state_put(st, record("s10", "new"));
+	assert_int_equal(state_save(st, &err), 0);
+	state_free(st);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_key(st, "s08", "new");
+	assert_key(st, "s09", "old");
+	assert_key(st, "s10", "new");
+	state_free(st);
+	/* a batch whose checksum fails is not read, nor what follows */
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, jp, 0), 0);
+	sb.buf[sb.len - 40] ^= 1; /* in the last batch's last record */
+	assert_int_equal(fs_write_atomic(jp, sb.buf, sb.len, &err), 0);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_key(st, "s10", "old");
+	assert_key(st, "s08", "new");
+	state_free(st);
+	/* a journal of another file is ignored */
+	assert_non_null(f = fopen(jp, "w"));
+	fputs("pipe-state-journal 1\t0123456789abcdef0123456789abcdef\n", f);
+	fclose(f);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_key(st, "s07", "old");
+	/* a drop writes the whole file */
+	state_put(st, record("s11", "new"));
+	state_drop(st, "s12");
+	assert_int_equal(state_save(st, &err), 0);
+	assert_int_equal(access(jp, F_OK), -1);
+	state_free(st);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_int_equal(st->nr, 99);
+	assert_key(st, "s11", "new");
+	strbuf_reset(&file);
+	assert_int_equal(strbuf_read_file(&file, path, 0), 0);
+	/* the journal outgrows an eighth of the file: folded into it */
+	for (int i = 0; i < 40 && !folded; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		state_put(st, record(name, "again"));
+		assert_int_equal(state_save(st, &err), 0);
+		strbuf_reset(&sb);
+		assert_int_equal(strbuf_read_file(&sb, path, 0), 0);
+		folded = access(jp, F_OK) == -1;
+		if (!folded) /* appended to the journal only */
+			assert_string_equal(sb.buf, file.buf);
+	}
+	assert_true(folded);
+	state_free(st);
+	assert_int_equal(state_load(&st, path, &err), 0);
+	assert_key(st, "s00", "again");
+	state_free(st);
+
+	unlink(jp);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+	free(jp);
+	strbuf_release(&file);
+	strbuf_release(&sb);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_lazy),
 		cmocka_unit_test(test_load_mapped),
+		cmocka_unit_test(test_journal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -621,7 +621,7 @@ static void test_find_key(void **state)
 
 	reopen(fx); /* the index is saved when the store is freed */
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
-	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\n", 12), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 2 ", 12), 0);
 	/* Corrupt, truncated and missing indexes are rebuilt (reopening the
 	 * store: an open one keeps its index in memory). */
 	assert_int_equal(fs_write_atomic(keys, "garbage\n", 8, &fx->err), 0);
@@ -632,7 +632,7 @@ static void test_find_key(void **state)
 	reopen(fx);
 	strbuf_reset(&sb);
 	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
-	assert_int_equal(strncmp(sb.buf, "pipe-keys 1\ntip ", 16), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 2 ", 12), 0);
 	assert_int_equal(fs_write_atomic(keys, sb.buf, sb.len / 2, &fx->err),
 			 0);
 	reopen(fx);
@@ -654,6 +654,140 @@ static void test_find_key(void **state)
 			 0);
 	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
 			 1);
+	strbuf_release(&sb);
+}
+
+/* Append text to the file at path. */
+static void append(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
+	close(fd);
+}
+
+/* The index's log (pipe-keys 2): one process's commits are appended to it
+ * and the file is left as it was; a log cut short mid-line is read up to
+ * its last whole line; a damaged log, a log of another file, an entry
+ * naming a commit of another key and an index of the old format are never
+ * trusted; what one process appended stays when another appends. */
+static void test_keys_log(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[4][STORE_ID_SIZE], got[STORE_ID_SIZE], *line;
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	struct strbuf file = STRBUF_INIT, sb = STRBUF_INIT;
+	struct store *other;
+
+	for (int i = 0; i < 2; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, "s", outs, key_n(i + 1), c[i]);
+	}
+	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	assert_int_equal(strbuf_read_file(&file, keys, 0), 0);
+	assert_int_equal(strncmp(file.buf, "pipe-keys 2 ", 12), 0);
+	/* one more commit: appended to the log, the file untouched */
+	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
+			 0);
+	put_str(fx, "o.txt", "three");
+	commit(fx, "s", outs, key_n(3), c[2]);
+	reopen(fx);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_string_equal(sb.buf, file.buf);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(3)));
+	assert_non_null(strstr(sb.buf, "\nrefs "));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_find_key(fx->st, "s", key_n(i + 1), got,
+						&fx->err),
+				 1);
+		assert_string_equal(got, c[i]);
+	}
+	/* killed mid-append: the torn line is ignored, then cut off */
+	reopen(fx);
+	append(log, "key 0000000000000000");
+	put_str(fx, "o.txt", "four");
+	assert_int_equal(store_find_key(fx->st, "s", key_n(3), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[2]);
+	commit(fx, "s", outs, key_n(4), c[3]);
+	reopen(fx);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_null(strstr(sb.buf, "key 0000000000000000key"));
+	assert_int_equal(store_find_key(fx->st, "s", key_n(4), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[3]);
+	/* an entry whose commit carries another key is not trusted */
+	reopen(fx);
+	line = fmt("key %s %s s\n", key_n(7), c[0]);
+	append(log, line);
+	free(line);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(7), got, &fx->err),
+			 0);
+	/* a damaged log: the index is rebuilt, the log folded away */
+	reopen(fx);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	line = fmt("pipe-keys-log 2 %.32s\n\x01garbage\n", sb.buf + 12);
+	assert_int_equal(fs_write_atomic(log, line, strlen(line), &fx->err), 0);
+	free(line);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(2), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[1]);
+	reopen(fx);
+	assert_int_equal(access(log, F_OK), -1);
+	/* a log of another index file is ignored */
+	assert_int_equal(fs_write_atomic(log,
+					 "pipe-keys-log 2 "
+					 "0123456789abcdef0123456789abcdef\n",
+					 49, &fx->err),
+			 0);
+	reopen(fx);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(4), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[3]);
+	/* the old format (pipe-keys 1) is rebuilt as the new */
+	reopen(fx);
+	line = fmt("pipe-keys 1\nkey %s %s s\n", key_n(1), c[3]);
+	assert_int_equal(fs_write_atomic(keys, line, strlen(line), &fx->err),
+			 0);
+	free(line);
+	unlink(log);
+	reopen(fx);
+	assert_int_equal(store_find_key(fx->st, "s", key_n(1), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[0]);
+	reopen(fx);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_int_equal(strncmp(sb.buf, "pipe-keys 2 ", 12), 0);
+	assert_int_equal(keys_check_file(keys), 0);
+	/* two processes: what the first appended stays when the second,
+	 * which read the log before, appends in turn */
+	reopen(fx);
+	CHECK(fx, store_open(&other, fx->pipe_dir, &fx->err));
+	assert_int_equal(store_find_key(fx->st, "s", key_n(5), got, &fx->err),
+			 0);
+	assert_int_equal(store_find_key(other, "s", key_n(5), got, &fx->err),
+			 0);
+	put_str(fx, "o.txt", "five");
+	commit(fx, "s", outs, key_n(5), c[0]);
+	reopen(fx);
+	store_free(other);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(5)));
+	assert_int_equal(store_find_key(fx->st, "s", key_n(5), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[0]);
+	strbuf_release(&file);
 	strbuf_release(&sb);
 }
 
@@ -1983,6 +2117,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prov_roundtrip, setup,
 						teardown),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
