@@ -703,10 +703,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_after_big_record,
 						setup, teardown),
-						teardown),
 		cmocka_unit_test_setup_teardown(test_find_key_one_moved, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_state_save_one, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
