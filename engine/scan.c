@@ -16,10 +16,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 4096   /* files queued before their results are applied */
@@ -1024,20 +1026,25 @@ static int was_checked(const char *dir, size_t n)
  * stage order: 200,000 path lookups in the kernel at 100,000 stages, while
  * the calling thread hashes keys and compares records. A second thread
  * takes those lstat calls ahead, in the same order, as git's preload-index
- * does for the index, so the two overlap. Each result is used at most
- * once; a path the caller reaches first, or drops because its stage is
- * about to write it, is stat'ed by the caller as before. */
-enum { PRE_WAIT, PRE_BUSY, PRE_DONE, PRE_OWN };
+ * does for the index, so the two overlap. It stays at most PRESTAT_RING
+ * paths ahead of the caller, its results in a ring of that many slots, so
+ * that the memory does not grow with N. Each path's result is used at
+ * most once: a path asked for or dropped (its stage is about to write it)
+ * is marked gone, and from then on stat'ed by the caller as before. */
+#define PRESTAT_RING 4096
+#define PRESTAT_NAP_NS 200000 /* the thread's wait when it is far ahead */
+
+enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_READING };
 
 /* What scan_path and the stat cache use of a struct stat, in 64 bytes
- * rather than 144: 200,000 of them at 100,000 stages. */
+ * rather than 144. */
 struct prestat {
-	const char *path; /* looked up by this pointer */
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
 	uint32_t mode, uid;
 	int rc;
-	int state; /* atomic: PRE_* */
+	uint32_t pos; /* the path it holds */
+	int state;    /* atomic: SLOT_* */
 };
 
 static void pack_stat(struct prestat *p, const struct stat *st)
@@ -1069,9 +1076,12 @@ static void unpack_stat(const struct prestat *p, struct stat *st)
 }
 
 static struct {
-	struct prestat *v; /* in the order they will be asked for */
-	uint32_t *by_path; /* positions in v, by path pointer */
+	const char **paths;   /* in the order they will be asked for */
+	uint32_t *by_path;    /* positions in paths, by path pointer */
+	unsigned char *gone;  /* atomic: asked for or dropped, by position */
+	struct prestat *ring; /* PRESTAT_RING slots, position % size */
 	size_t n;
+	size_t reached; /* atomic: the furthest position asked for, + 1 */
 	pthread_t th;
 	int running;
 	int stop; /* atomic */
@@ -1079,8 +1089,8 @@ static struct {
 
 static int cmp_by_path(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)pre.v[*(const uint32_t *)a].path;
-	uintptr_t y = (uintptr_t)pre.v[*(const uint32_t *)b].path;
+	uintptr_t x = (uintptr_t)pre.paths[*(const uint32_t *)a];
+	uintptr_t y = (uintptr_t)pre.paths[*(const uint32_t *)b];
 
 	return x < y ? -1 : x > y;
 }
@@ -1091,23 +1101,47 @@ static int claim(struct prestat *p, int from, int to)
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+static int stopped(void)
+{
+	return __atomic_load_n(&pre.stop, __ATOMIC_RELAXED);
+}
+
+/* The slot for the thread to fill: free, or done with a path the caller
+ * no longer needs; the caller reads a slot only for a moment. */
+static void take_slot(struct prestat *p)
+{
+	for (;;) {
+		int s = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+
+		if (s != SLOT_READING && claim(p, s, SLOT_BUSY))
+			return;
+		sched_yield();
+	}
+}
+
 static void *prestat_thread(void *arg)
 {
+	struct timespec nap = {0, PRESTAT_NAP_NS};
+
 	(void)arg;
-	for (size_t i = 0; i < pre.n; i++) {
-		struct prestat *p = &pre.v[i];
+	for (size_t i = 0; i < pre.n && !stopped(); i++) {
+		struct prestat *p = &pre.ring[i % PRESTAT_RING];
 		struct stat st;
 		int rc;
 
-		if (__atomic_load_n(&pre.stop, __ATOMIC_RELAXED))
-			break;
-		if (!claim(p, PRE_WAIT, PRE_BUSY))
+		while (i >= __atomic_load_n(&pre.reached, __ATOMIC_RELAXED) +
+				       PRESTAT_RING &&
+		       !stopped())
+			nanosleep(&nap, NULL);
+		if (__atomic_load_n(&pre.gone[i], __ATOMIC_RELAXED))
 			continue;
-		rc = fstatat(AT_FDCWD, p->path, &st, AT_SYMLINK_NOFOLLOW);
+		rc = fstatat(AT_FDCWD, pre.paths[i], &st, AT_SYMLINK_NOFOLLOW);
+		take_slot(p);
 		if (!rc)
 			pack_stat(p, &st);
 		p->rc = rc;
-		claim(p, PRE_BUSY, PRE_DONE); /* fails if the caller took it */
+		p->pos = (uint32_t)i;
+		__atomic_store_n(&p->state, SLOT_DONE, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -1117,13 +1151,16 @@ void scan_prestat_start(const char **paths, size_t n)
 	scan_prestat_stop();
 	if (n < SCAN_PRESTAT_MIN || n > UINT32_MAX || cpu_count() < 2)
 		return;
-	pre.v = xcalloc(n, sizeof(*pre.v));
+	pre.paths = xcalloc(n, sizeof(*pre.paths));
 	pre.by_path = xcalloc(n, sizeof(*pre.by_path));
+	pre.gone = xcalloc(n, 1);
+	pre.ring = xcalloc(PRESTAT_RING, sizeof(*pre.ring));
 	for (size_t i = 0; i < n; i++) {
-		pre.v[i].path = paths[i];
+		pre.paths[i] = paths[i];
 		pre.by_path[i] = (uint32_t)i;
 	}
 	pre.n = n;
+	pre.reached = 0;
 	pre.stop = 0;
 	/* the model's strings lie in its order, most often: nothing to sort */
 	for (size_t i = 1; i < n; i++)
@@ -1151,59 +1188,70 @@ void scan_prestat_stop(void)
 		pthread_join(pre.th, NULL);
 		pre.running = 0;
 	}
-	free(pre.v);
+	free(pre.paths);
 	free(pre.by_path);
-	pre.v = NULL;
-	pre.by_path = NULL;
-	pre.n = 0;
+	free(pre.gone);
+	free(pre.ring);
+	memset(&pre, 0, sizeof(pre));
 }
 
-static struct prestat *prestat_find(const char *path)
+/* The position of path (by its address), or -1. */
+static ptrdiff_t prestat_find(const char *path)
 {
 	size_t lo = 0, hi = pre.n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *at = pre.v[pre.by_path[mid]].path;
+		const char *at = pre.paths[pre.by_path[mid]];
 
 		if (at == path)
-			return &pre.v[pre.by_path[mid]];
+			return pre.by_path[mid];
 		if ((uintptr_t)at < (uintptr_t)path)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return -1;
 }
 
 void scan_prestat_drop(const char *path)
 {
-	struct prestat *p = prestat_find(path);
+	ptrdiff_t pos = prestat_find(path);
 
-	if (p)
-		__atomic_store_n(&p->state, PRE_OWN, __ATOMIC_RELEASE);
+	if (pos >= 0)
+		__atomic_store_n(&pre.gone[pos], 1, __ATOMIC_RELAXED);
 }
 
 /* lstat(path) for the caller: taken ahead when the other thread has it,
- * otherwise here (and the other thread then leaves it). */
+ * otherwise here. Either way the path is gone from the prefetch after. */
 static int prestat_lstat(const char *path, const char *full, struct stat *st)
 {
-	struct prestat *p = prestat_find(path);
+	ptrdiff_t pos = prestat_find(path);
+	struct prestat *p;
+	size_t next;
+	int rc;
 
-	if (p && __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == PRE_DONE) {
-		__atomic_store_n(&p->state, PRE_OWN, __ATOMIC_RELAXED);
-		unpack_stat(p, st);
-		if (p->rc)
-			errno = ENOENT;
-		return p->rc;
+	if (pos < 0)
+		return lstat(full, st);
+	next = (size_t)pos + 1;
+	if (next > __atomic_load_n(&pre.reached, __ATOMIC_RELAXED))
+		__atomic_store_n(&pre.reached, next, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&pre.gone[pos], __ATOMIC_RELAXED))
+		return lstat(full, st); /* used once already, or dropped */
+	__atomic_store_n(&pre.gone[pos], 1, __ATOMIC_RELAXED);
+	p = &pre.ring[pos % PRESTAT_RING];
+	if (!claim(p, SLOT_DONE, SLOT_READING))
+		return lstat(full, st); /* not taken yet */
+	if (p->pos != (uint32_t)pos) {
+		__atomic_store_n(&p->state, SLOT_DONE, __ATOMIC_RELEASE);
+		return lstat(full, st); /* another path's */
 	}
-	if (p && !claim(p, PRE_WAIT, PRE_OWN) && !claim(p, PRE_BUSY, PRE_OWN) &&
-	    claim(p, PRE_DONE, PRE_OWN)) {
-		/* it finished between the two looks */
-		unpack_stat(p, st);
-		return p->rc;
-	}
-	return lstat(full, st);
+	unpack_stat(p, st);
+	rc = p->rc;
+	__atomic_store_n(&p->state, SLOT_FREE, __ATOMIC_RELEASE);
+	if (rc)
+		errno = ENOENT;
+	return rc;
 }
 
 /* Whether every folder on the way from the workspace to the file full

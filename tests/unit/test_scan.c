@@ -749,6 +749,36 @@ static void test_prestat(void **state)
 		assert_true(hash_equal(&h, &want));
 	}
 	scan_prestat_stop();
+
+	/* more paths than the thread may run ahead (its ring): each
+	 * asked for in turn gets its own file's hash; the same names at
+	 * other addresses are other paths */
+	{
+		size_t many = 3 * 4096 + 7;
+		char **v = calloc(many, sizeof(*v));
+
+		assert_non_null(v);
+		for (size_t i = 0; i < many; i++) {
+			v[i] = strdup(names[(i * 7) % N]);
+			assert_non_null(v[i]);
+		}
+		scan_prestat_start((const char **)v, many);
+		for (size_t i = 0; i < many; i++) {
+			const char *name = names[(i * 7) % N];
+			struct hash128 want = content_hash(name);
+
+			if (!strcmp(name, "p/7") || !strcmp(name, "p/3") ||
+			    !strcmp(name, "p/5") || !strcmp(name, "p/9"))
+				continue; /* missing or changed above */
+			h = scan_here(sc, v[i], &found);
+			assert_int_equal(found, 1);
+			assert_true(hash_equal(&h, &want));
+		}
+		scan_prestat_stop();
+		for (size_t i = 0; i < many; i++)
+			free(v[i]);
+		free(v);
+	}
 	assert_int_equal(chdir(old), 0);
 	statcache_free(sc);
 }
