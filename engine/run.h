@@ -4,6 +4,7 @@
 #define ENGINE_RUN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "engine/plan.h"
@@ -12,8 +13,8 @@
 struct engine;
 
 struct stage_status {
-	size_t stage; /* index into the Pipefile's stages */
-	int stale;
+	uint32_t stage; /* index into the Pipefile's stages */
+	uint32_t stale;
 	struct reasons reasons;
 };
 

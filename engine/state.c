@@ -267,6 +267,12 @@ static void add_paths(struct strbuf *sb, char tag, const struct state_path *v,
 			strbuf_add(sb, v[i].files_raw, v[i].files_raw_len);
 			strbuf_addch(sb, '\n');
 		}
+		if (v[i].single) { /* never parsed: the path itself */
+			strbuf_addch(sb, 'f');
+			add_field(sb, v[i].path);
+			add_hash(sb, &v[i].hash);
+			strbuf_addch(sb, '\n');
+		}
 		for (size_t j = 0; j < v[i].files_nr; j++) {
 			strbuf_addch(sb, 'f');
 			add_field(sb, v[i].files[j].path);
@@ -509,7 +515,7 @@ static int parse_hash(const char *s, struct hash128 *h)
 }
 
 static struct state_kv *push_kv(struct reader *rd, struct state_kv **v,
-				size_t *nr, char **f)
+				uint32_t *nr, char **f)
 {
 	struct state_kv *kv;
 
@@ -520,7 +526,7 @@ static struct state_kv *push_kv(struct reader *rd, struct state_kv **v,
 	return kv;
 }
 
-static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
+static int push_path(struct reader *rd, struct state_path **v, uint32_t *nr,
 		     char **f, int n)
 {
 	struct state_path *p;
@@ -536,6 +542,23 @@ static int push_path(struct reader *rd, struct state_path **v, size_t *nr,
 	return parse_hash(f[2], &p->hash);
 }
 
+/* A loaded record's executor: the three pipe knows are not copied for
+ * each of 100,000 records (the strings of a loaded record are never
+ * freed one by one). */
+static char *executor_name(struct reader *rd, const char *name)
+{
+	static char local[] = "local", docker[] = "docker",
+		    kubernetes[] = "kubernetes";
+
+	if (!strcmp(name, local))
+		return local;
+	if (!strcmp(name, docker))
+		return docker;
+	if (!strcmp(name, kubernetes))
+		return kubernetes;
+	return arena_strdup(rd->arena, name);
+}
+
 static int parse_field_line(struct reader *rd, char **f, int n)
 {
 	struct stage_record *r = rd->rec;
@@ -547,8 +570,7 @@ static int parse_field_line(struct reader *rd, char **f, int n)
 		return n == 2 ? parse_hash(f[1], &r->cmd) : -1;
 	case 'X': /* X, I, D: once */
 		return n == 2 && !r->executor
-			       ? (r->executor = arena_strdup(rd->arena, f[1]),
-				  0)
+			       ? (r->executor = executor_name(rd, f[1]), 0)
 			       : -1;
 	case 'I':
 		return n == 2 && !r->image
@@ -617,12 +639,33 @@ static int push_file(struct state_path *p, char **f, int n)
 	return parse_hash(f[2], &sf->hash);
 }
 
+/* Whether the file lines [p, p + n) are one line naming path p itself
+ * with its own hash, as a plain file's are (the usual case: 45 bytes a
+ * stage not kept at 100,000 stages). sb is scratch. */
+static int is_single(const struct state_path *path, const char *p, size_t n,
+		     struct strbuf *sb)
+{
+	strbuf_reset(sb);
+	strbuf_addch(sb, 'f');
+	add_field(sb, path->path);
+	add_hash(sb, &path->hash);
+	return sb->len == n && !memcmp(sb->buf, p, n);
+}
+
 int state_path_files(const struct state_path *cp)
 {
 	struct state_path *p = (struct state_path *)cp;
 	char *line = p->files_raw, *end;
 	int ret = 0;
 
+	if (p->single) {
+		p->single = 0;
+		ALLOC_GROW(p->files, 1, p->files_alloc);
+		p->files[0].path = xstrdup(p->path);
+		p->files[0].hash = p->hash;
+		p->files_nr = 1;
+		return 0;
+	}
 	if (!line)
 		return 0;
 	end = line + p->files_raw_len; /* not before: NULL + 0 is UB */
@@ -780,12 +823,20 @@ static int parse_records(struct state *st, struct reader *rd, const char *buf,
 			 * writes them right after their path, once */
 			size_t n = f_lines(p, end);
 
-			if (rd->cur->files_raw) {
+			/* 4 GB of file lines under one path: refused, as a
+			 * corrupt file (the stage runs again) */
+			if (rd->cur->files_raw || rd->cur->single ||
+			    n > UINT32_MAX) {
 				ret = -1;
 				break;
 			}
-			rd->cur->files_raw = arena_memdupz(&st->arena, p, n);
-			rd->cur->files_raw_len = n;
+			if (is_single(rd->cur, p, n, &line))
+				rd->cur->single = 1;
+			else {
+				rd->cur->files_raw =
+					arena_memdupz(&st->arena, p, n);
+				rd->cur->files_raw_len = (uint32_t)n;
+			}
 			p += n + 1;
 			continue;
 		}
