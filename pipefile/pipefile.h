@@ -27,7 +27,8 @@ struct pf_path {
 	char *path;	      /* normalized, workspace-relative, e.g.
 			       * "data/raw/" (folder: trailing '/'),
 			       * a glob ("data/raw/?.csv"), "train.py" */
-	int line, col;	      /* where it was written, 1-based */
+	int line;	      /* where it was written, 1-based */
+	unsigned col : 30;    /* 16 bytes a path, not 24 */
 	unsigned is_glob : 1; /* has * ? or [ */
 	unsigned is_dir : 1;  /* written with a trailing '/' */
 };
