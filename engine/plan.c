@@ -358,7 +358,7 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 		    struct error *err)
 {
 	struct scan_list l = {0};
-	const struct scan_ahead *a = keep_files ? NULL : find_ahead(e, pp);
+	const struct scan_ahead *a;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -370,6 +370,8 @@ static int scan_one(struct engine *e, const struct pf_path *pp,
 			return ret < 0 ? -1 : 0;
 		}
 	}
+	/* folders and globs only: a plain file is never walked ahead */
+	a = keep_files ? NULL : find_ahead(e, pp);
 	if (a) {
 		scan_ahead_take(e->sc, a);
 		out->hash = a->hash;
