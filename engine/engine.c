@@ -183,6 +183,7 @@ static void close_engine(struct engine *e, int free_all)
 		log_verbose("could not save the stat cache: %s", err.msg.buf);
 		error_release(&err);
 	}
+	log_trace_phase("stat cache saved");
 	store_free(e->store);
 	lock_release(e->lock_fd);
 	e->store = NULL;

@@ -662,6 +662,7 @@ static int run(struct sched *s, struct error *err)
 		}
 		error_release(&serr);
 	}
+	log_trace_phase("state saved");
 	restore_signals(&saved);
 	status_release(&s->status);
 	list_skipped(s, ret);
@@ -678,6 +679,7 @@ static int run(struct sched *s, struct error *err)
 			log_warn("could not record the run: %s", werr.msg.buf);
 		error_release(&werr);
 	}
+	log_trace_phase("run recorded");
 	engine_trim_jobs(e); /* keep: now and then, cheaply */
 	sum->interrupted = sched_interrupted;
 	if (!ret && sched_interrupted)

@@ -1313,8 +1313,7 @@ static int one_file(struct statcache *sc, const char *workspace,
 		ret = -1;
 		goto out;
 	}
-	statcache_note_walked(sc, path, NULL);
-	ret = 1;
+	ret = 1; /* nothing is inside it: the save knows it was seen */
 out:
 	if (full != own)
 		free(full);

@@ -665,9 +665,26 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Whether s was looked up this run: a regular file then, which nothing
+ * can be inside. */
+static int seen_file(const struct statcache *sc, const char *s)
+{
+	size_t pos, i = find(sc, s, strlen(s), SIZE_MAX, &pos);
+
+	if (i == SIZE_MAX)
+		return 0;
+	if (i < sc->nloaded)
+		return !!(sc->flag[i] & F_SEEN);
+	return sc->e[i - sc->nloaded].seen && !sc->e[i - sc->nloaded].dropped;
+}
+
+/* Whether nothing below s that was not looked up is there: s was walked
+ * in full (or matches a walked glob), or s is a file seen this run (a
+ * plain file input is not noted as walked: 100,000 copies of its path). */
 static int walked_here(const struct statcache *sc, const char *s)
 {
-	if (bsearch(&s, sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str))
+	if (bsearch(&s, sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str) ||
+	    seen_file(sc, s))
 		return 1;
 	for (size_t i = 0; i < sc->nglobs; i++)
 		if (path_is_inside(s, sc->globs[i].dir) &&
@@ -743,10 +760,9 @@ static int record_first(const struct statcache *sc, size_t r, struct entry *e)
 	return cmp_path(p, len, e->path, e->len) < 0;
 }
 
-/* Writes a record unless it moved or went; drops unseen ones whose files
- * are gone. */
-static int put_record(struct statcache *sc, struct strbuf *sb, size_t r,
-		      int prune)
+/* Whether record r is written: not moved or gone, and not an unseen one
+ * whose file is gone (marked dropped then). */
+static int keep_record(struct statcache *sc, size_t r)
 {
 	const char *p;
 	size_t len;
@@ -754,76 +770,111 @@ static int put_record(struct statcache *sc, struct strbuf *sb, size_t r,
 	if (sc->flag[r] & (F_MOVED | F_DROPPED))
 		return 0;
 	rec_path(sc, r, &p, &len);
-	if (prune && !(sc->flag[r] & F_SEEN) && in_walked(sc, p, len)) {
+	if (!(sc->flag[r] & F_SEEN) && in_walked(sc, p, len)) {
 		sc->flag[r] |= F_DROPPED;
 		return 0;
 	}
-	strbuf_add(sb, rec_at(sc, r), REC_FIXED + len);
 	return 1;
 }
 
-static int put_added(struct statcache *sc, struct strbuf *sb, struct entry *e,
-		     int prune)
+static int keep_added(struct statcache *sc, struct entry *e)
 {
-	if (!e->dropped && prune && !e->seen && in_walked(sc, e->path, e->len))
+	if (!e->dropped && !e->seen && in_walked(sc, e->path, e->len))
 		e->dropped = 1;
-	if (e->dropped)
-		return 0;
-	put_entry(sb, e);
-	return 1;
+	return !e->dropped;
 }
 
-static void serialize(struct statcache *sc, struct strbuf *sb)
-{
-	struct entry **added = xmalloc((sc->nr + 1) * sizeof(*added));
-	int prune = sc->walked.nr || sc->nglobs;
-	size_t count = 0, r = 0, a = 0, count_at;
-	struct hash128 sum;
+/* The file is written as it is made, a megabyte at a time, its checksum
+ * taken on the way: at 100,000 files it is 16 MB, and a copy of it in
+ * memory would be most of what a run holds at its end. */
+#define SAVE_CHUNK (1 << 20)
 
-	for (size_t i = 0; i < sc->nr; i++)
-		added[i] = &sc->e[i];
-	qsort(added, sc->nr, sizeof(*added), cmp_entry);
-	strbuf_grow(sb, sc->map_len + sc->nr * (REC_FIXED + 32));
-	strbuf_add(sb, MAGIC, MAGIC_LEN);
-	count_at = sb->len;
-	put64(sb, 0);
+struct saver {
+	struct strbuf sb;
+	struct hasher *h;
+	struct fs_replace out;
+};
+
+static void save_flush(struct saver *sv)
+{
+	hasher_add(sv->h, sv->sb.buf, sv->sb.len);
+	fs_replace_write(&sv->out, sv->sb.buf, sv->sb.len);
+	strbuf_reset(&sv->sb);
+}
+
+/* Both lists in path order, merged: the records kept (keep) or
+ * written (sv). Returns how many. */
+static size_t merge_out(struct statcache *sc, struct entry **added,
+			struct saver *sv)
+{
+	size_t count = 0, r = 0, a = 0;
+
 	while (r < sc->nloaded || a < sc->nr) {
-		if (record_first(sc, r, a < sc->nr ? added[a] : NULL))
-			count += put_record(sc, sb, r++, prune);
-		else
-			count += put_added(sc, sb, added[a++], prune);
+		if (record_first(sc, r, a < sc->nr ? added[a] : NULL)) {
+			if (!sv) {
+				count += keep_record(sc, r);
+			} else if (!(sc->flag[r] & (F_MOVED | F_DROPPED))) {
+				const char *p;
+				size_t len;
+
+				rec_path(sc, r, &p, &len);
+				strbuf_add(&sv->sb, rec_at(sc, r),
+					   REC_FIXED + len);
+			}
+			r++;
+		} else {
+			if (!sv)
+				count += keep_added(sc, added[a]);
+			else if (!added[a]->dropped)
+				put_entry(&sv->sb, added[a]);
+			a++;
+		}
+		if (sv && sv->sb.len >= SAVE_CHUNK)
+			save_flush(sv);
 	}
-	for (int i = 0; i < 8; i++)
-		sb->buf[count_at + i] = (char)(count >> (8 * i));
-	hash_buf(sb->buf, sb->len, &sum);
-	put_hash(sb, &sum);
-	free(added);
+	return count;
 }
 
 int statcache_save(struct statcache *sc, struct error *err)
 {
-	struct strbuf sb = STRBUF_INIT;
-	int ret;
+	struct entry **added;
+	struct saver sv = {STRBUF_INIT, NULL, {0}};
+	struct hash128 sum;
+	size_t count;
 
 	if (!sc->dirty)
 		return 0;
-	serialize(sc, &sb);
-	if (fs_mkdir_parent(sc->path, 0777)) {
-		ret = error_set(err, EXIT_ENV,
-				"cannot create the folder of '%s': %s",
-				sc->path, strerror(errno));
-		goto out;
-	}
+	if (fs_mkdir_parent(sc->path, 0777))
+		return error_set(err, EXIT_ENV,
+				 "cannot create the folder of '%s': %s",
+				 sc->path, strerror(errno));
 	/* a cache: its checksum rejects a torn copy, and any whole copy,
 	 * older or newer, maps stat data to the right hashes, so it does
 	 * not wait for the disk (16 MB fsynced at each run of 100,000
 	 * stages) */
-	ret = fs_write_replace(sc->path, sb.buf, sb.len, err);
-	if (!ret)
-		sc->dirty = 0;
-out:
-	strbuf_release(&sb);
-	return ret;
+	if (fs_replace_open(&sv.out, sc->path, 0, err))
+		return -1;
+	added = xmalloc((sc->nr + 1) * sizeof(*added));
+	for (size_t i = 0; i < sc->nr; i++)
+		added[i] = &sc->e[i];
+	qsort(added, sc->nr, sizeof(*added), cmp_entry);
+	count = merge_out(sc, added, NULL); /* the drops first: the count */
+	sv.h = hasher_new();
+	strbuf_grow(&sv.sb, SAVE_CHUNK + REC_FIXED + 4096);
+	strbuf_add(&sv.sb, MAGIC, MAGIC_LEN);
+	put64(&sv.sb, count);
+	merge_out(sc, added, &sv);
+	save_flush(&sv);
+	hasher_final(sv.h, &sum);
+	put_hash(&sv.sb, &sum);
+	fs_replace_write(&sv.out, sv.sb.buf, sv.sb.len);
+	free(added);
+	hasher_free(sv.h);
+	strbuf_release(&sv.sb);
+	if (fs_replace_commit(&sv.out, err))
+		return -1;
+	sc->dirty = 0;
+	return 0;
 }
 
 void statcache_get_stats(const struct statcache *sc,

@@ -8,6 +8,7 @@
 
 #include "util/error.h"
 #include "util/strbuf.h"
+#include "util/strvec.h"
 
 #define SGIT_RAWSZ 20
 #define SGIT_HEXSZ 40
@@ -88,6 +89,23 @@ struct sgit_ref_move {
 };
 int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 		   struct error *err);
+/* The same, saying what it did to packed-refs (rewritten: 1 when it
+ * was): its identity (sgit_packed_identity) as read and as written, and
+ * "<name> <hex>" of each ref it wrote there, moved or folded from its
+ * loose file. The run-cache index (store/keys.c) follows its own
+ * rewrites with it instead of reading every ref again. */
+struct sgit_packed_report {
+	int rewritten;
+	struct strbuf before, after;
+	struct strvec packed;
+};
+int sgit_refs_move_report(struct sgit *g, const struct sgit_ref_move *v,
+			  size_t n, struct sgit_packed_report *rep,
+			  struct error *err);
+/* packed-refs' identity from its stat data: size, times, inode, device
+ * (it is only ever replaced by rename), or "none" when st is NULL. */
+struct stat;
+void sgit_packed_identity(const struct stat *st, struct strbuf *out);
 int sgit_ref_delete(struct sgit *g, const char *name, struct error *err);
 /* Calls fn for every ref whose name matches glob (fnmatch style, where '*'
  * also matches '/'); fn returns 0 to go on, non-zero to stop (returned). */

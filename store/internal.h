@@ -104,6 +104,9 @@ int keys_check_file(const char *path);
 /* Add a commit this process made to the in-memory run-cache index. */
 void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage);
+/* What a batch of ref moves did to packed-refs (sgit_refs_move_report),
+ * so that the index still covers the refs after its own rewrites. */
+void keys_packed(struct store *st, const struct sgit_packed_report *rep);
 
 /* Reading commits (store/store.c). */
 int store_parse_id(const char *commit, struct sgit_oid *oid, struct error *err);

@@ -62,6 +62,16 @@ struct refs_seen {
 	char digest[HASH_HEX_LEN + 1];
 };
 
+/* packed-refs as this process rewrote it (keys_packed): its identity
+ * after the last rewrite, the "<ref> <commit>" lines the rewrites wrote
+ * (older first), and broken when one did not start from the file seen
+ * or last written (someone else wrote it between). */
+struct packed_ours {
+	struct strbuf after;
+	struct strvec lines;
+	int broken;
+};
+
 /* Lookups by key and by ref are hashed: a run of N stages looks up N keys
  * and notes N tips, and a scan of the arrays for each would be quadratic.
  * by_key: open addressing over entry indexes + 1, one slot per distinct
@@ -91,12 +101,20 @@ struct keys {
 	int rewrite;	       /* the whole file is to be written */
 	struct refs_seen seen; /* the refs when opened */
 	struct strvec noted;   /* "<ref> <commit>" this process moved */
+	struct packed_ours ours;
 };
 
 static void seen_release(struct refs_seen *s)
 {
 	strbuf_release(&s->packed);
 	strvec_clear(&s->loose);
+}
+
+static void ours_release(struct packed_ours *o)
+{
+	strbuf_release(&o->after);
+	strvec_clear(&o->lines);
+	o->broken = 0;
 }
 
 static void keys_clear_tips(struct keys *k)
@@ -122,6 +140,7 @@ static void keys_clear(struct keys *k)
 	strbuf_release(&k->pending);
 	seen_release(&k->seen);
 	strvec_clear(&k->noted);
+	ours_release(&k->ours);
 	memset(k, 0, sizeof(*k));
 	strbuf_init(&k->pending, 0);
 	strbuf_init(&k->seen.packed, 0);
@@ -132,13 +151,16 @@ static void keys_clear_entries(struct keys *k)
 {
 	struct refs_seen seen = k->seen;
 	struct strvec noted = k->noted;
+	struct packed_ours ours = k->ours;
 
 	memset(&k->seen, 0, sizeof(k->seen));
 	memset(&k->noted, 0, sizeof(k->noted));
+	memset(&k->ours, 0, sizeof(k->ours));
 	keys_clear(k);
 	strbuf_release(&k->seen.packed);
 	k->seen = seen;
 	k->noted = noted;
+	k->ours = ours;
 }
 
 static struct keys *keys_new(void)
@@ -659,14 +681,9 @@ static void see_refs(struct store *st, struct refs_seen *s)
 	strvec_clear(&s->loose);
 	strbuf_addf(&path, "%s/packed-refs", st->git_dir);
 	if (!stat(path.buf, &pst))
-		strbuf_addf(&s->packed, "%llu %lld.%09ld %lld.%09ld %llu %llu",
-			    (unsigned long long)pst.st_size,
-			    (long long)pst.st_mtim.tv_sec, pst.st_mtim.tv_nsec,
-			    (long long)pst.st_ctim.tv_sec, pst.st_ctim.tv_nsec,
-			    (unsigned long long)pst.st_ino,
-			    (unsigned long long)pst.st_dev);
+		sgit_packed_identity(&pst, &s->packed);
 	else if (errno == ENOENT)
-		strbuf_addstr(&s->packed, "none");
+		sgit_packed_identity(NULL, &s->packed);
 	else
 		ok = 0;
 	strbuf_reset(&path);
@@ -723,39 +740,101 @@ static void want_lines(struct strmap *want, struct strvec *names,
 	}
 }
 
+/* name's value in the "<name> <value>" lines of map, or NULL. */
+static const char *line_value(const struct strmap *map, struct strbuf *name,
+			      const char *line, const char **value)
+{
+	const char *sp = strchr(line, ' ');
+
+	strbuf_reset(name);
+	strbuf_add(name, line, (size_t)(sp - line));
+	*value = sp + 1;
+	return strmap_get(map, name->buf);
+}
+
 /* Whether the refs moved from k->seen to now by this process's moves
- * only (k->noted): then the index, with what it noted, covers now. */
+ * only (k->noted): then the index, with what it noted, covers now. With
+ * packed-refs as seen, the loose refs now are those seen and noted. When
+ * this process rewrote packed-refs (a batch of moves, k->ours), starting
+ * each time from the file seen or last written, a ref noted or seen loose
+ * may be packed now, with the value noted; and every ref a rewrite
+ * packed and that is not loose now has the value noted or seen. A run of
+ * two stages then does not cost the next one a load of the whole index
+ * and a read of every ref. */
 static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 {
-	struct strmap want = {0};
-	struct strvec names = STRVEC_INIT;
+	struct strmap want = {0}, loose = {0}, packed = {0};
+	struct strvec names = STRVEC_INIT, lnames = STRVEC_INIT,
+		      pnames = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
-	int ret = 0;
+	int ret = 0, ours = 0;
 
-	if (!strcmp(now->digest, NO_REFS) || !strcmp(k->seen.digest, NO_REFS) ||
-	    strcmp(now->packed.buf, k->seen.packed.buf))
+	if (!strcmp(now->digest, NO_REFS) || !strcmp(k->seen.digest, NO_REFS))
 		return 0;
+	if (strcmp(now->packed.buf, k->seen.packed.buf)) {
+		if (k->ours.broken || !k->ours.after.len ||
+		    strcmp(now->packed.buf, k->ours.after.buf))
+			return 0;
+		ours = 1;
+	}
 	strmap_init(&want, k->seen.loose.nr + k->noted.nr);
 	want_lines(&want, &names, &k->seen.loose);
 	want_lines(&want, &names, &k->noted);
-	if (want.nr != now->loose.nr)
-		goto out;
-	for (size_t i = 0; i < now->loose.nr; i++) {
-		const char *line = now->loose.v[i], *sp = strchr(line, ' ');
-		const char *v;
+	strmap_init(&loose, now->loose.nr);
+	want_lines(&loose, &lnames, &now->loose);
+	strmap_init(&packed, k->ours.lines.nr);
+	if (ours)
+		want_lines(&packed, &pnames, &k->ours.lines);
+	for (size_t i = 0; i < now->loose.nr; i++) { /* loose: noted or seen */
+		const char *v,
+			*w = line_value(&want, &name, now->loose.v[i], &v);
 
-		strbuf_reset(&name);
-		strbuf_add(&name, line, (size_t)(sp - line));
-		v = strmap_get(&want, name.buf);
-		if (!v || strcmp(v, sp + 1))
+		if (!w || strcmp(w, v))
+			goto out;
+	}
+	for (size_t i = 0; i < names.nr; i++) { /* the rest: packed by us */
+		const char *w = strmap_get(&want, names.v[i]), *p;
+
+		if (strmap_get(&loose, names.v[i]))
+			continue;
+		p = strmap_get(&packed, names.v[i]);
+		if (!p || strcmp(p, w))
+			goto out;
+	}
+	for (size_t i = 0; i < pnames.nr; i++) { /* and nothing else */
+		const char *w = strmap_get(&want, pnames.v[i]);
+
+		if (strmap_get(&loose, pnames.v[i]) || is_runs_ref(pnames.v[i]))
+			continue;
+		if (!w || strcmp(w, strmap_get(&packed, pnames.v[i])))
 			goto out;
 	}
 	ret = 1;
 out:
 	strmap_release(&want);
+	strmap_release(&loose);
+	strmap_release(&packed);
 	strvec_clear(&names);
+	strvec_clear(&lnames);
+	strvec_clear(&pnames);
 	strbuf_release(&name);
 	return ret;
+}
+
+void keys_packed(struct store *st, const struct sgit_packed_report *rep)
+{
+	struct keys *k = st->keys;
+	const char *from;
+
+	if (!k || !rep->rewritten)
+		return;
+	from = k->ours.after.len ? k->ours.after.buf : k->seen.packed.buf;
+	if (strcmp(rep->before.buf, from))
+		k->ours.broken = 1;
+	strbuf_reset(&k->ours.after);
+	strbuf_add(&k->ours.after, rep->after.buf, rep->after.len);
+	for (size_t i = 0; i < rep->packed.nr; i++)
+		strvec_push(&k->ours.lines, rep->packed.v[i]);
 }
 
 /* Index the commits the refs gained since the index was written. Returns

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER "# pack-refs with: peeled fully-peeled sorted \n"
@@ -394,18 +395,59 @@ out:
 	return ret;
 }
 
+void sgit_packed_identity(const struct stat *st, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (!st) {
+		strbuf_addstr(out, "none");
+		return;
+	}
+	strbuf_addf(out, "%llu %lld.%09ld %lld.%09ld %llu %llu",
+		    (unsigned long long)st->st_size,
+		    (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		    (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
+		    (unsigned long long)st->st_ino,
+		    (unsigned long long)st->st_dev);
+}
+
+/* path read into text and its identity into id (as read: the file is
+ * replaced only by rename); a missing file is empty. 0, or -1 (errno). */
+static int read_packed(const char *path, struct strbuf *text, struct strbuf *id)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -1;
+		sgit_packed_identity(NULL, id);
+		return 0;
+	}
+	ret = fstat(fd, &st) || strbuf_read_fd(text, fd, (size_t)-1) < 0;
+	if (!ret)
+		sgit_packed_identity(&st, id);
+	close(fd);
+	return ret ? -1 : 0;
+}
+
 /* The new packed-refs goes through packed-refs.lock, the lock git and
  * libgit2 take for it; then the updated refs' loose files go. */
-int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
-		   struct error *err)
+int sgit_refs_move_report(struct sgit *g, const struct sgit_ref_move *v,
+			  size_t n, struct sgit_packed_report *rep,
+			  struct error *err)
 {
 	const char *gitdir = sgit_dir(g);
 	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT,
-		      text = STRBUF_INIT;
+		      text = STRBUF_INIT, id = STRBUF_INIT;
 	struct packed p = {NULL, 0, 0, 0};
 	struct strvec folded = STRVEC_INIT;
+	struct stat st;
 	int fd = -1, ret = -1;
 
+	if (rep) {
+		rep->rewritten = 0;
+		strvec_clear(&rep->packed);
+	}
 	if (!n)
 		return 0;
 	if (n == 1) /* one loose file, not all N refs rewritten */
@@ -418,7 +460,7 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 			  strerror(errno));
 		goto out;
 	}
-	if (strbuf_read_file(&text, path.buf, 0) && errno != ENOENT) {
+	if (read_packed(path.buf, &text, &id)) {
 		error_set(err, EXIT_ENV, "cannot read '%s': %s", path.buf,
 			  strerror(errno));
 		goto out;
@@ -438,6 +480,26 @@ int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
 	format(&p, &text);
 	if (write_locked(fd, lock.buf, path.buf, text.buf, text.len, err))
 		goto out;
+	if (rep) {
+		rep->rewritten = 1;
+		strbuf_reset(&rep->before);
+		strbuf_add(&rep->before, id.buf, id.len);
+		sgit_packed_identity(stat(path.buf, &st) ? NULL : &st,
+				     &rep->after);
+		for (size_t i = 0; i < n; i++) {
+			char hex[SGIT_HEXSZ + 1];
+
+			sgit_oid_hex(&v[i].oid, hex);
+			strvec_pushf(&rep->packed, "%s %s", v[i].name, hex);
+		}
+		for (size_t i = 0; i < folded.nr; i++) {
+			const struct packed_ref *r = find(&p, folded.v[i]);
+
+			if (r && !is_moved(v, n, folded.v[i]))
+				strvec_pushf(&rep->packed, "%s %s", folded.v[i],
+					     r->hex);
+		}
+	}
 	/* the packed values are the ones now (the moved refs' loose files,
 	 * if any, are among the folded: their folders were read) */
 	for (size_t i = 0; i < folded.nr; i++) {
@@ -454,7 +516,14 @@ out:
 	strbuf_release(&path);
 	strbuf_release(&lock);
 	strbuf_release(&text);
+	strbuf_release(&id);
 	return ret;
+}
+
+int sgit_refs_move(struct sgit *g, const struct sgit_ref_move *v, size_t n,
+		   struct error *err)
+{
+	return sgit_refs_move_report(g, v, n, NULL, err);
 }
 
 /* The loose refs below prefix, into loose (name, hex; a symbolic one, which

@@ -211,6 +211,8 @@ static int is_datums_ref(const char *ref)
 
 int store_batch_flush(struct store *st, struct error *err)
 {
+	struct sgit_packed_report rep = {0, STRBUF_INIT, STRBUF_INIT,
+					 STRVEC_INIT};
 	int ret = 0;
 
 	/* datum indexes first: their commits join this flush's pack */
@@ -234,7 +236,9 @@ int store_batch_flush(struct store *st, struct error *err)
 			mv[n].has_old = p->has_old;
 			mv[n++].old = p->old;
 		}
-		ret = sgit_refs_move(st->git, mv, n, err);
+		ret = sgit_refs_move_report(st->git, mv, n, &rep, err);
+		if (!ret)
+			keys_packed(st, &rep);
 		free(mv);
 		if (!pass)
 			store_crash_point("store-batch-datums-moved");
@@ -243,6 +247,9 @@ int store_batch_flush(struct store *st, struct error *err)
 		free(st->pend[i].ref);
 	st->pend_nr = 0;
 	strmap_release(&st->pend_at);
+	strbuf_release(&rep.before);
+	strbuf_release(&rep.after);
+	strvec_clear(&rep.packed);
 	return ret;
 }
 

@@ -55,39 +55,75 @@ int fs_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+int fs_replace_open(struct fs_replace *r, const char *path, int sync,
+		    struct error *err)
+{
+	r->path = path;
+	r->sync = sync;
+	r->error = 0;
+	r->tmp = xstrfmt("%s.tmp.%ld", path, (long)getpid());
+	r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (r->fd >= 0)
+		return 0;
+	error_set(err, EXIT_ENV, "cannot create '%s': %s", r->tmp,
+		  strerror(errno));
+	free(r->tmp);
+	r->tmp = NULL;
+	return -1;
+}
+
+void fs_replace_write(struct fs_replace *r, const void *data, size_t len)
+{
+	if (!r->error && fs_write_all(r->fd, data, len))
+		r->error = errno;
+}
+
+void fs_replace_abort(struct fs_replace *r)
+{
+	if (!r->tmp)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	unlink(r->tmp);
+	free(r->tmp);
+	r->tmp = NULL;
+	r->fd = -1;
+}
+
+int fs_replace_commit(struct fs_replace *r, struct error *err)
+{
+	if (!r->error && r->sync && fsync(r->fd))
+		r->error = errno;
+	if (r->error) {
+		error_set(err, EXIT_ENV, "cannot write '%s': %s", r->tmp,
+			  strerror(r->error));
+		fs_replace_abort(r);
+		return -1;
+	}
+	close(r->fd);
+	r->fd = -1;
+	if (rename(r->tmp, r->path)) {
+		error_set(err, EXIT_ENV, "cannot rename '%s' to '%s': %s",
+			  r->tmp, r->path, strerror(errno));
+		fs_replace_abort(r);
+		return -1;
+	}
+	if (r->sync)
+		fs_fsync_parent(r->path);
+	free(r->tmp);
+	r->tmp = NULL;
+	return 0;
+}
+
 static int write_renamed(const char *path, const void *data, size_t len,
 			 int sync, struct error *err)
 {
-	struct strbuf tmp = STRBUF_INIT;
-	int fd, ret = -1;
+	struct fs_replace r;
 
-	strbuf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		error_set(err, EXIT_ENV, "cannot create '%s': %s", tmp.buf,
-			  strerror(errno));
-		goto out;
-	}
-	if (fs_write_all(fd, data, len) || (sync && fsync(fd))) {
-		error_set(err, EXIT_ENV, "cannot write '%s': %s", tmp.buf,
-			  strerror(errno));
-		close(fd);
-		unlink(tmp.buf);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp.buf, path)) {
-		error_set(err, EXIT_ENV, "cannot rename '%s' to '%s': %s",
-			  tmp.buf, path, strerror(errno));
-		unlink(tmp.buf);
-		goto out;
-	}
-	if (sync)
-		fs_fsync_parent(path);
-	ret = 0;
-out:
-	strbuf_release(&tmp);
-	return ret;
+	if (fs_replace_open(&r, path, sync, err))
+		return -1;
+	fs_replace_write(&r, data, len);
+	return fs_replace_commit(&r, err);
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len,

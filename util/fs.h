@@ -19,6 +19,22 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 int fs_write_replace(const char *path, const void *data, size_t len,
 		     struct error *err);
 
+/* The same, written as it is made: fs_replace_open creates the temp file
+ * beside path, fs_replace_write appends (a failure is kept for the
+ * commit), fs_replace_commit (fsync when sync, rename, fsync the folder)
+ * puts it in place, or removes it and says why; fs_replace_abort removes
+ * it. A file of 16 MB needs no 16 MB buffer. */
+struct fs_replace {
+	const char *path;
+	char *tmp;
+	int fd, sync, error;
+};
+int fs_replace_open(struct fs_replace *r, const char *path, int sync,
+		    struct error *err);
+void fs_replace_write(struct fs_replace *r, const void *data, size_t len);
+int fs_replace_commit(struct fs_replace *r, struct error *err);
+void fs_replace_abort(struct fs_replace *r);
+
 /* Write all of p to fd, retrying after EINTR and waiting (poll) when a
  * non-blocking fd is full. Returns 0, or -1 (errno) when the reader is
  * gone or the disk is full. */

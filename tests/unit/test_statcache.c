@@ -427,6 +427,47 @@ static void test_deleted_files_dropped(void **state)
 	free(gone);
 }
 
+/* A folder that became a file: its old files' entries go at the next
+ * save, with no folder noted as walked (a plain file input is not), and
+ * entries elsewhere that were not looked up stay. */
+static void test_folder_became_file(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct error err = ERROR_INIT;
+	char *dir = full("f");
+
+	(void)state;
+	statcache_set_clock(sc, later_ns);
+	put("f/a", "a");
+	put("f/sub/b", "b");
+	put("f.txt", "t");
+	put("q/keep", "k");
+	hash_rel(sc, "f/a");
+	hash_rel(sc, "f/sub/b");
+	hash_rel(sc, "f.txt");
+	hash_rel(sc, "q/keep");
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	assert_int_equal(fs_remove_tree(dir), 0);
+	put("f", "now a file");
+	sc = open_cache();
+	statcache_set_clock(sc, later_ns);
+	hash_rel(sc, "f"); /* a miss: the save writes */
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	sc = open_cache();
+	assert_int_equal(entries(sc), 3); /* f, f.txt, q/keep */
+	assert_int_equal(misses(sc), 0);
+	hash_rel(sc, "f");
+	hash_rel(sc, "f.txt");
+	hash_rel(sc, "q/keep");
+	assert_int_equal(misses(sc), 0);
+	statcache_free(sc);
+	free(dir);
+}
+
 /* Records re-hashed and paths added in a later session are merged back in
  * path order; lookups in any order find every record. */
 static void test_reload_update_and_order(void **state)
@@ -508,6 +549,7 @@ int main(void)
 		cmocka_unit_test_setup(test_corrupt_files_rebuilt, fresh),
 		cmocka_unit_test_setup(test_many_entries, fresh),
 		cmocka_unit_test_setup(test_deleted_files_dropped, fresh),
+		cmocka_unit_test_setup(test_folder_became_file, fresh),
 		cmocka_unit_test_setup(test_reload_update_and_order, fresh),
 		cmocka_unit_test_setup(test_not_regular, fresh),
 	};

@@ -667,6 +667,98 @@ static void append(const char *path, const char *text)
 	close(fd);
 }
 
+/* The refs digest the index covers (its log's last, else its file's):
+ * "-" when the next process must read every ref and load the whole
+ * index. */
+static char *last_refs(struct fx *fx)
+{
+	char *log = fmt("%s/pipe-keys.log", fx->git_dir), *at = NULL, *ret;
+	struct strbuf sb = STRBUF_INIT;
+
+	if (strbuf_read_file(&sb, log, 0) == 0)
+		for (char *p = sb.buf; (p = strstr(p, "\nrefs ")); p++)
+			at = p + 6;
+	if (!at) { /* the file, written whole: "pipe-keys 2 <id> <refs> " */
+		free(log);
+		log = fmt("%s/pipe-keys", fx->git_dir);
+		strbuf_reset(&sb);
+		assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+		at = strchr(sb.buf + 12, ' ') + 1;
+		*strchr(at, ' ') = '\n';
+	}
+	ret = xstrndup(at, strcspn(at, "\n"));
+	strbuf_release(&sb);
+	free(log);
+	return ret;
+}
+
+/* A batch of two or more moved refs rewrites packed-refs; the index
+ * follows that rewrite (keys_packed) and stays mapped for the next
+ * process, with the refs' digest of after the rewrite. A packed-refs
+ * rewritten by someone else meanwhile is not taken for ours: "-", and
+ * the next lookup reads the refs again and finds the right commits. */
+static void test_keys_batch(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[6][STORE_ID_SIZE], got[STORE_ID_SIZE], *refs;
+	char *packed = own(fx, "%s/packed-refs", fx->git_dir);
+	char *moved = own(fx, "%s/packed-refs.new", fx->git_dir);
+	const char *names[] = {"a", "b", "c"};
+
+	for (int i = 0; i < 3; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, names[i], outs, key_n(i + 1), c[i]);
+	}
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(
+			store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			1);
+		store_batch_begin(fx->st);
+		for (int i = 0; i < 2; i++) {
+			int n = 10 * (round + 1) + i;
+
+			put(fx, "o.txt", &n, sizeof(n), 0644);
+			commit(fx, names[i], outs, key_n(n), c[3 + i]);
+		}
+		if (round == 1) { /* someone else's packed-refs: same refs */
+			struct strbuf sb = STRBUF_INIT;
+
+			assert_int_equal(strbuf_read_file(&sb, packed, 0), 0);
+			assert_int_equal(fs_write_atomic(moved, sb.buf, sb.len,
+							 &fx->err),
+					 0);
+			assert_int_equal(rename(moved, packed), 0);
+			strbuf_release(&sb);
+		}
+		CHECK(fx, store_batch_flush(fx->st, &fx->err));
+		reopen(fx);
+		refs = last_refs(fx);
+		if (round == 0)
+			assert_int_not_equal(strcmp(refs, "-"), 0);
+		else
+			assert_string_equal(refs, "-");
+		free(refs);
+		for (int i = 0; i < 2; i++) {
+			int n = 10 * (round + 1) + i;
+
+			assert_int_equal(store_find_key(fx->st, names[i],
+							key_n(n), got,
+							&fx->err),
+					 1);
+			assert_string_equal(got, c[3 + i]);
+		}
+		assert_int_equal(
+			store_find_key(fx->st, "c", key_n(3), got, &fx->err),
+			1);
+		assert_string_equal(got, c[2]);
+		reopen(fx);
+	}
+}
+
 /* The index's log (pipe-keys 2): one process's commits are appended to it
  * and the file is left as it was; a log cut short mid-line is read up to
  * its last whole line; a damaged log, a log of another file, an entry
@@ -2117,6 +2209,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prov_roundtrip, setup,
 						teardown),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test_setup_teardown(test_keys_batch, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
