@@ -662,6 +662,11 @@ static int run(struct sched *s, struct error *err)
 		}
 		error_release(&serr);
 	}
+	/* the records are saved and nothing reads them again: the run
+	 * record and the stat cache's save reuse their memory (34 MB at
+	 * 100,000 stages) instead of adding to the peak */
+	state_free(e->state);
+	e->state = NULL;
 	log_trace_phase("state saved");
 	restore_signals(&saved);
 	status_release(&s->status);
