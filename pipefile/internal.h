@@ -76,6 +76,25 @@ int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
 		       struct error *err);
 void pipefile_yaml_release(struct ydoc *doc);
 
+/* The same, handing the root's "stages:" mapping over pair by pair as
+ * each ends, so that its nodes go before the next stage's come (the tree
+ * of 100,000 stages is 57 MB; one stage's is a few hundred bytes). When
+ * the stages mapping starts, begin gets the root's pairs before it (keys
+ * at even indices): 0 to stream. Each pair then goes to stage, and is
+ * left out of the tree when it returns 0. The root's pairs after
+ * "stages:" are kept as usual. Returns 0, -1 (located error), or 1 when a
+ * hook returned non-zero: the caller parses again with
+ * pipefile_yaml_load, which gives the error a whole tree would. A stage
+ * with an anchor keeps its nodes (an alias may name them later). */
+struct ystream {
+	int (*begin)(void *arg, struct ynode *const *pairs, size_t nr);
+	int (*stage)(void *arg, const struct ynode *key,
+		     const struct ynode *val);
+	void *arg;
+};
+int pipefile_yaml_stream(struct ydoc *doc, const struct pf_src *src,
+			 const struct ystream *s, struct error *err);
+
 /* True for a plain scalar that YAML reads as null: "", "~", "null". */
 int pipefile_yaml_is_null(const struct ynode *n);
 
@@ -310,6 +329,10 @@ void pipefile_rare_free(struct pf_stage_rare *r);
 
 /* Build pf from the node tree. */
 int pipefile_build(struct pf_ctx *c, const struct ynode *root);
+/* The same from the text, each stage built as its YAML ends
+ * (pipefile_yaml_stream): 0, -1 (c->err), or 1 when the whole tree must
+ * be built instead (c->err may hold a message to drop). */
+int pipefile_build_streamed(struct pf_ctx *c, const struct pf_src *src);
 /* No output is, or holds, the Pipefile, a params file (the top-level one
  * when params_set) or the .gitignore: a located error. */
 int pipefile_check_outputs(struct pf_ctx *c, int params_set);

@@ -577,21 +577,13 @@ static int read_stages(struct pf_ctx *c, const struct ynode *n,
 	return 0;
 }
 
-int pipefile_build(struct pf_ctx *c, const struct ynode *root)
+/* The root's keys but the stages, in their order, then whether there
+ * are stages; v and k get the keys' values and keys. */
+static int build_top(struct pf_ctx *c, const struct ynode *root,
+		     const struct ynode **v, const struct ynode **k)
 {
-	const struct ynode *v[T__NR], *k[T__NR];
 	struct pf_where w = {0};
 
-	if (!root || pipefile_yaml_is_null(root))
-		return pipefile_src_error(c->src, c->err, 0, 0,
-					  "file is empty (it needs 'stages:'; "
-					  "'pipe init' writes a starter)");
-	if (root->kind != YNODE_MAP)
-		return pipefile_src_error(c->src, c->err, root->line, root->col,
-					  "the Pipefile must be a mapping with "
-					  "'stages:', not %s",
-					  root->kind == YNODE_SEQ ? "a list"
-								  : "a string");
 	if (pipefile_collect(c, root, top_keys, T__NR, ALL_KEYS, &w, v, k))
 		return -1;
 	if (v[T_VERSION] && read_version(c, v[T_VERSION]))
@@ -610,7 +602,135 @@ int pipefile_build(struct pf_ctx *c, const struct ynode *root)
 		return pipefile_src_error(c->src, c->err, 0, 0,
 					  "no 'stages' (add 'stages:' with at "
 					  "least one stage)");
-	if (read_stages(c, v[T_STAGES], k[T_STAGES]))
+	return 0;
+}
+
+int pipefile_build(struct pf_ctx *c, const struct ynode *root)
+{
+	const struct ynode *v[T__NR], *k[T__NR];
+
+	if (!root || pipefile_yaml_is_null(root))
+		return pipefile_src_error(c->src, c->err, 0, 0,
+					  "file is empty (it needs 'stages:'; "
+					  "'pipe init' writes a starter)");
+	if (root->kind != YNODE_MAP)
+		return pipefile_src_error(c->src, c->err, root->line, root->col,
+					  "the Pipefile must be a mapping with "
+					  "'stages:', not %s",
+					  root->kind == YNODE_SEQ ? "a list"
+								  : "a string");
+	if (build_top(c, root, v, k) ||
+	    read_stages(c, v[T_STAGES], k[T_STAGES]))
 		return -1;
 	return pipefile_check_outputs(c, v[T_PARAMS] != NULL);
+}
+
+/* ---- streaming: each stage built as its YAML ends (pipefile_yaml_stream)
+ *
+ * The root's keys before "stages:" are read when the stages begin, each
+ * stage as it ends; what a whole tree would have caught later (a root key
+ * after the stages, a repeated root key or stage name, an empty stages
+ * mapping) and any error at all make the caller parse again the whole way,
+ * so messages and their order are the whole tree's. */
+struct stream_build {
+	struct pf_ctx *c;
+	int began, params_set;
+	size_t stages;
+	uint64_t *names; /* stage names' hashes, open addressing, 0 empty */
+	size_t names_cap;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* 0, or 1 when h was there (a repeated name, or two names alike). */
+static int names_add(struct stream_build *b, uint64_t h)
+{
+	size_t mask, i;
+
+	if (2 * (b->stages + 1) > b->names_cap) {
+		uint64_t *old = b->names;
+		size_t cap = b->names_cap;
+
+		b->names_cap = cap ? 2 * cap : 1024;
+		b->names = xcalloc(b->names_cap, sizeof(*b->names));
+		for (size_t j = 0; j < cap; j++)
+			if (old[j]) {
+				mask = b->names_cap - 1;
+				for (i = old[j] & mask; b->names[i];
+				     i = (i + 1) & mask)
+					;
+				b->names[i] = old[j];
+			}
+		free(old);
+	}
+	mask = b->names_cap - 1;
+	for (i = h & mask; b->names[i]; i = (i + 1) & mask)
+		if (b->names[i] == h)
+			return 1;
+	b->names[i] = h;
+	return 0;
+}
+
+static int stream_begin(void *arg, struct ynode *const *pairs, size_t nr)
+{
+	static const struct ynode empty = {.kind = YNODE_MAP};
+	struct stream_build *b = arg;
+	const struct ynode *v[T__NR], *k[T__NR];
+	struct ynode **items = xcalloc(2 * nr + 3, sizeof(*items));
+	struct ynode top = {.kind = YNODE_MAP, .nr = (uint32_t)(nr + 1)};
+	int ret;
+
+	memcpy(items, pairs, (2 * nr + 1) * sizeof(*items));
+	items[2 * nr + 1] = (struct ynode *)&empty;
+	top.items = items;
+	ret = build_top(b->c, &top, v, k);
+	b->params_set = v[T_PARAMS] != NULL;
+	b->began = 1;
+	free(items);
+	return ret;
+}
+
+static int stream_stage(void *arg, const struct ynode *key,
+			const struct ynode *val)
+{
+	struct stream_build *b = arg;
+
+	if (key->kind != YNODE_SCALAR || names_add(b, name_hash(key->str)))
+		return 1;
+	b->stages++;
+	return pipefile_add_stage(b->c, key, val);
+}
+
+int pipefile_build_streamed(struct pf_ctx *c, const struct pf_src *src)
+{
+	struct stream_build b = {.c = c};
+	struct ystream ys = {stream_begin, stream_stage, &b};
+	struct ydoc doc = {0};
+	const struct ynode *root, *last;
+	int ret = pipefile_yaml_stream(&doc, src, &ys, c->err);
+
+	root = doc.root;
+	if (ret == 0 && !b.began) { /* no stages mapping streamed */
+		ret = pipefile_build(c, root);
+		goto out;
+	}
+	last = !ret && root && root->kind == YNODE_MAP && root->nr
+		       ? root->items[2 * (root->nr - 1)]
+		       : NULL;
+	if (!last || root->dup || strcmp(last->str, "stages") || !b.stages) {
+		ret = 1;
+		goto out;
+	}
+	ret = pipefile_check_outputs(c, b.params_set);
+out:
+	free(b.names);
+	pipefile_yaml_release(&doc);
+	return b.began && ret ? 1 : ret;
 }

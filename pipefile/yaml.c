@@ -66,6 +66,18 @@ static char *arena_strdup(struct pf_arena *a, const char *s, size_t n)
 	return p;
 }
 
+/* The arena back to mark: the chunks taken since go. */
+static void arena_reset(struct pf_arena *a, const struct pf_arena *mark)
+{
+	while (a->head != mark->head) {
+		struct chunk *c = a->head;
+
+		a->head = c->next;
+		free(c);
+	}
+	*a = *mark;
+}
+
 /* libyaml counts columns in characters; messages need bytes. For ASCII
  * text they agree. Otherwise walk from the last position: events come
  * nearly in order, so the walk stays short. */
@@ -136,6 +148,12 @@ struct loader {
 	size_t nodes;	/* written in the file */
 	size_t aliased; /* reached through aliases */
 	int docs;
+	const struct ystream *stream; /* or NULL */
+	int streaming;		      /* inside the root's stages: */
+	int hook_said_no;
+	size_t anchors_set;
+	struct pf_arena mark; /* the arena where the stages' pairs begin */
+	size_t mark_anchors;
 };
 
 __attribute__((format(printf, 3, 4))) static int fail_at(struct loader *l,
@@ -183,14 +201,37 @@ static uint32_t add_weight(uint32_t a, uint32_t b)
 	return a > UINT32_MAX - b ? UINT32_MAX : a + b;
 }
 
-static void add_child(struct loader *l, struct ynode *n)
+/* A pair of the root's stages: mapping ended: to the hook, and its nodes
+ * go unless an anchor was set since the last pair. */
+static int stream_pair(struct loader *l)
+{
+	struct ynode **pair = l->items + l->items_nr - 2;
+
+	if (l->stream->stage(l->stream->arg, pair[0], pair[1])) {
+		l->hook_said_no = 1;
+		return 1;
+	}
+	l->items_nr -= 2;
+	if (l->anchors_set == l->mark_anchors)
+		arena_reset(l->arena, &l->mark);
+	else
+		l->mark = *l->arena;
+	l->mark_anchors = l->anchors_set;
+	return 0;
+}
+
+static int add_child(struct loader *l, struct ynode *n)
 {
 	if (!l->depth) {
 		l->root = n;
-		return;
+		return 0;
 	}
 	ALLOC_GROW(l->items, l->items_nr + 1, l->items_alloc);
 	l->items[l->items_nr++] = n;
+	if (l->streaming && l->depth == 2 &&
+	    !((l->items_nr - l->stack[1].start) & 1))
+		return stream_pair(l);
+	return 0;
 }
 
 static void set_anchor(struct loader *l, const yaml_char_t *anchor,
@@ -201,6 +242,7 @@ static void set_anchor(struct loader *l, const yaml_char_t *anchor,
 		char *name = arena_strdup(l->arena, (const char *)anchor, len);
 
 		strmap_put(&l->anchors, name, n);
+		l->anchors_set++;
 	}
 }
 
@@ -229,8 +271,7 @@ static int on_scalar(struct loader *l, yaml_event_t *e)
 	n->str =
 		arena_strdup(l->arena, (const char *)e->data.scalar.value, len);
 	set_anchor(l, e->data.scalar.anchor, n);
-	add_child(l, n);
-	return 0;
+	return add_child(l, n);
 }
 
 static int on_start(struct loader *l, yaml_event_t *e, int kind)
@@ -244,6 +285,18 @@ static int on_start(struct loader *l, yaml_event_t *e, int kind)
 		return fail_at(l, &e->start_mark,
 			       "nesting deeper than %d levels",
 			       PIPEFILE_MAX_DEPTH);
+	if (l->stream && l->depth == 1 && kind == YNODE_MAP && !anchor &&
+	    l->stack[0].node->kind == YNODE_MAP && !l->root &&
+	    ((l->items_nr - l->stack[0].start) & 1) &&
+	    !strcmp(l->items[l->items_nr - 1]->str, "stages")) {
+		if (l->stream->begin(l->stream->arg,
+				     l->items + l->stack[0].start,
+				     (l->items_nr - l->stack[0].start) / 2)) {
+			l->hook_said_no = 1;
+			return 1;
+		}
+		l->streaming = 1;
+	}
 	f = &l->stack[l->depth++];
 	f->node = new_node(l, kind, &e->start_mark);
 	f->start = l->items_nr;
@@ -251,6 +304,10 @@ static int on_start(struct loader *l, yaml_event_t *e, int kind)
 	if (anchor)
 		f->anchor = arena_strdup(l->arena, (const char *)anchor,
 					 strlen((const char *)anchor));
+	if (l->streaming && l->depth == 2) {
+		l->mark = *l->arena;
+		l->mark_anchors = l->anchors_set;
+	}
 	return 0;
 }
 
@@ -271,8 +328,7 @@ static int on_alias(struct loader *l, yaml_event_t *e)
 			       "aliases expand to too many nodes (an alias "
 			       "bomb?) at '*%s'",
 			       name);
-	add_child(l, n);
-	return 0;
+	return add_child(l, n);
 }
 
 /* Look for a repeated key among pairs[0..nr) (keys at even indices).
@@ -461,10 +517,13 @@ static int on_end(struct loader *l)
 		n->items = copy_items(l, kids, nr);
 	}
 	l->items_nr = f->start;
-	if (f->anchor)
+	if (f->anchor) {
 		strmap_put(&l->anchors, f->anchor, n);
-	add_child(l, n);
-	return 0;
+		l->anchors_set++;
+	}
+	if (l->streaming && l->depth == 1)
+		l->streaming = 0; /* the stages mapping ended */
+	return add_child(l, n);
 }
 
 static int on_event(struct loader *l, yaml_event_t *e)
@@ -593,10 +652,10 @@ static int is_ascii(const char *s, size_t n)
 	return !(acc & 0x80);
 }
 
-int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
-		       struct error *err)
+static int load(struct ydoc *doc, const struct pf_src *src,
+		const struct ystream *stream, struct error *err)
 {
-	struct loader l = {.src = src, .err = err};
+	struct loader l = {.src = src, .err = err, .stream = stream};
 	yaml_parser_t parser;
 	yaml_event_t event;
 	int ret = 0, done = 0;
@@ -629,7 +688,19 @@ int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
 	free(l.items);
 	strmap_release(&l.anchors);
 	doc->root = ret ? NULL : l.root;
-	return ret;
+	return l.hook_said_no ? 1 : ret;
+}
+
+int pipefile_yaml_load(struct ydoc *doc, const struct pf_src *src,
+		       struct error *err)
+{
+	return load(doc, src, NULL, err);
+}
+
+int pipefile_yaml_stream(struct ydoc *doc, const struct pf_src *src,
+			 const struct ystream *s, struct error *err)
+{
+	return load(doc, src, s, err);
 }
 
 void pipefile_yaml_release(struct ydoc *doc)

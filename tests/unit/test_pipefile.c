@@ -1099,6 +1099,83 @@ static void test_rare_shared(void **state)
 	assert_true(pipefile_rare_is_none(&pipefile_no_rare));
 }
 
+/* The model (or the error) of text built from the whole YAML tree is the
+ * one pf (or err) built stage by stage (pipefile_build_streamed). */
+static void same_as_whole_tree(const char *text, const struct pipefile *pf,
+			       const struct error *err)
+{
+	struct error werr = ERROR_INIT;
+	struct pipefile *whole = NULL;
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	int rc;
+
+	setenv("PIPE_TEST_WHOLE_TREE", "1", 1);
+	rc = pipefile_parse(&whole, "Pipefile", NULL, text, strlen(text),
+			    &werr);
+	unsetenv("PIPE_TEST_WHOLE_TREE");
+	assert_int_equal(rc, pf ? 0 : -1);
+	if (!pf) {
+		assert_string_equal(werr.msg.buf, err->msg.buf);
+		assert_int_equal(werr.exit_code, err->exit_code);
+	} else {
+		pipefile_serialize(pf, "test", &a);
+		pipefile_serialize(whole, "test", &b);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.buf, b.buf, a.len);
+	}
+	pipefile_free(whole);
+	error_release(&werr);
+	strbuf_release(&a);
+	strbuf_release(&b);
+}
+
+/* Stages built one by one as their YAML ends give the model and the
+ * errors the whole tree gives, whatever comes where: anchors in a stage
+ * that a later one merges, root keys after the stages, a repeated stage
+ * name or root key, a stage's error before a syntax error, anchored or
+ * aliased or empty stages, matrix stages. */
+static void test_streamed_as_whole(void **state)
+{
+	static const char *const cases[] = {
+		"stages:\n  a: &base {cmd: x, outputs: [a], retries: 2}\n"
+		"  b: {cmd: y, outputs: [b]}\n"
+		"  c:\n    <<: *base\n    outputs: [c]\n",
+		"stages:\n  a: {cmd: x, outputs: [a]}\n"
+		"defaults: {retries: 3}\n",
+		"version: 1\nstages:\n  a: {cmd: x, outputs: [a]}\n"
+		"  b: {cmd: x, outputs: [b]}\n  a: {cmd: z, outputs: [z]}\n",
+		"version: 1\nversion: 1\nstages:\n  a: {cmd: x, outputs: [a]}\n",
+		"stages:\n  a: {cmd: x, outputs: [a]}\n  b: {cmd: x, bogus: 1}\n"
+		"  c: {cmd: 'x}\n",
+		"stages:\n  a: {cmd: x, outputs: [a]}\n  b: {cmd: x, bogus: 1}\n",
+		"stages: &s\n  a: {cmd: x, outputs: [a]}\n",
+		"x-common: &s\n  a: {cmd: x, outputs: [a]}\nstages: *s\n",
+		"stages: {}\n",
+		"stages:\n",
+		"defaults: {executor: local}\nkeep: {jobs: 5}\nstages:\n"
+		"  m:\n    cmd: x $n\n    matrix: {n: [1, 2, 3]}\n"
+		"    outputs: ['m${n}']\n  n: {cmd: y, inputs: [m1], outputs: "
+		"[n]}\n",
+		"stages:\n  a: {cmd: x, outputs: [a]}\n  b: ~\n",
+		"stages:\n  a: {cmd: x, outputs: [o]}\n  b: {cmd: x, outputs: "
+		"[o]}\n",
+		"stages:\n  a: {cmd: x, outputs: [a]}\n  b: *nothing\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct error err = ERROR_INIT;
+		struct pipefile *pf = NULL;
+
+		print_message("case %zu\n", i);
+		pipefile_parse(&pf, "Pipefile", NULL, cases[i],
+			       strlen(cases[i]), &err);
+		same_as_whole_tree(cases[i], pf, &err);
+		pipefile_free(pf);
+		error_release(&err);
+	}
+}
+
 /* Every case of tests/data/pipefile/ parses or fails with a message:
  * never a crash. */
 static void test_corpus(void **state)
@@ -1130,6 +1207,7 @@ static void test_corpus(void **state)
 				    &err);
 		assert_true(rc == 0 || (rc == -1 && err.msg.len > 0));
 		assert_true(rc == 0 ? pf != NULL : pf == NULL);
+		same_as_whole_tree(text.buf, pf, &err);
 		if (pf)
 			pf = round_trip(pf, text.buf);
 		pipefile_free(pf);
@@ -1154,6 +1232,7 @@ int main(void)
 		cmocka_unit_test(test_matrix),
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_merge_keys),
+		cmocka_unit_test(test_streamed_as_whole),
 		cmocka_unit_test(test_errors_located),
 		cmocka_unit_test(test_kube_top),
 		cmocka_unit_test(test_kube_merge),
