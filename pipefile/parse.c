@@ -687,6 +687,10 @@ static int stream_begin(void *arg, struct ynode *const *pairs, size_t nr)
 	struct ynode top = {.kind = YNODE_MAP, .nr = (uint32_t)(nr + 1)};
 	int ret;
 
+	if (b->began) { /* "stages:" twice: the whole tree says so */
+		free(items);
+		return 1;
+	}
 	memcpy(items, pairs, (2 * nr + 1) * sizeof(*items));
 	items[2 * nr + 1] = (struct ynode *)&empty;
 	top.items = items;

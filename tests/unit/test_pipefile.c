@@ -1160,6 +1160,8 @@ static void test_streamed_as_whole(void **state)
 		"stages:\n  a: {cmd: x, outputs: [o]}\n  b: {cmd: x, outputs: "
 		"[o]}\n",
 		"stages:\n  a: {cmd: x, outputs: [a]}\n  b: *nothing\n",
+		"kubernetes: {namespace: a}\nstages:\n  a: {cmd: x, outputs: "
+		"[a]}\nkubernetes: {namespace: b}\nstages:\n  b: {cmd: y}\n",
 	};
 
 	(void)state;
