@@ -147,9 +147,8 @@ static int lines_next(struct lines *l, char **line, size_t *len)
 		ssize_t got;
 
 		if (nl || (l->eof && l->pos < l->end)) {
-			if (!nl)
-				nl = l->buf +
-				     l->end; /* a last line without \n */
+			if (!nl) /* a last line without \n */
+				nl = l->buf + l->end;
 			*nl = '\0';
 			*line = at;
 			*len = (size_t)(nl - at);
@@ -487,36 +486,62 @@ static int open_packed(const char *path, int *fd, struct strbuf *id)
 }
 
 /* name's line in packed-refs ("<hex> <name>"): 1 and hex filled, 0 when
- * packed-refs has none, -1 when unreadable. Found by its text, a line at
- * a time, not by parsing the N lines around it. */
+ * packed-refs has none, -1 when unreadable. Found by its text, searched
+ * in one buffer at a time (the end of one carried into the next), not by
+ * parsing the N lines around it. */
 static int packed_value(const char *gitdir, const char *name, char *hex)
 {
-	struct strbuf path = STRBUF_INIT;
-	struct lines l;
-	size_t nlen = strlen(name), len;
-	char *line;
-	int fd, ret = 0, rc;
+	struct strbuf path = STRBUF_INIT, pat = STRBUF_INIT;
+	size_t carry, keep = 0;
+	off_t off = 0; /* of buf[keep] */
+	char *buf = NULL;
+	int fd = -1, ret = 0;
 
 	strbuf_addf(&path, "%s/packed-refs", gitdir);
-	if (open_packed(path.buf, &fd, NULL)) {
-		strbuf_release(&path);
-		return -1;
-	}
-	lines_init(&l, fd);
-	while ((rc = lines_next(&l, &line, &len)) > 0)
-		if (len == SGIT_HEXSZ + 1 + nlen && line[SGIT_HEXSZ] == ' ' &&
-		    !memcmp(line + SGIT_HEXSZ + 1, name, nlen) &&
-		    is_hex40(line)) {
-			memcpy(hex, line, SGIT_HEXSZ);
-			hex[SGIT_HEXSZ] = '\0';
-			ret = 1;
-		}
-	if (rc < 0)
+	strbuf_addf(&pat, " %s\n", name);
+	carry = pat.len + SGIT_HEXSZ + 1; /* a match, its hex, the \n before */
+	if (open_packed(path.buf, &fd, NULL))
 		ret = -1;
-	lines_release(&l);
+	if (fd >= 0)
+		buf = xmalloc(CHUNK + carry);
+	while (fd >= 0 && !ret) { /* up to the name's first line */
+		ssize_t got = pread(fd, buf + keep, CHUNK, off);
+		size_t end = keep + (size_t)(got > 0 ? got : 0);
+		const char *at, *line;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			ret = -1;
+			break;
+		}
+		for (const char *from = buf;
+		     !ret && (at = memmem(from, end - (size_t)(from - buf),
+					  pat.buf, pat.len));
+		     from = at + 1) {
+			line = at - SGIT_HEXSZ;
+			/* a match in the carried bytes was seen before them */
+			if (at + pat.len <= buf + keep || at < buf + SGIT_HEXSZ)
+				continue;
+			if ((line == buf ? off == (off_t)keep
+					 : line[-1] == '\n') &&
+			    is_hex40(line)) {
+				memcpy(hex, line, SGIT_HEXSZ);
+				hex[SGIT_HEXSZ] = '\0';
+				ret = 1;
+			}
+		}
+		if (!got)
+			break;
+		off += got;
+		keep = end < carry ? end : carry;
+		memmove(buf, buf + end - keep, keep);
+	}
+	free(buf);
 	if (fd >= 0)
 		close(fd);
 	strbuf_release(&path);
+	strbuf_release(&pat);
 	return ret;
 }
 

@@ -464,6 +464,41 @@ static void test_list_bad_line(void **state)
 	strbuf_release(&text);
 }
 
+/* One ref's packed value is searched 64 KB at a time: the refs whose
+ * lines cross from one to the next are found too. */
+static void test_one_across_buffers(void **state)
+{
+	struct fx *f = *state;
+	struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
+	struct sgit_ref_move mv = {NULL, f->c2, 1, f->c1};
+	int moved = 0;
+
+	many_refs(f, 0, &text);
+	spew(f->dir, "packed-refs", text.buf);
+	for (size_t edge = 65536; edge < text.len; edge += 65536) {
+		/* the lines starting up to ~2 lines before the edge */
+		for (size_t at = edge - 130; at <= edge; at++) {
+			const char *nl;
+
+			if (text.buf[at - 1] != '\n')
+				continue;
+			nl = strchr(text.buf + at, '\n');
+			strbuf_reset(&name);
+			strbuf_add(&name, text.buf + at + SGIT_HEXSZ + 1,
+				   (size_t)(nl - text.buf) - at - SGIT_HEXSZ -
+					   1);
+			mv.name = name.buf;
+			assert_int_equal(sgit_refs_move(f->g, &mv, 1, &f->err),
+					 0);
+			ref_is(f, name.buf, &f->c2);
+			moved++;
+		}
+	}
+	assert_true(moved >= 4);
+	strbuf_release(&text);
+	strbuf_release(&name);
+}
+
 /* A line longer than the read buffer (64 KB): the buffer grows for it,
  * in a listing, a one-ref move's look-up and a merge, which copies it. */
 static void test_long_line(void **state)
@@ -519,6 +554,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge_mismatch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_list_bad_line, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_one_across_buffers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup,
 						teardown),
