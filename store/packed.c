@@ -641,7 +641,7 @@ static int merge(struct lines *l, int fd, struct packed *upd)
 
 	strbuf_addstr(&w, HEADER);
 	while (!ret && (rc = lines_next(l, &line, &len)) > 0) {
-		const char *name = line + SGIT_HEXSZ + 1;
+		const char *name;
 
 		if (*line == '#' || !*line)
 			continue;
@@ -651,6 +651,7 @@ static int merge(struct lines *l, int fd, struct packed *upd)
 				strbuf_addf(&peeled, "%s\n", line);
 			continue;
 		}
+		name = line + SGIT_HEXSZ + 1;
 		strbuf_add(&w, peeled.buf, peeled.len);
 		strbuf_reset(&peeled);
 		while (j < upd->nr && strcmp(upd->v[j].name, name) < 0)
@@ -935,10 +936,12 @@ int sgit_refs_list(struct sgit *g, const char *prefix, sgit_ref_fn fn,
 		ret = list_one(&loose.v[i], fn, data);
 	}
 	while (!ret && (rc = lines_next(&l, &line, &len)) > 0) {
-		struct packed_ref r = {line + SGIT_HEXSZ + 1, "", NULL, ""};
+		struct packed_ref r = {line, "", NULL, ""};
 
-		if (*line == '#' || *line == '^' || !*line ||
-		    strncmp(r.name, prefix, plen) || strmap_get(&seen, r.name))
+		if (*line == '#' || *line == '^' || !*line)
+			continue;
+		r.name += SGIT_HEXSZ + 1;
+		if (strncmp(r.name, prefix, plen) || strmap_get(&seen, r.name))
 			continue;
 		memcpy(r.hex, line, SGIT_HEXSZ);
 		ret = list_one(&r, fn, data);
