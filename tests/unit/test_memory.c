@@ -25,6 +25,7 @@
 #include "engine/run.h"
 #include "engine/state.h"
 #include "pipefile/pipefile.h"
+#include "store/git.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -423,6 +424,128 @@ static void test_sched_per_stage(void **state)
 	fs_remove_tree(root);
 }
 
+/* The heap's most over base seen from a listing's callbacks. */
+struct heap_peak {
+	size_t base, most, refs;
+};
+
+static int peak_cb(const char *name, const struct sgit_oid *oid, void *data)
+{
+	struct heap_peak *hp = data;
+	size_t now = heap_used();
+
+	(void)name;
+	(void)oid;
+	if (now > hp->base && now - hp->base > hp->most)
+		hp->most = now - hp->base;
+	hp->refs++;
+	return 0;
+}
+
+/* This process's resident set now and its peak ("VmRSS", "VmHWM"). */
+static size_t vm_kb(const char *what)
+{
+	char line[256];
+	size_t kb = 0, len = strlen(what);
+	FILE *fp = fopen("/proc/self/status", "r");
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (!strncmp(line, what, len) && line[len] == ':')
+			kb = strtoul(line + len + 1, NULL, 10);
+	fclose(fp);
+	return kb;
+}
+
+/* The peak resident set starts again from now (Linux 4.0): 0, or -1. */
+static int vm_peak_reset(void)
+{
+	FILE *fp = fopen("/proc/self/clear_refs", "w");
+	int ret;
+
+	if (!fp)
+		return -1;
+	ret = fputs("5", fp) < 0;
+	return fclose(fp) || ret ? -1 : 0;
+}
+
+#define REFS 100000
+
+/* packed-refs is read a line at a time through one buffer (issue #17):
+ * listing 100,000 refs holds ~64 KB, and a batch of 3 moves merges them
+ * into the new file as it copies the old one. Read whole and parsed, the
+ * listing held ~13 MB and the batch peaked ~20 MB over what was there. */
+static void test_packed_refs(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	struct heap_peak hp = {0, 0, 0};
+	struct sgit *g;
+	struct sgit_oid a, b;
+	struct sgit_ref_move mv[3];
+	size_t rss;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(sgit_open(&g, root, &err), 0);
+	assert_int_equal(
+		sgit_oid_parse("1111111111111111111111111111111111111111", &a),
+		0);
+	assert_int_equal(
+		sgit_oid_parse("2222222222222222222222222222222222222222", &b),
+		0);
+	strbuf_addstr(&text, "# pack-refs with: peeled fully-peeled sorted \n");
+	for (int i = 0; i < REFS; i++)
+		strbuf_addf(&text,
+			    "1111111111111111111111111111111111111111 "
+			    "refs/pipe/stages/s%06d\n",
+			    i);
+	strbuf_addf(&path, "%s/packed-refs", root);
+	assert_int_equal(fs_write_atomic(path.buf, text.buf, text.len, &err),
+			 0);
+	strbuf_release(&text);
+	malloc_trim(0);
+	hp.base = heap_used();
+	assert_int_equal(sgit_refs_list(g, "refs/pipe/", peak_cb, &hp, &err),
+			 0);
+	assert_int_equal(hp.refs, REFS);
+	print_message("listing %d refs: %zu bytes of heap (bound 1 MB)\n", REFS,
+		      hp.most);
+	if (hp.most > 1 << 20)
+		fail_msg("listing %d refs holds %zu bytes", REFS, hp.most);
+	/* a batch: the resident peak, the heap's not being at hand */
+	for (int i = 0; i < 3; i++) {
+		mv[i].name = i == 0   ? "refs/pipe/stages/s000007"
+			     : i == 1 ? "refs/pipe/stages/s050000"
+				      : "refs/pipe/stages/s099999x";
+		mv[i].oid = b;
+		mv[i].has_old = i < 2;
+		mv[i].old = a;
+	}
+	malloc_trim(0);
+	if (vm_peak_reset()) {
+		print_message("no /proc/self/clear_refs: batch not measured\n");
+	} else {
+		rss = vm_kb("VmRSS");
+		assert_int_equal(sgit_refs_move(g, mv, 3, &err), 0);
+		rss = vm_kb("VmHWM") - rss;
+		print_message("a batch of 3 in %d refs: %zu KB resident over "
+			      "before (bound 4 MB)\n",
+			      REFS, rss);
+		if (rss > 4096)
+			fail_msg("a batch of 3 in %d refs peaks %zu KB over "
+				 "before",
+				 REFS, rss);
+	}
+	sgit_free(g);
+	fs_remove_tree(root);
+	strbuf_release(&path);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_parse_peak_per_stage),
 		cmocka_unit_test(test_sched_per_stage),
 		cmocka_unit_test(test_graph_per_stage),
+		cmocka_unit_test(test_packed_refs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
