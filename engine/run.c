@@ -662,11 +662,6 @@ static int run(struct sched *s, struct error *err)
 		}
 		error_release(&serr);
 	}
-	/* the records are saved and nothing reads them again: the run
-	 * record and the stat cache's save reuse their memory (34 MB at
-	 * 100,000 stages) instead of adding to the peak */
-	state_free(e->state);
-	e->state = NULL;
 	log_trace_phase("state saved");
 	restore_signals(&saved);
 	status_release(&s->status);
@@ -684,6 +679,8 @@ static int run(struct sched *s, struct error *err)
 			log_warn("could not record the run: %s", werr.msg.buf);
 		error_release(&werr);
 	}
+	state_free(e->state); /* when record_run had no store to free it */
+	e->state = NULL;
 	log_trace_phase("run recorded");
 	engine_trim_jobs(e); /* keep: now and then, cheaply */
 	sum->interrupted = sched_interrupted;

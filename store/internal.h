@@ -43,6 +43,10 @@ int store_publish_ref(struct store *st, const char *ref,
 		      const struct sgit_oid *parent, struct error *err);
 
 #define STAGE_REF_PREFIX "refs/pipe/stages/"
+/* Bytes a stage name's ref entry holds as they are, whatever is around
+ * them (a dot is not one: its place matters; see ref_safe in store.c). */
+#define SAFE_ENTRY_CHARS                                                       \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=,@"
 #define DATUMS_REF_PREFIX "refs/pipe/datums/"
 #define RUNS_REF "refs/pipe/runs"
 #define DISPLACED_REF "refs/pipe/displaced"

@@ -636,7 +636,7 @@ void store_run_init(struct store_run *r)
 
 void store_run_release(struct store_run *r)
 {
-	for (size_t i = 0; i < r->stages_nr; i++)
+	for (size_t i = 0; !r->names_borrowed && i < r->stages_nr; i++)
 		free(r->stages[i].stage);
 	free(r->stages);
 	free_kvs(r->extra, r->extra_nr);
@@ -649,7 +649,9 @@ void store_run_add_stage(struct store_run *r, const char *stage,
 			 const char *commit)
 {
 	ALLOC_GROW(r->stages, r->stages_nr + 1, r->stages_alloc);
-	r->stages[r->stages_nr].stage = xstrdup(stage);
+	/* borrowed names stay so: the caller keeps stage as long */
+	r->stages[r->stages_nr].stage =
+		r->names_borrowed ? (char *)stage : xstrdup(stage);
 	snprintf(r->stages[r->stages_nr++].commit, STORE_ID_SIZE, "%s", commit);
 }
 

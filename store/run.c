@@ -371,7 +371,12 @@ static int build_init(struct run_build *b, const struct store_run *run,
 	b->oids = xcalloc(n + 1, sizeof(*b->oids));
 	b->order = xcalloc(n + 1, sizeof(*b->order));
 	for (size_t i = 0; i < n && !ret; i++) {
-		b->entries[i] = store_stage_entry(run->stages[i].stage);
+		const char *name = run->stages[i].stage;
+
+		/* most names are their own entries: no copy of each */
+		b->entries[i] = name[strspn(name, SAFE_ENTRY_CHARS)]
+					? store_stage_entry(name)
+					: (char *)name;
 		sh[i] = shard_of(b->entries[i]);
 		b->start[sh[i] + 1]++;
 		if (store_parse_id(run->stages[i].commit, &b->oids[i], err)) {
@@ -388,10 +393,11 @@ static int build_init(struct run_build *b, const struct store_run *run,
 	return ret;
 }
 
-static void build_release(struct run_build *b, size_t n)
+static void build_release(struct run_build *b, const struct store_run *run)
 {
-	for (size_t i = 0; i < n; i++)
-		free(b->entries[i]);
+	for (size_t i = 0; i < run->stages_nr; i++)
+		if (b->entries[i] != run->stages[i].stage)
+			free(b->entries[i]);
 	free(b->entries);
 	free(b->oids);
 	free(b->order);
@@ -484,7 +490,7 @@ static int run_tree(struct store *st, const struct store_run *run,
 		ret = store_run_root(st, run, &stages, out, err);
 out:
 	prev_release(&prev);
-	build_release(&b, run->stages_nr);
+	build_release(&b, run);
 	return ret;
 }
 

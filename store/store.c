@@ -290,66 +290,162 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
 	return rc;
 }
 
-/* The stage refs, read in one pass over the ref list. */
-struct heads_scan {
-	struct strbuf names; /* NUL-separated */
-	struct sgit_oid *oids;
-	size_t nr, alloc;
+/* The stage refs, read in one pass over the ref list, each looked up
+ * among the stages asked for: a table of their indexes by their ref
+ * entries' hash (4 bytes a slot), not a copy of every ref's name and
+ * commit (8 MB at 100,000 stages, at the peak of a run's end). */
+struct heads_pass {
+	const char *const *stages;
+	size_t n, mask;
+	uint32_t *slot; /* stage index + 1, 0 empty */
+	struct strbuf a, b;
+	void (*put)(void *arg, size_t i, const struct sgit_oid *oid);
+	void *arg;
 };
+
+static uint64_t entry_hash(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* The slot of entry (len bytes), or the empty slot where it would go. */
+static uint32_t *heads_slot(struct heads_pass *h, const char *entry, size_t len)
+{
+	size_t i = (size_t)entry_hash(entry, len) & h->mask;
+
+	for (;; i = (i + 1) & h->mask) {
+		if (!h->slot[i])
+			return &h->slot[i];
+		strbuf_reset(&h->b);
+		add_stage_entry(&h->b, h->stages[h->slot[i] - 1]);
+		if (h->b.len == len && !memcmp(h->b.buf, entry, len))
+			return &h->slot[i];
+	}
+}
+
+/* The stage a ref names, if it is one asked for: its index + 1, or 0. */
+static uint32_t heads_find(struct heads_pass *h, const char *ref)
+{
+	size_t plen = strlen(STAGE_REF_PREFIX);
+
+	if (strncmp(ref, STAGE_REF_PREFIX, plen))
+		return 0;
+	return *heads_slot(h, ref + plen, strlen(ref + plen));
+}
 
 static int heads_cb(const char *name, const struct sgit_oid *oid, void *data)
 {
-	struct heads_scan *h = data;
+	struct heads_pass *h = data;
+	uint32_t i = heads_find(h, name);
 
-	ALLOC_GROW(h->oids, h->nr + 1, h->alloc);
-	h->oids[h->nr++] = *oid;
-	strbuf_add(&h->names, name, strlen(name) + 1);
+	if (i)
+		h->put(h->arg, i - 1, oid);
 	return 0;
+}
+
+/* put(arg, i, oid) for each of the n stages that has a commit, the
+ * batch's pending moves winning over the refs. */
+static int heads_each(struct store *st, const char *const *stages, size_t n,
+		      void (*put)(void *, size_t, const struct sgit_oid *),
+		      void *arg, struct error *err)
+{
+	struct heads_pass h = {stages,	    n,		 0,   NULL,
+			       STRBUF_INIT, STRBUF_INIT, put, arg};
+	size_t cap = 16;
+	int ret;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	h.slot = xcalloc(cap, sizeof(*h.slot));
+	h.mask = cap - 1;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t *at;
+
+		strbuf_reset(&h.a);
+		add_stage_entry(&h.a, stages[i]);
+		at = heads_slot(&h, h.a.buf, h.a.len);
+		if (!*at) /* a name asked twice: its first */
+			*at = (uint32_t)i + 1;
+	}
+	ret = sgit_refs_list(st->git, STAGE_REF_PREFIX, heads_cb, &h, err);
+	for (size_t k = 0; !ret && k < st->pend_nr; k++) {
+		uint32_t i = heads_find(&h, st->pend[k].ref);
+
+		if (i)
+			put(arg, i - 1, &st->pend[k].oid);
+	}
+	free(h.slot);
+	strbuf_release(&h.a);
+	strbuf_release(&h.b);
+	return ret;
+}
+
+/* A stage without a commit: its name checked (a name found is a ref's; N
+ * checks cost more than the lookups). */
+static int check_headless(const char *stage, struct error *err)
+{
+	char *checked = store_stage_ref(stage, err);
+
+	free(checked);
+	return checked ? 0 : -1;
+}
+
+static void put_hex(void *arg, size_t i, const struct sgit_oid *oid)
+{
+	char(*heads)[STORE_ID_SIZE] = arg;
+
+	sgit_oid_hex(oid, heads[i]);
 }
 
 int store_stage_heads(struct store *st, const char *const *stages, size_t n,
 		      char (*heads)[STORE_ID_SIZE], struct error *err)
 {
-	struct heads_scan h = {STRBUF_INIT, NULL, 0, 0};
-	struct strbuf ref = STRBUF_INIT;
-	struct strmap map = {0};
-	const char *name;
-	char *checked;
-	int ret = -1;
+	for (size_t i = 0; i < n; i++)
+		heads[i][0] = '\0';
+	if (heads_each(st, stages, n, put_hex, heads, err))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!heads[i][0] && check_headless(stages[i], err))
+			return -1;
+	return 0;
+}
 
-	if (sgit_refs_list(st->git, STAGE_REF_PREFIX, heads_cb, &h, err))
-		goto out;
-	strmap_init(&map, h.nr);
-	name = h.names.buf;
-	for (size_t i = 0; i < h.nr; name += strlen(name) + 1, i++)
-		strmap_put(&map, name, &h.oids[i]);
+static void put_run(void *arg, size_t i, const struct sgit_oid *oid)
+{
+	struct store_run *run = arg;
+
+	sgit_oid_hex(oid, run->stages[i].commit);
+}
+
+int store_run_add_heads(struct store *st, struct store_run *run,
+			const char *const *stages, size_t n, struct error *err)
+{
+	size_t k = 0;
+
+	if (run->stages_nr) /* its names would be mixed */
+		return error_set(err, EXIT_ENV,
+				 "a run record's heads added twice");
+	run->stages = xcalloc(n + 1, sizeof(*run->stages));
+	run->stages_alloc = n + 1;
+	run->names_borrowed = 1;
+	for (size_t i = 0; i < n; i++)
+		run->stages[i].stage = (char *)stages[i];
+	if (heads_each(st, stages, n, put_run, run, err))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
-		const struct pending_ref *p;
-		const struct sgit_oid *oid;
-
-		/* the ref's name, checked only when no ref has it: a name
-		 * found is a ref's (N checks cost more than the lookups) */
-		strbuf_reset(&ref);
-		strbuf_addstr(&ref, STAGE_REF_PREFIX);
-		add_stage_entry(&ref, stages[i]);
-		p = find_pending(st, ref.buf);
-		oid = p ? &p->oid : strmap_get(&map, ref.buf);
-		if (oid) {
-			sgit_oid_hex(oid, heads[i]);
+		if (!run->stages[i].commit[0]) {
+			if (check_headless(stages[i], err))
+				return -1;
 			continue;
 		}
-		if (!(checked = store_stage_ref(stages[i], err)))
-			goto out;
-		free(checked);
-		heads[i][0] = '\0';
+		run->stages[k++] = run->stages[i];
 	}
-	ret = 0;
-out:
-	strbuf_release(&ref);
-	strmap_release(&map);
-	strbuf_release(&h.names);
-	free(h.oids);
-	return ret;
+	run->stages_nr = k;
+	return 0;
 }
 
 int store_tree_manifest(struct store *st, const struct sgit_oid *tree,

@@ -199,6 +199,13 @@ int store_stage_head(struct store *st, const char *stage, char *out_commit,
  * stages[i]'s commit, "" when it has none. Returns 0 or -1. */
 int store_stage_heads(struct store *st, const char *const *stages, size_t n,
 		      char (*heads)[STORE_ID_SIZE], struct error *err);
+struct store_run;
+/* The same into run (with no stages yet; struct store_run is below), in
+ * their order, the stages
+ * without a commit left out: run's names are stages' own (borrowed, not
+ * copied: they must outlive run). Returns 0 or -1. */
+int store_run_add_heads(struct store *st, struct store_run *run,
+			const char *const *stages, size_t n, struct error *err);
 
 /* Run-cache: a commit of stage (any stage when stage is NULL) whose
  * Pipe-Key is key_hex, on the history of any ref. Returns 1 found, 0 none,
@@ -347,8 +354,9 @@ struct store_run {
 	long long stage_count;
 	struct store_run_stage *stages;
 	size_t stages_nr, stages_alloc;
-	char *state;	/* "success", "failed", ...; may be NULL */
-	char *git_head; /* may be NULL */
+	int names_borrowed; /* stages[].stage are not run's to free */
+	char *state;	    /* "success", "failed", ...; may be NULL */
+	char *git_head;	    /* may be NULL */
 	int git_dirty;
 	long long started, duration_ms;
 	struct store_kv *extra;

@@ -998,7 +998,8 @@ static void write_file(const char *path, const char *text)
 }
 
 /* pipefile_load_cached: writes the cache only where its folder exists,
- * reads it back without rewriting it, and follows an edited Pipefile. */
+ * reads it back without rewriting it (the first load too, for the model
+ * a cached load gives), and follows an edited Pipefile. */
 static void test_load_cached(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -1026,6 +1027,10 @@ static void test_load_cached(void **state)
 				 0);
 		assert_string_equal(pf->stages[0].cmd, "one");
 		assert_string_equal(pf->dir, dir);
+		/* the first one parsed, wrote the cache and read it back:
+		 * a cached model, its text not kept */
+		assert_non_null(pf->arena);
+		assert_null(pf->text);
 		pipefile_free(pf);
 		assert_int_equal(stat(cache.buf, i ? &st2 : &st1), 0);
 	}

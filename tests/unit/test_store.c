@@ -692,6 +692,67 @@ static char *last_refs(struct fx *fx)
 	return ret;
 }
 
+/* A run record's heads from one pass over the refs (store_run_add_heads):
+ * names that are their own ref entries and names that are escaped, a
+ * ref loose and packed, a batch's pending move winning over its ref, a
+ * stage without a commit left out; the record borrows the names and
+ * reads back with every head. */
+static void test_run_add_heads(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	const char *names[] = {"plain", "with.dot", "m@n=1", "none", "p2"};
+	char c[5][STORE_ID_SIZE], now[STORE_ID_SIZE], id[STORE_ID_SIZE];
+	struct store_run run, back;
+	char *borrowed[5];
+
+	for (int i = 0; i < 5; i++) {
+		if (i == 3)
+			continue;
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, names[i], outs, NULL, c[i]);
+	}
+	/* p2 moves in a batch not yet flushed: its pending commit wins */
+	store_batch_begin(fx->st);
+	put_str(fx, "o.txt", "later");
+	commit(fx, "p2", outs, NULL, now);
+	for (int i = 0; i < 5; i++)
+		borrowed[i] = xstrdup(names[i]);
+	store_run_init(&run);
+	CHECK(fx,
+	      store_run_add_heads(fx->st, &run, (const char *const *)borrowed,
+				  5, &fx->err));
+	assert_int_equal(run.stages_nr, 4);
+	assert_ptr_equal(run.stages[0].stage, borrowed[0]);
+	assert_string_equal(run.stages[0].commit, c[0]);
+	assert_string_equal(run.stages[1].stage, "with.dot");
+	assert_string_equal(run.stages[1].commit, c[1]);
+	assert_string_equal(run.stages[2].stage, "m@n=1");
+	assert_string_equal(run.stages[2].commit, c[2]);
+	assert_string_equal(run.stages[3].stage, "p2");
+	assert_string_equal(run.stages[3].commit, now);
+	assert_int_equal(store_run_add_heads(fx->st, &run,
+					     (const char *const *)borrowed, 5,
+					     &fx->err),
+			 -1);
+	error_release(&fx->err);
+	error_init(&fx->err);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	CHECK(fx, store_write_run(fx->st, &run, id, &fx->err));
+	store_run_release(&run);
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(borrowed[i], names[i]); /* not freed */
+	CHECK(fx, store_read_run(fx->st, id, &back, &fx->err));
+	CHECK(fx, store_run_read_stages(fx->st, &back, &fx->err));
+	assert_int_equal(back.stages_nr, 4);
+	for (size_t i = 0; i < back.stages_nr; i++)
+		if (!strcmp(back.stages[i].stage, "p2"))
+			assert_string_equal(back.stages[i].commit, now);
+	store_run_release(&back);
+	for (int i = 0; i < 5; i++)
+		free(borrowed[i]);
+}
+
 /* A batch of two or more moved refs rewrites packed-refs; the index
  * follows that rewrite (keys_packed) and stays mapped for the next
  * process, with the refs' digest of after the rewrite. A packed-refs
@@ -2210,6 +2271,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test_setup_teardown(test_keys_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_run_add_heads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
