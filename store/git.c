@@ -153,6 +153,7 @@ const char *__lsan_default_options(void)
 	X(git_status_list_free)                                                \
 	X(git_status_list_new)                                                 \
 	X(git_signature_now)                                                   \
+	X(git_tree_entry_byname)                                               \
 	X(git_tree_entry_bypath)                                               \
 	X(git_tree_entry_filemode_raw)                                         \
 	X(git_tree_entry_free)                                                 \
@@ -303,6 +304,7 @@ static int load_libgit2(struct error *err)
 #define git_status_list_free (*p_git_status_list_free)
 #define git_status_list_new (*p_git_status_list_new)
 #define git_signature_now (*p_git_signature_now)
+#define git_tree_entry_byname (*p_git_tree_entry_byname)
 #define git_tree_entry_bypath (*p_git_tree_entry_bypath)
 #define git_tree_entry_filemode_raw (*p_git_tree_entry_filemode_raw)
 #define git_tree_entry_free (*p_git_tree_entry_free)
@@ -2136,12 +2138,42 @@ static void changed_paths(git_repository *repo, char ***out, size_t *nr)
 		qsort(*out, *nr, sizeof(**out), cmp_cstr);
 }
 
+/* The tree of folder path[0, len) in root, into *t, kept from the last
+ * call while the folder is the same (dir names it): the paths come
+ * sorted, and a folder's tree is looked up once, not once per file in
+ * it (libgit2 does not cache a tree larger than 4 KB: a folder of
+ * 100,000 inputs was read and parsed again for each, minutes in all).
+ * 0, or -1 when there is no such folder. */
+static int dir_tree_at(git_repository *repo, git_tree *root, const char *path,
+		       size_t len, struct strbuf *dir, git_tree **t)
+{
+	git_tree_entry *te = NULL;
+	int ret = -1;
+
+	if (*t && dir->len == len && !memcmp(dir->buf, path, len))
+		return 0;
+	git_tree_free(*t);
+	*t = NULL;
+	strbuf_reset(dir);
+	strbuf_add(dir, path, len);
+	if (!git_tree_entry_bypath(&te, root, dir->buf) &&
+	    git_tree_entry_type(te) == GIT_OBJECT_TREE &&
+	    !git_tree_lookup(t, repo, git_tree_entry_id(te)))
+		ret = 0;
+	git_tree_entry_free(te);
+	if (ret)
+		strbuf_reset(dir); /* none: looked up again next time */
+	return ret;
+}
+
 int sgit_project_untracked(char *const *paths, size_t n,
 			   unsigned char *untracked)
 {
 	git_repository *repo = NULL;
 	git_object *tree = NULL;
-	struct strbuf prefix = STRBUF_INIT, full = STRBUF_INIT;
+	git_tree *dir_tree = NULL;
+	struct strbuf prefix = STRBUF_INIT, full = STRBUF_INIT,
+		      dir = STRBUF_INIT;
 	struct error err = ERROR_INIT;
 	char **changed = NULL;
 	size_t changed_nr = 0;
@@ -2157,23 +2189,32 @@ int sgit_project_untracked(char *const *paths, size_t n,
 		goto out; /* no repository, or no commit yet */
 	changed_paths(repo, &changed, &changed_nr);
 	for (size_t i = 0; i < n; i++) {
-		git_tree_entry *te = NULL;
-		const char *key;
+		const git_tree_entry *te;
+		const char *key, *slash;
 		int clean;
 
 		strbuf_reset(&full);
 		strbuf_addf(&full, "%s%s", prefix.buf, paths[i]);
 		key = full.buf;
-		clean = !git_tree_entry_bypath(&te, (git_tree *)tree,
-					       full.buf) &&
-			git_tree_entry_type(te) == GIT_OBJECT_BLOB &&
+		slash = strrchr(key, '/');
+		if (!slash) {
+			te = git_tree_entry_byname((git_tree *)tree, key);
+		} else {
+			if (dir_tree_at(repo, (git_tree *)tree, key,
+					(size_t)(slash - key), &dir, &dir_tree))
+				te = NULL;
+			else
+				te = git_tree_entry_byname(dir_tree, slash + 1);
+		}
+		clean = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB &&
 			!(changed_nr && bsearch(&key, changed, changed_nr,
 						sizeof(*changed), cmp_cstr));
-		git_tree_entry_free(te);
 		untracked[i] = !clean;
 	}
 	ret = 1;
 out:
+	git_tree_free(dir_tree);
+	strbuf_release(&dir);
 	for (size_t i = 0; i < changed_nr; i++)
 		free(changed[i]);
 	free(changed);

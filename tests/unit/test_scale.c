@@ -65,6 +65,11 @@ static int teardown(void **state)
 	return 0;
 }
 
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -683,6 +688,53 @@ static void test_state_save_one(void **state)
 	strbuf_release(&path);
 }
 
+/* The inputs a run record checks against the project's git (issue #17):
+ * each path's tree entry was looked up from the root, and libgit2 caches
+ * no tree over 4 KB, so the folder of 20,000 inputs was read and parsed
+ * again for each: 20,000 x 20,000 entries. Its tree is read once now. */
+static void test_project_untracked(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = 20000;
+	char **paths = xcalloc(n + 1, sizeof(*paths));
+	unsigned char *untracked = xcalloc(n + 1, 1);
+	struct strbuf sb = STRBUF_INIT;
+	char cwd[4096];
+	double t0;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	strbuf_addf(&sb, "%s/in", fx->root);
+	assert_int_equal(fs_mkdir_p(sb.buf, 0755), 0);
+	for (size_t i = 0; i < n; i++) {
+		strbuf_reset(&sb);
+		strbuf_addf(&sb, "%s/in/%zu", fx->root, i);
+		check(fx, fs_write_atomic(sb.buf, "x\n", 2, &fx->err));
+		paths[i] = xstrfmt("in/%zu", i);
+	}
+	paths[n - 1][0] = 'j'; /* "jn/...": not in git */
+	strbuf_reset(&sb);
+	strbuf_addf(&sb,
+		    "cd '%s' && echo .pipe/ > .gitignore && git init -q && "
+		    "git add -A && git -c user.name=t -c user.email=t@t "
+		    "commit -qm t && echo changed > in/7",
+		    fx->root);
+	assert_int_equal(system(sb.buf), 0);
+	assert_int_equal(chdir(fx->root), 0);
+	qsort(paths, n, sizeof(*paths), cmp_strp);
+	t0 = now();
+	assert_int_equal(store_project_untracked(paths, n, untracked), 1);
+	assert_within(t0, 3.0, "20,000 inputs checked against git");
+	assert_int_equal(chdir(cwd), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(untracked[i], !strcmp(paths[i], "in/7") ||
+						       paths[i][0] == 'j');
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(untracked);
+	strbuf_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -704,6 +756,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flush_after_big_record,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_key_one_moved, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_project_untracked, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_state_save_one, setup,
 						teardown),
