@@ -321,6 +321,11 @@ static int load_libgit2(struct error *err)
 /* Pending objects are written as a pack once they pass this many bytes, so
  * memory stays bounded however many small files a stage writes. */
 #define FLUSH_BYTES (16u << 20)
+/* libgit2 keeps every commit and tree it reads (the pack builder reads
+ * each object it packs) in a cache of up to 256 MB: about 800 bytes a
+ * stage of a full run, held to its end. pipe reads an object again
+ * rarely. */
+#define CACHE_MAX_BYTES (4 << 20)
 #define MEMPACK_PRIORITY 1000
 /* A flush of this few objects writes loose objects (two fsyncs each: the
  * file and its folder) rather than a pack (four: pack, index, reverse
@@ -519,7 +524,9 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 	g->dir = xstrdup(gitdir);
 	if (git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1) ||
 	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1) ||
-	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1)) {
+	    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1) ||
+	    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE,
+			     (ssize_t)CACHE_MAX_BYTES)) {
 		fail(err, "cannot configure libgit2");
 		goto fail;
 	}

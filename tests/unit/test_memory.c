@@ -305,6 +305,66 @@ static void test_state_per_stage(void **state)
 	strbuf_release(&name);
 }
 
+/* The records a run puts (made as the scheduler makes them: a malloc
+ * per string and per list, each plain file's list of one file), once
+ * saved: held as a load would give them (~340 bytes a stage), not as
+ * they were put (~760), which a full run of 100,000 stages kept to its
+ * end. */
+static void test_saved_records_per_stage(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	struct strbuf name = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	struct state *st;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	malloc_trim(0);
+	before = heap_used();
+	st = xcalloc(1, sizeof(*st));
+	st->path = xstrfmt("%s/state", root);
+	for (int i = 0; i < N; i++) {
+		struct stage_record *r = xcalloc(1, sizeof(*r));
+		struct state_path *p;
+
+		strbuf_reset(&name);
+		strbuf_addf(&name, "s%d", i);
+		r->name = xstrdup(name.buf);
+		r->executor = xstrdup("local");
+		r->inputs = xcalloc(1, sizeof(*r->inputs));
+		r->outputs = xcalloc(1, sizeof(*r->outputs));
+		r->inputs[0].path = xstrfmt("in/%d", i);
+		r->outputs[0].path = xstrfmt("out/%d", i);
+		r->inputs_nr = r->outputs_nr = 1;
+		for (p = r->inputs; p; p = p == r->inputs ? r->outputs : NULL) {
+			hash_buf(p->path, strlen(p->path), &p->hash);
+			p->files = xcalloc(1, sizeof(*p->files));
+			p->files[0].path = xstrdup(p->path);
+			p->files[0].hash = p->hash;
+			p->files_nr = p->files_alloc = 1;
+		}
+		r->has_files = 1;
+		state_put(st, r);
+		/* saved as a run saves them: a batch now and then */
+		if (i % 1000 == 999)
+			assert_int_equal(state_save(st, &err), 0);
+	}
+	assert_int_equal(state_save(st, &err), 0);
+	malloc_trim(0);
+	report("saved records", heap_used() - before, 420);
+	assert_string_equal(state_find(st, "s7")->outputs[0].path, "out/7");
+	assert_int_equal(state_path_files(&state_find(st, "s7")->inputs[0]), 0);
+	assert_string_equal(state_find(st, "s7")->inputs[0].files[0].path,
+			    "in/7");
+	state_free(st);
+	fs_remove_tree(root);
+	strbuf_release(&name);
+	error_release(&err);
+}
+
 /* The graph of a chain of N stages, each reading the one before: a
  * node (32 bytes), its place in the order (8) and each edge once each
  * way (16), 56 in all. With a malloc for each list, grown by ALLOC_GROW
@@ -353,9 +413,11 @@ static ssize_t events_write(void *cookie, const char *buf, size_t n)
 	return (ssize_t)n;
 }
 
-/* A no-op `pipe run` of n fresh stages in root: the heap it holds at its
- * end over what the open engine held before it. */
-static size_t run_heap(const char *root, int n)
+/* A `pipe run` of n stages in root: the heap it holds at its end over
+ * what the open engine held before it. runs 1: the stages' first run,
+ * which runs them all; 2: a second, a no-op. files: each stage copies a
+ * file of its own (`cp in/i out/i`), else runs `true`. */
+static size_t run_heap(const char *root, int n, int runs, int files)
 {
 	static const cookie_io_functions_t io = {.write = events_write};
 	struct strbuf text = STRBUF_INIT, path = STRBUF_INIT;
@@ -368,16 +430,39 @@ static size_t run_heap(const char *root, int n)
 	size_t before = 0;
 
 	assert_non_null(getcwd(old, sizeof(old)));
-	strbuf_addf(&path, "%s/%d", root, n);
+	strbuf_addf(&path, "%s/%d.%d.%d", root, n, runs, files);
 	assert_int_equal(mkdir(path.buf, 0755), 0);
-	strbuf_addstr(&path, "/Pipefile");
 	strbuf_addstr(&text, "stages:\n");
-	for (int i = 0; i < n; i++)
-		strbuf_addf(&text, "  s%d:\n    cmd: \"true\"\n", i);
+	for (int i = 0; i < n; i++) {
+		if (!files) {
+			strbuf_addf(&text, "  s%d:\n    cmd: \"true\"\n", i);
+			continue;
+		}
+		strbuf_addf(&text,
+			    "  s%d:\n    cmd: cp in/%d out/%d\n"
+			    "    inputs: [in/%d]\n    outputs: [out/%d]\n",
+			    i, i, i, i, i);
+	}
+	if (files) {
+		struct strbuf f = STRBUF_INIT;
+
+		strbuf_addf(&f, "%s/in", path.buf);
+		assert_int_equal(mkdir(f.buf, 0755), 0);
+		for (int i = 0; i < n; i++) {
+			strbuf_reset(&f);
+			strbuf_addf(&f, "%s/in/%d", path.buf, i);
+			assert_int_equal(fs_write_atomic(f.buf, "x\n", 2, &err),
+					 0);
+		}
+		strbuf_reset(&f);
+		strbuf_addf(&f, "%s/out", path.buf);
+		assert_int_equal(mkdir(f.buf, 0755), 0);
+		strbuf_release(&f);
+	}
+	strbuf_addstr(&path, "/Pipefile");
 	assert_int_equal(fs_write_atomic(path.buf, text.buf, text.len, &err),
 			 0);
-	/* the first run runs them all; the second finds them fresh */
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < runs; k++) {
 		assert_int_equal(engine_open(&e, path.buf, &eo, &err), 0);
 		ro.events = fopencookie(NULL, "w", io);
 		assert_non_null(ro.events);
@@ -389,39 +474,64 @@ static size_t run_heap(const char *root, int n)
 		engine_close(e);
 		assert_int_equal(chdir(old), 0);
 	}
-	assert_int_equal(sum.fresh, n);
+	if (runs == 1)
+		assert_int_equal(sum.ran, n);
+	else
+		assert_int_equal(sum.fresh, n);
 	assert_true(heap_at_end > 0);
 	strbuf_release(&text);
 	strbuf_release(&path);
 	return heap_at_end > before ? heap_at_end - before : 0;
 }
 
-/* What the scheduler holds per stage of a run: a state byte and a job
- * pointer; a job (the stage's mounts, datums, kubernetes scheduling,
- * failure message) only while a stage runs. One job for every stage,
- * made at the start, took ~300 bytes a stage. Two sizes, so that what
- * a run holds whatever its size (the store, the status) cancels out. */
-static void test_sched_per_stage(void **state)
+/* The heap held per stage at the end of a run: the difference between
+ * runs of small and of large stages (run_heap's runs and files), so that
+ * what a run holds whatever its size (the store, the status) cancels
+ * out. Fails above bound. */
+static void run_per_stage(int small, int large, int runs, int files,
+			  const char *what, long bound)
 {
 	char root[] = "/tmp/pipe-memory-test.XXXXXX";
-	const int small = 200, large = 1200;
 	size_t a, b;
 	long per;
 
+	assert_non_null(mkdtemp(root));
+	log_verbosity = LOG_QUIET; /* as pipe run -q */
+	a = run_heap(root, small, runs, files);
+	b = run_heap(root, large, runs, files);
+	per = ((long)b - (long)a) / (large - small);
+	print_message("%s: %ld bytes per stage (bound %ld)\n", what, per,
+		      bound);
+	if (per > bound)
+		fail_msg("%s holds %ld bytes per stage, more than %ld", what,
+			 per, bound);
+	fs_remove_tree(root);
+}
+
+/* What the scheduler holds per stage of a no-op run: a state byte and a
+ * job pointer; a job (the stage's mounts, datums, kubernetes scheduling,
+ * failure message) only while a stage runs. One job for every stage,
+ * made at the start, took ~300 bytes a stage. */
+static void test_sched_per_stage(void **state)
+{
 	(void)state;
 	if (!glibc_malloc())
 		skip();
-	assert_non_null(mkdtemp(root));
-	log_verbosity = LOG_QUIET; /* as pipe run -q */
-	a = run_heap(root, small);
-	b = run_heap(root, large);
-	per = ((long)b - (long)a) / (large - small);
-	print_message("scheduler: %ld bytes per stage (bound 64)\n", per);
-	if (per > 64)
-		fail_msg("the scheduler holds %ld bytes per stage, more than "
-			 "64",
-			 per);
-	fs_remove_tree(root);
+	run_per_stage(200, 1200, 2, 0, "the scheduler", 64);
+}
+
+/* What a full run (`cp in/i out/i`, nothing run before) holds at its end
+ * per stage it ran: the state's new records, the stat cache's new
+ * entries, the run-cache index's new keys, libgit2's cache. The records
+ * held as the scheduler made them (a malloc per string and per list)
+ * took ~3,700 bytes a stage in all; held as a load gives them once they
+ * are saved, ~3,250. */
+static void test_full_run_per_stage(void **state)
+{
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	run_per_stage(300, 1500, 1, 1, "a full run", 3450);
 }
 
 /* The heap's most over base seen from a listing's callbacks. */
@@ -551,9 +661,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_per_stage),
 		cmocka_unit_test(test_state_per_stage),
+		cmocka_unit_test(test_saved_records_per_stage),
 		cmocka_unit_test(test_cached_model_excerpt),
 		cmocka_unit_test(test_parse_peak_per_stage),
 		cmocka_unit_test(test_sched_per_stage),
+		cmocka_unit_test(test_full_run_per_stage),
 		cmocka_unit_test(test_graph_per_stage),
 		cmocka_unit_test(test_packed_refs),
 	};
