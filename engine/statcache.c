@@ -101,6 +101,10 @@ struct statcache {
 	size_t cursor;	      /* where the next lookup probably lands */
 	struct strvec walked; /* folders walked in full, sorted at save */
 	int walked_sorted;    /* since the last note */
+	/* the last folder seen_file was asked about, and its answer: a save
+	 * asks about "in" for each of 100,000 unseen "in/N" */
+	struct strbuf memo;
+	int memo_hit, memo_valid;
 	struct walked_glob *globs;
 	size_t nglobs, globs_alloc;
 	int dirty;
@@ -420,6 +424,7 @@ int statcache_open(struct statcache **out, const char *cache_path,
 
 	sc->path = xstrdup(cache_path);
 	strvec_init(&sc->walked);
+	strbuf_init(&sc->memo, 0);
 	sc->now_ns = real_now_ns;
 	sc->euid = geteuid();
 	*out = sc;
@@ -667,24 +672,34 @@ static int cmp_str(const void *a, const void *b)
 
 /* Whether s was looked up this run: a regular file then, which nothing
  * can be inside. */
-static int seen_file(const struct statcache *sc, const char *s)
+static int seen_file(struct statcache *sc, const char *s)
 {
-	size_t pos, i = find(sc, s, strlen(s), SIZE_MAX, &pos);
+	size_t pos, i;
 
+	if (sc->memo_valid && !strcmp(sc->memo.buf, s))
+		return sc->memo_hit;
+	i = find(sc, s, strlen(s), SIZE_MAX, &pos);
 	if (i == SIZE_MAX)
-		return 0;
-	if (i < sc->nloaded)
-		return !!(sc->flag[i] & F_SEEN);
-	return sc->e[i - sc->nloaded].seen && !sc->e[i - sc->nloaded].dropped;
+		sc->memo_hit = 0;
+	else if (i < sc->nloaded)
+		sc->memo_hit = !!(sc->flag[i] & F_SEEN);
+	else
+		sc->memo_hit = sc->e[i - sc->nloaded].seen &&
+			       !sc->e[i - sc->nloaded].dropped;
+	strbuf_reset(&sc->memo);
+	strbuf_addstr(&sc->memo, s);
+	sc->memo_valid = 1;
+	return sc->memo_hit;
 }
 
 /* Whether nothing below s that was not looked up is there: s was walked
- * in full (or matches a walked glob), or s is a file seen this run (a
- * plain file input is not noted as walked: 100,000 copies of its path). */
-static int walked_here(const struct statcache *sc, const char *s)
+ * in full (or matches a walked glob), or s, a folder of the path asked
+ * about (folder), is a file seen this run (a plain file input is not
+ * noted as walked: 100,000 copies of its path). */
+static int walked_here(struct statcache *sc, const char *s, int folder)
 {
 	if (bsearch(&s, sc->walked.v, sc->walked.nr, sizeof(char *), cmp_str) ||
-	    seen_file(sc, s))
+	    (folder && *s && seen_file(sc, s)))
 		return 1;
 	for (size_t i = 0; i < sc->nglobs; i++)
 		if (path_is_inside(s, sc->globs[i].dir) &&
@@ -713,7 +728,7 @@ static int in_walked(struct statcache *sc, const char *p, size_t len)
 			char c = s[n];
 
 			s[n] = '\0';
-			hit = walked_here(sc, s);
+			hit = walked_here(sc, s, n < len);
 			s[n] = c;
 		}
 		if (hit || n == 0)
@@ -854,6 +869,7 @@ int statcache_save(struct statcache *sc, struct error *err)
 	 * stages) */
 	if (fs_replace_open(&sv.out, sc->path, 0, err))
 		return -1;
+	sc->memo_valid = 0; /* what was seen may have changed since */
 	added = xmalloc((sc->nr + 1) * sizeof(*added));
 	for (size_t i = 0; i < sc->nr; i++)
 		added[i] = &sc->e[i];
@@ -909,6 +925,7 @@ void statcache_free(struct statcache *sc)
 	}
 	free(sc->globs);
 	strvec_clear(&sc->walked);
+	strbuf_release(&sc->memo);
 	free(sc->path);
 	free(sc);
 }
