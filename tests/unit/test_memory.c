@@ -261,6 +261,24 @@ static void test_cached_model_excerpt(void **state)
 	error_release(&err);
 }
 
+/* The record of stage s<i> of `cp in/<i> out/<i>`, as a run puts it
+ * (one malloc per string and list); its name also into name. */
+static struct stage_record *cp_record(struct strbuf *name, int i)
+{
+	struct stage_record *r = xcalloc(1, sizeof(*r));
+
+	strbuf_reset(name);
+	strbuf_addf(name, "s%d", i);
+	r->name = xstrdup(name->buf);
+	r->executor = xstrdup("local");
+	r->inputs = xcalloc(1, sizeof(*r->inputs));
+	r->outputs = xcalloc(1, sizeof(*r->outputs));
+	r->inputs[0].path = xstrfmt("in/%d", i);
+	r->outputs[0].path = xstrfmt("out/%d", i);
+	r->inputs_nr = r->outputs_nr = 1;
+	return r;
+}
+
 /* The state of N stages, each with an input and an output: the records,
  * their strings and arrays (~421 bytes a stage). Reading it once copied
  * the whole text (~240 bytes a stage) and made one malloc per string and
@@ -276,19 +294,10 @@ static void test_state_per_stage(void **state)
 		skip();
 	st = xcalloc(1, sizeof(*st));
 	for (int i = 0; i < N; i++) {
-		struct stage_record *r = xcalloc(1, sizeof(*r));
+		struct stage_record *r = cp_record(&name, i);
 
-		strbuf_reset(&name);
-		strbuf_addf(&name, "s%d", i);
-		r->name = xstrdup(name.buf);
-		r->executor = xstrdup("local");
-		r->inputs = xcalloc(1, sizeof(*r->inputs));
-		r->outputs = xcalloc(1, sizeof(*r->outputs));
-		r->inputs[0].path = xstrfmt("in/%d", i);
-		r->outputs[0].path = xstrfmt("out/%d", i);
 		hash_buf(name.buf, name.len, &r->inputs[0].hash);
 		hash_buf(name.buf, name.len, &r->outputs[0].hash);
-		r->inputs_nr = r->outputs_nr = 1;
 		state_put(st, r);
 	}
 	state_serialize(st, &text);
@@ -327,18 +336,9 @@ static void test_saved_records_per_stage(void **state)
 	st = xcalloc(1, sizeof(*st));
 	st->path = xstrfmt("%s/state", root);
 	for (int i = 0; i < N; i++) {
-		struct stage_record *r = xcalloc(1, sizeof(*r));
+		struct stage_record *r = cp_record(&name, i);
 		struct state_path *p;
 
-		strbuf_reset(&name);
-		strbuf_addf(&name, "s%d", i);
-		r->name = xstrdup(name.buf);
-		r->executor = xstrdup("local");
-		r->inputs = xcalloc(1, sizeof(*r->inputs));
-		r->outputs = xcalloc(1, sizeof(*r->outputs));
-		r->inputs[0].path = xstrfmt("in/%d", i);
-		r->outputs[0].path = xstrfmt("out/%d", i);
-		r->inputs_nr = r->outputs_nr = 1;
 		for (p = r->inputs; p; p = p == r->inputs ? r->outputs : NULL) {
 			hash_buf(p->path, strlen(p->path), &p->hash);
 			p->files = xcalloc(1, sizeof(*p->files));
