@@ -28,17 +28,17 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
-PKGS    := yaml-0.1 libgit2 libxxhash libcurl jansson
+PKGS    := yaml-0.1 libgit2 libxxhash libcurl jansson zlib
 # Linked at start-up. libgit2 and libcurl (with the dozens of libraries they
 # pull in) are loaded with dlopen when first needed: store/git.c and
 # executors/http.c, by the sonames found here.
-LINK_PKGS := yaml-0.1 libxxhash jansson
+LINK_PKGS := yaml-0.1 libxxhash jansson zlib
 # Everything the build and the tests need on a minimal Debian 12 (make
 # itself comes from ./do): compiler, binutils (objdump), pkg-config, the
 # libraries' -dev packages, git and xxhsum for the tests.
 DEBS    := make gcc libc6-dev binutils pkg-config libyaml-dev libgit2-dev \
            libxxhash-dev libcurl4-openssl-dev libjansson-dev \
-           libcmocka-dev xxhash git python3
+           libcmocka-dev zlib1g-dev xxhash git python3
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Werror
 OPT     ?= -O2 -g

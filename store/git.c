@@ -1,6 +1,7 @@
 /* The one file that includes libgit2: a bare repository behind pipe's types,
  * git_error_last() turned into struct error. */
 #include "store/git.h"
+#include "store/pack.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/dl.h"
@@ -20,7 +21,6 @@
 #include <git2.h>
 #include <time.h>
 #include <git2/sys/commit.h>
-#include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/refdb_backend.h>
 #include <git2/sys/repository.h>
@@ -72,15 +72,9 @@ const char *__lsan_default_options(void)
 	X(git_config_set_int64)                                                \
 	X(git_error_last)                                                      \
 	X(git_graph_descendant_of)                                             \
-	X(git_indexer_append)                                                  \
-	X(git_indexer_commit)                                                  \
-	X(git_indexer_free)                                                    \
-	X(git_indexer_new)                                                     \
 	X(git_libgit2_init)                                                    \
 	X(git_libgit2_opts)                                                    \
 	X(git_libgit2_shutdown)                                                \
-	X(git_mempack_new)                                                     \
-	X(git_mempack_reset)                                                   \
 	X(git_object_free)                                                     \
 	X(git_object_id)                                                       \
 	X(git_object_lookup_prefix)                                            \
@@ -93,7 +87,12 @@ const char *__lsan_default_options(void)
 	X(git_tree_entry_byindex)                                              \
 	X(git_tree_entrycount)                                                 \
 	X(git_odb_add_backend)                                                 \
-	X(git_odb_backend_data_free)                                           \
+	X(git_indexer_append)                                                  \
+	X(git_indexer_commit)                                                  \
+	X(git_indexer_free)                                                    \
+	X(git_indexer_new)                                                     \
+	X(git_odb_backend_data_alloc)                                          \
+	X(git_odb_init_backend)                                                \
 	X(git_odb_backend_loose)                                               \
 	X(git_odb_backend_one_pack)                                            \
 	X(git_odb_exists)                                                      \
@@ -225,8 +224,6 @@ static int load_libgit2(struct error *err)
 #define git_libgit2_init (*p_git_libgit2_init)
 #define git_libgit2_opts (*p_git_libgit2_opts)
 #define git_libgit2_shutdown (*p_git_libgit2_shutdown)
-#define git_mempack_new (*p_git_mempack_new)
-#define git_mempack_reset (*p_git_mempack_reset)
 #define git_object_free (*p_git_object_free)
 #define git_object_id (*p_git_object_id)
 #define git_object_lookup_prefix (*p_git_object_lookup_prefix)
@@ -239,7 +236,12 @@ static int load_libgit2(struct error *err)
 #define git_tree_entry_byindex (*p_git_tree_entry_byindex)
 #define git_tree_entrycount (*p_git_tree_entrycount)
 #define git_odb_add_backend (*p_git_odb_add_backend)
-#define git_odb_backend_data_free (*p_git_odb_backend_data_free)
+#define git_indexer_append (*p_git_indexer_append)
+#define git_indexer_commit (*p_git_indexer_commit)
+#define git_indexer_free (*p_git_indexer_free)
+#define git_indexer_new (*p_git_indexer_new)
+#define git_odb_backend_data_alloc (*p_git_odb_backend_data_alloc)
+#define git_odb_init_backend (*p_git_odb_init_backend)
 #define git_odb_backend_loose (*p_git_odb_backend_loose)
 #define git_odb_backend_one_pack (*p_git_odb_backend_one_pack)
 #define git_odb_exists (*p_git_odb_exists)
@@ -265,10 +267,6 @@ static int load_libgit2(struct error *err)
 #define git_packbuilder_write (*p_git_packbuilder_write)
 #define git_packbuilder_write_buf (*p_git_packbuilder_write_buf)
 #define git_buf_dispose (*p_git_buf_dispose)
-#define git_indexer_append (*p_git_indexer_append)
-#define git_indexer_commit (*p_git_indexer_commit)
-#define git_indexer_free (*p_git_indexer_free)
-#define git_indexer_new (*p_git_indexer_new)
 #define git_reference_create (*p_git_reference_create)
 #define git_reference_create_matching (*p_git_reference_create_matching)
 #define git_reference_free (*p_git_reference_free)
@@ -318,28 +316,24 @@ static int load_libgit2(struct error *err)
 #define git_treebuilder_new (*p_git_treebuilder_new)
 #define git_treebuilder_write (*p_git_treebuilder_write)
 
-/* Pending objects are written as a pack once they pass this many bytes, so
- * memory stays bounded however many small files a stage writes. */
+/* Pending objects are written as a pack once they pass this many bytes:
+ * they are on disk already (store/pack.c), but not yet fsynced, named or
+ * seen by another process. */
 #define FLUSH_BYTES (16u << 20)
 /* libgit2 keeps every commit and tree it reads (the pack builder reads
  * each object it packs) in a cache of up to 256 MB: about 800 bytes a
  * stage of a full run, held to its end. pipe reads an object again
  * rarely. */
 #define CACHE_MAX_BYTES (4 << 20)
-#define MEMPACK_PRIORITY 1000
+/* The pending objects' backend is asked first. */
+#define PENDING_PRIORITY 1000
 /* A flush of this few objects writes loose objects (two fsyncs each: the
- * file and its folder) rather than a pack (four: pack, index, reverse
- * index, folder; and one more file to search until merge_packs). */
+ * file and its folder) rather than a pack (three: pack, index, folder; and
+ * one more file to search until merge_packs). */
 #define LOOSE_MAX 2
-/* So does a flush of a few large objects (a run record of 100,000 stages
- * is megabytes): a pack costs more passes over their bytes (the pack
- * builder reads and checks each object again, the indexer inflates and
- * hashes it again, the builder lists every ref for tags) and leaves a
- * large pack for merge_packs to copy. */
-#define LOOSE_BIG_MAX 8
-#define LOOSE_BIG_BYTES (256u << 10)
-/* zlib's fastest level for loose objects, git's core.looseCompression
- * default: a run record is written once and read once by the next run. */
+/* zlib's fastest level for new objects, git's core.looseCompression
+ * default: most are written once and read once by the next run. Merged
+ * packs keep their entries' bytes as they are. */
 #define LOOSE_LEVEL 1
 /* More packs than this, and the small ones are merged (see merge_packs). */
 #define PACKS_MAX 16
@@ -348,12 +342,97 @@ struct sgit {
 	char *dir;
 	git_repository *repo;
 	git_odb *odb;
-	git_odb_backend *mempack; /* owned by odb */
-	git_odb_backend *loose;	  /* ours, for tiny flushes; lazily made */
-	git_repository *packer;	  /* for pack builders; lazily made */
-	struct sgit_oid *pending; /* objects written since the last flush */
-	size_t pending_nr, pending_alloc, pending_bytes;
+	struct packw *pending; /* objects written since the last flush */
+	size_t pending_bytes;
+	git_odb_backend *loose; /* ours, for tiny flushes; lazily made */
+	git_repository *packer; /* for pack builders; lazily made */
 };
+
+/* The pending objects as libgit2 sees them: a backend of the store's
+ * object database (above its packs and loose objects) whose objects are
+ * the entries of the pack being written. It answers what git_commit_create
+ * checks and what a batch reads back before its flush; writes through the
+ * database (commits) land in it. */
+struct pending_backend {
+	git_odb_backend be;
+	struct packw *w;
+};
+
+static struct packw *pending_of(git_odb_backend *be)
+{
+	return ((struct pending_backend *)(void *)be)->w;
+}
+
+static int pending_read(void **out, size_t *len, git_object_t *type,
+			git_odb_backend *be, const git_oid *id)
+{
+	void *data;
+	int t;
+
+	if (!packw_has(pending_of(be), id->id))
+		return GIT_ENOTFOUND;
+	if (packw_read(pending_of(be), id->id, &t, &data, len))
+		return -1;
+	*out = git_odb_backend_data_alloc(be, *len + 1);
+	if (*out)
+		memcpy(*out, data, *len + 1);
+	free(data);
+	*type = (git_object_t)t;
+	return *out ? 0 : -1;
+}
+
+static int pending_read_header(size_t *len, git_object_t *type,
+			       git_odb_backend *be, const git_oid *id)
+{
+	int t;
+
+	if (!packw_has(pending_of(be), id->id))
+		return GIT_ENOTFOUND;
+	if (packw_header(pending_of(be), id->id, &t, len))
+		return -1;
+	*type = (git_object_t)t;
+	return 0;
+}
+
+static int pending_exists(git_odb_backend *be, const git_oid *id)
+{
+	return packw_has(pending_of(be), id->id);
+}
+
+static int pending_write(git_odb_backend *be, const git_oid *id,
+			 const void *data, size_t len, git_object_t type)
+{
+	struct error err = ERROR_INIT;
+	int rc = packw_add(pending_of(be), id->id, (int)type, data, len, &err);
+
+	if (rc)
+		log_warn("%s", err.msg.buf);
+	error_release(&err);
+	return rc;
+}
+
+static void pending_free(git_odb_backend *be)
+{
+	packw_free(pending_of(be));
+	free(be);
+}
+
+static git_odb_backend *pending_backend(struct packw *w)
+{
+	struct pending_backend *pb = xcalloc(1, sizeof(*pb));
+
+	if (git_odb_init_backend(&pb->be, GIT_ODB_BACKEND_VERSION)) {
+		free(pb);
+		return NULL;
+	}
+	pb->w = w;
+	pb->be.read = pending_read;
+	pb->be.read_header = pending_read_header;
+	pb->be.exists = pending_exists;
+	pb->be.write = pending_write;
+	pb->be.free = pending_free;
+	return &pb->be;
+}
 
 /* Set err to what pipe was doing, then libgit2's reason. */
 __attribute__((format(printf, 2, 3))) static int fail(struct error *err,
@@ -514,6 +593,8 @@ out:
 int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 {
 	struct sgit *g = xcalloc(1, sizeof(*g));
+	git_odb_backend *be;
+	char *pack_dir;
 
 	*out = NULL;
 	if (load_libgit2(err)) {
@@ -532,9 +613,20 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 	}
 	if (open_repo(&g->repo, gitdir, err) || configure(g, err))
 		goto fail;
-	if (git_repository_odb(&g->odb, g->repo) ||
-	    git_mempack_new(&g->mempack) ||
-	    git_odb_add_backend(g->odb, g->mempack, MEMPACK_PRIORITY)) {
+	if (git_repository_odb(&g->odb, g->repo)) {
+		fail(err, "cannot open the objects of '%s'", gitdir);
+		goto fail;
+	}
+	pack_dir = xstrfmt("%s/objects/pack", gitdir);
+	g->pending = packw_new(pack_dir, LOOSE_LEVEL);
+	free(pack_dir);
+	be = pending_backend(g->pending);
+	if (!be || git_odb_add_backend(g->odb, be, PENDING_PRIORITY)) {
+		if (be)
+			be->free(be); /* frees g->pending */
+		else
+			packw_free(g->pending);
+		g->pending = NULL;
 		fail(err, "cannot open the objects of '%s'", gitdir);
 		goto fail;
 	}
@@ -549,11 +641,10 @@ void sgit_free(struct sgit *g)
 {
 	if (!g)
 		return;
-	if (g->mempack)
-		git_mempack_reset(g->mempack);
+	/* the pending objects' backend (g->pending with it) goes with the
+	 * odb: objects never flushed leave no trace */
 	if (g->loose)
 		g->loose->free(g->loose);
-	free(g->pending);
 	git_repository_free(g->packer);
 	git_odb_free(g->odb);
 	git_repository_free(g->repo);
@@ -567,19 +658,16 @@ const char *sgit_dir(const struct sgit *g)
 	return g->dir;
 }
 
-static int note_pending(struct sgit *g, const struct sgit_oid *oid,
-			size_t bytes, struct error *err)
+static int note_pending(struct sgit *g, size_t bytes, struct error *err)
 {
-	ALLOC_GROW(g->pending, g->pending_nr + 1, g->pending_alloc);
-	g->pending[g->pending_nr++] = *oid;
 	g->pending_bytes += bytes;
 	if (g->pending_bytes >= FLUSH_BYTES)
 		return sgit_flush(g, err);
 	return 0;
 }
 
-/* Hash an object and put it in the mempack unless the store has it: no
- * refresh of the pack list on a miss, no file system calls. */
+/* Hash an object and append it to the pending pack unless the store has
+ * it: no refresh of the pack list on a miss. */
 static int write_object(struct sgit *g, const void *data, size_t len,
 			git_object_t type, struct sgit_oid *out,
 			struct error *err)
@@ -591,9 +679,9 @@ static int write_object(struct sgit *g, const void *data, size_t len,
 	from_goid(&id, out);
 	if (git_odb_exists_ext(g->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
-	if (g->mempack->write(g->mempack, &id, data, len, type))
-		return fail(err, "cannot write an object to '%s'", g->dir);
-	return note_pending(g, out, len, err);
+	if (packw_add(g->pending, id.id, (int)type, data, len, err))
+		return -1;
+	return note_pending(g, len, err);
 }
 
 int sgit_write_blob(struct sgit *g, const void *data, size_t len,
@@ -690,14 +778,14 @@ int sgit_write_commit(struct sgit *g, const struct sgit_oid *tree,
 		goto out;
 	}
 	from_goid(&id, out);
-	ret = note_pending(g, out, strlen(message), err);
+	ret = note_pending(g, strlen(message), err);
 out:
 	git_signature_free(sig);
 	free(pp);
 	return ret;
 }
 
-/* Copy the pending objects out of the mempack as loose objects. */
+/* Copy the pending objects out of the pending pack as loose objects. */
 static int write_loose(struct sgit *g, struct error *err)
 {
 	struct strbuf dir = STRBUF_INIT;
@@ -709,22 +797,17 @@ static int write_loose(struct sgit *g, struct error *err)
 		fail(err, "cannot open the objects of '%s'", g->dir);
 		goto out;
 	}
-	for (size_t i = 0; i < g->pending_nr; i++) {
-		const git_oid *id = goid(&g->pending[i]);
+	for (size_t i = 0; i < packw_count(g->pending); i++) {
+		const unsigned char *id = packw_oid(g->pending, i);
 		void *data = NULL;
 		size_t len = 0;
-		git_object_t type;
-		int rc;
+		int type, rc;
 
-		if (!g->mempack->exists(g->mempack, id))
-			continue; /* it was there before */
-		/* from the mempack itself: write_object hashed these bytes,
-		 * and the odb would hash them again */
-		rc = g->mempack->read(&data, &len, &type, g->mempack, id);
+		rc = packw_read(g->pending, id, &type, &data, &len);
 		if (!rc)
-			rc = g->loose->write(g->loose, id, data, len, type);
-		if (data)
-			git_odb_backend_data_free(g->mempack, data);
+			rc = g->loose->write(g->loose, (const git_oid *)id,
+					     data, len, (git_object_t)type);
+		free(data);
 		if (rc) {
 			fail(err, "cannot write an object to '%s'", g->dir);
 			goto out;
@@ -734,30 +817,6 @@ static int write_loose(struct sgit *g, struct error *err)
 out:
 	strbuf_release(&dir);
 	return ret;
-}
-
-/* Write pb as a pack (and its index) into dir. The pack is built in memory
- * and handed to the indexer in one piece: git_packbuilder_write feeds it
- * a few bytes at a time, one pwrite each (33,000 of them for a run of
- * 2,000 small stages). The indexer fsyncs as the global option says. */
-static int pack_to(git_packbuilder *pb, const char *dir)
-{
-	git_buf buf = {0};
-	git_indexer *idx = NULL;
-	git_indexer_progress stats;
-	int rc;
-
-	memset(&stats, 0, sizeof(stats));
-	rc = git_packbuilder_write_buf(&buf, pb);
-	if (!rc)
-		rc = git_indexer_new(&idx, dir, 0, NULL, NULL);
-	if (!rc)
-		rc = git_indexer_append(idx, buf.ptr, buf.size, &stats);
-	if (!rc)
-		rc = git_indexer_commit(idx, &stats);
-	git_indexer_free(idx);
-	git_buf_dispose(&buf);
-	return rc;
 }
 
 /* A pack builder lists every ref of its repository to put tagged objects
@@ -945,48 +1004,25 @@ static int packbuilder_new(struct sgit *g, git_packbuilder **pb)
 	return packer_repo(g, &repo) ? -1 : git_packbuilder_new(pb, repo);
 }
 
-/* Write the pending objects that are new (in the mempack) as one pack,
- * fsynced. git_mempack_dump() would not do: it packs only what the
- * mempack's commits reach, and all of it, old objects too. */
+static int merge_packs(struct sgit *g, struct error *err);
+
+/* The pending pack finished: fsynced, indexed and named. */
 static int write_pack(struct sgit *g, struct error *err)
 {
-	git_packbuilder *pb = NULL;
-	struct strbuf dir = STRBUF_INIT;
-	int ret = -1;
+	struct strbuf stem = STRBUF_INIT;
+	int ret = packw_finish(g->pending, &stem, err);
 
-	strbuf_addf(&dir, "%s/objects/pack", g->dir);
-	if (packbuilder_new(g, &pb))
-		goto fail;
-	for (size_t i = 0; i < g->pending_nr; i++) {
-		const git_oid *id = goid(&g->pending[i]);
-
-		if (g->mempack->exists(g->mempack, id) &&
-		    git_packbuilder_insert(pb, id, NULL))
-			goto fail;
-	}
-	if (git_packbuilder_object_count(pb) && pack_to(pb, dir.buf))
-		goto fail;
-	ret = 0;
-	goto out;
-fail:
-	fail(err, "cannot write a pack to '%s'", g->dir);
-out:
-	git_packbuilder_free(pb);
-	strbuf_release(&dir);
+	strbuf_release(&stem);
 	return ret;
 }
-
-static int merge_packs(struct sgit *g, struct error *err);
 
 int sgit_flush(struct sgit *g, struct error *err)
 {
 	int ret = 0;
 
-	if (!g->pending_nr)
+	if (!packw_count(g->pending))
 		return 0;
-	if (g->pending_nr <= LOOSE_MAX ||
-	    (g->pending_nr <= LOOSE_BIG_MAX &&
-	     g->pending_bytes >= LOOSE_BIG_BYTES)) {
+	if (packw_count(g->pending) <= LOOSE_MAX) {
 		ret = write_loose(g, err);
 	} else if (!(ret = write_pack(g, err))) {
 		struct error merr = ERROR_INIT;
@@ -1006,8 +1042,8 @@ int sgit_flush(struct sgit *g, struct error *err)
 
 void sgit_discard(struct sgit *g)
 {
-	git_mempack_reset(g->mempack);
-	g->pending_nr = g->pending_bytes = 0;
+	packw_reset(g->pending);
+	g->pending_bytes = 0;
 }
 
 int sgit_ref_read(struct sgit *g, const char *name, struct sgit_oid *out,
@@ -1616,6 +1652,28 @@ static int rewrite_packs(struct sgit *g, const struct oidset *keep,
 	return 0;
 }
 
+/* The pack files a pipe killed while writing them left (tmp_pack_*,
+ * tmp_idx_*; the workspace lock keeps out a pipe writing them now): their
+ * size, removed unless dry_run. */
+static unsigned long long sweep_tmp(struct sgit *g, char **names, size_t nr,
+				    int dry_run)
+{
+	struct strbuf path = STRBUF_INIT;
+	unsigned long long freed = 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		if (strncmp(names[i], "tmp_", 4))
+			continue;
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/objects/pack/%s", g->dir, names[i]);
+		freed += file_size(path.buf);
+		if (!dry_run)
+			unlink(path.buf);
+	}
+	strbuf_release(&path);
+	return freed;
+}
+
 int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	    int dry_run, unsigned long long *freed, struct error *err)
 {
@@ -1637,7 +1695,8 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	list_packs(g, &objdir, &names, &nr, &npacks);
 	strbuf_reset(&objdir);
 	strbuf_addf(&objdir, "%s/objects", g->dir);
-	loose_garbage = sweep_loose(g, &set, 0, 1, &nloose);
+	loose_garbage = sweep_loose(g, &set, 0, 1, &nloose) +
+			sweep_tmp(g, names, nr, dry_run);
 	if (dry_run) {
 		*freed = loose_garbage + scan.garbage;
 		ret = 0;
@@ -1693,49 +1752,23 @@ static size_t geometric_split(const struct pack_info *p, size_t n)
 	return split < 2 ? 2 : split;
 }
 
-static int insert_cb(const git_oid *id, void *payload)
-{
-	return git_packbuilder_insert(payload, id, NULL);
-}
-
 /* Write one pack of the objects in packs p[0..n); returns its stem. */
 static char *merge_into_one(struct sgit *g, const struct pack_info *p, size_t n,
 			    struct error *err)
 {
-	git_packbuilder *pb = NULL;
-	struct strbuf path = STRBUF_INIT;
-	char *stem = NULL;
+	char **stems = xcalloc(n + 1, sizeof(*stems));
+	struct strbuf dir = STRBUF_INIT, stem = STRBUF_INIT;
+	char *ret = NULL;
 
-	if (packbuilder_new(g, &pb))
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		git_odb_backend *b = NULL;
-		int rc;
-
-		strbuf_reset(&path);
-		strbuf_addf(&path, "%s/objects/pack/%s.idx", g->dir, p[i].stem);
-		rc = git_odb_backend_one_pack(&b, path.buf);
-		if (!rc)
-			rc = b->foreach (b, insert_cb, pb);
-		if (b)
-			b->free(b);
-		if (rc)
-			goto fail;
-	}
-	strbuf_reset(&path);
-	strbuf_addf(&path, "%s/objects/pack", g->dir);
-	if (git_packbuilder_write(pb, path.buf, 0, NULL, NULL))
-		goto fail;
-	strbuf_reset(&path);
-	strbuf_addf(&path, "pack-%s", git_packbuilder_name(pb));
-	stem = strbuf_detach(&path, NULL);
-	goto out;
-fail:
-	fail(err, "cannot merge the packs of '%s'", g->dir);
-out:
-	git_packbuilder_free(pb);
-	strbuf_release(&path);
-	return stem;
+	for (size_t i = 0; i < n; i++)
+		stems[i] = p[i].stem;
+	strbuf_addf(&dir, "%s/objects/pack", g->dir);
+	if (!pack_merge(dir.buf, stems, n, &stem, err))
+		ret = strbuf_detach(&stem, NULL);
+	free(stems);
+	strbuf_release(&dir);
+	strbuf_release(&stem);
+	return ret;
 }
 
 /* The .pack files of the store, with their sizes. */
