@@ -66,6 +66,9 @@
 #define LLVMFuzzerTestOneInput fuzz_s3
 #include "tests/fuzz/fuzz_s3.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_pack
+#include "tests/fuzz/fuzz_pack.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int fuzz_fn(const uint8_t *data, size_t size);
 
@@ -148,6 +151,7 @@ REPLAY(oci)
 REPLAY(kubeconfig)
 REPLAY(kube)
 REPLAY(s3)
+REPLAY(pack)
 REPLAY(remote)
 
 int main(void)
@@ -168,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_kube),
 		cmocka_unit_test(test_s3),
+		cmocka_unit_test(test_pack),
 		cmocka_unit_test(test_remote),
 	};
 
