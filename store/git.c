@@ -325,6 +325,14 @@ static int load_libgit2(struct error *err)
  * stage of a full run, held to its end. pipe reads an object again
  * rarely. */
 #define CACHE_MAX_BYTES (4 << 20)
+/* Packs are read through windows mapped from them, up to 1 GB each and
+ * 8 GB in all by default: what a run reads stays in its resident set.
+ * After a full run of 100,000 stages the run record reads each new stage
+ * commit once, all over 60 MB of packs (+50 MB resident). Windows of 8 MB,
+ * 32 MB mapped at most; at 20,000 stages, the same reads with windows of
+ * a quarter of that took 342 ms against 374 and peaked 5 MB lower. */
+#define MWINDOW_BYTES ((size_t)8 << 20)
+#define MWINDOW_MAPPED_BYTES ((size_t)32 << 20)
 /* Commits are not cached at all: a run record checks each new stage
  * commit once (100,000 of them after a full run), and the cache's
  * accounting counts the commit, not its message and parents (7.5 MB live
@@ -613,7 +621,10 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE,
 			     (ssize_t)CACHE_MAX_BYTES) ||
 	    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT,
-			     (size_t)0)) {
+			     (size_t)0) ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, MWINDOW_BYTES) ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT,
+			     MWINDOW_MAPPED_BYTES)) {
 		fail(err, "cannot configure libgit2");
 		goto fail;
 	}
