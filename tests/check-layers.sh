@@ -20,6 +20,7 @@ declare -A door=(
 	[curl/curl.h]="executors/http.c"
 	[pcre2.h]="util/regex.c"
 	[jansson.h]="executors/json.c"
+	[zlib.h]="store/pack.c"
 )
 bad=0
 for dir in "${!allow[@]}"; do
