@@ -108,11 +108,16 @@ static void project_child(const char *dir, int out, int in)
 	struct sgit_project p;
 	struct sgit_tracked *t = NULL;
 	struct strbuf msg = STRBUF_INIT, sb = STRBUF_INIT;
-	int can;
+	int can, null;
 
 	/* a ^C is the parent's to handle: it may still ask */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
+	/* nor does it hold the parent's output open (a reader of pipe's
+	 * stdout waits for its end) */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; null >= 0 && fd < 3; fd++)
+		dup2(null, fd);
 	if (chdir(dir))
 		_exit(1);
 	sgit_project_read(&p);
