@@ -318,7 +318,7 @@ struct source_walk {
 	const struct store_manifest *prev;
 	const unsigned char *untracked; /* per plain file, or NULL */
 	size_t next;			/* the next plain file's */
-	struct file_list *files;
+	struct file_list *files, *known;
 	struct error *err;
 };
 
@@ -326,27 +326,28 @@ static int add_source(struct sched *s, size_t si, const struct pf_path *in,
 		      void *data)
 {
 	struct source_walk *w = data;
-	int clean = 0;
 
-	if (w->untracked && plain_file(in))
-		clean = !w->untracked[w->next++];
-	return add_files(s, si, in, w->prev, clean, w->files, w->err);
+	if (!w->untracked || !plain_file(in))
+		return add_files(s, si, in, w->prev, 0, w->files, w->err);
+	if (!w->untracked[w->next++])
+		return 0; /* HEAD holds it as it is */
+	return add_files(s, si, in, w->prev, 0, w->known, w->err);
 }
 
-/* The files the selected stages read that no stage writes, sorted and
- * unique. Hashes come from the stat cache, which this run filled. A plain
- * file input that HEAD holds as it is would be dropped once checked
- * against git: p (NULL: not) is asked about all of them first, so that
- * they cost a lookup in HEAD's tree, not a scan each (a one-change run at
- * 100,000 stages spent 0.13 s scanning inputs git holds, then 0.27 s in a
- * second status pass and the lookups). */
+/* The files the selected stages read that no stage writes, into files
+ * (to be checked against git) and known (untracked already). Hashes come
+ * from the stat cache, which this run filled. A plain file input that
+ * HEAD holds as it is would be dropped once checked: p (NULL: not) is
+ * asked about all of them first, so that they cost a lookup in HEAD's
+ * tree, not a scan each (a one-change run at 100,000 stages spent 0.13 s
+ * scanning inputs git holds, then 0.27 s in a second status pass and the
+ * lookups), and the others are not asked about twice. */
 static int source_files(struct sched *s, const struct store_manifest *prev,
 			struct store_project *p, struct file_list *files,
-			struct error *err)
+			struct file_list *known, struct error *err)
 {
 	struct plain_ask *a = NULL;
-	struct source_walk w = {prev, NULL, 0, files, err};
-	size_t n = 0;
+	struct source_walk w = {prev, NULL, 0, files, known, err};
 	int ret;
 
 	if (p) {
@@ -361,18 +362,55 @@ static int source_files(struct sched *s, const struct store_manifest *prev,
 	if (a)
 		free(a->untracked);
 	free(a);
-	if (ret)
-		return -1;
-	if (!files->nr)
-		return 0;
-	qsort(files->v, files->nr, sizeof(*files->v), cmp_file);
+	return ret;
+}
+
+/* Sort l by path and drop repeated paths. */
+static void sort_unique(struct file_list *l)
+{
+	size_t n = 0;
+
+	if (!l->nr)
+		return;
+	qsort(l->v, l->nr, sizeof(*l->v), cmp_file);
+	for (size_t i = 0; i < l->nr; i++)
+		if (!n || strcmp(l->v[n - 1].path, l->v[i].path))
+			l->v[n++] = l->v[i];
+		else
+			free(l->v[i].path);
+	l->nr = n;
+}
+
+/* Of files, keep those HEAD does not hold as they are (p asked), then
+ * add known: sorted, unique. 1, or 0 when p cannot tell. */
+static int keep_untracked(struct store_project *p, struct file_list *files,
+			  struct file_list *known)
+{
+	unsigned char *untracked = xcalloc(files->nr + 1, 1);
+	char **paths = xcalloc(files->nr + 1, sizeof(*paths));
+	size_t n = 0;
+	int ret = 0;
+
 	for (size_t i = 0; i < files->nr; i++)
-		if (!n || strcmp(files->v[n - 1].path, files->v[i].path))
+		paths[i] = files->v[i].path;
+	if (files->nr &&
+	    store_project_untracked(p, paths, files->nr, untracked) <= 0)
+		goto out;
+	for (size_t i = 0; i < files->nr; i++)
+		if (untracked[i])
 			files->v[n++] = files->v[i];
 		else
 			free(files->v[i].path);
 	files->nr = n;
-	return 0;
+	for (size_t i = 0; i < known->nr; i++)
+		*add_file(files) = known->v[i];
+	known->nr = 0;
+	sort_unique(files);
+	ret = 1;
+out:
+	free(untracked);
+	free(paths);
+	return ret;
 }
 
 /* The run's inputs the project's git does not hold as they are, into the
@@ -384,34 +422,22 @@ static int source_files(struct sched *s, const struct store_manifest *prev,
 static void record_inputs(struct sched *s, struct store *st,
 			  struct store_run *run)
 {
-	struct file_list files = {0};
+	struct file_list files = {0}, known = {0};
 	struct error err = ERROR_INIT;
 	struct store_manifest prev;
 	struct store_project *p = engine_project(s->e);
 	const char *full = getenv("PIPE_TEST_FULL_INPUTS");
-	unsigned char *untracked = NULL;
-	char **paths = NULL;
-	size_t n = 0;
 	int has_prev = store_prev_run_inputs(st, &prev);
 
 	if (source_files(s, has_prev ? &prev : NULL, full && *full ? NULL : p,
-			 &files, &err) ||
-	    !files.nr)
+			 &files, &known, &err) ||
+	    (!files.nr && !known.nr))
 		goto out;
+	sort_unique(&files);
 	log_trace_phase("inputs listed");
-	untracked = xcalloc(files.nr, 1);
-	paths = xcalloc(files.nr + 1, sizeof(*paths));
-	for (size_t i = 0; i < files.nr; i++)
-		paths[i] = files.v[i].path;
-	if (store_project_untracked(p, paths, files.nr, untracked) <= 0)
+	if (!keep_untracked(p, &files, &known))
 		goto out;
 	log_trace_phase("inputs checked against git");
-	for (size_t i = 0; i < files.nr; i++) /* keep the untracked ones */
-		if (untracked[i])
-			files.v[n++] = files.v[i];
-		else
-			free(files.v[i].path);
-	files.nr = n;
 	store_run_set_inputs(st, s->e->workspace, files.v, files.nr,
 			     has_prev ? &prev : NULL, run, &err);
 out:
@@ -419,9 +445,8 @@ out:
 		log_warn("the run record lacks its untracked inputs: %s",
 			 err.msg.buf);
 	error_release(&err);
-	free(untracked);
-	free(paths);
 	files_release(&files);
+	files_release(&known);
 	store_manifest_release(&prev);
 }
 

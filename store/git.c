@@ -2178,6 +2178,7 @@ struct sgit_tracked {
 	struct strmap dirs; /* folder -> struct tracked_dir */
 	struct tracked_dir **all;
 	size_t nr, alloc;
+	struct tracked_dir *last; /* the folder t->dir names */
 	struct strbuf full, dir;
 };
 
@@ -2238,12 +2239,15 @@ void sgit_tracked_free(struct sgit_tracked *t)
 static git_tree *tracked_dir(struct sgit_tracked *t, const char *path,
 			     size_t len)
 {
-	struct tracked_dir *d;
+	struct tracked_dir *d = t->last;
 	git_tree_entry *te = NULL;
 
+	/* the paths of a stage, and of stages in a row, share folders */
+	if (d && t->dir.len == len && !memcmp(t->dir.buf, path, len))
+		return d->tree;
 	strbuf_reset(&t->dir);
 	strbuf_add(&t->dir, path, len);
-	d = strmap_get(&t->dirs, t->dir.buf);
+	d = t->last = strmap_get(&t->dirs, t->dir.buf);
 	if (d)
 		return d->tree;
 	d = xcalloc(1, sizeof(*d));
@@ -2256,6 +2260,7 @@ static git_tree *tracked_dir(struct sgit_tracked *t, const char *path,
 	ALLOC_GROW(t->all, t->nr + 1, t->alloc);
 	t->all[t->nr++] = d;
 	strmap_put(&t->dirs, d->name, d);
+	t->last = d;
 	return d->tree;
 }
 
@@ -2266,7 +2271,8 @@ int sgit_tracked_clean(struct sgit_tracked *t, const char *path)
 	git_tree *dir;
 
 	strbuf_reset(&t->full);
-	strbuf_addf(&t->full, "%s%s", t->p->prefix.buf, path);
+	strbuf_add(&t->full, t->p->prefix.buf, t->p->prefix.len);
+	strbuf_addstr(&t->full, path);
 	key = t->full.buf;
 	slash = strrchr(key, '/');
 	dir = slash ? tracked_dir(t, key, (size_t)(slash - key)) : t->root;
