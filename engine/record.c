@@ -326,12 +326,22 @@ static int add_source(struct sched *s, size_t si, const struct pf_path *in,
 		      void *data)
 {
 	struct source_walk *w = data;
+	size_t first = w->known->nr, n = first;
 
 	if (!w->untracked || !plain_file(in))
 		return add_files(s, si, in, w->prev, 0, w->files, w->err);
 	if (!w->untracked[w->next++])
 		return 0; /* HEAD holds it as it is */
-	return add_files(s, si, in, w->prev, 0, w->known, w->err);
+	if (add_files(s, si, in, w->prev, 0, w->known, w->err))
+		return -1;
+	/* a folder named without its '/' gives its files: to be checked */
+	for (size_t i = first; i < w->known->nr; i++)
+		if (!strcmp(w->known->v[i].path, in->path))
+			w->known->v[n++] = w->known->v[i];
+		else
+			*add_file(w->files) = w->known->v[i];
+	w->known->nr = n;
+	return 0;
 }
 
 /* The files the selected stages read that no stage writes, into files

@@ -7,8 +7,9 @@
 # of the same repository: a tracked input modified, staged, committed
 # (HEAD moved), deleted, removed from the index, its mode changed; an
 # untracked input that becomes tracked; another selection of stages; a
-# glob, a folder, a symlink and a file an upstream stage writes; the
-# workspace a folder below the work tree's top. pipe never writes the
+# glob, a folder (also named without its '/'), a symlink and a file an
+# upstream stage writes; the workspace a folder below the work tree's
+# top. pipe never writes the
 # user's .git/index.
 . "$(dirname "$0")/lib.sh"
 plan 38
@@ -43,8 +44,14 @@ stages:
     cmd: cat tool.sh tick.txt > e.out
     inputs: [tool.sh, tick.txt]
     outputs: [e.out]
+  f:
+    cmd: ls etc > f.out
+    inputs: [etc]
+    outputs: [f.out]
 EOF
-mkdir -p data lib conf
+mkdir -p data lib conf etc
+echo tracked >etc/tracked.cfg
+echo local >etc/local.cfg
 echo code1 >code.txt
 echo raw1 >data/raw.txt
 echo 'x = 1' >lib/x.py
@@ -56,7 +63,7 @@ chmod +x tool.sh
 echo notes >notes.txt
 ln -s code.txt link.txt
 echo 0 >tick.txt
-gitc add ../.gitignore Pipefile code.txt lib conf tool.sh link.txt
+gitc add ../.gitignore Pipefile code.txt lib conf etc/tracked.cfg tool.sh link.txt
 gitc commit -qm one
 
 # inputs REPO: the last run record's inputs, one "mode path" a line
@@ -103,7 +110,7 @@ step() {
 
 step "first run"
 expect_eq "first run: the untracked files, no tracked one" "$got" \
-	"data/raw.txt notes.txt tick.txt "
+	"data/raw.txt etc/local.cfg notes.txt tick.txt "
 
 echo code2 >code.txt
 step "a tracked input modified"
@@ -120,7 +127,7 @@ expect_not_in "committed: no longer recorded" "$got" "code.txt"
 rm lib/y.py
 step "a tracked glob input deleted"
 expect_eq "deleted: nothing new recorded" "$got" \
-	"data/raw.txt notes.txt tick.txt "
+	"data/raw.txt etc/local.cfg notes.txt tick.txt "
 
 gitc add notes.txt
 gitc commit -qm three
