@@ -275,9 +275,10 @@ static int each_input(struct sched *s,
 	return 0;
 }
 
-/* The plain file inputs asked about so far, ASK paths at a time (a list
- * of every one took 0.8 MB at 100,000 stages, on top of the run's peak). */
-#define ASK 4096
+/* The plain file inputs asked about so far, ASK paths at a time: one
+ * exchange with the child up to 65,536 inputs (a list of every one would
+ * take 0.8 MB at 100,000 stages, on top of the record's memory). */
+#define ASK 65536
 
 struct plain_ask {
 	struct store_project *p;

@@ -9,8 +9,7 @@
 # untracked input that becomes tracked; another selection of stages; a
 # glob, a folder (also named without its '/'), a symlink and a file an
 # upstream stage writes; the workspace a folder below the work tree's
-# top. pipe never writes the
-# user's .git/index.
+# top. pipe never writes the user's .git/index.
 . "$(dirname "$0")/lib.sh"
 plan 38
 
