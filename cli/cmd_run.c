@@ -137,6 +137,7 @@ int cmd_run(struct cli *cli)
 	}
 	if (ro.dry_run)
 		eo.write = 0;
+	eo.project_early = !ro.dry_run; /* its runs record the git head */
 	if (report_arg) {
 		ro.report = report = absolute(report_arg);
 		/* before the run: a user's file there stops it, untouched */

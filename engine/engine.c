@@ -146,6 +146,23 @@ static int open_graph_and_state(struct engine *e, struct error *err)
 	return ret;
 }
 
+/* The project's git status, read from the Pipefile's folder in a child
+ * process begun before anything loads: a status pass at 100,000 tracked
+ * files takes 0.28 s and 46 MB, which were added to the run's time and
+ * to its peak (134 MB) when read at the first commit. */
+static void start_project(struct engine *e, const char *pipefile_path)
+{
+	const char *slash = strrchr(pipefile_path, '/');
+	char *dir = !slash ? xstrdup(".")
+		    : slash == pipefile_path
+			    ? xstrdup("/")
+			    : xstrndup(pipefile_path,
+				       (size_t)(slash - pipefile_path));
+
+	e->project = store_project_start(dir);
+	free(dir);
+}
+
 int engine_open(struct engine **out, const char *pipefile_path,
 		const struct engine_options *opt, struct error *err)
 {
@@ -155,6 +172,8 @@ int engine_open(struct engine **out, const char *pipefile_path,
 	*out = NULL;
 	e->lock_fd = -1;
 	e->opt = *opt;
+	if (opt->project_early)
+		start_project(e, pipefile_path);
 	if (pipefile_load_cached(&e->pf, pipefile_path,
 				 PIPE_DIR "/pipefile.cache", err))
 		goto fail;
@@ -190,6 +209,9 @@ static void close_engine(struct engine *e, int free_all)
 	e->lock_fd = -1;
 	log_trace_phase("stat cache and store saved");
 	if (!free_all) { /* the stat cache too: 100,000 entries */
+		/* but not a child still reading the project's status */
+		store_project_free(e->project);
+		e->project = NULL;
 		/* still reachable, so leak checkers stay quiet; volatile,
 		 * or -O2 drops the store and valgrind calls it lost */
 		static struct engine *volatile parked;
@@ -199,7 +221,7 @@ static void close_engine(struct engine *e, int free_all)
 		return;
 	}
 	statcache_free(e->sc);
-	free(e->git_head);
+	store_project_free(e->project);
 	if (e->kube)
 		kube_config_release(e->kube);
 	free(e->kube);
@@ -367,12 +389,17 @@ int engine_store(struct engine *e, struct store **out, struct error *err)
 	return 0;
 }
 
+struct store_project *engine_project(struct engine *e)
+{
+	if (!e->project)
+		e->project = store_project_read();
+	store_project_wait(e->project);
+	return e->project;
+}
+
 const char *engine_git_head(struct engine *e, int *dirty)
 {
-	if (!e->git_head)
-		store_project_head(&e->git_head, &e->git_dirty);
-	*dirty = e->git_dirty;
-	return e->git_head;
+	return store_project_head(engine_project(e), dirty);
 }
 
 int engine_has_stage(const struct engine *e, const char *name)

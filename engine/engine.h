@@ -15,6 +15,7 @@ struct statcache;
 struct exec_ctx;
 struct executor;
 struct pf_params;
+struct store_project;
 
 #define PIPE_DIR ".pipe"
 
@@ -24,6 +25,10 @@ struct engine_options {
 	const char *executor; /* --executor override, or NULL */
 	const char *context;  /* --context: the kubeconfig context */
 	const char *command;  /* "pipe run", for the lock message */
+	/* read the project's git status in a child process while the
+	 * Pipefile and the state load (engine_project then waits for it):
+	 * its time hidden, its memory not on top of the run's */
+	int project_early;
 };
 
 struct kube_config;
@@ -52,8 +57,7 @@ struct engine {
 	struct store *store; /* opened on first use */
 	void (*before_output)(void *arg); /* handed to executors */
 	void *output_arg;
-	char *git_head; /* the project's HEAD, read on first use */
-	int git_dirty;
+	struct store_project *project; /* its git status, read on first use */
 	struct scan_ahead *ahead; /* a read-only pass's scans, done first */
 	size_t ahead_nr;
 };
@@ -75,8 +79,11 @@ int engine_has_stage(const struct engine *e, const char *name);
 /* The store (.pipe/store), opened on first use. */
 int engine_store(struct engine *e, struct store **out, struct error *err);
 
-/* The project's git HEAD ("" outside a git repository) and whether the
- * work tree has changes to tracked files; read once. */
+/* The project's git repository, read in one status pass on first use
+ * (store_project_read): the run's commits and its record share it. */
+struct store_project *engine_project(struct engine *e);
+/* Its HEAD ("" outside a git repository) and whether the work tree has
+ * changes to tracked files. */
 const char *engine_git_head(struct engine *e, int *dirty);
 
 /* Add ".pipe/" to the project's .gitignore unless a line says so. */

@@ -179,10 +179,32 @@ int sgit_gc(struct sgit *g, const struct sgit_oid *keep, size_t nkeep,
 	    int dry_run, unsigned long long *freed, struct error *err);
 
 /* The project's git repository (found from the current folder as git finds
- * it, GIT_DIR included): HEAD's commit id into head ("" outside a
- * repository or before its first commit) and whether a tracked file has
- * changes, staged or not. Never fails: what it cannot read is "". */
-void sgit_project_head(struct strbuf *head, int *dirty);
+ * it, GIT_DIR included), read in one `git status --untracked-files=no`
+ * pass. Never fails: what it cannot read is left empty. */
+struct sgit_project {
+	/* HEAD's commit id; "" outside a repository or before its first
+	 * commit */
+	struct strbuf head;
+	int dirty;	      /* a tracked file has changes, staged or not */
+	int in_tree;	      /* the workspace lies in the work tree */
+	struct strbuf prefix; /* its path there: "" or "sub/" */
+	/* tracked paths (from the work tree's top) whose index or work tree
+	 * differs from HEAD, both sides of a change, sorted */
+	char **changed;
+	size_t changed_nr;
+};
+void sgit_project_read(struct sgit_project *p);
+void sgit_project_release(struct sgit_project *p);
+
+/* HEAD's tree as p read it, open for lookups. Returns 1, or 0 (*out
+ * NULL) when p has no HEAD or the workspace lies outside the work tree.
+ * p must outlive it. */
+struct sgit_tracked;
+int sgit_tracked_open(struct sgit_tracked **out, const struct sgit_project *p);
+/* 1 when HEAD holds path (a workspace-relative file) as it is now: a file
+ * (or symlink) of HEAD's tree that p did not find changed; else 0. */
+int sgit_tracked_clean(struct sgit_tracked *t, const char *path);
+void sgit_tracked_free(struct sgit_tracked *t);
 
 /* ---- remotes (pipe push / pull) ----
  * spec is a remote name of the project's git (found from the current
@@ -207,13 +229,6 @@ int sgit_pack_build(struct sgit *g, const struct sgit_oid *tips, size_t ntips,
 /* Index the pack file at path into g's objects/pack (the indexer checks
  * every object), then see its objects. */
 int sgit_pack_index(struct sgit *g, const char *path, struct error *err);
-/* Of paths (relative to the current folder, the workspace), mark in
- * untracked[i] those the project's HEAD does not hold as they are now: not
- * in HEAD's tree, or changed in the index or the work tree. Returns 1, or
- * 0 (nothing marked) outside a repository or before its first commit. */
-int sgit_project_untracked(char *const *paths, size_t n,
-			   unsigned char *untracked);
-
 /* Resolve rev (anything git rev-parse takes) in the project's repository
  * to a commit id (40 hex) into commit, and the workspace's path below the
  * work tree ("" or "sub/") into prefix. EXIT_USAGE outside a repository

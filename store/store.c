@@ -17,14 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void store_project_head(char **head, int *dirty)
-{
-	struct strbuf sb = STRBUF_INIT;
-
-	sgit_project_head(&sb, dirty);
-	*head = strbuf_detach(&sb, NULL);
-}
-
 int store_open(struct store **out, const char *pipe_dir, struct error *err)
 {
 	struct store *st = xcalloc(1, sizeof(*st));

@@ -60,10 +60,23 @@ struct strvec;
 int store_open(struct store **out, const char *pipe_dir, struct error *err);
 void store_free(struct store *st);
 
-/* The project's git HEAD ("" outside a repository) and whether its tracked
- * files have changes, read through libgit2 from the current folder (the
- * workspace). The caller owns *head. */
-void store_project_head(char **head, int *dirty);
+/* The project's git repository, found from the current folder (the
+ * workspace) and read in one status pass: its HEAD, whether its tracked
+ * files have changes, and which (for "untracked inputs"). Never fails;
+ * the caller owns the result (store_project_free). */
+struct store_project;
+struct store_project *store_project_read(void);
+/* The same, read from the folder dir by a child process while the caller
+ * goes on; store_project_wait gives the result (a no-op on one read
+ * already). The caller's memory is not the child's: the status pass's
+ * (46 MB at 100,000 tracked files) does not add to it. Without a child
+ * (fork failed), wait reads it then. */
+struct store_project *store_project_start(const char *dir);
+void store_project_wait(struct store_project *p);
+/* HEAD's commit id ("" outside a repository or before its first commit)
+ * and the dirty flag; the string is p's. */
+const char *store_project_head(const struct store_project *p, int *dirty);
+void store_project_free(struct store_project *p);
 
 /* ---- provenance ---------------------------------------------------- */
 
@@ -424,11 +437,14 @@ int store_list_runs_all(struct store *st, struct store_run **out, size_t *nr,
  */
 
 /* Mark in untracked[i] the paths (workspace-relative files) that the
- * project's HEAD does not hold as they are now. Returns 1, or 0 (nothing
- * marked) outside a git repository or before its first commit. The
- * current folder is the workspace. */
-int store_project_untracked(char *const *paths, size_t n,
-			    unsigned char *untracked);
+ * project's HEAD, as p read it, does not hold as they are: not in HEAD's
+ * tree, or changed in the index or the work tree. Returns 1, or 0
+ * (nothing marked) outside a git repository, before its first commit or
+ * outside its work tree. Asks p's child when it has one (store_project_
+ * start), else reads HEAD's tree here. The current folder is the
+ * workspace. */
+int store_project_untracked(struct store_project *p, char *const *paths,
+			    size_t n, unsigned char *untracked);
 
 /* Store files (sorted by path, unique, workspace-relative; with the
  * hash, size, exec bit and kind the caller's scan found: STORE_LINK for

@@ -65,11 +65,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static double now(void)
 {
 	struct timespec ts;
@@ -691,47 +686,64 @@ static void test_state_save_one(void **state)
 /* The inputs a run record checks against the project's git (issue #17):
  * each path's tree entry was looked up from the root, and libgit2 caches
  * no tree over 4 KB, so the folder of 20,000 inputs was read and parsed
- * again for each: 20,000 x 20,000 entries. Its tree is read once now. */
+ * again for each: 20,000 x 20,000 entries. Each folder's tree is read
+ * once now, in any order of the paths (a stage's inputs come in the
+ * Pipefile's order, two folders taking turns here), asked here and of
+ * the child that read the status (the same answers). */
 static void test_project_untracked(void **state)
 {
 	struct fx *fx = *state;
 	size_t n = 20000;
 	char **paths = xcalloc(n + 1, sizeof(*paths));
 	unsigned char *untracked = xcalloc(n + 1, 1);
+	unsigned char *asked = xcalloc(n + 1, 1);
+	struct store_project *here, *child;
 	struct strbuf sb = STRBUF_INIT;
 	char cwd[4096];
 	double t0;
+	int dirty;
 
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
-	strbuf_addf(&sb, "%s/in", fx->root);
-	assert_int_equal(fs_mkdir_p(sb.buf, 0755), 0);
 	for (size_t i = 0; i < n; i++) {
+		const char *dir = i % 2 ? "in" : "data/a";
+
 		strbuf_reset(&sb);
-		strbuf_addf(&sb, "%s/in/%zu", fx->root, i);
+		strbuf_addf(&sb, "%s/%s/%zu", fx->root, dir, i);
+		assert_int_equal(fs_mkdir_parent(sb.buf, 0755), 0);
 		check(fx, fs_write_atomic(sb.buf, "x\n", 2, &fx->err));
-		paths[i] = xstrfmt("in/%zu", i);
+		paths[i] = xstrfmt("%s/%zu", dir, i);
 	}
 	paths[n - 1][0] = 'j'; /* "jn/...": not in git */
 	strbuf_reset(&sb);
 	strbuf_addf(&sb,
 		    "cd '%s' && echo .pipe/ > .gitignore && git init -q && "
 		    "git add -A && git -c user.name=t -c user.email=t@t "
-		    "commit -qm t && echo changed > in/7",
+		    "commit -qm t && echo changed > in/7 && "
+		    "git rm -q --cached data/a/8",
 		    fx->root);
 	assert_int_equal(system(sb.buf), 0);
 	assert_int_equal(chdir(fx->root), 0);
-	qsort(paths, n, sizeof(*paths), cmp_strp);
 	t0 = now();
-	assert_int_equal(store_project_untracked(paths, n, untracked), 1);
+	here = store_project_read();
+	assert_int_equal(store_project_untracked(here, paths, n, untracked), 1);
 	assert_within(t0, 3.0, "20,000 inputs checked against git");
+	child = store_project_start(".");
+	assert_int_equal(store_project_untracked(child, paths, n, asked), 1);
 	assert_int_equal(chdir(cwd), 0);
+	assert_memory_equal(untracked, asked, n);
+	assert_string_equal(store_project_head(here, &dirty),
+			    store_project_head(child, &dirty));
+	assert_int_equal(dirty, 1);
+	assert_int_equal(strlen(store_project_head(here, &dirty)), 40);
 	for (size_t i = 0; i < n; i++)
-		assert_int_equal(untracked[i], !strcmp(paths[i], "in/7") ||
-						       paths[i][0] == 'j');
+		assert_int_equal(untracked[i], i == 7 || i == 8 || i == n - 1);
+	store_project_free(here);
+	store_project_free(child);
 	for (size_t i = 0; i < n; i++)
 		free(paths[i]);
 	free(paths);
 	free(untracked);
+	free(asked);
 	strbuf_release(&sb);
 }
 

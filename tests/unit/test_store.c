@@ -2063,6 +2063,54 @@ static void test_displaced(void **state)
 	free(big);
 }
 
+/* The project's status read by a child (store_project_start), the
+ * workspace a folder below the work tree's top: HEAD, the dirty flag and
+ * which files HEAD holds as they are; outside git, no HEAD and nothing
+ * marked. */
+static void test_project_child(void **state)
+{
+	struct fx *fx = *state;
+	struct store_project *p;
+	char *paths[] = {"a.txt",     "b.txt", "sub/c.txt",
+			 "sub/d.txt", "e.txt", NULL};
+	unsigned char untracked[5];
+	struct strbuf head = STRBUF_INIT;
+	int dirty = -1;
+
+	p = store_project_start(fx->ws);
+	memset(untracked, 7, sizeof(untracked));
+	assert_int_equal(store_project_untracked(p, paths, 5, untracked), 0);
+	assert_string_equal(store_project_head(p, &dirty), "");
+	assert_int_equal(dirty, 0);
+	assert_int_equal(untracked[0], 7); /* nothing marked */
+	store_project_free(p);
+
+	assert_int_equal(
+		sh("cd '%s' && git init -q && mkdir -p ws/sub && "
+		   "echo .pipe/ > .gitignore && echo a > ws/a.txt && "
+		   "echo c > ws/sub/c.txt && echo d > ws/sub/d.txt && "
+		   "echo e > ws/e.txt && git add -A && git -c user.name=t "
+		   "-c user.email=t@t commit -qm t && echo b > ws/b.txt && "
+		   "echo d2 > ws/sub/d.txt && git rm -q --cached ws/e.txt && "
+		   "git rev-parse HEAD > head",
+		   fx->root),
+		0);
+	assert_int_equal(
+		strbuf_read_file(&head, own(fx, "%s/head", fx->root), 0), 0);
+	strbuf_trim_trailing_newline(&head);
+	p = store_project_start(fx->ws);
+	assert_int_equal(store_project_untracked(p, paths, 5, untracked), 1);
+	assert_string_equal(store_project_head(p, &dirty), head.buf);
+	assert_int_equal(dirty, 1);
+	assert_int_equal(untracked[0], 0);
+	assert_int_equal(untracked[1], 1); /* not in git */
+	assert_int_equal(untracked[2], 0);
+	assert_int_equal(untracked[3], 1); /* changed in the work tree */
+	assert_int_equal(untracked[4], 1); /* out of the index */
+	store_project_free(p);
+	strbuf_release(&head);
+}
+
 /* A restore writes only the outputs asked for. */
 /* A run's untracked inputs: written as a tree with a manifest (large
  * files in the CAS), read back, restored; an unchanged file is taken
@@ -2311,6 +2359,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_datum_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_displaced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_project_child, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_run_inputs, setup,
 						teardown),
