@@ -54,7 +54,8 @@ struct key_entry {
 
 struct key_tip {
 	struct sgit_oid oid;
-	uint32_t ref; /* offset of its name in the tips' names */
+	uint32_t ref;  /* offset of its name in the tips' names */
+	uint8_t noted; /* moved to oid by this process (keys_note) */
 };
 
 /* Ref tips, hashed by name: slot holds index + 1, 0 empty. */
@@ -117,7 +118,9 @@ struct keys {
 	int rewrite;	       /* the whole file is to be written */
 	int fold;	       /* the log is to be folded into a new file */
 	struct refs_seen seen; /* the refs when opened */
-	struct strvec noted;   /* "<ref> <commit>" this process moved */
+	/* the tips this process noted before a rebuild replaced the tips
+	 * (with them, the tips marked noted are what it moved) */
+	struct tip_set noted_before;
 	struct packed_ours ours;
 };
 
@@ -160,29 +163,39 @@ static void keys_clear(struct keys *k)
 		munmap(k->map, k->map_len);
 	strbuf_release(&k->pending);
 	seen_release(&k->seen);
-	strvec_clear(&k->noted);
+	tips_release(&k->noted_before);
+	strbuf_release(&k->noted_before.names);
 	ours_release(&k->ours);
 	memset(k, 0, sizeof(*k));
 	strbuf_init(&k->pending, 0);
 	strbuf_init(&k->names, 0);
 	strbuf_init(&k->tips.names, 0);
+	strbuf_init(&k->noted_before.names, 0);
 	strbuf_init(&k->seen.packed, 0);
 }
+
+static void set_tip(struct tip_set *t, const char *ref,
+		    const struct sgit_oid *oid);
 
 /* Forget the entries and tips, keep what was seen and noted. */
 static void keys_clear_entries(struct keys *k)
 {
 	struct refs_seen seen = k->seen;
-	struct strvec noted = k->noted;
+	struct tip_set noted = k->noted_before;
 	struct packed_ours ours = k->ours;
 
+	for (size_t i = 0; i < k->tips.nr; i++)
+		if (k->tips.v[i].noted)
+			set_tip(&noted, tip_ref(&k->tips, i),
+				&k->tips.v[i].oid);
 	memset(&k->seen, 0, sizeof(k->seen));
-	memset(&k->noted, 0, sizeof(k->noted));
+	memset(&k->noted_before, 0, sizeof(k->noted_before));
 	memset(&k->ours, 0, sizeof(k->ours));
 	keys_clear(k);
 	strbuf_release(&k->seen.packed);
+	strbuf_release(&k->noted_before.names);
 	k->seen = seen;
-	k->noted = noted;
+	k->noted_before = noted;
 	k->ours = ours;
 }
 
@@ -193,6 +206,7 @@ static struct keys *keys_new(void)
 	strbuf_init(&k->pending, 0);
 	strbuf_init(&k->names, 0);
 	strbuf_init(&k->tips.names, 0);
+	strbuf_init(&k->noted_before.names, 0);
 	strbuf_init(&k->seen.packed, 0);
 	return k;
 }
@@ -337,6 +351,7 @@ static void set_tip(struct tip_set *t, const char *ref,
 	ALLOC_GROW(t->v, t->nr + 1, t->alloc);
 	t->v[t->nr].oid = *oid;
 	t->v[t->nr].ref = pool_add(&t->names, ref);
+	t->v[t->nr].noted = 0;
 	t->nr++;
 	if (t->nr * 2 > t->cap) {
 		free(t->slot);
@@ -850,8 +865,26 @@ static const char *line_value(const struct strmap *map, struct strbuf *name,
 	return strmap_get(map, name->buf);
 }
 
+/* "<ref> <commit>" for each ref this process moved, older first: made
+ * at the save only (a run of 100,000 stages held the text of each to its
+ * end). */
+static void noted_lines(const struct keys *k, struct strvec *out)
+{
+	const struct tip_set *sets[] = {&k->noted_before, &k->tips};
+
+	for (size_t s = 0; s < 2; s++)
+		for (size_t i = 0; i < sets[s]->nr; i++) {
+			char hex[SGIT_HEXSZ + 1];
+
+			if (s == 1 && !sets[s]->v[i].noted)
+				continue;
+			sgit_oid_hex(&sets[s]->v[i].oid, hex);
+			strvec_pushf(out, "%s %s", tip_ref(sets[s], i), hex);
+		}
+}
+
 /* Whether the refs moved from k->seen to now by this process's moves
- * only (k->noted): then the index, with what it noted, covers now. With
+ * only (noted_lines): then the index, with what it noted, covers now. With
  * packed-refs as seen, the loose refs now are those seen and noted. When
  * this process rewrote packed-refs (a batch of moves, k->ours), starting
  * each time from the file seen or last written, a ref noted or seen loose
@@ -863,7 +896,7 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 {
 	struct strmap want = {0}, loose = {0}, packed = {0};
 	struct strvec names = STRVEC_INIT, lnames = STRVEC_INIT,
-		      pnames = STRVEC_INIT;
+		      pnames = STRVEC_INIT, noted = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int ret = 0, ours = 0;
 
@@ -875,9 +908,10 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 			return 0;
 		ours = 1;
 	}
-	strmap_init(&want, k->seen.loose.nr + k->noted.nr);
+	noted_lines(k, &noted);
+	strmap_init(&want, k->seen.loose.nr + noted.nr);
 	want_lines(&want, &names, &k->seen.loose);
-	want_lines(&want, &names, &k->noted);
+	want_lines(&want, &names, &noted);
 	strmap_init(&loose, now->loose.nr);
 	want_lines(&loose, &lnames, &now->loose);
 	strmap_init(&packed, k->ours.lines.nr);
@@ -915,6 +949,7 @@ out:
 	strvec_clear(&names);
 	strvec_clear(&lnames);
 	strvec_clear(&pnames);
+	strvec_clear(&noted);
 	strbuf_release(&name);
 	return ret;
 }
@@ -1083,7 +1118,6 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage)
 {
 	struct keys *k = st->keys;
-	char hex[SGIT_HEXSZ + 1];
 	struct hash128 h;
 
 	/* a key a lookup cannot ask for is not kept */
@@ -1092,10 +1126,9 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 		return;
 	learn_key(k, &h, commit, stage);
 	set_tip(&k->tips, ref, commit);
+	find_tip(&k->tips, ref)->noted = 1;
 	if (!k->rewrite && !k->fold)
 		format_tip(&k->pending, ref, commit);
-	sgit_oid_hex(commit, hex);
-	strvec_pushf(&k->noted, "%s %s", ref, hex);
 	if (!k->rewrite && !k->fold && !log_fits(k)) {
 		/* the save folds the log into a new file from the entries:
 		 * their text is not needed */

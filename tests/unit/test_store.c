@@ -1044,6 +1044,52 @@ static void test_keys_flushed(void **state)
 	strbuf_release(&sb);
 }
 
+/* A lookup that meets a stale entry rebuilds the index in the middle of
+ * a process: what it moved before is still known at its end, and the
+ * index it writes says the refs' digest, not "-". */
+static void test_keys_noted_rebuild(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[3][STORE_ID_SIZE], got[STORE_ID_SIZE], *line, *refs;
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	struct strbuf sb = STRBUF_INIT;
+
+	put_str(fx, "o.txt", "a");
+	commit(fx, "a", outs, key_n(1), c[0]);
+	put_str(fx, "o.txt", "b");
+	commit(fx, "b", outs, key_n(2), c[1]);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	line = fmt("pipe-keys-log 2 %.32s\nkey %s %s a\n", sb.buf + 12,
+		   key_n(99), c[0]);
+	assert_int_equal(fs_write_atomic(log, line, strlen(line), &fx->err), 0);
+	free(line);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	store_batch_begin(fx->st);
+	put_str(fx, "o.txt", "a2");
+	commit(fx, "a", outs, key_n(21), c[2]);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	/* the entry's commit carries another key: rebuilt */
+	assert_int_equal(store_find_key(fx->st, "a", key_n(99), got, &fx->err),
+			 0);
+	reopen(fx);
+	refs = last_refs(fx);
+	assert_string_not_equal(refs, "-");
+	free(refs);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(21), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[2]);
+	assert_int_equal(store_find_key(fx->st, "b", key_n(2), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[1]);
+	strbuf_release(&sb);
+}
+
 static void test_reuse(void **state)
 {
 	struct fx *fx = *state;
@@ -2376,6 +2422,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_flushed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keys_noted_rebuild, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
