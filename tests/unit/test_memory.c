@@ -24,8 +24,10 @@
 #include "engine/graph.h"
 #include "engine/run.h"
 #include "engine/state.h"
+#include "engine/statcache.h"
 #include "pipefile/pipefile.h"
 #include "store/git.h"
+#include "store/internal.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -365,6 +367,89 @@ static void test_saved_records_per_stage(void **state)
 	error_release(&err);
 }
 
+/* The stat cache's entries a full run adds (each stage's input and
+ * output): 80 bytes in blocks, a flag byte, the path in an arena and
+ * ~12 of hash table (~105 in all). With a malloc'd path, its hash kept
+ * and an array grown by half, an entry took ~145. */
+static void test_statcache_per_entry(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	struct strbuf path = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	struct statcache *sc;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	strbuf_addf(&path, "%s/statcache", root);
+	assert_int_equal(statcache_open(&sc, path.buf, &err), 0);
+	malloc_trim(0);
+	before = heap_used();
+	for (int i = 0; i < N; i++) {
+		struct statcache_probe p;
+
+		memset(&p, 0, sizeof(p));
+		p.st.st_mode = S_IFREG | 0644;
+		p.st.st_ino = (ino_t)i + 1;
+		p.st.st_size = 2;
+		hash_buf(&i, sizeof(i), &p.hash);
+		strbuf_reset(&path);
+		strbuf_addf(&path, "in/%d", i);
+		statcache_commit(sc, path.buf, &p);
+	}
+	report("stat cache entries", heap_used() - before, 115);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+	fs_remove_tree(root);
+	strbuf_release(&path);
+	error_release(&err);
+}
+
+/* The run-cache index's entries and tips for the commits a full run
+ * makes (keys_note, the index written whole at the end): an entry of 40
+ * bytes and its stage's name, a tip of 28 (marked noted) and its ref's,
+ * their tables (~136 in all). With a hex key, a malloc per name, a
+ * strmap of the tips, a "<ref> <commit>" string per ref noted and the
+ * text of every line kept for the log, a commit took ~550. */
+static void test_keys_per_note(void **state)
+{
+	char root[] = "/tmp/pipe-memory-test.XXXXXX";
+	struct strbuf path = STRBUF_INIT, ref = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	char got[STORE_ID_SIZE], key[HASH_HEX_LEN + 1];
+	struct store *st;
+	size_t before;
+
+	(void)state;
+	if (!glibc_malloc())
+		skip();
+	assert_non_null(mkdtemp(root));
+	strbuf_addf(&path, "%s/.pipe", root);
+	assert_int_equal(store_open(&st, path.buf, &err), 0);
+	snprintf(key, sizeof(key), "%032x", 0);
+	assert_int_equal(store_find_key(st, "s0", key, got, &err), 0);
+	malloc_trim(0);
+	before = heap_used();
+	for (int i = 0; i < N; i++) {
+		struct sgit_oid oid;
+
+		memset(&oid, 0, sizeof(oid));
+		memcpy(oid.id, &i, sizeof(i));
+		snprintf(key, sizeof(key), "%032x", i + 1);
+		strbuf_reset(&ref);
+		strbuf_addf(&ref, "refs/pipe/stages/s%d", i);
+		keys_note(st, ref.buf, &oid, key, ref.buf + 17);
+	}
+	report("the index's new entries", heap_used() - before, 150);
+	store_free(st);
+	fs_remove_tree(root);
+	strbuf_release(&path);
+	strbuf_release(&ref);
+	error_release(&err);
+}
+
 /* The graph of a chain of N stages, each reading the one before: a
  * node (32 bytes), its place in the order (8) and each edge once each
  * way (16), 56 in all. With a malloc for each list, grown by ALLOC_GROW
@@ -667,6 +752,8 @@ int main(void)
 		cmocka_unit_test(test_sched_per_stage),
 		cmocka_unit_test(test_full_run_per_stage),
 		cmocka_unit_test(test_graph_per_stage),
+		cmocka_unit_test(test_statcache_per_entry),
+		cmocka_unit_test(test_keys_per_note),
 		cmocka_unit_test(test_packed_refs),
 	};
 
