@@ -18,7 +18,11 @@
  * a lookup maps the file and searches its sorted key lines and reads the
  * log, without listing 100,000 refs nor loading 100,000 entries. Else the
  * index is loaded and synced with the refs. The log is folded into a new
- * file once it outgrows a fraction of it; a torn last line is ignored. */
+ * file once it outgrows a fraction of it; a torn last line is ignored.
+ * A process appends what it learnt at each flush of its batch, once the
+ * commits and refs are on disk, with "refs -" (a kill then leaves the
+ * index covering them, and the refs to be read again), and the digest at
+ * its end. */
 #include "store/internal.h"
 #include "util/fs.h"
 #include "util/hash.h"
