@@ -58,8 +58,10 @@ struct key_entry {
 
 struct key_tip {
 	struct sgit_oid oid;
-	uint32_t ref;  /* offset of its name in the tips' names */
-	uint8_t noted; /* moved to oid by this process (keys_note) */
+	uint32_t ref;	/* offset of its name in the tips' names */
+	uint8_t noted;	/* moved to oid by this process (keys_note) */
+	uint8_t packed; /* written with oid by this process's last rewrite
+			 * of packed-refs that wrote it (keys_packed) */
 };
 
 /* Ref tips, hashed by name: slot holds index + 1, 0 empty. */
@@ -81,12 +83,13 @@ struct refs_seen {
 };
 
 /* packed-refs as this process rewrote it (keys_packed): its identity
- * after the last rewrite, the "<ref> <commit>" lines the rewrites wrote
- * (older first), and broken when one did not start from the file seen
- * or last written (someone else wrote it between). */
+ * after the last rewrite, the refs the rewrites wrote with the value
+ * they last wrote (a tip marked packed: its own; in other: the rest),
+ * and broken when one did not start from the file seen or last written
+ * (someone else wrote it between). */
 struct packed_ours {
 	struct strbuf after;
-	struct strvec lines;
+	struct tip_set other;
 	int broken;
 };
 
@@ -134,13 +137,6 @@ static void seen_release(struct refs_seen *s)
 	strvec_clear(&s->loose);
 }
 
-static void ours_release(struct packed_ours *o)
-{
-	strbuf_release(&o->after);
-	strvec_clear(&o->lines);
-	o->broken = 0;
-}
-
 static void tips_release(struct tip_set *t)
 {
 	free(t->v);
@@ -148,6 +144,13 @@ static void tips_release(struct tip_set *t)
 	strbuf_release(&t->names);
 	memset(t, 0, sizeof(*t));
 	strbuf_init(&t->names, 0);
+}
+
+static void ours_release(struct packed_ours *o)
+{
+	strbuf_release(&o->after);
+	tips_release(&o->other);
+	o->broken = 0;
 }
 
 static const char *tip_ref(const struct tip_set *t, size_t i)
@@ -188,10 +191,14 @@ static void keys_clear_entries(struct keys *k)
 	struct tip_set noted = k->noted_before;
 	struct packed_ours ours = k->ours;
 
-	for (size_t i = 0; i < k->tips.nr; i++)
+	for (size_t i = 0; i < k->tips.nr; i++) {
 		if (k->tips.v[i].noted)
 			set_tip(&noted, tip_ref(&k->tips, i),
 				&k->tips.v[i].oid);
+		if (k->tips.v[i].packed)
+			set_tip(&ours.other, tip_ref(&k->tips, i),
+				&k->tips.v[i].oid);
+	}
 	memset(&k->seen, 0, sizeof(k->seen));
 	memset(&k->noted_before, 0, sizeof(k->noted_before));
 	memset(&k->ours, 0, sizeof(k->ours));
@@ -355,7 +362,7 @@ static void set_tip(struct tip_set *t, const char *ref,
 	ALLOC_GROW(t->v, t->nr + 1, t->alloc);
 	t->v[t->nr].oid = *oid;
 	t->v[t->nr].ref = pool_add(&t->names, ref);
-	t->v[t->nr].noted = 0;
+	t->v[t->nr].noted = t->v[t->nr].packed = 0;
 	t->nr++;
 	if (t->nr * 2 > t->cap) {
 		free(t->slot);
@@ -869,22 +876,37 @@ static const char *line_value(const struct strmap *map, struct strbuf *name,
 	return strmap_get(map, name->buf);
 }
 
-/* "<ref> <commit>" for each ref this process moved, older first: made
- * at the save only (a run of 100,000 stages held the text of each to its
- * end). */
-static void noted_lines(const struct keys *k, struct strvec *out)
+/* "<ref> <commit>" for each tip of a, then each of b marked (noted, or
+ * packed): a's are older. */
+static void tip_lines(const struct tip_set *a, const struct tip_set *b,
+		      int packed, struct strvec *out)
 {
-	const struct tip_set *sets[] = {&k->noted_before, &k->tips};
+	const struct tip_set *sets[] = {a, b};
 
 	for (size_t s = 0; s < 2; s++)
 		for (size_t i = 0; i < sets[s]->nr; i++) {
+			const struct key_tip *t = &sets[s]->v[i];
 			char hex[SGIT_HEXSZ + 1];
 
-			if (s == 1 && !sets[s]->v[i].noted)
+			if (s == 1 && !(packed ? t->packed : t->noted))
 				continue;
-			sgit_oid_hex(&sets[s]->v[i].oid, hex);
+			sgit_oid_hex(&t->oid, hex);
 			strvec_pushf(out, "%s %s", tip_ref(sets[s], i), hex);
 		}
+}
+
+/* "<ref> <commit>" for each ref this process moved, older first; and for
+ * each its rewrites of packed-refs wrote, with the value last written:
+ * made at the save only (a run of 100,000 stages held the text of each
+ * to its end, twice). */
+static void noted_lines(const struct keys *k, struct strvec *out)
+{
+	tip_lines(&k->noted_before, &k->tips, 0, out);
+}
+
+static void packed_lines(const struct keys *k, struct strvec *out)
+{
+	tip_lines(&k->ours.other, &k->tips, 1, out);
 }
 
 /* Whether the refs moved from k->seen to now by this process's moves
@@ -900,7 +922,8 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 {
 	struct strmap want = {0}, loose = {0}, packed = {0};
 	struct strvec names = STRVEC_INIT, lnames = STRVEC_INIT,
-		      pnames = STRVEC_INIT, noted = STRVEC_INIT;
+		      pnames = STRVEC_INIT, noted = STRVEC_INIT,
+		      plines = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int ret = 0, ours = 0;
 
@@ -918,9 +941,10 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 	want_lines(&want, &names, &noted);
 	strmap_init(&loose, now->loose.nr);
 	want_lines(&loose, &lnames, &now->loose);
-	strmap_init(&packed, k->ours.lines.nr);
 	if (ours)
-		want_lines(&packed, &pnames, &k->ours.lines);
+		packed_lines(k, &plines);
+	strmap_init(&packed, plines.nr);
+	want_lines(&packed, &pnames, &plines);
 	for (size_t i = 0; i < now->loose.nr; i++) { /* loose: noted or seen */
 		const char *v,
 			*w = line_value(&want, &name, now->loose.v[i], &v);
@@ -954,6 +978,7 @@ out:
 	strvec_clear(&lnames);
 	strvec_clear(&pnames);
 	strvec_clear(&noted);
+	strvec_clear(&plines);
 	strbuf_release(&name);
 	return ret;
 }
@@ -961,6 +986,7 @@ out:
 void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 {
 	struct keys *k = st->keys;
+	struct strbuf name = STRBUF_INIT;
 	const char *from;
 
 	if (!k || !rep->rewritten)
@@ -970,8 +996,29 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 		k->ours.broken = 1;
 	strbuf_reset(&k->ours.after);
 	strbuf_add(&k->ours.after, rep->after.buf, rep->after.len);
-	for (size_t i = 0; i < rep->packed.nr; i++)
-		strvec_push(&k->ours.lines, rep->packed.v[i]);
+	for (size_t i = 0; i < rep->packed.nr; i++) {
+		const char *line = rep->packed.v[i], *sp = strchr(line, ' ');
+		struct sgit_oid oid;
+		struct key_tip *t;
+
+		strbuf_reset(&name);
+		if (!sp || sgit_oid_parse(sp + 1, &oid)) {
+			k->ours.broken = 1; /* not a line pipe wrote */
+			continue;
+		}
+		strbuf_add(&name, line, (size_t)(sp - line));
+		/* a tip with this value is marked, not copied: a run packs
+		 * every ref it moves */
+		t = find_tip(&k->tips, name.buf);
+		if (t && sgit_oid_equal(&t->oid, &oid)) {
+			t->packed = 1;
+			continue;
+		}
+		set_tip(&k->ours.other, name.buf, &oid);
+		if (t)
+			t->packed = 0;
+	}
+	strbuf_release(&name);
 }
 
 /* Index the commits the refs gained since the index was written. Returns
@@ -1122,6 +1169,7 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage)
 {
 	struct keys *k = st->keys;
+	struct key_tip *t;
 	struct hash128 h;
 
 	/* a key a lookup cannot ask for is not kept */
@@ -1129,6 +1177,12 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	    !is_hex(key, HASH_HEX_LEN) || hash_from_hex(key, &h))
 		return;
 	learn_key(k, &h, commit, stage);
+	t = find_tip(&k->tips, ref);
+	if (t && t->packed && !sgit_oid_equal(&t->oid, commit)) {
+		/* what packed-refs holds for it stays known */
+		set_tip(&k->ours.other, ref, &t->oid);
+		t->packed = 0;
+	}
 	set_tip(&k->tips, ref, commit);
 	find_tip(&k->tips, ref)->noted = 1;
 	if (!k->rewrite && !k->fold)

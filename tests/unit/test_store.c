@@ -1031,6 +1031,9 @@ static void test_keys_flushed(void **state)
 	reopen(fx);
 	assert_int_equal(access(log, F_OK), -1);
 	assert_int_equal(keys_check_file(keys), 0);
+	refs = last_refs(fx); /* its rewrites of packed-refs were followed */
+	assert_string_not_equal(refs, "-");
+	free(refs);
 	for (int i = 0; i < 60; i++)
 		assert_int_equal(store_find_key(fx->st, names[i % 3],
 						key_n(100 + i), got, &fx->err),
