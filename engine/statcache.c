@@ -20,7 +20,11 @@
  * after the previous one: a no-op scan finds every file there, without
  * hashing a path or building any table. Other loaded paths are found by
  * binary search. Paths added or re-hashed in this session become entries
- * in an open-addressing hash table (a re-hashed record is marked moved).
+ * in an open-addressing hash table (a re-hashed record is marked moved):
+ * 80 bytes each in blocks of ENTRY_BLOCK, a flag byte beside, their paths
+ * in an arena. A full run of 100,000 stages adds 200,000 of them and
+ * holds them to its end; a malloc'd path and an array grown by half took
+ * about 170 bytes an entry.
  * Saving merges records and entries in path order, copying unchanged
  * records as they are.
  *
@@ -43,6 +47,7 @@
  * for local filesystems; an NFS server running behind by more would defeat
  * it, one running ahead only costs re-reads). */
 #include "engine/statcache.h"
+#include "util/arena.h"
 #include "util/fs.h"
 #include "util/glob.h"
 #include "util/log.h"
@@ -67,20 +72,26 @@ static const char MAGIC[] = "pipe-statcache 1\n";
 #define REC_FIXED 72
 #define SUM_LEN 16
 
-/* Flags of a loaded record. */
+/* Flags of a loaded record; F_SEEN and F_DROPPED of an entry too. */
 enum { F_SEEN = 1, F_DROPPED = 2, F_MOVED = 4 };
 
 /* An entry added or re-hashed in this session; also the decoded form of a
  * record. */
 struct entry {
-	const char *path; /* owned when owned, else into the map */
-	uint32_t len;
-	uint8_t owned, seen, dropped;
-	uint64_t phash;
+	const char *path; /* into the paths arena, or the map */
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns, hashed_ns;
-	uint32_t mode;
 	struct hash128 hash;
+	uint32_t len;
+	uint32_t mode;
+};
+
+#define ENTRY_BLOCK 1024
+
+/* Entries never move once added: a block is not reallocated. */
+struct entry_block {
+	struct entry e[ENTRY_BLOCK];
+	uint8_t flag[ENTRY_BLOCK]; /* F_SEEN, F_DROPPED */
 };
 
 struct walked_glob {
@@ -91,11 +102,12 @@ struct statcache {
 	char *path;
 	const unsigned char *map; /* the loaded file, or NULL */
 	size_t map_len;
-	uint32_t *rec;	 /* where each loaded record starts, in path order */
-	uint8_t *flag;	 /* F_* of each loaded record */
-	size_t nloaded;	 /* indexes [0, nloaded) are records */
-	struct entry *e; /* indexes nloaded + i are e[i] */
-	size_t nr, alloc;
+	uint32_t *rec;	/* where each loaded record starts, in path order */
+	uint8_t *flag;	/* F_* of each loaded record */
+	size_t nloaded; /* indexes [0, nloaded) are records */
+	struct entry_block **blk; /* indexes nloaded + i are entry i */
+	size_t nr, blk_alloc;
+	struct arena paths;   /* of the entries that are no record */
 	uint32_t *slots;      /* over e: i + 1; 0 is empty */
 	size_t nslots;	      /* 0, or a power of two >= twice nr */
 	size_t cursor;	      /* where the next lookup probably lands */
@@ -160,6 +172,16 @@ static void put_hash(struct strbuf *sb, const struct hash128 *h)
 	put64(sb, h->low);
 }
 
+static struct entry *ent(const struct statcache *sc, size_t i)
+{
+	return &sc->blk[i / ENTRY_BLOCK]->e[i % ENTRY_BLOCK];
+}
+
+static uint8_t *ent_flag(const struct statcache *sc, size_t i)
+{
+	return &sc->blk[i / ENTRY_BLOCK]->flag[i % ENTRY_BLOCK];
+}
+
 static const unsigned char *rec_at(const struct statcache *sc, size_t i)
 {
 	return sc->map + sc->rec[i];
@@ -178,14 +200,9 @@ static void rec_path(const struct statcache *sc, size_t i, const char **p,
 static void rec_decode(const struct statcache *sc, size_t i, struct entry *e)
 {
 	const unsigned char *r = rec_at(sc, i);
-	/* a scan ahead's threads set F_SEEN meanwhile */
-	unsigned char flag = __atomic_load_n(&sc->flag[i], __ATOMIC_RELAXED);
 
 	e->path = (const char *)r + REC_FIXED;
 	e->len = get32(r);
-	e->owned = 0;
-	e->seen = !!(flag & F_SEEN);
-	e->dropped = !!(flag & F_DROPPED);
 	e->mode = get32(r + 4);
 	e->dev = get64(r + 8);
 	e->ino = get64(r + 16);
@@ -255,19 +272,21 @@ static uint32_t *find_slot(const struct statcache *sc, const char *p,
 
 		if (!sc->slots[i])
 			return &sc->slots[i];
-		e = &sc->e[sc->slots[i] - 1];
-		if (e->phash == ph && e->len == len && !memcmp(e->path, p, len))
+		e = ent(sc, sc->slots[i] - 1);
+		if (e->len == len && !memcmp(e->path, p, len))
 			return &sc->slots[i];
 	}
 }
 
-static void index_entry(struct statcache *sc, size_t idx)
+/* Entry idx into the table, ph its path's hash; the table grown (each
+ * path hashed again: not kept, 8 bytes an entry) when half full. */
+static void index_entry(struct statcache *sc, size_t idx, uint64_t ph)
 {
 	size_t n = 1024;
-	struct entry *e = &sc->e[idx];
+	const struct entry *e = ent(sc, idx);
 
 	if (2 * sc->nr <= sc->nslots) {
-		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)idx + 1;
+		*find_slot(sc, e->path, e->len, ph) = (uint32_t)idx + 1;
 		return;
 	}
 	while (n < 2 * sc->nr)
@@ -276,8 +295,9 @@ static void index_entry(struct statcache *sc, size_t idx)
 	sc->slots = xcalloc(n, sizeof(*sc->slots));
 	sc->nslots = n;
 	for (size_t i = 0; i < sc->nr; i++) {
-		e = &sc->e[i];
-		*find_slot(sc, e->path, e->len, e->phash) = (uint32_t)i + 1;
+		e = ent(sc, i);
+		*find_slot(sc, e->path, e->len, path_hash(e->path, e->len)) =
+			(uint32_t)i + 1;
 	}
 }
 
@@ -304,31 +324,34 @@ static size_t find(const struct statcache *sc, const char *p, size_t len,
 	return i ? sc->nloaded + i - 1 : SIZE_MAX;
 }
 
-/* The entry for path in e, added when there is none (a loaded record is
- * marked moved). */
-static struct entry *entry_for(struct statcache *sc, const char *p, size_t len)
+/* The entry for path (its index among the entries), added when there is
+ * none (a loaded record is marked moved). */
+static size_t entry_for(struct statcache *sc, const char *p, size_t len)
 {
-	size_t pos, i = find(sc, p, len, sc->cursor, &pos);
+	size_t pos, i = find(sc, p, len, sc->cursor, &pos), n = sc->nr;
 	struct entry *e;
 
 	if (pos != SIZE_MAX)
 		sc->cursor = pos + 1;
 	if (i != SIZE_MAX && i >= sc->nloaded)
-		return &sc->e[i - sc->nloaded];
-	ALLOC_GROW(sc->e, sc->nr + 1, sc->alloc);
-	e = &sc->e[sc->nr];
+		return i - sc->nloaded;
+	if (n % ENTRY_BLOCK == 0) {
+		ALLOC_GROW(sc->blk, n / ENTRY_BLOCK + 1, sc->blk_alloc);
+		sc->blk[n / ENTRY_BLOCK] = xmalloc(sizeof(**sc->blk));
+	}
+	e = ent(sc, n);
 	memset(e, 0, sizeof(*e));
+	*ent_flag(sc, n) = 0;
 	if (i != SIZE_MAX) {
 		rec_decode(sc, i, e);
 		sc->flag[i] |= F_MOVED;
 	} else {
-		e->path = xmemdupz(p, len);
+		e->path = arena_memdupz(&sc->paths, p, len);
 		e->len = (uint32_t)len;
-		e->owned = 1;
 	}
-	e->phash = path_hash(p, len);
-	index_entry(sc, sc->nr++);
-	return e;
+	sc->nr++;
+	index_entry(sc, n, path_hash(p, len));
+	return n;
 }
 
 /* Notes where each record starts; returns why the file is unusable, or
@@ -479,7 +502,6 @@ static void record(struct entry *e, const struct stat *st, int64_t hashed_ns,
 	e->mode = (uint32_t)st->st_mode;
 	e->hashed_ns = hashed_ns;
 	e->hash = *h;
-	e->dropped = 0;
 }
 
 /* Opens name without following a symlink or blocking on a FIFO swapped in
@@ -530,16 +552,22 @@ int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
 	struct entry view;
 	const struct entry *e = NULL;
 
+	unsigned flag = 0;
+
 	p->hit = 0;
 	p->entry = i;
 	p->next = pos == SIZE_MAX ? SIZE_MAX : pos + 1;
+	/* a scan ahead's threads set F_SEEN meanwhile */
 	if (i != SIZE_MAX && i < sc->nloaded) {
 		rec_decode(sc, i, &view);
 		e = &view;
+		flag = __atomic_load_n(&sc->flag[i], __ATOMIC_RELAXED);
 	} else if (i != SIZE_MAX) {
-		e = &sc->e[i - sc->nloaded];
+		e = ent(sc, i - sc->nloaded);
+		flag = __atomic_load_n(ent_flag(sc, i - sc->nloaded),
+				       __ATOMIC_RELAXED);
 	}
-	if (e && !e->dropped && same_stat(e, st) && !is_racy(e)) {
+	if (e && !(flag & F_DROPPED) && same_stat(e, st) && !is_racy(e)) {
 		p->hit = 1;
 		p->hash = e->hash;
 		return 0;
@@ -555,21 +583,21 @@ int statcache_probe(const struct statcache *sc, int dirfd, const char *name,
 void statcache_commit(struct statcache *sc, const char *relpath,
 		      const struct statcache_probe *p)
 {
-	struct entry *e;
+	size_t n;
 
 	if (p->hit) {
 		if (p->entry < sc->nloaded)
 			sc->flag[p->entry] |= F_SEEN;
 		else
-			sc->e[p->entry - sc->nloaded].seen = 1;
+			*ent_flag(sc, p->entry - sc->nloaded) |= F_SEEN;
 		if (p->next != SIZE_MAX)
 			sc->cursor = p->next;
 		sc->stats.hits++;
 		return;
 	}
-	e = entry_for(sc, relpath, strlen(relpath));
-	e->seen = 1;
-	record(e, &p->st, p->hashed_ns, &p->hash);
+	n = entry_for(sc, relpath, strlen(relpath));
+	*ent_flag(sc, n) = F_SEEN; /* and not dropped */
+	record(ent(sc, n), &p->st, p->hashed_ns, &p->hash);
 	sc->stats.misses++;
 	sc->stats.bytes_hashed += p->bytes;
 	sc->dirty = 1;
@@ -581,8 +609,8 @@ void statcache_mark_seen(struct statcache *sc, const struct statcache_probe *p)
 		__atomic_fetch_or(&sc->flag[p->entry], F_SEEN,
 				  __ATOMIC_RELAXED);
 	else
-		__atomic_store_n(&sc->e[p->entry - sc->nloaded].seen, 1,
-				 __ATOMIC_RELAXED);
+		__atomic_fetch_or(ent_flag(sc, p->entry - sc->nloaded), F_SEEN,
+				  __ATOMIC_RELAXED);
 }
 
 void statcache_add_hits(struct statcache *sc, size_t n)
@@ -684,8 +712,8 @@ static int seen_file(struct statcache *sc, const char *s)
 	else if (i < sc->nloaded)
 		sc->memo_hit = !!(sc->flag[i] & F_SEEN);
 	else
-		sc->memo_hit = sc->e[i - sc->nloaded].seen &&
-			       !sc->e[i - sc->nloaded].dropped;
+		sc->memo_hit = (*ent_flag(sc, i - sc->nloaded) &
+				(F_SEEN | F_DROPPED)) == F_SEEN;
 	strbuf_reset(&sc->memo);
 	strbuf_addstr(&sc->memo, s);
 	sc->memo_valid = 1;
@@ -752,17 +780,18 @@ static void put_entry(struct strbuf *sb, const struct entry *e)
 	strbuf_add(sb, e->path, e->len);
 }
 
-static int cmp_entry(const void *a, const void *b)
+static int cmp_entry(const void *a, const void *b, void *arg)
 {
-	const struct entry *x = *(struct entry *const *)a;
-	const struct entry *y = *(struct entry *const *)b;
+	const struct entry *x = ent(arg, *(const uint32_t *)a);
+	const struct entry *y = ent(arg, *(const uint32_t *)b);
 
 	return cmp_path(x->path, x->len, y->path, y->len);
 }
 
 /* Whether the next thing to write is a record (or an entry); both lists
  * are in path order. */
-static int record_first(const struct statcache *sc, size_t r, struct entry *e)
+static int record_first(const struct statcache *sc, size_t r,
+			const struct entry *e)
 {
 	const char *p;
 	size_t len;
@@ -792,11 +821,13 @@ static int keep_record(struct statcache *sc, size_t r)
 	return 1;
 }
 
-static int keep_added(struct statcache *sc, struct entry *e)
+static int keep_added(struct statcache *sc, size_t i)
 {
-	if (!e->dropped && !e->seen && in_walked(sc, e->path, e->len))
-		e->dropped = 1;
-	return !e->dropped;
+	uint8_t *f = ent_flag(sc, i);
+
+	if (!*f && in_walked(sc, ent(sc, i)->path, ent(sc, i)->len))
+		*f |= F_DROPPED;
+	return !(*f & F_DROPPED);
 }
 
 /* The file is written as it is made, a megabyte at a time, its checksum
@@ -819,13 +850,14 @@ static void save_flush(struct saver *sv)
 
 /* Both lists in path order, merged: the records kept (keep) or
  * written (sv). Returns how many. */
-static size_t merge_out(struct statcache *sc, struct entry **added,
+static size_t merge_out(struct statcache *sc, const uint32_t *added,
 			struct saver *sv)
 {
 	size_t count = 0, r = 0, a = 0;
 
 	while (r < sc->nloaded || a < sc->nr) {
-		if (record_first(sc, r, a < sc->nr ? added[a] : NULL)) {
+		if (record_first(sc, r,
+				 a < sc->nr ? ent(sc, added[a]) : NULL)) {
 			if (!sv) {
 				count += keep_record(sc, r);
 			} else if (!(sc->flag[r] & (F_MOVED | F_DROPPED))) {
@@ -840,8 +872,8 @@ static size_t merge_out(struct statcache *sc, struct entry **added,
 		} else {
 			if (!sv)
 				count += keep_added(sc, added[a]);
-			else if (!added[a]->dropped)
-				put_entry(&sv->sb, added[a]);
+			else if (!(*ent_flag(sc, added[a]) & F_DROPPED))
+				put_entry(&sv->sb, ent(sc, added[a]));
 			a++;
 		}
 		if (sv && sv->sb.len >= SAVE_CHUNK)
@@ -852,7 +884,7 @@ static size_t merge_out(struct statcache *sc, struct entry **added,
 
 int statcache_save(struct statcache *sc, struct error *err)
 {
-	struct entry **added;
+	uint32_t *added;
 	struct saver sv = {STRBUF_INIT, NULL, {0}};
 	struct hash128 sum;
 	size_t count;
@@ -872,8 +904,8 @@ int statcache_save(struct statcache *sc, struct error *err)
 	sc->memo_valid = 0; /* what was seen may have changed since */
 	added = xmalloc((sc->nr + 1) * sizeof(*added));
 	for (size_t i = 0; i < sc->nr; i++)
-		added[i] = &sc->e[i];
-	qsort(added, sc->nr, sizeof(*added), cmp_entry);
+		added[i] = (uint32_t)i;
+	qsort_r(added, sc->nr, sizeof(*added), cmp_entry, sc);
 	count = merge_out(sc, added, NULL); /* the drops first: the count */
 	sv.h = hasher_new();
 	strbuf_grow(&sv.sb, SAVE_CHUNK + REC_FIXED + 4096);
@@ -901,7 +933,7 @@ void statcache_get_stats(const struct statcache *sc,
 	for (size_t i = 0; i < sc->nloaded; i++)
 		out->entries += !(sc->flag[i] & (F_MOVED | F_DROPPED));
 	for (size_t i = 0; i < sc->nr; i++)
-		out->entries += !sc->e[i].dropped;
+		out->entries += !(*ent_flag(sc, i) & F_DROPPED);
 }
 
 void statcache_set_clock(struct statcache *sc, int64_t (*now_ns)(void))
@@ -913,10 +945,10 @@ void statcache_free(struct statcache *sc)
 {
 	if (!sc)
 		return;
-	for (size_t i = 0; i < sc->nr; i++)
-		if (sc->e[i].owned)
-			free((char *)sc->e[i].path);
-	free(sc->e);
+	for (size_t i = 0; i < sc->nr; i += ENTRY_BLOCK)
+		free(sc->blk[i / ENTRY_BLOCK]);
+	free(sc->blk);
+	arena_release(&sc->paths);
 	free(sc->slots);
 	unload(sc);
 	for (size_t i = 0; i < sc->nglobs; i++) {

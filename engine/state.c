@@ -161,9 +161,12 @@ static void put(struct state *st, struct stage_record *rec)
 	st->nr++;
 }
 
+static struct stage_record *compact(struct state *st, struct stage_record *rec);
+
 void state_put(struct state *st, struct stage_record *rec)
 {
 	put(st, rec);
+	rec = compact(st, rec);
 	rec->pending = 1;
 	ALLOC_GROW(st->pending, st->pending_nr + 1, st->pending_alloc);
 	st->pending[st->pending_nr++] = xstrdup(rec->name);
@@ -182,8 +185,6 @@ void state_drop(struct state *st, const char *name)
 	st->nr--;
 	st->full = 1; /* a journal only adds and replaces */
 }
-
-static void compact_pending(struct state *st);
 
 /* --- writing --- */
 
@@ -366,7 +367,6 @@ static int save_file(struct state *st, struct error *err)
 		st->file_len = sb.len;
 		st->journal_len = 0;
 		st->full = 0;
-		compact_pending(st);
 		for (size_t i = 0; i < st->nr; i++)
 			st->recs[i]->pending = 0;
 		clear_pending(st);
@@ -423,7 +423,6 @@ static int append_journal(struct state *st, struct error *err)
 	if (fresh)
 		fs_fsync_parent(jp);
 	st->journal_len += sb.len;
-	compact_pending(st);
 	ret = 0;
 out:
 	clear_pending(st);
@@ -927,29 +926,33 @@ int state_parse(struct state *st, const char *buf, size_t len)
 	return parse_buf(st, buf, len, 0);
 }
 
-/* The records put since the last save, now on disk, as a load would give
- * them: read back from their own text into the state's arena. A record
- * as the scheduler made it takes a malloc per string and per list (about
- * 750 bytes of heap for a stage of one input and one output, its plain
- * files' lists included), the loaded form about 330; a full run of
- * 100,000 stages held every finished stage's until its end. The record
- * is replaced: a pointer from state_find does not outlive a save. */
-static void compact_pending(struct state *st)
+/* A record put, as a load would give it: read back from its own text
+ * into the state's arena, and put in its place. A record as the
+ * scheduler made it takes a malloc per string and per list (about 750
+ * bytes of heap for a stage of one input and one output, its plain
+ * files' lists included), the loaded form about 340. Done when it is
+ * put, not once it is saved: a full run of 100,000 stages holds every
+ * finished stage's record to its end, and the records of the stages
+ * finished since the last save (thousands, when a save of the whole
+ * state comes every few seconds) at its peak. Returns the record now in
+ * the state (rec itself, freed, when it was replaced). */
+static struct stage_record *compact(struct state *st, struct stage_record *rec)
 {
 	struct strbuf sb = STRBUF_INIT;
+	struct reader rd = {NULL, NULL, &st->arena, 1};
+	struct stage_record *now = rec;
+	char *name;
 
-	for (size_t i = 0; i < st->pending_nr; i++) {
-		struct stage_record *r = state_find(st, st->pending[i]);
-		struct reader rd = {NULL, NULL, &st->arena, 1};
-
-		if (!r || r->loaded)
-			continue;
-		strbuf_reset(&sb);
-		add_record(&sb, r);
-		/* on a failure (none: pipe wrote the text) r stays */
-		parse_records(st, &rd, sb.buf, sb.buf, sb.buf + sb.len, 0);
-	}
+	if (rec->loaded)
+		return rec;
+	name = xstrdup(rec->name);
+	add_record(&sb, rec);
+	/* on a failure (none: pipe wrote the text) rec stays */
+	if (!parse_records(st, &rd, sb.buf, sb.buf, sb.buf + sb.len, 0))
+		now = state_find(st, name);
+	free(name);
 	strbuf_release(&sb);
+	return now;
 }
 
 /* The file is mapped and given back as it is parsed: what stays is the

@@ -96,12 +96,13 @@ struct state {
 int state_load(struct state **out, const char *path, struct error *err);
 void state_free(struct state *st);
 
-/* The record of stage name, or NULL (borrowed: until the next put of
- * that stage, drop, or save, which swaps the records it wrote for their
- * loaded form). */
+/* The record of stage name, or NULL (borrowed: until the next put or
+ * drop of that stage). */
 struct stage_record *state_find(const struct state *st, const char *name);
 
-/* Insert or replace (takes ownership of rec); drop removes a record. */
+/* Insert or replace (takes ownership of rec, and frees it: the record is
+ * held as a load gives it, in the state's arena with its file lists
+ * unparsed, from then on); drop removes a record. */
 void state_put(struct state *st, struct stage_record *rec);
 void state_drop(struct state *st, const char *name);
 
@@ -110,9 +111,7 @@ void state_drop(struct state *st, const char *name);
  * (the folder too when the journal is new). The whole file is written
  * instead (temp + fsync + rename + fsync folder; the journal goes) when
  * there is no file to extend, a record was dropped, or the journal would
- * outgrow an eighth of the file. The records it wrote are then held as a
- * load gives them (in the state's arena, their file lists unparsed), not
- * as they were put. */
+ * outgrow an eighth of the file. */
 int state_save(struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);

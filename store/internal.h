@@ -108,6 +108,10 @@ int keys_check_file(const char *path);
 /* Add a commit this process made to the in-memory run-cache index. */
 void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage);
+/* A batch's objects and ref moves are on disk: what the index learnt
+ * from its commits goes to the index's log (a kill after it leaves the
+ * index covering them). */
+void keys_flushed(struct store *st);
 /* What a batch of ref moves did to packed-refs (sgit_refs_move_report),
  * so that the index still covers the refs after its own rewrites. */
 void keys_packed(struct store *st, const struct sgit_packed_report *rep);

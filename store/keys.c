@@ -18,7 +18,11 @@
  * a lookup maps the file and searches its sorted key lines and reads the
  * log, without listing 100,000 refs nor loading 100,000 entries. Else the
  * index is loaded and synced with the refs. The log is folded into a new
- * file once it outgrows a fraction of it; a torn last line is ignored. */
+ * file once it outgrows a fraction of it; a torn last line is ignored.
+ * A process appends what it learnt at each flush of its batch, once the
+ * commits and refs are on disk, with "refs -" (a kill then leaves the
+ * index covering them, and the refs to be read again), and the digest at
+ * its end. */
 #include "store/internal.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -42,15 +46,31 @@
 /* "key " <key> " " <commit> " " */
 #define KEY_PREFIX_LEN (4 + HASH_HEX_LEN + 1 + SGIT_HEXSZ + 1)
 
+/* 40 bytes an entry, the stage's name in the index's pool of names: a
+ * run of 100,000 stages learns 100,000 of them and holds them to its
+ * end (a hex key, an oid and a malloc'd name took about 150 with the
+ * tables over them). */
 struct key_entry {
-	char key[HASH_HEX_LEN + 1];
+	struct hash128 key;
 	struct sgit_oid commit;
-	char *stage;
+	uint32_t stage; /* offset of its NUL-terminated name in names */
 };
 
 struct key_tip {
-	char *ref;
 	struct sgit_oid oid;
+	uint32_t ref;	/* offset of its name in the tips' names */
+	uint8_t noted;	/* moved to oid by this process (keys_note) */
+	uint8_t packed; /* written with oid by this process's last rewrite
+			 * of packed-refs that wrote it (keys_packed) */
+};
+
+/* Ref tips, hashed by name: slot holds index + 1, 0 empty. */
+struct tip_set {
+	struct key_tip *v;
+	size_t nr, alloc;
+	uint32_t *slot;
+	size_t cap; /* 0, or a power of two over twice nr */
+	struct strbuf names;
 };
 
 /* The refs under refs/pipe/ as seen at one moment: packed-refs' identity
@@ -63,12 +83,13 @@ struct refs_seen {
 };
 
 /* packed-refs as this process rewrote it (keys_packed): its identity
- * after the last rewrite, the "<ref> <commit>" lines the rewrites wrote
- * (older first), and broken when one did not start from the file seen
- * or last written (someone else wrote it between). */
+ * after the last rewrite, the refs the rewrites wrote with the value
+ * they last wrote (a tip marked packed: its own; in other: the rest),
+ * and broken when one did not start from the file seen or last written
+ * (someone else wrote it between). */
 struct packed_ours {
 	struct strbuf after;
-	struct strvec lines;
+	struct tip_set other;
 	int broken;
 };
 
@@ -76,19 +97,22 @@ struct packed_ours {
  * and notes N tips, and a scan of the arrays for each would be quadratic.
  * by_key: open addressing over entry indexes + 1, one slot per distinct
  * key holding its newest entry; older[i] is the next older entry with the
- * same key (+ 1, 0 at the end). tip_at: ref -> index in tips + 1.
+ * same key (+ 1, 0 at the end).
  *
  * Mapped (no ref moved since the index was saved), v and tips hold the
  * log's lines and this process's only, and the file's key lines are
- * searched in map. */
+ * searched in map. What this process learns goes to the log at each
+ * flush of the store's batch (keys_flushed), not held as text to the
+ * end; when the whole file is to be written (rewrite, or fold: the log
+ * outgrew its share), no text is made at all. */
 struct keys {
 	struct key_entry *v;
 	size_t nr, alloc;
-	size_t *older;
-	size_t *by_key, key_cap;
-	struct key_tip *tips;
-	size_t tips_nr, tips_alloc;
-	struct strmap tip_at;
+	uint32_t *older;
+	uint32_t *by_key;
+	size_t key_cap;
+	struct strbuf names; /* the entries' stage names */
+	struct tip_set tips;
 	int synced; /* with the refs, in this process */
 	int mapped;
 	char *map;		     /* the index file, mapped */
@@ -99,8 +123,11 @@ struct keys {
 	size_t log_whole;      /* bytes of whole lines in the log, 0: none */
 	struct strbuf pending; /* lines for the log, not yet there */
 	int rewrite;	       /* the whole file is to be written */
+	int fold;	       /* the log is to be folded into a new file */
 	struct refs_seen seen; /* the refs when opened */
-	struct strvec noted;   /* "<ref> <commit>" this process moved */
+	/* the tips this process noted before a rebuild replaced the tips
+	 * (with them, the tips marked noted are what it moved) */
+	struct tip_set noted_before;
 	struct packed_ours ours;
 };
 
@@ -110,56 +137,76 @@ static void seen_release(struct refs_seen *s)
 	strvec_clear(&s->loose);
 }
 
+static void tips_release(struct tip_set *t)
+{
+	free(t->v);
+	free(t->slot);
+	strbuf_release(&t->names);
+	memset(t, 0, sizeof(*t));
+	strbuf_init(&t->names, 0);
+}
+
 static void ours_release(struct packed_ours *o)
 {
 	strbuf_release(&o->after);
-	strvec_clear(&o->lines);
+	tips_release(&o->other);
 	o->broken = 0;
 }
 
-static void keys_clear_tips(struct keys *k)
+static const char *tip_ref(const struct tip_set *t, size_t i)
 {
-	for (size_t i = 0; i < k->tips_nr; i++)
-		free(k->tips[i].ref);
-	free(k->tips);
-	strmap_release(&k->tip_at);
-	k->tips = NULL;
-	k->tips_nr = k->tips_alloc = 0;
+	return t->names.buf + t->v[i].ref;
 }
 
 static void keys_clear(struct keys *k)
 {
-	for (size_t i = 0; i < k->nr; i++)
-		free(k->v[i].stage);
 	free(k->v);
 	free(k->older);
 	free(k->by_key);
-	keys_clear_tips(k);
+	strbuf_release(&k->names);
+	tips_release(&k->tips);
+	strbuf_release(&k->tips.names);
 	if (k->map)
 		munmap(k->map, k->map_len);
 	strbuf_release(&k->pending);
 	seen_release(&k->seen);
-	strvec_clear(&k->noted);
+	tips_release(&k->noted_before);
+	strbuf_release(&k->noted_before.names);
 	ours_release(&k->ours);
 	memset(k, 0, sizeof(*k));
 	strbuf_init(&k->pending, 0);
+	strbuf_init(&k->names, 0);
+	strbuf_init(&k->tips.names, 0);
+	strbuf_init(&k->noted_before.names, 0);
 	strbuf_init(&k->seen.packed, 0);
 }
+
+static void set_tip(struct tip_set *t, const char *ref,
+		    const struct sgit_oid *oid);
 
 /* Forget the entries and tips, keep what was seen and noted. */
 static void keys_clear_entries(struct keys *k)
 {
 	struct refs_seen seen = k->seen;
-	struct strvec noted = k->noted;
+	struct tip_set noted = k->noted_before;
 	struct packed_ours ours = k->ours;
 
+	for (size_t i = 0; i < k->tips.nr; i++) {
+		if (k->tips.v[i].noted)
+			set_tip(&noted, tip_ref(&k->tips, i),
+				&k->tips.v[i].oid);
+		if (k->tips.v[i].packed)
+			set_tip(&ours.other, tip_ref(&k->tips, i),
+				&k->tips.v[i].oid);
+	}
 	memset(&k->seen, 0, sizeof(k->seen));
-	memset(&k->noted, 0, sizeof(k->noted));
+	memset(&k->noted_before, 0, sizeof(k->noted_before));
 	memset(&k->ours, 0, sizeof(k->ours));
 	keys_clear(k);
 	strbuf_release(&k->seen.packed);
+	strbuf_release(&k->noted_before.names);
 	k->seen = seen;
-	k->noted = noted;
+	k->noted_before = noted;
 	k->ours = ours;
 }
 
@@ -168,23 +215,20 @@ static struct keys *keys_new(void)
 	struct keys *k = xcalloc(1, sizeof(*k));
 
 	strbuf_init(&k->pending, 0);
+	strbuf_init(&k->names, 0);
+	strbuf_init(&k->tips.names, 0);
+	strbuf_init(&k->noted_before.names, 0);
 	strbuf_init(&k->seen.packed, 0);
 	return k;
 }
 
 /* The slot of key in by_key: its newest entry, or an empty slot. The key
- * is a hash already: its first 16 hex digits spread well. */
-static size_t key_slot(const struct keys *k, const char *key)
+ * is a hash already: its high half spreads well. */
+static size_t key_slot(const struct keys *k, const struct hash128 *key)
 {
-	size_t i = 0;
+	size_t i = (size_t)key->high & (k->key_cap - 1);
 
-	for (int d = 0; d < 16; d++)
-		i = i << 4 |
-		    (size_t)(key[d] <= '9' ? key[d] - '0' : key[d] - 'a' + 10);
-	i &= k->key_cap - 1;
-
-	while (k->by_key[i] &&
-	       memcmp(k->v[k->by_key[i] - 1].key, key, HASH_HEX_LEN))
+	while (k->by_key[i] && !hash_equal(&k->v[k->by_key[i] - 1].key, key))
 		i = (i + 1) & (k->key_cap - 1);
 	return i;
 }
@@ -192,19 +236,29 @@ static size_t key_slot(const struct keys *k, const char *key)
 /* Chain entry i in front of the older ones with its key. */
 static void hash_key(struct keys *k, size_t i)
 {
-	size_t s = key_slot(k, k->v[i].key);
+	size_t s = key_slot(k, &k->v[i].key);
 
 	k->older[i] = k->by_key[s];
-	k->by_key[s] = i + 1;
+	k->by_key[s] = (uint32_t)(i + 1);
 }
 
-static void format_key(struct strbuf *sb, const char *key,
+static const char *entry_stage(const struct keys *k, const struct key_entry *e)
+{
+	return k->names.buf + e->stage;
+}
+
+static void format_key(struct strbuf *sb, const struct hash128 *key,
 		       const struct sgit_oid *c, const char *stage)
 {
-	char hex[SGIT_HEXSZ + 1];
+	char hex[SGIT_HEXSZ + 1], khex[HASH_HEX_LEN + 1];
 
+	hash_to_hex(key, khex);
 	sgit_oid_hex(c, hex);
-	strbuf_addf(sb, "key %s %s ", key, hex);
+	strbuf_add(sb, "key ", 4);
+	strbuf_add(sb, khex, HASH_HEX_LEN);
+	strbuf_addch(sb, ' ');
+	strbuf_add(sb, hex, SGIT_HEXSZ);
+	strbuf_addch(sb, ' ');
 	store_escape(sb, stage, NULL);
 	strbuf_addch(sb, '\n');
 }
@@ -215,22 +269,38 @@ static void format_tip(struct strbuf *sb, const char *ref,
 	char hex[SGIT_HEXSZ + 1];
 
 	sgit_oid_hex(oid, hex);
-	strbuf_addf(sb, "tip %s ", hex);
+	strbuf_add(sb, "tip ", 4);
+	strbuf_add(sb, hex, SGIT_HEXSZ);
+	strbuf_addch(sb, ' ');
 	store_escape(sb, ref, NULL);
 	strbuf_addch(sb, '\n');
 }
 
-static void add_key(struct keys *k, const char *key, const struct sgit_oid *c,
-		    const char *stage)
+/* s NUL-terminated at the end of pool: its offset. */
+static uint32_t pool_add(struct strbuf *pool, const char *s)
+{
+	size_t at = pool->len;
+
+	if (at > UINT32_MAX - 4096) {
+		fputs("pipe: fatal: the run-cache index's names outgrew 4 GB\n",
+		      stderr);
+		abort();
+	}
+	strbuf_add(pool, s, strlen(s) + 1);
+	return (uint32_t)at;
+}
+
+static void add_key(struct keys *k, const struct hash128 *key,
+		    const struct sgit_oid *c, const char *stage)
 {
 	size_t older_alloc = k->alloc;
 
 	ALLOC_GROW(k->v, k->nr + 1, k->alloc);
 	if (k->alloc != older_alloc)
 		k->older = xrealloc(k->older, k->alloc * sizeof(*k->older));
-	memcpy(k->v[k->nr].key, key, HASH_HEX_LEN + 1);
+	k->v[k->nr].key = *key;
 	k->v[k->nr].commit = *c;
-	k->v[k->nr].stage = xstrdup(stage);
+	k->v[k->nr].stage = pool_add(&k->names, stage);
 	if ((k->nr + 1) * 2 > k->key_cap) {
 		free(k->by_key);
 		k->key_cap = k->key_cap ? k->key_cap * 2 : 64;
@@ -243,34 +313,67 @@ static void add_key(struct keys *k, const char *key, const struct sgit_oid *c,
 	hash_key(k, k->nr++);
 }
 
-/* An entry learnt in this process: kept, and written to the log. */
-static void learn_key(struct keys *k, const char *key, const struct sgit_oid *c,
-		      const char *stage)
+/* An entry learnt in this process: kept, and written to the log unless
+ * the whole file is to be written. */
+static void learn_key(struct keys *k, const struct hash128 *key,
+		      const struct sgit_oid *c, const char *stage)
 {
 	add_key(k, key, c, stage);
-	format_key(&k->pending, key, c, stage);
+	if (!k->rewrite && !k->fold)
+		format_key(&k->pending, key, c, stage);
 }
 
-static struct key_tip *find_tip(const struct keys *k, const char *ref)
+static uint64_t ref_hash(const char *s)
 {
-	size_t i = (size_t)strmap_get(&k->tip_at, ref);
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
-	return i ? &k->tips[i - 1] : NULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The slot of ref in t: its tip, or an empty slot. */
+static uint32_t *tip_slot(const struct tip_set *t, const char *ref)
+{
+	size_t i = (size_t)ref_hash(ref) & (t->cap - 1);
+
+	for (;; i = (i + 1) & (t->cap - 1))
+		if (!t->slot[i] || !strcmp(tip_ref(t, t->slot[i] - 1), ref))
+			return &t->slot[i];
+}
+
+static struct key_tip *find_tip(const struct tip_set *t, const char *ref)
+{
+	uint32_t i = t->cap ? *tip_slot(t, ref) : 0;
+
+	return i ? &t->v[i - 1] : NULL;
 }
 
 /* Add ref's tip, or move it. */
-static void set_tip(struct keys *k, const char *ref, const struct sgit_oid *oid)
+static void set_tip(struct tip_set *t, const char *ref,
+		    const struct sgit_oid *oid)
 {
-	struct key_tip *t = find_tip(k, ref);
+	struct key_tip *tip = find_tip(t, ref);
 
-	if (t) {
-		t->oid = *oid;
+	if (tip) {
+		tip->oid = *oid;
 		return;
 	}
-	ALLOC_GROW(k->tips, k->tips_nr + 1, k->tips_alloc);
-	k->tips[k->tips_nr].ref = xstrdup(ref);
-	k->tips[k->tips_nr++].oid = *oid;
-	strmap_put(&k->tip_at, k->tips[k->tips_nr - 1].ref, (void *)k->tips_nr);
+	ALLOC_GROW(t->v, t->nr + 1, t->alloc);
+	t->v[t->nr].oid = *oid;
+	t->v[t->nr].ref = pool_add(&t->names, ref);
+	t->v[t->nr].noted = t->v[t->nr].packed = 0;
+	t->nr++;
+	if (t->nr * 2 > t->cap) {
+		free(t->slot);
+		t->cap = t->cap ? t->cap * 2 : 64;
+		while (t->cap < t->nr * 2)
+			t->cap *= 2;
+		t->slot = xcalloc(t->cap, sizeof(*t->slot));
+		for (size_t i = 0; i + 1 < t->nr; i++)
+			*tip_slot(t, tip_ref(t, i)) = (uint32_t)(i + 1);
+	}
+	*tip_slot(t, ref) = (uint32_t)t->nr;
 }
 
 static int is_hex(const char *s, size_t n)
@@ -283,6 +386,7 @@ static int parse_line(struct keys *k, char *line)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct sgit_oid oid;
+	struct hash128 key;
 	char *hex;
 	int ret = -1;
 
@@ -290,17 +394,17 @@ static int parse_line(struct keys *k, char *line)
 		line[44] = '\0';
 		if (!sgit_oid_parse(line + 4, &oid) &&
 		    !store_unescape(&sb, line + 45, strlen(line + 45))) {
-			set_tip(k, sb.buf, &oid);
+			set_tip(&k->tips, sb.buf, &oid);
 			ret = 0;
 		}
 	} else if (!strncmp(line, "key ", 4) && strlen(line) > KEY_PREFIX_LEN &&
 		   line[36] == ' ' && line[77] == ' ') {
 		hex = line + 4;
 		line[36] = line[77] = '\0';
-		if (is_hex(hex, HASH_HEX_LEN) &&
+		if (is_hex(hex, HASH_HEX_LEN) && !hash_from_hex(hex, &key) &&
 		    !sgit_oid_parse(line + 37, &oid) &&
 		    !store_unescape(&sb, line + 78, strlen(line + 78))) {
-			add_key(k, hex, &oid, sb.buf);
+			add_key(k, &key, &oid, sb.buf);
 			ret = 0;
 		}
 	}
@@ -455,9 +559,13 @@ static int cmp_entry(const void *a, const void *b)
 {
 	const struct key_entry *x = *(const struct key_entry *const *)a;
 	const struct key_entry *y = *(const struct key_entry *const *)b;
-	int c = memcmp(x->key, y->key, HASH_HEX_LEN);
 
-	return c ? c : (x > y) - (x < y); /* older first */
+	/* the hex's order: the high half's digits come first */
+	if (x->key.high != y->key.high)
+		return x->key.high < y->key.high ? -1 : 1;
+	if (x->key.low != y->key.low)
+		return x->key.low < y->key.low ? -1 : 1;
+	return (x > y) - (x < y); /* older first */
 }
 
 static char *log_path(const char *keys_path)
@@ -481,10 +589,11 @@ static int write_file(const char *path, const struct keys *k, const char *refs,
 		ord[i] = &k->v[i];
 	qsort(ord, k->nr, sizeof(*ord), cmp_entry);
 	for (size_t i = 0; i < k->nr; i++)
-		format_key(&body, ord[i]->key, &ord[i]->commit, ord[i]->stage);
+		format_key(&body, &ord[i]->key, &ord[i]->commit,
+			   entry_stage(k, ord[i]));
 	key_bytes = body.len;
-	for (size_t i = 0; i < k->tips_nr; i++)
-		format_tip(&body, k->tips[i].ref, &k->tips[i].oid);
+	for (size_t i = 0; i < k->tips.nr; i++)
+		format_tip(&body, tip_ref(&k->tips, i), &k->tips.v[i].oid);
 	/* an id no other file of this index had: a log names the file it
 	 * extends */
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -533,13 +642,23 @@ static off_t whole_end(int fd, off_t from)
 	return from;
 }
 
-/* What this process learnt, appended to the log, a cut-short last line
- * cut off first; a log of another file is replaced. Returns 0 or -1. */
-static int append_log(const char *path, const struct keys *k, const char *refs)
+/* Whether the log with what is pending stays within an eighth of the
+ * index (else it is folded into a new file). */
+static int log_fits(const struct keys *k)
+{
+	return k->log_whole + k->pending.len <
+	       (k->map_len + k->nr * 128) / 8 + 4096;
+}
+
+/* What this process learnt since its last append, to the log, a
+ * cut-short last line cut off first, with a "refs <refs>" line; a log of
+ * another file is replaced. Returns 0 or -1. */
+static int append_log(const char *path, struct keys *k, const char *refs)
 {
 	char *lp = log_path(path);
 	struct strbuf sb = STRBUF_INIT;
 	off_t from = (off_t)k->log_whole;
+	off_t end;
 	int fd, ret = -1;
 
 	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
@@ -554,13 +673,16 @@ static int append_log(const char *path, const struct keys *k, const char *refs)
 			from = (off_t)sb.len;
 		free(hdr);
 	}
-	if (ftruncate(fd, from ? whole_end(fd, from) : 0))
+	end = from ? whole_end(fd, from) : 0;
+	if (ftruncate(fd, end))
 		goto out;
 	if (from)
 		strbuf_reset(&sb);
 	strbuf_add(&sb, k->pending.buf, k->pending.len);
 	strbuf_addf(&sb, "refs %s\n", refs);
 	ret = fs_write_all(fd, sb.buf, sb.len);
+	if (!ret)
+		k->log_whole = (size_t)end + sb.len;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -619,7 +741,7 @@ struct index_walk {
 	struct error *err;
 };
 
-static int has_entry(const struct keys *k, const char *key,
+static int has_entry(const struct keys *k, const struct hash128 *key,
 		     const struct sgit_oid *commit)
 {
 	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
@@ -634,9 +756,11 @@ static int index_cb(const struct sgit_oid *oid, void *data)
 {
 	struct index_walk *w = data;
 	int rc = commit_key(w->st, oid, &w->ki, w->err);
+	struct hash128 key;
 
-	if (rc > 0 && !has_entry(w->k, w->ki.key, oid))
-		learn_key(w->k, w->ki.key, oid, w->ki.stage.buf);
+	if (rc > 0 && !hash_from_hex(w->ki.key, &key) &&
+	    !has_entry(w->k, &key, oid))
+		learn_key(w->k, &key, oid, w->ki.stage.buf);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -752,8 +876,41 @@ static const char *line_value(const struct strmap *map, struct strbuf *name,
 	return strmap_get(map, name->buf);
 }
 
+/* "<ref> <commit>" for each tip of a, then each of b marked (noted, or
+ * packed): a's are older. */
+static void tip_lines(const struct tip_set *a, const struct tip_set *b,
+		      int packed, struct strvec *out)
+{
+	const struct tip_set *sets[] = {a, b};
+
+	for (size_t s = 0; s < 2; s++)
+		for (size_t i = 0; i < sets[s]->nr; i++) {
+			const struct key_tip *t = &sets[s]->v[i];
+			char hex[SGIT_HEXSZ + 1];
+
+			if (s == 1 && !(packed ? t->packed : t->noted))
+				continue;
+			sgit_oid_hex(&t->oid, hex);
+			strvec_pushf(out, "%s %s", tip_ref(sets[s], i), hex);
+		}
+}
+
+/* "<ref> <commit>" for each ref this process moved, older first; and for
+ * each its rewrites of packed-refs wrote, with the value last written:
+ * made at the save only (a run of 100,000 stages held the text of each
+ * to its end, twice). */
+static void noted_lines(const struct keys *k, struct strvec *out)
+{
+	tip_lines(&k->noted_before, &k->tips, 0, out);
+}
+
+static void packed_lines(const struct keys *k, struct strvec *out)
+{
+	tip_lines(&k->ours.other, &k->tips, 1, out);
+}
+
 /* Whether the refs moved from k->seen to now by this process's moves
- * only (k->noted): then the index, with what it noted, covers now. With
+ * only (noted_lines): then the index, with what it noted, covers now. With
  * packed-refs as seen, the loose refs now are those seen and noted. When
  * this process rewrote packed-refs (a batch of moves, k->ours), starting
  * each time from the file seen or last written, a ref noted or seen loose
@@ -765,7 +922,8 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 {
 	struct strmap want = {0}, loose = {0}, packed = {0};
 	struct strvec names = STRVEC_INIT, lnames = STRVEC_INIT,
-		      pnames = STRVEC_INIT;
+		      pnames = STRVEC_INIT, noted = STRVEC_INIT,
+		      plines = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int ret = 0, ours = 0;
 
@@ -777,14 +935,16 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 			return 0;
 		ours = 1;
 	}
-	strmap_init(&want, k->seen.loose.nr + k->noted.nr);
+	noted_lines(k, &noted);
+	strmap_init(&want, k->seen.loose.nr + noted.nr);
 	want_lines(&want, &names, &k->seen.loose);
-	want_lines(&want, &names, &k->noted);
+	want_lines(&want, &names, &noted);
 	strmap_init(&loose, now->loose.nr);
 	want_lines(&loose, &lnames, &now->loose);
-	strmap_init(&packed, k->ours.lines.nr);
 	if (ours)
-		want_lines(&packed, &pnames, &k->ours.lines);
+		packed_lines(k, &plines);
+	strmap_init(&packed, plines.nr);
+	want_lines(&packed, &pnames, &plines);
 	for (size_t i = 0; i < now->loose.nr; i++) { /* loose: noted or seen */
 		const char *v,
 			*w = line_value(&want, &name, now->loose.v[i], &v);
@@ -817,6 +977,8 @@ out:
 	strvec_clear(&names);
 	strvec_clear(&lnames);
 	strvec_clear(&pnames);
+	strvec_clear(&noted);
+	strvec_clear(&plines);
 	strbuf_release(&name);
 	return ret;
 }
@@ -824,6 +986,7 @@ out:
 void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 {
 	struct keys *k = st->keys;
+	struct strbuf name = STRBUF_INIT;
 	const char *from;
 
 	if (!k || !rep->rewritten)
@@ -833,8 +996,29 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 		k->ours.broken = 1;
 	strbuf_reset(&k->ours.after);
 	strbuf_add(&k->ours.after, rep->after.buf, rep->after.len);
-	for (size_t i = 0; i < rep->packed.nr; i++)
-		strvec_push(&k->ours.lines, rep->packed.v[i]);
+	for (size_t i = 0; i < rep->packed.nr; i++) {
+		const char *line = rep->packed.v[i], *sp = strchr(line, ' ');
+		struct sgit_oid oid;
+		struct key_tip *t;
+
+		strbuf_reset(&name);
+		if (!sp || sgit_oid_parse(sp + 1, &oid)) {
+			k->ours.broken = 1; /* not a line pipe wrote */
+			continue;
+		}
+		strbuf_add(&name, line, (size_t)(sp - line));
+		/* a tip with this value is marked, not copied: a run packs
+		 * every ref it moves */
+		t = find_tip(&k->tips, name.buf);
+		if (t && sgit_oid_equal(&t->oid, &oid)) {
+			t->packed = 1;
+			continue;
+		}
+		set_tip(&k->ours.other, name.buf, &oid);
+		if (t)
+			t->packed = 0;
+	}
+	strbuf_release(&name);
 }
 
 /* Index the commits the refs gained since the index was written. Returns
@@ -842,27 +1026,27 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
  * gone), or -1. */
 static int keys_sync(struct store *st, struct keys *k, struct error *err)
 {
-	struct keys now = {0};
+	struct tip_set now = {NULL, 0, 0, NULL, 0, STRBUF_INIT};
 	struct oid_list push = {0}, hide = {0};
 	struct index_walk w = {st, k, {0, {0}, STRBUF_INIT}, err};
 	int rc, ret = -1;
 
 	if (sgit_refs_list(st->git, "refs/pipe/", tips_cb, &now, err))
 		goto out;
-	for (size_t i = 0; i < now.tips_nr; i++) {
-		const struct key_tip *t = find_tip(k, now.tips[i].ref);
+	for (size_t i = 0; i < now.nr; i++) {
+		const struct key_tip *t = find_tip(&k->tips, tip_ref(&now, i));
 
-		if (t && sgit_oid_equal(&t->oid, &now.tips[i].oid))
+		if (t && sgit_oid_equal(&t->oid, &now.v[i].oid))
 			continue;
 		/* A ref that moved back or sideways drops commits. */
 		if (t && sgit_object_exists(st->git, &t->oid) &&
-		    (rc = sgit_descends(st->git, &now.tips[i].oid, &t->oid,
+		    (rc = sgit_descends(st->git, &now.v[i].oid, &t->oid,
 					err)) <= 0) {
 			ret = rc < 0 ? -1 : 1;
 			goto out;
 		}
 		ALLOC_GROW(push.v, push.nr + 1, push.alloc);
-		push.v[push.nr++] = now.tips[i].oid;
+		push.v[push.nr++] = now.v[i].oid;
 		/* Only the moved refs' old tips are hidden: hiding all N
 		 * would parse N commits for each run. Commits the walk meets
 		 * that another ref already led to are indexed once
@@ -872,11 +1056,13 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 			hide.v[hide.nr++] = t->oid;
 		}
 	}
-	for (size_t i = 0; i < k->tips_nr; i++) {
-		if (is_runs_ref(k->tips[i].ref)) /* an older index's line */
+	for (size_t i = 0; i < k->tips.nr; i++) {
+		const char *ref = tip_ref(&k->tips, i);
+
+		if (is_runs_ref(ref)) /* an older index's line */
 			continue;
-		if (!find_tip(&now, k->tips[i].ref) ||
-		    !sgit_object_exists(st->git, &k->tips[i].oid)) {
+		if (!find_tip(&now, ref) ||
+		    !sgit_object_exists(st->git, &k->tips.v[i].oid)) {
 			ret = 1;
 			goto out;
 		}
@@ -890,23 +1076,20 @@ static int keys_sync(struct store *st, struct keys *k, struct error *err)
 		goto out;
 	}
 	/* the moved tips after the entries they cover */
-	for (size_t i = 0; i < now.tips_nr; i++) {
-		const struct key_tip *t = find_tip(k, now.tips[i].ref);
+	for (size_t i = 0; i < now.nr; i++) {
+		const struct key_tip *t = find_tip(&k->tips, tip_ref(&now, i));
 
-		if (!t || !sgit_oid_equal(&t->oid, &now.tips[i].oid))
-			format_tip(&k->pending, now.tips[i].ref,
-				   &now.tips[i].oid);
+		if (!k->rewrite && !k->fold &&
+		    (!t || !sgit_oid_equal(&t->oid, &now.v[i].oid)))
+			format_tip(&k->pending, tip_ref(&now, i),
+				   &now.v[i].oid);
 	}
-	keys_clear_tips(k);
-	k->tips = now.tips;
-	k->tips_nr = now.tips_nr;
-	k->tips_alloc = now.tips_alloc;
-	k->tip_at = now.tip_at;
-	memset(&now.tip_at, 0, sizeof(now.tip_at));
-	now.tips = NULL;
-	now.tips_nr = 0;
+	tips_release(&k->tips);
+	k->tips = now;
+	memset(&now, 0, sizeof(now));
+	strbuf_init(&now.names, 0);
 out:
-	keys_clear(&now);
+	tips_release(&now);
 	free(push.v);
 	free(hide.v);
 	strbuf_release(&w.ki.stage);
@@ -986,15 +1169,47 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	       const char *key, const char *stage)
 {
 	struct keys *k = st->keys;
-	char hex[SGIT_HEXSZ + 1];
+	struct key_tip *t;
+	struct hash128 h;
 
-	if (!k || !k->synced || !key || !*key)
+	/* a key a lookup cannot ask for is not kept */
+	if (!k || !k->synced || !key || strlen(key) != HASH_HEX_LEN ||
+	    !is_hex(key, HASH_HEX_LEN) || hash_from_hex(key, &h))
 		return;
-	learn_key(k, key, commit, stage);
-	set_tip(k, ref, commit);
-	format_tip(&k->pending, ref, commit);
-	sgit_oid_hex(commit, hex);
-	strvec_pushf(&k->noted, "%s %s", ref, hex);
+	learn_key(k, &h, commit, stage);
+	t = find_tip(&k->tips, ref);
+	if (t && t->packed && !sgit_oid_equal(&t->oid, commit)) {
+		/* what packed-refs holds for it stays known */
+		set_tip(&k->ours.other, ref, &t->oid);
+		t->packed = 0;
+	}
+	set_tip(&k->tips, ref, commit);
+	find_tip(&k->tips, ref)->noted = 1;
+	if (!k->rewrite && !k->fold)
+		format_tip(&k->pending, ref, commit);
+	if (!k->rewrite && !k->fold && !log_fits(k)) {
+		/* the save folds the log into a new file from the entries:
+		 * their text is not needed */
+		k->fold = 1;
+		strbuf_release(&k->pending);
+	}
+}
+
+void keys_flushed(struct store *st)
+{
+	struct keys *k = st->keys;
+
+	if (!k || !k->synced || k->rewrite || k->fold || !k->pending.len)
+		return;
+	/* the refs this covers are moved, but the digest of them all is
+	 * for the save to say: "-" until then, as a kill would leave it */
+	if (append_log(st->keys_path, k, NO_REFS)) {
+		k->rewrite = 1; /* the save writes the whole file */
+		strbuf_release(&k->pending);
+		return;
+	}
+	strcpy(k->refs, NO_REFS);
+	strbuf_reset(&k->pending);
 }
 
 /* The file's entries and tips, then k's (newer), into all. */
@@ -1003,9 +1218,10 @@ static int load_mapped(const struct keys *k, struct keys *all)
 	if (parse_lines(all, k->map + k->key_beg, k->map_len - k->key_beg))
 		return -1;
 	for (size_t i = 0; i < k->nr; i++)
-		add_key(all, k->v[i].key, &k->v[i].commit, k->v[i].stage);
-	for (size_t i = 0; i < k->tips_nr; i++)
-		set_tip(all, k->tips[i].ref, &k->tips[i].oid);
+		add_key(all, &k->v[i].key, &k->v[i].commit,
+			entry_stage(k, &k->v[i]));
+	for (size_t i = 0; i < k->tips.nr; i++)
+		set_tip(&all->tips, tip_ref(&k->tips, i), &k->tips.v[i].oid);
 	return 0;
 }
 
@@ -1020,10 +1236,10 @@ static int keys_save(struct store *st, struct keys *k, struct error *err)
 
 	see_refs(st, &now);
 	refs = moved_by_us(k, &now) ? now.digest : NO_REFS;
-	if (!k->rewrite && !k->pending.len && !strcmp(refs, k->refs))
+	if (!k->rewrite && !k->fold && !k->pending.len &&
+	    !strcmp(refs, k->refs))
 		goto out;
-	if (!k->rewrite && k->log_whole + k->pending.len <
-				   (k->map_len + k->nr * 128) / 8 + 4096) {
+	if (!k->rewrite && !k->fold && log_fits(k)) {
 		ret = append_log(st->keys_path, k, refs);
 		goto out;
 	}
@@ -1059,12 +1275,13 @@ void keys_free(struct store *st)
 
 /* The newest entry with key (of stage, unless NULL) in k's memory. */
 static const struct key_entry *find_entry(const struct keys *k,
-					  const char *stage, const char *key)
+					  const char *stage,
+					  const struct hash128 *key)
 {
 	size_t i = k->key_cap ? k->by_key[key_slot(k, key)] : 0;
 
 	for (; i; i = k->older[i - 1])
-		if (!stage || !strcmp(k->v[i - 1].stage, stage))
+		if (!stage || !strcmp(entry_stage(k, &k->v[i - 1]), stage))
 			return &k->v[i - 1];
 	return NULL;
 }
@@ -1126,16 +1343,20 @@ static int keys_lookup(struct store *st, const struct keys *k,
 {
 	struct key_info ki = {0, {0}, STRBUF_INIT};
 	struct keys *found = NULL;
-	const struct key_entry *e = find_entry(k, stage, key);
+	const struct key_entry *e = NULL;
+	struct hash128 h;
 	int rc = 0;
 
+	if (hash_from_hex(key, &h))
+		goto out;
+	e = find_entry(k, stage, &h);
 	if (!e && k->mapped) {
 		found = keys_new();
 		if (search_file(k, key, found)) {
 			rc = 2;
 			goto out;
 		}
-		e = find_entry(found, stage, key);
+		e = find_entry(found, stage, &h);
 	}
 	if (!e)
 		goto out;

@@ -235,6 +235,8 @@ int store_batch_flush(struct store *st, struct error *err)
 		if (!pass)
 			store_crash_point("store-batch-datums-moved");
 	}
+	if (!ret)
+		keys_flushed(st);
 	for (size_t i = 0; i < st->pend_nr; i++)
 		free(st->pend[i].ref);
 	st->pend_nr = 0;

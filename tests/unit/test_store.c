@@ -944,6 +944,155 @@ static void test_keys_log(void **state)
 	strbuf_release(&sb);
 }
 
+/* What a process learns goes to the index's log at each flush of its
+ * batch, not held as text to its end (issue #17): killed after a flush,
+ * it leaves the log with those entries and "refs -" (the refs are read
+ * again), and the next process finds them; a process that ends as it
+ * should says the refs' digest. A batch that makes the log outgrow its
+ * share folds it into a new file, with every entry. */
+static void test_keys_flushed(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[STORE_ID_SIZE], got[STORE_ID_SIZE], head[STORE_ID_SIZE], *refs;
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	const char *names[] = {"a", "b", "c"};
+	struct strbuf file = STRBUF_INIT, sb = STRBUF_INIT;
+	int status;
+	pid_t pid;
+
+	for (int i = 0; i < 3; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, names[i], outs, key_n(i + 1), c);
+	}
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	assert_int_equal(strbuf_read_file(&file, keys, 0), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) { /* a run killed after its first flush */
+		if (store_find_key(fx->st, "a", key_n(1), got, &fx->err) != 1)
+			_exit(1);
+		store_batch_begin(fx->st);
+		for (int i = 0; i < 2; i++) {
+			int n = 11 + i;
+
+			put(fx, "o.txt", &n, sizeof(n), 0644);
+			commit(fx, names[i], outs, key_n(n), c);
+		}
+		_exit(store_batch_flush(fx->st, &fx->err) ? 1 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(11)));
+	assert_non_null(strstr(sb.buf, key_n(12)));
+	refs = last_refs(fx);
+	assert_string_equal(refs, "-");
+	free(refs);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(store_find_key(fx->st, names[i], key_n(11 + i),
+						got, &fx->err),
+				 1);
+		assert_int_equal(
+			store_stage_head(fx->st, names[i], head, &fx->err), 1);
+		assert_string_equal(got, head);
+	}
+	/* a run that ends: the digest of the refs it moved */
+	reopen(fx);
+	assert_int_equal(store_find_key(fx->st, "c", key_n(3), got, &fx->err),
+			 1);
+	store_batch_begin(fx->st);
+	put_str(fx, "o.txt", "thirteen");
+	commit(fx, "c", outs, key_n(13), c);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	reopen(fx);
+	refs = last_refs(fx);
+	assert_string_not_equal(refs, "-");
+	free(refs);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_string_equal(sb.buf, file.buf); /* the file as it was */
+	assert_int_equal(store_find_key(fx->st, "c", key_n(13), got, &fx->err),
+			 1);
+	assert_string_equal(got, c);
+	/* 60 more: the log outgrows its share and is folded */
+	store_batch_begin(fx->st);
+	for (int i = 0; i < 60; i++) {
+		int n = 100 + i;
+
+		put(fx, "o.txt", &n, sizeof(n), 0644);
+		commit(fx, names[i % 3], outs, key_n(n), c);
+		if (i % 20 == 19)
+			CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	}
+	reopen(fx);
+	assert_int_equal(access(log, F_OK), -1);
+	assert_int_equal(keys_check_file(keys), 0);
+	refs = last_refs(fx); /* its rewrites of packed-refs were followed */
+	assert_string_not_equal(refs, "-");
+	free(refs);
+	for (int i = 0; i < 60; i++)
+		assert_int_equal(store_find_key(fx->st, names[i % 3],
+						key_n(100 + i), got, &fx->err),
+				 1);
+	assert_string_equal(got, c);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(store_find_key(fx->st, names[i], key_n(11 + i),
+						got, &fx->err),
+				 1);
+	strbuf_release(&file);
+	strbuf_release(&sb);
+}
+
+/* A lookup that meets a stale entry rebuilds the index in the middle of
+ * a process: what it moved before is still known at its end, and the
+ * index it writes says the refs' digest, not "-". */
+static void test_keys_noted_rebuild(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[3][STORE_ID_SIZE], got[STORE_ID_SIZE], *line, *refs;
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	struct strbuf sb = STRBUF_INIT;
+
+	put_str(fx, "o.txt", "a");
+	commit(fx, "a", outs, key_n(1), c[0]);
+	put_str(fx, "o.txt", "b");
+	commit(fx, "b", outs, key_n(2), c[1]);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	line = fmt("pipe-keys-log 2 %.32s\nkey %s %s a\n", sb.buf + 12,
+		   key_n(99), c[0]);
+	assert_int_equal(fs_write_atomic(log, line, strlen(line), &fx->err), 0);
+	free(line);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	store_batch_begin(fx->st);
+	put_str(fx, "o.txt", "a2");
+	commit(fx, "a", outs, key_n(21), c[2]);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	/* the entry's commit carries another key: rebuilt */
+	assert_int_equal(store_find_key(fx->st, "a", key_n(99), got, &fx->err),
+			 0);
+	reopen(fx);
+	refs = last_refs(fx);
+	assert_string_not_equal(refs, "-");
+	free(refs);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(21), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[2]);
+	assert_int_equal(store_find_key(fx->st, "b", key_n(2), got, &fx->err),
+			 1);
+	assert_string_equal(got, c[1]);
+	strbuf_release(&sb);
+}
+
 static void test_reuse(void **state)
 {
 	struct fx *fx = *state;
@@ -2323,6 +2472,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_add_heads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_flushed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keys_noted_rebuild, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_find_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
