@@ -204,7 +204,8 @@ bench-quick: pipe
 	@QUICK=1 bash tests/bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(wildcard */*.h)
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(FUZZ_SRC) $(wildcard */*.h) \
+	  $(wildcard tests/*/*.h)
 
 format-check:
 	@command -v clang-format >/dev/null || $(MAKE) --no-print-directory DEBS=clang-format deps

@@ -2,7 +2,8 @@
  * or another tool may have written) merged by pack_merge. The input is a
  * 4-byte big-endian length, that many bytes of index, then the pack; the
  * low bit of its last byte (in the pack's checksum, which the merge does
- * not read) also gives the pack twice (every object a duplicate). A merge that succeeds must give a pack that merges again. */
+ * not read) also gives the pack twice (every object a duplicate). A merge that
+ * succeeds must give a pack that merges again. */
 #include "store/pack.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/error.h"
@@ -51,7 +52,7 @@ static const char *pack_dir(void)
 }
 
 static void pack_put_file(const char *dir, const char *name, const void *data,
-		     size_t size)
+			  size_t size)
 {
 	struct strbuf path = STRBUF_INIT;
 	FILE *f;
@@ -81,11 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	twice = data[size - 1] & 1;
 	pack_put_file(dir, "pack-a.idx", data + 4, idx_len);
-	pack_put_file(dir, "pack-a.pack", data + 4 + idx_len, size - 4 - idx_len);
+	pack_put_file(dir, "pack-a.pack", data + 4 + idx_len,
+		      size - 4 - idx_len);
 	if (twice) {
 		pack_put_file(dir, "pack-b.idx", data + 4, idx_len);
 		pack_put_file(dir, "pack-b.pack", data + 4 + idx_len,
-			 size - 4 - idx_len);
+			      size - 4 - idx_len);
 	}
 	if (!pack_merge(dir, stems, twice ? 2 : 1, &stem, &err) && stem.len) {
 		char *again[] = {stem.buf};
