@@ -24,6 +24,10 @@
 /* An entry's header: the type and size (up to 10 bytes for 64 bits) and an
  * offset delta's distance (up to 10 more). */
 #define ENTRY_HEADER_MAX 32
+/* Objects below this size are deflated with zlib's smallest hash table
+ * (memLevel 1: 512 bytes to clear, not 64 KB); they are most of what a
+ * run writes (commits, trees, small outputs). */
+#define SMALL_OBJECT (8u << 10)
 
 struct pack_entry {
 	unsigned char oid[PACK_RAWSZ];
@@ -44,8 +48,11 @@ struct packw {
 	size_t nr, alloc;
 	uint32_t *slots; /* open addressing: entry index + 1, 0 empty */
 	size_t nslots;	 /* a power of two */
-	z_stream z;
-	int z_ready;
+	/* one stream for small objects, one for the rest: a reset clears
+	 * the stream's hash table, 64 KB at zlib's default memLevel (27% of
+	 * a full run's instructions at 2,000 stages, one reset an object) */
+	z_stream z[2];
+	int z_ready[2];
 };
 
 static uint32_t get_be32(const unsigned char *p)
@@ -141,8 +148,9 @@ void packw_free(struct packw *w)
 	if (!w)
 		return;
 	packw_reset(w);
-	if (w->z_ready)
-		deflateEnd(&w->z);
+	for (int i = 0; i < 2; i++)
+		if (w->z_ready[i])
+			deflateEnd(&w->z[i]);
 	free(w->buf);
 	free(w->v);
 	free(w->slots);
@@ -303,7 +311,8 @@ int packw_add(struct packw *w, const unsigned char *oid, int type,
 	size_t left = len;
 	uint32_t crc = 0;
 	struct pack_entry *e;
-	int rc;
+	int k = len < SMALL_OBJECT, rc;
+	z_stream *z = &w->z[k];
 
 	if (find(w, oid) >= 0)
 		return 0;
@@ -315,30 +324,31 @@ int packw_add(struct packw *w, const unsigned char *oid, int type,
 	e->off = w->off;
 	if (put(w, h, encode_header(h, type, len), &crc, err))
 		return -1;
-	if (!w->z_ready) {
-		memset(&w->z, 0, sizeof(w->z));
-		if (deflateInit(&w->z, w->level) != Z_OK)
+	if (!w->z_ready[k]) {
+		memset(z, 0, sizeof(*z));
+		if (deflateInit2(z, w->level, Z_DEFLATED, 15, k ? 1 : 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
 			return error_set(err, EXIT_ENV, "cannot start zlib");
-		w->z_ready = 1;
-	} else if (deflateReset(&w->z) != Z_OK) {
+		w->z_ready[k] = 1;
+	} else if (deflateReset(z) != Z_OK) {
 		return error_set(err, EXIT_ENV, "cannot start zlib");
 	}
 	do {
 		size_t chunk = left < UINT_MAX ? left : UINT_MAX;
 		unsigned char *out = w->buf + w->buf_len;
 
-		w->z.next_in = (Bytef *)(uintptr_t)in;
-		w->z.avail_in = (uInt)chunk;
-		w->z.next_out = out;
-		w->z.avail_out = (uInt)(BUF_SIZE - w->buf_len);
-		rc = deflate(&w->z, chunk == left ? Z_FINISH : Z_NO_FLUSH);
+		z->next_in = (Bytef *)(uintptr_t)in;
+		z->avail_in = (uInt)chunk;
+		z->next_out = out;
+		z->avail_out = (uInt)(BUF_SIZE - w->buf_len);
+		rc = deflate(z, chunk == left ? Z_FINISH : Z_NO_FLUSH);
 		if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
 			return error_set(err, EXIT_ENV, "cannot deflate");
-		in += chunk - w->z.avail_in;
-		left -= chunk - w->z.avail_in;
-		crc = (uint32_t)crc32(crc, out, (uInt)(w->z.next_out - out));
-		w->off += (uint64_t)(w->z.next_out - out);
-		w->buf_len += (size_t)(w->z.next_out - out);
+		in += chunk - z->avail_in;
+		left -= chunk - z->avail_in;
+		crc = (uint32_t)crc32(crc, out, (uInt)(z->next_out - out));
+		w->off += (uint64_t)(z->next_out - out);
+		w->buf_len += (size_t)(z->next_out - out);
 		if (w->buf_len == BUF_SIZE && flush_buf(w, err))
 			return -1;
 	} while (rc != Z_STREAM_END);
