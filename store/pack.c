@@ -53,6 +53,9 @@ struct packw {
 	 * a full run's instructions at 2,000 stages, one reset an object) */
 	z_stream z[2];
 	int z_ready[2];
+	/* an add failed part way: its bytes may be in the file, so the
+	 * pack cannot be finished, only reset */
+	int broken;
 };
 
 static uint32_t get_be32(const unsigned char *p)
@@ -132,6 +135,7 @@ static void clear(struct packw *w)
 	w->off = w->on_disk = 0;
 	w->buf_len = 0;
 	w->nr = 0;
+	w->broken = 0;
 	if (w->nslots)
 		memset(w->slots, 0, w->nslots * sizeof(*w->slots));
 }
@@ -303,8 +307,8 @@ static size_t decode_distance(const unsigned char *p, size_t n, uint64_t *d)
 	return i;
 }
 
-int packw_add(struct packw *w, const unsigned char *oid, int type,
-	      const void *data, size_t len, struct error *err)
+static int add_one(struct packw *w, const unsigned char *oid, int type,
+		   const void *data, size_t len, struct error *err)
 {
 	unsigned char h[ENTRY_HEADER_MAX];
 	const unsigned char *in = data;
@@ -354,6 +358,20 @@ int packw_add(struct packw *w, const unsigned char *oid, int type,
 	} while (rc != Z_STREAM_END);
 	e->crc = crc;
 	add_entry(w);
+	return 0;
+}
+
+int packw_add(struct packw *w, const unsigned char *oid, int type,
+	      const void *data, size_t len, struct error *err)
+{
+	if (w->broken)
+		return error_set(err, EXIT_ENV,
+				 "cannot add to '%s': an earlier write failed",
+				 w->tmp ? w->tmp : w->dir);
+	if (add_one(w, oid, type, data, len, err)) {
+		w->broken = 1;
+		return -1;
+	}
 	return 0;
 }
 
@@ -567,9 +585,16 @@ int packw_finish(struct packw *w, struct strbuf *stem, struct error *err)
 	int fd = -1, ret = -1;
 
 	strbuf_reset(stem);
-	if (!w->nr) {
+	if (!w->nr && !w->broken) {
 		packw_reset(w);
 		return 0;
+	}
+	if (w->broken) {
+		error_set(
+			err, EXIT_ENV,
+			"cannot write a pack to '%s': an earlier write failed",
+			w->dir);
+		goto out;
 	}
 	if (seal(w, sum, err))
 		goto out;

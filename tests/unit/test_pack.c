@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -252,6 +254,50 @@ static void test_nothing_left(void **state)
 	strbuf_release(&before);
 	strbuf_release(&after);
 	strbuf_release(&stem);
+}
+
+/* A write that fails part way (a file size limit here, a full disk in
+ * life) leaves the writer broken: nothing more is added, the pack is not
+ * finished with a hole in it, and its file goes. */
+static void test_write_failure(void **state)
+{
+	struct fx *f = *state;
+	struct packw *w = packw_new(f->pack, 1);
+	struct strbuf big = STRBUF_INIT, stem = STRBUF_INIT,
+		      before = STRBUF_INIT, after = STRBUF_INIT;
+	struct rlimit old, lim;
+	unsigned char id[PACK_RAWSZ];
+
+	pack_files(f, &before);
+	for (unsigned x = 7; big.len < (1 << 20); x = x * 1103515245 + 12345)
+		strbuf_addch(&big, (char)(x >> 16));
+	object_id("blob", big.buf, big.len, id);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 256 << 10;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(packw_add(w, id, PACK_BLOB, big.buf, big.len, &f->err),
+			 -1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	error_release(&f->err);
+	object_id("blob", "x", 1, id);
+	assert_int_equal(packw_add(w, id, PACK_BLOB, "x", 1, &f->err), -1);
+	assert_non_null(strstr(f->err.msg.buf, "an earlier write failed"));
+	error_release(&f->err);
+	assert_int_equal(packw_finish(w, &stem, &f->err), -1);
+	assert_int_equal(stem.len, 0);
+	pack_files(f, &after);
+	assert_string_equal(after.buf, before.buf);
+	/* and it starts again empty */
+	assert_int_equal(packw_add(w, id, PACK_BLOB, "x", 1, &f->err), 0);
+	assert_int_equal(packw_finish(w, &stem, &f->err), 0);
+	assert_int_equal(stem.len, 5 + SGIT_HEXSZ);
+	packw_free(w);
+	strbuf_release(&big);
+	strbuf_release(&stem);
+	strbuf_release(&before);
+	strbuf_release(&after);
 }
 
 /* Every object of the repository, with its content, as git reads it. */
@@ -562,6 +608,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_left, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_write_failure, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge_damaged, setup,
