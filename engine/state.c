@@ -84,19 +84,46 @@ void stage_record_free(struct stage_record *rec)
 	free(rec);
 }
 
+/* The record an entry holds, freed (its arena's memory goes with the
+ * arena). */
+static void drop_held(struct state_ent *e)
+{
+	if (!e->stub)
+		stage_record_free(e->u.rec);
+	e->u.rec = NULL;
+}
+
+static void release_back(struct state *st)
+{
+	if (!st->back)
+		return;
+	stage_record_free(st->back);
+	arena_release(&st->back_arena);
+	st->back = NULL;
+	st->back_name = NULL;
+}
+
+static void close_readers(struct state *st)
+{
+	for (int i = 0; i < 2; i++) {
+		if (st->rfd[i])
+			close(st->rfd[i] - 1);
+		st->rfd[i] = 0;
+	}
+}
+
 static void clear(struct state *st)
 {
 	for (size_t i = 0; i < st->nr; i++)
-		stage_record_free(st->recs[i]);
+		drop_held(&st->recs[i]);
 	free(st->recs);
 	st->recs = NULL;
 	st->nr = st->alloc = 0;
+	release_back(st);
 }
 
 static void clear_pending(struct state *st)
 {
-	for (size_t i = 0; i < st->pending_nr; i++)
-		free(st->pending[i]);
 	free(st->pending);
 	st->pending = NULL;
 	st->pending_nr = st->pending_alloc = 0;
@@ -108,25 +135,28 @@ void state_free(struct state *st)
 		return;
 	clear(st);
 	clear_pending(st);
+	close_readers(st);
 	arena_release(&st->arena);
+	arena_release(&st->put_arena);
+	arena_release(&st->names);
 	free(st->path);
 	free(st);
 }
 
 /* Binary search; *at gets the insertion point. */
-static struct stage_record *lookup(const struct state *st, const char *name,
-				   size_t *at)
+static struct state_ent *lookup(const struct state *st, const char *name,
+				size_t *at)
 {
 	size_t lo = 0, hi = st->nr;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(st->recs[mid]->name, name);
+		int c = strcmp(st->recs[mid].name, name);
 
 		if (!c) {
 			if (at)
 				*at = mid;
-			return st->recs[mid];
+			return &st->recs[mid];
 		}
 		if (c < 0)
 			lo = mid + 1;
@@ -138,48 +168,88 @@ static struct stage_record *lookup(const struct state *st, const char *name,
 	return NULL;
 }
 
+static struct stage_record *read_back(struct state *st,
+				      const struct state_ent *e);
+
 struct stage_record *state_find(const struct state *st, const char *name)
 {
-	return lookup(st, name, NULL);
+	struct state_ent *e = lookup(st, name, NULL);
+
+	if (!e)
+		return NULL;
+	/* logically const: the slot read back is a cache */
+	return e->stub ? read_back((struct state *)st, e) : e->u.rec;
 }
 
-/* Insert or replace rec, as read. */
-static void put(struct state *st, struct stage_record *rec)
+/* A new entry at at for rec; its name copied into the pool unless it is
+ * there already (pooled). */
+static struct state_ent *insert(struct state *st, size_t at,
+				struct stage_record *rec, int pooled)
 {
-	size_t at;
-	struct stage_record *old = lookup(st, rec->name, &at);
+	struct state_ent *e;
 
-	if (old) {
-		stage_record_free(old);
-		st->recs[at] = rec;
-		return;
-	}
 	ALLOC_GROW(st->recs, st->nr + 1, st->alloc);
 	memmove(st->recs + at + 1, st->recs + at,
 		(st->nr - at) * sizeof(*st->recs));
-	st->recs[at] = rec;
 	st->nr++;
+	e = &st->recs[at];
+	memset(e, 0, sizeof(*e));
+	e->name = pooled ? rec->name : arena_strdup(&st->names, rec->name);
+	e->u.rec = rec;
+	return e;
+}
+
+/* Insert or replace rec, as read; pooled: its name is in the pool. */
+static struct state_ent *put(struct state *st, struct stage_record *rec,
+			     int pooled)
+{
+	size_t at;
+	struct state_ent *e = lookup(st, rec->name, &at);
+
+	if (!e)
+		return insert(st, at, rec, pooled);
+	if (st->back_name == e->name)
+		release_back(st);
+	if (e->stub || e->u.rec != rec)
+		drop_held(e);
+	e->stub = e->journal = 0;
+	e->len = 0;
+	e->u.rec = rec;
+	return e;
 }
 
 static struct stage_record *compact(struct state *st, struct stage_record *rec);
 
 void state_put(struct state *st, struct stage_record *rec)
 {
-	put(st, rec);
-	rec = compact(st, rec);
-	rec->pending = 1;
+	struct stage_record *now = compact(st, rec);
+	struct state_ent *e;
+
+	if (!now) {
+		now = rec; /* none: pipe wrote the text; rec stays */
+	} else if (rec != st->back) {
+		/* rec itself, when it is the record held, goes in put */
+		struct state_ent *old = lookup(st, rec->name, NULL);
+
+		if (!old || old->stub || old->u.rec != rec)
+			stage_record_free(rec);
+	}
+	e = put(st, now, 0);
+	now->pending = 1;
 	ALLOC_GROW(st->pending, st->pending_nr + 1, st->pending_alloc);
-	st->pending[st->pending_nr++] = xstrdup(rec->name);
+	st->pending[st->pending_nr++] = e->name;
 }
 
 void state_drop(struct state *st, const char *name)
 {
 	size_t at;
-	struct stage_record *old = lookup(st, name, &at);
+	struct state_ent *e = lookup(st, name, &at);
 
-	if (!old)
+	if (!e)
 		return;
-	stage_record_free(old);
+	if (st->back_name == e->name)
+		release_back(st);
+	drop_held(e);
 	memmove(st->recs + at, st->recs + at + 1,
 		(st->nr - at - 1) * sizeof(*st->recs));
 	st->nr--;
@@ -331,70 +401,270 @@ static void add_record(struct strbuf *sb, const struct stage_record *r)
 	strbuf_add(sb, "\n.\n", 3);
 }
 
-void state_serialize(const struct state *st, struct strbuf *out)
+static char *journal_path(const char *path)
 {
+	return xstrfmt("%s.journal", path);
+}
+
+/* The descriptor a stub's bytes are read through (the file, or the
+ * journal), opened when first needed; -1 (errno) when it cannot be. */
+static int stub_fd(struct state *st, int journal)
+{
+	if (!st->rfd[journal]) {
+		char *p = journal ? journal_path(st->path) : st->path;
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+		if (p != st->path)
+			free(p);
+		if (fd < 0)
+			return -1;
+		st->rfd[journal] = fd + 1;
+	}
+	return st->rfd[journal] - 1;
+}
+
+/* n bytes at off of fd, appended to sb. Returns 0 or -1 (errno; EIO for
+ * a file shorter than that). */
+static int read_at(int fd, uint64_t off, size_t n, struct strbuf *sb)
+{
+	strbuf_grow(sb, n);
+	while (n) {
+		ssize_t k = pread(fd, sb->buf + sb->len, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (!k)
+				errno = EIO;
+			return -1;
+		}
+		sb->len += (size_t)k;
+		off += (uint64_t)k;
+		n -= (size_t)k;
+	}
+	sb->buf[sb->len] = '\0';
+	return 0;
+}
+
+/* Where the whole file goes: a buffer of about SINK_CHUNK written out
+ * and hashed as it fills (r), or, with no r, all of it (state_serialize). */
+#define SINK_CHUNK (64u << 10)
+struct sink {
+	struct strbuf *sb;
+	struct hasher *h;
+	struct fs_replace *r;
+	uint64_t done; /* written out (and hashed) before sb */
+};
+
+static void sink_flush(struct sink *s, int all)
+{
+	if (!s->r || (!all && s->sb->len < SINK_CHUNK))
+		return;
+	hasher_add(s->h, s->sb->buf, s->sb->len);
+	fs_replace_write(s->r, s->sb->buf, s->sb->len);
+	s->done += s->sb->len;
+	strbuf_reset(s->sb);
+}
+
+/* The saved bytes of the stubs [e, e + n), which follow each other in
+ * one source (a run of the file's records), copied as they are a chunk
+ * at a time; checked to start and end as a record does. */
+static int copy_stubs(struct state *st, struct sink *s,
+		      const struct state_ent *e, size_t n, struct error *err)
+{
+	uint64_t off = e->u.off, left = 0;
+	int fd = stub_fd(st, e->journal);
+
+	for (size_t i = 0; i < n; i++)
+		left += e[i].len;
+	for (int first = 1; left; first = 0) {
+		size_t k = left < SINK_CHUNK ? (size_t)left : SINK_CHUNK;
+		size_t at = s->sb->len;
+
+		if (left - k && left - k < 3)
+			k = (size_t)left - 3; /* the last piece holds ".\n" */
+		if (fd < 0 || read_at(fd, off, k, s->sb))
+			return error_set(err, EXIT_ENV,
+					 "cannot read '%s%s': %s", st->path,
+					 e->journal ? ".journal" : "",
+					 strerror(errno));
+		if ((first && memcmp(s->sb->buf + at, "S\t", 2)) ||
+		    (k == left &&
+		     memcmp(s->sb->buf + s->sb->len - 3, "\n.\n", 3)))
+			return error_set(err, EXIT_ENV,
+					 "'%s%s' changed under pipe: a saved "
+					 "record is not where it was",
+					 st->path,
+					 e->journal ? ".journal" : "");
+		off += k;
+		left -= k;
+		sink_flush(s, 0);
+	}
+	return 0;
+}
+
+/* Every record in order: a held one serialized (its length noted in its
+ * entry), runs of stubs copied. */
+static int add_records(struct state *st, struct sink *s, struct error *err)
+{
+	for (size_t i = 0; i < st->nr;) {
+		struct state_ent *e = &st->recs[i];
+		size_t n = 1;
+
+		if (!e->stub) {
+			size_t at = s->sb->len;
+
+			add_record(s->sb, e->u.rec);
+			if (s->sb->len - at > UINT32_MAX)
+				return error_set(err, EXIT_ENV,
+						 "the record of '%s' is too "
+						 "large (4 GB or more)",
+						 e->name);
+			e->len = (uint32_t)(s->sb->len - at);
+			sink_flush(s, 0);
+			i++;
+			continue;
+		}
+		while (i + n < st->nr && e[n].stub &&
+		       e[n].journal == e->journal &&
+		       e[n].u.off == e[n - 1].u.off + e[n - 1].len)
+			n++;
+		if (copy_stubs(st, s, e, n, err))
+			return -1;
+		i += n;
+	}
+	return 0;
+}
+
+void state_serialize(const struct state *cst, struct strbuf *out)
+{
+	struct state *st = (struct state *)cst; /* its readers only */
+	struct sink s = {out, NULL, NULL, 0};
+	struct error err = ERROR_INIT;
 	struct hash128 sum;
 	size_t start = out->len;
 
 	strbuf_addstr(out, STATE_MAGIC);
-	for (size_t i = 0; i < st->nr; i++)
-		add_record(out, st->recs[i]);
+	if (add_records(st, &s, &err))
+		log_warn("%s", err.msg.buf); /* tests and fuzzing only */
+	error_release(&err);
 	hash_buf(out->buf + start, out->len - start, &sum);
 	strbuf_addch(out, '#');
 	add_hash(out, &sum);
 	strbuf_addch(out, '\n');
 }
 
-static char *journal_path(const char *path)
+/* After the whole file is in place: every record is a stub into it, in
+ * order from off, and what held them goes. */
+static void stub_all(struct state *st, uint64_t off)
 {
-	return xstrfmt("%s.journal", path);
+	for (size_t i = 0; i < st->nr; i++) {
+		struct state_ent *e = &st->recs[i];
+
+		drop_held(e);
+		e->u.off = off;
+		e->stub = 1;
+		e->journal = 0;
+		off += e->len;
+	}
+	arena_release(&st->arena);
+	arena_release(&st->put_arena);
 }
 
-/* The whole file; the journal, folded into it, goes. */
+/* The whole file, streamed; the journal, folded into it, goes. */
 static int save_file(struct state *st, struct error *err)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char *jp = journal_path(st->path);
-	int ret;
+	struct fs_replace r;
+	struct sink s = {&sb, NULL, &r, 0};
+	char *jp = journal_path(st->path), line[SUM_LINE_LEN];
+	struct hash128 sum;
+	int ret = -1;
 
-	state_serialize(st, &sb);
-	ret = fs_write_atomic(st->path, sb.buf, sb.len, err);
-	if (!ret) {
-		unlink(jp); /* names the old file: ignored if left */
-		memcpy(st->base, sb.buf + sb.len - 1 - HASH_HEX_LEN,
-		       HASH_HEX_LEN);
-		st->base[HASH_HEX_LEN] = '\0';
-		st->file_len = sb.len;
-		st->journal_len = 0;
-		st->full = 0;
-		for (size_t i = 0; i < st->nr; i++)
-			st->recs[i]->pending = 0;
-		clear_pending(st);
+	if (fs_replace_open(&r, st->path, 1, err))
+		goto out;
+	s.h = hasher_new();
+	strbuf_grow(&sb, 2 * SINK_CHUNK);
+	strbuf_addstr(&sb, STATE_MAGIC);
+	if (add_records(st, &s, err)) {
+		fs_replace_abort(&r);
+		goto out;
 	}
+	sink_flush(&s, 1);
+	hasher_final(s.h, &sum);
+	line[0] = '#';
+	line[1] = '\t';
+	hash_to_hex(&sum, line + 2); /* NUL where the newline goes */
+	line[SUM_LINE_LEN - 1] = '\n';
+	fs_replace_write(&r, line, SUM_LINE_LEN);
+	if (fs_replace_commit(&r, err))
+		goto out;
+	unlink(jp);	   /* names the old file: ignored if left */
+	close_readers(st); /* the old file's and journal's */
+	stub_all(st, strlen(STATE_MAGIC));
+	memcpy(st->base, line + 2, HASH_HEX_LEN);
+	st->base[HASH_HEX_LEN] = '\0';
+	st->file_len = (size_t)s.done + SUM_LINE_LEN;
+	st->journal_len = 0;
+	st->full = 0;
+	clear_pending(st);
+	ret = 0;
+out:
+	hasher_free(s.h);
 	free(jp);
 	strbuf_release(&sb);
 	return ret;
 }
 
 /* The records put since the last save, as one batch closed by its
- * checksum, into sb. */
+ * checksum, into sb; each one's length into its entry. */
 static void add_batch(struct state *st, struct strbuf *sb)
 {
 	size_t start = sb->len;
 	struct hash128 sum;
 
 	for (size_t i = 0; i < st->pending_nr; i++) {
-		struct stage_record *r = state_find(st, st->pending[i]);
+		struct state_ent *e = lookup(st, st->pending[i], NULL);
+		size_t at = sb->len;
 
-		if (r && r->pending) { /* once, if put twice */
-			add_record(sb, r);
-			r->pending = 0;
-		}
+		if (!e || e->stub || !e->u.rec->pending)
+			continue; /* once, if put twice */
+		add_record(sb, e->u.rec);
+		e->u.rec->pending = 0;
+		/* a record of 4 GB stays held: 0 */
+		e->len = sb->len - at > UINT32_MAX ? 0
+						   : (uint32_t)(sb->len - at);
 	}
 	hash_buf(sb->buf + start, sb->len - start, &sum);
 	strbuf_addch(sb, '#');
 	add_hash(sb, &sum);
 	strbuf_addch(sb, '\n');
+}
+
+/* The batch is in the journal from off: its records become stubs there,
+ * in the order add_batch wrote them, and the memory they took goes. */
+static void stub_batch(struct state *st, uint64_t off)
+{
+	int all = 1;
+
+	for (size_t i = 0; i < st->pending_nr; i++) {
+		struct state_ent *e = lookup(st, st->pending[i], NULL);
+
+		if (!e || e->stub)
+			continue; /* dropped, or the second put of one */
+		if (!e->len) {
+			all = 0;
+			continue;
+		}
+		drop_held(e);
+		e->u.off = off;
+		e->stub = e->journal = 1;
+		off += e->len;
+	}
+	/* every record put since the last save was in the batch (a failed
+	 * one leaves the next save a whole file) */
+	if (all)
+		arena_release(&st->put_arena);
 }
 
 /* Append the batch to the journal, a torn tail (whatever follows its
@@ -405,9 +675,15 @@ static int append_journal(struct state *st, struct error *err)
 	struct strbuf sb = STRBUF_INIT;
 	char *jp = journal_path(st->path);
 	int fresh = !st->journal_len, fd, ret = -1;
+	size_t head;
 
-	if (fresh)
+	if (fresh) {
 		strbuf_addf(&sb, "%s%s\n", JOURNAL_MAGIC, st->base);
+		if (st->rfd[1]) /* no stub points into it */
+			close(st->rfd[1] - 1);
+		st->rfd[1] = 0;
+	}
+	head = sb.len;
 	add_batch(st, &sb);
 	fd = open(jp, O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0),
 		  0644);
@@ -422,6 +698,7 @@ static int append_journal(struct state *st, struct error *err)
 	}
 	if (fresh)
 		fs_fsync_parent(jp);
+	stub_batch(st, st->journal_len + head);
 	st->journal_len += sb.len;
 	ret = 0;
 out:
@@ -495,7 +772,10 @@ struct reader {
 	struct stage_record *rec;
 	struct state_path *cur; /* the input/output 'f' lines belong to */
 	struct arena *arena;
-	int replace; /* a journal's: records replace earlier ones */
+	int replace;	     /* a journal's: records replace earlier ones */
+	struct arena *names; /* the records' names, put into the state: the
+			      * state's pool */
+	struct stage_record **one; /* or the one record read, not put */
 };
 
 /* Room for one more element in an arena array of nr: doubled at powers of
@@ -703,7 +983,8 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 			return -1;
 		rd->rec = arena_alloc(rd->arena, sizeof(*rd->rec));
 		rd->rec->loaded = 1;
-		rd->rec->name = arena_strdup(rd->arena, f[1]);
+		rd->rec->name =
+			arena_strdup(rd->names ? rd->names : rd->arena, f[1]);
 		rd->cur = NULL;
 		return 0;
 	}
@@ -714,15 +995,19 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 
 		if (!rd->rec->executor)
 			return -1;
-		if (nr && strcmp(st->recs[nr - 1]->name, rd->rec->name) < 0) {
+		if (rd->one) {
+			if (*rd->one)
+				return -1;
+			*rd->one = rd->rec;
+		} else if (!nr ||
+			   strcmp(st->recs[nr - 1].name, rd->rec->name) < 0) {
 			/* pipe writes records sorted by name: each goes
 			 * last, without a search */
-			ALLOC_GROW(st->recs, nr + 1, st->alloc);
-			st->recs[st->nr++] = rd->rec;
-		} else if (!rd->replace && state_find(st, rd->rec->name)) {
+			insert(st, nr, rd->rec, !!rd->names);
+		} else if (!rd->replace && lookup(st, rd->rec->name, NULL)) {
 			return -1;
 		} else {
-			put(st, rd->rec);
+			put(st, rd->rec, !!rd->names);
 		}
 		rd->rec = NULL;
 		return 0;
@@ -862,7 +1147,7 @@ static int parse_records(struct state *st, struct reader *rd, const char *buf,
  * whose pages may be dropped as it is read. */
 static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
 {
-	struct reader rd = {NULL, NULL, &st->arena, 0};
+	struct reader rd = {NULL, NULL, &st->arena, 0, &st->names, NULL};
 	long body = check_envelope(buf, len, mapped);
 
 	if (body < 0 || parse_records(st, &rd, buf, buf + strlen(STATE_MAGIC),
@@ -878,7 +1163,7 @@ static int parse_buf(struct state *st, const char *buf, size_t len, int mapped)
  * st->journal_len gets the length of what holds. */
 static void load_journal(struct state *st)
 {
-	struct reader rd = {NULL, NULL, &st->arena, 1};
+	struct reader rd = {NULL, NULL, &st->arena, 1, &st->names, NULL};
 	struct strbuf sb = STRBUF_INIT, hdr = STRBUF_INIT;
 	char *jp = journal_path(st->path);
 	const char *p, *end;
@@ -926,33 +1211,69 @@ int state_parse(struct state *st, const char *buf, size_t len)
 	return parse_buf(st, buf, len, 0);
 }
 
+/* The one record of text [buf, buf + len), parsed as a load gives it
+ * into arena a (not put), or NULL. */
+static struct stage_record *parse_one(struct state *st, struct arena *a,
+				      const char *buf, size_t len)
+{
+	struct stage_record *rec = NULL;
+	struct reader rd = {NULL, NULL, a, 1, NULL, &rec};
+
+	if (parse_records(st, &rd, buf, buf, buf + len, 0) || !rec) {
+		stage_record_free(rec);
+		return NULL;
+	}
+	return rec;
+}
+
 /* A record put, as a load would give it: read back from its own text
- * into the state's arena, and put in its place. A record as the
- * scheduler made it takes a malloc per string and per list (about 750
- * bytes of heap for a stage of one input and one output, its plain
- * files' lists included), the loaded form about 340. Done when it is
- * put, not once it is saved: a full run of 100,000 stages holds every
- * finished stage's record to its end, and the records of the stages
- * finished since the last save (thousands, when a save of the whole
- * state comes every few seconds) at its peak. Returns the record now in
- * the state (rec itself, freed, when it was replaced). */
+ * into the state's arena of records put. A record as the scheduler made
+ * it takes a malloc per string and per list (about 750 bytes of heap for
+ * a stage of one input and one output, its plain files' lists included),
+ * the loaded form about 340, until it is saved (then a stub of 24 bytes
+ * and its name). Returns the copy, or NULL (none: pipe wrote the text). */
 static struct stage_record *compact(struct state *st, struct stage_record *rec)
 {
 	struct strbuf sb = STRBUF_INIT;
-	struct reader rd = {NULL, NULL, &st->arena, 1};
-	struct stage_record *now = rec;
-	char *name;
+	struct stage_record *now;
 
-	if (rec->loaded)
-		return rec;
-	name = xstrdup(rec->name);
 	add_record(&sb, rec);
-	/* on a failure (none: pipe wrote the text) rec stays */
-	if (!parse_records(st, &rd, sb.buf, sb.buf, sb.buf + sb.len, 0))
-		now = state_find(st, name);
-	free(name);
+	now = parse_one(st, &st->put_arena, sb.buf, sb.len);
 	strbuf_release(&sb);
 	return now;
+}
+
+static struct stage_record *read_back(struct state *st,
+				      const struct state_ent *e)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct stage_record *rec = NULL;
+	int fd;
+
+	if (st->back && st->back_name == e->name)
+		return st->back;
+	release_back(st);
+	fd = stub_fd(st, e->journal);
+	if (fd < 0 || read_at(fd, e->u.off, e->len, &sb))
+		log_warn("cannot read '%s%s': %s", st->path,
+			 e->journal ? ".journal" : "", strerror(errno));
+	else if (!(rec = parse_one(st, &st->back_arena, sb.buf, sb.len)) ||
+		 strcmp(rec->name, e->name))
+		log_warn("'%s%s' changed under pipe: the record of '%s' is "
+			 "not where it was",
+			 st->path, e->journal ? ".journal" : "", e->name);
+	strbuf_release(&sb);
+	if (rec && strcmp(rec->name, e->name)) {
+		stage_record_free(rec);
+		rec = NULL;
+	}
+	if (!rec) {
+		arena_release(&st->back_arena);
+		return NULL;
+	}
+	st->back = rec;
+	st->back_name = e->name;
+	return rec;
 }
 
 /* The file is mapped and given back as it is parsed: what stays is the

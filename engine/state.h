@@ -75,17 +75,44 @@ struct stage_record {
 	long long duration_ms;
 };
 
+/* One stage's place in the state (24 bytes): its record held in memory
+ * (loaded from the file, or put and not yet saved), or once saved a stub
+ * saying where its bytes are in the file or the journal, read back when
+ * asked for. A stub only ever points at whole, fsynced bytes that stay
+ * as they are: a batch of the journal below its checksum, or the file;
+ * a fold points every stub into the new file. */
+struct state_ent {
+	const char *name; /* in the state's name pool */
+	union {
+		struct stage_record *rec; /* held */
+		uint64_t off;		  /* a stub: where its bytes start */
+	} u;
+	uint32_t len;	      /* a stub's bytes */
+	unsigned stub : 1;    /* u.off and len, not u.rec */
+	unsigned journal : 1; /* a stub's bytes are in the journal */
+};
+
 struct state {
 	char *path;
-	struct stage_record **recs; /* sorted by name */
+	struct state_ent *recs; /* sorted by name */
 	size_t nr, alloc;
-	struct arena arena; /* the loaded records, their strings, arrays and
-			     * unparsed file lists */
+	/* private: the records held (loaded, put since the last save), their
+	 * strings, arrays and unparsed file lists; a save that stubs them
+	 * all releases them */
+	struct arena arena, put_arena;
+	struct arena names; /* the stages' names, each once */
+	/* private: the one stub read back (state_find), in its own arena */
+	struct stage_record *back;
+	const char *back_name;
+	struct arena back_arena;
+	int rfd[2]; /* the file and the journal read by stubs, plus one
+		     * (0: not open), so a zeroed state is a valid one */
 	/* private: the journal beside the file (state_save) */
 	char base[HASH_HEX_LEN + 1];  /* the checksum of the file the journal
 				       * extends; "" when there is none */
 	size_t file_len, journal_len; /* journal_len: its whole batches */
-	char **pending;		      /* names put since the last save */
+	const char **pending;	      /* names put since the last save
+				       * (borrowed from the pool) */
 	size_t pending_nr, pending_alloc;
 	int full; /* the next save writes the whole file */
 };
@@ -96,13 +123,19 @@ struct state {
 int state_load(struct state **out, const char *path, struct error *err);
 void state_free(struct state *st);
 
-/* The record of stage name, or NULL (borrowed: until the next put or
- * drop of that stage). */
+/* The record of stage name, or NULL (borrowed). A record held (loaded,
+ * or put and not yet saved) is valid until the next put or drop of that
+ * stage or the next save, which may leave it saved and not held; a saved
+ * one is read back from the file or the journal (pread, parse) into one
+ * slot, valid until a record of another stage is read back, or that
+ * stage is put or dropped: asking for each stage in turn holds one record
+ * at a time, never all. A stub whose bytes cannot be read back gives
+ * NULL (the stage is then never run: stale, never fresh) and a warning. */
 struct stage_record *state_find(const struct state *st, const char *name);
 
 /* Insert or replace (takes ownership of rec, and frees it: the record is
  * held as a load gives it, in the state's arena with its file lists
- * unparsed, from then on); drop removes a record. */
+ * unparsed, until it is saved); drop removes a record. */
 void state_put(struct state *st, struct stage_record *rec);
 void state_drop(struct state *st, const char *name);
 
@@ -111,7 +144,10 @@ void state_drop(struct state *st, const char *name);
  * (the folder too when the journal is new). The whole file is written
  * instead (temp + fsync + rename + fsync folder; the journal goes) when
  * there is no file to extend, a record was dropped, or the journal would
- * outgrow an eighth of the file. */
+ * outgrow an eighth of the file: streamed through a 64 KB buffer, a saved
+ * record's bytes copied as they are. Once saved, a record is held no
+ * more: its entry becomes a stub (and the records loaded at the start go
+ * at the first whole file). On failure every record stays held. */
 int state_save(struct state *st, struct error *err);
 
 void stage_record_free(struct stage_record *rec);
@@ -128,8 +164,9 @@ const struct state_datum *state_find_datum(const struct stage_record *rec,
 					   const char *path);
 void state_datums_free(struct state_datum *v, size_t n);
 
-/* Serialize / parse, exposed for tests and fuzzing. state_parse returns
- * -1 (and no records) on any malformed or truncated input. */
+/* Serialize / parse, exposed for tests and fuzzing (a stub is copied as
+ * it was saved). state_parse returns -1 (and no records) on any malformed
+ * or truncated input. */
 void state_serialize(const struct state *st, struct strbuf *out);
 int state_parse(struct state *st, const char *buf, size_t len);
 

@@ -4,7 +4,8 @@
  * lazy file lists parsed and is written back, and what is written parses
  * again. The input is also tried as a batch of .pipe/state.journal
  * beside an empty state file (the target adds the journal's header and
- * the batch's checksum line), read by state_load. */
+ * the batch's checksum line), read by state_load, saved whole and each
+ * record read back from the file. */
 #include "engine/state.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/hash.h"
@@ -18,9 +19,9 @@ static void state_fuzz_one(const char *buf, size_t len)
 	if (!st || state_parse(st, buf, len))
 		goto out;
 	for (size_t i = 0; i < st->nr; i++) {
-		struct stage_record *r = st->recs[i];
+		struct stage_record *r = st->recs[i].u.rec;
 
-		if (state_find(st, r->name) != r)
+		if (st->recs[i].stub || state_find(st, st->recs[i].name) != r)
 			abort();
 		for (size_t j = 0; j < r->inputs_nr; j++)
 			state_path_files(&r->inputs[j]);
@@ -81,10 +82,21 @@ static void journal_fuzz_one(const uint8_t *data, size_t size)
 	if (fs_write_replace(path, file.buf, file.len, &err) ||
 	    fs_write_replace(jpath, journal.buf, journal.len, &err))
 		abort();
-	if (!state_load(&st, path, &err))
+	if (!state_load(&st, path, &err)) {
 		for (size_t i = 0; i < st->nr; i++)
-			if (state_find(st, st->recs[i]->name) != st->recs[i])
+			if (st->recs[i].stub ||
+			    state_find(st, st->recs[i].name) !=
+				    st->recs[i].u.rec)
 				abort();
+		/* written whole: every record a stub, read back as saved */
+		st->full = 1;
+		if (state_save(st, &err))
+			abort();
+		for (size_t i = 0; i < st->nr; i++)
+			if (!st->recs[i].stub ||
+			    !state_find(st, st->recs[i].name))
+				abort();
+	}
 	state_free(st);
 	state_free(empty);
 	error_release(&err);

@@ -155,6 +155,15 @@ static char *path_in(const char *dir, const char *name)
 	return p;
 }
 
+/* Whether stage name's entry is a stub into the journal. */
+static int lookup_journal(const struct state *st, const char *name)
+{
+	for (size_t i = 0; i < st->nr; i++)
+		if (!strcmp(st->recs[i].name, name))
+			return st->recs[i].stub && st->recs[i].journal;
+	return 0;
+}
+
 /* A save of one changed record among many appends it to the journal and
  * leaves the file as it was; a load reads the journal after the file. A
  * batch cut short by a kill is ignored (its stage keeps its older record:
@@ -445,6 +454,271 @@ static void test_saved_records_compacted(void **state)
 	error_release(&err);
 }
 
+/* A temp folder for a state file and its journal. */
+struct dir {
+	char dir[32];
+	char *path, *jp;
+	struct error err;
+};
+
+static void dir_init(struct dir *d)
+{
+	snprintf(d->dir, sizeof(d->dir), "/tmp/pipe-test-state.XXXXXX");
+	assert_non_null(mkdtemp(d->dir));
+	d->path = path_in(d->dir, "state");
+	d->jp = path_in(d->dir, "state.journal");
+	error_init(&d->err);
+}
+
+static void dir_release(struct dir *d)
+{
+	fs_remove_tree(d->dir);
+	free(d->path);
+	free(d->jp);
+	error_release(&d->err);
+}
+
+/* How many entries hold their record (not stubs). */
+static size_t held(const struct state *st)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->nr; i++)
+		n += !st->recs[i].stub;
+	return n;
+}
+
+/* A folder input of n files: its record is larger than the 64 KB a save
+ * writes at a time. */
+static struct stage_record *big_record(const char *name, size_t n)
+{
+	struct stage_record *r = record(name, "big");
+	struct state_path *in = calloc(1, sizeof(*in));
+	char path[64];
+
+	in->path = strdup("big/");
+	hash_buf("big", 3, &in->hash);
+	in->files = calloc(n, sizeof(*in->files));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "big/file-%06zu.csv", i);
+		in->files[i].path = strdup(path);
+		hash_buf(path, strlen(path), &in->files[i].hash);
+	}
+	in->files_nr = in->files_alloc = n;
+	r->inputs = in, r->inputs_nr = 1;
+	r->has_files = 1;
+	return r;
+}
+
+/* Each record found again is the one put: its key, and its text as a
+ * state of it alone serializes it. */
+static void assert_same(const struct state *st, const struct state *want)
+{
+	assert_int_equal(st->nr, want->nr);
+	for (size_t i = 0; i < want->nr; i++) {
+		const struct stage_record *w =
+			state_find(want, want->recs[i].name);
+		const struct stage_record *r =
+			state_find(st, want->recs[i].name);
+
+		assert_non_null(w);
+		assert_non_null(r);
+		assert_string_equal(r->name, w->name);
+		assert_true(hash_equal(&r->key, &w->key));
+		assert_int_equal(r->inputs_nr, w->inputs_nr);
+		assert_int_equal(r->datum_nr, w->datum_nr);
+	}
+}
+
+/* Once saved, a record is not held: its entry is a stub into the file or
+ * the journal, found again by reading it back (one at a time, the same
+ * one asked twice not read twice); a save of the whole file copies the
+ * stubs' bytes (a record of 250 KB too, through the 64 KB buffer) and
+ * points them into the new file; the file and journal on disk always
+ * read as the records in memory. */
+static void test_stubs(void **state)
+{
+	struct strbuf before = STRBUF_INIT, after = STRBUF_INIT,
+		      disk = STRBUF_INIT;
+	struct dir d;
+	struct state *st, *loaded = NULL;
+	struct stage_record *r;
+	char name[16];
+
+	(void)state;
+	dir_init(&d);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		state_put(st,
+			  i == 5 ? big_record(name, 6000) : full_record(name));
+	}
+	assert_int_equal(held(st), 40);
+	state_serialize(st, &before);
+	assert_true(before.len > 250000);
+	assert_int_equal(state_save(st, &d.err), 0); /* the whole file */
+	assert_int_equal(held(st), 0);
+	assert_int_equal(st->put_arena.used, 0);
+	assert_int_equal(strbuf_read_file(&disk, st->path, 0), 0);
+	assert_string_equal(disk.buf, before.buf); /* streamed: the same */
+	state_serialize(st, &after);		   /* stubs copied */
+	assert_string_equal(after.buf, before.buf);
+	r = state_find(st, "s07");
+	assert_non_null(r);
+	assert_true(r->loaded);
+	assert_string_equal(r->params[0].value, "0.1\t2");
+	assert_ptr_equal(state_find(st, "s07"), r); /* not read again */
+	r = state_find(st, "s05");
+	assert_int_equal(state_path_files(&r->inputs[0]), 0);
+	assert_int_equal(r->inputs[0].files_nr, 6000);
+	assert_string_equal(r->inputs[0].files[5999].path,
+			    "big/file-005999.csv");
+
+	/* two to the journal: stubs there */
+	state_put(st, full_record("s03"));
+	state_put(st, record("s40", "new"));
+	assert_int_equal(held(st), 2);
+	strbuf_reset(&before);
+	state_serialize(st, &before);
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_int_equal(access(d.jp, F_OK), 0);
+	assert_int_equal(held(st), 0);
+	assert_true(lookup_journal(st, "s40"));
+	assert_key(st, "s40", "new");
+	assert_key(st, "s03", "s03");
+	strbuf_reset(&after);
+	state_serialize(st, &after);
+	assert_string_equal(after.buf, before.buf);
+	assert_int_equal(state_load(&loaded, st->path, &d.err), 0);
+	assert_same(loaded, st);
+	strbuf_reset(&after);
+	state_serialize(loaded, &after);
+	assert_string_equal(after.buf, before.buf);
+	state_free(loaded);
+
+	/* more, until a fold: every stub into the new file, the journal's
+	 * and the big one's bytes copied */
+	for (int i = 41; i < 47; i++) { /* 6 of 47: more than an eighth */
+		snprintf(name, sizeof(name), "s%02d", i);
+		state_put(st, record(name, "new"));
+	}
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_int_equal(access(d.jp, F_OK), -1);
+	assert_int_equal(held(st), 0);
+	assert_false(lookup_journal(st, "s40"));
+	assert_key(st, "s40", "new");
+	assert_key(st, "s03", "s03");
+	r = state_find(st, "s05");
+	assert_int_equal(state_path_files(&r->inputs[0]), 0);
+	assert_int_equal(r->inputs[0].files_nr, 6000);
+	strbuf_reset(&before);
+	state_serialize(st, &before);
+	strbuf_reset(&disk);
+	assert_int_equal(strbuf_read_file(&disk, st->path, 0), 0);
+	assert_string_equal(disk.buf, before.buf);
+	assert_int_equal(state_load(&loaded, st->path, &d.err), 0);
+	assert_same(loaded, st);
+	state_free(loaded);
+
+	/* a record put over a stub, and dropped: held, then gone */
+	state_put(st, record("s07", "again"));
+	assert_key(st, "s07", "again");
+	state_drop(st, "s08");
+	assert_null(state_find(st, "s08"));
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_int_equal(held(st), 0);
+	assert_key(st, "s07", "again");
+	assert_null(state_find(st, "s08"));
+	state_free(st);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	assert_key(st, "s07", "again");
+	assert_null(state_find(st, "s08"));
+	state_free(st);
+	dir_release(&d);
+	strbuf_release(&before);
+	strbuf_release(&after);
+	strbuf_release(&disk);
+}
+
+/* A journal torn mid-batch (a kill mid-append): the next process's first
+ * append cuts the tail off and its records are stubs into the journal
+ * read back as they were put; the records of the file and the journal
+ * loaded at the start are held until a fold stubs them. */
+static void test_stubs_torn_journal(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct dir d;
+	struct state *st;
+	char name[16];
+
+	(void)state;
+	dir_init(&d);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		state_put(st, record(name, "old"));
+	}
+	assert_int_equal(state_save(st, &d.err), 0);
+	state_put(st, record("s01", "one"));
+	assert_int_equal(state_save(st, &d.err), 0);
+	state_put(st, record("s02", "two"));
+	assert_int_equal(state_save(st, &d.err), 0);
+	state_free(st);
+	assert_int_equal(strbuf_read_file(&sb, d.jp, 0), 0);
+	assert_int_equal(fs_write_atomic(d.jp, sb.buf, sb.len - 20, &d.err), 0);
+
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	assert_int_equal(held(st), 100); /* loaded: held */
+	assert_key(st, "s01", "one");
+	assert_key(st, "s02", "old"); /* its batch torn: stale, not fresh */
+	state_put(st, record("s03", "three"));
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_true(lookup_journal(st, "s03"));
+	assert_int_equal(held(st), 99);
+	assert_key(st, "s03", "three");
+	assert_key(st, "s01", "one");
+	state_free(st);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	assert_key(st, "s01", "one");
+	assert_key(st, "s02", "old");
+	assert_key(st, "s03", "three");
+	state_drop(st, "s04"); /* a fold: nothing held */
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_int_equal(held(st), 0);
+	assert_int_equal(st->arena.used, 0);
+	assert_key(st, "s03", "three");
+	assert_key(st, "s99", "old");
+	state_free(st);
+	dir_release(&d);
+	strbuf_release(&sb);
+}
+
+/* A stub whose bytes are not what was saved (the file replaced behind
+ * pipe's back) is not trusted: not found (never run), and a save of the
+ * whole file fails rather than copy them. */
+static void test_stub_changed(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct dir d;
+	struct state *st;
+
+	(void)state;
+	dir_init(&d);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	state_put(st, record("a", "x"));
+	state_put(st, record("b", "x"));
+	assert_int_equal(state_save(st, &d.err), 0);
+	assert_int_equal(strbuf_read_file(&sb, d.path, 0), 0);
+	memset(sb.buf + strlen("pipe-state 1\n"), 'z', 3);
+	assert_int_equal(fs_write_atomic(d.path, sb.buf, sb.len, &d.err), 0);
+	assert_null(state_find(st, "a"));
+	st->full = 1;
+	assert_int_equal(state_save(st, &d.err), -1);
+	state_free(st);
+	dir_release(&d);
+	strbuf_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +727,9 @@ int main(void)
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_single_file),
 		cmocka_unit_test(test_saved_records_compacted),
+		cmocka_unit_test(test_stubs),
+		cmocka_unit_test(test_stubs_torn_journal),
+		cmocka_unit_test(test_stub_changed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
