@@ -115,7 +115,7 @@ static void close_readers(struct state *st)
 static void clear(struct state *st)
 {
 	for (size_t i = 0; i < st->nr; i++)
-		drop_held(&st->recs[i]);
+		drop_held(st->recs[i]);
 	free(st->recs);
 	st->recs = NULL;
 	st->nr = st->alloc = 0;
@@ -139,6 +139,7 @@ void state_free(struct state *st)
 	arena_release(&st->arena);
 	arena_release(&st->put_arena);
 	arena_release(&st->names);
+	arena_release(&st->ents);
 	free(st->path);
 	free(st);
 }
@@ -151,12 +152,12 @@ static struct state_ent *lookup(const struct state *st, const char *name,
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(st->recs[mid].name, name);
+		int c = strcmp(st->recs[mid]->name, name);
 
 		if (!c) {
 			if (at)
 				*at = mid;
-			return &st->recs[mid];
+			return st->recs[mid];
 		}
 		if (c < 0)
 			lo = mid + 1;
@@ -192,8 +193,7 @@ static struct state_ent *insert(struct state *st, size_t at,
 	memmove(st->recs + at + 1, st->recs + at,
 		(st->nr - at) * sizeof(*st->recs));
 	st->nr++;
-	e = &st->recs[at];
-	memset(e, 0, sizeof(*e));
+	e = st->recs[at] = arena_alloc(&st->ents, sizeof(*e));
 	e->name = pooled ? rec->name : arena_strdup(&st->names, rec->name);
 	e->u.rec = rec;
 	return e;
@@ -227,6 +227,8 @@ void state_put(struct state *st, struct stage_record *rec)
 
 	if (!now) {
 		now = rec; /* none: pipe wrote the text; rec stays */
+	} else if (!rec->loaded) {
+		stage_record_free(rec); /* as the scheduler made it */
 	} else if (rec != st->back) {
 		/* rec itself, when it is the record held, goes in put */
 		struct state_ent *old = lookup(st, rec->name, NULL);
@@ -470,13 +472,13 @@ static void sink_flush(struct sink *s, int all)
  * one source (a run of the file's records), copied as they are a chunk
  * at a time; checked to start and end as a record does. */
 static int copy_stubs(struct state *st, struct sink *s,
-		      const struct state_ent *e, size_t n, struct error *err)
+		      struct state_ent *const *e, size_t n, struct error *err)
 {
-	uint64_t off = e->u.off, left = 0;
-	int fd = stub_fd(st, e->journal);
+	uint64_t off = e[0]->u.off, left = 0;
+	int journal = e[0]->journal, fd = stub_fd(st, journal);
 
 	for (size_t i = 0; i < n; i++)
-		left += e[i].len;
+		left += e[i]->len;
 	for (int first = 1; left; first = 0) {
 		size_t k = left < SINK_CHUNK ? (size_t)left : SINK_CHUNK;
 		size_t at = s->sb->len;
@@ -486,7 +488,7 @@ static int copy_stubs(struct state *st, struct sink *s,
 		if (fd < 0 || read_at(fd, off, k, s->sb))
 			return error_set(err, EXIT_ENV,
 					 "cannot read '%s%s': %s", st->path,
-					 e->journal ? ".journal" : "",
+					 journal ? ".journal" : "",
 					 strerror(errno));
 		if ((first && memcmp(s->sb->buf + at, "S\t", 2)) ||
 		    (k == left &&
@@ -494,8 +496,7 @@ static int copy_stubs(struct state *st, struct sink *s,
 			return error_set(err, EXIT_ENV,
 					 "'%s%s' changed under pipe: a saved "
 					 "record is not where it was",
-					 st->path,
-					 e->journal ? ".journal" : "");
+					 st->path, journal ? ".journal" : "");
 		off += k;
 		left -= k;
 		sink_flush(s, 0);
@@ -508,7 +509,7 @@ static int copy_stubs(struct state *st, struct sink *s,
 static int add_records(struct state *st, struct sink *s, struct error *err)
 {
 	for (size_t i = 0; i < st->nr;) {
-		struct state_ent *e = &st->recs[i];
+		struct state_ent *e = st->recs[i], *const *run = st->recs + i;
 		size_t n = 1;
 
 		if (!e->stub) {
@@ -525,11 +526,11 @@ static int add_records(struct state *st, struct sink *s, struct error *err)
 			i++;
 			continue;
 		}
-		while (i + n < st->nr && e[n].stub &&
-		       e[n].journal == e->journal &&
-		       e[n].u.off == e[n - 1].u.off + e[n - 1].len)
+		while (i + n < st->nr && run[n]->stub &&
+		       run[n]->journal == e->journal &&
+		       run[n]->u.off == run[n - 1]->u.off + run[n - 1]->len)
 			n++;
-		if (copy_stubs(st, s, e, n, err))
+		if (copy_stubs(st, s, run, n, err))
 			return -1;
 		i += n;
 	}
@@ -559,7 +560,7 @@ void state_serialize(const struct state *cst, struct strbuf *out)
 static void stub_all(struct state *st, uint64_t off)
 {
 	for (size_t i = 0; i < st->nr; i++) {
-		struct state_ent *e = &st->recs[i];
+		struct state_ent *e = st->recs[i];
 
 		drop_held(e);
 		e->u.off = off;
@@ -1000,7 +1001,7 @@ static int parse_line(struct state *st, struct reader *rd, char *line)
 				return -1;
 			*rd->one = rd->rec;
 		} else if (!nr ||
-			   strcmp(st->recs[nr - 1].name, rd->rec->name) < 0) {
+			   strcmp(st->recs[nr - 1]->name, rd->rec->name) < 0) {
 			/* pipe writes records sorted by name: each goes
 			 * last, without a search */
 			insert(st, nr, rd->rec, !!rd->names);

@@ -63,9 +63,9 @@ struct stage_record {
 	uint32_t env_nr, params_nr, matrix_nr;
 	uint32_t inputs_nr, outputs_nr;
 	unsigned has_files : 1; /* inputs carry file lists; not saved */
-	/* private: a record loaded from the file, whose strings and arrays
-	 * (not its file and datum lists) live in the state's arena;
-	 * stage_record_free leaves them to state_free */
+	/* private: a record loaded from the file (or put, or read back),
+	 * whose strings and arrays (not its file and datum lists) live in
+	 * one of the state's arenas; stage_record_free leaves them to it */
 	unsigned loaded : 1;
 	unsigned pending : 1; /* put since the last save (state_save) */
 	struct state_datum *datum_list; /* sorted by path */
@@ -75,7 +75,8 @@ struct stage_record {
 	long long duration_ms;
 };
 
-/* One stage's place in the state (24 bytes): its record held in memory
+/* One stage's place in the state (24 bytes, and 8 of pointer to it in
+ * the sorted array): its record held in memory
  * (loaded from the file, or put and not yet saved), or once saved a stub
  * saying where its bytes are in the file or the journal, read back when
  * asked for. A stub only ever points at whole, fsynced bytes that stay
@@ -94,13 +95,15 @@ struct state_ent {
 
 struct state {
 	char *path;
-	struct state_ent *recs; /* sorted by name */
+	struct state_ent **recs; /* sorted by name; a put inserts a pointer
+				  * (8 bytes moved, not 24) */
 	size_t nr, alloc;
 	/* private: the records held (loaded, put since the last save), their
 	 * strings, arrays and unparsed file lists; a save that stubs them
 	 * all releases them */
 	struct arena arena, put_arena;
 	struct arena names; /* the stages' names, each once */
+	struct arena ents;  /* the entries, each once */
 	/* private: the one stub read back (state_find), in its own arena */
 	struct stage_record *back;
 	const char *back_name;

@@ -19,9 +19,9 @@ static void state_fuzz_one(const char *buf, size_t len)
 	if (!st || state_parse(st, buf, len))
 		goto out;
 	for (size_t i = 0; i < st->nr; i++) {
-		struct stage_record *r = st->recs[i].u.rec;
+		struct stage_record *r = st->recs[i]->u.rec;
 
-		if (st->recs[i].stub || state_find(st, st->recs[i].name) != r)
+		if (st->recs[i]->stub || state_find(st, st->recs[i]->name) != r)
 			abort();
 		for (size_t j = 0; j < r->inputs_nr; j++)
 			state_path_files(&r->inputs[j]);
@@ -84,17 +84,17 @@ static void journal_fuzz_one(const uint8_t *data, size_t size)
 		abort();
 	if (!state_load(&st, path, &err)) {
 		for (size_t i = 0; i < st->nr; i++)
-			if (st->recs[i].stub ||
-			    state_find(st, st->recs[i].name) !=
-				    st->recs[i].u.rec)
+			if (st->recs[i]->stub ||
+			    state_find(st, st->recs[i]->name) !=
+				    st->recs[i]->u.rec)
 				abort();
 		/* written whole: every record a stub, read back as saved */
 		st->full = 1;
 		if (state_save(st, &err))
 			abort();
 		for (size_t i = 0; i < st->nr; i++)
-			if (!st->recs[i].stub ||
-			    !state_find(st, st->recs[i].name))
+			if (!st->recs[i]->stub ||
+			    !state_find(st, st->recs[i]->name))
 				abort();
 	}
 	state_free(st);

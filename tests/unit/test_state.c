@@ -159,8 +159,8 @@ static char *path_in(const char *dir, const char *name)
 static int lookup_journal(const struct state *st, const char *name)
 {
 	for (size_t i = 0; i < st->nr; i++)
-		if (!strcmp(st->recs[i].name, name))
-			return st->recs[i].stub && st->recs[i].journal;
+		if (!strcmp(st->recs[i]->name, name))
+			return st->recs[i]->stub && st->recs[i]->journal;
 	return 0;
 }
 
@@ -484,7 +484,7 @@ static size_t held(const struct state *st)
 	size_t n = 0;
 
 	for (size_t i = 0; i < st->nr; i++)
-		n += !st->recs[i].stub;
+		n += !st->recs[i]->stub;
 	return n;
 }
 
@@ -517,9 +517,9 @@ static void assert_same(const struct state *st, const struct state *want)
 	assert_int_equal(st->nr, want->nr);
 	for (size_t i = 0; i < want->nr; i++) {
 		const struct stage_record *w =
-			state_find(want, want->recs[i].name);
+			state_find(want, want->recs[i]->name);
 		const struct stage_record *r =
-			state_find(st, want->recs[i].name);
+			state_find(st, want->recs[i]->name);
 
 		assert_non_null(w);
 		assert_non_null(r);
