@@ -602,6 +602,9 @@ static int save_file(struct state *st, struct error *err)
 		goto out;
 	unlink(jp);	   /* names the old file: ignored if left */
 	close_readers(st); /* the old file's and journal's */
+	/* opened now: the stubs read this file, whatever is renamed over it
+	 * later (on failure, when first read) */
+	stub_fd(st, 0);
 	stub_all(st, strlen(STATE_MAGIC));
 	memcpy(st->base, line + 2, HASH_HEX_LEN);
 	st->base[HASH_HEX_LEN] = '\0';
@@ -699,6 +702,7 @@ static int append_journal(struct state *st, struct error *err)
 	}
 	if (fresh)
 		fs_fsync_parent(jp);
+	stub_fd(st, 1);
 	stub_batch(st, st->journal_len + head);
 	st->journal_len += sb.len;
 	ret = 0;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,14 +694,15 @@ static void test_stubs_torn_journal(void **state)
 	strbuf_release(&sb);
 }
 
-/* A stub whose bytes are not what was saved (the file replaced behind
- * pipe's back) is not trusted: not found (never run), and a save of the
- * whole file fails rather than copy them. */
+/* The stubs read the file pipe saved, even when another is renamed over
+ * it; saved bytes changed in place are not trusted: not found (never
+ * run), and a save of the whole file fails rather than copy them. */
 static void test_stub_changed(void **state)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct dir d;
 	struct state *st;
+	int fd;
 
 	(void)state;
 	dir_init(&d);
@@ -709,8 +711,19 @@ static void test_stub_changed(void **state)
 	state_put(st, record("b", "x"));
 	assert_int_equal(state_save(st, &d.err), 0);
 	assert_int_equal(strbuf_read_file(&sb, d.path, 0), 0);
-	memset(sb.buf + strlen("pipe-state 1\n"), 'z', 3);
+	/* a file renamed over it is not read: the stubs read the one saved */
+	assert_int_equal(fs_write_atomic(d.path, "x", 1, &d.err), 0);
+	assert_key(st, "a", "x");
+	state_free(st);
 	assert_int_equal(fs_write_atomic(d.path, sb.buf, sb.len, &d.err), 0);
+	assert_int_equal(state_load(&st, d.path, &d.err), 0);
+	state_put(st, record("c", "x"));
+	st->full = 1;
+	assert_int_equal(state_save(st, &d.err), 0);
+	/* the saved bytes changed in place */
+	fd = open(d.path, O_WRONLY);
+	assert_int_equal(pwrite(fd, "zzz", 3, strlen("pipe-state 1\n")), 3);
+	close(fd);
 	assert_null(state_find(st, "a"));
 	st->full = 1;
 	assert_int_equal(state_save(st, &d.err), -1);
