@@ -93,12 +93,18 @@ static void drop_held(struct state_ent *e)
 	e->u.rec = NULL;
 }
 
+/* The records read back are let go one by one; their arena, up to a few
+ * blocks: a new block for each (64 KB calloc'd) cost 65,000 instructions
+ * a record read back. */
+#define BACK_ARENA_MAX (256u << 10)
+
 static void release_back(struct state *st)
 {
 	if (!st->back)
 		return;
 	stage_record_free(st->back);
-	arena_release(&st->back_arena);
+	if (st->back_arena.used > BACK_ARENA_MAX)
+		arena_release(&st->back_arena);
 	st->back = NULL;
 	st->back_name = NULL;
 }
@@ -140,6 +146,7 @@ void state_free(struct state *st)
 	arena_release(&st->put_arena);
 	arena_release(&st->names);
 	arena_release(&st->ents);
+	arena_release(&st->back_arena);
 	free(st->path);
 	free(st);
 }
