@@ -99,6 +99,8 @@ const char *__lsan_default_options(void)
 	X(git_odb_exists)                                                      \
 	X(git_odb_exists_ext)                                                  \
 	X(git_odb_free)                                                        \
+	X(git_odb_open)                                                        \
+	X(git_repository_set_odb)                                              \
 	X(git_odb_get_backend)                                                 \
 	X(git_odb_hash)                                                        \
 	X(git_odb_num_backends)                                                \
@@ -248,6 +250,8 @@ static int load_libgit2(struct error *err)
 #define git_odb_exists (*p_git_odb_exists)
 #define git_odb_exists_ext (*p_git_odb_exists_ext)
 #define git_odb_free (*p_git_odb_free)
+#define git_odb_open (*p_git_odb_open)
+#define git_repository_set_odb (*p_git_repository_set_odb)
 #define git_odb_get_backend (*p_git_odb_get_backend)
 #define git_odb_hash (*p_git_odb_hash)
 #define git_odb_num_backends (*p_git_odb_num_backends)
@@ -424,9 +428,10 @@ static int pending_write(git_odb_backend *be, const git_oid *id,
 	return rc;
 }
 
+/* The writer is the store's (g->pending), not the backend's: a backend
+ * goes with its odb, and the odb is replaced after a merge (reopen_odb). */
 static void pending_free(git_odb_backend *be)
 {
-	packw_free(pending_of(be));
 	free(be);
 }
 
@@ -641,10 +646,7 @@ int sgit_open(struct sgit **out, const char *gitdir, struct error *err)
 	be = pending_backend(g->pending);
 	if (!be || git_odb_add_backend(g->odb, be, PENDING_PRIORITY)) {
 		if (be)
-			be->free(be); /* frees g->pending */
-		else
-			packw_free(g->pending);
-		g->pending = NULL;
+			be->free(be);
 		fail(err, "cannot open the objects of '%s'", gitdir);
 		goto fail;
 	}
@@ -659,13 +661,14 @@ void sgit_free(struct sgit *g)
 {
 	if (!g)
 		return;
-	/* the pending objects' backend (g->pending with it) goes with the
-	 * odb: objects never flushed leave no trace */
+	/* the pending objects' backend goes with the odb, their writer
+	 * after it: objects never flushed leave no trace */
 	if (g->loose)
 		g->loose->free(g->loose);
 	git_repository_free(g->packer);
 	git_odb_free(g->odb);
 	git_repository_free(g->repo);
+	packw_free(g->pending);
 	free(g->dir);
 	free(g);
 	git_libgit2_shutdown();
@@ -1817,6 +1820,44 @@ static size_t pack_infos(struct sgit *g, struct pack_info **out)
 	return n;
 }
 
+/* A new object database in place of the repository's, the pending
+ * backend on top as before. libgit2 never forgets a pack: a refresh adds
+ * the new ones, and the ones a merge removed stay open, their index
+ * mapped whole once searched (a full run of 100,000 stages ended with 94
+ * removed packs mapped, 26 MB resident). The old database, and its packs
+ * with it, go once nothing holds it (the pack builders' repository is
+ * made again when needed). */
+static int reopen_odb(struct sgit *g, struct error *err)
+{
+	char *objects = xstrfmt("%s/objects", g->dir);
+	git_odb *odb = NULL;
+	git_odb_backend *be = NULL;
+	int ret = -1;
+
+	if (git_odb_open(&odb, objects) ||
+	    !(be = pending_backend(g->pending)) ||
+	    git_odb_add_backend(odb, be, PENDING_PRIORITY)) {
+		if (be) /* not added */
+			be->free(be);
+		fail(err, "cannot open the objects of '%s'", g->dir);
+		goto out;
+	}
+	if (git_repository_set_odb(g->repo, odb)) {
+		fail(err, "cannot open the objects of '%s'", g->dir);
+		goto out;
+	}
+	git_repository_free(g->packer);
+	g->packer = NULL;
+	git_odb_free(g->odb);
+	g->odb = odb;
+	odb = NULL;
+	ret = 0;
+out:
+	git_odb_free(odb);
+	free(objects);
+	return ret;
+}
+
 /* Keep the number of packs small: past PACKS_MAX, merge the smallest
  * (written and fsynced before the old ones go; their objects stay
  * readable throughout). */
@@ -1847,7 +1888,7 @@ static int merge_packs(struct sgit *g, struct error *err)
 			unlink(path.buf);
 		}
 	}
-	git_odb_refresh(g->odb);
+	ret = reopen_odb(g, err);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(p[i].stem);

@@ -436,6 +436,7 @@ int store_run_add_heads(struct store *st, struct store_run *run,
 				return -1;
 			continue;
 		}
+		run->stages[i].ours = run->heads_ours && run->heads_ours[i];
 		run->stages[k++] = run->stages[i];
 	}
 	run->stages_nr = k;

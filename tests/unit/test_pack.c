@@ -533,6 +533,64 @@ static void test_store_pending(void **state)
 	strbuf_release(&path);
 }
 
+/* How many of this process's mappings are of removed files in dir. */
+static int removed_mapped(const char *dir)
+{
+	char line[4096];
+	int n = 0;
+	FILE *fp = fopen("/proc/self/maps", "r");
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, dir) && strstr(line, "(deleted)"))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/* Packs a merge removed are let go: libgit2 keeps every pack it opened,
+ * an index it searched mapped whole, unless the object database is opened
+ * again (26 MB resident at the end of a full run of 100,000 stages). */
+static void test_merged_packs_let_go(void **state)
+{
+	struct fx *f = *state;
+	struct sgit *g;
+	struct sgit_oid oid[3 * 24];
+	struct strbuf sb = STRBUF_INIT, names = STRBUF_INIT;
+	char text[64];
+
+	assert_int_equal(sgit_open(&g, f->git, &f->err), 0);
+	for (int i = 0; i < 24; i++) {
+		for (int k = 0; k < 3; k++) {
+			int len = snprintf(text, sizeof(text), "blob %d.%d\n",
+					   i, k);
+
+			assert_int_equal(sgit_write_blob(g, text, (size_t)len,
+							 &oid[3 * i + k],
+							 &f->err),
+					 0);
+		}
+		assert_int_equal(sgit_flush(g, &f->err), 0);
+		/* each pack's index searched: read the first blob back */
+		assert_int_equal(sgit_read_blob(g, &oid[0], &sb, &f->err), 0);
+		assert_string_equal(sb.buf, "blob 0.0\n");
+		strbuf_reset(&sb);
+	}
+	pack_files(f, &names);
+	print_message("packs left after 24 flushes:\n%s", names.buf);
+	assert_true(strlen(names.buf) < 24 * 50); /* merged: fewer than 24 */
+	assert_int_equal(removed_mapped(f->pack), 0);
+	for (int i = 0; i < 3 * 24; i++) {
+		assert_int_equal(sgit_read_blob(g, &oid[i], &sb, &f->err), 0);
+		assert_true(!strncmp(sb.buf, "blob ", 5));
+		strbuf_reset(&sb);
+	}
+	assert_int_equal(sh(f, FSCK), 0);
+	sgit_free(g);
+	strbuf_release(&sb);
+	strbuf_release(&names);
+}
+
 static size_t heap_used(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -608,6 +666,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_left, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merged_packs_let_go, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_write_failure, setup,
 						teardown),
