@@ -115,6 +115,29 @@ static void add_entry(struct packw *w)
 	place(w, w->nr++);
 }
 
+/* Room for n entries in all. A merge knows how many it may copy: a table
+ * grown by half again at each step held the old and the new one at once,
+ * and the last step's slack (up to 80 bytes an object for a moment, at
+ * the end of a merge of the 400,000 objects of 100,000 stages). */
+static void reserve(struct packw *w, size_t n)
+{
+	size_t ns = w->nslots ? w->nslots : 1024;
+
+	if (n > w->alloc) {
+		w->v = xrealloc(w->v, n * sizeof(*w->v));
+		w->alloc = n;
+	}
+	while (ns < 2 * n)
+		ns *= 2;
+	if (ns == w->nslots)
+		return;
+	free(w->slots);
+	w->nslots = ns;
+	w->slots = xcalloc(ns, sizeof(*w->slots));
+	for (size_t i = 0; i < w->nr; i++)
+		place(w, i);
+}
+
 struct packw *packw_new(const char *dir, int level)
 {
 	struct packw *w = xcalloc(1, sizeof(*w));
@@ -838,6 +861,37 @@ static int copy_entry(struct packw *w, const struct src *s, uint32_t k,
 	return 0;
 }
 
+/* How many entries the indexes dir/<stems[i]>.idx list in all, as their
+ * headers say (a damaged one is refused later, by src_open). */
+static size_t merge_count(const char *dir, char *const *stems, size_t n,
+			  struct strbuf *path)
+{
+	unsigned char head[8 + 256 * 4];
+	size_t total = 0;
+
+	for (size_t p = 0; p < n; p++) {
+		struct stat st;
+		int fd;
+
+		strbuf_reset(path);
+		strbuf_addf(path, "%s/%s.idx", dir, stems[p]);
+		fd = open(path->buf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!fstat(fd, &st) &&
+		    pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+		    !memcmp(head, "\377tOc", 4) && get_be32(head + 4) == 2) {
+			uint64_t k = get_be32(head + 8 + 255 * 4);
+
+			/* no more than the file has room for */
+			if (sizeof(head) + k * 28 + 40 <= (uint64_t)st.st_size)
+				total += (size_t)k;
+		}
+		close(fd);
+	}
+	return total;
+}
+
 int pack_merge(const char *dir, char *const *stems, size_t n,
 	       struct strbuf *stem, struct error *err)
 {
@@ -852,6 +906,7 @@ int pack_merge(const char *dir, char *const *stems, size_t n,
 	strbuf_reset(stem);
 	if (start(w, err))
 		goto out;
+	reserve(w, merge_count(dir, stems, n, &path));
 	for (size_t p = 0; p < n; p++) {
 		int rc = src_open(&s, dir, stems[p], &path, err);
 

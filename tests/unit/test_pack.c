@@ -738,6 +738,61 @@ static void test_pending_memory(void **state)
 	strbuf_release(&blob);
 }
 
+/* A merge of 4 packs of 25,000 objects: the new pack's table is made
+ * once for them all, and one source index is mapped at a time. */
+static void test_merge_memory(void **state)
+{
+	struct fx *f = *state;
+	struct sgit *g;
+	struct sgit_oid oid;
+	struct strvec stems = STRVEC_INIT;
+	struct strbuf names = STRBUF_INIT, stem = STRBUF_INIT;
+	char text[64];
+	size_t n = 25000, rss;
+	FILE *fp;
+
+	assert_int_equal(sgit_open(&g, f->git, &f->err), 0);
+	for (int p = 0; p < 4; p++) {
+		for (size_t i = 0; i < n; i++) {
+			int len =
+				snprintf(text, sizeof(text), "%d %zu\n", p, i);
+
+			assert_int_equal(sgit_write_blob(g, text, (size_t)len,
+							 &oid, &f->err),
+					 0);
+		}
+		assert_int_equal(sgit_flush(g, &f->err), 0);
+	}
+	sgit_free(g);
+	pack_files(f, &names);
+	for (char *l = names.buf; *l;) {
+		char *nl = strchr(l, '\n');
+
+		*nl = '\0';
+		if (strlen(l) > 5 && !strcmp(nl - 5, ".pack"))
+			strvec_push_nodup(&stems, xstrndup(l, strlen(l) - 5));
+		l = nl + 1;
+	}
+	assert_int_equal(stems.nr, 4);
+	malloc_trim(0);
+	fp = fopen("/proc/self/clear_refs", "w");
+	assert_non_null(fp);
+	assert_true(fputs("5", fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	rss = vm_kb("VmRSS");
+	assert_int_equal(pack_merge(f->pack, stems.v, stems.nr, &stem, &f->err),
+			 0);
+	rss = vm_kb("VmHWM") - rss;
+	/* 6,000 KB with the new pack's table grown as it went */
+	print_message("a merge of 100,000 objects: %zu KB resident at its "
+		      "peak over before (bound 5,500)\n",
+		      rss);
+	assert_true(rss < 5500);
+	strvec_clear(&stems);
+	strbuf_release(&names);
+	strbuf_release(&stem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +801,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nothing_left, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_known_ids, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge_memory, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merged_packs_let_go, setup,
 						teardown),
