@@ -1275,7 +1275,7 @@ static void notes_to_tips(struct store *st, struct keys *k)
 }
 
 /* The notes of the batch not yet in the log (pending's), by ref: the
- * last for each, its index + 1 in at[] (note index, commit). */
+ * last for each, as its index + 1 in *out (note index, commit). */
 struct batch_note {
 	size_t note;
 	struct sgit_oid oid;
@@ -2167,7 +2167,7 @@ static int keys_lookup(struct store *st, const struct keys *k,
 	}
 	if (!noted)
 		e = find_entry(k, stage, &h);
-	if (!noted && !e && k->mapped) {
+	if (!noted && !e && k->mapped && k->key_beg < k->key_end) {
 		found = keys_new();
 		if (search_file(k, key, found)) {
 			rc = 2;
