@@ -700,17 +700,19 @@ static int note_pending(struct sgit *g, size_t bytes, struct error *err)
  * without a search of every pack's index for it. libgit2 maps each index
  * whole and each search touches a few of its pages: over a full run of
  * 100,000 stages the 400,000 searches made the index of the store's
- * 400,000 objects resident whole (14 MB at the run's end). Ten bits an id
- * and seven probes: under 1% of new objects are still searched for. An id
+ * 400,000 objects resident whole (14 MB at the run's end). 16 bits an id
+ * when full, 32 when made, and eleven probes: one new object in 2,000 at
+ * worst is still searched for (at ten bits and seven probes, 1% was
+ * enough to make a 10 MB index resident whole again). An id
  * the filter lacks although the store has it (a loose object, or a pack
  * another process wrote since) is written again: a second copy, never a
  * lost one. */
 
-#define KNOWN_BITS_PER_ID 10
-#define KNOWN_PROBES 7
+#define KNOWN_BITS_PER_ID 16
+#define KNOWN_PROBES 11
 
 /* The probes of id: SHA-1's bytes are uniform, two words of them make the
- * seven (Kirsch and Mitzenmacher). */
+ * eleven (Kirsch and Mitzenmacher). */
 static void known_probe(const struct sgit *g, const unsigned char *id,
 			size_t *bit)
 {
