@@ -591,6 +591,20 @@ static void test_merged_packs_let_go(void **state)
 	strbuf_release(&names);
 }
 
+/* Whether this process's resident set is pipe's own: not under ASan's
+ * shadow memory nor valgrind's (the bounds on it are checked only then;
+ * the rest of those tests runs anyway). */
+static int rss_is_ours(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return 0;
+#else
+	const char *vg = getenv("VALGRIND");
+
+	return !(vg && !strcmp(vg, "1"));
+#endif
+}
+
 /* KB of the files in dir ending in suffix resident in this process. */
 static size_t resident_kb(const char *dir, const char *suffix)
 {
@@ -624,7 +638,7 @@ static void test_known_ids(void **state)
 {
 	struct fx *f = *state;
 	struct sgit *g;
-	struct sgit_oid oid;
+	struct sgit_oid oid, tree;
 	struct strbuf before = STRBUF_INIT, after = STRBUF_INIT;
 	char text[64];
 	size_t n = 100000, kb;
@@ -655,13 +669,23 @@ static void test_known_ids(void **state)
 			sgit_write_blob(g, text, (size_t)len, &oid, &f->err),
 			0);
 	}
-	/* the index of 100,000 ids is 2.8 MB: 5,000 searches touched
-	 * every page of it, the 1% the filter lets through a few */
+	/* and commits, which libgit2's commit API wrote after a search of
+	 * every pack for each */
+	assert_int_equal(sgit_write_tree(g, NULL, 0, &tree, &f->err), 0);
+	for (size_t i = 0; i < 2000; i++) {
+		snprintf(text, sizeof(text), "commit %zu\n", i);
+		assert_int_equal(sgit_write_commit(g, &tree, i ? &oid : NULL,
+						   i ? 1 : 0, text, &oid,
+						   &f->err),
+				 0);
+	}
+	/* the index of 100,000 ids is 2.8 MB: 7,000 searches touched
+	 * every page of it (a fault maps 64 KB about the page) */
 	kb = resident_kb(f->pack, ".idx");
-	print_message("5,000 new objects beside 100,000: %zu KB of the "
+	print_message("7,000 new objects beside 100,000: %zu KB of the "
 		      "packs' indexes resident (bound 1,000)\n",
 		      kb);
-	assert_true(kb < 1000);
+	assert_true(kb < 1000 || !rss_is_ours());
 	assert_int_equal(sgit_flush(g, &f->err), 0);
 	assert_int_equal(sh(f, FSCK), 0);
 	sgit_free(g);
@@ -787,7 +811,7 @@ static void test_merge_memory(void **state)
 	print_message("a merge of 100,000 objects: %zu KB resident at its "
 		      "peak over before (bound 5,500)\n",
 		      rss);
-	assert_true(rss < 5500);
+	assert_true(rss < 5500 || !rss_is_ours());
 	strvec_clear(&stems);
 	strbuf_release(&names);
 	strbuf_release(&stem);
