@@ -468,15 +468,22 @@ static int run_stages(struct sched *s, struct store *st, struct store_run *run,
 {
 	size_t nr = s->e->g->nr, n = 0;
 	const char **names = xcalloc(nr + 1, sizeof(*names));
+	unsigned char *ours = xcalloc(nr + 1, 1);
 	int ret;
 
 	for (size_t k = 0; k < nr; k++) {
 		size_t i = s->e->g->order[k];
 
-		if (s->state[i] != JOB_OFF)
-			names[n++] = sched_stage_name(s, i);
+		if (s->state[i] == JOB_OFF)
+			continue;
+		/* done: its head is the commit record_commit wrote */
+		ours[n] = s->state[i] == JOB_DONE;
+		names[n++] = sched_stage_name(s, i);
 	}
+	run->heads_ours = ours;
 	ret = store_run_add_heads(st, run, names, n, err);
+	run->heads_ours = NULL;
+	free(ours);
 	free(names);
 	return ret;
 }

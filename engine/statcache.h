@@ -52,7 +52,8 @@ int statcache_hash_at(struct statcache *sc, int dirfd, const char *name,
  * once while no other statcache function runs: it answers from the cache
  * or reads the file, and changes nothing. statcache_commit then applies
  * each successful probe, on one thread. statcache_hash_at is the two in
- * one. */
+ * one. A commit may merge the entries added so far into the file (see
+ * statcache.c); probes taken before it stay valid (found again by path). */
 struct statcache_probe {
 	/* in: where the entry probably is: when files are probed in path
 	 * order, the previous probe's next (SIZE_MAX: no idea) */
@@ -64,6 +65,7 @@ struct statcache_probe {
 	int hit;	     /* out: answered without reading the file */
 	size_t next;	     /* out: the hint for the next path in order */
 	/* private to statcache */
+	unsigned gen; /* the cache's merges when probed */
 	size_t entry;
 	struct stat st;
 	int64_t hashed_ns;
@@ -108,6 +110,11 @@ void statcache_get_stats(const struct statcache *sc,
  * entries; for tests of the racy-entry guard. NULL restores the real one.
  * The clock must be safe to call from several threads. */
 void statcache_set_clock(struct statcache *sc, int64_t (*now_ns)(void));
+
+/* Merge the entries added into the file once there are at least n of them
+ * (and an eighth of its records); for tests. 0 restores the default,
+ * SIZE_MAX leaves them all to statcache_save. */
+void statcache_set_merge_min(struct statcache *sc, size_t n);
 
 void statcache_free(struct statcache *sc);
 

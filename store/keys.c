@@ -22,7 +22,10 @@
  * A process appends what it learnt at each flush of its batch, once the
  * commits and refs are on disk, with "refs -" (a kill then leaves the
  * index covering them, and the refs to be read again), and the digest at
- * its end. */
+ * its end. An index it rebuilt at its start is written then: from there
+ * on it holds of each commit it notes where the lines are (8 bytes and a
+ * slot) and reads them back when asked, and a fold at its end merges the
+ * file and the log as they are on disk. */
 #include "store/internal.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -99,12 +102,15 @@ struct packed_ours {
  * key holding its newest entry; older[i] is the next older entry with the
  * same key (+ 1, 0 at the end).
  *
- * Mapped (no ref moved since the index was saved), v and tips hold the
- * log's lines and this process's only, and the file's key lines are
- * searched in map. What this process learns goes to the log at each
- * flush of the store's batch (keys_flushed), not held as text to the
- * end; when the whole file is to be written (rewrite, or fold: the log
- * outgrew its share), no text is made at all. */
+ * Mapped (no ref moved since the index was saved, or rebuilt and written
+ * by this process), v and tips hold the lines the log had when read, and
+ * the file's key lines are searched in map. What this process learns is
+ * a note (below), its lines in pending until the flush of the store's
+ * batch puts them in the log (keys_flushed); the save folds the log from
+ * disk when it outgrew its share. Loaded (the refs were read and synced,
+ * or rebuilt in the middle of a process), v and tips hold it all, and
+ * what is learnt is added to them; the whole file is written when it is
+ * to be (rewrite, or fold), with no text kept for the log. */
 struct keys {
 	struct key_entry *v;
 	size_t nr, alloc;
@@ -129,6 +135,18 @@ struct keys {
 	 * (with them, the tips marked noted are what it moved) */
 	struct tip_set noted_before;
 	struct packed_ours ours;
+	/* What this process learnt while mapped, where its lines are: a
+	 * note for each commit noted, the offset of its key line (its tip
+	 * line follows) << 1 | packed (the last rewrite of packed-refs in
+	 * its batch wrote its tip). An offset below log_whole is the log's;
+	 * from there on, pending's. The lines are read back when a lookup or
+	 * the save needs them: 8 bytes a commit, and its slot. */
+	uint64_t *note;
+	size_t note_nr, note_alloc;
+	/* the notes by key: a tag of the key (note_tag, which also places
+	 * it) << 32 | note index + 1, 0 empty */
+	uint64_t *note_slot;
+	size_t note_cap; /* 0, or a power of two, at most 3/4 full */
 };
 
 static void seen_release(struct refs_seen *s)
@@ -173,6 +191,8 @@ static void keys_clear(struct keys *k)
 	tips_release(&k->noted_before);
 	strbuf_release(&k->noted_before.names);
 	ours_release(&k->ours);
+	free(k->note);
+	free(k->note_slot);
 	memset(k, 0, sizeof(*k));
 	strbuf_init(&k->pending, 0);
 	strbuf_init(&k->names, 0);
@@ -573,46 +593,150 @@ static char *log_path(const char *keys_path)
 	return xstrfmt("%s.log", keys_path);
 }
 
+/* A new index file, written as it is made (no text of it all in memory:
+ * 15 MB at 100,000 stages, twice): a header of the length it will have,
+ * the lines, then the header itself, whose id is a digest of the time,
+ * the process, the refs and the lines (an id no other file of this index
+ * had: a log names the file it extends). */
+struct out_file {
+	struct fs_replace r;
+	struct strbuf buf; /* lines not written yet */
+	struct hasher *h;
+	char *path;
+	const char *refs;
+	size_t key_bytes, hdr_len;
+};
+
+static void out_header(struct strbuf *sb, const char *id, const char *refs,
+		       size_t key_bytes)
+{
+	strbuf_addf(sb, "%s%s %s %zu\n", KEYS_MAGIC, id, refs, key_bytes);
+}
+
+static int out_begin(struct out_file *o, const char *path, const char *refs,
+		     size_t key_bytes, struct error *err)
+{
+	struct timespec ts;
+
+	memset(o, 0, sizeof(*o));
+	strbuf_init(&o->buf, 0);
+	if (fs_replace_open(&o->r, path, 1, err))
+		return -1;
+	o->path = xstrdup(path);
+	o->refs = refs;
+	o->key_bytes = key_bytes;
+	out_header(&o->buf, "0123456789abcdef0123456789abcdef", refs,
+		   key_bytes);
+	o->hdr_len = o->buf.len;
+	memset(o->buf.buf, ' ', o->buf.len);
+	o->h = hasher_new();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	{
+		struct strbuf stamp = STRBUF_INIT;
+
+		strbuf_addf(&stamp, "%lld.%09ld %d %s", (long long)ts.tv_sec,
+			    ts.tv_nsec, (int)getpid(), refs);
+		hasher_add(o->h, stamp.buf, stamp.len);
+		strbuf_release(&stamp);
+	}
+	fs_replace_write(&o->r, o->buf.buf, o->buf.len);
+	strbuf_reset(&o->buf);
+	return 0;
+}
+
+static void out_drain(struct out_file *o)
+{
+	hasher_add(o->h, o->buf.buf, o->buf.len);
+	fs_replace_write(&o->r, o->buf.buf, o->buf.len);
+	strbuf_reset(&o->buf);
+}
+
+static void out_add(struct out_file *o, const char *s, size_t len)
+{
+	strbuf_add(&o->buf, s, len);
+	if (o->buf.len >= 65536)
+		out_drain(o);
+}
+
+static void out_line(struct out_file *o, const struct strbuf *line)
+{
+	out_add(o, line->buf, line->len);
+	out_add(o, "\n", 1);
+}
+
+/* The header in place, the file renamed over the index's, its log
+ * gone: 0, or -1 (nothing replaced). */
+static int out_finish(struct out_file *o, struct error *err)
+{
+	struct strbuf hdr = STRBUF_INIT;
+	struct hash128 d;
+	char id[HASH_HEX_LEN + 1], *lp;
+	int ret;
+
+	out_drain(o);
+	hasher_final(o->h, &d);
+	hash_to_hex(&d, id);
+	out_header(&hdr, id, o->refs, o->key_bytes);
+	if (!o->r.error &&
+	    (hdr.len != o->hdr_len ||
+	     pwrite(o->r.fd, hdr.buf, hdr.len, 0) != (ssize_t)hdr.len))
+		o->r.error = hdr.len != o->hdr_len ? EINVAL : errno;
+	ret = fs_replace_commit(&o->r, err);
+	lp = log_path(o->path);
+	if (!ret)
+		unlink(lp);
+	free(lp);
+	hasher_free(o->h);
+	free(o->path);
+	strbuf_release(&o->buf);
+	strbuf_release(&hdr);
+	return ret;
+}
+
+static void out_abort(struct out_file *o)
+{
+	fs_replace_abort(&o->r);
+	hasher_free(o->h);
+	free(o->path);
+	strbuf_release(&o->buf);
+}
+
 /* The whole index (all of it in k) into a new file; its log goes. */
 static int write_file(const char *path, const struct keys *k, const char *refs,
 		      struct error *err)
 {
-	struct strbuf body = STRBUF_INIT, out = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT;
 	const struct key_entry **ord = xcalloc(k->nr + 1, sizeof(*ord));
-	struct hash128 h;
-	struct timespec ts;
-	char id[HASH_HEX_LEN + 1], *lp;
-	size_t key_bytes;
-	int ret;
+	struct out_file o;
+	size_t key_bytes = 0;
+	int ret = -1;
 
 	for (size_t i = 0; i < k->nr; i++)
 		ord[i] = &k->v[i];
 	qsort(ord, k->nr, sizeof(*ord), cmp_entry);
-	for (size_t i = 0; i < k->nr; i++)
-		format_key(&body, &ord[i]->key, &ord[i]->commit,
+	for (size_t i = 0; i < k->nr; i++) { /* for the header, first */
+		strbuf_reset(&line);
+		format_key(&line, &ord[i]->key, &ord[i]->commit,
 			   entry_stage(k, ord[i]));
-	key_bytes = body.len;
-	for (size_t i = 0; i < k->tips.nr; i++)
-		format_tip(&body, tip_ref(&k->tips, i), &k->tips.v[i].oid);
-	/* an id no other file of this index had: a log names the file it
-	 * extends */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	strbuf_addf(&out, "%lld.%09ld %d %s", (long long)ts.tv_sec, ts.tv_nsec,
-		    (int)getpid(), refs);
-	strbuf_add(&out, body.buf, body.len);
-	hash_buf(out.buf, out.len, &h);
-	hash_to_hex(&h, id);
-	strbuf_reset(&out);
-	strbuf_addf(&out, "%s%s %s %zu\n", KEYS_MAGIC, id, refs, key_bytes);
-	strbuf_add(&out, body.buf, body.len);
-	ret = fs_write_atomic(path, out.buf, out.len, err);
-	lp = log_path(path);
-	if (!ret)
-		unlink(lp);
-	free(lp);
+		key_bytes += line.len;
+	}
+	if (out_begin(&o, path, refs, key_bytes, err))
+		goto out;
+	for (size_t i = 0; i < k->nr; i++) {
+		strbuf_reset(&line);
+		format_key(&line, &ord[i]->key, &ord[i]->commit,
+			   entry_stage(k, ord[i]));
+		out_add(&o, line.buf, line.len);
+	}
+	for (size_t i = 0; i < k->tips.nr; i++) {
+		strbuf_reset(&line);
+		format_tip(&line, tip_ref(&k->tips, i), &k->tips.v[i].oid);
+		out_add(&o, line.buf, line.len);
+	}
+	ret = out_finish(&o, err);
+out:
 	free(ord);
-	strbuf_release(&body);
-	strbuf_release(&out);
+	strbuf_release(&line);
 	return ret;
 }
 
@@ -652,8 +776,10 @@ static int log_fits(const struct keys *k)
 
 /* What this process learnt since its last append, to the log, a
  * cut-short last line cut off first, with a "refs <refs>" line; a log of
- * another file is replaced. Returns 0 or -1. */
-static int append_log(const char *path, struct keys *k, const char *refs)
+ * another file is replaced. *base: where pending went in it. Returns 0
+ * or -1. */
+static int append_log(const char *path, struct keys *k, const char *refs,
+		      uint64_t *base)
 {
 	char *lp = log_path(path);
 	struct strbuf sb = STRBUF_INIT;
@@ -678,6 +804,7 @@ static int append_log(const char *path, struct keys *k, const char *refs)
 		goto out;
 	if (from)
 		strbuf_reset(&sb);
+	*base = (uint64_t)end + sb.len;
 	strbuf_add(&sb, k->pending.buf, k->pending.len);
 	strbuf_addf(&sb, "refs %s\n", refs);
 	ret = fs_write_all(fd, sb.buf, sb.len);
@@ -876,6 +1003,628 @@ static const char *line_value(const struct strmap *map, struct strbuf *name,
 	return strmap_get(map, name->buf);
 }
 
+/* Lines read back by offset through a buffer: the log's for the notes,
+ * the file's and the log's for a fold (read, not mapped: the pages of a
+ * mapping read whole would count in the process's resident memory). */
+struct reader {
+	int fd;
+	char *buf;
+	size_t cap, len;
+	uint64_t off; /* of buf[0] in the file */
+};
+
+#define READER_INIT(cap)                                                       \
+	{                                                                      \
+		-1, NULL, (cap), 0, 0                                          \
+	}
+
+static int reader_open(struct reader *r, const char *path)
+{
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return -1;
+	r->buf = xmalloc(r->cap);
+	r->len = 0;
+	return 0;
+}
+
+static void reader_close(struct reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	r->fd = -1;
+	r->buf = NULL;
+}
+
+/* The whole line at `at` into line, without its newline: 0, or -1 when
+ * there is none (the file ends first, or cannot be read). */
+static int reader_line(struct reader *r, uint64_t at, struct strbuf *line)
+{
+	for (int fresh = 0;; fresh = 1) {
+		ssize_t n;
+
+		if (at >= r->off && at < r->off + r->len) {
+			size_t i = (size_t)(at - r->off);
+			const char *nl = memchr(r->buf + i, '\n', r->len - i);
+
+			if (nl) {
+				strbuf_reset(line);
+				strbuf_add(line, r->buf + i,
+					   (size_t)(nl - r->buf) - i);
+				return 0;
+			}
+			if (fresh && r->len < r->cap)
+				return -1;
+			if (fresh) {
+				r->cap *= 2;
+				r->buf = xrealloc(r->buf, r->cap);
+			}
+		}
+		n = pread(r->fd, r->buf, r->cap, (off_t)at);
+		if (n <= 0)
+			return -1;
+		r->off = at;
+		r->len = (size_t)n;
+	}
+}
+
+/* The line at a note's offset at into line: pending's, or the log's
+ * (r, opened on first use). */
+static int note_line(struct store *st, const struct keys *k, struct reader *r,
+		     uint64_t at, struct strbuf *line)
+{
+	if (at >= k->log_whole) {
+		size_t i = (size_t)(at - k->log_whole);
+		const char *nl = i < k->pending.len
+					 ? memchr(k->pending.buf + i, '\n',
+						  k->pending.len - i)
+					 : NULL;
+
+		if (!nl)
+			return -1;
+		strbuf_reset(line);
+		strbuf_add(line, k->pending.buf + i,
+			   (size_t)(nl - k->pending.buf) - i);
+		return 0;
+	}
+	if (r->fd < 0) {
+		char *lp = log_path(st->keys_path);
+		int rc = reader_open(r, lp);
+
+		free(lp);
+		if (rc)
+			return -1;
+	}
+	return reader_line(r, at, line);
+}
+
+/* A key line's key, commit and stage (line is cut up): 0, or -1. */
+static int split_key(struct strbuf *line, struct hash128 *key,
+		     struct sgit_oid *c, struct strbuf *stage)
+{
+	char *s = line->buf;
+
+	if (line->len <= KEY_PREFIX_LEN || strncmp(s, "key ", 4) ||
+	    s[36] != ' ' || s[77] != ' ')
+		return -1;
+	s[36] = s[77] = '\0';
+	strbuf_reset(stage);
+	return !is_hex(s + 4, HASH_HEX_LEN) || hash_from_hex(s + 4, key) ||
+			       sgit_oid_parse(s + 37, c) ||
+			       store_unescape(stage, s + 78, line->len - 78)
+		       ? -1
+		       : 0;
+}
+
+/* A tip line's commit and ref (line is cut up): 0, or -1. */
+static int split_tip(struct strbuf *line, struct sgit_oid *oid,
+		     struct strbuf *ref)
+{
+	char *s = line->buf;
+
+	if (line->len <= 45 || strncmp(s, "tip ", 4) || s[44] != ' ')
+		return -1;
+	s[44] = '\0';
+	strbuf_reset(ref);
+	return sgit_oid_parse(s + 4, oid) ||
+			       store_unescape(ref, s + 45, line->len - 45)
+		       ? -1
+		       : 0;
+}
+
+/* Note i's tip: its ref and commit. */
+static int note_tip(struct store *st, const struct keys *k, struct reader *r,
+		    size_t i, struct strbuf *line, struct sgit_oid *oid,
+		    struct strbuf *ref)
+{
+	uint64_t at = k->note[i] >> 1;
+
+	if (note_line(st, k, r, at, line))
+		return -1;
+	return note_line(st, k, r, at + line->len + 1, line) ||
+			       split_tip(line, oid, ref)
+		       ? -1
+		       : 0;
+}
+
+/* A note's tag: 32 bits of its key, both halves mixed (the key is a
+ * hash, but a test's may have one half zero). */
+static uint32_t note_tag(const struct hash128 *key)
+{
+	uint64_t x = key->high ^ key->low;
+
+	return (uint32_t)(x ^ (x >> 32));
+}
+
+static void note_hash(struct keys *k, uint64_t v)
+{
+	size_t i = (uint32_t)(v >> 32) & (k->note_cap - 1);
+
+	while (k->note_slot[i])
+		i = (i + 1) & (k->note_cap - 1);
+	k->note_slot[i] = v;
+}
+
+/* A commit noted while mapped: its lines to pending, a note of where. */
+static void note_add(struct keys *k, const struct hash128 *key,
+		     const struct sgit_oid *c, const char *stage,
+		     const char *ref)
+{
+	uint64_t tag = note_tag(key);
+
+	if (k->note_nr >= UINT32_MAX - 1) {
+		fputs("pipe: fatal: the run-cache index noted 4 billion "
+		      "commits\n",
+		      stderr);
+		abort();
+	}
+	ALLOC_GROW(k->note, k->note_nr + 1, k->note_alloc);
+	k->note[k->note_nr] = (uint64_t)(k->log_whole + k->pending.len) << 1;
+	format_key(&k->pending, key, c, stage);
+	format_tip(&k->pending, ref, c);
+	if ((k->note_nr + 1) * 4 > k->note_cap * 3) {
+		uint64_t *old = k->note_slot;
+		size_t old_cap = k->note_cap;
+
+		k->note_cap = old_cap ? old_cap * 2 : 64;
+		k->note_slot = xcalloc(k->note_cap, sizeof(*k->note_slot));
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				note_hash(k, old[i]);
+		free(old);
+	}
+	note_hash(k, tag << 32 | (k->note_nr + 1));
+	k->note_nr++;
+}
+
+/* The newest note with key (of stage, unless NULL): 1 and its commit in
+ * out, 0 none, -1 when a note's line cannot be read back. */
+static int find_note(struct store *st, const struct keys *k, const char *stage,
+		     const struct hash128 *key, struct sgit_oid *out)
+{
+	struct reader r = READER_INIT(256);
+	struct strbuf line = STRBUF_INIT, name = STRBUF_INIT;
+	uint32_t tag = note_tag(key);
+	size_t best = 0;
+	int ret = 0;
+
+	for (size_t i = tag & (k->note_cap - 1); k->note_cap && k->note_slot[i];
+	     i = (i + 1) & (k->note_cap - 1)) {
+		uint64_t v = k->note_slot[i];
+		size_t n = (uint32_t)v;
+		struct hash128 h;
+		struct sgit_oid c;
+
+		if ((uint32_t)(v >> 32) != tag || n <= best)
+			continue;
+		if (note_line(st, k, &r, k->note[n - 1] >> 1, &line) ||
+		    split_key(&line, &h, &c, &name)) {
+			ret = -1;
+			break;
+		}
+		if (hash_equal(&h, key) &&
+		    (!stage || !strcmp(name.buf, stage))) {
+			best = n;
+			*out = c;
+			ret = 1;
+		}
+	}
+	reader_close(&r);
+	strbuf_release(&line);
+	strbuf_release(&name);
+	return ret;
+}
+
+/* pending to the log with "refs <refs>": the notes in it now point
+ * there. 0, or -1 (pending kept for the next try). */
+static int notes_append(struct store *st, struct keys *k, const char *refs)
+{
+	uint64_t old = k->log_whole, base;
+
+	if (append_log(st->keys_path, k, refs, &base))
+		return -1;
+	if (base != old)
+		for (size_t i = 0; i < k->note_nr; i++)
+			if (k->note[i] >> 1 >= old)
+				k->note[i] += (base - old) << 1;
+	strcpy(k->refs, refs);
+	strbuf_reset(&k->pending);
+	return 0;
+}
+
+/* Before a rebuild drops the notes: what they moved and packed, as the
+ * tips of a loaded index keep it. A note that cannot be read is left
+ * out (the save then cannot say the refs are covered). */
+static void notes_to_tips(struct store *st, struct keys *k)
+{
+	struct reader r = READER_INIT(65536);
+	struct strbuf line = STRBUF_INIT, ref = STRBUF_INIT;
+	struct sgit_oid oid;
+
+	for (size_t i = 0; i < k->note_nr; i++) {
+		if (note_tip(st, k, &r, i, &line, &oid, &ref))
+			continue;
+		set_tip(&k->noted_before, ref.buf, &oid);
+		if (k->note[i] & 1)
+			set_tip(&k->ours.other, ref.buf, &oid);
+	}
+	reader_close(&r);
+	strbuf_release(&line);
+	strbuf_release(&ref);
+}
+
+/* The notes of the batch not yet in the log (pending's), by ref: the
+ * last for each, as its index + 1 in *out (note index, commit). */
+struct batch_note {
+	size_t note;
+	struct sgit_oid oid;
+};
+
+static void batch_notes(struct store *st, const struct keys *k,
+			struct strmap *by_ref, struct strvec *refs,
+			struct batch_note **out)
+{
+	struct reader none = READER_INIT(0);
+	struct strbuf line = STRBUF_INIT, ref = STRBUF_INIT;
+	size_t first = k->note_nr, n = 0;
+
+	while (first && k->note[first - 1] >> 1 >= k->log_whole)
+		first--;
+	*out = xcalloc(k->note_nr - first + 1, sizeof(**out));
+	strmap_init(by_ref, k->note_nr - first);
+	for (size_t i = first; i < k->note_nr; i++) {
+		struct sgit_oid oid;
+
+		if (note_tip(st, k, &none, i, &line, &oid, &ref))
+			continue;
+		(*out)[n].note = i;
+		(*out)[n].oid = oid;
+		strvec_push(refs, ref.buf);
+		strmap_put(by_ref, refs->v[refs->nr - 1], (void *)(++n));
+	}
+	strbuf_release(&line);
+	strbuf_release(&ref);
+}
+
+/* A note's ref by the hash of its name, for the last of each. */
+struct note_ref {
+	uint64_t hash;
+	size_t i;
+};
+
+static int cmp_note_ref(const void *a, const void *b)
+{
+	const struct note_ref *x = a, *y = b;
+
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Which notes are a ref's last (1 in last[i]): a ref noted twice, its
+ * older notes left out. 0, or -1 when a line cannot be read or two refs
+ * share a hash (not sorted out). */
+static int last_notes(struct store *st, const struct keys *k, char *last)
+{
+	struct reader r = READER_INIT(65536);
+	struct strbuf line = STRBUF_INIT, ref = STRBUF_INIT,
+		      other = STRBUF_INIT;
+	struct note_ref *v = xcalloc(k->note_nr + 1, sizeof(*v));
+	struct sgit_oid oid;
+	int ret = -1;
+
+	for (size_t i = 0; i < k->note_nr; i++) {
+		if (note_tip(st, k, &r, i, &line, &oid, &ref))
+			goto out;
+		v[i].hash = ref_hash(ref.buf);
+		v[i].i = i;
+	}
+	qsort(v, k->note_nr, sizeof(*v), cmp_note_ref);
+	for (size_t j = 0; j < k->note_nr; j++) {
+		int later = j + 1 < k->note_nr && v[j + 1].hash == v[j].hash;
+
+		last[v[j].i] = !later;
+		if (!later) /* the same ref, or two that share a hash? */
+			continue;
+		if (note_tip(st, k, &r, v[j].i, &line, &oid, &ref) ||
+		    note_tip(st, k, &r, v[j + 1].i, &line, &oid, &other) ||
+		    strcmp(ref.buf, other.buf))
+			goto out;
+	}
+	ret = 0;
+out:
+	reader_close(&r);
+	free(v);
+	strbuf_release(&line);
+	strbuf_release(&ref);
+	strbuf_release(&other);
+	return ret;
+}
+
+/* The tips this process noted while mapped (newer than the rest), into
+ * moved_by_us's maps: a ref among the few those hold gets its last noted
+ * value there; any other must have been packed with it by one of our
+ * rewrites of packed-refs (marked: a run packs every ref it moves).
+ * 1 when the notes fit, else 0 (then the next process reads the refs).
+ * held keeps the values put. */
+static int notes_moved(struct store *st, const struct keys *k, int ours,
+		       struct strmap *want, struct strvec *names,
+		       const struct strmap *loose, struct strmap *packed,
+		       struct strvec *pnames, struct strvec *held)
+{
+	struct reader r = READER_INIT(65536);
+	struct strbuf line = STRBUF_INIT, ref = STRBUF_INIT;
+	char *last = xcalloc(k->note_nr + 1, 1);
+	int ret = 0;
+
+	if (last_notes(st, k, last))
+		goto out;
+	for (size_t i = 0; i < k->note_nr; i++) {
+		int mark = ours && (k->note[i] & 1);
+		struct sgit_oid oid;
+		char hex[SGIT_HEXSZ + 1];
+		const char *v, *p;
+
+		if (!last[i])
+			continue;
+		if (note_tip(st, k, &r, i, &line, &oid, &ref))
+			goto out;
+		if (!strmap_get(want, ref.buf) && !strmap_get(loose, ref.buf) &&
+		    !strmap_get(packed, ref.buf)) {
+			if (!mark) /* neither loose nor packed by us */
+				goto out;
+			continue;
+		}
+		sgit_oid_hex(&oid, hex);
+		strvec_push(held, hex);
+		v = held->v[held->nr - 1];
+		if (!strmap_get(want, ref.buf)) {
+			strvec_push(names, ref.buf);
+			strmap_put(want, names->v[names->nr - 1], (void *)v);
+		} else {
+			strmap_put(want, ref.buf, (void *)v); /* its key kept */
+		}
+		if (!mark)
+			continue;
+		p = strmap_get(packed, ref.buf);
+		if (p && strcmp(p, v)) /* packed after by another value */
+			goto out;
+		if (!p) {
+			strvec_push(pnames, ref.buf);
+			strmap_put(packed, pnames->v[pnames->nr - 1],
+				   (void *)v);
+		}
+	}
+	ret = 1;
+out:
+	reader_close(&r);
+	free(last);
+	strbuf_release(&line);
+	strbuf_release(&ref);
+	return ret;
+}
+
+/* A fold without the index in memory: the file's key lines (sorted) and
+ * the log's (sorted here by key, then by place: older first) merged, the
+ * file's tips but those the log moved, then the log's last tip for each
+ * ref. What it holds is 24 bytes for each key line of the log and 16 for
+ * each tip, not the entries and tips loaded and the text (at 100,000
+ * stages ~13 MB, then 30 MB more at the end of a full run). */
+struct log_key {
+	struct hash128 key;
+	uint64_t at;
+};
+
+struct log_tip {
+	uint64_t hash, at;
+};
+
+static int cmp_log_key(const void *a, const void *b)
+{
+	const struct log_key *x = a, *y = b;
+
+	if (x->key.high != y->key.high)
+		return x->key.high < y->key.high ? -1 : 1;
+	if (x->key.low != y->key.low)
+		return x->key.low < y->key.low ? -1 : 1;
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+static int cmp_log_tip(const void *a, const void *b)
+{
+	const struct log_tip *x = a, *y = b;
+
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+/* The last tip line of the log for a ref's hash, or NULL. */
+static const struct log_tip *last_tip(const struct log_tip *v, size_t nr,
+				      uint64_t hash)
+{
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].hash < hash)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nr && v[lo].hash == hash ? &v[lo] : NULL;
+}
+
+struct fold {
+	struct log_key *keys;
+	size_t keys_nr, keys_alloc;
+	struct log_tip *tips;
+	size_t tips_nr, tips_alloc;
+	size_t key_bytes;
+	uint64_t start; /* the log's first line */
+};
+
+/* The log's key and tip lines, where they are (a tip by its ref's hash,
+ * its last line only). */
+static int fold_scan(struct reader *lr, const struct keys *k, struct fold *f)
+{
+	struct strbuf line = STRBUF_INIT;
+	size_t n = 0;
+	int ret = 0;
+
+	for (uint64_t at = f->start; at < k->log_whole; at += line.len + 1) {
+		if (reader_line(lr, at, &line)) {
+			ret = -1;
+			break;
+		}
+		if (line.len > KEY_PREFIX_LEN && !memcmp(line.buf, "key ", 4)) {
+			struct log_key *e;
+
+			ALLOC_GROW(f->keys, f->keys_nr + 1, f->keys_alloc);
+			e = &f->keys[f->keys_nr];
+			line.buf[4 + HASH_HEX_LEN] = '\0';
+			if (!is_hex(line.buf + 4, HASH_HEX_LEN) ||
+			    hash_from_hex(line.buf + 4, &e->key)) {
+				ret = -1;
+				break;
+			}
+			e->at = at;
+			f->keys_nr++;
+			f->key_bytes += line.len + 1;
+		} else if (line.len > 45 && !memcmp(line.buf, "tip ", 4)) {
+			ALLOC_GROW(f->tips, f->tips_nr + 1, f->tips_alloc);
+			f->tips[f->tips_nr].hash = ref_hash(line.buf + 45);
+			f->tips[f->tips_nr++].at = at;
+		}
+	}
+	qsort(f->keys, f->keys_nr, sizeof(*f->keys), cmp_log_key);
+	qsort(f->tips, f->tips_nr, sizeof(*f->tips), cmp_log_tip);
+	for (size_t i = 0; i < f->tips_nr; i++) /* the last of each */
+		if (!n || f->tips[n - 1].hash != f->tips[i].hash)
+			f->tips[n++] = f->tips[i];
+		else
+			f->tips[n - 1] = f->tips[i];
+	f->tips_nr = n;
+	strbuf_release(&line);
+	return ret;
+}
+
+/* The merged key lines, then the tips, into o. */
+static int fold_write(struct reader *fr, struct reader *lr, struct reader *rr,
+		      const struct keys *k, const struct fold *f,
+		      struct out_file *o)
+{
+	struct strbuf line = STRBUF_INIT, lline = STRBUF_INIT;
+	uint64_t at = k->key_beg;
+	size_t j = 0;
+	int ret = -1;
+
+	while (at < k->key_end || j < f->keys_nr) {
+		int file_first = at < k->key_end;
+
+		if (file_first && reader_line(fr, at, &line))
+			goto out;
+		if (file_first && j < f->keys_nr) {
+			char hex[HASH_HEX_LEN + 1];
+
+			hash_to_hex(&f->keys[j].key, hex);
+			file_first =
+				line.len > KEY_PREFIX_LEN &&
+				memcmp(line.buf + 4, hex, HASH_HEX_LEN) <= 0;
+		}
+		if (file_first) {
+			at += line.len + 1;
+			out_line(o, &line);
+			continue;
+		}
+		if (reader_line(rr, f->keys[j++].at, &lline))
+			goto out;
+		out_line(o, &lline);
+	}
+	for (at = k->key_end; at < k->map_len; at += line.len + 1) {
+		if (reader_line(fr, at, &line))
+			goto out;
+		if (line.len > 45 && !memcmp(line.buf, "tip ", 4) &&
+		    last_tip(f->tips, f->tips_nr, ref_hash(line.buf + 45)))
+			continue; /* the log moved it */
+		out_line(o, &line);
+	}
+	for (at = f->start; at < k->log_whole; at += line.len + 1) {
+		const struct log_tip *t;
+
+		if (reader_line(lr, at, &line))
+			goto out;
+		if (line.len <= 45 || memcmp(line.buf, "tip ", 4) ||
+		    !(t = last_tip(f->tips, f->tips_nr,
+				   ref_hash(line.buf + 45))) ||
+		    t->at != at)
+			continue;
+		out_line(o, &line);
+	}
+	ret = 0;
+out:
+	strbuf_release(&line);
+	strbuf_release(&lline);
+	return ret;
+}
+
+/* Fold the log into a new file (the refs it covers: refs). 0, or -1. */
+static int fold_file(struct store *st, const struct keys *k, const char *refs,
+		     struct error *err)
+{
+	struct reader fr = READER_INIT(65536), lr = READER_INIT(65536),
+		      rr = READER_INIT(256);
+	struct fold f = {0};
+	struct out_file o;
+	char *lp = log_path(st->keys_path);
+	int ret = -1;
+
+	f.start = strlen(LOG_MAGIC) + HASH_HEX_LEN + 1;
+	if (reader_open(&fr, st->keys_path) ||
+	    (k->log_whole && (reader_open(&lr, lp) || reader_open(&rr, lp))))
+		goto out;
+	if (k->log_whole && fold_scan(&lr, k, &f))
+		goto out;
+	if (out_begin(&o, st->keys_path, refs,
+		      k->key_end - k->key_beg + f.key_bytes, err))
+		goto out;
+	if (fold_write(&fr, &lr, &rr, k, &f, &o)) {
+		out_abort(&o);
+		goto out;
+	}
+	ret = out_finish(&o, err);
+out:
+	reader_close(&fr);
+	reader_close(&lr);
+	reader_close(&rr);
+	free(f.keys);
+	free(f.tips);
+	free(lp);
+	return ret;
+}
+
 /* "<ref> <commit>" for each tip of a, then each of b marked (noted, or
  * packed): a's are older. */
 static void tip_lines(const struct tip_set *a, const struct tip_set *b,
@@ -918,12 +1667,13 @@ static void packed_lines(const struct keys *k, struct strvec *out)
  * packed and that is not loose now has the value noted or seen. A run of
  * two stages then does not cost the next one a load of the whole index
  * and a read of every ref. */
-static int moved_by_us(const struct keys *k, const struct refs_seen *now)
+static int moved_by_us(struct store *st, const struct keys *k,
+		       const struct refs_seen *now)
 {
 	struct strmap want = {0}, loose = {0}, packed = {0};
 	struct strvec names = STRVEC_INIT, lnames = STRVEC_INIT,
 		      pnames = STRVEC_INIT, noted = STRVEC_INIT,
-		      plines = STRVEC_INIT;
+		      plines = STRVEC_INIT, held = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int ret = 0, ours = 0;
 
@@ -945,6 +1695,9 @@ static int moved_by_us(const struct keys *k, const struct refs_seen *now)
 		packed_lines(k, &plines);
 	strmap_init(&packed, plines.nr);
 	want_lines(&packed, &pnames, &plines);
+	if (k->note_nr && !notes_moved(st, k, ours, &want, &names, &loose,
+				       &packed, &pnames, &held))
+		goto out;
 	for (size_t i = 0; i < now->loose.nr; i++) { /* loose: noted or seen */
 		const char *v,
 			*w = line_value(&want, &name, now->loose.v[i], &v);
@@ -979,6 +1732,7 @@ out:
 	strvec_clear(&pnames);
 	strvec_clear(&noted);
 	strvec_clear(&plines);
+	strvec_clear(&held);
 	strbuf_release(&name);
 	return ret;
 }
@@ -987,10 +1741,15 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 {
 	struct keys *k = st->keys;
 	struct strbuf name = STRBUF_INIT;
+	struct strmap batch = {0};
+	struct strvec brefs = STRVEC_INIT;
+	struct batch_note *bn = NULL;
 	const char *from;
 
 	if (!k || !rep->rewritten)
 		return;
+	if (k->note_nr)
+		batch_notes(st, k, &batch, &brefs, &bn);
 	from = k->ours.after.len ? k->ours.after.buf : k->seen.packed.buf;
 	if (strcmp(rep->before.buf, from))
 		k->ours.broken = 1;
@@ -1000,6 +1759,7 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 		const char *line = rep->packed.v[i], *sp = strchr(line, ' ');
 		struct sgit_oid oid;
 		struct key_tip *t;
+		size_t n;
 
 		strbuf_reset(&name);
 		if (!sp || sgit_oid_parse(sp + 1, &oid)) {
@@ -1008,7 +1768,18 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 		}
 		strbuf_add(&name, line, (size_t)(sp - line));
 		/* a tip with this value is marked, not copied: a run packs
-		 * every ref it moves */
+		 * every ref it moves; a note of this batch's the same */
+		n = (size_t)strmap_get(&batch, name.buf);
+		if (n && sgit_oid_equal(&bn[n - 1].oid, &oid)) {
+			k->note[bn[n - 1].note] |= 1;
+			if ((t = find_tip(&k->ours.other, name.buf)))
+				t->oid = oid; /* this packing is the last */
+			if ((t = find_tip(&k->tips, name.buf))) {
+				t->oid = oid;
+				t->packed = 0;
+			}
+			continue;
+		}
 		t = find_tip(&k->tips, name.buf);
 		if (t && sgit_oid_equal(&t->oid, &oid)) {
 			t->packed = 1;
@@ -1019,6 +1790,9 @@ void keys_packed(struct store *st, const struct sgit_packed_report *rep)
 			t->packed = 0;
 	}
 	strbuf_release(&name);
+	strmap_release(&batch);
+	strvec_clear(&brefs);
+	free(bn);
 }
 
 /* Index the commits the refs gained since the index was written. Returns
@@ -1128,6 +1902,37 @@ out:
 	return ret;
 }
 
+/* An index rebuilt at the start of a process, written at once and
+ * mapped: what the process learns then goes to the log at each flush and
+ * is read back from there, not held to its end (a full run's 100,000
+ * entries and tips, and their text at the end). Left as it is when it
+ * cannot be written. */
+static void to_mapped(struct store *st, struct keys *k)
+{
+	struct error err = ERROR_INIT;
+	struct keys *m = keys_new();
+
+	/* it covers the refs seen: synced with them just now */
+	if (write_file(st->keys_path, k, k->seen.digest, &err) ||
+	    map_file(st->keys_path, m)) {
+		error_release(&err);
+		keys_clear(m);
+		free(m);
+		return;
+	}
+	keys_clear_entries(k);
+	k->map = m->map;
+	k->map_len = m->map_len;
+	k->key_beg = m->key_beg;
+	k->key_end = m->key_end;
+	memcpy(k->id, m->id, sizeof(k->id));
+	memcpy(k->refs, m->refs, sizeof(k->refs));
+	k->mapped = 1;
+	m->map = NULL;
+	keys_clear(m);
+	free(m);
+}
+
 /* Bring the index up to date: read and checked against the refs the
  * first time (kept in st afterwards: a run of 2,000 stages looks up 2,000
  * keys, and syncing each time would be quadratic), synced with them when
@@ -1138,7 +1943,7 @@ out:
 static int keys_open(struct store *st, int rebuild, struct error *err)
 {
 	struct keys *k = st->keys;
-	int rc = 1;
+	int rc = 1, first = !k;
 
 	if (k && k->synced && !rebuild)
 		return 0;
@@ -1151,9 +1956,12 @@ static int keys_open(struct store *st, int rebuild, struct error *err)
 	if (!rebuild)
 		rc = k->mapped ? 0 : keys_sync(st, k, err);
 	if (rc == 1) {
+		notes_to_tips(st, k);
 		keys_clear_entries(k);
 		k->rewrite = 1;
 		rc = keys_sync(st, k, err);
+		if (!rc && first)
+			to_mapped(st, k);
 	}
 	if (rc) {
 		keys_clear(k);
@@ -1176,6 +1984,18 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 	if (!k || !k->synced || !key || strlen(key) != HASH_HEX_LEN ||
 	    !is_hex(key, HASH_HEX_LEN) || hash_from_hex(key, &h))
 		return;
+	if (k->mapped) {
+		/* a tip of the log's: moved, as a loaded index would */
+		t = find_tip(&k->tips, ref);
+		if (t && !sgit_oid_equal(&t->oid, commit)) {
+			if (t->packed)
+				set_tip(&k->ours.other, ref, &t->oid);
+			t->packed = 0;
+			t->oid = *commit;
+		}
+		note_add(k, &h, commit, stage, ref);
+		return;
+	}
 	learn_key(k, &h, commit, stage);
 	t = find_tip(&k->tips, ref);
 	if (t && t->packed && !sgit_oid_equal(&t->oid, commit)) {
@@ -1198,12 +2018,17 @@ void keys_note(struct store *st, const char *ref, const struct sgit_oid *commit,
 void keys_flushed(struct store *st)
 {
 	struct keys *k = st->keys;
+	uint64_t base;
 
+	if (k && k->synced && k->mapped && k->pending.len) {
+		notes_append(st, k, NO_REFS); /* else kept for the next */
+		return;
+	}
 	if (!k || !k->synced || k->rewrite || k->fold || !k->pending.len)
 		return;
 	/* the refs this covers are moved, but the digest of them all is
 	 * for the save to say: "-" until then, as a kill would leave it */
-	if (append_log(st->keys_path, k, NO_REFS)) {
+	if (append_log(st->keys_path, k, NO_REFS, &base)) {
 		k->rewrite = 1; /* the save writes the whole file */
 		strbuf_release(&k->pending);
 		return;
@@ -1212,50 +2037,36 @@ void keys_flushed(struct store *st)
 	strbuf_reset(&k->pending);
 }
 
-/* The file's entries and tips, then k's (newer), into all. */
-static int load_mapped(const struct keys *k, struct keys *all)
-{
-	if (parse_lines(all, k->map + k->key_beg, k->map_len - k->key_beg))
-		return -1;
-	for (size_t i = 0; i < k->nr; i++)
-		add_key(all, &k->v[i].key, &k->v[i].commit,
-			entry_stage(k, &k->v[i]));
-	for (size_t i = 0; i < k->tips.nr; i++)
-		set_tip(&all->tips, tip_ref(&k->tips, i), &k->tips.v[i].oid);
-	return 0;
-}
-
 /* Save what this process learnt: appended to the log, or the whole index
  * written anew when it was rebuilt or its log outgrew an eighth of it. */
 static int keys_save(struct store *st, struct keys *k, struct error *err)
 {
 	struct refs_seen now = {STRBUF_INIT, STRVEC_INIT, {0}};
-	struct keys *all = NULL;
 	const char *refs;
+	uint64_t base;
 	int ret = 0;
 
 	see_refs(st, &now);
-	refs = moved_by_us(k, &now) ? now.digest : NO_REFS;
+	refs = moved_by_us(st, k, &now) ? now.digest : NO_REFS;
+	if (k->mapped) {
+		/* what is left to the log, then the log folded from disk
+		 * when it outgrew its share */
+		if ((k->pending.len || strcmp(refs, k->refs)) &&
+		    notes_append(st, k, refs))
+			ret = -1;
+		else if (!log_fits(k))
+			ret = fold_file(st, k, refs, err);
+		goto out;
+	}
 	if (!k->rewrite && !k->fold && !k->pending.len &&
 	    !strcmp(refs, k->refs))
 		goto out;
 	if (!k->rewrite && !k->fold && log_fits(k)) {
-		ret = append_log(st->keys_path, k, refs);
+		ret = append_log(st->keys_path, k, refs, &base);
 		goto out;
 	}
-	if (k->mapped) {
-		all = keys_new();
-		if (load_mapped(k, all)) {
-			ret = -1; /* damaged: the next process rebuilds it */
-			goto out;
-		}
-	}
-	ret = write_file(st->keys_path, all ? all : k, refs, err);
+	ret = write_file(st->keys_path, k, refs, err);
 out:
-	if (all) {
-		keys_clear(all);
-		free(all);
-	}
 	seen_release(&now);
 	return ret;
 }
@@ -1344,13 +2155,19 @@ static int keys_lookup(struct store *st, const struct keys *k,
 	struct key_info ki = {0, {0}, STRBUF_INIT};
 	struct keys *found = NULL;
 	const struct key_entry *e = NULL;
+	struct sgit_oid commit;
 	struct hash128 h;
-	int rc = 0;
+	int rc = 0, noted = 0;
 
 	if (hash_from_hex(key, &h))
 		goto out;
-	e = find_entry(k, stage, &h);
-	if (!e && k->mapped) {
+	if (k->note_nr && (noted = find_note(st, k, stage, &h, &commit)) < 0) {
+		rc = 2;
+		goto out;
+	}
+	if (!noted)
+		e = find_entry(k, stage, &h);
+	if (!noted && !e && k->mapped && k->key_beg < k->key_end) {
 		found = keys_new();
 		if (search_file(k, key, found)) {
 			rc = 2;
@@ -1358,14 +2175,16 @@ static int keys_lookup(struct store *st, const struct keys *k,
 		}
 		e = find_entry(found, stage, &h);
 	}
-	if (!e)
+	if (!noted && !e)
 		goto out;
-	if (!sgit_object_exists(st->git, &e->commit) ||
-	    commit_key(st, &e->commit, &ki, err) <= 0 || strcmp(ki.key, key)) {
+	if (e)
+		commit = e->commit;
+	if (!sgit_object_exists(st->git, &commit) ||
+	    commit_key(st, &commit, &ki, err) <= 0 || strcmp(ki.key, key)) {
 		rc = 2;
 		goto out;
 	}
-	*out = e->commit;
+	*out = commit;
 	rc = 1;
 out:
 	if (found) {

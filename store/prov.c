@@ -652,6 +652,7 @@ void store_run_add_stage(struct store_run *r, const char *stage,
 	/* borrowed names stay so: the caller keeps stage as long */
 	r->stages[r->stages_nr].stage =
 		r->names_borrowed ? (char *)stage : xstrdup(stage);
+	r->stages[r->stages_nr].ours = 0;
 	snprintf(r->stages[r->stages_nr++].commit, STORE_ID_SIZE, "%s", commit);
 }
 

@@ -423,7 +423,8 @@ static int check_shard(struct store *st, const struct store_run *run,
 			ret = error_set(err, EXIT_USAGE,
 					"stage '%s' appears twice in a run",
 					run->stages[i].stage);
-		else if (!in_prev(prev, b->entries[i], &b->oids[i]))
+		else if (!run->stages[i].ours &&
+			 !in_prev(prev, b->entries[i], &b->oids[i]))
 			ret = check_stage_commit(st, &run->stages[i], &oid,
 						 err);
 	}

@@ -239,7 +239,10 @@ int store_batch_flush(struct store *st, struct error *err)
 		keys_flushed(st);
 	for (size_t i = 0; i < st->pend_nr; i++)
 		free(st->pend[i].ref);
-	st->pend_nr = 0;
+	/* not kept at the largest batch's size to the end */
+	free(st->pend);
+	st->pend = NULL;
+	st->pend_nr = st->pend_alloc = 0;
 	strmap_release(&st->pend_at);
 	strbuf_release(&rep.before);
 	strbuf_release(&rep.after);
@@ -436,6 +439,7 @@ int store_run_add_heads(struct store *st, struct store_run *run,
 				return -1;
 			continue;
 		}
+		run->stages[i].ours = run->heads_ours && run->heads_ours[i];
 		run->stages[k++] = run->stages[i];
 	}
 	run->stages_nr = k;

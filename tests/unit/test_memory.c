@@ -370,9 +370,12 @@ static void test_saved_records_per_stage(void **state)
 }
 
 /* The stat cache's entries a full run adds (each stage's input and
- * output): 80 bytes in blocks, a flag byte, the path in an arena and
- * ~12 of hash table (~105 in all). With a malloc'd path, its hash kept
- * and an array grown by half, an entry took ~145. */
+ * output): merged into the file every 8,192 and an eighth of it, each
+ * then a record's offset, flag byte, path tag and slot (~15 bytes); the
+ * entries since the last merge are 80 bytes in blocks, a flag byte, the
+ * path in an arena and their slots (~95): ~35 in all at 20,000. Held to
+ * the end as entries they took ~105, and with a malloc'd path, its hash
+ * kept and an array grown by half ~145. */
 static void test_statcache_per_entry(void **state)
 {
 	char root[] = "/tmp/pipe-memory-test.XXXXXX";
@@ -401,7 +404,7 @@ static void test_statcache_per_entry(void **state)
 		strbuf_addf(&path, "in/%d", i);
 		statcache_commit(sc, path.buf, &p);
 	}
-	report("stat cache entries", heap_used() - before, 115);
+	report("stat cache entries", heap_used() - before, 39);
 	assert_int_equal(statcache_save(sc, &err), 0);
 	statcache_free(sc);
 	fs_remove_tree(root);
@@ -409,14 +412,16 @@ static void test_statcache_per_entry(void **state)
 	error_release(&err);
 }
 
-/* The run-cache index's entries and tips for the commits a full run
- * makes (keys_note, the index written whole at the end) and the refs
- * its flushes pack (keys_packed, a batch of 1,000 at a time): an entry
- * of 40 bytes and its stage's name, a tip of 28 (marked noted, then
- * packed) and its ref's, their tables (~136 in all). With a hex key, a
+/* The run-cache index's notes of the commits a full run makes
+ * (keys_note: the index is written at once, its lines go to the log at
+ * each flush and are read back from there) and the refs its flushes
+ * pack (keys_packed, a batch of 1,000 at a time, then keys_flushed): 8
+ * bytes a note (where its lines are, and a packed flag) and its 8-byte
+ * slot by key, ~29 in all. Entries of 40 bytes and tips of 28 with
+ * their names and tables, held to the end, took ~136; with a hex key, a
  * malloc per name, a strmap of the tips, a "<ref> <commit>" string per
  * ref noted and another per ref packed, and the text of every line kept
- * for the log, a commit took ~640. */
+ * for the log, ~640. */
 static void test_keys_per_note(void **state)
 {
 	char root[] = "/tmp/pipe-memory-test.XXXXXX";
@@ -449,14 +454,15 @@ static void test_keys_per_note(void **state)
 		keys_note(st, ref.buf, &oid, key, ref.buf + 17);
 		sgit_oid_hex(&oid, hex);
 		strvec_pushf(&rep.packed, "%s %s", ref.buf, hex);
-		if (i % 1000 == 999) { /* the batch's refs moved */
+		if (i % 1000 == 999) { /* the batch's refs moved, flushed */
 			keys_packed(st, &rep);
 			strvec_clear(&rep.packed);
+			keys_flushed(st);
 		}
 	}
 	strbuf_release(&rep.before);
 	strbuf_release(&rep.after);
-	report("the index's new entries", heap_used() - before, 150);
+	report("the index's new entries", heap_used() - before, 32);
 	store_free(st);
 	fs_remove_tree(root);
 	strbuf_release(&path);

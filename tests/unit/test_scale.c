@@ -168,6 +168,26 @@ static void test_run_record(void **state)
 	store_run_add_stage(&run, "s1", id);
 	assert_int_equal(store_write_run(fx->st, &run, id, &fx->err), -1);
 	assert_non_null(strstr(fx->err.msg.buf, "is not a stage commit"));
+	error_release(&fx->err);
+	store_run_release(&run);
+	/* A head this process wrote as a stage commit (heads_ours) is not
+	 * read back to be checked: given the run commit, taken unread. */
+	store_run_init(&run);
+	{
+		const char *name = "s0";
+		const unsigned char ours = 1;
+		char head[STORE_ID_SIZE];
+
+		check(fx, store_resolve(fx->st, "runs", head, NULL, &fx->err));
+		run.heads_ours = &ours;
+		check(fx,
+		      store_run_add_heads(fx->st, &run, &name, 1, &fx->err));
+		run.heads_ours = NULL;
+		assert_int_equal(run.stages_nr, 1);
+		assert_true(run.stages[0].ours);
+		snprintf(run.stages[0].commit, STORE_ID_SIZE, "%s", head);
+		check(fx, store_write_run(fx->st, &run, id, &fx->err));
+	}
 	store_run_release(&run);
 	free(ids);
 }

@@ -62,6 +62,10 @@ static void lstat_rel(const char *rel, struct stat *st)
 	free(p);
 }
 
+/* Every test runs twice: as it is, and with the entries merged into the
+ * file every two (merge_every), as a long run merges them. */
+static size_t merge_every;
+
 static struct statcache *open_cache(void)
 {
 	struct statcache *sc = NULL;
@@ -69,6 +73,8 @@ static struct statcache *open_cache(void)
 
 	assert_int_equal(statcache_open(&sc, cache_path, &err), 0);
 	assert_non_null(sc);
+	if (merge_every)
+		statcache_set_merge_min(sc, merge_every);
 	return sc;
 }
 
@@ -91,6 +97,22 @@ static struct hash128 content_hash(const char *s)
 
 	hash_buf(s, strlen(s), &h);
 	return h;
+}
+
+/* rel, through sc, hashes as content does. */
+static void expect_hash(struct statcache *sc, const char *rel,
+			const char *content)
+{
+	struct hash128 h = hash_rel(sc, rel), want = content_hash(content);
+
+	assert_true(hash_equal(&h, &want));
+}
+
+/* The workspace emptied (for the next test, after many files). */
+static void clear_ws(void)
+{
+	assert_int_equal(fs_remove_tree(ws), 0);
+	assert_int_equal(mkdir(ws, 0700), 0);
 }
 
 static size_t misses(struct statcache *sc)
@@ -129,6 +151,14 @@ static int fresh(void **state)
 {
 	(void)state;
 	unlink(cache_path);
+	merge_every = 0;
+	return 0;
+}
+
+static int fresh_merging(void **state)
+{
+	fresh(state);
+	merge_every = 2;
 	return 0;
 }
 
@@ -383,8 +413,7 @@ static void test_many_entries(void **state)
 	}
 	assert_int_equal(misses(sc), 0);
 	statcache_free(sc);
-	assert_int_equal(fs_remove_tree(ws), 0);
-	assert_int_equal(mkdir(ws, 0700), 0);
+	clear_ws();
 }
 
 static void test_deleted_files_dropped(void **state)
@@ -539,6 +568,296 @@ static void test_not_regular(void **state)
 	statcache_free(sc);
 }
 
+/* The cache as another process would open it now (a kill here). */
+static size_t entries_on_disk(void)
+{
+	struct statcache *sc = open_cache();
+	size_t n = entries(sc);
+
+	statcache_free(sc);
+	return n;
+}
+
+/* Entries merged into the file during the session: found again in it
+ * without a read (lookups and statcache_known), the file whole on disk
+ * at each merge (a kill then loses only what came since), a file changed
+ * after its merge hashed again, and all of it after a save. */
+static void test_merge_during_session(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct error err = ERROR_INIT;
+	struct hash128 h, want;
+	struct stat st;
+	size_t on_disk = 0;
+	char name[64];
+
+	(void)state;
+	statcache_set_clock(sc, later_ns);
+	statcache_set_merge_min(sc, 16);
+	for (int i = 0; i < 300; i++) {
+		size_t now;
+
+		snprintf(name, sizeof(name), "m/d%d/f%d", i % 3, i);
+		put(name, name);
+		expect_hash(sc, name, name);
+		now = entries_on_disk();
+		assert_true(now >= on_disk && now <= (size_t)i + 1);
+		on_disk = now;
+	}
+	/* merged at 16, 32, ... then at an eighth of the file */
+	assert_true(on_disk >= 200 && on_disk < 300);
+	assert_int_equal(misses(sc), 300);
+	assert_int_equal(entries(sc), 300);
+	put("m/d1/f7", "changed after its merge");
+	for (int i = 299; i >= 0; i--) {
+		snprintf(name, sizeof(name), "m/d%d/f%d", i % 3, i);
+		want = content_hash(i == 7 ? "changed after its merge" : name);
+		expect_hash(sc, name,
+			    i == 7 ? "changed after its merge" : name);
+		lstat_rel(name, &st);
+		assert_int_equal(statcache_known(sc, name, &st, &h), 1);
+		assert_true(hash_equal(&h, &want));
+	}
+	assert_int_equal(misses(sc), 301);
+	assert_int_equal(entries(sc), 300);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	sc = open_cache();
+	assert_int_equal(entries(sc), 300);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "m/d%d/f%d", i % 3, i);
+		expect_hash(sc, name,
+			    i == 7 ? "changed after its merge" : name);
+	}
+	assert_int_equal(misses(sc), 0);
+	statcache_free(sc);
+	clear_ws();
+}
+
+/* A merge killed part way leaves the file as it was and its temp file
+ * beside, which nothing reads; a merged file cut anywhere is rebuilt, not
+ * trusted. */
+static void test_merge_torn(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct strbuf good = STRBUF_INIT, tmp = STRBUF_INIT;
+	char name[32];
+
+	(void)state;
+	statcache_set_clock(sc, later_ns);
+	statcache_set_merge_min(sc, 8);
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "t/f%d", i);
+		put(name, name);
+		hash_rel(sc, name);
+	}
+	statcache_free(sc); /* killed: never saved */
+	assert_int_equal(strbuf_read_file(&good, cache_path, 0), 0);
+	assert_int_equal(entries_on_disk(), 8);
+
+	strbuf_addf(&tmp, "%s.tmp.%d", cache_path, 999999);
+	assert_int_equal(fs_mkdir_parent(tmp.buf, 0777), 0);
+	{
+		FILE *fp = fopen(tmp.buf, "wb");
+
+		assert_non_null(fp);
+		assert_int_equal(fwrite(good.buf, 1, good.len / 2, fp),
+				 good.len / 2);
+		assert_int_equal(fclose(fp), 0);
+	}
+	assert_int_equal(entries_on_disk(), 8);
+	unlink(tmp.buf);
+
+	for (size_t n = 0; n < good.len; n += 5) {
+		write_raw(good.buf, n);
+		sc = open_cache();
+		assert_int_equal(entries(sc), 0);
+		statcache_set_clock(sc, later_ns);
+		for (int i = 0; i < 8; i++) {
+			snprintf(name, sizeof(name), "t/f%d", i);
+			expect_hash(sc, name, name);
+		}
+		assert_int_equal(misses(sc), 8);
+		statcache_free(sc);
+	}
+	strbuf_release(&good);
+	strbuf_release(&tmp);
+}
+
+/* A racy entry stays racy once merged: read again in the session and
+ * after a reopen, so a same-size write with mtime restored is seen. */
+static void test_merge_racy(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct hash128 h, want2 = content_hash("5678\n");
+	struct timespec times[2];
+	struct error err = ERROR_INIT;
+	struct stat st1;
+	char *p = full("r.txt"), name[32];
+
+	(void)state;
+	statcache_set_merge_min(sc, 4);
+	put("r.txt", "1234\n");
+	lstat_rel("r.txt", &st1);
+	hash_rel(sc, "r.txt");
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "x/f%d", i);
+		put(name, name);
+		hash_rel(sc, name);
+	}
+	assert_true(entries_on_disk() >= 4);
+	assert_int_equal(misses(sc), 9);
+	hash_rel(sc, "r.txt");
+	assert_int_equal(misses(sc), 10);
+
+	put("r.txt", "5678\n");
+	times[0] = st1.st_atim;
+	times[1] = st1.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, p, times, 0), 0);
+	assert_int_equal(statcache_hash_file(sc, ws, "r.txt", &st1, &h, &err),
+			 0);
+	assert_true(hash_equal(&h, &want2));
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	sc = open_cache();
+	assert_int_equal(statcache_hash_file(sc, ws, "r.txt", &st1, &h, &err),
+			 0);
+	assert_true(hash_equal(&h, &want2));
+	assert_int_equal(misses(sc), 1);
+	statcache_free(sc);
+	free(p);
+}
+
+/* A scan's batch is probed first (on threads) and committed after: when
+ * its commits merge, the probes before still land on their files (found
+ * again by path, the new files sorting before them), so the save of their
+ * walked folder keeps them, seen, and drops the deleted one, even with
+ * the last commit a merge. */
+static void test_probe_across_merge(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct statcache_probe pr[18];
+	struct error err = ERROR_INIT;
+	struct stat st;
+	char name[18][32];
+	char *gone = full("w/old");
+
+	(void)state;
+	statcache_set_clock(sc, later_ns);
+	put("w/old", "old");
+	hash_rel(sc, "w/old");
+	for (int i = 0; i < 10; i++) {
+		snprintf(name[i], sizeof(name[i]), "w/a%d", i);
+		put(name[i], name[i]);
+		hash_rel(sc, name[i]);
+	}
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+	unlink(gone);
+
+	sc = open_cache();
+	statcache_set_clock(sc, later_ns);
+	statcache_set_merge_min(sc, 4); /* at the 4th and 8th miss */
+	for (int i = 0; i < 18; i++) {
+		char *path;
+
+		if (i >= 10) {
+			snprintf(name[i], sizeof(name[i]), "w/0%d", i);
+			put(name[i], name[i]);
+		}
+		path = full(name[i]);
+		lstat_rel(name[i], &st);
+		memset(&pr[i], 0, sizeof(pr[i]));
+		pr[i].hint = SIZE_MAX;
+		assert_int_equal(statcache_probe(sc, AT_FDCWD, path, name[i],
+						 &st, &pr[i], &err),
+				 0);
+		assert_int_equal(pr[i].hit, i < 10);
+		free(path);
+	}
+	for (int i = 17; i >= 10; i--)
+		statcache_commit(sc, name[i], &pr[i]);
+	assert_int_equal(entries_on_disk(), 19);
+	for (int i = 0; i < 10; i++)
+		statcache_commit(sc, name[i], &pr[i]);
+	assert_int_equal(misses(sc), 8);
+	statcache_note_walked(sc, "w", NULL);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+
+	sc = open_cache();
+	assert_int_equal(entries(sc), 18);
+	statcache_set_clock(sc, later_ns);
+	for (int i = 0; i < 18; i++)
+		expect_hash(sc, name[i], name[i]);
+	assert_int_equal(misses(sc), 0);
+	statcache_free(sc);
+	free(gone);
+}
+
+/* Entry i of test_merge_large: no file, stat data of its own. */
+static void fake(struct strbuf *path, struct stat *st, struct hash128 *h, int i)
+{
+	strbuf_reset(path);
+	strbuf_addf(path, "big/%d/a-path-of-some-length", i);
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | 0644;
+	st->st_ino = (ino_t)i + 1;
+	st->st_size = i;
+	hash_buf(&i, sizeof(i), h);
+}
+
+static void expect_fake(struct statcache *sc, struct strbuf *path, int i)
+{
+	struct hash128 h, want;
+	struct stat st;
+
+	fake(path, &st, &want, i);
+	assert_int_equal(statcache_known(sc, path->buf, &st, &h), 1);
+	assert_true(hash_equal(&h, &want));
+}
+
+/* Merges of a file of megabytes (its pages given back as a merge reads
+ * them, read in again by lookups): every entry found with its hash, in the
+ * session and after a reopen. */
+static void test_merge_large(void **state)
+{
+	struct statcache *sc = open_cache();
+	struct strbuf path = STRBUF_INIT;
+	struct error err = ERROR_INIT;
+	int n = 30000;
+
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		struct statcache_probe p;
+
+		memset(&p, 0, sizeof(p));
+		fake(&path, &p.st, &p.hash, i);
+		p.hashed_ns = 10 * STATCACHE_RACY_NS;
+		statcache_commit(sc, path.buf, &p);
+	}
+	assert_int_equal(entries_on_disk(), 3 * 8192); /* MERGE_MIN */
+	for (int i = 0; i < n; i++)
+		expect_fake(sc, &path, i);
+	assert_int_equal(entries(sc), n);
+	assert_int_equal(statcache_save(sc, &err), 0);
+	statcache_free(sc);
+	sc = open_cache();
+	assert_int_equal(entries(sc), n);
+	for (int i = n - 1; i >= 0; i--)
+		expect_fake(sc, &path, i);
+	statcache_free(sc);
+	strbuf_release(&path);
+}
+
+/* The same test with the entries merged every two. */
+#define merging(f)                                                             \
+	{                                                                      \
+		"merging: " #f, f, fresh_merging, NULL, NULL                   \
+	}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +871,21 @@ int main(void)
 		cmocka_unit_test_setup(test_folder_became_file, fresh),
 		cmocka_unit_test_setup(test_reload_update_and_order, fresh),
 		cmocka_unit_test_setup(test_not_regular, fresh),
+		cmocka_unit_test_setup(test_merge_during_session, fresh),
+		cmocka_unit_test_setup(test_merge_torn, fresh),
+		cmocka_unit_test_setup(test_merge_racy, fresh),
+		cmocka_unit_test_setup(test_probe_across_merge, fresh),
+		cmocka_unit_test_setup(test_merge_large, fresh),
+		merging(test_hit_does_not_read),
+		merging(test_change_and_touch),
+		merging(test_racy_entry),
+		merging(test_save_only_when_changed),
+		merging(test_corrupt_files_rebuilt),
+		merging(test_many_entries),
+		merging(test_deleted_files_dropped),
+		merging(test_folder_became_file),
+		merging(test_reload_update_and_order),
+		merging(test_not_regular),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1093,6 +1093,170 @@ static void test_keys_noted_rebuild(void **state)
 	strbuf_release(&sb);
 }
 
+/* store_find_key finds key for stage, in commit. */
+static void expect_key(struct fx *fx, const char *stage, const char *key,
+		       const char *commit)
+{
+	char got[STORE_ID_SIZE];
+
+	assert_int_equal(store_find_key(fx->st, stage, key, got, &fx->err), 1);
+	assert_string_equal(got, commit);
+}
+
+/* The index says the refs' digest: the next process maps it. */
+static void expect_refs_known(struct fx *fx)
+{
+	char *refs = last_refs(fx);
+
+	assert_string_not_equal(refs, "-");
+	free(refs);
+}
+
+/* The number of lines of text that start with prefix. */
+static int count_lines(const char *text, const char *prefix)
+{
+	int n = 0;
+
+	for (const char *p = text; p && *p;
+	     p = strchr(p, '\n'), p = p ? p + 1 : p)
+		n += !strncmp(p, prefix, strlen(prefix));
+	return n;
+}
+
+/* A process that rebuilds the index writes it at once and then keeps
+ * only notes of what it learns (where the lines are, in the log or not
+ * yet): a key it noted is found before its batch is flushed and after,
+ * the newest of two commits with one key, for its stage only; at its end
+ * the index says the refs' digest. */
+static void test_keys_notes(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[4][STORE_ID_SIZE], got[STORE_ID_SIZE];
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	struct strbuf sb = STRBUF_INIT;
+
+	put_str(fx, "o.txt", "old");
+	commit(fx, "a", outs, key_n(1), c[0]);
+	unlink(keys);
+	reopen(fx);
+	/* rebuilt from the refs by the first lookup, and written then */
+	expect_key(fx, "a", key_n(1), c[0]);
+	assert_int_equal(keys_check_file(keys), 0);
+	store_batch_begin(fx->st);
+	put_str(fx, "o.txt", "one");
+	commit(fx, "a", outs, key_n(2), c[1]);
+	/* not flushed: read back from what waits for the log */
+	expect_key(fx, "a", key_n(2), c[1]);
+	put_str(fx, "o.txt", "two");
+	commit(fx, "b", outs, key_n(3), c[2]);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(3)));
+	/* flushed: read back from the log; newest first, by stage */
+	put_str(fx, "o.txt", "three");
+	commit(fx, "b", outs, key_n(3), c[3]);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	expect_key(fx, "b", key_n(3), c[3]);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(3), got, &fx->err),
+			 0);
+	expect_key(fx, NULL, key_n(2), c[1]);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(9), got, &fx->err),
+			 0);
+	reopen(fx);
+	expect_refs_known(fx);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(store_find_key(fx->st, i == 3 ? "b" : "a",
+						key_n(i < 3 ? i + 1 : 3), got,
+						&fx->err),
+				 i == 2 ? 0 : 1);
+		if (i != 2)
+			assert_string_equal(got, c[i]);
+	}
+	strbuf_release(&sb);
+}
+
+/* A flush whose append to the log fails keeps what it learnt for the
+ * next: found meanwhile, in the log after, and the index says the refs'
+ * digest at the end. A fold keeps the file's tips the log did not move
+ * and the log's last for each ref it moved. */
+static void test_keys_notes_kept(void **state)
+{
+	struct fx *fx = *state;
+	char *outs[] = {"o.txt", NULL};
+	char c[6][STORE_ID_SIZE], got[STORE_ID_SIZE];
+	char *keys = own(fx, "%s/pipe-keys", fx->git_dir);
+	char *log = own(fx, "%s/pipe-keys.log", fx->git_dir);
+	const char *names[] = {"a", "b", "c", "a", "b", "a"};
+	struct strbuf sb = STRBUF_INIT;
+
+	for (int i = 0; i < 3; i++) {
+		put(fx, "o.txt", &i, sizeof(i), 0644);
+		commit(fx, names[i], outs, key_n(i + 1), c[i]);
+	}
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	reopen(fx);
+	assert_int_equal(store_find_key(fx->st, "a", key_n(1), got, &fx->err),
+			 1);
+	assert_int_equal(mkdir(log, 0755), 0); /* no log can be written */
+	store_batch_begin(fx->st);
+	for (int i = 0; i < 2; i++) {
+		int n = 10 + i;
+
+		put(fx, "o.txt", &n, sizeof(n), 0644);
+		commit(fx, names[i], outs, key_n(n), c[3 + i]);
+	}
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	expect_key(fx, "b", key_n(11), c[4]);
+	assert_int_equal(rmdir(log), 0);
+	put_str(fx, "o.txt", "twelve");
+	commit(fx, "a", outs, key_n(12), c[5]);
+	CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	assert_int_equal(strbuf_read_file(&sb, log, 0), 0);
+	assert_non_null(strstr(sb.buf, key_n(10)));
+	assert_non_null(strstr(sb.buf, key_n(12)));
+	expect_key(fx, "a", key_n(10), c[3]);
+	reopen(fx);
+	expect_refs_known(fx);
+	for (int i = 0; i < 6; i++) {
+		int n = i < 3 ? i + 1 : 7 + i;
+
+		assert_int_equal(store_find_key(fx->st, names[i], key_n(n), got,
+						&fx->err),
+				 1);
+		assert_string_equal(got, c[i]);
+	}
+	/* many more: folded, one tip a ref, the moved ones' last */
+	store_batch_begin(fx->st);
+	for (int i = 0; i < 40; i++) {
+		int n = 100 + i;
+
+		put(fx, "o.txt", &n, sizeof(n), 0644);
+		commit(fx, names[i % 2], outs, key_n(n), c[i % 2]);
+		if (i % 10 == 9)
+			CHECK(fx, store_batch_flush(fx->st, &fx->err));
+	}
+	reopen(fx);
+	assert_int_equal(access(log, F_OK), -1);
+	strbuf_reset(&sb);
+	assert_int_equal(strbuf_read_file(&sb, keys, 0), 0);
+	assert_int_equal(count_lines(sb.buf, "tip "), 3);
+	assert_int_equal(count_lines(sb.buf, "key "), 46);
+	assert_int_equal(keys_check_file(keys), 0);
+	for (int i = 0; i < 3; i++) { /* each ref's tip: its last commit */
+		char *tip = fmt("tip %s refs/pipe/stages/%s\n", c[i], names[i]);
+
+		assert_non_null(strstr(sb.buf, tip));
+		free(tip);
+	}
+	expect_refs_known(fx);
+	expect_key(fx, "b", key_n(139), c[1]);
+	expect_key(fx, "c", key_n(3), c[2]);
+	strbuf_release(&sb);
+}
+
 static void test_reuse(void **state)
 {
 	struct fx *fx = *state;
@@ -2472,6 +2636,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_add_heads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_notes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keys_notes_kept, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_flushed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keys_noted_rebuild, setup,
