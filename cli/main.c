@@ -6,6 +6,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -279,6 +280,12 @@ int main(int argc, char **argv)
 
 	/* `pipe run | head` must not kill pipe and orphan its stages */
 	signal(SIGPIPE, SIG_IGN);
+	/* Blocks of 256 KB and up are mapped on their own and given back
+	 * whole when freed. glibc raises this bound to a freed block's size
+	 * (up to 32 MB) by default, and then takes later large blocks (a
+	 * pack merge's table, a save's buffer) from the heap, where a freed
+	 * one stays resident under whatever was allocated after it. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	log_trace_phase("started");
 	cli.pipefile_path = getenv("PIPEFILE");
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
