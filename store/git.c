@@ -332,12 +332,14 @@ static int load_libgit2(struct error *err)
 #define CACHE_MAX_BYTES (4 << 20)
 /* Packs are read through windows mapped from them, up to 1 GB each and
  * 8 GB in all by default: what a run reads stays in its resident set.
- * After a full run of 100,000 stages the run record reads each new stage
- * commit once, all over 60 MB of packs (+50 MB resident). Windows of 8 MB,
- * 32 MB mapped at most; at 20,000 stages, the same reads with windows of
- * a quarter of that took 342 ms against 374 and peaked 5 MB lower. */
-#define MWINDOW_BYTES ((size_t)8 << 20)
-#define MWINDOW_MAPPED_BYTES ((size_t)32 << 20)
+ * After a full run of 100,000 stages the run record read each new stage
+ * commit once, all over 60 MB of packs (+50 MB resident); a run of every
+ * stage again reads each one's previous tree and manifest. Windows of
+ * 2 MB, 8 MB mapped at most (8 and 32 MB before: at 20,000 stages the
+ * reads with windows of a quarter of that took 342 ms against 374 and
+ * peaked 5 MB lower). */
+#define MWINDOW_BYTES ((size_t)2 << 20)
+#define MWINDOW_MAPPED_BYTES ((size_t)8 << 20)
 /* Commits and trees are not cached at all: a run record checks each new
  * stage commit once (100,000 of them after a full run), a rerun reads
  * each stage's previous tree once, and the cache's accounting counts the
