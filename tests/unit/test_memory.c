@@ -649,13 +649,14 @@ static void test_sched_per_stage(void **state)
  * tips compact and its log's text not held, and the stat cache's
  * entries in blocks, ~2,100-2,300; with saved records stubs, the stat
  * cache merged as it goes, the index's notes in place of entries and
- * tips, and libgit2 given no removed pack to keep, ~300-380. */
+ * tips, and libgit2 given no removed pack to keep, ~300-530 (the
+ * batches flushed by time: what is pending at the end varies). */
 static void test_full_run_per_stage(void **state)
 {
 	(void)state;
 	if (!glibc_malloc())
 		skip();
-	run_per_stage(300, 1500, 1, 1, "a full run", 500);
+	run_per_stage(300, 1500, 1, 1, "a full run", 800);
 }
 
 /* What a run that reruns every stage (each command changed since the
