@@ -357,8 +357,10 @@ static int load_libgit2(struct error *err)
  * default: most are written once and read once by the next run. Merged
  * packs keep their entries' bytes as they are. */
 #define LOOSE_LEVEL 1
-/* More packs than this, and the small ones are merged (see merge_packs). */
+/* More packs than this, and the small ones are merged (see merge_packs),
+ * this many objects at most in one merge (merge_budget). */
 #define PACKS_MAX 16
+#define MERGE_MAX_OBJECTS (1u << 17)
 
 struct sgit {
 	char *dir;
@@ -1955,6 +1957,7 @@ out:
 struct pack_info {
 	char *stem; /* "pack-<hash>" */
 	unsigned long long size;
+	unsigned long long objects; /* as its index's size says */
 };
 
 static int cmp_pack(const void *a, const void *b)
@@ -1982,6 +1985,23 @@ static size_t geometric_split(const struct pack_info *p, size_t n)
 	while (split < n && p[split].size < 2 * merged)
 		merged += p[split++].size;
 	return split < 2 ? 2 : split;
+}
+
+/* How many of the first split packs one merge takes: no more objects
+ * than MERGE_MAX_OBJECTS, whose table a merge holds (32 bytes and a slot
+ * each). A merge of nearly the whole store, 420,000 objects at 100,000
+ * stages, was a full run's highest moment (+18 MB, and its peak moved by
+ * 14 MB with when it fell). Packs past that many are left as they are:
+ * more than PACKS_MAX of them may stay, one per MERGE_MAX_OBJECTS of the
+ * store; `pipe gc` packs everything into one. */
+static size_t merge_budget(const struct pack_info *p, size_t split)
+{
+	unsigned long long objects = 0;
+	size_t k = 0;
+
+	while (k < split && objects + p[k].objects <= MERGE_MAX_OBJECTS)
+		objects += p[k++].objects;
+	return k;
 }
 
 /* Write one pack of the objects in packs p[0..n); returns its stem. */
@@ -2024,7 +2044,15 @@ static size_t pack_infos(struct sgit *g, struct pack_info **out)
 			continue;
 		ALLOC_GROW(*out, n + 1, alloc);
 		(*out)[n].stem = xstrndup(names[i], len - 5);
-		(*out)[n++].size = (unsigned long long)st.st_size;
+		(*out)[n].size = (unsigned long long)st.st_size;
+		/* an index of version 2: 1,072 bytes and 28 an object, or
+		 * more with large offsets */
+		strbuf_setlen(&dir, dir.len - 5);
+		strbuf_addstr(&dir, ".idx");
+		(*out)[n++].objects =
+			stat(dir.buf, &st) || st.st_size < 1072
+				? 0
+				: (unsigned long long)(st.st_size - 1072) / 28;
 	}
 	free_names(names, nr);
 	strbuf_release(&dir);
@@ -2084,7 +2112,9 @@ static int merge_packs(struct sgit *g, struct error *err)
 	if (n <= PACKS_MAX)
 		goto out;
 	qsort(p, n, sizeof(*p), cmp_pack);
-	split = geometric_split(p, n);
+	split = merge_budget(p, geometric_split(p, n));
+	if (split < 2)
+		goto out;
 	if (!(stem = merge_into_one(g, p, split, err))) {
 		ret = -1;
 		goto out;

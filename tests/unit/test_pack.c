@@ -533,6 +533,64 @@ static void test_store_pending(void **state)
 	strbuf_release(&path);
 }
 
+/* A merge takes no more than 131,072 objects: a pack past that is left
+ * out of the merges of the small ones (its table was a full run's highest
+ * moment), and every object stays readable. */
+static void test_merge_budget(void **state)
+{
+	struct fx *f = *state;
+	struct sgit *g;
+	struct sgit_oid first, oid;
+	struct strbuf names = STRBUF_INIT, sb = STRBUF_INIT;
+	char text[64], *big;
+	size_t n = 140000;
+
+	assert_int_equal(sgit_open(&g, f->git, &f->err), 0);
+	for (size_t i = 0; i < n; i++) {
+		int len = snprintf(text, sizeof(text), "big %zu\n", i);
+
+		assert_int_equal(sgit_write_blob(g, text, (size_t)len,
+						 i ? &oid : &first, &f->err),
+				 0);
+	}
+	assert_int_equal(sgit_flush(g, &f->err), 0);
+	pack_files(f, &names);
+	big = xstrndup(names.buf, 45); /* "pack-<40 hex>" */
+	/* a second pack more than half the first's size: the geometric rule
+	 * alone merges the two (and the small ones), 220,000 objects */
+	for (size_t i = 0; i < 80000; i++) {
+		int len = snprintf(text, sizeof(text), "half %zu\n", i);
+
+		assert_int_equal(
+			sgit_write_blob(g, text, (size_t)len, &oid, &f->err),
+			0);
+	}
+	assert_int_equal(sgit_flush(g, &f->err), 0);
+	for (int p = 0; p < 20; p++) {
+		for (int k = 0; k < 3; k++) {
+			int len = snprintf(text, sizeof(text), "small %d.%d\n",
+					   p, k);
+
+			assert_int_equal(sgit_write_blob(g, text, (size_t)len,
+							 &oid, &f->err),
+					 0);
+		}
+		assert_int_equal(sgit_flush(g, &f->err), 0);
+	}
+	pack_files(f, &names);
+	assert_non_null(strstr(names.buf, big));      /* not merged */
+	assert_true(strlen(names.buf) < 18 * 2 * 50); /* the small ones were */
+	assert_int_equal(sgit_read_blob(g, &first, &sb, &f->err), 0);
+	assert_string_equal(sb.buf, "big 0\n");
+	strbuf_reset(&sb);
+	assert_int_equal(sgit_read_blob(g, &oid, &sb, &f->err), 0);
+	assert_string_equal(sb.buf, "small 19.2\n");
+	sgit_free(g);
+	free(big);
+	strbuf_release(&names);
+	strbuf_release(&sb);
+}
+
 /* How many of this process's mappings are of removed files in dir. */
 static int removed_mapped(const char *dir)
 {
@@ -827,6 +885,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_known_ids, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merge_memory, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge_budget, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merged_packs_let_go, setup,
 						teardown),
